@@ -1,0 +1,945 @@
+"""What each ``mist`` command does: one coroutine per command that calls the Mist API and prints the
+result, as a table or text for people and as one JSON document with ``--json``."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from argparse import Namespace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from pydantic import ValidationError
+
+from .. import validate
+from ..api import MistAPI
+from ..errors import InvalidInput, Unauthenticated
+from ..models import (
+    MASK,
+    App,
+    AppChanges,
+    AppSpec,
+    ContainerStats,
+    Deployment,
+    EnvVar,
+    HealthCheck,
+    LogLine,
+    MetricsSample,
+    Page,
+    ProjectChanges,
+)
+from .credentials import CredentialStore
+from .format import (
+    format_pairs,
+    format_table,
+    human_age,
+    human_duration,
+    human_size,
+    human_time,
+    parse_assignment,
+    parse_since,
+    split_app_ref,
+)
+from .output import EXIT_FAILURE, EXIT_OK, Output
+
+
+@dataclass
+class Context:
+    args: Namespace
+    out: Output
+    api: MistAPI
+    host: str  # the credentials key: the daemon URL, or "embedded:<data dir>"
+    credentials: CredentialStore
+    stdin: TextIO
+
+
+Handler = Callable[[Context], Awaitable[int]]
+HANDLERS: dict[tuple[str, str | None], Handler] = {}
+
+
+def command(name: str, sub: str | None = None) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        HANDLERS[(name, sub)] = fn
+        return fn
+
+    return register
+
+
+# Commands that need no stored token (they are how one gets a token).
+ANONYMOUS_COMMANDS = frozenset({"setup", "login"})
+
+T = TypeVar("T")
+
+
+async def all_pages(fetch: Callable[[int], Awaitable[Page[T]]]) -> list[T]:
+    items: list[T] = []
+    offset = 0
+    while True:
+        page = await fetch(offset)
+        items.extend(page.items)
+        if page.next_offset is None or not page.items:
+            return items
+        offset = page.next_offset
+
+
+def app_ref(text: str) -> str:
+    split_app_ref(text)
+    return text
+
+
+def invalid_from_validation(err: ValidationError) -> InvalidInput:
+    """A pydantic refusal of a value the user typed, as the error every other bad input raises."""
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first.get("loc", ())) or None
+    return InvalidInput(f"{field or 'value'}: {first.get('msg', 'invalid value')}", field=field)
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+
+
+def _read_password(ctx: Context, *, confirm: bool) -> str:
+    if ctx.args.password_stdin:
+        password = ctx.stdin.readline().rstrip("\r\n")
+    elif ctx.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if confirm and getpass.getpass("Password (again): ") != password:
+            raise InvalidInput("the two passwords differ: type the same password twice", field="password")
+    else:
+        raise InvalidInput(
+            "no password given: pipe it in with --password-stdin, or run the command in a terminal",
+            field="password",
+        )
+    if not password:
+        raise InvalidInput("the password is empty: give a password", field="password")
+    return password
+
+
+def _read_username(ctx: Context) -> str:
+    if ctx.args.username:
+        return str(ctx.args.username)
+    if ctx.stdin.isatty() and not ctx.args.password_stdin:
+        name = input("Username: ").strip()
+        if name:
+            return name
+    raise InvalidInput("no username given: pass --username NAME", field="username")
+
+
+async def _start_session(ctx: Context, *, first: bool) -> int:
+    username = _read_username(ctx)
+    password = _read_password(ctx, confirm=first)
+    if first:
+        session = await ctx.api.auth.setup(username, password)
+    else:
+        session = await ctx.api.auth.login(username, password)
+    ctx.credentials.save(ctx.host, session.token, session.user.username)
+    if ctx.out.json_mode:
+        ctx.out.data({"host": ctx.host, "user": session.user, "expires_at": session.expires_at})
+    else:
+        verb = "Created owner account" if first else "Logged in as"
+        ctx.out.line(f"{verb} {session.user.username} on {ctx.host}")
+    return EXIT_OK
+
+
+@command("setup")
+async def cmd_setup(ctx: Context) -> int:
+    return await _start_session(ctx, first=True)
+
+
+@command("login")
+async def cmd_login(ctx: Context) -> int:
+    return await _start_session(ctx, first=False)
+
+
+@command("logout")
+async def cmd_logout(ctx: Context) -> int:
+    try:
+        await ctx.api.auth.logout()
+    except Unauthenticated:
+        pass  # an expired token is as good as logged out; still forget it below
+    forgot = ctx.credentials.forget(ctx.host)
+    if ctx.out.json_mode:
+        ctx.out.data({"host": ctx.host, "logged_out": True})
+    else:
+        ctx.out.line(f"Logged out of {ctx.host}" if forgot else f"No stored session for {ctx.host}")
+    return EXIT_OK
+
+
+@command("whoami")
+async def cmd_whoami(ctx: Context) -> int:
+    user = await ctx.api.auth.whoami()
+    if ctx.out.json_mode:
+        ctx.out.data(user)
+    else:
+        ctx.out.line(
+            format_pairs(
+                [
+                    ("User", user.username),
+                    ("Role", user.role),
+                    ("Host", ctx.host),
+                    ("Since", human_time(user.created_at)),
+                ]
+            )
+        )
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- projects
+
+
+@command("project", "create")
+async def cmd_project_create(ctx: Context) -> int:
+    a = ctx.args
+    project = await ctx.api.projects.create(a.name, a.description, a.tags)
+    if ctx.out.json_mode:
+        ctx.out.data(project)
+    else:
+        ctx.out.line(f"Created project {project.name}")
+    return EXIT_OK
+
+
+@command("project", "list")
+async def cmd_project_list(ctx: Context) -> int:
+    projects = await all_pages(lambda off: ctx.api.projects.list(query=ctx.args.query, limit=100, offset=off))
+    if ctx.out.json_mode:
+        ctx.out.data(projects)
+        return EXIT_OK
+    rows = [
+        (p.name, p.app_count, ",".join(p.tags) or None, p.owner, human_age(p.created_at)) for p in projects
+    ]
+    ctx.out.line(format_table(["NAME", "APPS", "TAGS", "OWNER", "AGE"], rows))
+    return EXIT_OK
+
+
+@command("project", "show")
+async def cmd_project_show(ctx: Context) -> int:
+    p = await ctx.api.projects.get(ctx.args.name)
+    if ctx.out.json_mode:
+        ctx.out.data(p)
+        return EXIT_OK
+    ctx.out.line(
+        format_pairs(
+            [
+                ("Project", p.name),
+                ("Description", p.description or None),
+                ("Tags", ", ".join(p.tags) or None),
+                ("Owner", p.owner),
+                ("Members", ", ".join(p.members) or None),
+                ("Apps", p.app_count),
+                ("Created", human_time(p.created_at)),
+                ("Updated", human_time(p.updated_at)),
+            ]
+        )
+    )
+    return EXIT_OK
+
+
+@command("project", "rename")
+async def cmd_project_rename(ctx: Context) -> int:
+    project = await ctx.api.projects.update(ctx.args.old, ProjectChanges(name=ctx.args.new))
+    if ctx.out.json_mode:
+        ctx.out.data(project)
+    else:
+        ctx.out.line(f"Renamed project {ctx.args.old} to {project.name}")
+    return EXIT_OK
+
+
+@command("project", "tag")
+async def cmd_project_tag(ctx: Context) -> int:
+    a = ctx.args
+    if not a.add and not a.remove:
+        raise InvalidInput("nothing to change: give --add TAG and/or --remove TAG", field="tags")
+    current = await ctx.api.projects.get(a.name)
+    tags = [t for t in current.tags if t not in a.remove]
+    tags += [t for t in dict.fromkeys(a.add) if t not in tags]
+    project = await ctx.api.projects.update(a.name, ProjectChanges(tags=tags))
+    if ctx.out.json_mode:
+        ctx.out.data(project)
+    else:
+        ctx.out.line(f"Tags of {project.name}: {', '.join(project.tags) or '(none)'}")
+    return EXIT_OK
+
+
+def _confirm(ctx: Context, what: str, name: str) -> bool:
+    """Destructive commands ask for the name to be typed back, or need --yes where nobody can answer."""
+    if ctx.args.yes:
+        return True
+    if ctx.out.json_mode or not ctx.stdin.isatty():
+        raise InvalidInput(f"refusing to delete {what} {name} without confirmation: pass --yes", field="yes")
+    ctx.out.note(f"This deletes {what} {name}. Type its name to confirm:")
+    answer = input("> ").strip()
+    if answer != name:
+        ctx.out.note("mist: not deleted (the name did not match)")
+        return False
+    return True
+
+
+@command("project", "delete")
+async def cmd_project_delete(ctx: Context) -> int:
+    name = ctx.args.name
+    if not _confirm(ctx, "project", name):
+        return EXIT_FAILURE
+    await ctx.api.projects.delete(name)
+    if ctx.out.json_mode:
+        ctx.out.data({"deleted": name})
+    else:
+        ctx.out.line(f"Deleted project {name}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- apps
+
+
+def _health(a: Namespace, base: HealthCheck) -> HealthCheck | None:
+    """The health check the options describe on top of ``base``, or None when no health option was given."""
+    fields: dict[str, Any] = {}
+    if a.health_path is not None:
+        fields.update(type="http", path=a.health_path)
+    if a.health_tcp:
+        fields["type"] = "tcp"
+    if a.health_docker:
+        fields["type"] = "docker"
+    if getattr(a, "health_none", None):
+        fields["type"] = "none"
+    if a.health_interval is not None:
+        fields["interval"] = a.health_interval
+    if a.health_retries is not None:
+        fields["retries"] = a.health_retries
+    if a.health_start_period is not None:
+        fields["start_period"] = a.health_start_period
+    if not fields:
+        return None
+    try:
+        return HealthCheck(**{**base.model_dump(), **fields})
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None
+
+
+def _spec_fields(a: Namespace) -> dict[str, Any]:
+    """The spec fields given on the command line (those left out are not in the result)."""
+    fields: dict[str, Any] = {}
+    for name in (
+        "git_url",
+        "branch",
+        "dockerfile",
+        "context",
+        "port",
+        "publish",
+        "start_command",
+        "build_command",
+        "install_command",
+        "cpus",
+        "restart",
+    ):
+        value = getattr(a, name)
+        if value is not None:
+            fields[name] = value
+    # Sizes and volumes are parsed here with the core's own rules, so the user sees the same message
+    # whether the value is refused by this process or by the daemon.
+    if a.memory is not None:
+        fields["memory"] = validate.memory(a.memory)
+    if a.volumes is not None:
+        fields["volumes"] = [validate.volume_spec(v) for v in a.volumes]
+    return fields
+
+
+@command("app", "create")
+async def cmd_app_create(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    fields = _spec_fields(a)
+    health = _health(a, HealthCheck())
+    if health is not None:
+        fields["health"] = health
+    try:
+        spec = AppSpec(**fields)
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None
+    app = await ctx.api.apps.create(ref, spec)
+    if ctx.out.json_mode:
+        ctx.out.data(app)
+    else:
+        ctx.out.line(f"Created app {app.ref}; deploy it with: mist deploy {app.ref}")
+    return EXIT_OK
+
+
+@command("app", "set")
+async def cmd_app_set(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    fields = _spec_fields(a)
+    if any(
+        getattr(a, n, None) is not None
+        for n in (
+            "health_path",
+            "health_tcp",
+            "health_docker",
+            "health_none",
+            "health_interval",
+            "health_retries",
+            "health_start_period",
+        )
+    ):
+        current = await ctx.api.apps.get(ref)
+        fields["health"] = _health(a, current.spec.health)
+    if not fields and not a.clear:
+        raise InvalidInput(
+            "nothing to change: give at least one option (see mist app set --help)", field="app"
+        )
+    try:
+        changes = AppChanges(**fields, clear=list(dict.fromkeys(a.clear or [])))
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None
+    app = await ctx.api.apps.update(ref, changes)
+    if ctx.out.json_mode:
+        ctx.out.data(app)
+    else:
+        ctx.out.line(f"Updated app {app.ref}; the change takes effect at the next deployment")
+    return EXIT_OK
+
+
+@command("app", "list")
+async def cmd_app_list(ctx: Context) -> int:
+    a = ctx.args
+    apps = await all_pages(
+        lambda off: ctx.api.apps.list(project=a.project, query=a.query, limit=100, offset=off)
+    )
+    if ctx.out.json_mode:
+        ctx.out.data(apps)
+        return EXIT_OK
+    rows = [
+        (
+            app.ref,
+            app.status,
+            (app.live_commit or "")[:8] or None,
+            human_age(app.live_since),
+            app.spec.git_url,
+        )
+        for app in apps
+    ]
+    ctx.out.line(format_table(["APP", "STATUS", "COMMIT", "LIVE", "GIT"], rows))
+    return EXIT_OK
+
+
+def describe_health(h: HealthCheck) -> str:
+    if h.type == "none":
+        return "none (running is enough)"
+    what = {"http": f"http GET {h.path}", "tcp": "tcp connect", "docker": "image HEALTHCHECK"}[h.type]
+    return (
+        f"{what}, every {h.interval:g}s, {h.retries} retries, timeout {h.timeout:g}s, "
+        f"start period {h.start_period:g}s"
+    )
+
+
+def app_pairs(app: App) -> list[tuple[str, object]]:
+    s = app.spec
+    return [
+        ("App", app.ref),
+        ("Status", app.status),
+        ("Git", s.git_url),
+        ("Branch", s.branch),
+        ("Dockerfile", s.dockerfile or "(repository's, or generated)"),
+        ("Context", s.context),
+        ("Port", s.port),
+        ("Publish", ", ".join(s.publish) or None),
+        ("Memory", human_size(s.memory) if s.memory else None),
+        ("CPUs", f"{s.cpus:g}" if s.cpus else None),
+        ("Restart", s.restart),
+        ("Health", describe_health(s.health)),
+        ("Volumes", ", ".join(f"{v.name}:{v.path}" for v in s.volumes) or None),
+        ("Start command", s.start_command),
+        ("Build command", s.build_command),
+        ("Install command", s.install_command),
+        ("Live deployment", app.live_deployment_id),
+        ("Commit", app.live_commit),
+        ("Live since", human_time(app.live_since) if app.live_since else None),
+        ("Container", app.container_name),
+        ("Image", app.image),
+        ("Created", human_time(app.created_at)),
+        ("Updated", human_time(app.updated_at)),
+    ]
+
+
+@command("app", "show")
+async def cmd_app_show(ctx: Context) -> int:
+    app = await ctx.api.apps.get(app_ref(ctx.args.app))
+    if ctx.out.json_mode:
+        ctx.out.data(app)
+    else:
+        ctx.out.line(format_pairs(app_pairs(app)))
+    return EXIT_OK
+
+
+@command("app", "delete")
+async def cmd_app_delete(ctx: Context) -> int:
+    ref = app_ref(ctx.args.app)
+    if not _confirm(ctx, "app", ref):
+        return EXIT_FAILURE
+    await ctx.api.apps.delete(ref)
+    if ctx.out.json_mode:
+        ctx.out.data({"deleted": ref})
+    else:
+        ctx.out.line(f"Deleted app {ref}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- env
+
+
+def env_value(var: EnvVar) -> str:
+    if var.value is None:
+        return MASK
+    return var.value
+
+
+def env_table(variables: list[EnvVar]) -> str:
+    rows = [
+        (v.key, MASK if v.secret and v.value is None else v.value, v.secret, v.build, human_age(v.updated_at))
+        for v in variables
+    ]
+    return format_table(["KEY", "VALUE", "SECRET", "BUILD", "UPDATED"], rows)
+
+
+@command("env", "set")
+async def cmd_env_set(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    # Every pair is checked before the first is set, so a typo does not leave half the variables set.
+    pairs = [parse_assignment(text) for text in a.assignments]
+    result = []
+    for key, value in pairs:
+        var = await ctx.api.env.set(ref, key, value, secret=a.secret, build=a.build)
+        if var.secret:
+            var = var.model_copy(update={"value": None})
+        result.append(var)
+    if ctx.out.json_mode:
+        ctx.out.data(result)
+    else:
+        ctx.out.line(env_table(result))
+    return EXIT_OK
+
+
+@command("env", "list")
+async def cmd_env_list(ctx: Context) -> int:
+    variables = await ctx.api.env.list(app_ref(ctx.args.app), reveal=ctx.args.reveal)
+    if ctx.out.json_mode:
+        ctx.out.data(variables)
+    else:
+        ctx.out.line(env_table(variables))
+    return EXIT_OK
+
+
+@command("env", "unset")
+async def cmd_env_unset(ctx: Context) -> int:
+    ref = app_ref(ctx.args.app)
+    keys = list(dict.fromkeys(ctx.args.keys))
+    for key in keys:
+        await ctx.api.env.unset(ref, key)
+    if ctx.out.json_mode:
+        ctx.out.data({"unset": keys})
+    else:
+        ctx.out.line(f"Unset {', '.join(keys)} on {ref}")
+    return EXIT_OK
+
+
+@command("env", "import")
+async def cmd_env_import(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    if a.file == "-":
+        text = ctx.stdin.read()
+    else:
+        try:
+            text = Path(a.file).read_text()
+        except OSError as err:
+            raise InvalidInput(f"cannot read {a.file}: {err.strerror or err}", field="file") from None
+    imported: list[EnvVar] = list(await ctx.api.env.import_dotenv(ref, text, secret=a.secret, build=a.build))
+    variables = [v.model_copy(update={"value": None}) if v.secret else v for v in imported]
+    if ctx.out.json_mode:
+        ctx.out.data(variables)
+    else:
+        ctx.out.line(env_table(variables))
+    return EXIT_OK
+
+
+@command("env", "export")
+async def cmd_env_export(ctx: Context) -> int:
+    text = await ctx.api.env.export_dotenv(app_ref(ctx.args.app), reveal=ctx.args.reveal)
+    if ctx.out.json_mode:
+        ctx.out.data({"dotenv": text})
+    else:
+        ctx.out.stdout.write(text if text.endswith("\n") or not text else text + "\n")
+        ctx.out.stdout.flush()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- deployments
+
+
+def deployment_line(line: LogLine) -> str:
+    return f"{line.source}: {line.text}" if line.source else line.text
+
+
+async def follow_deployment(ctx: Context, deployment_id: int, *, print_lines: bool) -> Deployment:
+    """Print the deployment's log until it is final and return it in its final state. The log stream ends
+    when the deployment does; if it ends early (a dropped connection), it is resumed after the last line."""
+    last = 0
+    while True:
+        async for line in ctx.api.deployments.log(deployment_id, follow=True, after=last):
+            if line.seq and line.seq <= last:
+                continue
+            last = max(last, line.seq)
+            if print_lines:
+                if ctx.out.json_mode:
+                    ctx.out.record(line)
+                else:
+                    ctx.out.line(deployment_line(line))
+        deployment = await ctx.api.deployments.get(deployment_id)
+        if deployment.state.is_final:
+            return deployment
+        await asyncio.sleep(0.5)
+
+
+@command("deploy")
+async def cmd_deploy(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    deployment = await ctx.api.apps.deploy(ref, ref=a.ref)
+    if not a.wait:
+        if ctx.out.json_mode:
+            ctx.out.data(deployment)
+        else:
+            ctx.out.line(f"Deployment {deployment.id} of {ref} queued (ref {deployment.ref})")
+            ctx.out.note(f"Follow it with: mist deployment log {deployment.id} -f")
+        return EXIT_OK
+    if not ctx.out.json_mode:
+        ctx.out.note(f"Deployment {deployment.id} of {ref} queued (ref {deployment.ref})")
+    final = await follow_deployment(ctx, deployment.id, print_lines=not ctx.out.json_mode)
+    live = final.state == "live"
+    if ctx.out.json_mode:
+        if live:
+            ctx.out.data(final)
+        else:
+            doc = {
+                "error": {"code": "deployment_failed", "message": _ended(final), "field": None},
+                "deployment": final,
+            }
+            ctx.out.data(doc)
+    elif live:
+        commit = (final.commit_sha or "")[:8]
+        ctx.out.line(f"Deployment {final.id} is live: {ref} at {commit or final.ref}")
+    else:
+        ctx.out.note(f"mist: {_ended(final)}")
+    return EXIT_OK if live else EXIT_FAILURE
+
+
+def _ended(d: Deployment) -> str:
+    text = f"deployment {d.id} ended {d.state.value}"
+    return f"{text}: {d.error}" if d.error else text
+
+
+@command("deployments")
+async def cmd_deployments(ctx: Context) -> int:
+    if ctx.args.limit < 1:
+        raise InvalidInput("--limit must be 1 or more", field="limit")
+    page = await ctx.api.deployments.list(app_ref(ctx.args.app), limit=ctx.args.limit)
+    if ctx.out.json_mode:
+        ctx.out.data(page.items)
+        return EXIT_OK
+    rows = [
+        (
+            d.id,
+            d.state.value,
+            d.ref,
+            (d.commit_sha or "")[:8] or None,
+            human_age(d.created_at),
+            human_duration(d.duration),
+            d.triggered_by,
+            d.error,
+        )
+        for d in page.items
+    ]
+    ctx.out.line(format_table(["ID", "STATE", "REF", "COMMIT", "AGE", "TOOK", "BY", "ERROR"], rows))
+    return EXIT_OK
+
+
+@command("deployment", "show")
+async def cmd_deployment_show(ctx: Context) -> int:
+    d = await ctx.api.deployments.get(ctx.args.id)
+    if ctx.out.json_mode:
+        ctx.out.data(d)
+        return EXIT_OK
+    ctx.out.line(
+        format_pairs(
+            [
+                ("Deployment", d.id),
+                ("App", f"{d.project}/{d.app}"),
+                ("State", d.state.value),
+                ("Ref", d.ref),
+                ("Commit", d.commit_sha),
+                ("Message", (d.commit_message or "").splitlines()[0] if d.commit_message else None),
+                ("Author", d.commit_author),
+                ("Source", d.source),
+                ("Image", d.image),
+                ("Container", d.container_name),
+                ("Triggered by", d.triggered_by),
+                ("Created", human_time(d.created_at)),
+                ("Finished", human_time(d.finished_at) if d.finished_at else None),
+                ("Took", human_duration(d.duration) if d.duration is not None else None),
+                ("Error", d.error),
+            ]
+        )
+    )
+    if d.steps:
+        ctx.out.line()
+        rows = [(s.step.value, human_time(s.started_at), human_duration(s.seconds)) for s in d.steps]
+        ctx.out.line(format_table(["STEP", "STARTED", "TOOK"], rows))
+    return EXIT_OK
+
+
+@command("deployment", "log")
+async def cmd_deployment_log(ctx: Context) -> int:
+    if ctx.args.follow:
+        await follow_deployment(ctx, ctx.args.id, print_lines=True)
+        return EXIT_OK
+    lines = [line async for line in ctx.api.deployments.log(ctx.args.id)]
+    if ctx.out.json_mode:
+        ctx.out.data(lines)
+    else:
+        for line in lines:
+            ctx.out.line(deployment_line(line))
+    return EXIT_OK
+
+
+@command("cancel")
+async def cmd_cancel(ctx: Context) -> int:
+    d = await ctx.api.deployments.cancel(ctx.args.id)
+    if ctx.out.json_mode:
+        ctx.out.data(d)
+    else:
+        ctx.out.line(f"Deployment {d.id}: {d.state.value}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+
+@command("ps")
+async def cmd_ps(ctx: Context) -> int:
+    containers = await ctx.api.containers.list(all=ctx.args.all)
+    if ctx.out.json_mode:
+        ctx.out.data(containers)
+        return EXIT_OK
+    rows = [
+        (
+            c.name,
+            f"{c.project}/{c.app}" if c.project and c.app else None,
+            c.deployment_id,
+            c.state,
+            c.status,
+            ", ".join(c.ports) or None,
+            c.image,
+        )
+        for c in containers
+    ]
+    ctx.out.line(format_table(["NAME", "APP", "DEPLOYMENT", "STATE", "STATUS", "PORTS", "IMAGE"], rows))
+    return EXIT_OK
+
+
+@command("logs")
+async def cmd_logs(ctx: Context) -> int:
+    a = ctx.args
+    ref = app_ref(a.app)
+    if a.tail is not None and a.tail < 0:
+        raise InvalidInput("--tail must be 0 or more", field="tail")
+    since = parse_since(a.since) if a.since else None
+    stream = ctx.api.apps.logs(ref, follow=a.follow, tail=a.tail, since=since)
+    if ctx.out.json_mode and not a.follow:
+        ctx.out.data([line async for line in stream])
+        return EXIT_OK
+    async for line in stream:
+        if ctx.out.json_mode:
+            ctx.out.record(line)
+        elif a.timestamps:
+            ctx.out.line(f"{line.ts.isoformat()} {line.text}")
+        else:
+            ctx.out.line(line.text)
+    return EXIT_OK
+
+
+async def _lifecycle(ctx: Context, action: str) -> int:
+    ref = app_ref(ctx.args.app)
+    app = await getattr(ctx.api.apps, action)(ref)
+    if ctx.out.json_mode:
+        ctx.out.data(app)
+    else:
+        ctx.out.line(f"{app.ref}: {app.status}")
+    return EXIT_OK
+
+
+@command("start")
+async def cmd_start(ctx: Context) -> int:
+    return await _lifecycle(ctx, "start")
+
+
+@command("stop")
+async def cmd_stop(ctx: Context) -> int:
+    return await _lifecycle(ctx, "stop")
+
+
+@command("restart")
+async def cmd_restart(ctx: Context) -> int:
+    return await _lifecycle(ctx, "restart")
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def metrics_text(sample: MetricsSample) -> str:
+    s = sample.system
+    system = format_pairs(
+        [
+            ("Time", human_time(s.ts)),
+            (
+                "CPU",
+                f"{s.cpu_percent:.1f}% of {s.cpu_count} cores, load {s.load[0]:.2f} {s.load[1]:.2f} {s.load[2]:.2f}",
+            ),
+            (
+                "Memory",
+                f"{human_size(s.memory_used)} / {human_size(s.memory_total)} ({_percent(s.memory_used, s.memory_total)})",
+            ),
+            (
+                "Disk",
+                f"{human_size(s.disk_used)} / {human_size(s.disk_total)} ({_percent(s.disk_used, s.disk_total)})",
+            ),
+            ("Network", f"rx {human_size(s.net_rx_bytes)}, tx {human_size(s.net_tx_bytes)}"),
+        ]
+    )
+    if not sample.containers:
+        return system
+    return system + "\n\n" + containers_table(sample.containers)
+
+
+def containers_table(stats: list[ContainerStats]) -> str:
+    rows = [
+        (
+            c.name,
+            f"{c.project}/{c.app}" if c.project and c.app else None,
+            f"{c.cpu_percent:.1f}%",
+            human_size(c.memory_bytes),
+            human_size(c.memory_limit) if c.memory_limit else None,
+            human_size(c.net_rx_bytes),
+            human_size(c.net_tx_bytes),
+        )
+        for c in stats
+    ]
+    return format_table(["CONTAINER", "APP", "CPU", "MEMORY", "LIMIT", "NET RX", "NET TX"], rows)
+
+
+@command("metrics")
+async def cmd_metrics(ctx: Context) -> int:
+    if not ctx.args.follow:
+        sample = await ctx.api.metrics.current()
+        if ctx.out.json_mode:
+            ctx.out.data(sample)
+        else:
+            ctx.out.line(metrics_text(sample))
+        return EXIT_OK
+    first = True
+    async for sample in ctx.api.metrics.stream():
+        if ctx.out.json_mode:
+            ctx.out.record(sample)
+            continue
+        if not first:
+            ctx.out.line()
+        first = False
+        ctx.out.line(metrics_text(sample))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- admin
+
+
+@command("settings", "list")
+async def cmd_settings_list(ctx: Context) -> int:
+    settings = await ctx.api.settings.list()
+    if ctx.out.json_mode:
+        ctx.out.data(settings)
+        return EXIT_OK
+    rows = [(s.key, s.value, s.default, s.description) for s in settings]
+    ctx.out.line(format_table(["KEY", "VALUE", "DEFAULT", "DESCRIPTION"], rows))
+    return EXIT_OK
+
+
+@command("settings", "get")
+async def cmd_settings_get(ctx: Context) -> int:
+    s = await ctx.api.settings.get(ctx.args.key)
+    if ctx.out.json_mode:
+        ctx.out.data(s)
+    else:
+        ctx.out.line(
+            format_pairs(
+                [("Key", s.key), ("Value", s.value), ("Default", s.default), ("About", s.description)]
+            )
+        )
+    return EXIT_OK
+
+
+@command("settings", "set")
+async def cmd_settings_set(ctx: Context) -> int:
+    s = await ctx.api.settings.set(ctx.args.key, ctx.args.value)
+    if ctx.out.json_mode:
+        ctx.out.data(s)
+    else:
+        ctx.out.line(f"{s.key} = {s.value}")
+    return EXIT_OK
+
+
+@command("users")
+async def cmd_users(ctx: Context) -> int:
+    users = await ctx.api.users.list()
+    if ctx.out.json_mode:
+        ctx.out.data(users)
+        return EXIT_OK
+    rows = [(u.id, u.username, u.role, human_age(u.created_at)) for u in users]
+    ctx.out.line(format_table(["ID", "USERNAME", "ROLE", "AGE"], rows))
+    return EXIT_OK
+
+
+def _detail(detail: dict[str, object]) -> str | None:
+    return " ".join(f"{k}={v}" for k, v in detail.items()) or None
+
+
+@command("audit")
+async def cmd_audit(ctx: Context) -> int:
+    a = ctx.args
+    if a.limit < 1:
+        raise InvalidInput("--limit must be 1 or more", field="limit")
+    page = await ctx.api.audit.list(actor=a.user, project=a.project, action=a.action, limit=a.limit)
+    if ctx.out.json_mode:
+        ctx.out.data(page.items)
+        return EXIT_OK
+    rows = [
+        (
+            e.id,
+            human_time(e.ts),
+            e.actor or "(system)",
+            e.action,
+            "/".join(p for p in (e.project, e.app) if p) or None,
+            _detail(e.detail),
+        )
+        for e in page.items
+    ]
+    ctx.out.line(format_table(["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"], rows))
+    return EXIT_OK
+
+
+async def call_handler(ctx: Context) -> int:
+    """Run the handler the parsed command names."""
+    handler = HANDLERS[(ctx.args.command, getattr(ctx.args, "subcommand", None))]
+    try:
+        return await handler(ctx)
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None

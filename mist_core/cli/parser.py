@@ -1,0 +1,353 @@
+"""The grammar of the ``mist`` command: every command, its arguments and options, built with argparse.
+
+The connection options (``--host``, ``--embedded``, ``--data``, ``--json``) are accepted before or after the
+command: every parser shares them with a ``SUPPRESS`` default, so a value given at any level survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from importlib import metadata
+from typing import Any, NoReturn
+
+GLOBAL_DEFAULTS: dict[str, object] = {"host": None, "embedded": False, "data": None, "json": False}
+
+# Commands and sub-commands, in the order help and completions show them.
+COMMANDS: dict[str, list[str]] = {
+    "setup": [],
+    "login": [],
+    "logout": [],
+    "whoami": [],
+    "project": ["create", "list", "show", "rename", "tag", "delete"],
+    "app": ["create", "list", "show", "set", "delete"],
+    "env": ["set", "list", "unset", "import", "export"],
+    "deploy": [],
+    "deployments": [],
+    "deployment": ["show", "log"],
+    "cancel": [],
+    "ps": [],
+    "logs": [],
+    "start": [],
+    "stop": [],
+    "restart": [],
+    "metrics": [],
+    "settings": ["list", "get", "set"],
+    "users": [],
+    "audit": [],
+    "completion": ["bash", "zsh"],
+    "daemon": [],
+}
+
+CLEARABLE_FIELDS = (
+    "dockerfile",
+    "port",
+    "publish",
+    "start_command",
+    "build_command",
+    "install_command",
+    "memory",
+    "cpus",
+    "health",
+    "volumes",
+)
+
+
+class UsageError(Exception):
+    """The command line itself is malformed (unknown option, missing argument...)."""
+
+    def __init__(self, message: str, field: str | None = None, usage: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.usage = usage
+
+
+_ARGUMENT = re.compile(r"^argument ([^:]+): ")
+_REQUIRED = re.compile(r"^the following arguments are required: (.+)$")
+
+
+class MistArgumentParser(argparse.ArgumentParser):
+    """Raises instead of exiting, so ``--json`` can report a usage error as a JSON document too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}", field=self._field_of(message), usage=self.format_usage())
+
+    def _field_of(self, message: str) -> str | None:
+        """The API field name of the argument a message is about: ``--git`` -> ``git_url``."""
+        if match := _ARGUMENT.match(message):
+            names = match.group(1).split("/")
+        elif match := _REQUIRED.match(message):
+            names = [match.group(1).split(",")[0].strip()]
+        else:
+            return None
+        for action in self._actions:
+            if set(names) & set(action.option_strings) or (action.metavar in names or action.dest in names):
+                return action.dest
+        return names[-1].lstrip("-").replace("-", "_")
+
+
+def _global_options() -> argparse.ArgumentParser:
+    common = MistArgumentParser(add_help=False)
+    group = common.add_argument_group("connection")
+    group.add_argument(
+        "--host",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="daemon to talk to: unix:///path/mist.sock or https://host:port (env MIST_HOST)",
+    )
+    group.add_argument(
+        "--embedded",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="run the core in this process instead of talking to a daemon",
+    )
+    group.add_argument(
+        "--data",
+        default=argparse.SUPPRESS,
+        metavar="DIR",
+        help="data directory of the embedded core (env MIST_DATA_DIR)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="machine output: one JSON document on stdout",
+    )
+    return common
+
+
+def _app_spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
+    """The options shared by ``app create`` and ``app set``; ``set`` only changes what is given."""
+    src = p.add_argument_group("source")
+    src.add_argument("--git", dest="git_url", required=create, metavar="URL", help="git repository URL")
+    src.add_argument("--branch", metavar="B", help="branch deployed by default (default: main)")
+    src.add_argument("--dockerfile", metavar="PATH", help="Dockerfile inside the repository")
+    src.add_argument("--context", metavar="DIR", help="build context inside the repository (default: .)")
+    build = p.add_argument_group("build and run")
+    build.add_argument("--port", type=int, metavar="N", help="port the app listens on in the container")
+    build.add_argument(
+        "--publish",
+        action="append",
+        metavar="SPEC",
+        help="publish a port on the host: 127.0.0.1:18080:8080, 18080:8080 or 8080 (repeatable)",
+    )
+    build.add_argument("--memory", metavar="M", help="memory limit: 512m, 1g...")
+    build.add_argument("--cpus", type=float, metavar="C", help="CPU limit in cores: 0.5, 2...")
+    build.add_argument(
+        "--restart", metavar="POLICY", help="no, on-failure[:N], always, unless-stopped (default)"
+    )
+    build.add_argument(
+        "--volume",
+        dest="volumes",
+        action="append",
+        metavar="NAME:/path",
+        help="mount a named volume (repeatable)",
+    )
+    build.add_argument("--start-command", metavar="CMD", help="command that starts the app (replaces CMD)")
+    build.add_argument("--build-command", metavar="CMD", help="build step of a generated Dockerfile")
+    build.add_argument("--install-command", metavar="CMD", help="install step of a generated Dockerfile")
+    health = p.add_argument_group("health check")
+    kind = health.add_mutually_exclusive_group()
+    kind.add_argument("--health-path", metavar="P", help="HTTP check: GET this path must answer 2xx/3xx")
+    kind.add_argument("--health-tcp", action="store_true", default=None, help="TCP check on the app port")
+    kind.add_argument(
+        "--health-docker", action="store_true", default=None, help="use the image's own HEALTHCHECK"
+    )
+    if not create:
+        kind.add_argument(
+            "--health-none", action="store_true", default=None, help="no check: running is enough"
+        )
+    health.add_argument("--health-interval", type=float, metavar="S", help="seconds between checks")
+    health.add_argument("--health-retries", type=int, metavar="N", help="failed checks before giving up")
+    health.add_argument(
+        "--health-start-period", type=float, metavar="S", help="seconds before failures start to count"
+    )
+    if not create:
+        p.add_argument(
+            "--clear",
+            action="append",
+            choices=CLEARABLE_FIELDS,
+            metavar="FIELD",
+            help=f"reset a field to its default (repeatable): {', '.join(CLEARABLE_FIELDS)}",
+        )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("mist")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> MistArgumentParser:
+    common = _global_options()
+    parser = MistArgumentParser(
+        prog="mist",
+        description="Mist: git repository in, running app out. Without a command, opens the terminal UI.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"mist {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=MistArgumentParser)
+
+    def command(group: argparse._SubParsersAction, name: str, help: str, **kw: Any) -> MistArgumentParser:
+        return group.add_parser(name, help=help, description=help, parents=[common], **kw)  # type: ignore[no-any-return]
+
+    def subcommands(p: argparse.ArgumentParser, dest: str) -> argparse._SubParsersAction:
+        return p.add_subparsers(
+            dest=dest, metavar="SUBCOMMAND", required=True, parser_class=MistArgumentParser
+        )
+
+    # ------------------------------------------------------------------ accounts
+    for name, text in (("setup", "create the first (owner) account"), ("login", "log in and keep the token")):
+        p = command(commands, name, text)
+        p.add_argument("--username", "-u", metavar="U")
+        p.add_argument(
+            "--password-stdin", action="store_true", help="read the password from stdin (first line)"
+        )
+    command(commands, "logout", "end the session and forget its token")
+    command(commands, "whoami", "show the logged-in user")
+
+    # ------------------------------------------------------------------ projects
+    project = subcommands(command(commands, "project", "manage projects"), "subcommand")
+    p = command(project, "create", "create a project")
+    p.add_argument("name")
+    p.add_argument("--description", "-d", default="", metavar="D")
+    p.add_argument("--tag", "-t", dest="tags", action="append", default=[], metavar="T", help="(repeatable)")
+    p = command(project, "list", "list projects")
+    p.add_argument("--filter", dest="query", metavar="TEXT", help="only projects whose name contains TEXT")
+    p = command(project, "show", "show a project")
+    p.add_argument("name")
+    p = command(project, "rename", "rename a project")
+    p.add_argument("old")
+    p.add_argument("new")
+    p = command(project, "tag", "add or remove tags")
+    p.add_argument("name")
+    p.add_argument("--add", action="append", default=[], metavar="T", help="(repeatable)")
+    p.add_argument("--remove", action="append", default=[], metavar="T", help="(repeatable)")
+    p = command(project, "delete", "delete a project (it must have no apps)")
+    p.add_argument("name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    # ------------------------------------------------------------------ apps
+    app = subcommands(command(commands, "app", "manage apps"), "subcommand")
+    p = command(app, "create", "create an app from a git repository")
+    p.add_argument("app", metavar="PROJECT/APP")
+    _app_spec_options(p, create=True)
+    p = command(app, "list", "list apps")
+    p.add_argument("--project", "-p", metavar="P")
+    p.add_argument("--filter", dest="query", metavar="TEXT", help="only apps whose name contains TEXT")
+    p = command(app, "show", "show an app and its settings")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p = command(app, "set", "change an app's settings (used by the next deployment)")
+    p.add_argument("app", metavar="PROJECT/APP")
+    _app_spec_options(p, create=False)
+    p = command(app, "delete", "stop and remove an app")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    # ------------------------------------------------------------------ env
+    env = subcommands(command(commands, "env", "manage an app's environment variables"), "subcommand")
+    p = command(env, "set", "set variables")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    p.add_argument("--secret", action="store_true", help="store encrypted and mask in output")
+    p.add_argument("--build", action="store_true", help="available at build time instead of run time")
+    p = command(env, "list", "list variables (secrets masked)")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--reveal", action="store_true", help="show secret values")
+    p = command(env, "unset", "remove variables")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    p = command(env, "import", "set every KEY=VALUE of a .env file")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("file", metavar="FILE|-", help="path of a .env file, or - for stdin")
+    p.add_argument("--secret", action="store_true")
+    p.add_argument("--build", action="store_true")
+    p = command(env, "export", "print the variables as a .env file")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--reveal", action="store_true", help="show secret values")
+
+    # ------------------------------------------------------------------ deployments
+    p = command(commands, "deploy", "deploy an app")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--ref", metavar="REF", help="branch, tag or commit (default: the app's branch)")
+    p.add_argument(
+        "--wait", "-w", action="store_true", help="follow the log; exit 0 only if the deployment goes live"
+    )
+    p = command(commands, "deployments", "list an app's deployments")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--limit", "-n", type=int, default=20, metavar="N")
+    deployment = subcommands(command(commands, "deployment", "inspect one deployment"), "subcommand")
+    p = command(deployment, "show", "show a deployment and its steps")
+    p.add_argument("id", type=int, metavar="ID")
+    p = command(deployment, "log", "print a deployment's log")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the deployment ends")
+    p = command(commands, "cancel", "cancel a queued or running deployment")
+    p.add_argument("id", type=int, metavar="ID")
+
+    # ------------------------------------------------------------------ runtime
+    p = command(commands, "ps", "list Mist's running containers")
+    p.add_argument("--all", "-a", action="store_true", help="stopped containers too")
+    p = command(commands, "logs", "print an app's output")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--tail", type=int, default=200, metavar="N", help="last N lines (default 200)")
+    p.add_argument("--since", metavar="T", help="10m, 2h, 1d or an ISO 8601 time")
+    p.add_argument("--timestamps", "-t", action="store_true", help="prefix each line with its time")
+    for name, text in (("start", "start an app"), ("stop", "stop an app"), ("restart", "restart an app")):
+        p = command(commands, name, text)
+        p.add_argument("app", metavar="PROJECT/APP")
+    p = command(commands, "metrics", "show server and container usage")
+    p.add_argument("--follow", "-f", action="store_true", help="print a sample at every tick")
+
+    # ------------------------------------------------------------------ admin
+    settings = subcommands(command(commands, "settings", "show or change instance settings"), "subcommand")
+    command(settings, "list", "list settings")
+    p = command(settings, "get", "show one setting")
+    p.add_argument("key")
+    p = command(settings, "set", "change a setting")
+    p.add_argument("key")
+    p.add_argument("value")
+    command(commands, "users", "list users")
+    p = command(commands, "audit", "show the audit log, newest first")
+    p.add_argument("--user", metavar="U")
+    p.add_argument("--project", metavar="P")
+    p.add_argument("--action", metavar="A", help="action prefix: app., env.set...")
+    p.add_argument("--limit", "-n", type=int, default=50, metavar="N")
+    p = command(commands, "completion", "print a shell completion script")
+    p.add_argument("shell", choices=["bash", "zsh"])
+    # Only for help: ``mist daemon ...`` is handed to the daemon before this parser runs.
+    command(commands, "daemon", "run the Mist daemon (mistd); see mist daemon --help")
+    return parser
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse a command line, with the connection options filled in wherever they were given."""
+    args = build_parser().parse_args(argv)
+    for key, default in GLOBAL_DEFAULTS.items():
+        if not hasattr(args, key):
+            setattr(args, key, default)
+    return args
+
+
+_VALUE_OPTIONS = {"--host", "--data"}
+_FLAG_OPTIONS = {"--embedded", "--json"}
+
+
+def first_command(argv: list[str]) -> int | None:
+    """Index of the command word in ``argv`` (skipping leading connection options), or None if there is
+    none, so ``mist daemon ...`` and ``mist`` alone can be dispatched before argparse sees them."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_OPTIONS:
+            i += 2
+        elif arg in _FLAG_OPTIONS or any(arg.startswith(o + "=") for o in _VALUE_OPTIONS):
+            i += 1
+        elif arg.startswith("-"):
+            return i  # -h/--help or an unknown option: argparse's business
+        else:
+            return i
+    return None

@@ -1,0 +1,360 @@
+"""``mistd`` (also ``mist daemon``): owns one data directory's core (store, deploy workers, samplers) and serves
+the API on a Unix socket it binds itself, and optionally on TCP with TLS."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import grp
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import stat
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .config import CoreConfig, default_data_dir, default_socket_path
+from .errors import Conflict
+
+log = logging.getLogger("mist.daemon")
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+SOCKET_GROUP = "mist"
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+class DaemonError(Exception):
+    """Something stops the daemon from starting; the message says what and what to do."""
+
+
+@dataclass
+class DaemonOptions:
+    data_dir: Path
+    socket_path: Path | None
+    listen: str | None = None  # "HOST:PORT"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int | None = None
+    log_level: str = "info"
+
+
+# ---------------------------------------------------------------------------------------------- pieces
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8443`` for IPv6) -> (host, port)."""
+    host, sep, port_text = listen.rpartition(":")
+    if not sep or not host:
+        raise DaemonError(f"--listen {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8443 or 0.0.0.0:8443")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise DaemonError(f"--listen {listen!r}: the port must be a number") from None
+    if not 0 < port < 65536:
+        raise DaemonError(f"--listen {listen!r}: the port must be between 1 and 65535")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_tcp_options(options: DaemonOptions) -> tuple[str, int] | None:
+    """Refuse plain HTTP anywhere but loopback: tokens and passwords would cross the network in clear."""
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise DaemonError("--tls-cert and --tls-key go together: give both files, or neither")
+    if options.listen is None:
+        if options.tls_cert is not None:
+            raise DaemonError("--tls-cert/--tls-key need --listen HOST:PORT to serve TLS on")
+        return None
+    host, port = parse_listen(options.listen)
+    if options.tls_cert is None and not is_loopback(host):
+        raise DaemonError(
+            f"refusing to serve the API without TLS on {host}: tokens would cross the network in clear. "
+            "Give --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 (and tunnel over SSH)"
+        )
+    for path in (options.tls_cert, options.tls_key):
+        if path is not None and not Path(path).is_file():
+            raise DaemonError(f"TLS file {path} does not exist: give the path of a PEM file")
+    return host, port
+
+
+def _socket_answers(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
+def bind_unix_socket(path: Path) -> socket.socket:
+    """Bind the API socket: parent dirs 0750, the socket 0660 and group ``mist`` when that group exists.
+
+    A leftover socket file (the daemon was killed) is replaced, but only when nobody answers on it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    if path.exists() or path.is_symlink():
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise DaemonError(f"{path} exists and is not a socket: remove it or give another --socket path")
+        if _socket_answers(path):
+            raise DaemonError(
+                f"a Mist daemon already answers on {path}: stop it first, or give another --socket path"
+            )
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # The mode is set before anyone can connect: umask covers bind(), chmod makes it exact.
+    old_umask = os.umask(0o117)
+    try:
+        sock.bind(str(path))
+    except OSError as exc:
+        sock.close()
+        raise DaemonError(f"cannot bind the API socket {path}: {exc.strerror}") from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o660)
+    with contextlib.suppress(KeyError, PermissionError, OSError):
+        os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_tcp_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DaemonError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(256)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the daemon owns SIGTERM/SIGINT and stops every
+    listener together (uvicorn would re-raise the signal after shutdown and kill the process mid-cleanup)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+# ---------------------------------------------------------------------------------------------- daemon
+
+
+class Daemon:
+    """One running daemon: lock, core, listeners. ``start()`` returns once it accepts requests."""
+
+    def __init__(self, options: DaemonOptions) -> None:
+        self.options = options
+        self.core: Any = None
+        self.servers: list[_Server] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._socket_path: Path | None = None
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        from .local import Core  # the core is heavy; imported only once the options are known good
+
+        tcp = check_tcp_options(self.options)
+        if self.options.socket_path is None and tcp is None:
+            raise DaemonError("nothing to serve on: give --socket PATH and/or --listen HOST:PORT")
+        config_kw: dict[str, Any] = {"data_dir": self.options.data_dir}
+        if self.options.workers is not None:
+            config_kw["workers"] = self.options.workers
+        try:
+            # Core.open takes the exclusive flock on the data dir's lock file, so two daemons (or a daemon
+            # and an embedded core) never run workers against the same store.
+            self.core = await Core.open(CoreConfig(**config_kw))
+        except Conflict as exc:
+            raise DaemonError(
+                f"another Mist daemon is already running on {self.options.data_dir}: stop it first, "
+                f"or give this one another --data directory ({exc.message})"
+            ) from None
+        try:
+            await self._listen(tcp)
+            await self.core.start_background()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _listen(self, tcp: tuple[str, int] | None) -> None:
+        from .server.app import create_app
+
+        app = create_app(self.core)
+        level = self.options.log_level.lower()
+        common: dict[str, Any] = {
+            "log_config": None,
+            "log_level": level,
+            # One line per request, and only when debugging: paths can name projects, never secrets.
+            "access_log": level == "debug",
+            "lifespan": "off",
+            "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+            "server_header": False,
+        }
+        listeners: list[tuple[uvicorn.Config, socket.socket]] = []
+        if self.options.socket_path is not None:
+            sock = bind_unix_socket(self.options.socket_path)
+            self._socket_path = self.options.socket_path
+            listeners.append((uvicorn.Config(app, **common), sock))
+        if tcp is not None:
+            sock = bind_tcp_socket(*tcp)
+            tls: dict[str, Any] = {}
+            if self.options.tls_cert is not None:
+                tls = {"ssl_certfile": str(self.options.tls_cert), "ssl_keyfile": str(self.options.tls_key)}
+            listeners.append((uvicorn.Config(app, **common, **tls), sock))
+        for config, sock in listeners:
+            server = _Server(config)
+            self.servers.append(server)
+            self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        while not all(s.started for s in self.servers):
+            if any(t.done() for t in self._tasks):
+                failed = next(t for t in self._tasks if t.done())
+                failed.result()
+                raise DaemonError("a listener stopped while starting")
+            await asyncio.sleep(0.01)
+        where = [str(self.options.socket_path)] if self.options.socket_path else []
+        if tcp is not None:
+            where.append(f"{'https' if self.options.tls_cert else 'http'}://{tcp[0]}:{tcp[1]}")
+        log.info("Mist daemon serving %s (data in %s)", " and ".join(where), self.options.data_dir)
+
+    def request_stop(self) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        await self._stopped.wait()
+        await self.stop()
+
+    async def stop(self) -> None:
+        """Stop accepting, let requests finish (streams get a grace period), then close the core."""
+        for server in self.servers:
+            server.should_exit = True
+        if self._tasks:
+            results = await asyncio.gather(*self._tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    log.error("listener failed while stopping", exc_info=result)
+            self._tasks = []
+        if self.core is not None:
+            core, self.core = self.core, None
+            try:
+                await core.close()
+            except Exception:
+                log.exception("closing the core failed")
+        if self._socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._socket_path.unlink()
+            self._socket_path = None
+        self._stopped.set()
+
+
+async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
+    """Run a daemon until SIGTERM/SIGINT (or until the task is cancelled)."""
+    daemon = Daemon(options)
+    loop = asyncio.get_running_loop()
+    await daemon.start()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, daemon.request_stop)
+    try:
+        await daemon.wait()
+    finally:
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        await daemon.stop()
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def build_parser(prog: str = "mistd") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Run the Mist daemon: the core, its workers, and the API."
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help=f"data directory (default: {default_data_dir()})"
+    )
+    parser.add_argument(
+        "--socket", type=Path, default=None, help=f"API Unix socket (default: {default_socket_path()})"
+    )
+    parser.add_argument(
+        "--no-socket", action="store_true", help="serve only on --listen, not on a Unix socket"
+    )
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="also serve the API on TCP (TLS needed off loopback)"
+    )
+    parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate for --listen")
+    parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key for --listen")
+    parser.add_argument("--workers", type=int, metavar="N", help="deploys run in parallel (default 2)")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("MIST_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="stderr log level (debug adds one line per request)",
+    )
+    return parser
+
+
+def options_from_args(args: argparse.Namespace) -> DaemonOptions:
+    if args.workers is not None and args.workers < 1:
+        raise DaemonError("--workers must be 1 or more")
+    data_dir = args.data if args.data is not None else default_data_dir()
+    socket_path = (
+        None if args.no_socket else (args.socket if args.socket is not None else default_socket_path())
+    )
+    return DaemonOptions(
+        data_dir=Path(data_dir),
+        socket_path=socket_path,
+        listen=args.listen,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+
+
+def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    try:
+        options = options_from_args(args)
+        check_tcp_options(options)
+        asyncio.run(serve(options))
+    except DaemonError as exc:
+        print(f"mistd: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""The deployment pipeline: ``queued → fetching → building → starting → checking → switching → live``.
+
+Each step is persisted before it runs and writes to the deployment's log. The new container starts beside the
+old one; the old one is stopped only after the new one passed its health check. Whatever a failed, cancelled
+or interrupted deployment made is removed, and the live container is left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..builds import plan_build
+from ..builds.runner import build_image
+from ..engine import (
+    LABEL_APP,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    ContainerSpec,
+    RunningContainer,
+)
+from ..engine.health import wait_healthy
+from ..errors import EngineUnavailable, MistError
+from ..models import AppSpec, DeploymentState, Event, StepTiming
+from ..sources import git
+from ..store import now, ts
+from ..store.records import DEPLOYMENT_SELECT
+from ..store.records import deployment as deployment_from_row
+from .queue import Job, JobQueue
+
+if TYPE_CHECKING:
+    from ..local import Core
+
+S = DeploymentState
+HEARTBEAT = 10.0
+
+
+class Cancelled(Exception):
+    """The user cancelled the deployment."""
+
+
+@dataclass
+class Run:
+    """One deployment being carried out."""
+
+    job: Job
+    deployment_id: int
+    app_id: int
+    project: str
+    app: str
+    ref: str
+    spec: AppSpec
+    env: list[dict[str, Any]]
+    steps: list[StepTiming] = field(default_factory=list)
+    cancel: asyncio.Event = field(default_factory=asyncio.Event)
+    image: str | None = None
+    container: RunningContainer | None = None
+    stopped_old: str | None = None  # the old live container, when stop-then-start stopped it
+    task: asyncio.Task[Any] | None = None
+
+
+def image_tag(project: str, app: str, deployment_id: int) -> str:
+    return f"mist/{project}/{app}:{deployment_id}"
+
+
+def container_name(project: str, app: str, deployment_id: int) -> str:
+    return f"mist-{project}-{app}-{deployment_id}"
+
+
+def labels(project: str, app: str, deployment_id: int) -> dict[str, str]:
+    return {
+        LABEL_MANAGED: "true",
+        LABEL_PROJECT: project,
+        LABEL_APP: app,
+        LABEL_DEPLOYMENT: str(deployment_id),
+    }
+
+
+class Pipeline:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.runs: dict[int, Run] = {}
+
+    # ------------------------------------------------------------------------------------------ bookkeeping
+
+    def log(self, run: Run, text: str, stream: str = "system") -> None:
+        self.core.logs.append(run.deployment_id, text, stream=stream)
+
+    async def _enter(self, run: Run, state: DeploymentState) -> None:
+        """Persist the new step before doing it."""
+        if run.cancel.is_set():
+            raise Cancelled()
+        stamp = now()
+        if run.steps and run.steps[-1].finished_at is None:
+            run.steps[-1].finished_at = stamp
+        run.steps.append(StepTiming(step=state, started_at=stamp))
+        await self._update(run, state=state.value, steps=_steps_json(run.steps))
+        self.log(run, f"==> {state.value}")
+        self._publish(run, state.value)
+
+    async def _update(self, run: Run, **columns: Any) -> None:
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        async with self.core.store.write() as w:
+            await w.execute(f"UPDATE deployments SET {assignments} WHERE id = ?", (*columns.values(), run.deployment_id))
+
+    def _publish(self, run: Run, state: str) -> None:
+        self.core.events.publish(
+            Event(kind="deployment", action="state", project=run.project, app=run.app,
+                  deployment_id=run.deployment_id, state=state, ts=now())
+        )
+
+    async def _set_app_status(self, app_id: int, project: str, app: str, status: str) -> None:
+        async with self.core.store.write() as w:
+            await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app_id))
+        self.core.events.publish(Event(kind="app", action="status", project=project, app=app, state=status, ts=now()))
+
+    # ------------------------------------------------------------------------------------------ running a job
+
+    async def load(self, job: Job) -> Run:
+        row = await self.core.store.one(DEPLOYMENT_SELECT + " WHERE d.id = ?", (job.deployment_id,))
+        if row is None:
+            raise MistError(f"deployment {job.deployment_id} vanished")
+        config = json.loads(row["config"])
+        dep = deployment_from_row(row)
+        return Run(
+            job=job,
+            deployment_id=dep.id,
+            app_id=dep.app_id,
+            project=dep.project,
+            app=dep.app,
+            ref=dep.ref,
+            spec=AppSpec.model_validate(config["spec"]),
+            env=config.get("env", []),
+            steps=dep.steps,
+            image=config.get("image"),
+        )
+
+    async def run(self, job: Job) -> None:
+        """Carry out one claimed job to a final state (or back to the queue for a retry)."""
+        run = await self.load(job)
+        self.runs[run.deployment_id] = run
+        await self.core.logs.open(run.deployment_id)
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        await self._set_app_status(run.app_id, run.project, run.app, "deploying")
+        timeout = float(await self.core.setting("deploy_timeout"))
+        try:
+            run.task = asyncio.current_task()  # type: ignore[assignment]
+            async with asyncio.timeout(timeout):
+                await self._execute(run)
+        except Cancelled:
+            await self._discard(run)
+            await self._finish(run, S.cancelled, "cancelled by the user")
+        except asyncio.CancelledError:
+            if not run.cancel.is_set():
+                raise  # the core is shutting down: the job stays 'running' and the next start recovers it
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            await self._discard(run)
+            await self._finish(run, S.cancelled, "cancelled by the user")
+        except TimeoutError:
+            await self._discard(run)
+            await self._finish(run, S.failed, f"timed out after {timeout:.0f} s (setting deploy_timeout)")
+        except EngineUnavailable as err:
+            await self._discard(run)
+            attempts = int(await self.core.setting("deploy_attempts"))
+            if job.attempts < attempts:
+                delay = min(60.0, 2.0 ** job.attempts)
+                self.log(run, f"{err.message}; retrying in {delay:.0f} s (attempt {job.attempts + 1} of {attempts})")
+                await self._update(run, state=S.queued.value)
+                self._publish(run, S.queued.value)
+                await self.core.logs.close(run.deployment_id)
+                await self.core.queue.retry_later(job, delay)
+                await self._restore_app_status(run)
+                return
+            await self._finish(run, S.failed, err.message)
+        except MistError as err:
+            await self._discard(run)
+            if run.cancel.is_set():
+                await self._finish(run, S.cancelled, "cancelled by the user")
+            else:
+                await self._finish(run, S.failed, err.message)
+        except Exception as err:  # a bug: fail the deployment, keep the daemon
+            await self._discard(run)
+            await self._finish(run, S.failed, f"internal error: {type(err).__name__}: {err}")
+            self.core.log.exception("deployment %s failed unexpectedly", run.deployment_id)
+        finally:
+            heartbeat.cancel()
+            self.runs.pop(run.deployment_id, None)
+            shutil.rmtree(self.core.config.work_dir / str(run.deployment_id), ignore_errors=True)
+
+    async def _heartbeat(self, job: Job) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            with contextlib.suppress(Exception):
+                await self.core.queue.heartbeat(job)
+
+    async def _execute(self, run: Run) -> None:
+        core = self.core
+        work = core.config.work_dir / str(run.deployment_id)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        secret_values = [e["value"] for e in self._env(run) if e["secret"]]
+        build_env = {e["key"]: e["value"] for e in self._env(run) if e["build"]}
+        build_secrets = {e["key"]: e["value"] for e in self._env(run) if e["build"] and e["secret"]}
+        build_args = {k: v for k, v in build_env.items() if k not in build_secrets}
+        runtime_env = {e["key"]: e["value"] for e in self._env(run) if not e["build"]}
+
+        def on_line(text: str) -> None:
+            for secret in secret_values:
+                if secret:
+                    text = text.replace(secret, "******")
+            self.log(run, text, stream="stdout")
+
+        port = run.spec.port
+        generated = False
+        if run.image is None:
+            await self._enter(run, S.fetching)
+            checkout = await git.fetch(
+                run.spec.git_url, run.ref, work / "src", allowed_roots=core.config.git_roots,
+                on_line=on_line, cancel=run.cancel,
+            )
+            await self._update(run, commit_sha=checkout.commit_sha, commit_message=checkout.message,
+                               commit_author=checkout.author)
+            self.log(run, f"commit {checkout.commit_sha[:12]} {checkout.message!r} by {checkout.author}")
+
+            await self._enter(run, S.building)
+            plan = plan_build(work / "src", run.spec, build_secret_names=sorted(build_secrets),
+                              build_arg_names=sorted(build_args), generated_path=work / "Dockerfile.mist")
+            plan.write()
+            if plan.generated is not None:
+                self.log(run, f"No Dockerfile found: generated one for a {plan.stack} app:")
+                for line in plan.generated.splitlines():
+                    self.log(run, f"    {line}")
+                # The generated CMD already runs the start command (through sh, so $PORT expands).
+                generated = True
+            port = port or plan.port
+            tag = image_tag(run.project, run.app, run.deployment_id)
+            await build_image(
+                context_dir=plan.context_dir, dockerfile=plan.dockerfile, tag=tag,
+                labels=labels(run.project, run.app, run.deployment_id),
+                build_args=build_args, secrets=build_secrets, on_line=on_line,
+                docker_bin=core.config.docker_bin, docker_host=core.config.docker_host, cancel=run.cancel,
+            )
+            run.image = tag
+            await self._update(run, image=tag)
+        else:
+            # A rollback: the image exists already.
+            if not await core.engine.image_exists(run.image):
+                raise MistError(f"image {run.image} was pruned; this deployment cannot be repeated")
+            await self._update(run, image=run.image)
+
+        await self._enter(run, S.starting)
+        old = await self._live_container(run)
+        if old and (run.spec.publish or run.spec.volumes):
+            why = "it publishes host ports" if run.spec.publish else "it mounts volumes one container must own"
+            self.log(run, f"Zero-downtime switch is not possible because {why}: stopping {old} first.")
+            await core.engine.stop(old, grace=float(await core.setting("stop_grace_period")))
+            run.stopped_old = old
+        await core.engine.ensure_network()
+        name = container_name(run.project, run.app, run.deployment_id)
+        command = shlex.split(run.spec.start_command) if run.spec.start_command and not generated else None
+        if port and "PORT" not in runtime_env:
+            runtime_env["PORT"] = str(port)
+        run.container = await core.engine.run(
+            ContainerSpec(
+                name=name, image=run.image, env=runtime_env,
+                labels=labels(run.project, run.app, run.deployment_id), command=command,
+                publish=list(run.spec.publish), memory=run.spec.memory, cpus=run.spec.cpus,
+                restart=run.spec.restart, volumes=list(run.spec.volumes),
+                aliases=[f"{run.app}.{run.project}"],
+            )
+        )
+        await self._update(run, container_name=name)
+        self.log(run, f"started container {name} ({run.container.ip or 'no address'})")
+
+        await self._enter(run, S.checking)
+        await wait_healthy(core.engine, run.container, run.spec.health, port, on_line=lambda t: self.log(run, t),
+                           cancel=run.cancel)
+
+        await self._enter(run, S.switching)
+        await self.switch(run, old)
+
+    def _env(self, run: Run) -> list[dict[str, Any]]:
+        """The snapshot's env vars with secrets opened."""
+        out = []
+        for e in run.env:
+            value = e["value"]
+            if e["secret"]:
+                value = self.core.secrets.open(value, bound_to=f"env:{run.app_id}:{e['key']}")
+            out.append({**e, "value": value})
+        return out
+
+    async def _live_container(self, run: Run) -> str | None:
+        row = await self.core.store.one(
+            "SELECT d.container_name FROM apps a JOIN deployments d ON d.id = a.live_deployment_id WHERE a.id = ?",
+            (run.app_id,),
+        )
+        return row["container_name"] if row else None
+
+    async def switch(self, run: Run, old: str | None) -> None:
+        """Drain and remove the old container, then make the new deployment the live one.
+
+        Idempotent, so a core that died in the middle of it can run it again on restart.
+        """
+        if old and (run.container is None or old != run.container.name):
+            self.log(run, f"stopping the previous container {old}")
+            with contextlib.suppress(MistError):
+                await self.core.engine.stop(old, grace=float(await self.core.setting("stop_grace_period")))
+                await self.core.engine.remove(old)
+        stamp = now()
+        run.steps[-1].finished_at = stamp
+        async with self.core.store.write() as w:
+            await w.execute(
+                "UPDATE deployments SET state = 'superseded' WHERE app_id = ? AND state = 'live' AND id != ?",
+                (run.app_id, run.deployment_id),
+            )
+            await w.execute(
+                "UPDATE deployments SET state = 'live', finished_at = ?, steps = ? WHERE id = ?",
+                (ts(stamp), _steps_json(run.steps), run.deployment_id),
+            )
+            await w.execute(
+                "UPDATE apps SET live_deployment_id = ?, status = 'live', updated_at = ? WHERE id = ?",
+                (run.deployment_id, ts(stamp), run.app_id),
+            )
+            await JobQueue.finish_in(w, run.job)
+        self.log(run, f"deployment {run.deployment_id} is live")
+        self._publish(run, S.live.value)
+        self.core.events.publish(Event(kind="app", action="status", project=run.project, app=run.app,
+                                       state="live", ts=now()))
+        await self.core.logs.close(run.deployment_id)
+        with contextlib.suppress(MistError):
+            keep = int(await self.core.setting("images_per_app"))
+            removed = await self.core.engine.prune_app_images(run.project, run.app, keep, {run.image or ""})
+            for tag in removed:
+                self.core.log.info("pruned image %s", tag)
+
+    async def _discard(self, run: Run) -> None:
+        """Remove what this deployment made, and bring back the old container if stop-then-start stopped it."""
+        with contextlib.suppress(Exception):
+            await self.core.engine.remove_deployment_leftovers(run.deployment_id)
+        if run.stopped_old:
+            with contextlib.suppress(Exception):
+                await self.core.engine.start(run.stopped_old)
+                self.log(run, f"restarted the previous container {run.stopped_old}")
+
+    async def _finish(self, run: Run, state: DeploymentState, error: str | None) -> None:
+        stamp = now()
+        if run.steps and run.steps[-1].finished_at is None:
+            run.steps[-1].finished_at = stamp
+        if error:
+            self.log(run, f"{'cancelled' if state == S.cancelled else 'failed'}: {error}")
+        async with self.core.store.write() as w:
+            await w.execute(
+                "UPDATE deployments SET state = ?, error = ?, finished_at = ?, steps = ? WHERE id = ?",
+                (state.value, error, ts(stamp), _steps_json(run.steps), run.deployment_id),
+            )
+            await JobQueue.finish_in(w, run.job)
+        self._publish(run, state.value)
+        await self.core.logs.close(run.deployment_id)
+        await self._restore_app_status(run)
+
+    async def _restore_app_status(self, run: Run) -> None:
+        row = await self.core.store.one(
+            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending FROM apps WHERE id = ?",
+            (run.app_id,),
+        )
+        if row is None:
+            return
+        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else "failed")
+        await self._set_app_status(run.app_id, run.project, run.app, status)
+
+    def cancel(self, deployment_id: int) -> bool:
+        run = self.runs.get(deployment_id)
+        if run is None:
+            return False
+        run.cancel.set()
+        if run.task is not None:
+            run.task.cancel(msg="mist:user-cancel")
+        return True
+
+
+def _steps_json(steps: list[StepTiming]) -> str:
+    return json.dumps([s.model_dump(mode="json") for s in steps])

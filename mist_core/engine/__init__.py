@@ -1,0 +1,27 @@
+"""The Docker engine layer: running, watching and cleaning up the containers and images Mist manages."""
+
+from .docker import (
+    LABEL_APP,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    NETWORK,
+    ContainerSpec,
+    Engine,
+    RunningContainer,
+    parse_publish,
+    restart_policy,
+)
+
+__all__ = [
+    "LABEL_APP",
+    "LABEL_DEPLOYMENT",
+    "LABEL_MANAGED",
+    "LABEL_PROJECT",
+    "NETWORK",
+    "ContainerSpec",
+    "Engine",
+    "RunningContainer",
+    "parse_publish",
+    "restart_policy",
+]

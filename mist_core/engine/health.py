@@ -1,0 +1,273 @@
+"""Waiting for a new container to prove it is ready (HTTP path, TCP port, the image's HEALTHCHECK, or just
+staying up) before traffic moves to it. A container that exits meanwhile fails the check at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect as pyinspect
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from ..errors import InvalidInput, MistError
+from ..models import HealthCheck
+from .docker import Engine, RunningContainer
+
+# How often the container's state is looked at while waiting between attempts.
+STATE_POLL = 0.5
+# With check type "none": how long past the start period the container must stay up.
+SETTLE = 1.0
+LAST_LOG_LINES = 20
+
+LineSink = Callable[[str], Awaitable[None] | None]
+
+
+class HealthCheckFailed(MistError):
+    code = "health_check_failed"
+    status = 422
+
+
+class HealthCheckCancelled(HealthCheckFailed):
+    """The wait was given up because the deployment was cancelled."""
+
+    code = "health_check_cancelled"
+    status = 409
+
+
+class _Exited(Exception):
+    pass
+
+
+async def wait_healthy(
+    engine: Engine,
+    container: RunningContainer,
+    check: HealthCheck,
+    port: int | None,
+    on_line: LineSink,
+    cancel: asyncio.Event | None = None,
+) -> None:
+    """Return once ``container`` passes ``check``; raise ``HealthCheckFailed`` with the last error otherwise.
+
+    Waits ``check.start_period``, then tries up to ``check.retries`` times, ``check.interval`` apart, logging
+    one line per attempt through ``on_line``.
+    """
+    waiter = _Waiter(engine, container, check, port, on_line, cancel)
+    try:
+        await waiter.run()
+    except _Exited as exited:
+        raise HealthCheckFailed(str(exited)) from None
+
+
+class _Waiter:
+    def __init__(
+        self,
+        engine: Engine,
+        container: RunningContainer,
+        check: HealthCheck,
+        port: int | None,
+        on_line: LineSink,
+        cancel: asyncio.Event | None,
+    ) -> None:
+        self.engine = engine
+        self.container = container
+        self.check = check
+        self.port = port
+        self.on_line = on_line
+        self.cancel = cancel or asyncio.Event()
+        self.ip = container.ip
+
+    async def run(self) -> None:
+        check = self.check
+        if check.type in ("http", "tcp") and not self.port:
+            raise InvalidInput(
+                f"a {check.type} health check needs the port the app listens on: set the app's port, "
+                "or choose the health check type none",
+                field="port",
+            )
+        if check.start_period > 0:
+            await self.say(f"health check: waiting {check.start_period:g}s start period")
+            await self.pause(check.start_period)
+        if check.type == "none":
+            await self.pause(SETTLE)
+            await self.state()
+            await self.say("health check: container is running")
+            return
+        if check.type == "docker":
+            await self.docker_health()
+            return
+        if self.ip is None:
+            await self.refresh_ip()
+        retries = max(check.retries, 1)
+        last_error = "no attempt was made"
+        for attempt in range(1, retries + 1):
+            await self.state()
+            ok, outcome = await (self.http() if check.type == "http" else self.tcp())
+            await self.say(f"health check {attempt}/{retries}: {self.target()} -> {outcome}")
+            if ok:
+                return
+            last_error = outcome
+            if attempt < retries:
+                await self.pause(check.interval)
+        raise HealthCheckFailed(
+            f"container {self.container.name} failed its health check after {retries} attempts: "
+            f"{self.target()} -> {last_error}. Check that the app listens on 0.0.0.0:{self.port}"
+            + (f" and answers {check.path}" if check.type == "http" else "")
+            + ", or raise the start period or retries"
+        )
+
+    # -------------------------------------------------------------------------------------- attempts
+
+    def target(self) -> str:
+        if self.check.type == "http":
+            return f"GET {self.check.path}"
+        return f"TCP {self.ip}:{self.port}"
+
+    async def http(self) -> tuple[bool, str]:
+        path = self.check.path if self.check.path.startswith("/") else "/" + self.check.path
+        url = f"http://{self.ip}:{self.port}{path}"
+        # trust_env=False: a proxy from the environment must not stand between the host and its containers.
+        async with httpx.AsyncClient(
+            timeout=self.check.timeout, trust_env=False, follow_redirects=False
+        ) as client:
+            try:
+                response = await client.get(url)
+            except httpx.TimeoutException:
+                return False, f"no answer within {self.check.timeout:g}s"
+            except httpx.HTTPError as error:
+                return False, _describe(error)
+        return 200 <= response.status_code < 400, str(response.status_code)
+
+    async def tcp(self) -> tuple[bool, str]:
+        try:
+            async with asyncio.timeout(self.check.timeout):
+                _, writer = await asyncio.open_connection(self.ip, self.port)
+        except TimeoutError:
+            return False, f"no answer within {self.check.timeout:g}s"
+        except OSError as error:
+            return False, _describe(error)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True, "connected"
+
+    async def docker_health(self) -> None:
+        """Follow the image's own HEALTHCHECK until Docker calls the container healthy or unhealthy."""
+        info = await self.state()
+        health = (info.get("State") or {}).get("Health")
+        config = (info.get("Config") or {}).get("Healthcheck") or {}
+        if not health or config.get("Test") in (None, [], ["NONE"]):
+            raise HealthCheckFailed(
+                f"image {info.get('Config', {}).get('Image', '')} has no HEALTHCHECK: add one to its Dockerfile, "
+                "or choose the http, tcp or none health check"
+            )
+        # Docker's own schedule may be slower than ours (its default interval is 30 s): give it the time it
+        # needs to reach a verdict.
+        own = _seconds(config.get("StartPeriod")) + (int(config.get("Retries") or 3) + 1) * (
+            _seconds(config.get("Interval"), 30.0) + _seconds(config.get("Timeout"), 30.0)
+        )
+        interval = max(self.check.interval, 0.1)
+        attempts = max(self.check.retries, math.ceil(own / interval), 1)
+        status = "starting"
+        for attempt in range(1, attempts + 1):
+            info = await self.state()
+            health = (info.get("State") or {}).get("Health") or {}
+            status = health.get("Status", "none")
+            await self.say(f"health check {attempt}/{attempts}: docker HEALTHCHECK -> {status}")
+            if status == "healthy":
+                return
+            if status == "unhealthy":
+                break
+            if attempt < attempts:
+                await self.pause(interval)
+        probes = (health.get("Log") or [])[-1:] if isinstance(health, dict) else []
+        output = f": {probes[0].get('Output', '').strip()}" if probes else ""
+        raise HealthCheckFailed(
+            f"container {self.container.name} is {status} by its HEALTHCHECK{output}. "
+            "Fix the app or the HEALTHCHECK command, or give it a longer start period"
+        )
+
+    # -------------------------------------------------------------------------------------- waiting
+
+    async def say(self, line: str) -> None:
+        result = self.on_line(line)
+        if pyinspect.isawaitable(result):
+            await result
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep, but fail at once if the container exits or the wait is cancelled."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if self.cancel.is_set():
+                raise HealthCheckCancelled("the health check was cancelled")
+            await self.state()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(STATE_POLL, remaining)):
+                    await self.cancel.wait()
+
+    async def state(self) -> dict[str, Any]:
+        """The container's inspect data; raises ``_Exited`` (with its last lines) if it is not running."""
+        if self.cancel.is_set():
+            raise HealthCheckCancelled("the health check was cancelled")
+        info = await self.engine.inspect(self.container.name)
+        if info is None:
+            raise _Exited(f"container {self.container.name} disappeared during the health check")
+        state = info.get("State") or {}
+        restarts = int(info.get("RestartCount") or 0)
+        if state.get("Running") and not state.get("Restarting") and restarts == 0:
+            return info
+        code = state.get("ExitCode")
+        how = "was restarted after exiting" if restarts and state.get("Running") else "exited"
+        tail = await self.last_lines()
+        detail = f"\n--- last {LAST_LOG_LINES} log lines ---\n{tail}" if tail else " (it wrote no output)"
+        raise _Exited(
+            f"container {self.container.name} {how} with code {code} during the health check"
+            + (f" ({state['Error']})" if state.get("Error") else "")
+            + (" (out of memory: raise its memory limit)" if state.get("OOMKilled") else "")
+            + detail
+        )
+
+    async def last_lines(self) -> str:
+        lines: list[str] = []
+        try:
+            async for line in self.engine.logs(self.container.name, follow=False, tail=LAST_LOG_LINES):
+                lines.append(line.text)
+        except MistError:
+            pass
+        return "\n".join(lines[-LAST_LOG_LINES:])
+
+    async def refresh_ip(self) -> None:
+        info = await self.state()
+        networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+        for network in networks.values():
+            if network.get("IPAddress"):
+                self.ip = network["IPAddress"]
+                return
+        raise HealthCheckFailed(
+            f"container {self.container.name} has no IP address to check: attach it to a bridge network"
+        )
+
+
+def _seconds(nanoseconds: Any, default: float = 0.0) -> float:
+    return int(nanoseconds) / 1e9 if nanoseconds else default
+
+
+def _describe(error: BaseException) -> str:
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+        cause = cause.__cause__ or cause.__context__
+    text = str(error)
+    if "refused" in text.lower():
+        return "connection refused"
+    return text or type(error).__name__

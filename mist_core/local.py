@@ -1,0 +1,925 @@
+"""``LocalMist``: the Mist API implemented in-process, and the ``Core`` it runs on.
+
+A ``Core`` owns one data directory (it holds an exclusive lock on it): the store, the master key, the Docker
+engine client, the deploy queue and its workers, the Docker events watcher and the metrics sampler. Each
+``LocalMist`` is a view of the core bound to one caller's token; every call checks that token first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import __version__, auth, validate
+from . import settings as settings_defs
+from .api import (
+    AppsAPI,
+    AuditAPI,
+    AuthAPI,
+    ContainersAPI,
+    DeploymentsAPI,
+    EnvAPI,
+    EventsAPI,
+    MetricsAPI,
+    MistAPI,
+    ProjectsAPI,
+    SettingsAPI,
+    UsersAPI,
+)
+from .config import CoreConfig
+from .deploys.logs import DeploymentLogs
+from .deploys.pipeline import Pipeline
+from .deploys.queue import JobQueue
+from .engine import LABEL_DEPLOYMENT, Engine
+from .errors import (
+    Conflict,
+    EngineUnavailable,
+    InvalidInput,
+    MistError,
+    NotFound,
+    SetupRequired,
+    Unauthenticated,
+)
+from .events import EventBus
+from .metrics import MetricsSampler
+from .models import (
+    App,
+    AppChanges,
+    AppSpec,
+    AuditEntry,
+    ContainerInfo,
+    Deployment,
+    DeploymentState,
+    EnvVar,
+    Event,
+    LogLine,
+    MetricsSample,
+    Page,
+    Project,
+    ProjectChanges,
+    Session,
+    Setting,
+    SetupStatus,
+    User,
+)
+from .secrets import SecretBox
+from .store import Store, Writer, now, parse_ts, ts
+from .store import records as rec
+
+log = logging.getLogger("mist.core")
+SESSION_LIFETIME = timedelta(days=30)
+MAX_PAGE = 1000
+
+
+class Core:
+    """The process-wide part of Mist. ``await Core.open(config)``; ``core.api(token)`` for a caller's view."""
+
+    def __init__(self, config: CoreConfig, store: Store, secrets: SecretBox, lock_fd: int) -> None:
+        self.config = config
+        self.store = store
+        self.secrets = secrets
+        self._lock_fd = lock_fd
+        self.log = log
+        self.engine = Engine(config.docker_host)
+        self.events = EventBus()
+        self.logs = DeploymentLogs(store)
+        self.queue = JobQueue(store, owner=uuid.uuid4().hex)
+        self.pipeline = Pipeline(self)
+        self.sampler = MetricsSampler(self.engine, interval=config.metrics_interval)
+        self._settings: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    @classmethod
+    async def open(cls, config: CoreConfig) -> Core:
+        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_fd = os.open(config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise Conflict(
+                f"another Mist core (a running daemon?) is using {config.data_dir}: "
+                "connect to it with --host, or stop it first"
+            ) from None
+        try:
+            store = await Store.open(config.db_path)
+            secrets = SecretBox.from_file(config.master_key_path)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        core = cls(config, store, secrets, lock_fd)
+        for row in await store.all("SELECT key, value FROM settings"):
+            core._settings[row["key"]] = row["value"]
+        return core
+
+    def api(self, token: str | None) -> LocalMist:
+        return LocalMist(self, token)
+
+    async def setting(self, key: str) -> str:
+        return self._settings.get(key, settings_defs.DEFINITIONS[key].default)
+
+    # ------------------------------------------------------------------------------------------ background
+
+    async def start_background(self) -> None:
+        """Recover from a crash, then start the deploy workers, the Docker events watcher and the sampler."""
+        await self.recover()
+        for n in range(max(1, self.config.workers)):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"mist-worker-{n}"))
+        self._tasks.append(asyncio.create_task(self._watch_docker(), name="mist-docker-events"))
+        await self.sampler.start()
+
+    def wake_workers(self) -> None:
+        self._wakeup.set()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                job = await self.queue.claim()
+            except Exception:
+                log.exception("claiming a job failed")
+                job = None
+            if job is None:
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+                continue
+            await self.pipeline.run(job)
+
+    async def _watch_docker(self) -> None:
+        while True:
+            try:
+                async for event in self.engine.events():
+                    await self._on_container_event(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                log.debug("docker events: %s", err)
+            await asyncio.sleep(5)
+
+    async def _on_container_event(self, event: dict[str, Any]) -> None:
+        action = str(event.get("Action") or event.get("status") or "")
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        name = attrs.get("name")
+        deployment_id = attrs.get(LABEL_DEPLOYMENT)
+        if not name or not deployment_id:
+            return
+        row = await self.store.one(
+            "SELECT a.id, a.status, a.name, p.name AS project FROM apps a JOIN projects p ON p.id = a.project_id "
+            "WHERE a.live_deployment_id = ?",
+            (int(deployment_id),),
+        )
+        self.events.publish(
+            Event(kind="container", action=action, project=attrs.get("dev.mist.project"),
+                  app=attrs.get("dev.mist.app"), deployment_id=int(deployment_id), ts=now())
+        )
+        if row is None:
+            return
+        status = row["status"]
+        if action in ("die", "oom", "kill") and status == "live":
+            status = "crashed"
+        elif action in ("start", "restart") and status in ("crashed", "stopped"):
+            status = "live"
+        else:
+            return
+        async with self.store.write() as w:
+            await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), row["id"]))
+        self.events.publish(Event(kind="app", action="status", project=row["project"], app=row["name"],
+                                  state=status, ts=now()))
+
+    async def recover(self) -> None:
+        """Bring every deployment a dead core left unfinished to a consistent state.
+
+        A deployment that was switching when the core died is finished if its new container is up; any other
+        unfinished one is failed, and what it made (container, image) is removed. The live container of its
+        app is never touched, except to start it again when a stop-then-start deployment had stopped it.
+        """
+        for job in await self.queue.orphaned():
+            run = await self.pipeline.load(job)
+            row = await self.store.one("SELECT state FROM deployments WHERE id = ?", (run.deployment_id,))
+            state = row["state"] if row else None
+            if state == DeploymentState.queued.value:
+                await self.queue.retry_later(job, 0)
+                continue
+            await self.logs.open(run.deployment_id)
+            self.pipeline.log(run, f"the daemon stopped while this deployment was {state}")
+            if state == DeploymentState.switching.value:
+                try:
+                    info = await self.engine.inspect(container_name_of(run))
+                    if info and info.get("State", {}).get("Running"):
+                        old = await self.pipeline._live_container(run)
+                        self.pipeline.log(run, "the new container passed its health check: finishing the switch")
+                        await self.pipeline.switch(run, old)
+                        continue
+                except MistError as err:
+                    self.pipeline.log(run, f"could not finish the switch: {err.message}")
+            with contextlib.suppress(Exception):
+                await self.engine.remove_deployment_leftovers(run.deployment_id)
+            await self.pipeline._finish(
+                run, DeploymentState.failed,
+                f"interrupted: the daemon stopped while this deployment was {state}; what it had made was removed "
+                "and the live version was left as it was",
+            )
+            await self._restart_stopped_live(run.app_id)
+        await self._sweep_containers()
+
+    async def _restart_stopped_live(self, app_id: int) -> None:
+        row = await self.store.one(
+            "SELECT a.status, d.container_name FROM apps a JOIN deployments d ON d.id = a.live_deployment_id "
+            "WHERE a.id = ?",
+            (app_id,),
+        )
+        if row is None or row["status"] == "stopped" or not row["container_name"]:
+            return
+        with contextlib.suppress(Exception):
+            info = await self.engine.inspect(row["container_name"])
+            if info and not info.get("State", {}).get("Running"):
+                await self.engine.start(row["container_name"])
+
+    async def _sweep_containers(self) -> None:
+        """Remove Mist containers whose deployment is neither live nor in progress (left by a crash)."""
+        try:
+            containers = await self.engine.list_containers(all=True)
+        except MistError:
+            return
+        for c in containers:
+            if c.deployment_id is None:
+                continue
+            row = await self.store.one("SELECT state FROM deployments WHERE id = ?", (c.deployment_id,))
+            if row is None or DeploymentState(row["state"]) in (
+                DeploymentState.failed, DeploymentState.cancelled, DeploymentState.superseded,
+            ):
+                with contextlib.suppress(MistError):
+                    await self.engine.remove(c.name)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.sampler.stop()
+        await self.logs.shutdown()
+        await self.store.close()
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+
+
+def container_name_of(run: Any) -> str:
+    from .deploys.pipeline import container_name
+
+    return container_name(run.project, run.app, run.deployment_id)
+
+
+async def open_embedded(data_dir: Path | str, token: str | None = None, **config: Any) -> MistAPI:
+    """The core in this process, with its workers running; ``close()`` shuts it down."""
+    core = await Core.open(CoreConfig(data_dir=Path(data_dir), **config))
+    if core.config.run_workers:
+        await core.start_background()
+    return LocalMist(core, token, owns_core=True)
+
+
+# ============================================================================================== the API
+
+
+class LocalMist(MistAPI):
+    def __init__(self, core: Core, token: str | None, *, owns_core: bool = False) -> None:
+        self.core = core
+        self.token = token
+        self._owns_core = owns_core
+        self._user: User | None = None
+        self.auth = _Auth(self)
+        self.projects = _Projects(self)
+        self.apps = _Apps(self)
+        self.env = _Env(self)
+        self.deployments = _Deployments(self)
+        self.containers = _Containers(self)
+        self.metrics = _Metrics(self)
+        self.events = _Events(self)
+        self.users = _Users(self)
+        self.audit = _Audit(self)
+        self.settings = _Settings(self)
+
+    async def close(self) -> None:
+        if self._owns_core:
+            await self.core.close()
+
+    async def actor(self) -> User:
+        """The user behind the token; every call but status/setup/login starts here."""
+        if self._user is not None:
+            return self._user
+        if not self.token:
+            if await _needs_setup(self.core.store):
+                raise SetupRequired("no account exists yet: create the first one with `mist setup`")
+            raise Unauthenticated("not logged in: run `mist login`")
+        row = await self.core.store.one(
+            "SELECT u.id, u.username, u.role, u.created_at, s.expires_at FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+            (auth.token_hash(self.token),),
+        )
+        if row is None or (parse_ts(row["expires_at"]) or now()) <= now():
+            raise Unauthenticated("your session has expired or was revoked: log in again with `mist login`")
+        self._user = _user(row)
+        return self._user
+
+
+def _user(row: Any) -> User:
+    return User(id=row["id"], username=row["username"], role=row["role"], created_at=parse_ts(row["created_at"]))
+
+
+async def _needs_setup(store: Store) -> bool:
+    return await store.one("SELECT 1 FROM users LIMIT 1") is None
+
+
+async def _audit(w: Writer, actor: User | None, action: str, *, project: str | None = None,
+                 app: str | None = None, **detail: Any) -> None:
+    await w.execute(
+        "INSERT INTO audit_log (ts, actor, action, project, app, detail) VALUES (?, ?, ?, ?, ?, ?)",
+        (ts(), actor.username if actor else None, action, project, app, json.dumps(detail, default=str)),
+    )
+
+
+def _page_args(limit: int, offset: int) -> tuple[int, int]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative", field="offset")
+    return limit, offset
+
+
+def _page(items: list[Any], total: int, limit: int, offset: int) -> Page[Any]:
+    nxt = offset + limit if offset + limit < total else None
+    return Page(items=items, total=total, next_offset=nxt)
+
+
+class _Part:
+    def __init__(self, mist: LocalMist) -> None:
+        self.m = mist
+        self.core = mist.core
+        self.store = mist.core.store
+
+
+# ---------------------------------------------------------------------------------------------- auth
+
+
+class _Auth(_Part, AuthAPI):
+    async def status(self) -> SetupStatus:
+        return SetupStatus(needs_setup=await _needs_setup(self.store), version=__version__)
+
+    async def setup(self, username: str, password: str) -> Session:
+        username = validate.name(username, "username")
+        auth.check_password_strength(password)
+        hashed = await asyncio.to_thread(auth.hash_password, password)
+        async with self.store.write() as w:
+            if await w.one("SELECT 1 FROM users LIMIT 1"):
+                raise Conflict("Mist is already set up: log in with `mist login`")
+            user_id = await w.execute(
+                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'owner', ?)",
+                (username, hashed, ts()),
+            )
+            row = await w.one("SELECT id, username, role, created_at FROM users WHERE id = ?", (user_id,))
+            await _audit(w, _user(row), "auth.setup")
+        return await self.login(username, password)
+
+    async def login(self, username: str, password: str) -> Session:
+        row = await self.store.one(
+            "SELECT id, username, role, created_at, password_hash FROM users WHERE username = ?", (username,)
+        )
+        ok = await asyncio.to_thread(auth.verify_password, password, row["password_hash"] if row else auth.DUMMY_HASH)
+        if row is None or not ok:
+            if await _needs_setup(self.store):
+                raise SetupRequired("no account exists yet: create the first one with `mist setup`")
+            raise Unauthenticated("wrong username or password")
+        token = auth.new_token()
+        expires = now() + SESSION_LIFETIME
+        async with self.store.write() as w:
+            await w.execute(
+                "INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
+                (row["id"], auth.token_hash(token), ts(), ts(expires)),
+            )
+        user = _user(row)
+        self.m.token, self.m._user = token, user
+        return Session(token=token, user=user, expires_at=expires)
+
+    async def whoami(self) -> User:
+        return await self.m.actor()
+
+    async def logout(self) -> None:
+        await self.m.actor()
+        async with self.store.write() as w:
+            await w.execute("DELETE FROM sessions WHERE token_hash = ?", (auth.token_hash(self.m.token or ""),))
+        self.m.token, self.m._user = None, None
+
+
+# ---------------------------------------------------------------------------------------------- projects
+
+
+class _Projects(_Part, ProjectsAPI):
+    async def _row(self, name: str) -> Any:
+        row = await self.store.one(rec.PROJECT_SELECT + " WHERE p.name = ?", (name,))
+        if row is None:
+            raise NotFound(f"there is no project {name!r}", field="project")
+        return row
+
+    async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
+        actor = await self.m.actor()
+        name = validate.name(name, "project name")
+        description = validate.description(description)
+        tag_list = validate.tags(tags or [])
+        async with self.store.write() as w:
+            if await w.one("SELECT 1 FROM projects WHERE name = ?", (name,)):
+                raise Conflict(f"a project named {name!r} already exists", field="name")
+            await w.execute(
+                "INSERT INTO projects (name, description, tags, owner_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, description, json.dumps(tag_list), actor.id, ts(), ts()),
+            )
+            await _audit(w, actor, "project.create", project=name)
+        self.core.events.publish(Event(kind="project", action="create", project=name, ts=now()))
+        return rec.project(await self._row(name))
+
+    async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
+        await self.m.actor()
+        limit, offset = _page_args(limit, offset)
+        where, params = "", []
+        if query:
+            where, params = " WHERE p.name LIKE ? ESCAPE '\\'", [f"%{_like(query)}%"]
+        total = (await self.store.one(f"SELECT COUNT(*) FROM projects p{where}", params))[0]  # type: ignore[index]
+        rows = await self.store.all(rec.PROJECT_SELECT + where + " ORDER BY p.name LIMIT ? OFFSET ?",
+                                    [*params, limit, offset])
+        return _page([rec.project(r) for r in rows], total, limit, offset)
+
+    async def get(self, name: str) -> Project:
+        await self.m.actor()
+        return rec.project(await self._row(name))
+
+    async def update(self, name: str, changes: ProjectChanges) -> Project:
+        actor = await self.m.actor()
+        current = rec.project(await self._row(name))
+        new_name = validate.name(changes.name, "project name") if changes.name is not None else current.name
+        description = validate.description(changes.description) if changes.description is not None else current.description
+        tag_list = validate.tags(changes.tags) if changes.tags is not None else current.tags
+        async with self.store.write() as w:
+            if new_name != name and await w.one("SELECT 1 FROM projects WHERE name = ?", (new_name,)):
+                raise Conflict(f"a project named {new_name!r} already exists", field="name")
+            if new_name != name and await w.one(
+                "SELECT 1 FROM apps WHERE project_id = ? AND live_deployment_id IS NOT NULL", (current.id,)
+            ):
+                raise Conflict(
+                    f"project {name!r} has deployed apps, whose containers and images carry its name: "
+                    "delete or move them before renaming", field="name"
+                )
+            await w.execute(
+                "UPDATE projects SET name = ?, description = ?, tags = ?, updated_at = ? WHERE id = ?",
+                (new_name, description, json.dumps(tag_list), ts(), current.id),
+            )
+            await _audit(w, actor, "project.update", project=new_name,
+                         before={"name": current.name, "description": current.description, "tags": current.tags},
+                         after={"name": new_name, "description": description, "tags": tag_list})
+        self.core.events.publish(Event(kind="project", action="update", project=new_name, ts=now()))
+        return rec.project(await self._row(new_name))
+
+    async def delete(self, name: str) -> None:
+        actor = await self.m.actor()
+        project = rec.project(await self._row(name))
+        async with self.store.write() as w:
+            apps = await w.all("SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6", (project.id,))
+            if apps:
+                names = ", ".join(r["name"] for r in apps[:5]) + (", ..." if len(apps) > 5 else "")
+                raise Conflict(
+                    f"project {name!r} still has {project.app_count} app(s) ({names}): delete them first"
+                )
+            await w.execute("DELETE FROM projects WHERE id = ?", (project.id,))
+            await _audit(w, actor, "project.delete", project=name)
+        self.core.events.publish(Event(kind="project", action="delete", project=name, ts=now()))
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---------------------------------------------------------------------------------------------- apps
+
+
+class _Apps(_Part, AppsAPI):
+    async def _row(self, app_ref: str) -> Any:
+        project, name = validate.app_ref(app_ref)
+        row = await self.store.one(rec.APP_SELECT + " WHERE p.name = ? AND a.name = ?", (project, name))
+        if row is None:
+            raise NotFound(f"there is no app {app_ref!r}", field="app")
+        return row
+
+    async def _get(self, app_ref: str) -> App:
+        return rec.app(await self._row(app_ref))
+
+    async def create(self, app_ref: str, spec: AppSpec) -> App:
+        actor = await self.m.actor()
+        project, name = validate.app_ref(app_ref)
+        spec = validate.app_spec(spec, allowed_roots=self.core.config.git_roots)
+        async with self.store.write() as w:
+            prow = await w.one("SELECT id FROM projects WHERE name = ?", (project,))
+            if prow is None:
+                raise NotFound(f"there is no project {project!r}: create it first with `mist project create`",
+                               field="project")
+            if await w.one("SELECT 1 FROM apps WHERE project_id = ? AND name = ?", (prow["id"], name)):
+                raise Conflict(f"project {project!r} already has an app named {name!r}", field="name")
+            await w.execute(
+                "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?)",
+                (prow["id"], name, spec.model_dump_json(), ts(), ts()),
+            )
+            await _audit(w, actor, "app.create", project=project, app=name,
+                         after=_public_spec(spec))
+        self.core.events.publish(Event(kind="app", action="create", project=project, app=name, ts=now()))
+        return await self._get(app_ref)
+
+    async def list(self, *, project: str | None = None, query: str | None = None, limit: int = 100,
+                   offset: int = 0) -> Page[App]:
+        await self.m.actor()
+        limit, offset = _page_args(limit, offset)
+        clauses, params = [], []
+        if project:
+            clauses.append("p.name = ?")
+            params.append(project)
+        if query:
+            clauses.append("(p.name || '/' || a.name) LIKE ? ESCAPE '\\'")
+            params.append(f"%{_like(query)}%")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        total = (await self.store.one(
+            f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}", params))[0]  # type: ignore[index]
+        rows = await self.store.all(rec.APP_SELECT + where + " ORDER BY p.name, a.name LIMIT ? OFFSET ?",
+                                    [*params, limit, offset])
+        return _page([rec.app(r) for r in rows], total, limit, offset)
+
+    async def get(self, app_ref: str) -> App:
+        await self.m.actor()
+        return await self._get(app_ref)
+
+    async def update(self, app_ref: str, changes: AppChanges) -> App:
+        actor = await self.m.actor()
+        app = await self._get(app_ref)
+        spec = validate.apply_changes(app.spec, changes, allowed_roots=self.core.config.git_roots)
+        async with self.store.write() as w:
+            await w.execute("UPDATE apps SET spec = ?, updated_at = ? WHERE id = ?",
+                            (spec.model_dump_json(), ts(), app.id))
+            await _audit(w, actor, "app.update", project=app.project, app=app.name,
+                         before=_public_spec(app.spec), after=_public_spec(spec))
+        self.core.events.publish(Event(kind="app", action="update", project=app.project, app=app.name, ts=now()))
+        return await self._get(app_ref)
+
+    async def delete(self, app_ref: str) -> None:
+        actor = await self.m.actor()
+        app = await self._get(app_ref)
+        # Stop what is in flight for this app first, so no worker starts a container after we cleaned up.
+        async with self.store.write() as w:
+            queued = await w.all("SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            for r in queued:
+                await w.execute("UPDATE deployments SET state = 'cancelled', error = 'the app was deleted' "
+                                "WHERE id = ?", (r["deployment_id"],))
+        for dep_id, run in list(self.core.pipeline.runs.items()):
+            if run.app_id == app.id:
+                self.core.pipeline.cancel(dep_id)
+        for _ in range(100):
+            if not any(r.app_id == app.id for r in self.core.pipeline.runs.values()):
+                break
+            await asyncio.sleep(0.1)
+        try:
+            for c in await self.core.engine.list_containers(all=True, project=app.project, app=app.name):
+                await self.core.engine.remove(c.name)
+            await self.core.engine.prune_app_images(app.project, app.name, 0, set())
+        except EngineUnavailable as err:
+            raise EngineUnavailable(f"cannot delete {app_ref} while the Docker Engine is down: {err.message}") from None
+        async with self.store.write() as w:
+            await w.execute("UPDATE apps SET live_deployment_id = NULL WHERE id = ?", (app.id,))
+            await w.execute("DELETE FROM apps WHERE id = ?", (app.id,))
+            await _audit(w, actor, "app.delete", project=app.project, app=app.name)
+        self.core.events.publish(Event(kind="app", action="delete", project=app.project, app=app.name, ts=now()))
+
+    async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
+        actor = await self.m.actor()
+        app = await self._get(app_ref)
+        git_ref = validate.git_ref(ref or app.spec.branch)
+        env_rows = await self.store.all(
+            "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
+        )
+        config = {
+            "spec": app.spec.model_dump(mode="json"),
+            "env": [{"key": r["key"], "value": r["value"], "secret": bool(r["secret"]), "build": bool(r["build"])}
+                    for r in env_rows],
+        }
+        async with self.store.write() as w:
+            dep_id = await w.execute(
+                "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?)",
+                (app.id, git_ref, json.dumps(config), actor.username, ts()),
+            )
+            replaced = await w.all("SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            for r in replaced:
+                await w.execute(
+                    "UPDATE deployments SET state = 'cancelled', error = ?, finished_at = ? WHERE id = ?",
+                    (f"replaced by deployment {dep_id}", ts(), r["deployment_id"]),
+                )
+            await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            await JobQueue.enqueue(w, dep_id, app.id)
+            await w.execute("UPDATE apps SET status = 'deploying', updated_at = ? WHERE id = ?", (ts(), app.id))
+            await _audit(w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id)
+        for r in replaced:
+            self.core.events.publish(Event(kind="deployment", action="state", project=app.project, app=app.name,
+                                           deployment_id=r["deployment_id"], state="cancelled", ts=now()))
+        self.core.events.publish(Event(kind="deployment", action="state", project=app.project, app=app.name,
+                                       deployment_id=dep_id, state="queued", ts=now()))
+        self.core.events.publish(Event(kind="app", action="status", project=app.project, app=app.name,
+                                       state="deploying", ts=now()))
+        self.core.wake_workers()
+        return await self.m.deployments.get(dep_id)
+
+    async def _live_container(self, app_ref: str) -> tuple[App, str]:
+        app = await self._get(app_ref)
+        if not app.container_name:
+            raise Conflict(f"{app_ref} has no live deployment yet: deploy it first with `mist deploy {app_ref}`")
+        return app, app.container_name
+
+    async def _set_status(self, app: App, status: str, action: str, actor: User) -> App:
+        async with self.store.write() as w:
+            await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app.id))
+            await _audit(w, actor, action, project=app.project, app=app.name)
+        self.core.events.publish(Event(kind="app", action="status", project=app.project, app=app.name,
+                                       state=status, ts=now()))
+        return await self._get(app.ref)
+
+    async def start(self, app_ref: str) -> App:
+        actor = await self.m.actor()
+        app, name = await self._live_container(app_ref)
+        await self.core.engine.start(name)
+        return await self._set_status(app, "live", "app.start", actor)
+
+    async def stop(self, app_ref: str) -> App:
+        actor = await self.m.actor()
+        app, name = await self._live_container(app_ref)
+        app = await self._set_status(app, "stopped", "app.stop", actor)  # first, so the 'die' event is expected
+        await self.core.engine.stop(name, grace=float(await self.core.setting("stop_grace_period")))
+        return app
+
+    async def restart(self, app_ref: str) -> App:
+        actor = await self.m.actor()
+        app, name = await self._live_container(app_ref)
+        await self.core.engine.restart(name, grace=float(await self.core.setting("stop_grace_period")))
+        return await self._set_status(app, "live", "app.restart", actor)
+
+    async def logs(self, app_ref: str, *, follow: bool = False, tail: int | None = 200,
+                   since: datetime | None = None) -> AsyncIterator[LogLine]:
+        await self.m.actor()
+        if tail is not None and not 0 <= tail <= 100_000:
+            raise InvalidInput("tail must be between 0 and 100000 lines", field="tail")
+        _, name = await self._live_container(app_ref)
+        async for line in self.core.engine.logs(name, follow=follow, tail=tail, since=since):
+            yield line
+
+
+def _public_spec(spec: AppSpec) -> dict[str, Any]:
+    """The spec as the audit log keeps it: a git URL's credentials masked."""
+    data = spec.model_dump(mode="json")
+    data["git_url"] = validate.redact_url(spec.git_url)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- env
+
+
+class _Env(_Part, EnvAPI):
+    async def _app(self, app_ref: str) -> App:
+        return await self.m.apps._get(app_ref)
+
+    def _var(self, app_id: int, row: Any, reveal: bool) -> EnvVar:
+        value: str | None = row["value"]
+        if row["secret"]:
+            value = self.core.secrets.open(row["value"], bound_to=f"env:{app_id}:{row['key']}") if reveal else None
+        return EnvVar(key=row["key"], value=value, secret=bool(row["secret"]), build=bool(row["build"]),
+                      updated_at=parse_ts(row["updated_at"]))  # type: ignore[arg-type]
+
+    async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
+        await self.m.actor()
+        app = await self._app(app_ref)
+        rows = await self.store.all(
+            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
+        )
+        return [self._var(app.id, r, reveal) for r in rows]
+
+    async def _put(self, w: Writer, app: App, key: str, value: str, secret: bool, build: bool) -> None:
+        stored = self.core.secrets.seal(value, bound_to=f"env:{app.id}:{key}") if secret else value
+        await w.execute(
+            "INSERT INTO env_vars (app_id, key, value, secret, build, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value, secret = excluded.secret, "
+            "build = excluded.build, updated_at = excluded.updated_at",
+            (app.id, key, stored, int(secret), int(build), ts()),
+        )
+
+    async def set(self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False) -> EnvVar:
+        actor = await self.m.actor()
+        app = await self._app(app_ref)
+        key, value = validate.env_key(key), validate.env_value(value)
+        async with self.store.write() as w:
+            await self._put(w, app, key, value, secret, build)
+            await _audit(w, actor, "env.set", project=app.project, app=app.name, key=key, secret=secret, build=build)
+        self.core.events.publish(Event(kind="env", action="set", project=app.project, app=app.name, ts=now()))
+        row = await self.store.one("SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? AND key = ?",
+                                   (app.id, key))
+        return self._var(app.id, row, reveal=False)
+
+    async def unset(self, app_ref: str, key: str) -> None:
+        actor = await self.m.actor()
+        app = await self._app(app_ref)
+        async with self.store.write() as w:
+            if not await w.execute("DELETE FROM env_vars WHERE app_id = ? AND key = ?", (app.id, key)):
+                raise NotFound(f"{app_ref} has no variable {key!r}", field="key")
+            await _audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
+        self.core.events.publish(Event(kind="env", action="unset", project=app.project, app=app.name, ts=now()))
+
+    async def import_dotenv(self, app_ref: str, text: str, *, secret: bool = False, build: bool = False) -> list[EnvVar]:
+        actor = await self.m.actor()
+        app = await self._app(app_ref)
+        pairs = [(validate.env_key(k), validate.env_value(v)) for k, v in validate.parse_dotenv(text)]
+        async with self.store.write() as w:
+            for key, value in pairs:
+                await self._put(w, app, key, value, secret, build)
+            await _audit(w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs])
+        self.core.events.publish(Event(kind="env", action="import", project=app.project, app=app.name, ts=now()))
+        keys = {k for k, _ in pairs}
+        return [v for v in await self.list(app_ref) if v.key in keys]
+
+    async def export_dotenv(self, app_ref: str, *, reveal: bool = False) -> str:
+        variables = await self.list(app_ref, reveal=reveal)
+        return validate.format_dotenv([(v.key, v.value if v.value is not None else "") for v in variables])
+
+
+# ---------------------------------------------------------------------------------------------- deployments
+
+
+class _Deployments(_Part, DeploymentsAPI):
+    async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]:
+        await self.m.actor()
+        limit, offset = _page_args(limit, offset)
+        app = await self.m.apps._get(app_ref)
+        total = (await self.store.one("SELECT COUNT(*) FROM deployments WHERE app_id = ?", (app.id,)))[0]  # type: ignore[index]
+        rows = await self.store.all(rec.DEPLOYMENT_SELECT + " WHERE d.app_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?",
+                                    (app.id, limit, offset))
+        return _page([rec.deployment(r) for r in rows], total, limit, offset)
+
+    async def get(self, deployment_id: int) -> Deployment:
+        await self.m.actor()
+        row = await self.store.one(rec.DEPLOYMENT_SELECT + " WHERE d.id = ?", (deployment_id,))
+        if row is None:
+            raise NotFound(f"there is no deployment {deployment_id}", field="deployment")
+        return rec.deployment(row)
+
+    async def log(self, deployment_id: int, *, follow: bool = False, after: int = 0) -> AsyncIterator[LogLine]:
+        await self.get(deployment_id)
+        async for line in self.core.logs.follow(deployment_id, after, follow=follow):
+            yield line
+
+    async def cancel(self, deployment_id: int) -> Deployment:
+        actor = await self.m.actor()
+        dep = await self.get(deployment_id)
+        if dep.state.is_final:
+            raise Conflict(f"deployment {deployment_id} is already {dep.state.value}: there is nothing to cancel")
+        async with self.store.write() as w:
+            removed = await w.execute("DELETE FROM jobs WHERE deployment_id = ? AND status = 'queued'", (deployment_id,))
+            if removed:
+                await w.execute(
+                    "UPDATE deployments SET state = 'cancelled', error = 'cancelled by the user', finished_at = ? WHERE id = ?",
+                    (ts(), deployment_id),
+                )
+            await _audit(w, actor, "deployment.cancel", project=dep.project, app=dep.app, deployment=deployment_id)
+        if removed:
+            self.core.events.publish(Event(kind="deployment", action="state", project=dep.project, app=dep.app,
+                                           deployment_id=deployment_id, state="cancelled", ts=now()))
+            await self._restore_status(dep)
+        elif self.core.pipeline.cancel(deployment_id):
+            for _ in range(300):
+                dep = await self.get(deployment_id)
+                if dep.state.is_final:
+                    break
+                await asyncio.sleep(0.1)
+        return await self.get(deployment_id)
+
+    async def _restore_status(self, dep: Deployment) -> None:
+        row = await self.store.one(
+            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending FROM apps WHERE id = ?",
+            (dep.app_id,),
+        )
+        if row is None:
+            return
+        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else "new")
+        async with self.store.write() as w:
+            await w.execute("UPDATE apps SET status = ? WHERE id = ?", (status, dep.app_id))
+        self.core.events.publish(Event(kind="app", action="status", project=dep.project, app=dep.app,
+                                       state=status, ts=now()))
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+
+class _Containers(_Part, ContainersAPI):
+    async def list(self, *, all: bool = False) -> list[ContainerInfo]:
+        await self.m.actor()
+        return await self.core.engine.list_containers(all=all)
+
+
+class _Metrics(_Part, MetricsAPI):
+    async def current(self) -> MetricsSample:
+        await self.m.actor()
+        return self.core.sampler.latest() or await self.core.sampler.sample()
+
+    async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
+        await self.m.actor()
+        if not 1 <= seconds <= 86400:
+            raise InvalidInput("seconds must be between 1 and 86400", field="seconds")
+        return self.core.sampler.history(seconds)
+
+    async def stream(self) -> AsyncIterator[MetricsSample]:
+        await self.m.actor()
+        async for sample in self.core.sampler.subscribe():
+            yield sample
+
+
+class _Events(_Part, EventsAPI):
+    async def stream(self) -> AsyncIterator[Event]:
+        await self.m.actor()
+        async for event in self.core.events.subscribe():
+            yield event
+
+
+class _Users(_Part, UsersAPI):
+    async def list(self) -> list[User]:
+        await self.m.actor()
+        rows = await self.store.all("SELECT id, username, role, created_at FROM users ORDER BY username")
+        return [_user(r) for r in rows]
+
+
+class _Audit(_Part, AuditAPI):
+    async def list(self, *, actor: str | None = None, project: str | None = None, action: str | None = None,
+                   limit: int = 100, offset: int = 0) -> Page[AuditEntry]:
+        await self.m.actor()
+        limit, offset = _page_args(limit, offset)
+        clauses, params = [], []
+        if actor:
+            clauses.append("actor = ?")
+            params.append(actor)
+        if project:
+            clauses.append("project = ?")
+            params.append(project)
+        if action:
+            clauses.append("action LIKE ? ESCAPE '\\'")
+            params.append(_like(action) + "%")
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        total = (await self.store.one(f"SELECT COUNT(*) FROM audit_log{where}", params))[0]  # type: ignore[index]
+        rows = await self.store.all(f"SELECT * FROM audit_log{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                                    [*params, limit, offset])
+        items = [
+            AuditEntry(id=r["id"], ts=parse_ts(r["ts"]), actor=r["actor"], action=r["action"],  # type: ignore[arg-type]
+                       project=r["project"], app=r["app"], detail=json.loads(r["detail"]))
+            for r in rows
+        ]
+        return _page(items, total, limit, offset)
+
+
+class _Settings(_Part, SettingsAPI):
+    async def _one(self, key: str) -> Setting:
+        definition = settings_defs.DEFINITIONS.get(key)
+        if definition is None:
+            settings_defs.parse(key, "")  # raises the 'no such setting' error
+            raise AssertionError
+        return Setting(key=key, value=await self.core.setting(key), default=definition.default,
+                       description=definition.description)
+
+    async def list(self) -> list[Setting]:
+        await self.m.actor()
+        return [await self._one(key) for key in sorted(settings_defs.DEFINITIONS)]
+
+    async def get(self, key: str) -> Setting:
+        await self.m.actor()
+        return await self._one(key)
+
+    async def set(self, key: str, value: str) -> Setting:
+        actor = await self.m.actor()
+        value = str(settings_defs.parse(key, value))
+        before = await self.core.setting(key)
+        async with self.store.write() as w:
+            await w.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (key, value, ts()),
+            )
+            await _audit(w, actor, "settings.set", key=key, before=before, after=value)
+        self.core._settings[key] = value
+        return await self._one(key)

@@ -1,0 +1,352 @@
+"""The typed values that cross the Mist API: what ``LocalMist`` returns, what the daemon serialises, and
+what ``RemoteMist`` parses back. One set of pydantic models for all three keeps them from drifting.
+
+Timestamps are UTC ``datetime`` values; sizes are bytes; CPU is in cores (``1.5`` = one and a half).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+
+
+class User(Model):
+    id: int
+    username: str
+    role: Literal["owner", "admin", "developer", "viewer"] = "owner"
+    created_at: datetime
+
+
+class Session(Model):
+    """What login returns: the bearer token for every later call."""
+
+    token: str
+    user: User
+    expires_at: datetime
+
+
+class SetupStatus(Model):
+    needs_setup: bool
+    version: str
+
+
+# ---------------------------------------------------------------------------------------------- projects
+
+
+class Project(Model):
+    id: int
+    name: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    owner: str
+    members: list[str] = Field(default_factory=list)
+    app_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectChanges(Model):
+    """A partial update: only the fields given change."""
+
+    name: str | None = None
+    description: str | None = None
+    tags: list[str] | None = None
+
+
+# ---------------------------------------------------------------------------------------------- apps
+
+
+class HealthCheck(Model):
+    """How a new container proves it is ready before traffic moves to it.
+
+    ``http``: GET ``path`` on the container port must answer 2xx/3xx. ``tcp``: the port accepts a connection.
+    ``docker``: the image's own HEALTHCHECK must report healthy. ``none``: running is enough.
+    """
+
+    type: Literal["http", "tcp", "docker", "none"] = "none"
+    path: str = "/"
+    interval: float = 2.0
+    timeout: float = 3.0
+    retries: int = 10
+    start_period: float = 0.0
+
+
+class Volume(Model):
+    name: str
+    path: str
+
+
+class AppSpec(Model):
+    """Everything that says how an app is built and run. Validated by ``mist_core.validate``."""
+
+    git_url: str
+    branch: str = "main"
+    dockerfile: str | None = None  # None: the repo's Dockerfile at the context root, or a generated one
+    context: str = "."
+    port: int | None = None  # the port the app listens on inside the container
+    publish: list[str] = Field(default_factory=list)  # "127.0.0.1:18080:8080", "18080:8080", "8080"
+    start_command: str | None = None  # overrides the image's CMD (split with shlex, never run by a host shell)
+    build_command: str | None = None  # generated Dockerfiles only
+    install_command: str | None = None  # generated Dockerfiles only
+    memory: int | None = None  # bytes
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    health: HealthCheck = Field(default_factory=HealthCheck)
+    volumes: list[Volume] = Field(default_factory=list)
+
+
+class AppChanges(Model):
+    """A partial update of an app's spec (``mist app set``). Fields left ``None`` keep their value;
+    ``clear`` names optional fields to reset to their default."""
+
+    git_url: str | None = None
+    branch: str | None = None
+    dockerfile: str | None = None
+    context: str | None = None
+    port: int | None = None
+    publish: list[str] | None = None
+    start_command: str | None = None
+    build_command: str | None = None
+    install_command: str | None = None
+    memory: int | str | None = None
+    cpus: float | None = None
+    restart: str | None = None
+    health: HealthCheck | None = None
+    volumes: list[Volume] | None = None
+    clear: list[str] = Field(default_factory=list)
+
+
+AppStatus = Literal["new", "deploying", "live", "failed", "stopped", "crashed"]
+
+
+class App(Model):
+    id: int
+    project: str
+    name: str
+    spec: AppSpec
+    status: AppStatus = "new"
+    live_deployment_id: int | None = None
+    live_commit: str | None = None
+    live_since: datetime | None = None
+    container_name: str | None = None
+    image: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+T = TypeVar("T")
+
+
+class Page(Model, Generic[T]):
+    """One page of a list. ``next_offset`` is None on the last page."""
+
+    items: list[T]
+    total: int
+    next_offset: int | None = None
+
+
+# ---------------------------------------------------------------------------------------------- env
+
+
+class EnvVar(Model):
+    key: str
+    value: str | None  # None when masked (secret and not revealed)
+    secret: bool = False
+    build: bool = False  # available at build time (secrets through BuildKit --secret) rather than runtime
+    updated_at: datetime
+
+
+MASK = "••••••"
+
+
+# ---------------------------------------------------------------------------------------------- deployments
+
+
+class DeploymentState(StrEnum):
+    queued = "queued"
+    fetching = "fetching"
+    building = "building"
+    starting = "starting"
+    checking = "checking"
+    switching = "switching"
+    live = "live"
+    failed = "failed"
+    cancelled = "cancelled"
+    superseded = "superseded"
+    rolled_back = "rolled_back"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self in ACTIVE_STATES
+
+
+PIPELINE_STEPS: tuple[DeploymentState, ...] = (
+    DeploymentState.fetching,
+    DeploymentState.building,
+    DeploymentState.starting,
+    DeploymentState.checking,
+    DeploymentState.switching,
+)
+ACTIVE_STATES = frozenset(PIPELINE_STEPS)
+FINAL_STATES = frozenset(
+    {
+        DeploymentState.live,
+        DeploymentState.failed,
+        DeploymentState.cancelled,
+        DeploymentState.superseded,
+        DeploymentState.rolled_back,
+    }
+)
+
+
+class StepTiming(Model):
+    step: DeploymentState
+    started_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class Deployment(Model):
+    id: int
+    app_id: int
+    project: str
+    app: str
+    state: DeploymentState
+    ref: str  # what was asked for: branch, tag or sha
+    commit_sha: str | None = None
+    commit_message: str | None = None
+    commit_author: str | None = None
+    image: str | None = None
+    container_name: str | None = None
+    error: str | None = None
+    source: Literal["git", "rollback"] = "git"
+    triggered_by: str | None = None
+    steps: list[StepTiming] = Field(default_factory=list)
+    created_at: datetime
+    finished_at: datetime | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.created_at).total_seconds()
+
+
+class LogLine(Model):
+    """One line of a deployment log or a container log.
+
+    ``seq`` orders a deployment log (and lets a follower resume); ``source`` names the container or the
+    pipeline step; ``stream`` is stdout/stderr for containers and ``system`` for Mist's own lines.
+    """
+
+    seq: int = 0
+    ts: datetime
+    source: str = ""
+    stream: Literal["stdout", "stderr", "system"] = "stdout"
+    text: str
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+
+
+class ContainerInfo(Model):
+    id: str
+    name: str
+    project: str | None
+    app: str | None
+    deployment_id: int | None
+    image: str
+    state: str  # Docker's: created, running, restarting, exited, dead, paused
+    status: str  # Docker's human text: "Up 3 minutes"
+    ports: list[str] = Field(default_factory=list)
+    created_at: datetime
+
+
+class ContainerStats(Model):
+    name: str
+    project: str | None = None
+    app: str | None = None
+    cpu_percent: float  # of one core: 150.0 = one and a half cores busy
+    memory_bytes: int
+    memory_limit: int | None = None
+    net_rx_bytes: int = 0
+    net_tx_bytes: int = 0
+
+
+class SystemSample(Model):
+    ts: datetime
+    cpu_percent: float  # of the whole machine, 0..100
+    cpu_count: int
+    memory_used: int
+    memory_total: int
+    disk_used: int
+    disk_total: int
+    net_rx_bytes: int
+    net_tx_bytes: int
+    load: tuple[float, float, float]
+
+
+class MetricsSample(Model):
+    """One tick of the sampler: the server and every Mist container."""
+
+    system: SystemSample
+    containers: list[ContainerStats] = Field(default_factory=list)
+
+
+class Event(Model):
+    """Something changed: the dashboard redraws the row named by ``project``/``app``.
+
+    kinds: ``deployment`` (state changed), ``app`` (created, updated, deleted, status), ``project``,
+    ``container`` (Docker reported start/die/restart...).
+    """
+
+    kind: Literal["deployment", "app", "project", "container", "env"]
+    action: str
+    project: str | None = None
+    app: str | None = None
+    deployment_id: int | None = None
+    state: str | None = None
+    ts: datetime
+
+
+# ---------------------------------------------------------------------------------------------- admin
+
+
+class AuditEntry(Model):
+    id: int
+    ts: datetime
+    actor: str | None  # username; None for the system itself
+    action: str  # "project.create", "app.update", "env.set", "deployment.cancel"...
+    project: str | None = None
+    app: str | None = None
+    detail: dict[str, object] = Field(default_factory=dict)  # never a secret value
+
+
+class Setting(Model):
+    key: str
+    value: str
+    default: str
+    description: str

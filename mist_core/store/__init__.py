@@ -1,0 +1,163 @@
+"""Mist's SQLite database: one writer connection behind an async lock (every write in ``BEGIN IMMEDIATE``),
+one reader connection (WAL lets it read while the writer writes), and numbered SQL migrations tracked with
+``PRAGMA user_version``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+Row = aiosqlite.Row
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ts(value: datetime | None = None) -> str:
+    """A timestamp as stored: ISO 8601 in UTC with microseconds, so text order is time order."""
+    return (value or now()).astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def migrations() -> list[tuple[int, str]]:
+    """The numbered migrations shipped with Mist, in order."""
+    found = []
+    for entry in resources.files("mist_core.store").joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text()))
+    return sorted(found)
+
+
+async def _run(conn: aiosqlite.Connection, sql: str) -> list[Row]:
+    """Execute and close the cursor at once: an open cursor keeps its statement, and its lock, alive."""
+    cursor = await conn.execute(sql)
+    try:
+        return list(await cursor.fetchall())
+    finally:
+        await cursor.close()
+
+
+class Store:
+    """The database. Open with ``await Store.open(path)``; close with ``await store.close()``."""
+
+    def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self.path = path
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        writer = await cls._connect(path)
+        if new:
+            os.chmod(path, 0o600)
+        await _run(writer, "PRAGMA journal_mode=WAL")
+        store_ = cls(path, writer, await cls._connect(path))
+        await store_._migrate()
+        return store_
+
+    @staticmethod
+    async def _connect(path: Path) -> aiosqlite.Connection:
+        # isolation_level=None: we issue BEGIN ourselves, so a write transaction is exactly one `write()` block.
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        for pragma in ("PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"):
+            await _run(conn, pragma)
+        return conn
+
+    async def _migrate(self) -> None:
+        async with self._write_lock:
+            version = int((await _run(self._writer, "PRAGMA user_version"))[0][0])
+            for number, sql in migrations():
+                if number <= version:
+                    continue
+                # executescript commits; the version bump is inside the same script so a crash leaves either
+                # the old schema and version or the new ones.
+                await self._writer.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        row = await self.one("PRAGMA user_version")
+        assert row is not None
+        return int(row[0])
+
+    async def close(self) -> None:
+        await self._reader.close()
+        await self._writer.close()
+
+    # -------------------------------------------------------------------------------------------- reads
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = await self._reader.execute(sql, params)
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        cursor = await self._reader.execute(sql, params)
+        try:
+            return await cursor.fetchone()
+        finally:
+            await cursor.close()
+
+    # -------------------------------------------------------------------------------------------- writes
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[Writer]:
+        """One write transaction (``BEGIN IMMEDIATE``); committed when the block ends, rolled back on error."""
+        async with self._write_lock:
+            await _run(self._writer, "BEGIN IMMEDIATE")
+            try:
+                yield Writer(self._writer)
+            except BaseException:
+                await _run(self._writer, "ROLLBACK")
+                raise
+            else:
+                await _run(self._writer, "COMMIT")
+
+
+class Writer:
+    """The connection handed to a ``Store.write()`` block."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns ``lastrowid`` (for INSERT) or the number of rows changed."""
+        cursor = await self._conn.execute(sql, params)
+        try:
+            return cursor.lastrowid if sql.lstrip().upper().startswith("INSERT") else cursor.rowcount  # type: ignore[return-value]
+        finally:
+            await cursor.close()
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = await self._conn.execute(sql, params)
+        try:
+            return list(await cursor.fetchall())
+        finally:
+            await cursor.close()
+
+    async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self.all(sql, params)
+        return rows[0] if rows else None

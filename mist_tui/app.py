@@ -1,0 +1,204 @@
+"""``MistApp``: the Textual application. It holds the connection (a ``MistAPI``), the config and the clock,
+routes between screens, and is the one place where errors from workers are shown to the user."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import ClassVar
+
+from textual import events
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+from mist_core.api import MistAPI
+from mist_core.errors import DaemonUnavailable, MistError, Unauthenticated
+from mist_core.models import Session, User
+
+from .commands import ScreenCommands
+from .config import Config, Credentials, Target
+from .workers import ApiFailed, api_work
+
+DAEMON_HINT = "Is the daemon running? Start it with `mist daemon` (or `make run`), or use --embedded."
+
+Connect = Callable[[Target], Awaitable[MistAPI]]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MistApp(App[None]):
+    """The Mist terminal app. ``connect`` turns a ``Target`` into a ``MistAPI``; ``clock`` is what "now" is
+    for ages and durations (tests pass a fixed one)."""
+
+    CSS_PATH = "mist.tcss"
+    TITLE = "Mist"
+    COMMANDS = App.COMMANDS | {ScreenCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
+        Binding("question_mark", "toggle_help", "Help", id="app.help"),
+    ]
+
+    def __init__(
+        self,
+        connect: Connect,
+        config: Config | None = None,
+        *,
+        target: Target | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        credentials: Credentials | None = None,
+        cursor_blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.connect_to = connect
+        self.config = config or Config()
+        self.target = target
+        self.clock = clock
+        self.credentials = credentials or Credentials()
+        self.cursor_blink = cursor_blink
+        self.api: MistAPI | None = None
+        self.user: User | None = None
+        self._errors_shown: set[str] = set()
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+        self.theme_changed_signal.subscribe(self, lambda theme: self.config.save_theme(theme.name))
+        if self.config.keymap:
+            self.set_keymap(self.config.keymap)
+        from .screens.connect import ConnectScreen
+
+        self.push_screen(ConnectScreen(self.target, auto=self.target is not None))
+
+    async def on_unmount(self) -> None:
+        if self.api is not None:
+            try:
+                await self.api.close()
+            except Exception:  # noqa: BLE001 - closing a dead connection must not mask the exit
+                pass
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # Snapshot tests need a still cursor; Input has no app-wide switch.
+        if not self.cursor_blink and isinstance(event.widget, Input):
+            event.widget.cursor_blink = False
+
+    async def use(self, target: Target) -> MistAPI:
+        """Connect to ``target``, replacing (and closing) any previous connection."""
+        api = await self.connect_to(target)
+        old, self.api, self.target = self.api, api, target
+        if old is not None and old is not api:
+            await old.close()
+        return api
+
+    async def logged_in(self, session: Session) -> None:
+        """A login or setup succeeded: remember the token, reconnect with it, and open the dashboard."""
+        assert self.target is not None
+        target = Target(self.target.kind, self.target.address, session.token)
+        if target.kind == "daemon":
+            self.credentials.save(target.address, session.token, session.user.username)
+        await self.use(target)
+        self.enter(session.user)
+
+    def enter(self, user: User) -> None:
+        from .screens.dashboard import DashboardScreen
+
+        self.user = user
+        assert self.target is not None
+        self.sub_title = f"{user.username} @ {self.target.label}"
+        self.switch_screen(DashboardScreen())
+
+    # ------------------------------------------------------------------------------------------ errors
+
+    def on_api_failed(self, message: ApiFailed) -> None:
+        self.show_error(message.error)
+
+    def show_error(self, error: BaseException) -> None:
+        """The one place an error reaches the user: a notification with the API's message, never a
+        traceback. An expired session goes back to the login screen."""
+        message = getattr(error, "message", str(error))
+        if message in self._errors_shown:
+            return  # two workers tripping over the same cause say it once
+        self._errors_shown.add(message)
+        self.set_timer(6, lambda: self._errors_shown.discard(message))
+        if isinstance(error, Unauthenticated):
+            self.notify(error.message, title="Logged out", severity="error")
+            self._back_to_login(error.message)
+        elif isinstance(error, DaemonUnavailable):
+            self.notify(f"{error.message}\n{DAEMON_HINT}", title="No daemon", severity="error", timeout=10)
+        elif isinstance(error, MistError):
+            self.notify(error.message, title=error.code.replace("_", " ").capitalize(), severity="error")
+        elif isinstance(error, (ConnectionError, OSError)):
+            self.notify(f"Connection failed: {error}. {DAEMON_HINT}", title="No connection", severity="error")
+        else:
+            self.notify(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
+
+    def _back_to_login(self, message: str) -> None:
+        from .screens.connect import LoginScreen
+
+        if isinstance(self.screen, LoginScreen):
+            return
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(LoginScreen(message=message))
+
+    # ------------------------------------------------------------------------------------------ navigation
+
+    def open_app(self, app_ref: str) -> None:
+        from .screens.app_screen import AppScreen
+
+        self.push_screen(AppScreen(app_ref))
+
+    def open_deployment(self, deployment_id: int) -> None:
+        from .screens.deployment import DeploymentScreen
+
+        self.push_screen(DeploymentScreen(deployment_id))
+
+    def open_logs(self, app_refs: list[str] | None = None) -> None:
+        from .screens.logs import LogsScreen
+
+        self.push_screen(LogsScreen(app_refs or []))
+
+    def action_goto(self, name: str) -> None:
+        from .screens.admin import AuditScreen, SettingsScreen, UsersScreen
+        from .screens.dashboard import DashboardScreen
+        from .screens.metrics import MetricsScreen
+
+        if name == "dashboard":
+            while not isinstance(self.screen, DashboardScreen) and len(self.screen_stack) > 2:
+                self.pop_screen()
+            return
+        if name == "logs":
+            self.open_logs()
+            return
+        screens = {
+            "metrics": MetricsScreen,
+            "users": UsersScreen,
+            "audit": AuditScreen,
+            "settings": SettingsScreen,
+        }
+        self.push_screen(screens[name]())
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    @api_work(group="logout")
+    async def action_logout(self) -> None:
+        if self.api is not None:
+            try:
+                await self.api.auth.logout()
+            except MistError:
+                pass
+        if self.target is not None and self.target.kind == "daemon":
+            self.credentials.forget(self.target.address)
+            self.target = Target(self.target.kind, self.target.address, None)
+        self.user = None
+        self._back_to_login("Logged out.")

@@ -1,0 +1,121 @@
+"""How values look on screen: human sizes, ages, durations, short shas and status colours, in one place so
+every screen says them the same way."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+
+STATUS_STYLES = {
+    "live": "bold green",
+    "deploying": "bold yellow",
+    "failed": "bold red",
+    "crashed": "bold red",
+    "stopped": "dim",
+    "new": "italic dim",
+    # deployment states
+    "queued": "yellow",
+    "fetching": "yellow",
+    "building": "yellow",
+    "starting": "yellow",
+    "checking": "yellow",
+    "switching": "yellow",
+    "cancelled": "dim",
+    "superseded": "dim",
+    "rolled_back": "magenta",
+}
+
+STATUS_ICONS = {
+    "live": "●",
+    "deploying": "◐",
+    "failed": "✕",
+    "crashed": "✕",
+    "stopped": "○",
+    "new": "·",
+}
+
+
+def status_text(status: str, *, icon: bool = True) -> Text:
+    """A status word in its colour (live green, deploying yellow, failed red, stopped dim)."""
+    label = f"{STATUS_ICONS.get(status, '●')} {status}" if icon else status
+    return Text(label, style=STATUS_STYLES.get(status, ""))
+
+
+def human_bytes(n: int | float | None) -> str:
+    """``512.0 MiB``, ``1.5 GiB``: binary units, one decimal above KiB."""
+    if n is None:
+        return "—"
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_rate(bytes_per_second: float) -> str:
+    return f"{human_bytes(bytes_per_second)}/s"
+
+
+def human_age(then: datetime | None, now: datetime) -> str:
+    """The age of a moment in its largest whole unit: ``45s``, ``3m``, ``2h``, ``5d``, ``3mo``, ``2y``."""
+    if then is None:
+        return "—"
+    seconds = max(0, int((now - then).total_seconds()))
+    for limit, unit, size in (
+        (60, "s", 1),
+        (3600, "m", 60),
+        (86400, "h", 3600),
+        (86400 * 60, "d", 86400),
+        (86400 * 730, "mo", 86400 * 30),
+    ):
+        if seconds < limit:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // (86400 * 365)}y"
+
+
+def human_duration(seconds: float | None) -> str:
+    """``0.4s``, ``38s``, ``2m05s``, ``1h02m``."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{(whole % 3600) // 60:02d}m"
+
+
+def short_sha(sha: str | None) -> str:
+    return sha[:7] if sha else "—"
+
+
+def cpu_text(percent: float | None) -> Text:
+    """CPU as percent of one core, right-aligned, warm colours when busy."""
+    if percent is None:
+        return Text("—", style="dim", justify="right")
+    style = "red" if percent >= 90 else "yellow" if percent >= 50 else ""
+    return Text(f"{percent:5.1f}%", style=style, justify="right")
+
+
+def memory_text(used: int | None, limit: int | None = None) -> Text:
+    if used is None:
+        return Text("—", style="dim", justify="right")
+    style = "red" if limit and used / limit >= 0.9 else ""
+    return Text(human_bytes(used), style=style, justify="right")
+
+
+def right(value: str, style: str = "") -> Text:
+    return Text(value, style=style, justify="right")
+
+
+def parse_size(text: str) -> int | str | None:
+    """What the user typed in a memory field: ``""`` clears, digits are bytes, ``512m``/``1g`` pass through
+    for the core to validate (it owns the rules)."""
+    text = text.strip()
+    if not text:
+        return None
+    return int(text) if text.isdigit() else text

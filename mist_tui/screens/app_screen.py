@@ -1,0 +1,703 @@
+"""One app: tabs for its overview, deployments, logs, environment and settings, and the actions that act
+on it (deploy, stop/start, restart, delete)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+
+from mist_core.errors import InvalidInput, MistError
+from mist_core.models import MASK, App, AppChanges, Deployment, EnvVar, HealthCheck, MetricsSample
+
+from ..format import (
+    human_age,
+    human_bytes,
+    human_duration,
+    memory_text,
+    parse_size,
+    right,
+    short_sha,
+    status_text,
+)
+from ..widgets.log_panel import LogPanel
+from ..widgets.log_view import LogEntry
+from ..widgets.table import MistTable
+from ..workers import api_work
+from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
+
+if TYPE_CHECKING:
+    from ..app import MistApp
+
+
+def ask_deploy(mist: MistApp, app: App) -> None:
+    """Ask which ref to deploy (default: the app's branch), queue it, and open the deployment."""
+
+    async def deploy(values: dict[str, Any]) -> Deployment:
+        assert mist.api is not None
+        return await mist.api.apps.deploy(app.ref, ref=values["ref"].strip() or None)
+
+    def done(deployment: Deployment | None) -> None:
+        if isinstance(deployment, Deployment):
+            mist.notify(f"Deployment #{deployment.id} of {app.ref} queued ({deployment.ref}).")
+            mist.open_deployment(deployment.id)
+
+    mist.push_screen(
+        FormDialog(
+            f"Deploy {app.ref}",
+            [FormField("ref", "Branch, tag or commit", app.spec.branch)],
+            submit=deploy,
+            submit_label="Deploy",
+        ),
+        done,
+    )
+
+
+def deployment_row(d: Deployment, now) -> list[object]:
+    return [
+        right(f"#{d.id}"),
+        status_text(d.state.value, icon=False),
+        Text(short_sha(d.commit_sha)),
+        Text((d.commit_message or d.ref).splitlines()[0][:60]),
+        right(human_duration(d.duration)),
+        right(human_age(d.created_at, now)),
+    ]
+
+
+DEPLOYMENT_COLUMNS = [
+    ("id", "Id", 6),
+    ("state", "State", 11),
+    ("commit", "Commit", 8),
+    ("message", "Message", 44),
+    ("duration", "Took", 7),
+    ("age", "Age", 5),
+]
+
+
+class EnvironmentPane(Vertical):
+    """The app's variables. Secrets show as a mask until revealed."""
+
+    BINDINGS = [
+        Binding("a", "add", "Add", id="env.add"),
+        Binding("e", "edit", "Edit", id="env.edit"),
+        Binding("d", "delete", "Delete", id="env.delete"),
+        Binding("i", "import", "Import .env", id="env.import"),
+        Binding("r", "reveal", "Reveal", id="env.reveal"),
+    ]
+
+    def __init__(self, app_ref: str) -> None:
+        super().__init__(id="env-pane")
+        self.app_ref = app_ref
+        self.reveal = False
+        self.vars: dict[str, EnvVar] = {}
+
+    @property
+    def mist(self) -> MistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield MistTable(id="env")
+
+    def on_mount(self) -> None:
+        table = self.query_one(MistTable)
+        table.add_column("Key", key="key", width=24)
+        table.add_column("Value", key="value", width=50)
+        table.add_column("Flags", key="flags", width=14)
+        table.add_column(Text("Updated", justify="right"), key="updated", width=8)
+        self.refresh_vars()
+
+    @api_work(exclusive=True, group="env-load")
+    async def refresh_vars(self) -> None:
+        assert self.mist.api is not None
+        variables = await self.mist.api.env.list(self.app_ref, reveal=self.reveal)
+        self.vars = {v.key: v for v in variables}
+        table = self.query_one(MistTable)
+        now = self.mist.clock()
+        selected = table.selected_key
+        table.clear()
+        for var in variables:
+            value = (
+                Text(MASK, style="dim")
+                if var.value is None
+                else Text(var.value, style="yellow" if var.secret else "")
+            )
+            flags = " ".join(f for f, on_ in (("secret", var.secret), ("build", var.build)) if on_)
+            table.add_row(
+                Text(var.key, style="bold"),
+                value,
+                Text(flags, style="dim"),
+                right(human_age(var.updated_at, now)),
+                key=var.key,
+            )
+        if selected in table.rows:
+            table.move_cursor(row=table.get_row_index(selected), animate=False)
+        table.border_title = f"Environment · {len(variables)} variables" + (
+            " · secrets shown" if self.reveal else ""
+        )
+
+    def _form(self, title: str, var: EnvVar | None) -> FormDialog:
+        async def save(values: dict[str, Any]) -> EnvVar:
+            assert self.mist.api is not None
+            key = values["key"].strip()
+            if not key:
+                raise InvalidInput("Give the variable a name, like DATABASE_URL.", field="key")
+            return await self.mist.api.env.set(
+                self.app_ref, key, values["value"], secret=values["secret"], build=values["build"]
+            )
+
+        value = "" if var is None or var.value is None else var.value
+        return FormDialog(
+            title,
+            [
+                FormField("key", "Name", var.key if var else "", "DATABASE_URL"),
+                FormField(
+                    "value",
+                    "Value",
+                    value,
+                    "leave empty for an empty value"
+                    if not (var and var.secret)
+                    else "type the new secret value",
+                ),
+                FormField(
+                    "secret",
+                    "Secret (encrypted, masked in lists)",
+                    checkbox=True,
+                    checked=bool(var and var.secret),
+                ),
+                FormField("build", "Available at build time", checkbox=True, checked=bool(var and var.build)),
+            ],
+            submit=save,
+            note="Takes effect at the next deployment.",
+        )
+
+    def _after_change(self, result: object) -> None:
+        if result:
+            self.refresh_vars()
+
+    def action_add(self) -> None:
+        self.app.push_screen(self._form(f"Add a variable to {self.app_ref}", None), self._after_change)
+
+    def action_edit(self) -> None:
+        key = self.query_one(MistTable).selected_key
+        if key and key in self.vars:
+            self.app.push_screen(self._form(f"Edit {key}", self.vars[key]), self._after_change)
+
+    def action_delete(self) -> None:
+        key = self.query_one(MistTable).selected_key
+        if not key:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._unset(key)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete variable",
+                f"Delete {key} from {self.app_ref}? The next deployment runs without it.",
+            ),
+            confirmed,
+        )
+
+    @api_work(group="env-change")
+    async def _unset(self, key: str) -> None:
+        assert self.mist.api is not None
+        await self.mist.api.env.unset(self.app_ref, key)
+        self.mist.notify(f"Deleted {key} from {self.app_ref}.")
+        self.refresh_vars()
+
+    def action_import(self) -> None:
+        from pathlib import Path
+
+        async def load(path: str) -> None:
+            assert self.mist.api is not None
+            try:
+                text = Path(path).expanduser().read_text()
+            except OSError as exc:
+                raise InvalidInput(
+                    f"Cannot read {path}: {exc.strerror}. Give the path of a .env file.", field="value"
+                ) from exc
+            await self.mist.api.env.import_dotenv(self.app_ref, text)
+
+        self.app.push_screen(
+            PromptDialog(
+                f"Import a .env file into {self.app_ref}",
+                label="Path",
+                value=".env",
+                submit=load,
+                submit_label="Import",
+            ),
+            self._after_change,
+        )
+
+    def action_reveal(self) -> None:
+        self.reveal = not self.reveal
+        self.refresh_vars()
+
+
+SETTINGS_FIELDS = [
+    ("git_url", "Git URL", "https://git.example.com/team/app.git"),
+    ("branch", "Branch", "main"),
+    ("dockerfile", "Dockerfile", "empty: the repo's Dockerfile, or a generated one"),
+    ("context", "Build context", "."),
+    ("port", "Port", "the port the app listens on, e.g. 8080"),
+    ("publish", "Publish (comma separated)", "127.0.0.1:18080:8080"),
+    ("start_command", "Start command", "empty: the image's CMD"),
+    ("memory", "Memory limit", "512m, 1g or bytes; empty: none"),
+    ("cpus", "CPUs", "1.5; empty: no limit"),
+]
+RESTART_CHOICES = ["no", "always", "unless-stopped", "on-failure"]
+HEALTH_CHOICES = ["none", "http", "tcp", "docker"]
+
+
+class SettingsPane(VerticalScroll):
+    """The app's spec as a form. Save sends only what changed, as ``AppChanges``."""
+
+    BINDINGS = [Binding("ctrl+s", "save", "Save", id="app_settings.save")]
+
+    def __init__(self) -> None:
+        super().__init__(id="settings-form")
+        self.current: App | None = None
+
+    @property
+    def mist(self) -> MistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        for name, label, placeholder in SETTINGS_FIELDS:
+            with Horizontal(classes="form-row"):
+                yield Label(label, classes="form-label")
+                with Vertical(classes="form-field"):
+                    yield Input(placeholder=placeholder, id=f"set-{name}", compact=True)
+                    yield Label("", id=f"err-{name}", classes="field-error")
+        with Horizontal(classes="form-row"):
+            yield Label("Restart policy", classes="form-label")
+            with Vertical(classes="form-field"):
+                yield Select(
+                    [(c, c) for c in RESTART_CHOICES],
+                    allow_blank=False,
+                    value="unless-stopped",
+                    id="set-restart",
+                    compact=True,
+                )
+                yield Label("", id="err-restart", classes="field-error")
+        with Horizontal(classes="form-row"):
+            yield Label("Health check", classes="form-label")
+            with Vertical(classes="form-field"):
+                with Horizontal(classes="health-row"):
+                    yield Select(
+                        [(c, c) for c in HEALTH_CHOICES],
+                        allow_blank=False,
+                        value="none",
+                        id="set-health",
+                        compact=True,
+                    )
+                    yield Input(placeholder="/healthz", id="set-health_path", compact=True)
+                yield Label("", id="err-health", classes="field-error")
+        with Horizontal(classes="form-row form-buttons"):
+            yield Label("", classes="form-label")
+            yield Button("Save", id="settings-save", variant="primary", compact=True)
+            yield Label("Changes take effect at the next deployment.", classes="form-note")
+
+    def show(self, app: App) -> None:
+        self.current = app
+        spec = app.spec
+        values = {
+            "git_url": spec.git_url,
+            "branch": spec.branch,
+            "dockerfile": spec.dockerfile or "",
+            "context": spec.context,
+            "port": str(spec.port or ""),
+            "publish": ", ".join(spec.publish),
+            "start_command": spec.start_command or "",
+            "memory": str(spec.memory or ""),
+            "cpus": str(spec.cpus or ""),
+        }
+        for name, value in values.items():
+            self.query_one(f"#set-{name}", Input).value = value
+        if spec.memory:
+            self.query_one("#set-memory", Input).value = (
+                human_bytes(spec.memory).replace(" MiB", "m").replace(" GiB", "g").replace(".0", "")
+            )
+        self.query_one("#set-restart", Select).value = (
+            spec.restart if spec.restart in RESTART_CHOICES else "unless-stopped"
+        )
+        self.query_one("#set-health", Select).value = spec.health.type
+        self.query_one("#set-health_path", Input).value = spec.health.path
+
+    def changes(self) -> AppChanges:
+        """Compare the form with the app's spec; raise InvalidInput for what cannot even be parsed."""
+        assert self.current is not None
+        spec = self.current.spec
+        read = {name: self.query_one(f"#set-{name}", Input).value.strip() for name, _, _ in SETTINGS_FIELDS}
+        changes: dict[str, Any] = {}
+        clear: list[str] = []
+        for name in ("git_url", "branch", "context"):
+            if read[name] != getattr(spec, name):
+                changes[name] = read[name]
+        for name in ("dockerfile", "start_command"):
+            if read[name] != (getattr(spec, name) or ""):
+                if read[name]:
+                    changes[name] = read[name]
+                else:
+                    clear.append(name)
+        if read["port"] != str(spec.port or ""):
+            if not read["port"]:
+                clear.append("port")
+            elif not read["port"].isdigit():
+                raise InvalidInput("The port must be a number between 1 and 65535.", field="port")
+            else:
+                changes["port"] = int(read["port"])
+        publish = [p.strip() for p in read["publish"].split(",") if p.strip()]
+        if publish != spec.publish:
+            changes["publish"] = publish
+        memory = parse_size(read["memory"])
+        if memory != spec.memory and not (
+            isinstance(memory, str) and spec.memory and self._same_size(memory, spec.memory)
+        ):
+            if memory is None:
+                clear.append("memory")
+            else:
+                changes["memory"] = memory
+        if read["cpus"] != str(spec.cpus or ""):
+            if not read["cpus"]:
+                clear.append("cpus")
+            else:
+                try:
+                    changes["cpus"] = float(read["cpus"])
+                except ValueError:
+                    raise InvalidInput("CPUs must be a number, like 0.5 or 2.", field="cpus") from None
+        restart = str(self.query_one("#set-restart", Select).value)
+        if restart != spec.restart:
+            changes["restart"] = restart
+        health_type = str(self.query_one("#set-health", Select).value)
+        health_path = self.query_one("#set-health_path", Input).value.strip() or "/"
+        if health_type != spec.health.type or health_path != spec.health.path:
+            changes["health"] = HealthCheck(
+                **{**spec.health.model_dump(), "type": health_type, "path": health_path}
+            )
+        return AppChanges(**changes, clear=clear)
+
+    @staticmethod
+    def _same_size(text: str, size: int) -> bool:
+        units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+        text = text.lower().rstrip("b").rstrip("i")
+        try:
+            return text[-1] in units and float(text[:-1]) * units[text[-1]] == size
+        except (ValueError, IndexError):
+            return False
+
+    def clear_errors(self) -> None:
+        for label in self.query(".field-error").results(Label):
+            label.update("")
+            label.remove_class("-shown")
+
+    def show_error(self, error: MistError) -> None:
+        self.clear_errors()
+        field = (error.field or "").split(".")[-1]
+        if field == "path" or (error.field or "").startswith("health"):
+            field = "health"
+        names = {n for n, _, _ in SETTINGS_FIELDS} | {"restart", "health"}
+        if field in names:
+            label = self.query_one(f"#err-{field}", Label)
+            label.update(f"✕ {error.message}")
+            label.add_class("-shown")
+            widget = self.query_one(f"#set-{field}")
+            widget.focus()
+        self.mist.notify(error.message, title="Not saved", severity="error")
+
+    @on(Button.Pressed, "#settings-save")
+    def action_save(self) -> None:
+        try:
+            changes = self.changes()
+        except InvalidInput as error:
+            self.show_error(error)
+            return
+        if not changes.model_dump(exclude_none=True, exclude={"clear"}) and not changes.clear:
+            self.mist.notify("Nothing changed.")
+            return
+        self._save(changes)
+
+    @api_work(exclusive=True, group="app-settings-save")
+    async def _save(self, changes: AppChanges) -> None:
+        assert self.mist.api is not None and self.current is not None
+        try:
+            app = await self.mist.api.apps.update(self.current.ref, changes)
+        except MistError as error:
+            self.show_error(error)
+            return
+        self.clear_errors()
+        self.show(app)
+        self.mist.notify(f"Saved {app.ref}: changes apply at the next deployment.")
+
+
+class AppScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="app_screen.back"),
+        Binding("D", "deploy", "Deploy", id="app_screen.deploy"),
+        Binding("S", "stop_start", "Stop/Start", id="app_screen.stop_start"),
+        Binding("R", "restart", "Restart", id="app_screen.restart"),
+        Binding("X", "delete", "Delete app", id="app_screen.delete"),
+        Binding("1", "tab('overview')", "Overview", show=False, id="app_screen.tab_overview"),
+        Binding("2", "tab('deployments')", "Deployments", show=False, id="app_screen.tab_deployments"),
+        Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
+        Binding("4", "tab('environment')", "Environment", show=False, id="app_screen.tab_environment"),
+        Binding("5", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
+    ]
+
+    def __init__(self, app_ref: str, *, tab: str = "overview") -> None:
+        super().__init__()
+        self.app_ref = app_ref
+        self.initial_tab = tab
+        self.current: App | None = None
+        self.deployments: list[Deployment] = []
+        self.sample: MetricsSample | None = None
+        self._logs_started = False
+
+    @property
+    def mist(self) -> MistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text(self.app_ref, style="bold"), id="app-title")
+        with TabbedContent(initial=self.initial_tab, id="app-tabs"):
+            with TabPane("Overview", id="overview"):
+                with VerticalScroll():
+                    yield Static(id="overview-facts")
+                    yield Label("Recent deployments", classes="section-title")
+                    yield MistTable(id="recent", zebra=False)
+            with TabPane("Deployments", id="deployments"):
+                yield MistTable(id="deployments-table")
+            with TabPane("Logs", id="logs"):
+                yield LogPanel(
+                    cap=self.mist.config.log_buffer_lines,
+                    range_choices=True,
+                    title=f"{self.app_ref} · container output",
+                    id="app-logs",
+                )
+            with TabPane("Environment", id="environment"):
+                yield EnvironmentPane(self.app_ref)
+            with TabPane("Settings", id="settings"):
+                yield SettingsPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for table_id in ("#recent", "#deployments-table"):
+            table = self.query_one(table_id, MistTable)
+            for key, label, width in DEPLOYMENT_COLUMNS:
+                justify = "right" if key in ("id", "duration", "age") else "left"
+                table.add_column(Text(label, justify=justify), key=key, width=width)
+        self.load()
+        self.follow_metrics()
+        if self.initial_tab == "logs":
+            self._start_logs()
+
+    # ------------------------------------------------------------------------------------------ data
+
+    @api_work(exclusive=True, group="app-load")
+    async def load(self) -> None:
+        assert self.mist.api is not None
+        app = await self.mist.api.apps.get(self.app_ref)
+        page = await self.mist.api.deployments.list(self.app_ref, limit=50)
+        self.current = app
+        self.deployments = page.items
+        self._show_app()
+        self.query_one(SettingsPane).show(app)
+
+    @api_work(exclusive=True, group="app-metrics")
+    async def follow_metrics(self) -> None:
+        assert self.mist.api is not None
+        async for sample in self.mist.api.metrics.stream():
+            self.sample = sample
+            if self.current is not None:
+                self._show_facts()
+
+    def _usage(self) -> tuple[float | None, int | None, int | None]:
+        if self.sample is None or self.current is None:
+            return None, None, None
+        mine = [
+            c
+            for c in self.sample.containers
+            if c.project == self.current.project and c.app == self.current.name
+        ]
+        if not mine:
+            return None, None, None
+        return sum(c.cpu_percent for c in mine), sum(c.memory_bytes for c in mine), mine[0].memory_limit
+
+    def _show_app(self) -> None:
+        app = self.current
+        assert app is not None
+        now = self.mist.clock()
+        title = Text()
+        title.append(f" {app.project}/", style="dim")
+        title.append(app.name, style="bold")
+        title.append("   ")
+        title.append_text(status_text(app.status))
+        if app.live_commit:
+            title.append(f"   {short_sha(app.live_commit)}", style="bold")
+            title.append(f" live for {human_age(app.live_since, now)}", style="dim")
+        self.query_one("#app-title", Static).update(title)
+        self._show_facts()
+        recent = self.query_one("#recent", MistTable)
+        table = self.query_one("#deployments-table", MistTable)
+        for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
+            target.clear()
+            for d in rows:
+                target.add_row(*deployment_row(d, now), key=str(d.id))
+        table.border_title = f"{len(self.deployments)} deployments · Enter opens one"
+
+    def _show_facts(self) -> None:
+        app = self.current
+        assert app is not None
+        spec = app.spec
+        cpu, mem, limit = self._usage()
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(style="dim", justify="right")
+        facts.add_column()
+        facts.add_column(style="dim", justify="right")
+        facts.add_column()
+        ports = ", ".join(spec.publish) or "not published (reached through the proxy)"
+        cpu_cell = Text("—", style="dim") if cpu is None else Text(f"{cpu:.1f}%")
+        cpu_cell.justify = "left"
+        mem_cell = Text("—", style="dim") if mem is None else memory_text(mem, limit)
+        mem_cell.justify = "left"
+        if mem is not None and limit:
+            mem_cell.append(f" of {human_bytes(limit)}", style="dim")
+        facts.add_row("status", status_text(app.status), "source", Text(spec.git_url))
+        facts.add_row("container", app.container_name or "—", "branch", spec.branch)
+        facts.add_row("image", app.image or "—", "port", str(spec.port or "—"))
+        facts.add_row("cpu", cpu_cell, "published", ports)
+        facts.add_row(
+            "memory",
+            mem_cell,
+            "limits",
+            f"{human_bytes(spec.memory) if spec.memory else 'no memory limit'}, {spec.cpus or 'no'} cpus",
+        )
+        facts.add_row(
+            "health",
+            f"{spec.health.type} {spec.health.path if spec.health.type == 'http' else ''}",
+            "restart",
+            spec.restart,
+        )
+        self.query_one("#overview-facts", Static).update(Group(facts))
+
+    def _start_logs(self) -> None:
+        if not self._logs_started:
+            self._logs_started = True
+            tail, since = self.query_one("#app-logs", LogPanel).tail_and_since()
+            self.stream_logs(tail, since)
+
+    @api_work(exclusive=True, group="app-logs")
+    async def stream_logs(self, tail: int | None, since: timedelta | None) -> None:
+        assert self.mist.api is not None
+        view = self.query_one("#app-logs", LogPanel).view
+        view.clear()
+        start = self.mist.clock() - since if since else None
+        async for line in self.mist.api.apps.logs(self.app_ref, follow=True, tail=tail, since=start):
+            view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))
+
+    @on(LogPanel.RangeChanged, "#app-logs")
+    def _range_changed(self, event: LogPanel.RangeChanged) -> None:
+        self.stream_logs(event.tail, event.since)
+
+    @on(TabbedContent.TabActivated)
+    def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id
+        if pane == "logs":
+            self._start_logs()
+            self.query_one("#app-logs", LogPanel).view.focus()
+        elif pane == "environment":
+            self.query_one("#env", MistTable).focus()
+        elif pane == "deployments":
+            self.query_one("#deployments-table", MistTable).focus()
+
+    @on(DataTable.RowSelected)
+    def _open_deployment(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id in ("recent", "deployments-table") and event.row_key.value:
+            self.mist.open_deployment(int(event.row_key.value))
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_deploy(self) -> None:
+        if self.current is not None:
+            ask_deploy(self.mist, self.current)
+
+    def action_stop_start(self) -> None:
+        app = self.current
+        if app is None:
+            return
+        if app.status in ("live", "deploying", "crashed"):
+            self.app.push_screen(
+                ConfirmDialog(
+                    f"Stop {app.ref}",
+                    f"Stop {app.ref}? Its container {app.container_name or ''} stops and the app stops answering until started again.",
+                    confirm_label="Stop",
+                ),
+                self._confirmed_stop,
+            )
+        else:
+            self._lifecycle("start")
+
+    def _confirmed_stop(self, yes: bool | None) -> None:
+        if yes:
+            self._lifecycle("stop")
+
+    def action_restart(self) -> None:
+        self._lifecycle("restart")
+
+    @api_work(exclusive=True, group="app-lifecycle")
+    async def _lifecycle(self, verb: str) -> None:
+        assert self.mist.api is not None
+        call = getattr(self.mist.api.apps, verb)
+        self.current = await call(self.app_ref)
+        self.mist.notify(f"{self.app_ref}: {verb} done.")
+        self._show_app()
+
+    def action_delete(self) -> None:
+        app = self.current
+        if app is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._delete()
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Delete {app.ref}",
+                f"Delete the app {app.ref}? Its containers, images, environment and deployment history are removed. This cannot be undone.",
+                confirm_label=f"Delete {app.ref}",
+            ),
+            confirmed,
+        )
+
+    @api_work(exclusive=True, group="app-delete")
+    async def _delete(self) -> None:
+        assert self.mist.api is not None
+        await self.mist.api.apps.delete(self.app_ref)
+        self.mist.notify(f"Deleted {self.app_ref}.")
+        self.app.pop_screen()

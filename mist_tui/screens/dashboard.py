@@ -1,0 +1,345 @@
+"""The dashboard: every app of every project in one table, with live status, CPU and memory.
+
+Apps are paged in (500 at a time) by a worker; metrics samples and events update rows in place by row
+key inside one batch; an event only refetches the app it names. Filtering and sorting work on the apps
+held in memory, so they cost no round trip.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input
+
+from mist_core.errors import NotFound
+from mist_core.models import App, MetricsSample
+
+from ..format import cpu_text, human_age, memory_text, right, short_sha, status_text
+from ..widgets.server_strip import ServerStrip
+from ..widgets.table import MistTable
+from ..workers import api_work
+
+if TYPE_CHECKING:
+    from ..app import MistApp
+
+PAGE = 500
+COLUMNS = [
+    ("project", "Project", 16),
+    ("app", "App", 22),
+    ("status", "Status", 13),
+    ("commit", "Commit", 8),
+    ("age", "Age", 6),
+    ("cpu", "CPU", 8),
+    ("memory", "Memory", 11),
+]
+SORTS = ["project", "app", "status", "age", "cpu", "memory"]
+STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="dashboard.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="dashboard.clear_filter"),
+        Binding("s", "cycle_sort", "Sort", id="dashboard.sort"),
+        Binding("o", "reverse_sort", "Reverse", show=False, id="dashboard.reverse"),
+        Binding("D", "deploy", "Deploy", id="dashboard.deploy"),
+        Binding("l", "logs", "Logs", id="dashboard.logs"),
+        Binding("m", "app.goto('metrics')", "Metrics", id="dashboard.metrics"),
+        Binding("u", "app.goto('users')", "Users", show=False, id="dashboard.users"),
+        Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
+        Binding("comma", "app.goto('settings')", "Settings", show=False, id="dashboard.settings"),
+        Binding("ctrl+r", "reload", "Reload", show=False, id="dashboard.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.apps: dict[str, App] = {}
+        self.usage: dict[str, tuple[float, int, int | None]] = {}
+        self.filter_text = ""
+        self.sort_key = "project"
+        self.sort_reverse = False
+        self._dirty: set[str] = set()
+        self._loading = False
+
+    @property
+    def mist(self) -> MistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield ServerStrip(" loading metrics…", id="server-strip")
+        yield Input(placeholder="filter apps: type part of a name or a status", id="filter")
+        yield MistTable(id="apps")
+        yield Footer()
+
+    @property
+    def table(self) -> MistTable:
+        return self.query_one("#apps", MistTable)
+
+    def on_mount(self) -> None:
+        table = self.table
+        for key, label, width in COLUMNS:
+            justify = "right" if key in ("cpu", "memory", "age") else "left"
+            table.add_column(Text(label, justify=justify), key=key, width=width)
+        self._label_columns()
+        table.border_title = "Apps"
+        table.focus()
+        self.load()
+        self.follow_metrics()
+        self.follow_events()
+        self.set_interval(0.3, self._flush_dirty)
+
+    # ------------------------------------------------------------------------------------------ data
+
+    @api_work(exclusive=True, group="dashboard-load")
+    async def load(self) -> None:
+        assert self.mist.api is not None
+        self._loading = True
+        self.table.loading = not self.apps
+        offset: int | None = 0
+        first = True
+        apps: dict[str, App] = {}
+        try:
+            while offset is not None:
+                page = await self.mist.api.apps.list(limit=PAGE, offset=offset)
+                new = [a for a in page.items if a.ref not in apps]
+                apps.update((a.ref, a) for a in new)
+                if first:
+                    self.apps = dict(apps)
+                    self.populate()
+                    self.table.loading = False
+                    first = False
+                else:
+                    self.apps.update((a.ref, a) for a in new)
+                    self._append_rows(new)
+                self.table.border_subtitle = f"loading {len(apps):,} of {page.total:,}"
+                offset = page.next_offset
+            self.apps = apps
+            self.populate()
+        finally:
+            self._loading = False
+            self.table.loading = False
+
+    @api_work(exclusive=True, group="dashboard-metrics")
+    async def follow_metrics(self) -> None:
+        assert self.mist.api is not None
+        async for sample in self.mist.api.metrics.stream():
+            self.apply_sample(sample)
+
+    @api_work(exclusive=True, group="dashboard-events")
+    async def follow_events(self) -> None:
+        assert self.mist.api is not None
+        async for event in self.mist.api.events.stream():
+            if event.project and event.app:
+                self._dirty.add(f"{event.project}/{event.app}")
+            elif event.kind == "project" and event.project and event.action in ("deleted", "delete"):
+                for ref in [r for r, a in self.apps.items() if a.project == event.project]:
+                    self._remove(ref)
+
+    def _flush_dirty(self) -> None:
+        # Events are coalesced: a burst about one app costs one apps.get, not one per event.
+        if self._dirty and not self._loading:
+            refs, self._dirty = self._dirty, set()
+            self.refetch(sorted(refs))
+
+    @api_work(group="dashboard-refetch")
+    async def refetch(self, refs: list[str]) -> None:
+        assert self.mist.api is not None
+        for ref in refs:
+            try:
+                app = await self.mist.api.apps.get(ref)
+            except NotFound:
+                self._remove(ref)
+                continue
+            self.update_app(app)
+
+    def update_app(self, app: App) -> None:
+        """One app changed: redraw its row in place (or add it)."""
+        known = app.ref in self.apps
+        self.apps[app.ref] = app
+        table = self.table
+        if not known:
+            self.populate()
+            return
+        if app.ref not in table.rows:
+            return
+        with self.app.batch_update():
+            for key, value in zip([k for k, _, _ in COLUMNS], self._cells(app, grouped=False), strict=True):
+                if key != "project":
+                    table.update_cell(app.ref, key, value)
+
+    def _remove(self, ref: str) -> None:
+        self.apps.pop(ref, None)
+        if ref in self.table.rows:
+            self.table.remove_row(ref)
+            self._summarise()
+
+    def apply_sample(self, sample: MetricsSample) -> None:
+        self.query_one(ServerStrip).show(sample.system)
+        usage: dict[str, tuple[float, int, int | None]] = {}
+        for stats in sample.containers:
+            if stats.project and stats.app:
+                ref = f"{stats.project}/{stats.app}"
+                cpu, mem, limit = usage.get(ref, (0.0, 0, None))
+                usage[ref] = (cpu + stats.cpu_percent, mem + stats.memory_bytes, stats.memory_limit or limit)
+        changed = {ref for ref in usage.keys() | self.usage.keys() if usage.get(ref) != self.usage.get(ref)}
+        self.usage = usage
+        table = self.table
+        with self.app.batch_update():
+            for ref in changed:
+                if ref in table.rows:
+                    cpu, mem, limit = usage.get(ref, (None, None, None))  # type: ignore[assignment]
+                    table.update_cell(ref, "cpu", cpu_text(cpu))
+                    table.update_cell(ref, "memory", memory_text(mem, limit))
+
+    # ------------------------------------------------------------------------------------------ rows
+
+    def _matches(self, app: App) -> bool:
+        needle = self.filter_text.lower()
+        return not needle or needle in app.ref.lower() or needle == app.status
+
+    def _sorted(self, apps: list[App]) -> list[App]:
+        key = self.sort_key
+        now = self.mist.clock()
+
+        def sort_key(app: App) -> tuple:
+            name = (app.project, app.name)
+            if key == "app":
+                return (app.name, app.project)
+            if key == "status":
+                return (STATUS_ORDER.get(app.status, 9), *name)
+            if key == "age":
+                age = (now - app.live_since).total_seconds() if app.live_since else float("inf")
+                return (age, *name)
+            if key in ("cpu", "memory"):
+                cpu, mem, _ = self.usage.get(app.ref, (-1.0, -1, None))
+                return (-(cpu if key == "cpu" else mem), *name)
+            return name
+
+        return sorted(apps, key=sort_key, reverse=self.sort_reverse)
+
+    def _cells(self, app: App, *, grouped: bool) -> list[object]:
+        now = self.mist.clock()
+        cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
+        project = Text(app.project, style="bold") if not grouped else Text("")
+        return [
+            project,
+            Text(app.name),
+            status_text(app.status),
+            Text(short_sha(app.live_commit), style="dim" if not app.live_commit else ""),
+            right(human_age(app.live_since, now)),
+            cpu_text(cpu),
+            memory_text(mem, limit),
+        ]
+
+    def populate(self) -> None:
+        """Redraw the table from the apps in memory, filtered and sorted, keeping the cursor's app."""
+        table = self.table
+        selected = table.selected_key
+        apps = self._sorted([a for a in self.apps.values() if self._matches(a)])
+        rows = []
+        previous_project = None
+        for app in apps:
+            # Sorted by project, repeat the project name only where a group starts: it reads as a heading.
+            grouped = self.sort_key == "project" and app.project == previous_project
+            previous_project = app.project
+            rows.append(self._cells(app, grouped=grouped))
+        with self.app.batch_update():
+            table.clear()
+            for app, cells in zip(apps, rows, strict=True):
+                table.add_row(*cells, key=app.ref)
+            if selected is not None and selected in table.rows:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
+        self._summarise()
+
+    def _append_rows(self, apps: list[App]) -> None:
+        with self.app.batch_update():
+            for app in apps:
+                if self._matches(app) and app.ref not in self.table.rows:
+                    self.table.add_row(*self._cells(app, grouped=False), key=app.ref)
+
+    def _summarise(self) -> None:
+        counts: dict[str, int] = {}
+        for app in self.apps.values():
+            counts[app.status] = counts.get(app.status, 0) + 1
+        parts = [f"{len(self.apps):,} apps"]
+        parts += [f"{counts[s]} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
+        if self.filter_text:
+            parts.insert(0, f"{self.table.row_count:,} shown")
+        self.table.border_subtitle = " · ".join(parts)
+
+    def _label_columns(self) -> None:
+        for key, label, _ in COLUMNS:
+            arrow = (" ▼" if not self.sort_reverse else " ▲") if key == self.sort_key else ""
+            justify = "right" if key in ("cpu", "memory", "age") else "left"
+            self.table.columns[key].label = Text(label + arrow, justify=justify)  # type: ignore[index]
+        self.table.refresh()
+
+    # ------------------------------------------------------------------------------------------ actions
+
+    def action_filter(self) -> None:
+        self.add_class("-filtering")
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.value = ""
+        self.remove_class("-filtering")
+        self.table.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.populate()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.table.focus()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_key = SORTS[(SORTS.index(self.sort_key) + 1) % len(SORTS)]
+        self.sort_reverse = False
+        self._label_columns()
+        self.populate()
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+        self._label_columns()
+        self.populate()
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key == "commit":
+            return
+        if key == self.sort_key:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_key, self.sort_reverse = key, False
+        self._label_columns()
+        self.populate()
+
+    @on(DataTable.RowSelected, "#apps")
+    def _open(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.mist.open_app(str(event.row_key.value))
+
+    def action_logs(self) -> None:
+        ref = self.table.selected_key
+        self.mist.open_logs([ref] if ref else [])
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_deploy(self) -> None:
+        ref = self.table.selected_key
+        if ref is None or ref not in self.apps:
+            return
+        from .app_screen import ask_deploy
+
+        ask_deploy(self.mist, self.apps[ref])

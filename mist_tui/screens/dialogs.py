@@ -1,0 +1,186 @@
+"""Modal dialogs: a confirmation that names what will be destroyed, and a small form whose errors from the
+API appear next to the field they concern (``err.field``) while the dialog stays open."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+
+from mist_core.errors import MistError
+
+from ..workers import api_work
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/no; the message says exactly what the action will do."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("y", "confirm", "Yes", show=False, id="dialog.yes"),
+        Binding("n", "cancel", "No", show=False, id="dialog.no"),
+    ]
+
+    def __init__(
+        self, title: str, message: str, *, confirm_label: str = "Delete", danger: bool = True
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+        self.confirm_label = confirm_label
+        self.danger = danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.message, classes="dialog-message")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#confirm")
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+@dataclass
+class FormField:
+    name: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+    password: bool = False
+    checkbox: bool = False
+    checked: bool = False
+
+
+class FormDialog(ModalScreen[Any]):
+    """A few inputs and checkboxes. With ``submit``, the values go to it in a worker; a ``MistError`` is
+    shown in place (next to its field when it names one) and the dialog stays open; its result is what
+    the dialog returns. Without ``submit`` the dialog returns the values dict."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(
+        self,
+        title: str,
+        fields: list[FormField],
+        *,
+        submit: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
+        submit_label: str = "Save",
+        note: str = "",
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.fields = fields
+        self.submit = submit
+        self.submit_label = submit_label
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.note:
+                yield Static(self.note, classes="dialog-message")
+            for field in self.fields:
+                if field.checkbox:
+                    yield Checkbox(field.label, field.checked, id=f"field-{field.name}")
+                else:
+                    yield Label(field.label, classes="field-label")
+                    yield Input(
+                        field.value,
+                        placeholder=field.placeholder,
+                        password=field.password,
+                        id=f"field-{field.name}",
+                    )
+                yield Label("", id=f"error-{field.name}", classes="field-error")
+            yield Label("", id="error-form", classes="field-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(self.submit_label, id="submit", variant="primary")
+
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in self.fields:
+            widget = self.query_one(f"#field-{field.name}")
+            out[field.name] = widget.value  # type: ignore[attr-defined]
+        return out
+
+    def show_error(self, error: MistError) -> None:
+        for label in self.query(".field-error").results(Label):
+            label.update("")
+            label.remove_class("-shown")
+        names = {f.name for f in self.fields}
+        target = error.field if error.field in names else "form"
+        label = self.query_one(f"#error-{target}", Label)
+        label.update(f"✕ {error.message}")
+        label.add_class("-shown")
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#submit")
+    def _submitted(self) -> None:
+        if self.submit is None:
+            self.dismiss(self.values())
+        else:
+            self._run_submit(self.values())
+
+    @api_work(exclusive=True, group="dialog-submit")
+    async def _run_submit(self, values: dict[str, Any]) -> None:
+        assert self.submit is not None
+        try:
+            result = await self.submit(values)
+        except MistError as error:
+            self.show_error(error)
+            return
+        self.dismiss(result if result is not None else values)
+
+    @on(Button.Pressed, "#cancel")
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PromptDialog(FormDialog):
+    """One text value; returns the string (or None when cancelled)."""
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        label: str = "",
+        value: str = "",
+        placeholder: str = "",
+        submit_label: str = "OK",
+        submit: Callable[[str], Awaitable[Any]] | None = None,
+        note: str = "",
+    ) -> None:
+        async def submit_one(values: dict[str, Any]) -> Any:
+            assert submit is not None
+            await submit(values["value"])
+            return values["value"]
+
+        super().__init__(
+            title,
+            [FormField("value", label, value, placeholder)],
+            submit=submit_one if submit else None,
+            submit_label=submit_label,
+            note=note,
+        )
+
+    def dismiss(self, result: Any = None):  # type: ignore[override]
+        if isinstance(result, dict):
+            result = result["value"]
+        return super().dismiss(result)

@@ -1,0 +1,191 @@
+"""The server's CPU, memory, disk, network and load over the last minutes, one app's CPU and memory, and
+every container sortable by CPU or memory."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, Select, Sparkline
+
+from mist_core.models import MetricsSample
+
+from ..format import cpu_text, human_bytes, human_rate, memory_text, right
+from ..widgets.table import MistTable
+from ..workers import api_work
+
+if TYPE_CHECKING:
+    from ..app import MistApp
+
+HISTORY = 120  # samples kept per graph
+
+
+class Graph(Vertical):
+    """A titled sparkline with the latest value on the right of its title."""
+
+    def __init__(self, title: str, id: str) -> None:
+        super().__init__(id=id, classes="graph")
+        self.graph_title = title
+        self.values: deque[float] = deque(maxlen=HISTORY)
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="graph-head"):
+            yield Label(self.graph_title, classes="graph-title")
+            yield Label("", classes="graph-value")
+        yield Sparkline([], summary_function=max)
+
+    def push(self, value: float, shown: str, *, refresh: bool = True) -> None:
+        self.values.append(value)
+        if refresh:
+            self.redraw(shown)
+
+    def redraw(self, shown: str) -> None:
+        self.query_one(Sparkline).data = list(self.values)
+        self.query_one(".graph-value", Label).update(shown)
+
+    def reset(self) -> None:
+        self.values.clear()
+
+
+class MetricsScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="metrics.back"),
+        Binding("c", "sort('cpu')", "Sort by CPU", id="metrics.sort_cpu"),
+        Binding("m", "sort('memory')", "Sort by memory", id="metrics.sort_memory"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.samples: deque[MetricsSample] = deque(maxlen=HISTORY)
+        self.sort_by = "cpu"
+        self.chosen_app: str | None = None
+
+    @property
+    def mist(self) -> MistApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Grid(id="graphs"):
+            yield Graph("CPU", id="g-cpu")
+            yield Graph("Memory", id="g-mem")
+            yield Graph("Load (1 min)", id="g-load")
+            yield Graph("Network in", id="g-rx")
+            yield Graph("Network out", id="g-tx")
+            yield Graph("Disk", id="g-disk")
+        with Horizontal(id="app-metrics"):
+            yield Select([], prompt="choose an app", id="metrics-app", compact=True)
+            yield Graph("App CPU", id="g-app-cpu")
+            yield Graph("App memory", id="g-app-mem")
+        yield MistTable(id="containers")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#containers", MistTable)
+        table.add_column("Container", key="name", width=26)
+        table.add_column("App", key="app", width=20)
+        table.add_column(Text("CPU", justify="right"), key="cpu", width=8)
+        table.add_column(Text("Memory", justify="right"), key="memory", width=11)
+        table.add_column(Text("Limit", justify="right"), key="limit", width=11)
+        table.add_column(Text("Net in", justify="right"), key="rx", width=11)
+        table.add_column(Text("Net out", justify="right"), key="tx", width=11)
+        self.follow()
+
+    @api_work(exclusive=True, group="metrics")
+    async def follow(self) -> None:
+        assert self.mist.api is not None
+        history = await self.mist.api.metrics.history(seconds=HISTORY * 5)
+        for sample in history[:-1]:
+            self.add(sample, draw=False)
+        if history:
+            self.add(history[-1])
+        async for sample in self.mist.api.metrics.stream():
+            if self.samples and sample.system.ts <= self.samples[-1].system.ts:
+                continue
+            self.add(sample)
+
+    def add(self, sample: MetricsSample, *, draw: bool = True) -> None:
+        previous = self.samples[-1] if self.samples else None
+        self.samples.append(sample)
+        s = sample.system
+        graphs = {
+            "g-cpu": (s.cpu_percent, f"{s.cpu_percent:.1f}% of {s.cpu_count} cores"),
+            "g-mem": (s.memory_used, f"{human_bytes(s.memory_used)} / {human_bytes(s.memory_total)}"),
+            "g-load": (s.load[0], " ".join(f"{v:.2f}" for v in s.load)),
+            "g-disk": (s.disk_used, f"{human_bytes(s.disk_used)} / {human_bytes(s.disk_total)}"),
+        }
+        if previous is not None:
+            seconds = max(1e-6, (s.ts - previous.system.ts).total_seconds())
+            rx = max(0.0, (s.net_rx_bytes - previous.system.net_rx_bytes) / seconds)
+            tx = max(0.0, (s.net_tx_bytes - previous.system.net_tx_bytes) / seconds)
+            graphs["g-rx"] = (rx, human_rate(rx))
+            graphs["g-tx"] = (tx, human_rate(tx))
+        for graph_id, (value, shown) in graphs.items():
+            self.query_one(f"#{graph_id}", Graph).push(value, shown, refresh=draw)
+        apps = sorted({f"{c.project}/{c.app}" for c in sample.containers if c.project and c.app})
+        select = self.query_one("#metrics-app", Select)
+        if draw and apps and set(apps) != {str(v) for _, v in getattr(select, "_options", [])[1:]}:
+            select.set_options([(a, a) for a in apps])
+            if self.chosen_app in apps:
+                select.value = self.chosen_app
+            elif self.chosen_app is None:
+                select.value = apps[0]
+        if draw:
+            self._draw_app()
+            self._draw_containers(sample)
+
+    def _draw_app(self) -> None:
+        cpu_graph = self.query_one("#g-app-cpu", Graph)
+        mem_graph = self.query_one("#g-app-mem", Graph)
+        cpu_graph.reset()
+        mem_graph.reset()
+        if self.chosen_app is None:
+            return
+        cpu = mem = 0.0
+        for sample in self.samples:
+            mine = [c for c in sample.containers if f"{c.project}/{c.app}" == self.chosen_app]
+            cpu, mem = sum(c.cpu_percent for c in mine), float(sum(c.memory_bytes for c in mine))
+            cpu_graph.push(cpu, "", refresh=False)
+            mem_graph.push(mem, "", refresh=False)
+        cpu_graph.redraw(f"{cpu:.1f}%")
+        mem_graph.redraw(human_bytes(mem))
+
+    def _draw_containers(self, sample: MetricsSample) -> None:
+        table = self.query_one("#containers", MistTable)
+        stats = sorted(
+            sample.containers,
+            key=lambda c: (-(c.cpu_percent if self.sort_by == "cpu" else c.memory_bytes), c.name),
+        )
+        selected = table.selected_key
+        with self.app.batch_update():
+            table.clear()
+            for c in stats:
+                table.add_row(
+                    c.name,
+                    f"{c.project}/{c.app}" if c.project else Text("—", style="dim"),
+                    cpu_text(c.cpu_percent),
+                    memory_text(c.memory_bytes, c.memory_limit),
+                    right(human_bytes(c.memory_limit) if c.memory_limit else "—", "dim"),
+                    right(human_bytes(c.net_rx_bytes)),
+                    right(human_bytes(c.net_tx_bytes)),
+                    key=c.name,
+                )
+            if selected in table.rows:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
+        table.border_title = f"Containers · by {'CPU' if self.sort_by == 'cpu' else 'memory'} (c / m)"
+
+    @on(Select.Changed, "#metrics-app")
+    def _app_chosen(self, event: Select.Changed) -> None:
+        self.chosen_app = None if event.value is Select.BLANK else str(event.value)
+        self._draw_app()
+
+    def action_sort(self, by: str) -> None:
+        self.sort_by = by
+        if self.samples:
+            self._draw_containers(self.samples[-1])

@@ -1,0 +1,28 @@
+"""The one table class every list uses: a row-cursor ``DataTable`` with vim keys."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+
+class MistTable(DataTable):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="table.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="table.up"),
+        Binding("g", "scroll_top", "Top", show=False, id="table.top"),
+        Binding("G", "scroll_bottom", "Bottom", show=False, id="table.bottom"),
+    ]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None, zebra: bool = True) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The row key under the cursor, or None for an empty table."""
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - a cursor past a just-removed row
+            return None

@@ -1,0 +1,345 @@
+"""The ``mist`` command as a user runs it: a subprocess on an embedded core with a real SQLite file, real
+git repositories and (for deployments) the real Docker Engine. Asserts on what the user sees: output, exit
+codes, the credentials file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MIST = Path(sys.executable).parent / "mist"
+if not (ROOT / "mist_core" / "local.py").exists():
+    pytest.skip("the embedded core (mist_core/local.py) is not there yet", allow_module_level=True)
+
+PASSWORD = "correct horse battery staple"
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Run:
+    """Runs ``mist --embedded --data <tmp>/data ARGS`` with its config and allowed git roots in tmp."""
+    env = {
+        **os.environ,
+        "MIST_CONFIG_DIR": str(tmp_path / "cfg"),
+        "MIST_GIT_ROOTS": str(tmp_path),
+        "MIST_METRICS_INTERVAL": "1",
+        # The checkout's code, whatever the state of the editable install.
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    env.pop("MIST_TOKEN", None)
+    env.pop("MIST_HOST", None)
+
+    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(MIST), "--embedded", "--data", str(tmp_path / "data"), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def owner(cli: Run) -> Run:
+    result = cli("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    return cli
+
+
+SITE = {
+    "Dockerfile": (
+        "FROM mist-test/busybox:1\n"
+        "COPY index.html /www/index.html\n"
+        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    ),
+    "index.html": "hello from mist\n",
+}
+
+
+@pytest.fixture
+def repo(git_repo: Callable[..., Path]) -> Path:
+    """A git repository whose Dockerfile serves a page with busybox httpd on port 8080."""
+    return git_repo(SITE)
+
+
+def _json(result: subprocess.CompletedProcess[str]) -> object:
+    return json.loads(result.stdout)
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+
+
+def test_setup_stores_a_token_readable_only_by_the_user(cli: Run, tmp_path: Path) -> None:
+    result = cli("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "admin" in result.stdout
+    creds = tmp_path / "cfg" / "credentials.json"
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert stat.S_IMODE(creds.parent.stat().st_mode) == 0o700
+    stored = json.loads(creds.read_text())
+    key = f"embedded:{(tmp_path / 'data').resolve()}"
+    assert stored[key]["username"] == "admin"
+    assert stored[key]["token"]
+
+
+def test_whoami_after_setup_names_the_owner(owner: Run) -> None:
+    result = owner("whoami", "--json")
+    assert result.returncode == 0, result.stderr
+    assert _json(result)["username"] == "admin"
+    assert _json(result)["role"] == "owner"
+
+
+def test_setup_twice_is_refused(owner: Run) -> None:
+    result = owner("setup", "--username", "other", "--password-stdin", input=PASSWORD + "\n")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mist: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_login_with_the_wrong_password_is_refused(owner: Run) -> None:
+    result = owner("login", "--username", "admin", "--password-stdin", input="not the password\n")
+    assert result.returncode == 2
+    assert result.stderr.startswith("mist: ")
+
+
+def test_logout_then_commands_ask_to_log_in_and_login_works_again(owner: Run) -> None:
+    assert owner("logout").returncode == 0
+    refused = owner("project", "list")
+    assert refused.returncode == 2
+    assert "mist login" in refused.stderr
+    login = owner("login", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    assert owner("project", "list").returncode == 0
+
+
+def test_password_is_required_when_stdin_is_not_a_terminal(cli: Run) -> None:
+    result = cli("setup", "--username", "admin", input="")
+    assert result.returncode == 2
+    assert "--password-stdin" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- projects
+
+
+def test_project_create_then_list_as_json_and_table(owner: Run) -> None:
+    created = owner("project", "create", "shop", "--description", "The shop", "--tag", "prod")
+    assert created.returncode == 0, created.stderr
+    listed = owner("project", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    projects = _json(listed)
+    assert [p["name"] for p in projects] == ["shop"]
+    assert projects[0]["tags"] == ["prod"]
+    table = owner("project", "list").stdout.splitlines()
+    assert table[0].split() == ["NAME", "APPS", "TAGS", "OWNER", "AGE"]
+    assert table[1].split()[:4] == ["shop", "0", "prod", "admin"]
+
+
+def test_project_with_a_taken_name_is_a_conflict(owner: Run) -> None:
+    owner("project", "create", "shop")
+    result = owner("--json", "project", "create", "shop")
+    assert result.returncode == 2
+    assert _json(result)["error"]["code"] == "conflict"
+
+
+def test_project_rename_tag_and_delete(owner: Run) -> None:
+    owner("project", "create", "shop", "--tag", "a")
+    assert owner("project", "rename", "shop", "store").returncode == 0
+    tagged = owner("project", "tag", "store", "--add", "b", "--remove", "a", "--json")
+    assert _json(tagged)["tags"] == ["b"]
+    refused = owner("project", "delete", "store")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert owner("project", "delete", "store", "--yes").returncode == 0
+    missing = owner("project", "show", "store", "--json")
+    assert missing.returncode == 2
+    assert _json(missing)["error"]["code"] == "not_found"
+
+
+# ---------------------------------------------------------------------------------------------- apps
+
+
+@pytest.fixture
+def shop(owner: Run) -> Run:
+    assert owner("project", "create", "shop").returncode == 0
+    return owner
+
+
+BAD_APPS = [
+    (["--port", "99999"], "port"),
+    (["--port", "eighty"], "port"),
+    (["--memory", "lots"], "memory"),
+    (["--cpus", "-1"], "cpus"),
+    (["--restart", "sometimes"], "restart"),
+    (["--publish", "not-a-port"], "publish"),
+    (["--volume", "nocolon"], "volumes"),
+    (["--health-path", "no-slash"], "health"),
+    (["--branch", "-evil"], "branch"),
+]
+
+
+@pytest.mark.parametrize(("options", "field"), BAD_APPS, ids=[" ".join(o) for o, _ in BAD_APPS])
+def test_app_create_refuses_bad_input_naming_the_field(
+    shop: Run, repo: Path, options: list[str], field: str
+) -> None:
+    result = shop("app", "create", "shop/web", "--git", str(repo), *options, "--json")
+    assert result.returncode == 2, result.stdout + result.stderr
+    error = _json(result)["error"]
+    assert error["code"] == "invalid_input"
+    assert (error["field"] or "").startswith(field), error
+    assert shop("app", "list", "--json").stdout.strip() == "[]"
+
+
+def test_app_create_refuses_a_git_path_outside_the_allowed_roots(shop: Run) -> None:
+    result = shop("app", "create", "shop/web", "--git", "/etc")
+    assert result.returncode == 2
+    assert "git" in result.stderr.lower()
+
+
+def test_app_create_refuses_a_name_without_its_project(shop: Run, repo: Path) -> None:
+    result = shop("app", "create", "web", "--git", str(repo))
+    assert result.returncode == 2
+    assert "PROJECT/APP" in result.stderr
+
+
+def test_app_create_show_and_set(shop: Run, repo: Path) -> None:
+    created = shop(
+        "app", "create", "shop/web", "--git", str(repo), "--port", "8080", "--memory", "64m",
+        "--health-path", "/", "--json",
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    app = _json(created)
+    assert app["spec"]["port"] == 8080
+    assert app["spec"]["memory"] == 64 * 1024**2
+    assert app["spec"]["health"]["type"] == "http"
+    shown = shop("app", "show", "shop/web")
+    assert "64.0 MiB" in shown.stdout
+    changed = shop("app", "set", "shop/web", "--health-retries", "3", "--clear", "memory", "--json")
+    assert changed.returncode == 0, changed.stderr
+    spec = _json(changed)["spec"]
+    assert spec["memory"] is None
+    assert spec["health"] == {**app["spec"]["health"], "retries": 3}
+
+
+# ---------------------------------------------------------------------------------------------- env
+
+
+@pytest.fixture
+def web(shop: Run, repo: Path) -> Run:
+    assert shop("app", "create", "shop/web", "--git", str(repo), "--port", "8080").returncode == 0
+    return shop
+
+
+def test_env_secrets_are_masked_until_revealed(web: Run) -> None:
+    assert web("env", "set", "shop/web", "DEBUG=1", "GREETING=a=b").returncode == 0
+    secret = web("env", "set", "shop/web", "API_KEY=s3cret-value", "--secret")
+    assert secret.returncode == 0, secret.stderr
+    assert "s3cret-value" not in secret.stdout
+    listed = web("env", "list", "shop/web")
+    assert "s3cret-value" not in listed.stdout
+    assert "GREETING  a=b" in listed.stdout.replace("   ", "  ") or "a=b" in listed.stdout
+    revealed = web("env", "list", "shop/web", "--reveal", "--json")
+    values = {v["key"]: v["value"] for v in _json(revealed)}
+    assert values == {"DEBUG": "1", "GREETING": "a=b", "API_KEY": "s3cret-value"}
+    exported = web("env", "export", "shop/web")
+    assert "DEBUG=1" in exported.stdout
+    assert "s3cret-value" not in exported.stdout
+    assert "s3cret-value" in web("env", "export", "shop/web", "--reveal").stdout
+
+
+def test_env_import_from_stdin_and_unset(web: Run) -> None:
+    imported = web("env", "import", "shop/web", "-", input="A=1\nB=two\n")
+    assert imported.returncode == 0, imported.stderr
+    assert web("env", "unset", "shop/web", "A").returncode == 0
+    keys = [v["key"] for v in _json(web("env", "list", "shop/web", "--json"))]
+    assert keys == ["B"]
+
+
+def test_env_set_refuses_a_malformed_pair(web: Run) -> None:
+    result = web("env", "set", "shop/web", "NOEQUALS", "--json")
+    assert result.returncode == 2
+    assert _json(result)["error"]["field"] == "key"
+
+
+# ---------------------------------------------------------------------------------------------- admin
+
+
+def test_settings_list_get_set(owner: Run) -> None:
+    listed = _json(owner("settings", "list", "--json"))
+    assert listed, "no settings"
+    key = listed[0]["key"]
+    got = owner("settings", "get", key, "--json")
+    assert _json(got)["key"] == key
+    refused = owner("settings", "set", key, "not a valid value at all", "--json")
+    assert refused.returncode == 2
+    assert _json(refused)["error"]["code"] == "invalid_input"
+    unknown = owner("settings", "get", "no_such_setting")
+    assert unknown.returncode == 2
+
+
+def test_users_and_audit_show_what_happened(owner: Run) -> None:
+    owner("project", "create", "shop")
+    users = _json(owner("users", "--json"))
+    assert [u["username"] for u in users] == ["admin"]
+    audit = _json(owner("audit", "--action", "project.", "--json"))
+    assert any(e["action"] == "project.create" and e["project"] == "shop" for e in audit)
+
+
+def test_completion_scripts_are_printed(cli: Run) -> None:
+    assert "complete -F _mist mist" in cli("completion", "bash").stdout
+    assert cli("completion", "zsh").stdout.startswith("#compdef mist")
+
+
+# ---------------------------------------------------------------------------------------------- deploy
+
+
+@pytest.mark.docker
+def test_deploy_wait_goes_live_and_the_app_answers(cli: Run, busybox: str, repo: Path) -> None:
+    assert cli("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
+    project = f"cli{uuid.uuid4().hex[:8]}"
+    assert cli("project", "create", project).returncode == 0
+    ref = f"{project}/web"
+    created = cli("app", "create", ref, "--git", str(repo), "--port", "8080", "--health-path", "/")
+    assert created.returncode == 0, created.stderr
+    try:
+        deployed = cli("deploy", ref, "--wait", timeout=300)
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+        assert "is live" in deployed.stdout
+        history = _json(cli("deployments", ref, "--json"))
+        assert history[0]["state"] == "live"
+        log = cli("deployment", "log", str(history[0]["id"]))
+        assert log.returncode == 0 and log.stdout.strip()
+        ps = _json(cli("ps", "--json"))
+        assert any(c["project"] == project and c["state"] == "running" for c in ps)
+    finally:
+        cli("app", "delete", ref, "--yes", timeout=120)
+
+
+@pytest.mark.docker
+def test_deploy_wait_exits_1_when_the_build_fails(
+    cli: Run, busybox: str, git_repo: Callable[..., Path]
+) -> None:
+    path = git_repo({"Dockerfile": "FROM mist-test/busybox:1\nRUN exit 3\n"})
+    assert cli("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
+    project = f"cli{uuid.uuid4().hex[:8]}"
+    cli("project", "create", project)
+    ref = f"{project}/broken"
+    assert cli("app", "create", ref, "--git", str(path)).returncode == 0
+    try:
+        deployed = cli("deploy", ref, "--wait", "--json", timeout=300)
+        assert deployed.returncode == 1
+        doc = json.loads(deployed.stdout)
+        assert doc["deployment"]["state"] == "failed"
+    finally:
+        cli("app", "delete", ref, "--yes", timeout=120)

@@ -1,0 +1,84 @@
+"""Helpers for tests of the whole core: apps to deploy, waiting for deployments, reaching containers, and
+removing what a test's core left in Docker."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import docker
+import httpx
+
+from mist_core.api import MistAPI
+from mist_core.models import AppSpec, Deployment, HealthCheck
+
+PASSWORD = "correct horse battery staple"
+
+BUSYBOX_DOCKERFILE = (
+    "FROM mist-test/busybox:1\n"
+    "COPY index.html /www/index.html\n"
+    'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+)
+
+
+def busybox_site(text: str, dockerfile: str = BUSYBOX_DOCKERFILE) -> dict[str, str]:
+    """The files of a tiny app that serves ``text`` on port 8080."""
+    return {"Dockerfile": dockerfile, "index.html": text}
+
+
+def busybox_spec(repo: Path, **overrides: object) -> AppSpec:
+    fields: dict[str, object] = {
+        "git_url": str(repo),
+        "port": 8080,
+        "health": HealthCheck(type="http", path="/", interval=0.2, retries=25),
+    }
+    fields.update(overrides)
+    return AppSpec(**fields)  # type: ignore[arg-type]
+
+
+def remove_everything_of(tmp_path: Path) -> None:
+    """Containers and images the test's core made carry its project names; the projects are unique per test,
+    so remove what any core of this test left (by the deployment label set by Mist)."""
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    marker = tmp_path.name
+    for c in client.containers.list(all=True, filters={"label": "dev.mist.managed=true"}):
+        if marker in c.labels.get("dev.mist.project", ""):
+            c.remove(force=True)
+    for image in client.images.list(filters={"label": "dev.mist.managed=true"}):
+        if marker in image.labels.get("dev.mist.project", ""):
+            client.images.remove(image.id, force=True)
+    client.close()
+
+
+async def wait_final(mist: MistAPI, deployment_id: int, timeout: float = 180) -> Deployment:
+    async with asyncio.timeout(timeout):
+        while True:
+            dep = await mist.deployments.get(deployment_id)
+            if dep.state.is_final:
+                return dep
+            await asyncio.sleep(0.2)
+
+
+async def deploy_and_wait(mist: MistAPI, app_ref: str, ref: str | None = None) -> Deployment:
+    dep = await mist.apps.deploy(app_ref, ref=ref)
+    return await wait_final(mist, dep.id)
+
+
+async def log_text(mist: MistAPI, deployment_id: int) -> str:
+    return "\n".join([line.text async for line in mist.deployments.log(deployment_id)])
+
+
+def container_ip(name: str) -> str:
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        networks = client.containers.get(name).attrs["NetworkSettings"]["Networks"]
+        return networks["mist"]["IPAddress"]
+    finally:
+        client.close()
+
+
+async def fetch(name: str, port: int = 8080, path: str = "/") -> str:
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(f"http://{container_ip(name)}:{port}{path}")
+        response.raise_for_status()
+        return response.text

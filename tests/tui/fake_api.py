@@ -1,0 +1,847 @@
+"""An in-memory ``MistAPI`` with fixed, deterministic data, for the TUI's snapshot and Pilot tests only.
+
+Every datetime is derived from ``NOW``; streams yield their fixed data and then wait for whatever a test
+pushes with ``push_event`` / ``push_log`` / ``push_sample``. Calls that change state are recorded in
+``calls`` so tests can assert on what the TUI asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+from mist_core.api import (
+    AppsAPI,
+    AuditAPI,
+    AuthAPI,
+    ContainersAPI,
+    DeploymentsAPI,
+    EnvAPI,
+    EventsAPI,
+    MetricsAPI,
+    MistAPI,
+    ProjectsAPI,
+    SettingsAPI,
+    UsersAPI,
+)
+from mist_core.errors import Conflict, InvalidInput, NotFound, SetupRequired, Unauthenticated
+from mist_core.models import (
+    App,
+    AppChanges,
+    AppSpec,
+    AuditEntry,
+    ContainerInfo,
+    ContainerStats,
+    Deployment,
+    DeploymentState,
+    EnvVar,
+    Event,
+    HealthCheck,
+    LogLine,
+    MetricsSample,
+    Page,
+    Project,
+    ProjectChanges,
+    Session,
+    Setting,
+    SetupStatus,
+    StepTiming,
+    SystemSample,
+    User,
+)
+
+NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+GIB = 1024**3
+MIB = 1024**2
+
+
+def ago(**kw: float) -> datetime:
+    return NOW - timedelta(**kw)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+class _Forever:
+    """Something a stream can wait on until the test pushes more."""
+
+    def __init__(self) -> None:
+        self.queues: list[asyncio.Queue] = []
+
+    async def follow(self) -> AsyncIterator:
+        queue: asyncio.Queue = asyncio.Queue()
+        self.queues.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.queues.remove(queue)
+
+    def push(self, item: object) -> None:
+        for queue in list(self.queues):
+            queue.put_nowait(item)
+
+
+def _steps(state: DeploymentState, start: datetime, durations: list[float]) -> list[StepTiming]:
+    steps = []
+    t = start
+    for step, seconds in zip(
+        (
+            DeploymentState.fetching,
+            DeploymentState.building,
+            DeploymentState.starting,
+            DeploymentState.checking,
+            DeploymentState.switching,
+        ),
+        durations,
+        strict=False,
+    ):
+        finished = t + timedelta(seconds=seconds) if seconds >= 0 else None
+        steps.append(StepTiming(step=step, started_at=t, finished_at=finished))
+        if finished is None:
+            break
+        t = finished
+    return steps
+
+
+class FakeData:
+    """The fixed world the fake serves."""
+
+    def __init__(self, *, extra_apps: int = 0) -> None:
+        owner = User(id=1, username="ada", role="owner", created_at=ago(days=120))
+        self.users = [
+            owner,
+            User(id=2, username="grace", role="admin", created_at=ago(days=90)),
+            User(id=3, username="linus", role="developer", created_at=ago(days=30)),
+            User(id=4, username="ken", role="viewer", created_at=ago(days=2)),
+        ]
+        self.projects: dict[str, Project] = {}
+        for i, (name, desc) in enumerate(
+            [
+                ("shop", "The storefront and its API"),
+                ("blog", "Company blog"),
+                ("internal", "Dashboards for the team"),
+                ("labs", "Experiments"),
+            ],
+            start=1,
+        ):
+            self.projects[name] = Project(
+                id=i,
+                name=name,
+                description=desc,
+                owner="ada",
+                created_at=ago(days=100 - i),
+                updated_at=ago(days=3),
+            )
+        self.apps: dict[str, App] = {}
+        specs = [
+            (
+                "shop",
+                "web",
+                "live",
+                "9f2c1ab4e5d6",
+                ago(hours=2),
+                8080,
+                "https://git.example.com/shop/web.git",
+            ),
+            (
+                "shop",
+                "api",
+                "deploying",
+                "51be07c2aa10",
+                ago(days=1),
+                8000,
+                "https://git.example.com/shop/api.git",
+            ),
+            (
+                "shop",
+                "worker",
+                "live",
+                "51be07c2aa10",
+                ago(days=5),
+                None,
+                "https://git.example.com/shop/api.git",
+            ),
+            (
+                "blog",
+                "site",
+                "live",
+                "c0ffee123456",
+                ago(minutes=3),
+                80,
+                "https://git.example.com/blog/site.git",
+            ),
+            (
+                "internal",
+                "grafana",
+                "live",
+                "0d15ea5e0000",
+                ago(days=40),
+                3000,
+                "https://git.example.com/int/graf.git",
+            ),
+            ("internal", "metabase", "failed", None, None, 3000, "https://git.example.com/int/metabase.git"),
+            (
+                "labs",
+                "experiment",
+                "stopped",
+                "deadbeef0001",
+                None,
+                5000,
+                "https://git.example.com/labs/exp.git",
+            ),
+            ("labs", "sandbox", "new", None, None, None, "https://git.example.com/labs/sandbox.git"),
+        ]
+        for i in range(extra_apps):
+            specs.append(
+                (
+                    f"bulk{i // 100:03d}",
+                    f"svc{i:05d}",
+                    "live",
+                    f"{i:012x}",
+                    ago(hours=i % 50),
+                    8080,
+                    "https://g/x.git",
+                )
+            )
+        for n, (project, name, status, sha, since, port, url) in enumerate(specs, start=1):
+            if project not in self.projects:
+                self.projects[project] = Project(
+                    id=len(self.projects) + 1,
+                    name=project,
+                    owner="ada",
+                    created_at=ago(days=9),
+                    updated_at=ago(days=9),
+                )
+            spec = AppSpec(
+                git_url=url,
+                port=port,
+                publish=["127.0.0.1:18080:8080"] if name == "web" else [],
+                memory=512 * MIB if name in ("web", "api") else None,
+                cpus=1.0 if name == "api" else None,
+                health=HealthCheck(type="http", path="/healthz") if name == "web" else HealthCheck(),
+            )
+            self.apps[f"{project}/{name}"] = App(
+                id=n,
+                project=project,
+                name=name,
+                spec=spec,
+                status=status,  # type: ignore[arg-type]
+                live_deployment_id=100 + n if sha else None,
+                live_commit=sha,
+                live_since=since,
+                container_name=f"mist-{project}-{name}" if since else None,
+                image=f"mist/{project}-{name}:{100 + n}" if since else None,
+                created_at=ago(days=60),
+                updated_at=ago(days=1),
+            )
+        for project in self.projects.values():
+            project.app_count = sum(1 for a in self.apps.values() if a.project == project.name)
+
+        self.deployments: dict[int, Deployment] = {}
+        web = self.apps["shop/web"]
+        messages = [
+            "Fix checkout rounding",
+            "Add health endpoint",
+            "Bump dependencies",
+            "Cache product images",
+            "Initial import",
+            "Tweak footer",
+        ]
+        for k, msg in enumerate(messages):
+            start = ago(hours=2 + 26 * k)
+            state = DeploymentState.live if k == 0 else DeploymentState.superseded
+            if k == 3:
+                state = DeploymentState.failed
+            dep = Deployment(
+                id=20 - k,
+                app_id=web.id,
+                project="shop",
+                app="web",
+                state=state,
+                ref="main",
+                commit_sha=f"{9 - k}f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091",
+                commit_message=msg,
+                commit_author="ada",
+                image=f"mist/shop-web:{20 - k}",
+                error="health check failed: GET /healthz answered 503" if k == 3 else None,
+                triggered_by="ada",
+                steps=_steps(state, start, [1.2, 38.5, 2.1, 4.0, 0.4]),
+                created_at=start,
+                finished_at=start + timedelta(seconds=46.2),
+            )
+            self.deployments[dep.id] = dep
+        api_start = ago(seconds=52)
+        self.deployments[42] = Deployment(
+            id=42,
+            app_id=self.apps["shop/api"].id,
+            project="shop",
+            app="api",
+            state=DeploymentState.building,
+            ref="main",
+            commit_sha="7a1e5c0d9b8f7e6d5c4b3a291807f6e5d4c3b2a1",
+            commit_message="Add order export endpoint",
+            commit_author="grace",
+            triggered_by="grace",
+            steps=_steps(DeploymentState.building, api_start, [1.4, -1]),
+            created_at=api_start,
+        )
+        mb_start = ago(minutes=14)
+        self.deployments[37] = Deployment(
+            id=37,
+            app_id=self.apps["internal/metabase"].id,
+            project="internal",
+            app="metabase",
+            state=DeploymentState.failed,
+            ref="v0.50.2",
+            commit_sha="3c9d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d",
+            commit_message="Pin metabase to v0.50.2",
+            commit_author="linus",
+            triggered_by="linus",
+            error="health check failed after 10 tries: GET / on port 3000 refused the connection",
+            steps=_steps(DeploymentState.failed, mb_start, [0.9, 61.3, 1.8, 21.0]),
+            created_at=mb_start,
+            finished_at=mb_start + timedelta(seconds=85.0),
+        )
+        self.build_logs: dict[int, list[LogLine]] = {}
+        for dep_id, lines in {
+            42: [
+                ("system", "fetching main from https://git.example.com/shop/api.git"),
+                ("system", "checked out 7a1e5c0d (Add order export endpoint)"),
+                ("system", "building image mist/shop-api:42"),
+                ("stdout", "#1 [internal] load build definition from Dockerfile"),
+                ("stdout", "#2 [internal] load .dockerignore"),
+                ("stdout", "#3 [1/5] FROM python:3.12-slim"),
+                ("stdout", "#4 [2/5] COPY requirements.txt ."),
+                ("stdout", "#5 [3/5] RUN pip install -r requirements.txt"),
+                ("stdout", "#5 2.31 Collecting fastapi==0.115.0"),
+                ("stdout", "#5 4.87 Collecting uvicorn==0.30.6"),
+                ("stdout", "#5 9.02 Installing collected packages: starlette, uvicorn, fastapi"),
+            ],
+            37: [
+                ("system", "fetching v0.50.2 from https://git.example.com/int/metabase.git"),
+                ("system", "checked out 3c9d2e1f (Pin metabase to v0.50.2)"),
+                ("system", "building image mist/internal-metabase:37"),
+                ("stdout", "#6 DONE 61.3s"),
+                ("system", "starting container mist-internal-metabase-37"),
+                ("system", "checking: GET / on port 3000 every 2s, 10 tries"),
+                ("stderr", "connection refused (try 1/10)"),
+                ("stderr", "connection refused (try 10/10)"),
+                (
+                    "system",
+                    "health check failed; removed mist-internal-metabase-37, the previous container keeps serving",
+                ),
+            ],
+        }.items():
+            self.build_logs[dep_id] = [
+                LogLine(
+                    seq=i,
+                    ts=self.deployments[dep_id].created_at + timedelta(seconds=i),
+                    source="build",
+                    stream=s,
+                    text=t,
+                )  # type: ignore[arg-type]
+                for i, (s, t) in enumerate(lines, start=1)
+            ]
+
+        self.env: dict[str, dict[str, EnvVar]] = {
+            "shop/web": {
+                v.key: v
+                for v in [
+                    EnvVar(
+                        key="DATABASE_URL",
+                        value="postgres://shop:s3cret@db:5432/shop",
+                        secret=True,
+                        updated_at=ago(days=4),
+                    ),
+                    EnvVar(key="LOG_LEVEL", value="info", updated_at=ago(days=10)),
+                    EnvVar(key="NODE_ENV", value="production", build=True, updated_at=ago(days=30)),
+                    EnvVar(key="STRIPE_KEY", value="sk_live_51Hc0ffee", secret=True, updated_at=ago(hours=5)),
+                    EnvVar(key="WORKERS", value="4", updated_at=ago(days=1)),
+                ]
+            }
+        }
+        self.app_logs: dict[str, list[LogLine]] = {}
+        web_lines = [
+            ("stdout", "Listening on http://0.0.0.0:8080"),
+            ("stdout", "GET /healthz 200 0.4ms"),
+            ("stdout", 'GET / 200 12.1ms ua="Mozilla/5.0"'),
+            ("stdout", "GET /products?page=2 200 31.0ms"),
+            ("stderr", "WARN cache miss for product 1183, fetching from database"),
+            ("stdout", "POST /checkout 201 88.2ms"),
+            ("stdout", "GET /healthz 200 0.3ms"),
+            ("stderr", "ERROR payment provider timeout after 5000ms (order 99812)"),
+            ("stdout", "POST /checkout 201 95.7ms"),
+            ("stdout", "GET /cart 200 8.8ms"),
+            ("stdout", "GET /healthz 200 0.4ms"),
+            ("stdout", "GET /static/app.css 304 0.9ms"),
+        ]
+        self.app_logs["shop/web"] = [
+            LogLine(seq=i, ts=ago(seconds=60 - 4 * i), source="mist-shop-web", stream=s, text=t)  # type: ignore[arg-type]
+            for i, (s, t) in enumerate(web_lines, start=1)
+        ]
+        self.app_logs["blog/site"] = [
+            LogLine(seq=i, ts=ago(seconds=58 - 5 * i), source="mist-blog-site", text=t)
+            for i, t in enumerate(
+                ["nginx: ready", "GET /posts/hello-world 200", "GET /feed.xml 200", "GET /posts/mist 200"],
+                start=1,
+            )
+        ]
+        self.containers = [
+            ContainerInfo(
+                id=f"{a.id:012x}",
+                name=a.container_name or "",
+                project=a.project,
+                app=a.name,
+                deployment_id=a.live_deployment_id,
+                image=a.image or "",
+                state="running",
+                status="Up 2 hours",
+                ports=a.spec.publish,
+                created_at=a.live_since or NOW,
+            )
+            for a in self.apps.values()
+            if a.status in ("live", "deploying") and a.container_name
+        ]
+        usage = {
+            "shop/web": (23.5, 182 * MIB),
+            "shop/api": (4.1, 96 * MIB),
+            "shop/worker": (61.0, 240 * MIB),
+            "blog/site": (0.4, 12 * MIB),
+            "internal/grafana": (2.2, 130 * MIB),
+        }
+        self.samples: list[MetricsSample] = []
+        for k in range(60):
+            wave = (k * 7) % 23
+            self.samples.append(
+                MetricsSample(
+                    system=SystemSample(
+                        ts=NOW - timedelta(seconds=5 * (59 - k)),
+                        cpu_percent=18.0 + wave * 1.5,
+                        cpu_count=8,
+                        memory_used=int((5.2 + (k % 9) * 0.05) * GIB),
+                        memory_total=16 * GIB,
+                        disk_used=int(41.3 * GIB),
+                        disk_total=100 * GIB,
+                        net_rx_bytes=10_000_000 + k * 250_000 + wave * 40_000,
+                        net_tx_bytes=4_000_000 + k * 90_000 + wave * 10_000,
+                        load=(1.2 + wave / 20, 1.1, 0.9),
+                    ),
+                    containers=[
+                        ContainerStats(
+                            name=f"mist-{ref.replace('/', '-')}",
+                            project=ref.split("/")[0],
+                            app=ref.split("/")[1],
+                            cpu_percent=cpu * (0.8 + ((k + i) % 5) * 0.1),
+                            memory_bytes=mem,
+                            memory_limit=512 * MIB if ref in ("shop/web", "shop/api") else None,
+                            net_rx_bytes=1000 * k,
+                            net_tx_bytes=800 * k,
+                        )
+                        for i, (ref, (cpu, mem)) in enumerate(usage.items())
+                    ],
+                )
+            )
+        self.audit = [
+            AuditEntry(
+                id=10 - i, ts=ago(minutes=5 + 37 * i), actor=actor, action=action, project=p, app=a, detail=d
+            )
+            for i, (actor, action, p, a, d) in enumerate(
+                [
+                    ("grace", "deployment.create", "shop", "api", {"ref": "main", "deployment": 42}),
+                    ("ada", "env.set", "shop", "web", {"key": "STRIPE_KEY", "secret": True}),
+                    ("linus", "deployment.create", "internal", "metabase", {"ref": "v0.50.2"}),
+                    ("ada", "app.update", "shop", "web", {"fields": ["memory", "health"]}),
+                    (None, "certificate.renew", "blog", "site", {"domain": "blog.example.com"}),
+                    ("ada", "user.create", None, None, {"username": "ken", "role": "viewer"}),
+                    ("grace", "app.stop", "labs", "experiment", {}),
+                    ("ada", "project.create", "labs", None, {}),
+                ]
+            )
+        ]
+        self.settings = {
+            s.key: s
+            for s in [
+                Setting(
+                    key="builder.docker_binary",
+                    value="/usr/bin/docker",
+                    default="docker",
+                    description="The docker CLI used for BuildKit builds",
+                ),
+                Setting(
+                    key="deploy.workers",
+                    value="2",
+                    default="2",
+                    description="Deployments that run at the same time",
+                ),
+                Setting(
+                    key="deploy.keep_images",
+                    value="5",
+                    default="5",
+                    description="Images kept per app for rollbacks",
+                ),
+                Setting(
+                    key="logs.retention_days",
+                    value="14",
+                    default="14",
+                    description="Days of stored deployment logs",
+                ),
+                Setting(key="proxy.kind", value="traefik", default="traefik", description="traefik or caddy"),
+                Setting(
+                    key="tls.email", value="ops@example.com", default="", description="ACME account e-mail"
+                ),
+            ]
+        }
+
+
+class FakeMist(MistAPI):
+    """The test double. ``needs_setup`` starts the instance empty; ``token`` is the session it accepts."""
+
+    def __init__(
+        self, *, needs_setup: bool = False, token: str | None = "tok-ada", extra_apps: int = 0
+    ) -> None:
+        self.data = FakeData(extra_apps=extra_apps)
+        self.needs_setup = needs_setup
+        self.valid_tokens = {"tok-ada"}
+        self.token = token
+        self.calls: list[tuple] = []
+        self.event_feed = _Forever()
+        self.metrics_feed = _Forever()
+        self.log_feeds: dict[str, _Forever] = {}
+        self.closed = False
+        self.auth = _Auth(self)
+        self.projects = _Projects(self)
+        self.apps = _Apps(self)
+        self.env = _Env(self)
+        self.deployments = _Deployments(self)
+        self.containers = _Containers(self)
+        self.metrics = _Metrics(self)
+        self.events = _Events(self)
+        self.users = _Users(self)
+        self.audit = _Audit(self)
+        self.settings = _Settings(self)
+
+    def push_event(self, event: Event) -> None:
+        self.event_feed.push(event)
+
+    def push_sample(self, sample: MetricsSample) -> None:
+        self.metrics_feed.push(sample)
+
+    def push_log(self, app_ref: str, line: LogLine) -> None:
+        self.log_feeds.setdefault(app_ref, _Forever()).push(line)
+
+    def check(self) -> None:
+        if self.needs_setup:
+            raise SetupRequired("No account exists yet: create the owner account first.")
+        if self.token not in self.valid_tokens:
+            raise Unauthenticated("Your session has expired or is not valid: log in again.")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _Part:
+    def __init__(self, mist: FakeMist) -> None:
+        self.mist = mist
+        self.data = mist.data
+
+
+class _Auth(_Part, AuthAPI):
+    async def status(self) -> SetupStatus:
+        return SetupStatus(needs_setup=self.mist.needs_setup, version="0.1.0")
+
+    async def setup(self, username: str, password: str) -> Session:
+        if not self.mist.needs_setup:
+            raise Conflict("This instance already has an owner: log in instead.")
+        if len(password) < 8:
+            raise InvalidInput("The password is too short: use at least 8 characters.", field="password")
+        self.mist.needs_setup = False
+        self.mist.calls.append(("auth.setup", username))
+        self.mist.token = "tok-ada"
+        return Session(token="tok-ada", user=self.data.users[0], expires_at=NOW + timedelta(days=30))
+
+    async def login(self, username: str, password: str) -> Session:
+        self.mist.calls.append(("auth.login", username))
+        if username != "ada" or password != "correct horse":
+            raise Unauthenticated("Wrong username or password.")
+        self.mist.token = "tok-ada"
+        return Session(token="tok-ada", user=self.data.users[0], expires_at=NOW + timedelta(days=30))
+
+    async def whoami(self) -> User:
+        self.mist.check()
+        return self.data.users[0]
+
+    async def logout(self) -> None:
+        self.mist.token = None
+
+
+class _Projects(_Part, ProjectsAPI):
+    async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
+        raise NotImplementedError
+
+    async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
+        self.mist.check()
+        items = [p for p in self.data.projects.values() if not query or query in p.name]
+        page = items[offset : offset + limit]
+        nxt = offset + limit if offset + limit < len(items) else None
+        return Page[Project](items=page, total=len(items), next_offset=nxt)
+
+    async def get(self, name: str) -> Project:
+        try:
+            return self.data.projects[name]
+        except KeyError:
+            raise NotFound(f"There is no project named {name!r}.") from None
+
+    async def update(self, name: str, changes: ProjectChanges) -> Project:
+        raise NotImplementedError
+
+    async def delete(self, name: str) -> None:
+        raise NotImplementedError
+
+
+class _Apps(_Part, AppsAPI):
+    async def create(self, app_ref: str, spec: AppSpec) -> App:
+        raise NotImplementedError
+
+    async def list(
+        self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[App]:
+        self.mist.check()
+        items = [
+            a
+            for a in self.data.apps.values()
+            if (project is None or a.project == project) and (not query or query in a.ref)
+        ]
+        page = items[offset : offset + limit]
+        nxt = offset + limit if offset + limit < len(items) else None
+        return Page[App](items=page, total=len(items), next_offset=nxt)
+
+    async def get(self, app_ref: str) -> App:
+        self.mist.check()
+        try:
+            return self.data.apps[app_ref]
+        except KeyError:
+            raise NotFound(f"There is no app {app_ref!r}: check the name with `mist apps`.") from None
+
+    async def update(self, app_ref: str, changes: AppChanges) -> App:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.update", app_ref, changes.model_dump(exclude_none=True)))
+        if changes.port is not None and not 1 <= changes.port <= 65535:
+            raise InvalidInput("The port must be between 1 and 65535.", field="port")
+        if changes.branch is not None and " " in changes.branch:
+            raise InvalidInput("A branch name cannot contain spaces.", field="branch")
+        data = app.spec.model_dump()
+        for key, value in changes.model_dump(exclude_none=True, exclude={"clear"}).items():
+            data[key] = value
+        if isinstance(data.get("memory"), str):
+            data["memory"] = 256 * MIB
+        app.spec = AppSpec(**data)
+        return app
+
+    async def delete(self, app_ref: str) -> None:
+        await self.get(app_ref)
+        self.mist.calls.append(("apps.delete", app_ref))
+        del self.data.apps[app_ref]
+
+    async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.deploy", app_ref, ref))
+        dep = Deployment(
+            id=99,
+            app_id=app.id,
+            project=app.project,
+            app=app.name,
+            state=DeploymentState.queued,
+            ref=ref or app.spec.branch,
+            created_at=NOW,
+        )
+        self.data.deployments[99] = dep
+        return dep
+
+    async def start(self, app_ref: str) -> App:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.start", app_ref))
+        app.status = "live"
+        return app
+
+    async def stop(self, app_ref: str) -> App:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.stop", app_ref))
+        app.status = "stopped"
+        return app
+
+    async def restart(self, app_ref: str) -> App:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.restart", app_ref))
+        return app
+
+    async def logs(
+        self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
+    ) -> AsyncIterator[LogLine]:
+        await self.get(app_ref)
+        lines = self.data.app_logs.get(app_ref, [])
+        if since is not None:
+            lines = [line for line in lines if line.ts >= since]
+        if tail is not None:
+            lines = lines[-tail:] if tail else []
+        for line in lines:
+            yield line
+        if follow:
+            async for line in self.mist.log_feeds.setdefault(app_ref, _Forever()).follow():
+                yield line
+
+
+class _Env(_Part, EnvAPI):
+    def _vars(self, app_ref: str) -> dict[str, EnvVar]:
+        return self.data.env.setdefault(app_ref, {})
+
+    async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
+        out = []
+        for var in sorted(self._vars(app_ref).values(), key=lambda v: v.key):
+            out.append(var if reveal or not var.secret else var.model_copy(update={"value": None}))
+        return out
+
+    async def set(
+        self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
+    ) -> EnvVar:
+        self.mist.calls.append(("env.set", app_ref, key, value, secret))
+        if not key or not key.replace("_", "a").isalnum() or key[0].isdigit():
+            raise InvalidInput(
+                f"{key!r} is not a valid variable name: use letters, digits and _, not starting with a digit.",
+                field="key",
+            )
+        var = EnvVar(key=key, value=value, secret=secret, build=build, updated_at=NOW)
+        self._vars(app_ref)[key] = var
+        return var
+
+    async def unset(self, app_ref: str, key: str) -> None:
+        self.mist.calls.append(("env.unset", app_ref, key))
+        if key not in self._vars(app_ref):
+            raise NotFound(f"{app_ref} has no variable {key}.")
+        del self._vars(app_ref)[key]
+
+    async def import_dotenv(
+        self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
+    ) -> list[EnvVar]:
+        self.mist.calls.append(("env.import", app_ref, text))
+        out = []
+        for line in text.splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                out.append(await self.set(app_ref, key.strip(), value.strip(), secret=secret, build=build))
+        return out
+
+    async def export_dotenv(self, app_ref: str, *, reveal: bool = False) -> str:
+        return "".join(f"{v.key}={v.value}\n" for v in await self.list(app_ref, reveal=reveal))
+
+
+class _Deployments(_Part, DeploymentsAPI):
+    async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]:
+        project, _, app = app_ref.partition("/")
+        items = sorted(
+            (d for d in self.data.deployments.values() if d.project == project and d.app == app),
+            key=lambda d: d.id,
+            reverse=True,
+        )
+        return Page[Deployment](items=items[offset : offset + limit], total=len(items))
+
+    async def get(self, deployment_id: int) -> Deployment:
+        try:
+            return self.data.deployments[deployment_id]
+        except KeyError:
+            raise NotFound(f"There is no deployment {deployment_id}.") from None
+
+    async def log(
+        self, deployment_id: int, *, follow: bool = False, after: int = 0
+    ) -> AsyncIterator[LogLine]:
+        dep = await self.get(deployment_id)
+        for line in self.data.build_logs.get(deployment_id, []):
+            if line.seq > after:
+                yield line
+        if follow and not dep.state.is_final:
+            async for line in self.mist.log_feeds.setdefault(
+                f"deployment:{deployment_id}", _Forever()
+            ).follow():
+                yield line
+
+    async def cancel(self, deployment_id: int) -> Deployment:
+        dep = await self.get(deployment_id)
+        self.mist.calls.append(("deployments.cancel", deployment_id))
+        if dep.state.is_final:
+            raise Conflict(f"Deployment {deployment_id} is already {dep.state.value}; nothing to cancel.")
+        dep.state = DeploymentState.cancelled
+        dep.finished_at = NOW
+        return dep
+
+
+class _Containers(_Part, ContainersAPI):
+    async def list(self, *, all: bool = False) -> list[ContainerInfo]:
+        return list(self.data.containers)
+
+
+class _Metrics(_Part, MetricsAPI):
+    async def current(self) -> MetricsSample:
+        return self.data.samples[-1]
+
+    async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
+        return list(self.data.samples)
+
+    async def stream(self) -> AsyncIterator[MetricsSample]:
+        yield self.data.samples[-1]
+        async for sample in self.mist.metrics_feed.follow():
+            yield sample
+
+
+class _Events(_Part, EventsAPI):
+    async def stream(self) -> AsyncIterator[Event]:
+        async for event in self.mist.event_feed.follow():
+            yield event
+
+
+class _Users(_Part, UsersAPI):
+    async def list(self) -> list[User]:
+        self.mist.check()
+        return list(self.data.users)
+
+
+class _Audit(_Part, AuditAPI):
+    async def list(
+        self,
+        *,
+        actor: str | None = None,
+        project: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[AuditEntry]:
+        items = [
+            e
+            for e in self.data.audit
+            if (actor is None or e.actor == actor)
+            and (project is None or e.project == project)
+            and (action is None or e.action.startswith(action))
+        ]
+        return Page[AuditEntry](items=items[offset : offset + limit], total=len(items))
+
+
+class _Settings(_Part, SettingsAPI):
+    async def list(self) -> list[Setting]:
+        return list(self.data.settings.values())
+
+    async def get(self, key: str) -> Setting:
+        try:
+            return self.data.settings[key]
+        except KeyError:
+            raise NotFound(f"There is no setting {key!r}.") from None
+
+    async def set(self, key: str, value: str) -> Setting:
+        setting = await self.get(key)
+        self.mist.calls.append(("settings.set", key, value))
+        if key == "proxy.kind" and value not in ("traefik", "caddy"):
+            raise InvalidInput(f"proxy.kind must be one of: traefik, caddy (not {value!r}).", field="value")
+        if key.startswith("deploy.") and not value.isdigit():
+            raise InvalidInput(f"{key} must be a whole number, like 2.", field="value")
+        setting.value = value
+        return setting

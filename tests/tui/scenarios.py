@@ -1,0 +1,278 @@
+"""Every screen state worth a picture, built on the fake API: used by the snapshot tests and by
+``scripts/screenshots.py`` so both show exactly the same thing."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from textual.css.query import NoMatches
+from textual.pilot import Pilot
+
+from mist_core.api import MistAPI
+from mist_core.errors import DaemonUnavailable
+from mist_core.models import LogLine
+from mist_tui.app import MistApp
+from mist_tui.config import Config, Credentials, Target
+
+from .fake_api import NOW, FakeMist, fixed_clock
+
+SIZE = (120, 36)
+SOCKET = "unix:///run/mist/mist.sock"
+
+
+def make_app(
+    fake: FakeMist | None = None,
+    *,
+    token: str | None = "tok-ada",
+    target: Target | None | bool = True,
+    config: Config | None = None,
+    fail_connect: bool = False,
+) -> MistApp:
+    fake = fake or FakeMist(token=token)
+
+    async def connect(t: Target) -> MistAPI:
+        if fail_connect:
+            raise DaemonUnavailable(f"Cannot reach the Mist daemon at {t.address}.")
+        fake.token = t.token
+        return fake
+
+    if target is True:
+        target = Target("daemon", SOCKET, token)
+    app = MistApp(
+        connect,
+        config or Config(theme="textual-dark"),
+        target=target or None,
+        clock=fixed_clock,
+        credentials=Credentials(Path(tempfile.mkdtemp(prefix="mist-tui-")) / "credentials.json"),
+        cursor_blink=False,
+    )
+    app.fake = fake  # type: ignore[attr-defined]
+    return app
+
+
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    """Let the app run until ``predicate`` holds (workers finished, rows drawn...)."""
+    def holds() -> bool:
+        try:
+            return bool(predicate())
+        except NoMatches:  # the screen is not composed yet
+            return False
+
+    waited = 0.0
+    while not holds():
+        if waited > timeout:
+            raise AssertionError("the app did not reach the expected state")
+        await pilot.pause(0.02)
+        waited += 0.02
+    await pilot.pause()
+
+
+def screen_name(pilot: Pilot) -> str:
+    return type(pilot.app.screen).__name__
+
+
+async def on_dashboard(pilot: Pilot) -> None:
+    await until(pilot, lambda: screen_name(pilot) == "DashboardScreen")
+    screen = pilot.app.screen
+    await until(pilot, lambda: screen.table.row_count > 0 and screen.usage)  # type: ignore[attr-defined]
+
+
+async def open_app(pilot: Pilot, ref: str = "shop/web", tab: str | None = None) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_app(ref)  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "AppScreen" and pilot.app.screen.current is not None)  # type: ignore[attr-defined]
+    if tab:
+        pilot.app.screen.action_tab(tab)  # type: ignore[attr-defined]
+    await pilot.pause(0.2)
+
+
+async def logs_tab(pilot: Pilot) -> None:
+    await open_app(pilot, tab="logs")
+    view = pilot.app.screen.query_one("#app-logs").view  # type: ignore[attr-defined]
+    await until(pilot, lambda: view.row_count >= 12)
+
+
+@dataclass
+class Scenario:
+    name: str
+    make: Callable[[], MistApp]
+    run: Callable[[Pilot], Awaitable[None]]
+
+
+async def _connect(pilot: Pilot) -> None:
+    await until(pilot, lambda: screen_name(pilot) == "ConnectScreen")
+
+
+async def _connect_error(pilot: Pilot) -> None:
+    await until(pilot, lambda: pilot.app.screen.query_one("#card-error").has_class("-shown"))
+
+
+async def _setup(pilot: Pilot) -> None:
+    await until(pilot, lambda: screen_name(pilot) == "SetupScreen")
+    await pilot.press(*"ada")
+    await pilot.press("tab", *"correct horse", "tab", *"correct hose", "enter")
+    await until(pilot, lambda: pilot.app.screen.query_one("#card-error").has_class("-shown"))
+
+
+async def _login_error(pilot: Pilot) -> None:
+    await until(pilot, lambda: screen_name(pilot) == "LoginScreen")
+    await pilot.press(*"ada", "enter", *"wrong", "enter")
+    await until(pilot, lambda: pilot.app.screen.query_one("#card-error").has_class("-shown"))
+
+
+async def _dashboard_filtered(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("slash", *"shop")
+    await pilot.pause(0.1)
+
+
+async def _dashboard_sorted_cpu(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("s", "s", "s", "s", "s")
+    await pilot.pause(0.1)
+
+
+async def _app_settings_error(pilot: Pilot) -> None:
+    await open_app(pilot, tab="settings")
+    screen = pilot.app.screen
+    port = screen.query_one("#set-port")
+    port.value = "70000"  # type: ignore[attr-defined]
+    screen.query_one("SettingsPane").action_save()  # type: ignore[attr-defined]
+    await until(pilot, lambda: str(screen.query_one("#err-port").render()).strip())
+
+
+async def _logs_search(pilot: Pilot) -> None:
+    await logs_tab(pilot)
+    await pilot.press("slash", *"checkout", "enter")
+    await pilot.press("n")
+    await pilot.pause(0.2)
+
+
+async def _logs_paused(pilot: Pilot) -> None:
+    await logs_tab(pilot)
+    fake: FakeMist = pilot.app.fake  # type: ignore[attr-defined]
+    for i in range(40):
+        fake.push_log(
+            "shop/web",
+            LogLine(
+                ts=NOW + timedelta(seconds=i),
+                source="mist-shop-web",
+                text=f"GET /products/{1000 + i} 200 {i % 7 + 3}.2ms",
+            ),
+        )
+    view = pilot.app.screen.query_one("#app-logs").view  # type: ignore[attr-defined]
+    await until(pilot, lambda: view.row_count >= 52)
+    await pilot.press("pageup", "pageup")
+    await until(pilot, lambda: not view.following)
+    for i in range(40, 77):
+        fake.push_log(
+            "shop/web",
+            LogLine(
+                ts=NOW + timedelta(seconds=i),
+                source="mist-shop-web",
+                stream="stderr" if i % 9 == 0 else "stdout",
+                text=f"POST /checkout 201 {i}.0ms",
+            ),
+        )
+    await until(pilot, lambda: view.new_lines == 37)
+
+
+async def _multi_logs(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_logs(["shop/web", "blog/site"])  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "LogsScreen")
+    await pilot.press("p")
+    view = pilot.app.screen.query_one("#multi-logs").view  # type: ignore[attr-defined]
+    await until(pilot, lambda: view.row_count >= 16)
+
+
+async def _deployment(pilot: Pilot, deployment_id: int) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_deployment(deployment_id)  # type: ignore[attr-defined]
+    await until(
+        pilot, lambda: screen_name(pilot) == "DeploymentScreen" and pilot.app.screen.deployment is not None
+    )  # type: ignore[attr-defined]
+    view = pilot.app.screen.query_one("#build-log").view  # type: ignore[attr-defined]
+    await until(pilot, lambda: view.row_count >= 9)
+
+
+async def _goto(pilot: Pilot, name: str) -> None:
+    await on_dashboard(pilot)
+    pilot.app.action_goto(name)  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) != "DashboardScreen")
+    if name == "metrics":
+        await until(pilot, lambda: pilot.app.screen.query_one("#containers").row_count > 0)
+    else:
+        await until(pilot, lambda: pilot.app.screen.query_one("#list").row_count > 0)
+    await pilot.pause(0.1)
+
+
+async def _confirm_delete(pilot: Pilot) -> None:
+    await open_app(pilot)
+    await pilot.press("X")
+    await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+
+
+async def _env_add(pilot: Pilot) -> None:
+    await open_app(pilot, tab="environment")
+    await pilot.press("a")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+    await pilot.press(*"1BAD", "tab", *"x", "enter")
+    await until(pilot, lambda: str(pilot.app.screen.query_one("#error-key").render()).strip())
+
+
+async def _help(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause(0.2)
+
+
+async def _palette(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("colon")
+    await until(pilot, lambda: screen_name(pilot) == "CommandPalette")
+    await pilot.press(*"go")
+    await pilot.pause(0.5)
+
+
+async def _error_notification(pilot: Pilot) -> None:
+    await open_app(pilot, ref="shop/web")
+    pilot.app.fake.data.deployments.clear()  # type: ignore[attr-defined]
+    pilot.app.open_deployment(404)  # type: ignore[attr-defined]
+    await until(pilot, lambda: len(pilot.app._notifications))  # type: ignore[attr-defined]
+    await pilot.pause(0.2)
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("connect", lambda: make_app(target=None), _connect),
+    Scenario("connect_daemon_down", lambda: make_app(fail_connect=True), _connect_error),
+    Scenario("setup", lambda: make_app(FakeMist(needs_setup=True, token=None), token=None), _setup),
+    Scenario("login_error", lambda: make_app(token=None), _login_error),
+    Scenario("dashboard", make_app, on_dashboard),
+    Scenario("dashboard_filtered", make_app, _dashboard_filtered),
+    Scenario("dashboard_sorted_by_cpu", make_app, _dashboard_sorted_cpu),
+    Scenario("app_overview", make_app, open_app),
+    Scenario("app_deployments", make_app, lambda p: open_app(p, tab="deployments")),
+    Scenario("app_logs", make_app, logs_tab),
+    Scenario("app_environment", make_app, lambda p: open_app(p, tab="environment")),
+    Scenario("app_env_add_error", make_app, _env_add),
+    Scenario("app_settings", make_app, lambda p: open_app(p, tab="settings")),
+    Scenario("app_settings_error", make_app, _app_settings_error),
+    Scenario("deployment_running", make_app, lambda p: _deployment(p, 42)),
+    Scenario("deployment_failed", make_app, lambda p: _deployment(p, 37)),
+    Scenario("logs_search", make_app, _logs_search),
+    Scenario("logs_paused", make_app, _logs_paused),
+    Scenario("multi_logs", make_app, _multi_logs),
+    Scenario("metrics", make_app, lambda p: _goto(p, "metrics")),
+    Scenario("users", make_app, lambda p: _goto(p, "users")),
+    Scenario("audit", make_app, lambda p: _goto(p, "audit")),
+    Scenario("settings", make_app, lambda p: _goto(p, "settings")),
+    Scenario("confirm_delete", make_app, _confirm_delete),
+    Scenario("help", make_app, _help),
+    Scenario("command_palette", make_app, _palette),
+    Scenario("error_notification", make_app, _error_notification),
+]

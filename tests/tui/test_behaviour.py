@@ -1,0 +1,346 @@
+"""What the TUI does, driven with Pilot on the fake API: what the user sees and what the API was asked."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from textual.app import App, ComposeResult
+
+from mist_core.models import Event
+from mist_tui.config import Config, Target
+from mist_tui.widgets.log_view import LogEntry, LogView
+from tests.tui.fake_api import NOW, FakeMist
+from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until
+
+
+def rows(table) -> list[str]:
+    return [str(key.value) for key in table.rows]
+
+
+async def test_filter_narrows_the_dashboard_to_matching_apps_and_escape_restores_them():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        table = app.screen.table
+        assert table.row_count == 8
+        await pilot.press("slash", *"shop")
+        await pilot.pause()
+        assert rows(table) == ["shop/api", "shop/web", "shop/worker"]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.row_count == 8
+
+
+async def test_filter_by_status_word_shows_only_failed_apps():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        await pilot.press("slash", *"failed")
+        await pilot.pause()
+        assert rows(app.screen.table) == ["internal/metabase"]
+
+
+async def test_sort_key_cycles_columns_and_cpu_puts_the_busiest_app_first():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        screen = app.screen
+        for _ in range(4):
+            await pilot.press("s")
+        assert screen.sort_key == "cpu"
+        assert rows(screen.table)[:3] == ["shop/worker", "shop/web", "shop/api"]
+        await pilot.press("o")
+        assert rows(screen.table)[-1] == "shop/worker"
+
+
+async def test_an_event_refetches_only_that_app_and_updates_its_row_in_place():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        fake: FakeMist = app.fake
+        fake.data.apps["shop/api"].status = "live"
+        fake.data.apps["shop/api"].live_commit = "abcdef123456"
+        fake.push_event(Event(kind="deployment", action="state", project="shop", app="api", state="live", ts=NOW))
+        table = app.screen.table
+        await until(pilot, lambda: str(table.get_cell("shop/api", "commit")) == "abcdef1")
+        assert "live" in str(table.get_cell("shop/api", "status"))
+        assert table.row_count == 8
+
+
+async def test_a_deleted_app_event_removes_its_row():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        del app.fake.data.apps["labs/sandbox"]
+        app.fake.push_event(Event(kind="app", action="deleted", project="labs", app="sandbox", ts=NOW))
+        await until(pilot, lambda: "labs/sandbox" not in rows(app.screen.table))
+
+
+async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
+    fake = FakeMist(extra_apps=10_000)
+    calls: list[tuple[int, int]] = []
+    original = fake.apps.list
+
+    async def counting_list(**kw):
+        calls.append((kw.get("limit"), kw.get("offset")))
+        return await original(**kw)
+
+    fake.apps.list = counting_list  # type: ignore[method-assign]
+    app = make_app(fake)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
+        await until(pilot, lambda: app.screen.table.row_count == 10_008 and not app.screen._loading, timeout=30)
+        assert {limit for limit, _ in calls} == {500}
+        assert len(calls) == 21
+
+
+async def test_adding_an_env_var_calls_the_api_and_shows_the_new_row():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="environment")
+        await pilot.press("a")
+        await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
+        await pilot.press(*"CACHE_TTL", "tab", *"300", "enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "AppScreen")
+        assert ("env.set", "shop/web", "CACHE_TTL", "300", False) in app.fake.calls
+        table = app.screen.query_one("#env")
+        await until(pilot, lambda: "CACHE_TTL" in rows(table))
+
+
+async def test_a_refused_env_name_is_shown_in_the_dialog_which_stays_open():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="environment")
+        await pilot.press("a")
+        await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
+        await pilot.press(*"9LIVES", "enter")
+        await until(pilot, lambda: "not a valid variable name" in str(app.screen.query_one("#error-key").render()))
+        assert type(app.screen).__name__ == "FormDialog"
+
+
+async def test_deleting_an_env_var_asks_first_naming_it_then_calls_unset():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="environment")
+        table = app.screen.query_one("#env")
+        await until(pilot, lambda: table.row_count == 5)
+        await pilot.press("d")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        assert "DATABASE_URL" in app.screen.message and "shop/web" in app.screen.message
+        await pilot.press("y")
+        await until(pilot, lambda: ("env.unset", "shop/web", "DATABASE_URL") in app.fake.calls)
+        await until(pilot, lambda: "DATABASE_URL" not in rows(table))
+
+
+async def test_secrets_are_masked_until_revealed():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="environment")
+        table = app.screen.query_one("#env")
+        await until(pilot, lambda: table.row_count == 5)
+        assert str(table.get_cell("STRIPE_KEY", "value")) == "••••••"
+        await pilot.press("r")
+        await until(pilot, lambda: str(table.get_cell("STRIPE_KEY", "value")) == "sk_live_51Hc0ffee")
+
+
+async def test_saving_settings_sends_only_the_changed_fields():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="settings")
+        screen = app.screen
+        screen.query_one("#set-branch").value = "release"
+        screen.query_one("#set-cpus").value = "0.5"
+        screen.query_one("SettingsPane").action_save()
+        await until(pilot, lambda: any(c[0] == "apps.update" for c in app.fake.calls))
+        update = next(c for c in app.fake.calls if c[0] == "apps.update")
+        assert update[2] == {"branch": "release", "cpus": 0.5, "clear": []}
+
+
+async def test_an_invalid_setting_is_shown_next_to_the_field_it_names():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="settings")
+        screen = app.screen
+        screen.query_one("#set-branch").value = "my branch"
+        screen.query_one("SettingsPane").action_save()
+        error = screen.query_one("#err-branch")
+        await until(pilot, lambda: "cannot contain spaces" in str(error.render()))
+        assert error.has_class("-shown")
+
+
+async def test_keymap_from_config_remaps_a_binding_by_id():
+    app = make_app(config=Config(keymap={"dashboard.filter": "f"}))
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.screen.has_class("-filtering")
+        assert app.focused is app.screen.query_one("#filter")
+
+
+async def test_an_api_error_appears_as_a_notification_with_its_message():
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await on_dashboard(pilot)
+        app.open_deployment(404)
+        await until(pilot, lambda: len(app._notifications))
+        messages = [n.message for n in app._notifications]
+        assert messages == ["There is no deployment 404."]
+
+
+async def test_an_expired_token_leads_to_the_login_screen_saying_so():
+    app = make_app(token="tok-expired")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen")
+        assert "expired" in str(app.screen.query_one("#card-error").render())
+
+
+async def test_logging_in_saves_the_token_for_the_host_and_opens_the_dashboard():
+    app = make_app(token=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen")
+        await pilot.press(*"ada", "enter", *"correct horse", "enter")
+        await on_dashboard(pilot)
+        saved = json.loads(app.credentials.path.read_text())
+        assert saved == {"unix:///run/mist/mist.sock": {"token": "tok-ada", "username": "ada"}}
+        assert app.credentials.path.stat().st_mode & 0o777 == 0o600
+
+
+async def test_setup_creates_the_owner_when_both_passwords_match():
+    fake = FakeMist(needs_setup=True, token=None)
+    app = make_app(fake, token=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+        await pilot.press(*"ada", "tab", *"correct horse", "tab", *"correct horse", "enter")
+        await on_dashboard(pilot)
+        assert ("auth.setup", "ada") in fake.calls
+
+
+async def test_connect_failure_says_how_to_start_the_daemon():
+    app = make_app(fail_connect=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.screen.query_one("#card-error").has_class("-shown"))
+        assert "mist daemon" in str(app.screen.query_one("#card-error").render())
+
+
+async def test_changing_theme_is_saved_to_the_config_file(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('default_host = "unix:///x.sock"\n\n[keymap]\n"dashboard.filter" = "/"\n')
+    app = make_app(config=Config.load(path))
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.theme = "nord"
+        await pilot.pause()
+    assert Config.load(path).theme == "nord"
+    assert Config.load(path).default_host == "unix:///x.sock"
+
+
+async def test_a_setting_refused_by_the_server_is_shown_in_place():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.action_goto("settings")
+        await until(pilot, lambda: type(app.screen).__name__ == "SettingsScreen" and app.screen.table.row_count)
+        table = app.screen.table
+        table.move_cursor(row=table.get_row_index("proxy.kind"))
+        await pilot.press("e")
+        await until(pilot, lambda: type(app.screen).__name__ == "PromptDialog")
+        app.screen.query_one("#field-value").value = "nginx"
+        await pilot.press("enter")
+        await until(pilot, lambda: "traefik, caddy" in str(app.screen.query_one("#error-value").render()))
+
+
+async def test_cancel_asks_then_cancels_a_running_deployment():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_deployment(42)
+        await until(pilot, lambda: type(app.screen).__name__ == "DeploymentScreen" and app.screen.deployment)
+        await pilot.press("c")
+        await until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
+        assert "#42" in app.screen.message
+        await pilot.press("y")
+        await until(pilot, lambda: ("deployments.cancel", 42) in app.fake.calls)
+
+
+async def test_deploy_asks_for_the_ref_defaulting_to_the_branch():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot)
+        await pilot.press("D")
+        await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
+        assert app.screen.query_one("#field-ref").value == "main"
+        await pilot.press("enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "DeploymentScreen")
+        assert ("apps.deploy", "shop/web", "main") in app.fake.calls
+
+
+async def test_command_palette_offers_the_current_screens_actions():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        from mist_tui.commands import ScreenCommands
+
+        provider = ScreenCommands(app.screen)
+        names = [text for text, _, _ in provider._commands()]
+        assert {"Filter", "Sort", "Deploy", "Go to metrics"} <= set(names)
+
+
+class LogHost(App):
+    def compose(self) -> ComposeResult:
+        yield LogView(cap=50_000)
+
+
+async def test_log_buffer_holds_its_cap_under_a_hundred_thousand_lines():
+    app = LogHost()
+    async with app.run_test(size=(100, 30)) as pilot:
+        view = app.query_one(LogView)
+        for i in range(100_000):
+            view.write(LogEntry(ts=NOW + timedelta(milliseconds=i), text=f"line {i}"))
+        await until(pilot, lambda: view.buffer.end == 100_000, timeout=10)
+        assert len(view.buffer) == 50_000
+        assert view.row_count == 50_000
+        assert view.buffer[view.buffer.end - 1].text == "line 99999"
+        assert view.following
+
+
+async def test_scrolling_up_pauses_and_counts_new_lines_and_f_resumes():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="logs")
+        panel = app.screen.query_one("#app-logs")
+        view = panel.view
+        for i in range(60):
+            app.fake.push_log("shop/web", _line(i))
+        await until(pilot, lambda: view.row_count == 72)
+        await pilot.press("pageup")
+        await until(pilot, lambda: not view.following)
+        for i in range(60, 65):
+            app.fake.push_log("shop/web", _line(i))
+        await until(pilot, lambda: view.new_lines == 5)
+        assert "5 new lines" in str(panel.query_one(".log-status").render())
+        await pilot.press("f")
+        assert view.following and view.new_lines == 0
+
+
+async def test_search_counts_matches_and_filter_keeps_only_matching_lines():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="logs")
+        view = app.screen.query_one("#app-logs").view
+        await until(pilot, lambda: view.row_count == 12)
+        await pilot.press("slash", *"healthz", "enter")
+        assert view.match_count == 3
+        await pilot.press("F")
+        assert view.row_count == 3
+
+
+def _line(i: int):
+    from mist_core.models import LogLine
+
+    return LogLine(ts=NOW + timedelta(seconds=i), source="mist-shop-web", text=f"GET /item/{i} 200")
+
+
+def test_target_label_hides_the_unix_scheme():
+    assert Target("daemon", "unix:///run/mist/mist.sock").label == "/run/mist/mist.sock"
