@@ -26,7 +26,7 @@ help:
 	@echo "make test             lint, type-check and the whole test suite (what CI runs)"
 	@echo "make lint / fmt       ruff check / ruff format"
 	@echo "make screenshots      regenerate screenshots/*.svg"
-	@echo "make bench            run every bench/*.py"
+	@echo "make bench            run every bench/bench_*.py"
 	@echo "make clean            remove .venv and .mist-data"
 
 venv: $(VENV_STAMP)
@@ -93,7 +93,7 @@ screenshots: venv
 	$(BIN)/python scripts/screenshots.py
 
 bench: venv docker
-	@shopt -s nullglob; benches=(bench/*.py); \
+	@shopt -s nullglob; benches=(bench/bench_*.py); \
 	if [ $${#benches[@]} -eq 0 ]; then echo "no benchmarks in bench/"; exit 0; fi; \
 	for b in "$${benches[@]}"; do echo "== $$b"; $(BIN)/python "$$b"; done
 

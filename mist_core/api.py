@@ -9,6 +9,7 @@ caller stops iterating (or, for a deployment log, when the deployment reaches a 
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -121,7 +122,7 @@ class AppsAPI(ABC):
 
 class EnvAPI(ABC):
     @abstractmethod
-    async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
+    async def list(self, app_ref: str, *, reveal: bool = False) -> builtins.list[EnvVar]:
         """Secret values are ``None`` unless ``reveal``."""
 
     @abstractmethod
@@ -135,7 +136,7 @@ class EnvAPI(ABC):
     @abstractmethod
     async def import_dotenv(
         self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
-    ) -> list[EnvVar]:
+    ) -> builtins.list[EnvVar]:
         """Set every ``KEY=VALUE`` of a ``.env`` text; the whole file is checked before anything is set."""
 
     @abstractmethod
@@ -160,7 +161,7 @@ class DeploymentsAPI(ABC):
 
 class ContainersAPI(ABC):
     @abstractmethod
-    async def list(self, *, all: bool = False) -> list[ContainerInfo]:
+    async def list(self, *, all: bool = False) -> builtins.list[ContainerInfo]:
         """Mist's containers (``mist ps``); stopped ones too with ``all``."""
 
 
@@ -169,7 +170,7 @@ class MetricsAPI(ABC):
     async def current(self) -> MetricsSample: ...
 
     @abstractmethod
-    async def history(self, *, seconds: int = 300) -> list[MetricsSample]: ...
+    async def history(self, *, seconds: int = 300) -> builtins.list[MetricsSample]: ...
 
     @abstractmethod
     def stream(self) -> AsyncIterator[MetricsSample]:
@@ -183,7 +184,7 @@ class EventsAPI(ABC):
 
 class UsersAPI(ABC):
     @abstractmethod
-    async def list(self) -> list[User]: ...
+    async def list(self) -> builtins.list[User]: ...
 
 
 class AuditAPI(ABC):
@@ -202,7 +203,7 @@ class AuditAPI(ABC):
 
 class SettingsAPI(ABC):
     @abstractmethod
-    async def list(self) -> list[Setting]: ...
+    async def list(self) -> builtins.list[Setting]: ...
 
     @abstractmethod
     async def get(self, key: str) -> Setting: ...

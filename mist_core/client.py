@@ -3,6 +3,7 @@ over TCP (``https://host:port``). Same methods, same models and same error class
 
 from __future__ import annotations
 
+import builtins
 import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -333,10 +334,7 @@ class _RemoteEnv(EnvAPI):
 
     async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
         params = _params(reveal=reveal)
-        result: list[EnvVar] = await self._t.adapted(
-            _ENV_LIST, "GET", _app_path(app_ref) + "/env", params=params
-        )
-        return result
+        return await self._t.adapted(_ENV_LIST, "GET", _app_path(app_ref) + "/env", params=params)
 
     async def set(
         self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
@@ -349,12 +347,9 @@ class _RemoteEnv(EnvAPI):
 
     async def import_dotenv(
         self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
-    ) -> list[EnvVar]:
+    ) -> builtins.list[EnvVar]:  # ``list`` here is the method above
         body = {"text": text, "secret": secret, "build": build}
-        result: list[EnvVar] = await self._t.adapted(
-            _ENV_LIST, "POST", _app_path(app_ref) + "/env/import", json_body=body
-        )
-        return result
+        return await self._t.adapted(_ENV_LIST, "POST", _app_path(app_ref) + "/env/import", json_body=body)
 
     async def export_dotenv(self, app_ref: str, *, reveal: bool = False) -> str:
         response = await self._t.request(
@@ -389,10 +384,7 @@ class _RemoteContainers(ContainersAPI):
         self._t = t
 
     async def list(self, *, all: bool = False) -> list[ContainerInfo]:
-        result: list[ContainerInfo] = await self._t.adapted(
-            _CONTAINERS, "GET", "/v1/containers", params=_params(all=all)
-        )
-        return result
+        return await self._t.adapted(_CONTAINERS, "GET", "/v1/containers", params=_params(all=all))
 
 
 class _RemoteMetrics(MetricsAPI):
@@ -403,10 +395,7 @@ class _RemoteMetrics(MetricsAPI):
         return await self._t.model(MetricsSample, "GET", "/v1/metrics")
 
     async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
-        result: list[MetricsSample] = await self._t.adapted(
-            _SAMPLES, "GET", "/v1/metrics/history", params={"seconds": seconds}
-        )
-        return result
+        return await self._t.adapted(_SAMPLES, "GET", "/v1/metrics/history", params={"seconds": seconds})
 
     def stream(self) -> AsyncIterator[MetricsSample]:
         return self._t.stream(MetricsSample, "/v1/metrics/stream", {})
@@ -425,8 +414,7 @@ class _RemoteUsers(UsersAPI):
         self._t = t
 
     async def list(self) -> list[User]:
-        result: list[User] = await self._t.adapted(_USERS, "GET", "/v1/users")
-        return result
+        return await self._t.adapted(_USERS, "GET", "/v1/users")
 
 
 class _RemoteAudit(AuditAPI):
@@ -451,8 +439,7 @@ class _RemoteSettings(SettingsAPI):
         self._t = t
 
     async def list(self) -> list[Setting]:
-        result: list[Setting] = await self._t.adapted(_SETTINGS, "GET", "/v1/settings")
-        return result
+        return await self._t.adapted(_SETTINGS, "GET", "/v1/settings")
 
     async def get(self, key: str) -> Setting:
         return await self._t.model(Setting, "GET", f"/v1/settings/{_seg(key)}")

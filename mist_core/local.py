@@ -8,6 +8,7 @@ engine client, the deploy queue and its workers, the Docker events watcher and t
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import fcntl
 import json
@@ -78,6 +79,7 @@ from .store import records as rec
 log = logging.getLogger("mist.core")
 SESSION_LIFETIME = timedelta(days=30)
 MAX_PAGE = 1000
+IDLE_WAIT = 30.0  # a worker with nothing to do looks at the queue this often, in case a wake-up was missed
 
 
 class Core:
@@ -89,7 +91,8 @@ class Core:
         self.secrets = secrets
         self._lock_fd = lock_fd
         self.log = log
-        self.engine = Engine(config.docker_host)
+        self.instance_id = _instance_id(config.data_dir)
+        self.engine = Engine(config.docker_host, instance=self.instance_id)
         self.events = EventBus()
         self.logs = DeploymentLogs(store)
         self.queue = JobQueue(store, owner=uuid.uuid4().hex)
@@ -143,17 +146,28 @@ class Core:
 
     async def _worker(self) -> None:
         while True:
+            # Clear before claiming: a deploy queued after this point sets the event and is not missed.
+            self._wakeup.clear()
             try:
                 job = await self.queue.claim()
             except Exception:
                 log.exception("claiming a job failed")
                 job = None
             if job is None:
-                self._wakeup.clear()
+                # Sleep until a deploy (or a finished job, which may unblock its app's next one) wakes us, or
+                # until the earliest delayed retry is due: an idle daemon does not poll the store.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=await self._idle_wait())
                 continue
             await self.pipeline.run(job)
+            self.wake_workers()
+
+    async def _idle_wait(self) -> float:
+        due = await self.queue.next_run_after()
+        if due is None:
+            return IDLE_WAIT
+        seconds = ((parse_ts(due) or now()) - now()).total_seconds()
+        return min(IDLE_WAIT, max(0.05, seconds))
 
     async def _watch_docker(self) -> None:
         while True:
@@ -277,6 +291,17 @@ class Core:
             os.close(self._lock_fd)
 
 
+def _instance_id(data_dir: Path) -> str:
+    """This data directory's identity, put on every container and image it makes (created on first use)."""
+    path = data_dir / "instance-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        value = uuid.uuid4().hex[:16]
+        path.write_text(value + "\n")
+        return value
+
+
 def container_name_of(run: Any) -> str:
     from .deploys.pipeline import container_name
 
@@ -302,7 +327,7 @@ class LocalMist(MistAPI):
         self._user: User | None = None
         self.auth = _Auth(self)
         self.projects = _Projects(self)
-        self.apps = _Apps(self)
+        self.apps: _Apps = _Apps(self)
         self.env = _Env(self)
         self.deployments = _Deployments(self)
         self.containers = _Containers(self)
@@ -336,7 +361,7 @@ class LocalMist(MistAPI):
 
 
 def _user(row: Any) -> User:
-    return User(id=row["id"], username=row["username"], role=row["role"], created_at=parse_ts(row["created_at"]))
+    return User(id=row["id"], username=row["username"], role=row["role"], created_at=row["created_at"])
 
 
 async def _needs_setup(store: Store) -> bool:
@@ -745,7 +770,9 @@ class _Env(_Part, EnvAPI):
             await _audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
         self.core.events.publish(Event(kind="env", action="unset", project=app.project, app=app.name, ts=now()))
 
-    async def import_dotenv(self, app_ref: str, text: str, *, secret: bool = False, build: bool = False) -> list[EnvVar]:
+    async def import_dotenv(
+        self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
+    ) -> builtins.list[EnvVar]:
         actor = await self.m.actor()
         app = await self._app(app_ref)
         pairs = [(validate.env_key(k), validate.env_value(v)) for k, v in validate.parse_dotenv(text)]

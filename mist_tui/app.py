@@ -90,11 +90,16 @@ class MistApp(App[None]):
 
     async def use(self, target: Target) -> MistAPI:
         """Connect to ``target``, replacing (and closing) any previous connection."""
-        api = await self.connect_to(target)
-        old, self.api, self.target = self.api, api, target
-        if old is not None and old is not api:
-            await old.close()
-        return api
+        # The old connection goes first: an embedded core holds its data directory's lock until closed.
+        old, self.api = self.api, None
+        if old is not None:
+            try:
+                await old.close()
+            except Exception:  # noqa: BLE001 - a dead connection cannot refuse to die
+                pass
+        self.target = target
+        self.api = await self.connect_to(target)
+        return self.api
 
     async def logged_in(self, session: Session) -> None:
         """A login or setup succeeded: remember the token, reconnect with it, and open the dashboard."""

@@ -36,18 +36,19 @@ def busybox_spec(repo: Path, **overrides: object) -> AppSpec:
     return AppSpec(**fields)  # type: ignore[arg-type]
 
 
-def remove_everything_of(tmp_path: Path) -> None:
-    """Containers and images the test's core made carry its project names; the projects are unique per test,
-    so remove what any core of this test left (by the deployment label set by Mist)."""
+def remove_everything_of(project: str) -> None:
+    """Remove the containers, images and volumes Mist made for ``project`` (test project names are unique)."""
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
-    marker = tmp_path.name
-    for c in client.containers.list(all=True, filters={"label": "dev.mist.managed=true"}):
-        if marker in c.labels.get("dev.mist.project", ""):
+    try:
+        label = {"label": f"dev.mist.project={project}"}
+        for c in client.containers.list(all=True, filters=label):
             c.remove(force=True)
-    for image in client.images.list(filters={"label": "dev.mist.managed=true"}):
-        if marker in image.labels.get("dev.mist.project", ""):
+        for image in client.images.list(filters=label):
             client.images.remove(image.id, force=True)
-    client.close()
+        for volume in client.volumes.list(filters=label):
+            volume.remove(force=True)
+    finally:
+        client.close()
 
 
 async def wait_final(mist: MistAPI, deployment_id: int, timeout: float = 180) -> Deployment:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mist_core.errors import EngineUnavailable, InvalidInput, MistError
+from mist_core.procs import die_with_parent
 
 SCRUBBED = "******"
 TAIL_LINES = 20
@@ -135,6 +136,7 @@ async def build_image(
                 stderr=asyncio.subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # its own process group, so a kill reaches every child
+                preexec_fn=die_with_parent,  # a killed daemon must not leave a build running
             )
         except OSError as exc:
             raise EngineUnavailable(f"Could not run '{docker_bin}': {exc.strerror or exc}.") from exc

@@ -11,10 +11,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from ..models import LogLine
+from ..models import DeploymentState, LogLine
 from ..store import Store, now, parse_ts, ts
 
 FLUSH_INTERVAL = 0.2
+QUEUED_POLL = 0.25
 
 
 @dataclass
@@ -97,6 +98,10 @@ class DeploymentLogs:
         if self._flusher is not None:
             self._flusher.cancel()
 
+    async def _is_final(self, deployment_id: int) -> bool:
+        row = await self._store.one("SELECT state FROM deployments WHERE id = ?", (deployment_id,))
+        return row is None or DeploymentState(row["state"]).is_final
+
     async def read(self, deployment_id: int, after: int = 0, limit: int = 100_000) -> list[LogLine]:
         rows = await self._store.all(
             "SELECT seq, ts, stream, text FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -117,11 +122,14 @@ class DeploymentLogs:
         while True:
             live = self._live.get(deployment_id)
             if live is None:
-                # Not running (or just finished): whatever was added since our read is in the store now.
+                # Not running: queued (wait for a worker), or finished (what was added since is stored).
                 for line in await self.read(deployment_id, last):
                     last = line.seq
                     yield line
-                return
+                if await self._is_final(deployment_id):
+                    return
+                await asyncio.sleep(QUEUED_POLL)
+                continue
             async with live.changed:
                 fresh = [line for line in live.lines if line.seq > last]
                 if not fresh and not live.closed:

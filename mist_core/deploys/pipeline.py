@@ -20,6 +20,7 @@ from ..builds.runner import build_image
 from ..engine import (
     LABEL_APP,
     LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_PROJECT,
     ContainerSpec,
@@ -62,6 +63,7 @@ class Run:
     image: str | None = None
     container: RunningContainer | None = None
     stopped_old: str | None = None  # the old live container, when stop-then-start stopped it
+    secret_values: list[str] = field(default_factory=list)  # scrubbed from every log line
     task: asyncio.Task[Any] | None = None
 
 
@@ -73,9 +75,10 @@ def container_name(project: str, app: str, deployment_id: int) -> str:
     return f"mist-{project}-{app}-{deployment_id}"
 
 
-def labels(project: str, app: str, deployment_id: int) -> dict[str, str]:
+def labels(instance: str, project: str, app: str, deployment_id: int) -> dict[str, str]:
     return {
         LABEL_MANAGED: "true",
+        LABEL_INSTANCE: instance,
         LABEL_PROJECT: project,
         LABEL_APP: app,
         LABEL_DEPLOYMENT: str(deployment_id),
@@ -90,6 +93,8 @@ class Pipeline:
     # ------------------------------------------------------------------------------------------ bookkeeping
 
     def log(self, run: Run, text: str, stream: str = "system") -> None:
+        for secret in run.secret_values:
+            text = text.replace(secret, "******")
         self.core.logs.append(run.deployment_id, text, stream=stream)
 
     async def _enter(self, run: Run, state: DeploymentState) -> None:
@@ -206,16 +211,13 @@ class Pipeline:
         work = core.config.work_dir / str(run.deployment_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        secret_values = [e["value"] for e in self._env(run) if e["secret"]]
+        run.secret_values = [e["value"] for e in self._env(run) if e["secret"] and e["value"]]
         build_env = {e["key"]: e["value"] for e in self._env(run) if e["build"]}
         build_secrets = {e["key"]: e["value"] for e in self._env(run) if e["build"] and e["secret"]}
         build_args = {k: v for k, v in build_env.items() if k not in build_secrets}
         runtime_env = {e["key"]: e["value"] for e in self._env(run) if not e["build"]}
 
         def on_line(text: str) -> None:
-            for secret in secret_values:
-                if secret:
-                    text = text.replace(secret, "******")
             self.log(run, text, stream="stdout")
 
         port = run.spec.port
@@ -244,7 +246,7 @@ class Pipeline:
             tag = image_tag(run.project, run.app, run.deployment_id)
             await build_image(
                 context_dir=plan.context_dir, dockerfile=plan.dockerfile, tag=tag,
-                labels=labels(run.project, run.app, run.deployment_id),
+                labels=labels(core.instance_id, run.project, run.app, run.deployment_id),
                 build_args=build_args, secrets=build_secrets, on_line=on_line,
                 docker_bin=core.config.docker_bin, docker_host=core.config.docker_host, cancel=run.cancel,
             )
@@ -271,7 +273,7 @@ class Pipeline:
         run.container = await core.engine.run(
             ContainerSpec(
                 name=name, image=run.image, env=runtime_env,
-                labels=labels(run.project, run.app, run.deployment_id), command=command,
+                labels=labels(core.instance_id, run.project, run.app, run.deployment_id), command=command,
                 publish=list(run.spec.publish), memory=run.spec.memory, cpus=run.spec.cpus,
                 restart=run.spec.restart, volumes=list(run.spec.volumes),
                 aliases=[f"{run.app}.{run.project}"],
@@ -335,11 +337,22 @@ class Pipeline:
         self.core.events.publish(Event(kind="app", action="status", project=run.project, app=run.app,
                                        state="live", ts=now()))
         await self.core.logs.close(run.deployment_id)
+        await self._prune_logs(run)
         with contextlib.suppress(MistError):
             keep = int(await self.core.setting("images_per_app"))
             removed = await self.core.engine.prune_app_images(run.project, run.app, keep, {run.image or ""})
             for tag in removed:
                 self.core.log.info("pruned image %s", tag)
+
+    async def _prune_logs(self, run: Run) -> None:
+        """Keep the logs of the app's last ``log_retention_deployments`` deployments."""
+        keep = int(await self.core.setting("log_retention_deployments"))
+        async with self.core.store.write() as w:
+            await w.execute(
+                "DELETE FROM deployment_logs WHERE deployment_id IN (SELECT id FROM deployments WHERE app_id = ? "
+                "ORDER BY id DESC LIMIT -1 OFFSET ?)",
+                (run.app_id, keep),
+            )
 
     async def _discard(self, run: Run) -> None:
         """Remove what this deployment made, and bring back the old container if stop-then-start stopped it."""

@@ -3,6 +3,7 @@
 from .docker import (
     LABEL_APP,
     LABEL_DEPLOYMENT,
+    LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_PROJECT,
     NETWORK,
@@ -16,6 +17,7 @@ from .docker import (
 __all__ = [
     "LABEL_APP",
     "LABEL_DEPLOYMENT",
+    "LABEL_INSTANCE",
     "LABEL_MANAGED",
     "LABEL_PROJECT",
     "NETWORK",

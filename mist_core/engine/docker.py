@@ -38,6 +38,9 @@ LABEL_MANAGED = "dev.mist.managed"
 LABEL_PROJECT = "dev.mist.project"
 LABEL_APP = "dev.mist.app"
 LABEL_DEPLOYMENT = "dev.mist.deployment"
+# Which Mist instance (data directory) made a resource: two instances may share one engine, and each must see
+# and clean up only its own containers and images, whose deployment numbers would otherwise collide.
+LABEL_INSTANCE = "dev.mist.instance"
 NETWORK = "mist"
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -197,8 +200,11 @@ def _port_in_use(error: docker.errors.APIError) -> Conflict | None:
 class Engine:
     """An async face on one Docker Engine, limited to what Mist manages."""
 
-    def __init__(self, base_url: str | None = None) -> None:
+    def __init__(self, base_url: str | None = None, *, instance: str | None = None) -> None:
         self.base_url = base_url or os.environ.get("MIST_DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self.instance = instance
+        # The label filter that selects what this engine object may see and touch.
+        self.scope = [MANAGED_FILTER] + ([f"{LABEL_INSTANCE}={instance}"] if instance else [])
         self._client: docker.APIClient | None = None
         self._host_memory: int | None = None
         # The previous CPU reading of each running container, by id: one-shot stats have none of their own.
@@ -278,7 +284,7 @@ class Engine:
         except docker.errors.NotFound:
             pass
         volume_labels = {LABEL_MANAGED: "true"}
-        volume_labels.update({k: v for k, v in labels.items() if k in (LABEL_PROJECT, LABEL_APP)})
+        volume_labels.update({k: v for k, v in labels.items() if k in (LABEL_PROJECT, LABEL_APP, LABEL_INSTANCE)})
         api.create_volume(volume.name, labels=volume_labels)
 
     # ------------------------------------------------------------------------------------------ containers
@@ -307,6 +313,8 @@ class Engine:
             {spec.network: api.create_endpoint_config(aliases=list(spec.aliases) or None)}
         )
         labels = {**spec.labels, LABEL_MANAGED: "true"}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
         try:
             created = api.create_container(
                 image=spec.image,
@@ -439,7 +447,7 @@ class Engine:
         deployment: int | None = None,
     ) -> list[ContainerInfo]:
         """Mist's containers (running ones unless ``all``), optionally of one project, app or deployment."""
-        labels = [MANAGED_FILTER]
+        labels = list(self.scope)
         if project is not None:
             labels.append(f"{LABEL_PROJECT}={project}")
         if app is not None:
@@ -518,7 +526,7 @@ class Engine:
             return self.api.events(
                 since=_unix_time(since) if since is not None else None,
                 decode=True,
-                filters={"type": "container", "label": MANAGED_FILTER},
+                filters={"type": "container", "label": self.scope},
             )
 
         async for event in stream_from_thread(lambda: self._guarded(open_events), thread_name="mist-events"):
@@ -535,7 +543,7 @@ class Engine:
         Docker's two-reading answer, which carries its own previous reading.
         """
         rows = await self._call(
-            lambda: self.api.containers(filters={"label": [MANAGED_FILTER], "status": ["running"]})
+            lambda: self.api.containers(filters={"label": self.scope, "status": ["running"]})
         )
         if not rows:
             self._cpu_readings.clear()
@@ -650,7 +658,7 @@ class Engine:
     def _prune_app_images(self, project: str, app: str, keep: int, protect: set[str]) -> list[str]:
         api = self.api
         images = api.images(
-            filters={"label": [MANAGED_FILTER, f"{LABEL_PROJECT}={project}", f"{LABEL_APP}={app}"]}
+            filters={"label": [*self.scope, f"{LABEL_PROJECT}={project}", f"{LABEL_APP}={app}"]}
         )
         numbered = [
             (deployment, image)
@@ -680,7 +688,7 @@ class Engine:
 
         def remove() -> None:
             api = self.api
-            label = [MANAGED_FILTER, f"{LABEL_DEPLOYMENT}={deployment_id}"]
+            label = [*self.scope, f"{LABEL_DEPLOYMENT}={deployment_id}"]
             for row in api.containers(all=True, filters={"label": label}):
                 self._remove_quietly(row["Id"])
             in_use = {c.get("ImageID") for c in api.containers(all=True)}

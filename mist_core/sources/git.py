@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import validate
 from ..errors import Conflict, MistError
+from ..procs import die_with_parent
 
 __all__ = ["Checkout", "FetchCancelled", "FetchFailed", "fetch"]
 
@@ -292,6 +293,7 @@ class _GitSession:
             stderr=asyncio.subprocess.STDOUT,
             # Its own process group, so a kill reaches ssh, git-remote-https and upload-pack too.
             start_new_session=True,
+            preexec_fn=die_with_parent,  # a killed daemon must not leave a clone running
         )
         tail: deque[str] = deque(maxlen=_TAIL_LINES)
         assert proc.stdout is not None

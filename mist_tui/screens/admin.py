@@ -154,7 +154,7 @@ class SettingsScreen(_ListScreen):
                 Text(s.description, style="dim"),
                 key=s.key,
             )
-        if selected in table.rows:
+        if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         table.border_title = "Settings · Enter or e edits"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Group
+from rich.console import Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -149,7 +149,7 @@ class EnvironmentPane(Vertical):
                 right(human_age(var.updated_at, now)),
                 key=var.key,
             )
-        if selected in table.rows:
+        if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         table.border_title = f"Environment · {len(variables)} variables" + (
             " · secrets shown" if self.reveal else ""
@@ -473,6 +473,7 @@ class AppScreen(Screen):
         self.deployments: list[Deployment] = []
         self.sample: MetricsSample | None = None
         self._logs_started = False
+        self._changed: set[str] = set()
 
     @property
     def mist(self) -> MistApp:
@@ -506,10 +507,12 @@ class AppScreen(Screen):
         for table_id in ("#recent", "#deployments-table"):
             table = self.query_one(table_id, MistTable)
             for key, label, width in DEPLOYMENT_COLUMNS:
-                justify = "right" if key in ("id", "duration", "age") else "left"
+                justify: JustifyMethod = "right" if key in ("id", "duration", "age") else "left"
                 table.add_column(Text(label, justify=justify), key=key, width=width)
         self.load()
         self.follow_metrics()
+        self.follow_events()
+        self.set_interval(0.5, self._reload_if_changed)
         if self.initial_tab == "logs":
             self._start_logs()
 
@@ -523,7 +526,10 @@ class AppScreen(Screen):
         self.current = app
         self.deployments = page.items
         self._show_app()
-        self.query_one(SettingsPane).show(app)
+        settings = self.query_one(SettingsPane)
+        if settings.current is None:
+            # Later reloads (events) must not overwrite what the user is typing in the form.
+            settings.show(app)
 
     @api_work(exclusive=True, group="app-metrics")
     async def follow_metrics(self) -> None:
@@ -532,6 +538,24 @@ class AppScreen(Screen):
             self.sample = sample
             if self.current is not None:
                 self._show_facts()
+
+    @api_work(exclusive=True, group="app-events")
+    async def follow_events(self) -> None:
+        assert self.mist.api is not None
+        project, _, name = self.app_ref.partition("/")
+        async for event in self.mist.api.events.stream():
+            if event.project == project and event.app == name:
+                self._changed.add("env" if event.kind == "env" else "app")
+
+    def _reload_if_changed(self) -> None:
+        # Events are coalesced: a burst of deployment state changes costs one reload.
+        if not self._changed:
+            return
+        changed, self._changed = self._changed, set()
+        if "app" in changed:
+            self.load()
+        if "env" in changed:
+            self.query_one(EnvironmentPane).refresh_vars()
 
     def _usage(self) -> tuple[float | None, int | None, int | None]:
         if self.sample is None or self.current is None:

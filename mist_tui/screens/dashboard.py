@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich.console import JustifyMethod
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input
 
 from mist_core.errors import NotFound
@@ -44,7 +46,7 @@ STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped":
 class DashboardScreen(Screen):
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="dashboard.filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="dashboard.clear_filter"),
+        Binding("escape", "clear_filter", "Clear filter", id="dashboard.clear_filter"),
         Binding("s", "cycle_sort", "Sort", id="dashboard.sort"),
         Binding("o", "reverse_sort", "Reverse", show=False, id="dashboard.reverse"),
         Binding("D", "deploy", "Deploy", id="dashboard.deploy"),
@@ -64,6 +66,9 @@ class DashboardScreen(Screen):
         self.sort_key = "project"
         self.sort_reverse = False
         self._dirty: set[str] = set()
+        # Cells are rebuilt only when their app or its usage changed: redraws of 10,000 rows stay cheap.
+        self._cell_cache: dict[str, tuple[App, object, str, list[object]]] = {}
+        self._filter_timer: Timer | None = None
         self._loading = False
 
     @property
@@ -84,7 +89,7 @@ class DashboardScreen(Screen):
     def on_mount(self) -> None:
         table = self.table
         for key, label, width in COLUMNS:
-            justify = "right" if key in ("cpu", "memory", "age") else "left"
+            justify: JustifyMethod = "right" if key in ("cpu", "memory", "age") else "left"
             table.add_column(Text(label, justify=justify), key=key, width=width)
         self._label_columns()
         table.border_title = "Apps"
@@ -124,6 +129,7 @@ class DashboardScreen(Screen):
         finally:
             self._loading = False
             self.table.loading = False
+            self._summarise()
 
     @api_work(exclusive=True, group="dashboard-metrics")
     async def follow_metrics(self) -> None:
@@ -224,11 +230,19 @@ class DashboardScreen(Screen):
         return sorted(apps, key=sort_key, reverse=self.sort_reverse)
 
     def _cells(self, app: App, *, grouped: bool) -> list[object]:
+        usage = self.usage.get(app.ref)
+        cached = self._cell_cache.get(app.ref)
+        if cached is not None and cached[0] is app and cached[1] == usage and cached[2] == app.status:
+            cells = cached[3]
+        else:
+            cells = self._build_cells(app)
+            self._cell_cache[app.ref] = (app, usage, app.status, cells)
+        return [Text("") if grouped else Text(app.project, style="bold"), *cells]
+
+    def _build_cells(self, app: App) -> list[object]:
         now = self.mist.clock()
         cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
-        project = Text(app.project, style="bold") if not grouped else Text("")
         return [
-            project,
             Text(app.name),
             status_text(app.status),
             Text(short_sha(app.live_commit), style="dim" if not app.live_commit else ""),
@@ -267,6 +281,11 @@ class DashboardScreen(Screen):
         counts: dict[str, int] = {}
         for app in self.apps.values():
             counts[app.status] = counts.get(app.status, 0) + 1
+        if not self.apps and not self._loading:
+            self.table.border_subtitle = (
+                "no apps yet: create one with `mist` on the command line (mist --help)"
+            )
+            return
         parts = [f"{len(self.apps):,} apps"]
         parts += [f"{counts[s]} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
         if self.filter_text:
@@ -276,26 +295,39 @@ class DashboardScreen(Screen):
     def _label_columns(self) -> None:
         for key, label, _ in COLUMNS:
             arrow = (" ▼" if not self.sort_reverse else " ▲") if key == self.sort_key else ""
-            justify = "right" if key in ("cpu", "memory", "age") else "left"
+            justify: JustifyMethod = "right" if key in ("cpu", "memory", "age") else "left"
             self.table.columns[key].label = Text(label + arrow, justify=justify)  # type: ignore[index]
         self.table.refresh()
 
     # ------------------------------------------------------------------------------------------ actions
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear_filter":
+            return self.has_class("-filtering")
+        return True
+
     def action_filter(self) -> None:
         self.add_class("-filtering")
+        self.refresh_bindings()
         self.query_one("#filter", Input).focus()
 
     def action_clear_filter(self) -> None:
         filter_input = self.query_one("#filter", Input)
         filter_input.value = ""
         self.remove_class("-filtering")
+        self.refresh_bindings()
         self.table.focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        self.populate()
+        # Redraw once typing pauses, not once per key: with thousands of apps a redraw is not free.
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        if len(self.apps) > 1000:
+            self._filter_timer = self.set_timer(0.15, self.populate)
+        else:
+            self.populate()
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self) -> None:

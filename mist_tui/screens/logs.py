@@ -79,14 +79,18 @@ class LogsScreen(Screen):
                 if worker.group == f"logs:{ref}":
                     worker.cancel()
         self.streaming = wanted
-        self.query_one("#multi-logs", LogPanel).view.border_title = (
-            ", ".join(sorted(wanted)) or "pick apps on the left"
+        self.query_one("#multi-logs", LogPanel).set_title(
+            ", ".join(sorted(wanted)) or "no apps chosen: p picks"
         )
 
     def stream(self, ref: str) -> None:
         panel = self.query_one("#multi-logs", LogPanel)
         tail, since = panel.tail_and_since()
-        self.run_worker(partial(self._follow, ref, tail, since), group=f"logs:{ref}", exit_on_error=False)
+        self.run_worker(
+            partial(self._follow, ref, tail, since),  # type: ignore[arg-type]
+            group=f"logs:{ref}",
+            exit_on_error=False,
+        )
 
     async def _follow(self, ref: str, tail, since) -> None:
         assert self.mist.api is not None

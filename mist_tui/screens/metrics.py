@@ -176,7 +176,7 @@ class MetricsScreen(Screen):
                     right(human_bytes(c.net_tx_bytes)),
                     key=c.name,
                 )
-            if selected in table.rows:
+            if selected is not None and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected), animate=False)
         table.border_title = f"Containers · by {'CPU' if self.sort_by == 'cpu' else 'memory'} (c / m)"
 

@@ -176,7 +176,10 @@ class LogView(ScrollView, can_focus=True):
         pending, self._pending = self._pending, []
         if self.show_source:
             # Several sources deliver their backlog in bursts: within a flush, put them in time order.
-            pending.sort(key=lambda e: e.ts)
+            pending.sort(key=lambda e: (e.ts, e.source))
+            if len(self.buffer) and pending[0].ts < self.buffer[self.buffer.end - 1].ts:
+                self._merge_late(pending)
+                return
         skipped, self._skipped = self._skipped, 0
         if len(pending) > self.buffer.cap:
             skipped += len(pending) - self.buffer.cap
@@ -216,6 +219,21 @@ class LogView(ScrollView, can_focus=True):
                     )
                 )
         self.refresh()
+        self.post_message(self.Flushed())
+
+    def _merge_late(self, pending: list[LogEntry]) -> None:
+        """Lines older than what is shown arrived (another source's backlog): merge them in by time and
+        rebuild the index. Rare after the first second of a multi-source view, so a full pass is fine."""
+        merged = sorted([*(e for _, e in self.buffer.items()), *pending], key=lambda e: (e.ts, e.source))
+        first = self.buffer.first
+        self.buffer = LogBuffer(self.buffer.cap)
+        self.buffer.first = first
+        self.buffer.extend(merged)
+        self._source_colours.clear()
+        self._source_width = 0
+        if not self.following:
+            self.new_lines += len(pending)
+        self._reindex()
         self.post_message(self.Flushed())
 
     # ------------------------------------------------------------------------------------------ options

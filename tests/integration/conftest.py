@@ -4,6 +4,7 @@ test's temporary directory allowed as a git root."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mist_core.local import LocalMist, open_embedded
 
 
 @pytest.fixture
-async def mist(tmp_path: Path, busybox: str) -> AsyncIterator[LocalMist]:
+async def mist(tmp_path: Path, busybox: str, project_name: str) -> AsyncIterator[LocalMist]:
     api = await open_embedded(tmp_path / "data", git_roots=[tmp_path], metrics_interval=1.0)
     await api.auth.setup("admin", PASSWORD)
     await api.settings.set("stop_grace_period", "2")  # busybox httpd as PID 1 ignores SIGTERM
@@ -23,14 +24,13 @@ async def mist(tmp_path: Path, busybox: str) -> AsyncIterator[LocalMist]:
         yield api
     finally:
         await api.close()
-        await asyncio.to_thread(remove_everything_of, tmp_path)
+        await asyncio.to_thread(remove_everything_of, project_name)
 
 
 @pytest.fixture
-def project_name(tmp_path: Path) -> str:
+def project_name() -> str:
     """A project name unique to this test (container and image names are built from it)."""
-    name = "p" + "".join(ch for ch in tmp_path.name.lower() if ch.isalnum())[-20:]
-    return name
+    return "p" + uuid.uuid4().hex[:10]
 
 
 @pytest.fixture

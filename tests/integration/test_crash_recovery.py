@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import docker
@@ -23,13 +24,16 @@ from mist_core.models import AppChanges, DeploymentState, HealthCheck
 pytestmark = pytest.mark.docker
 
 
-def deployment_state(db: Path, deployment_id: int) -> str | None:
+def deployment_row(db: Path, deployment_id: int) -> tuple[str, str | None]:
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
-        row = conn.execute("SELECT state FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
-        return row[0] if row else None
+        return conn.execute("SELECT state, error FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
     finally:
         conn.close()
+
+
+def deployment_state(db: Path, deployment_id: int) -> str | None:
+    return deployment_row(db, deployment_id)[0]
 
 
 def start_daemon(data: Path, roots: Path) -> subprocess.Popen[bytes]:
@@ -48,7 +52,9 @@ def wait_for_state(db: Path, deployment_id: int, state: str, daemon: subprocess.
         current = deployment_state(db, deployment_id)
         if current == state:
             return
-        assert current not in ("failed", "live", "cancelled"), f"deployment ended {current} before {state}"
+        assert current not in ("failed", "live", "cancelled"), (
+            f"deployment ended {current} before {state}: {deployment_row(db, deployment_id)[1]}"
+        )
         assert daemon.poll() is None, "the daemon exited on its own"
         time.sleep(0.1)
     raise AssertionError(f"deployment never reached {state}")
@@ -70,9 +76,15 @@ async def test_kill_9_during_a_deployment_then_restart_leaves_a_consistent_state
         live = await deploy_and_wait(mist, ref)
         assert live.state == DeploymentState.live
         if kill_during == "building":
-            commit(repo, {"Dockerfile": "FROM mist-test/busybox:1\nRUN sleep 60\n"}, "slow build")
+            # The echo makes the step unique, so no build cache can skip the sleep.
+            slow = f"FROM mist-test/busybox:1\nRUN echo {uuid.uuid4().hex} && sleep 60\n"
+            commit(repo, {"Dockerfile": slow}, "slow build")
         else:
-            commit(repo, busybox_site("never healthy", "FROM mist-test/busybox:1\nCMD [\"sleep\", \"300\"]\n"), "hang")
+            commit(
+                repo,
+                busybox_site("never healthy", 'FROM mist-test/busybox:1\nCMD ["sleep", "300"]\n'),
+                "hang",
+            )
             await mist.apps.update(ref, AppChanges(health=HealthCheck(type="http", interval=1, retries=300)))
         doomed = await mist.apps.deploy(ref)
     finally:
@@ -91,7 +103,7 @@ async def test_kill_9_during_a_deployment_then_restart_leaves_a_consistent_state
         if daemon.poll() is None:
             daemon.kill()
 
-    assert deployment_state(data / "mist.db", doomed.id) == kill_during  # nobody finished it
+    assert deployment_row(data / "mist.db", doomed.id) == (kill_during, None)  # nobody finished it
 
     mist = await open_embedded(data, git_roots=[tmp_path])  # starting the core runs the recovery
     try:
@@ -122,4 +134,4 @@ async def test_kill_9_during_a_deployment_then_restart_leaves_a_consistent_state
     finally:
         await mist.close()
         client.close()
-        await asyncio.to_thread(remove_everything_of, tmp_path)
+        await asyncio.to_thread(remove_everything_of, project_name)

@@ -154,6 +154,9 @@ def test_unknown_route_is_problem_json_not_found(daemon: RunningDaemon) -> None:
 
 def test_missing_token_is_problem_json_unauthenticated(daemon: RunningDaemon) -> None:
     with daemon.client() as c:
+        c.post(
+            "/v1/setup", json={"username": "owner", "password": "correct horse battery"}
+        ).raise_for_status()
         response = c.get("/v1/projects")
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"

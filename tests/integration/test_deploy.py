@@ -54,7 +54,13 @@ async def test_deploying_a_repository_with_a_dockerfile_serves_it_and_a_second_c
     assert first.state == DeploymentState.live, await log_text(mist, first.id)
     assert first.commit_sha and len(first.commit_sha) == 40
     assert first.commit_message == "first commit" or first.commit_message
-    assert [s.step.value for s in first.steps] == ["fetching", "building", "starting", "checking", "switching"]
+    assert [s.step.value for s in first.steps] == [
+        "fetching",
+        "building",
+        "starting",
+        "checking",
+        "switching",
+    ]
     assert all(s.finished_at is not None for s in first.steps)
     assert await fetch(first.container_name) == "version one"
 
@@ -70,7 +76,9 @@ async def test_deploying_a_repository_with_a_dockerfile_serves_it_and_a_second_c
     assert app.status == "live" and app.live_deployment_id == second.id and app.live_commit == sha2
 
 
-async def test_a_failing_build_and_a_failing_health_check_leave_the_old_version_serving(mist, git_repo, project_name):
+async def test_a_failing_build_and_a_failing_health_check_leave_the_old_version_serving(
+    mist, git_repo, project_name
+):
     repo = git_repo(busybox_site("good"))
     ref = f"{project_name}/web"
     await mist.projects.create(project_name)
@@ -91,7 +99,9 @@ async def test_a_failing_build_and_a_failing_health_check_leave_the_old_version_
         busybox_site("unhealthy", 'FROM mist-test/busybox:1\nCOPY index.html /www/\nCMD ["sleep", "300"]\n'),
         "no server",
     )
-    await mist.apps.update(ref, AppChanges(health=HealthCheck(type="http", path="/", interval=0.1, retries=5)))
+    await mist.apps.update(
+        ref, AppChanges(health=HealthCheck(type="http", path="/", interval=0.1, retries=5))
+    )
     unhealthy = await deploy_and_wait(mist, ref)
     assert unhealthy.state == DeploymentState.failed
     assert "health" in await log_text(mist, unhealthy.id)
@@ -108,7 +118,7 @@ async def test_env_vars_reach_the_container_and_the_build_and_secrets_never_appe
         "FROM mist-test/busybox:1\n"
         "ARG GREETING\n"
         "RUN --mount=type=secret,id=BUILD_TOKEN md5sum < /run/secrets/BUILD_TOKEN > /www/secret.md5 "
-        "&& echo \"greeting is $GREETING\" > /www/build.txt\n"
+        '&& echo "greeting is $GREETING" > /www/build.txt\n'
         "COPY index.html /www/index.html\n"
         'CMD ["sh", "-c", "echo runtime=$RUNTIME_TOKEN:$MODE > /www/env.txt; '
         'echo token $RUNTIME_TOKEN; exec httpd -f -p 8080 -h /www"]\n'
@@ -205,7 +215,9 @@ async def test_twenty_concurrent_deploys_over_four_apps_end_final_with_one_live_
         app = await mist.apps.get(ref)
         assert app.status == "live", ref
         assert running_app_containers(project_name, f"app{i}") == [app.container_name]
-        live = [d for d in finals if d.app == f"app{i}" and (await mist.deployments.get(d.id)).state == "live"]
+        live = [
+            d for d in finals if d.app == f"app{i}" and (await mist.deployments.get(d.id)).state == "live"
+        ]
         assert len(live) == 1
     # A deploy asked while another of the same app waited in the queue replaced it.
     assert any(d.state == DeploymentState.cancelled and "replaced" in (d.error or "") for d in finals)
@@ -231,7 +243,12 @@ async def test_bad_inputs_are_refused_before_anything_runs(mist, git_repo, proje
     await mist.projects.create(project_name)
     repo = git_repo(busybox_site("x"))
     canary = tmp_path / "canary"
-    for bad in [f"--upload-pack=touch {canary}", f"file://{repo};touch {canary}", "/etc", "ext::sh -c touch% /tmp/x"]:
+    for bad in [
+        f"--upload-pack=touch {canary}",
+        f"file://{repo};touch {canary}",
+        "/etc",
+        "ext::sh -c touch% /tmp/x",
+    ]:
         with pytest.raises(InvalidInput) as err:
             await mist.apps.create(f"{project_name}/bad", busybox_spec(repo, git_url=bad))
         assert err.value.field and "git_url" in err.value.field
@@ -247,7 +264,9 @@ async def test_bad_inputs_are_refused_before_anything_runs(mist, git_repo, proje
     assert (await mist.deployments.list(f"{project_name}/web")).total == 0
 
 
-async def test_a_repository_that_cannot_be_cloned_fails_the_deployment_with_the_reason(mist, tmp_path, project_name):
+async def test_a_repository_that_cannot_be_cloned_fails_the_deployment_with_the_reason(
+    mist, tmp_path, project_name
+):
     missing = tmp_path / "nothing-here"
     ref = f"{project_name}/web"
     await mist.projects.create(project_name)

@@ -44,10 +44,16 @@ func main() {
 """
 
 STACKS = {
-    "python": ({"requirements.txt": "# no dependencies\n", "app.py": PYTHON_APP}, "hello from python", "python"),
+    "python": (
+        {"requirements.txt": "# no dependencies\n", "app.py": PYTHON_APP},
+        "hello from python",
+        "python",
+    ),
     "node": (
-        {"package.json": '{"name": "hello", "version": "1.0.0", "scripts": {"start": "node server.js"}}\n',
-         "server.js": NODE_SERVER},
+        {
+            "package.json": '{"name": "hello", "version": "1.0.0", "scripts": {"start": "node server.js"}}\n',
+            "server.js": NODE_SERVER,
+        },
         "hello from node",
         "node",
     ),

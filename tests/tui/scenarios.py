@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
@@ -47,7 +48,10 @@ def make_app(
         config or Config(theme="textual-dark"),
         target=target or None,
         clock=fixed_clock,
-        credentials=Credentials(Path(tempfile.mkdtemp(prefix="mist-tui-")) / "credentials.json"),
+        # Written only when a test logs in; the directory is made then.
+        credentials=Credentials(
+            Path(tempfile.gettempdir()) / f"mist-tui-{uuid4().hex[:8]}" / "credentials.json"
+        ),
         cursor_blink=False,
     )
     app.fake = fake  # type: ignore[attr-defined]
@@ -56,6 +60,7 @@ def make_app(
 
 async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
     """Let the app run until ``predicate`` holds (workers finished, rows drawn...)."""
+
     def holds() -> bool:
         try:
             return bool(predicate())
@@ -85,6 +90,7 @@ async def open_app(pilot: Pilot, ref: str = "shop/web", tab: str | None = None) 
     await on_dashboard(pilot)
     pilot.app.open_app(ref)  # type: ignore[attr-defined]
     await until(pilot, lambda: screen_name(pilot) == "AppScreen" and pilot.app.screen.current is not None)  # type: ignore[attr-defined]
+    await until(pilot, lambda: pilot.app.screen.sample is not None)  # type: ignore[attr-defined]
     if tab:
         pilot.app.screen.action_tab(tab)  # type: ignore[attr-defined]
     await pilot.pause(0.2)

@@ -61,7 +61,9 @@ async def test_an_event_refetches_only_that_app_and_updates_its_row_in_place():
         fake: FakeMist = app.fake
         fake.data.apps["shop/api"].status = "live"
         fake.data.apps["shop/api"].live_commit = "abcdef123456"
-        fake.push_event(Event(kind="deployment", action="state", project="shop", app="api", state="live", ts=NOW))
+        fake.push_event(
+            Event(kind="deployment", action="state", project="shop", app="api", state="live", ts=NOW)
+        )
         table = app.screen.table
         await until(pilot, lambda: str(table.get_cell("shop/api", "commit")) == "abcdef1")
         assert "live" in str(table.get_cell("shop/api", "status"))
@@ -90,7 +92,9 @@ async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
     app = make_app(fake)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
-        await until(pilot, lambda: app.screen.table.row_count == 10_008 and not app.screen._loading, timeout=30)
+        await until(
+            pilot, lambda: app.screen.table.row_count == 10_008 and not app.screen._loading, timeout=30
+        )
         assert {limit for limit, _ in calls} == {500}
         assert len(calls) == 21
 
@@ -115,7 +119,9 @@ async def test_a_refused_env_name_is_shown_in_the_dialog_which_stays_open():
         await pilot.press("a")
         await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
         await pilot.press(*"9LIVES", "enter")
-        await until(pilot, lambda: "not a valid variable name" in str(app.screen.query_one("#error-key").render()))
+        await until(
+            pilot, lambda: "not a valid variable name" in str(app.screen.query_one("#error-key").render())
+        )
         assert type(app.screen).__name__ == "FormDialog"
 
 
@@ -241,7 +247,9 @@ async def test_a_setting_refused_by_the_server_is_shown_in_place():
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)
         app.action_goto("settings")
-        await until(pilot, lambda: type(app.screen).__name__ == "SettingsScreen" and app.screen.table.row_count)
+        await until(
+            pilot, lambda: type(app.screen).__name__ == "SettingsScreen" and app.screen.table.row_count
+        )
         table = app.screen.table
         table.move_cursor(row=table.get_row_index("proxy.kind"))
         await pilot.press("e")
@@ -344,3 +352,17 @@ def _line(i: int):
 
 def test_target_label_hides_the_unix_scheme():
     assert Target("daemon", "unix:///run/mist/mist.sock").label == "/run/mist/mist.sock"
+
+
+async def test_escape_in_the_log_search_clears_it_and_stays_on_the_screen():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_app(pilot, tab="logs")
+        view = app.screen.query_one("#app-logs").view
+        await until(pilot, lambda: view.row_count == 12)
+        await pilot.press("slash", *"cart")
+        assert view.search is not None
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "AppScreen"
+        assert view.search is None and app.focused is view

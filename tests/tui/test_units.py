@@ -15,7 +15,16 @@ from tests.tui.fake_api import NOW
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(0, "0s"), (59, "59s"), (60, "1m"), (3599, "59m"), (7200, "2h"), (86400 * 5, "5d"), (86400 * 90, "3mo"), (86400 * 800, "2y")],
+    [
+        (0, "0s"),
+        (59, "59s"),
+        (60, "1m"),
+        (3599, "59m"),
+        (7200, "2h"),
+        (86400 * 5, "5d"),
+        (86400 * 90, "3mo"),
+        (86400 * 800, "2y"),
+    ],
 )
 def test_ages_use_their_largest_whole_unit(seconds, shown):
     assert human_age(NOW - timedelta(seconds=seconds), NOW) == shown
@@ -58,9 +67,15 @@ def test_log_text_loses_colour_codes_and_control_characters():
 
 def test_config_reads_theme_host_keymap_and_rejects_broken_toml(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('theme = "gruvbox"\ndefault_host = "https://mist.example.com:7070"\n[keymap]\n"app.quit" = "ctrl+q"\n')
+    path.write_text(
+        'theme = "gruvbox"\ndefault_host = "https://mist.example.com:7070"\n[keymap]\n"app.quit" = "ctrl+q"\n'
+    )
     config = Config.load(path)
-    assert (config.theme, config.default_host, config.keymap) == ("gruvbox", "https://mist.example.com:7070", {"app.quit": "ctrl+q"})
+    assert (config.theme, config.default_host, config.keymap) == (
+        "gruvbox",
+        "https://mist.example.com:7070",
+        {"app.quit": "ctrl+q"},
+    )
     path.write_text("theme = ")
     with pytest.raises(ValueError, match=re.escape(str(path))):
         Config.load(path)
