@@ -16,9 +16,9 @@ from datetime import datetime
 
 from .models import (
     App,
-    AuditEntry,
     AppChanges,
     AppSpec,
+    AuditEntry,
     ContainerInfo,
     Deployment,
     EnvVar,

@@ -56,7 +56,9 @@ class CoreConfig:
     # Local paths a git URL may point at (development): the data dir's repos/ plus MIST_GIT_ROOTS (':'-separated).
     git_roots: list[Path] = field(default_factory=list)
     run_workers: bool = True  # False: API only (tests of the store, or a read-only embedded client)
-    metrics_interval: float = field(default_factory=lambda: float(os.environ.get("MIST_METRICS_INTERVAL", "5")))
+    metrics_interval: float = field(
+        default_factory=lambda: float(os.environ.get("MIST_METRICS_INTERVAL", "5"))
+    )
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -98,8 +98,6 @@ class DaemonUnavailable(MistError):
     status = 503
 
 
-
-
 ERRORS_BY_CODE[MistError.code] = MistError
 
 
@@ -119,6 +117,10 @@ def _import_error_modules() -> None:
     """Import the modules that define error classes of their own, which registers them."""
     import importlib
 
-    for module in ("mist_core.builds.runner", "mist_core.sources.git", "mist_core.engine.health",
-                   "mist_core.secrets"):
+    for module in (
+        "mist_core.builds.runner",
+        "mist_core.sources.git",
+        "mist_core.engine.health",
+        "mist_core.secrets",
+    ):
         importlib.import_module(module)

@@ -193,8 +193,14 @@ class Core:
             (int(deployment_id),),
         )
         self.events.publish(
-            Event(kind="container", action=action, project=attrs.get("dev.mist.project"),
-                  app=attrs.get("dev.mist.app"), deployment_id=int(deployment_id), ts=now())
+            Event(
+                kind="container",
+                action=action,
+                project=attrs.get("dev.mist.project"),
+                app=attrs.get("dev.mist.app"),
+                deployment_id=int(deployment_id),
+                ts=now(),
+            )
         )
         if row is None:
             return
@@ -206,9 +212,14 @@ class Core:
         else:
             return
         async with self.store.write() as w:
-            await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), row["id"]))
-        self.events.publish(Event(kind="app", action="status", project=row["project"], app=row["name"],
-                                  state=status, ts=now()))
+            await w.execute(
+                "UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), row["id"])
+            )
+        self.events.publish(
+            Event(
+                kind="app", action="status", project=row["project"], app=row["name"], state=status, ts=now()
+            )
+        )
 
     async def recover(self) -> None:
         """Bring every deployment a dead core left unfinished to a consistent state.
@@ -231,7 +242,9 @@ class Core:
                     info = await self.engine.inspect(container_name_of(run))
                     if info and info.get("State", {}).get("Running"):
                         old = await self.pipeline._live_container(run)
-                        self.pipeline.log(run, "the new container passed its health check: finishing the switch")
+                        self.pipeline.log(
+                            run, "the new container passed its health check: finishing the switch"
+                        )
                         await self.pipeline.switch(run, old)
                         continue
                 except MistError as err:
@@ -239,7 +252,8 @@ class Core:
             with contextlib.suppress(Exception):
                 await self.engine.remove_deployment_leftovers(run.deployment_id)
             await self.pipeline._finish(
-                run, DeploymentState.failed,
+                run,
+                DeploymentState.failed,
                 f"interrupted: the daemon stopped while this deployment was {state}; what it had made was removed "
                 "and the live version was left as it was",
             )
@@ -270,7 +284,9 @@ class Core:
                 continue
             row = await self.store.one("SELECT state FROM deployments WHERE id = ?", (c.deployment_id,))
             if row is None or DeploymentState(row["state"]) in (
-                DeploymentState.failed, DeploymentState.cancelled, DeploymentState.superseded,
+                DeploymentState.failed,
+                DeploymentState.cancelled,
+                DeploymentState.superseded,
             ):
                 with contextlib.suppress(MistError):
                     await self.engine.remove(c.name)
@@ -368,8 +384,15 @@ async def _needs_setup(store: Store) -> bool:
     return await store.one("SELECT 1 FROM users LIMIT 1") is None
 
 
-async def _audit(w: Writer, actor: User | None, action: str, *, project: str | None = None,
-                 app: str | None = None, **detail: Any) -> None:
+async def _audit(
+    w: Writer,
+    actor: User | None,
+    action: str,
+    *,
+    project: str | None = None,
+    app: str | None = None,
+    **detail: Any,
+) -> None:
     await w.execute(
         "INSERT INTO audit_log (ts, actor, action, project, app, detail) VALUES (?, ?, ?, ?, ?, ?)",
         (ts(), actor.username if actor else None, action, project, app, json.dumps(detail, default=str)),
@@ -422,7 +445,9 @@ class _Auth(_Part, AuthAPI):
         row = await self.store.one(
             "SELECT id, username, role, created_at, password_hash FROM users WHERE username = ?", (username,)
         )
-        ok = await asyncio.to_thread(auth.verify_password, password, row["password_hash"] if row else auth.DUMMY_HASH)
+        ok = await asyncio.to_thread(
+            auth.verify_password, password, row["password_hash"] if row else auth.DUMMY_HASH
+        )
         if row is None or not ok:
             if await _needs_setup(self.store):
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
@@ -444,7 +469,9 @@ class _Auth(_Part, AuthAPI):
     async def logout(self) -> None:
         await self.m.actor()
         async with self.store.write() as w:
-            await w.execute("DELETE FROM sessions WHERE token_hash = ?", (auth.token_hash(self.m.token or ""),))
+            await w.execute(
+                "DELETE FROM sessions WHERE token_hash = ?", (auth.token_hash(self.m.token or ""),)
+            )
         self.m.token, self.m._user = None, None
 
 
@@ -480,9 +507,10 @@ class _Projects(_Part, ProjectsAPI):
         where, params = "", []
         if query:
             where, params = " WHERE p.name LIKE ? ESCAPE '\\'", [f"%{_like(query)}%"]
-        total = (await self.store.one(f"SELECT COUNT(*) FROM projects p{where}", params))[0]  # type: ignore[index]
-        rows = await self.store.all(rec.PROJECT_SELECT + where + " ORDER BY p.name LIMIT ? OFFSET ?",
-                                    [*params, limit, offset])
+        total = await self.store.scalar(f"SELECT COUNT(*) FROM projects p{where}", params)
+        rows = await self.store.all(
+            rec.PROJECT_SELECT + where + " ORDER BY p.name LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
         return _page([rec.project(r) for r in rows], total, limit, offset)
 
     async def get(self, name: str) -> Project:
@@ -493,7 +521,11 @@ class _Projects(_Part, ProjectsAPI):
         actor = await self.m.actor()
         current = rec.project(await self._row(name))
         new_name = validate.name(changes.name, "project name") if changes.name is not None else current.name
-        description = validate.description(changes.description) if changes.description is not None else current.description
+        description = (
+            validate.description(changes.description)
+            if changes.description is not None
+            else current.description
+        )
         tag_list = validate.tags(changes.tags) if changes.tags is not None else current.tags
         async with self.store.write() as w:
             if new_name != name and await w.one("SELECT 1 FROM projects WHERE name = ?", (new_name,)):
@@ -503,15 +535,21 @@ class _Projects(_Part, ProjectsAPI):
             ):
                 raise Conflict(
                     f"project {name!r} has deployed apps, whose containers and images carry its name: "
-                    "delete or move them before renaming", field="name"
+                    "delete or move them before renaming",
+                    field="name",
                 )
             await w.execute(
                 "UPDATE projects SET name = ?, description = ?, tags = ?, updated_at = ? WHERE id = ?",
                 (new_name, description, json.dumps(tag_list), ts(), current.id),
             )
-            await _audit(w, actor, "project.update", project=new_name,
-                         before={"name": current.name, "description": current.description, "tags": current.tags},
-                         after={"name": new_name, "description": description, "tags": tag_list})
+            await _audit(
+                w,
+                actor,
+                "project.update",
+                project=new_name,
+                before={"name": current.name, "description": current.description, "tags": current.tags},
+                after={"name": new_name, "description": description, "tags": tag_list},
+            )
         self.core.events.publish(Event(kind="project", action="update", project=new_name, ts=now()))
         return rec.project(await self._row(new_name))
 
@@ -519,7 +557,9 @@ class _Projects(_Part, ProjectsAPI):
         actor = await self.m.actor()
         project = rec.project(await self._row(name))
         async with self.store.write() as w:
-            apps = await w.all("SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6", (project.id,))
+            apps = await w.all(
+                "SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6", (project.id,)
+            )
             if apps:
                 names = ", ".join(r["name"] for r in apps[:5]) + (", ..." if len(apps) > 5 else "")
                 raise Conflict(
@@ -555,21 +595,23 @@ class _Apps(_Part, AppsAPI):
         async with self.store.write() as w:
             prow = await w.one("SELECT id FROM projects WHERE name = ?", (project,))
             if prow is None:
-                raise NotFound(f"there is no project {project!r}: create it first with `mist project create`",
-                               field="project")
+                raise NotFound(
+                    f"there is no project {project!r}: create it first with `mist project create`",
+                    field="project",
+                )
             if await w.one("SELECT 1 FROM apps WHERE project_id = ? AND name = ?", (prow["id"], name)):
                 raise Conflict(f"project {project!r} already has an app named {name!r}", field="name")
             await w.execute(
                 "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?)",
                 (prow["id"], name, spec.model_dump_json(), ts(), ts()),
             )
-            await _audit(w, actor, "app.create", project=project, app=name,
-                         after=_public_spec(spec))
+            await _audit(w, actor, "app.create", project=project, app=name, after=_public_spec(spec))
         self.core.events.publish(Event(kind="app", action="create", project=project, app=name, ts=now()))
         return await self._get(app_ref)
 
-    async def list(self, *, project: str | None = None, query: str | None = None, limit: int = 100,
-                   offset: int = 0) -> Page[App]:
+    async def list(
+        self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
+    ) -> Page[App]:
         await self.m.actor()
         limit, offset = _page_args(limit, offset)
         clauses, params = [], []
@@ -580,10 +622,12 @@ class _Apps(_Part, AppsAPI):
             clauses.append("(p.name || '/' || a.name) LIKE ? ESCAPE '\\'")
             params.append(f"%{_like(query)}%")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        total = (await self.store.one(
-            f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}", params))[0]  # type: ignore[index]
-        rows = await self.store.all(rec.APP_SELECT + where + " ORDER BY p.name, a.name LIMIT ? OFFSET ?",
-                                    [*params, limit, offset])
+        total = await self.store.scalar(
+            f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}", params
+        )
+        rows = await self.store.all(
+            rec.APP_SELECT + where + " ORDER BY p.name, a.name LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
         return _page([rec.app(r) for r in rows], total, limit, offset)
 
     async def get(self, app_ref: str) -> App:
@@ -595,11 +639,22 @@ class _Apps(_Part, AppsAPI):
         app = await self._get(app_ref)
         spec = validate.apply_changes(app.spec, changes, allowed_roots=self.core.config.git_roots)
         async with self.store.write() as w:
-            await w.execute("UPDATE apps SET spec = ?, updated_at = ? WHERE id = ?",
-                            (spec.model_dump_json(), ts(), app.id))
-            await _audit(w, actor, "app.update", project=app.project, app=app.name,
-                         before=_public_spec(app.spec), after=_public_spec(spec))
-        self.core.events.publish(Event(kind="app", action="update", project=app.project, app=app.name, ts=now()))
+            await w.execute(
+                "UPDATE apps SET spec = ?, updated_at = ? WHERE id = ?",
+                (spec.model_dump_json(), ts(), app.id),
+            )
+            await _audit(
+                w,
+                actor,
+                "app.update",
+                project=app.project,
+                app=app.name,
+                before=_public_spec(app.spec),
+                after=_public_spec(spec),
+            )
+        self.core.events.publish(
+            Event(kind="app", action="update", project=app.project, app=app.name, ts=now())
+        )
         return await self._get(app_ref)
 
     async def delete(self, app_ref: str) -> None:
@@ -607,11 +662,15 @@ class _Apps(_Part, AppsAPI):
         app = await self._get(app_ref)
         # Stop what is in flight for this app first, so no worker starts a container after we cleaned up.
         async with self.store.write() as w:
-            queued = await w.all("SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            queued = await w.all(
+                "SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,)
+            )
             await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
             for r in queued:
-                await w.execute("UPDATE deployments SET state = 'cancelled', error = 'the app was deleted' "
-                                "WHERE id = ?", (r["deployment_id"],))
+                await w.execute(
+                    "UPDATE deployments SET state = 'cancelled', error = 'the app was deleted' WHERE id = ?",
+                    (r["deployment_id"],),
+                )
         for dep_id, run in list(self.core.pipeline.runs.items()):
             if run.app_id == app.id:
                 self.core.pipeline.cancel(dep_id)
@@ -624,12 +683,16 @@ class _Apps(_Part, AppsAPI):
                 await self.core.engine.remove(c.name)
             await self.core.engine.prune_app_images(app.project, app.name, 0, set())
         except EngineUnavailable as err:
-            raise EngineUnavailable(f"cannot delete {app_ref} while the Docker Engine is down: {err.message}") from None
+            raise EngineUnavailable(
+                f"cannot delete {app_ref} while the Docker Engine is down: {err.message}"
+            ) from None
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET live_deployment_id = NULL WHERE id = ?", (app.id,))
             await w.execute("DELETE FROM apps WHERE id = ?", (app.id,))
             await _audit(w, actor, "app.delete", project=app.project, app=app.name)
-        self.core.events.publish(Event(kind="app", action="delete", project=app.project, app=app.name, ts=now()))
+        self.core.events.publish(
+            Event(kind="app", action="delete", project=app.project, app=app.name, ts=now())
+        )
 
     async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
         actor = await self.m.actor()
@@ -640,15 +703,19 @@ class _Apps(_Part, AppsAPI):
         )
         config = {
             "spec": app.spec.model_dump(mode="json"),
-            "env": [{"key": r["key"], "value": r["value"], "secret": bool(r["secret"]), "build": bool(r["build"])}
-                    for r in env_rows],
+            "env": [
+                {"key": r["key"], "value": r["value"], "secret": bool(r["secret"]), "build": bool(r["build"])}
+                for r in env_rows
+            ],
         }
         async with self.store.write() as w:
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?)",
                 (app.id, git_ref, json.dumps(config), actor.username, ts()),
             )
-            replaced = await w.all("SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+            replaced = await w.all(
+                "SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,)
+            )
             for r in replaced:
                 await w.execute(
                     "UPDATE deployments SET state = 'cancelled', error = ?, finished_at = ? WHERE id = ?",
@@ -656,30 +723,56 @@ class _Apps(_Part, AppsAPI):
                 )
             await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
             await JobQueue.enqueue(w, dep_id, app.id)
-            await w.execute("UPDATE apps SET status = 'deploying', updated_at = ? WHERE id = ?", (ts(), app.id))
-            await _audit(w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id)
+            await w.execute(
+                "UPDATE apps SET status = 'deploying', updated_at = ? WHERE id = ?", (ts(), app.id)
+            )
+            await _audit(
+                w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id
+            )
         for r in replaced:
-            self.core.events.publish(Event(kind="deployment", action="state", project=app.project, app=app.name,
-                                           deployment_id=r["deployment_id"], state="cancelled", ts=now()))
-        self.core.events.publish(Event(kind="deployment", action="state", project=app.project, app=app.name,
-                                       deployment_id=dep_id, state="queued", ts=now()))
-        self.core.events.publish(Event(kind="app", action="status", project=app.project, app=app.name,
-                                       state="deploying", ts=now()))
+            self.core.events.publish(
+                Event(
+                    kind="deployment",
+                    action="state",
+                    project=app.project,
+                    app=app.name,
+                    deployment_id=r["deployment_id"],
+                    state="cancelled",
+                    ts=now(),
+                )
+            )
+        self.core.events.publish(
+            Event(
+                kind="deployment",
+                action="state",
+                project=app.project,
+                app=app.name,
+                deployment_id=dep_id,
+                state="queued",
+                ts=now(),
+            )
+        )
+        self.core.events.publish(
+            Event(kind="app", action="status", project=app.project, app=app.name, state="deploying", ts=now())
+        )
         self.core.wake_workers()
         return await self.m.deployments.get(dep_id)
 
     async def _live_container(self, app_ref: str) -> tuple[App, str]:
         app = await self._get(app_ref)
         if not app.container_name:
-            raise Conflict(f"{app_ref} has no live deployment yet: deploy it first with `mist deploy {app_ref}`")
+            raise Conflict(
+                f"{app_ref} has no live deployment yet: deploy it first with `mist deploy {app_ref}`"
+            )
         return app, app.container_name
 
     async def _set_status(self, app: App, status: str, action: str, actor: User) -> App:
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app.id))
             await _audit(w, actor, action, project=app.project, app=app.name)
-        self.core.events.publish(Event(kind="app", action="status", project=app.project, app=app.name,
-                                       state=status, ts=now()))
+        self.core.events.publish(
+            Event(kind="app", action="status", project=app.project, app=app.name, state=status, ts=now())
+        )
         return await self._get(app.ref)
 
     async def start(self, app_ref: str) -> App:
@@ -691,7 +784,9 @@ class _Apps(_Part, AppsAPI):
     async def stop(self, app_ref: str) -> App:
         actor = await self.m.actor()
         app, name = await self._live_container(app_ref)
-        app = await self._set_status(app, "stopped", "app.stop", actor)  # first, so the 'die' event is expected
+        app = await self._set_status(
+            app, "stopped", "app.stop", actor
+        )  # first, so the 'die' event is expected
         await self.core.engine.stop(name, grace=float(await self.core.setting("stop_grace_period")))
         return app
 
@@ -701,8 +796,9 @@ class _Apps(_Part, AppsAPI):
         await self.core.engine.restart(name, grace=float(await self.core.setting("stop_grace_period")))
         return await self._set_status(app, "live", "app.restart", actor)
 
-    async def logs(self, app_ref: str, *, follow: bool = False, tail: int | None = 200,
-                   since: datetime | None = None) -> AsyncIterator[LogLine]:
+    async def logs(
+        self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
+    ) -> AsyncIterator[LogLine]:
         await self.m.actor()
         if tail is not None and not 0 <= tail <= 100_000:
             raise InvalidInput("tail must be between 0 and 100000 lines", field="tail")
@@ -728,15 +824,25 @@ class _Env(_Part, EnvAPI):
     def _var(self, app_id: int, row: Any, reveal: bool) -> EnvVar:
         value: str | None = row["value"]
         if row["secret"]:
-            value = self.core.secrets.open(row["value"], bound_to=f"env:{app_id}:{row['key']}") if reveal else None
-        return EnvVar(key=row["key"], value=value, secret=bool(row["secret"]), build=bool(row["build"]),
-                      updated_at=parse_ts(row["updated_at"]))  # type: ignore[arg-type]
+            value = (
+                self.core.secrets.open(row["value"], bound_to=f"env:{app_id}:{row['key']}")
+                if reveal
+                else None
+            )
+        return EnvVar(
+            key=row["key"],
+            value=value,
+            secret=bool(row["secret"]),
+            build=bool(row["build"]),
+            updated_at=row["updated_at"],
+        )
 
     async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
         await self.m.actor()
         app = await self._app(app_ref)
         rows = await self.store.all(
-            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
+            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key",
+            (app.id,),
         )
         return [self._var(app.id, r, reveal) for r in rows]
 
@@ -749,16 +855,22 @@ class _Env(_Part, EnvAPI):
             (app.id, key, stored, int(secret), int(build), ts()),
         )
 
-    async def set(self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False) -> EnvVar:
+    async def set(
+        self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
+    ) -> EnvVar:
         actor = await self.m.actor()
         app = await self._app(app_ref)
         key, value = validate.env_key(key), validate.env_value(value)
         async with self.store.write() as w:
             await self._put(w, app, key, value, secret, build)
-            await _audit(w, actor, "env.set", project=app.project, app=app.name, key=key, secret=secret, build=build)
+            await _audit(
+                w, actor, "env.set", project=app.project, app=app.name, key=key, secret=secret, build=build
+            )
         self.core.events.publish(Event(kind="env", action="set", project=app.project, app=app.name, ts=now()))
-        row = await self.store.one("SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? AND key = ?",
-                                   (app.id, key))
+        row = await self.store.one(
+            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? AND key = ?",
+            (app.id, key),
+        )
         return self._var(app.id, row, reveal=False)
 
     async def unset(self, app_ref: str, key: str) -> None:
@@ -768,7 +880,9 @@ class _Env(_Part, EnvAPI):
             if not await w.execute("DELETE FROM env_vars WHERE app_id = ? AND key = ?", (app.id, key)):
                 raise NotFound(f"{app_ref} has no variable {key!r}", field="key")
             await _audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
-        self.core.events.publish(Event(kind="env", action="unset", project=app.project, app=app.name, ts=now()))
+        self.core.events.publish(
+            Event(kind="env", action="unset", project=app.project, app=app.name, ts=now())
+        )
 
     async def import_dotenv(
         self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
@@ -779,8 +893,12 @@ class _Env(_Part, EnvAPI):
         async with self.store.write() as w:
             for key, value in pairs:
                 await self._put(w, app, key, value, secret, build)
-            await _audit(w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs])
-        self.core.events.publish(Event(kind="env", action="import", project=app.project, app=app.name, ts=now()))
+            await _audit(
+                w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs]
+            )
+        self.core.events.publish(
+            Event(kind="env", action="import", project=app.project, app=app.name, ts=now())
+        )
         keys = {k for k, _ in pairs}
         return [v for v in await self.list(app_ref) if v.key in keys]
 
@@ -797,9 +915,11 @@ class _Deployments(_Part, DeploymentsAPI):
         await self.m.actor()
         limit, offset = _page_args(limit, offset)
         app = await self.m.apps._get(app_ref)
-        total = (await self.store.one("SELECT COUNT(*) FROM deployments WHERE app_id = ?", (app.id,)))[0]  # type: ignore[index]
-        rows = await self.store.all(rec.DEPLOYMENT_SELECT + " WHERE d.app_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?",
-                                    (app.id, limit, offset))
+        total = await self.store.scalar("SELECT COUNT(*) FROM deployments WHERE app_id = ?", (app.id,))
+        rows = await self.store.all(
+            rec.DEPLOYMENT_SELECT + " WHERE d.app_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?",
+            (app.id, limit, offset),
+        )
         return _page([rec.deployment(r) for r in rows], total, limit, offset)
 
     async def get(self, deployment_id: int) -> Deployment:
@@ -809,7 +929,9 @@ class _Deployments(_Part, DeploymentsAPI):
             raise NotFound(f"there is no deployment {deployment_id}", field="deployment")
         return rec.deployment(row)
 
-    async def log(self, deployment_id: int, *, follow: bool = False, after: int = 0) -> AsyncIterator[LogLine]:
+    async def log(
+        self, deployment_id: int, *, follow: bool = False, after: int = 0
+    ) -> AsyncIterator[LogLine]:
         await self.get(deployment_id)
         async for line in self.core.logs.follow(deployment_id, after, follow=follow):
             yield line
@@ -818,18 +940,33 @@ class _Deployments(_Part, DeploymentsAPI):
         actor = await self.m.actor()
         dep = await self.get(deployment_id)
         if dep.state.is_final:
-            raise Conflict(f"deployment {deployment_id} is already {dep.state.value}: there is nothing to cancel")
+            raise Conflict(
+                f"deployment {deployment_id} is already {dep.state.value}: there is nothing to cancel"
+            )
         async with self.store.write() as w:
-            removed = await w.execute("DELETE FROM jobs WHERE deployment_id = ? AND status = 'queued'", (deployment_id,))
+            removed = await w.execute(
+                "DELETE FROM jobs WHERE deployment_id = ? AND status = 'queued'", (deployment_id,)
+            )
             if removed:
                 await w.execute(
                     "UPDATE deployments SET state = 'cancelled', error = 'cancelled by the user', finished_at = ? WHERE id = ?",
                     (ts(), deployment_id),
                 )
-            await _audit(w, actor, "deployment.cancel", project=dep.project, app=dep.app, deployment=deployment_id)
+            await _audit(
+                w, actor, "deployment.cancel", project=dep.project, app=dep.app, deployment=deployment_id
+            )
         if removed:
-            self.core.events.publish(Event(kind="deployment", action="state", project=dep.project, app=dep.app,
-                                           deployment_id=deployment_id, state="cancelled", ts=now()))
+            self.core.events.publish(
+                Event(
+                    kind="deployment",
+                    action="state",
+                    project=dep.project,
+                    app=dep.app,
+                    deployment_id=deployment_id,
+                    state="cancelled",
+                    ts=now(),
+                )
+            )
             await self._restore_status(dep)
         elif self.core.pipeline.cancel(deployment_id):
             for _ in range(300):
@@ -849,8 +986,9 @@ class _Deployments(_Part, DeploymentsAPI):
         status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else "new")
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ? WHERE id = ?", (status, dep.app_id))
-        self.core.events.publish(Event(kind="app", action="status", project=dep.project, app=dep.app,
-                                       state=status, ts=now()))
+        self.core.events.publish(
+            Event(kind="app", action="status", project=dep.project, app=dep.app, state=status, ts=now())
+        )
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -894,8 +1032,15 @@ class _Users(_Part, UsersAPI):
 
 
 class _Audit(_Part, AuditAPI):
-    async def list(self, *, actor: str | None = None, project: str | None = None, action: str | None = None,
-                   limit: int = 100, offset: int = 0) -> Page[AuditEntry]:
+    async def list(
+        self,
+        *,
+        actor: str | None = None,
+        project: str | None = None,
+        action: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> Page[AuditEntry]:
         await self.m.actor()
         limit, offset = _page_args(limit, offset)
         clauses, params = [], []
@@ -909,12 +1054,20 @@ class _Audit(_Part, AuditAPI):
             clauses.append("action LIKE ? ESCAPE '\\'")
             params.append(_like(action) + "%")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        total = (await self.store.one(f"SELECT COUNT(*) FROM audit_log{where}", params))[0]  # type: ignore[index]
-        rows = await self.store.all(f"SELECT * FROM audit_log{where} ORDER BY id DESC LIMIT ? OFFSET ?",
-                                    [*params, limit, offset])
+        total = await self.store.scalar(f"SELECT COUNT(*) FROM audit_log{where}", params)
+        rows = await self.store.all(
+            f"SELECT * FROM audit_log{where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
         items = [
-            AuditEntry(id=r["id"], ts=parse_ts(r["ts"]), actor=r["actor"], action=r["action"],  # type: ignore[arg-type]
-                       project=r["project"], app=r["app"], detail=json.loads(r["detail"]))
+            AuditEntry(
+                id=r["id"],
+                ts=r["ts"],
+                actor=r["actor"],
+                action=r["action"],
+                project=r["project"],
+                app=r["app"],
+                detail=json.loads(r["detail"]),
+            )
             for r in rows
         ]
         return _page(items, total, limit, offset)
@@ -926,8 +1079,12 @@ class _Settings(_Part, SettingsAPI):
         if definition is None:
             settings_defs.parse(key, "")  # raises the 'no such setting' error
             raise AssertionError
-        return Setting(key=key, value=await self.core.setting(key), default=definition.default,
-                       description=definition.description)
+        return Setting(
+            key=key,
+            value=await self.core.setting(key),
+            default=definition.default,
+            description=definition.description,
+        )
 
     async def list(self) -> list[Setting]:
         await self.m.actor()

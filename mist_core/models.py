@@ -95,7 +95,9 @@ class AppSpec(Model):
     context: str = "."
     port: int | None = None  # the port the app listens on inside the container
     publish: list[str] = Field(default_factory=list)  # "127.0.0.1:18080:8080", "18080:8080", "8080"
-    start_command: str | None = None  # overrides the image's CMD (split with shlex, never run by a host shell)
+    start_command: str | None = (
+        None  # overrides the image's CMD (split with shlex, never run by a host shell)
+    )
     build_command: str | None = None  # generated Dockerfiles only
     install_command: str | None = None  # generated Dockerfiles only
     memory: int | None = None  # bytes

@@ -53,7 +53,9 @@ class SecretBox:
                 f.write(base64.b64encode(AESGCM.generate_key(bit_length=256)) + b"\n")
         mode = path.stat().st_mode & 0o777
         if mode & 0o077:
-            raise SecretError(f"the master key file {path} is readable by others (mode {mode:o}): chmod 600 it")
+            raise SecretError(
+                f"the master key file {path} is readable by others (mode {mode:o}): chmod 600 it"
+            )
         return cls(base64.b64decode(path.read_bytes().strip()))
 
     def seal(self, plaintext: str, *, bound_to: str) -> str:
@@ -67,7 +69,9 @@ class SecretBox:
         except ValueError:
             raise SecretError("a stored secret is malformed") from None
         if prefix != _PREFIX or key_id not in self._keys:
-            raise SecretError(f"a stored secret was sealed with an unknown key ({key_id}): is the master key right?")
+            raise SecretError(
+                f"a stored secret was sealed with an unknown key ({key_id}): is the master key right?"
+            )
         raw = base64.b64decode(payload)
         try:
             return self._keys[key_id].decrypt(raw[:12], raw[12:], bound_to.encode()).decode()

@@ -33,11 +33,36 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
 DEFINITIONS: dict[str, SettingDef] = {
     d.key: d
     for d in (
-        SettingDef("images_per_app", "3", "How many of an app's images to keep (the live one included).", _int_between(1, 100)),
-        SettingDef("deploy_timeout", "1800", "Seconds a deployment may take before it fails.", _int_between(10, 86400)),
-        SettingDef("deploy_attempts", "3", "Attempts for a deployment when the Docker Engine fails transiently.", _int_between(1, 10)),
-        SettingDef("stop_grace_period", "10", "Seconds an old container gets after SIGTERM before SIGKILL.", _int_between(0, 3600)),
-        SettingDef("log_retention_deployments", "50", "Deployments per app whose logs are kept.", _int_between(1, 10000)),
+        SettingDef(
+            "images_per_app",
+            "3",
+            "How many of an app's images to keep (the live one included).",
+            _int_between(1, 100),
+        ),
+        SettingDef(
+            "deploy_timeout",
+            "1800",
+            "Seconds a deployment may take before it fails.",
+            _int_between(10, 86400),
+        ),
+        SettingDef(
+            "deploy_attempts",
+            "3",
+            "Attempts for a deployment when the Docker Engine fails transiently.",
+            _int_between(1, 10),
+        ),
+        SettingDef(
+            "stop_grace_period",
+            "10",
+            "Seconds an old container gets after SIGTERM before SIGKILL.",
+            _int_between(0, 3600),
+        ),
+        SettingDef(
+            "log_retention_deployments",
+            "50",
+            "Deployments per app whose logs are kept.",
+            _int_between(1, 10000),
+        ),
     )
 }
 

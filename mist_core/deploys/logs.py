@@ -112,7 +112,9 @@ class DeploymentLogs:
             for r in rows
         ]
 
-    async def follow(self, deployment_id: int, after: int = 0, *, follow: bool = True) -> AsyncIterator[LogLine]:
+    async def follow(
+        self, deployment_id: int, after: int = 0, *, follow: bool = True
+    ) -> AsyncIterator[LogLine]:
         last = after
         for line in await self.read(deployment_id, after):
             last = line.seq

@@ -112,18 +112,29 @@ class Pipeline:
     async def _update(self, run: Run, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         async with self.core.store.write() as w:
-            await w.execute(f"UPDATE deployments SET {assignments} WHERE id = ?", (*columns.values(), run.deployment_id))
+            await w.execute(
+                f"UPDATE deployments SET {assignments} WHERE id = ?", (*columns.values(), run.deployment_id)
+            )
 
     def _publish(self, run: Run, state: str) -> None:
         self.core.events.publish(
-            Event(kind="deployment", action="state", project=run.project, app=run.app,
-                  deployment_id=run.deployment_id, state=state, ts=now())
+            Event(
+                kind="deployment",
+                action="state",
+                project=run.project,
+                app=run.app,
+                deployment_id=run.deployment_id,
+                state=state,
+                ts=now(),
+            )
         )
 
     async def _set_app_status(self, app_id: int, project: str, app: str, status: str) -> None:
         async with self.core.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app_id))
-        self.core.events.publish(Event(kind="app", action="status", project=project, app=app, state=status, ts=now()))
+        self.core.events.publish(
+            Event(kind="app", action="status", project=project, app=app, state=status, ts=now())
+        )
 
     # ------------------------------------------------------------------------------------------ running a job
 
@@ -176,8 +187,11 @@ class Pipeline:
             await self._discard(run)
             attempts = int(await self.core.setting("deploy_attempts"))
             if job.attempts < attempts:
-                delay = min(60.0, 2.0 ** job.attempts)
-                self.log(run, f"{err.message}; retrying in {delay:.0f} s (attempt {job.attempts + 1} of {attempts})")
+                delay = min(60.0, 2.0**job.attempts)
+                self.log(
+                    run,
+                    f"{err.message}; retrying in {delay:.0f} s (attempt {job.attempts + 1} of {attempts})",
+                )
                 await self._update(run, state=S.queued.value)
                 self._publish(run, S.queued.value)
                 await self.core.logs.close(run.deployment_id)
@@ -225,16 +239,29 @@ class Pipeline:
         if run.image is None:
             await self._enter(run, S.fetching)
             checkout = await git.fetch(
-                run.spec.git_url, run.ref, work / "src", allowed_roots=core.config.git_roots,
-                on_line=on_line, cancel=run.cancel,
+                run.spec.git_url,
+                run.ref,
+                work / "src",
+                allowed_roots=core.config.git_roots,
+                on_line=on_line,
+                cancel=run.cancel,
             )
-            await self._update(run, commit_sha=checkout.commit_sha, commit_message=checkout.message,
-                               commit_author=checkout.author)
+            await self._update(
+                run,
+                commit_sha=checkout.commit_sha,
+                commit_message=checkout.message,
+                commit_author=checkout.author,
+            )
             self.log(run, f"commit {checkout.commit_sha[:12]} {checkout.message!r} by {checkout.author}")
 
             await self._enter(run, S.building)
-            plan = plan_build(work / "src", run.spec, build_secret_names=sorted(build_secrets),
-                              build_arg_names=sorted(build_args), generated_path=work / "Dockerfile.mist")
+            plan = plan_build(
+                work / "src",
+                run.spec,
+                build_secret_names=sorted(build_secrets),
+                build_arg_names=sorted(build_args),
+                generated_path=work / "Dockerfile.mist",
+            )
             plan.write()
             if plan.generated is not None:
                 self.log(run, f"No Dockerfile found: generated one for a {plan.stack} app:")
@@ -245,10 +272,16 @@ class Pipeline:
             port = port or plan.port
             tag = image_tag(run.project, run.app, run.deployment_id)
             await build_image(
-                context_dir=plan.context_dir, dockerfile=plan.dockerfile, tag=tag,
+                context_dir=plan.context_dir,
+                dockerfile=plan.dockerfile,
+                tag=tag,
                 labels=labels(core.instance_id, run.project, run.app, run.deployment_id),
-                build_args=build_args, secrets=build_secrets, on_line=on_line,
-                docker_bin=core.config.docker_bin, docker_host=core.config.docker_host, cancel=run.cancel,
+                build_args=build_args,
+                secrets=build_secrets,
+                on_line=on_line,
+                docker_bin=core.config.docker_bin,
+                docker_host=core.config.docker_host,
+                cancel=run.cancel,
             )
             run.image = tag
             await self._update(run, image=tag)
@@ -261,7 +294,9 @@ class Pipeline:
         await self._enter(run, S.starting)
         old = await self._live_container(run)
         if old and (run.spec.publish or run.spec.volumes):
-            why = "it publishes host ports" if run.spec.publish else "it mounts volumes one container must own"
+            why = (
+                "it publishes host ports" if run.spec.publish else "it mounts volumes one container must own"
+            )
             self.log(run, f"Zero-downtime switch is not possible because {why}: stopping {old} first.")
             await core.engine.stop(old, grace=float(await core.setting("stop_grace_period")))
             run.stopped_old = old
@@ -272,10 +307,16 @@ class Pipeline:
             runtime_env["PORT"] = str(port)
         run.container = await core.engine.run(
             ContainerSpec(
-                name=name, image=run.image, env=runtime_env,
-                labels=labels(core.instance_id, run.project, run.app, run.deployment_id), command=command,
-                publish=list(run.spec.publish), memory=run.spec.memory, cpus=run.spec.cpus,
-                restart=run.spec.restart, volumes=list(run.spec.volumes),
+                name=name,
+                image=run.image,
+                env=runtime_env,
+                labels=labels(core.instance_id, run.project, run.app, run.deployment_id),
+                command=command,
+                publish=list(run.spec.publish),
+                memory=run.spec.memory,
+                cpus=run.spec.cpus,
+                restart=run.spec.restart,
+                volumes=list(run.spec.volumes),
                 aliases=[f"{run.app}.{run.project}"],
             )
         )
@@ -283,8 +324,14 @@ class Pipeline:
         self.log(run, f"started container {name} ({run.container.ip or 'no address'})")
 
         await self._enter(run, S.checking)
-        await wait_healthy(core.engine, run.container, run.spec.health, port, on_line=lambda t: self.log(run, t),
-                           cancel=run.cancel)
+        await wait_healthy(
+            core.engine,
+            run.container,
+            run.spec.health,
+            port,
+            on_line=lambda t: self.log(run, t),
+            cancel=run.cancel,
+        )
 
         await self._enter(run, S.switching)
         await self.switch(run, old)
@@ -334,8 +381,9 @@ class Pipeline:
             await JobQueue.finish_in(w, run.job)
         self.log(run, f"deployment {run.deployment_id} is live")
         self._publish(run, S.live.value)
-        self.core.events.publish(Event(kind="app", action="status", project=run.project, app=run.app,
-                                       state="live", ts=now()))
+        self.core.events.publish(
+            Event(kind="app", action="status", project=run.project, app=run.app, state="live", ts=now())
+        )
         await self.core.logs.close(run.deployment_id)
         await self._prune_logs(run)
         with contextlib.suppress(MistError):

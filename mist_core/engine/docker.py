@@ -284,7 +284,9 @@ class Engine:
         except docker.errors.NotFound:
             pass
         volume_labels = {LABEL_MANAGED: "true"}
-        volume_labels.update({k: v for k, v in labels.items() if k in (LABEL_PROJECT, LABEL_APP, LABEL_INSTANCE)})
+        volume_labels.update(
+            {k: v for k, v in labels.items() if k in (LABEL_PROJECT, LABEL_APP, LABEL_INSTANCE)}
+        )
         api.create_volume(volume.name, labels=volume_labels)
 
     # ------------------------------------------------------------------------------------------ containers

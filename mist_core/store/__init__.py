@@ -91,7 +91,9 @@ class Store:
                     continue
                 # executescript commits; the version bump is inside the same script so a crash leaves either
                 # the old schema and version or the new ones.
-                await self._writer.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;")
+                await self._writer.executescript(
+                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
+                )
 
     async def schema_version(self) -> int:
         row = await self.one("PRAGMA user_version")
@@ -110,6 +112,11 @@ class Store:
             return list(await cursor.fetchall())
         finally:
             await cursor.close()
+
+    async def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row (``COUNT(*)`` and the like), or None."""
+        row = await self.one(sql, params)
+        return row[0] if row is not None else None
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         cursor = await self._reader.execute(sql, params)
