@@ -307,3 +307,44 @@ async def test_deleting_an_app_removes_its_containers_and_images(mist, git_repo,
         client.close()
     assert dep.image
     await mist.projects.delete(project_name)
+
+
+async def test_a_taken_host_port_fails_the_deployment_with_the_reason(mist, git_repo, project_name, unused_tcp_port):
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", unused_tcp_port))
+    holder.listen()
+    try:
+        repo = git_repo(busybox_site("port"))
+        ref = f"{project_name}/web"
+        await mist.projects.create(project_name)
+        await mist.apps.create(ref, busybox_spec(repo, publish=[f"127.0.0.1:{unused_tcp_port}:8080"]))
+        dep = await deploy_and_wait(mist, ref)
+        assert dep.state == DeploymentState.failed
+        assert f"127.0.0.1:{unused_tcp_port}" in (dep.error or "") and "in use" in (dep.error or "")
+        assert running_app_containers(project_name, "web") == []
+    finally:
+        holder.close()
+
+
+async def test_an_engine_that_does_not_answer_is_retried_with_backoff_then_fails(tmp_path, git_repo, project_name):
+    from mistkit import PASSWORD
+
+    from mist_core.local import open_embedded
+
+    repo = git_repo(busybox_site("nowhere"))
+    mist = await open_embedded(tmp_path / "data", git_roots=[tmp_path], docker_host=f"unix://{tmp_path}/no.sock")
+    try:
+        await mist.auth.setup("admin", PASSWORD)
+        await mist.settings.set("deploy_attempts", "2")
+        await mist.projects.create(project_name)
+        await mist.apps.create(f"{project_name}/web", busybox_spec(repo))
+        dep = await wait_final(mist, (await mist.apps.deploy(f"{project_name}/web")).id, timeout=60)
+        log = await log_text(mist, dep.id)
+        assert dep.state == DeploymentState.failed
+        assert "retrying in 2 s (attempt 2 of 2)" in log
+        assert "does not answer" in (dep.error or "") or "Docker" in (dep.error or "")
+        assert (await mist.apps.get(f"{project_name}/web")).status == "failed"
+    finally:
+        await mist.close()
