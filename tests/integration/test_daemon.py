@@ -187,3 +187,66 @@ async def test_internal_errors_are_500_problem_json_without_a_traceback() -> Non
     assert "hunter2" not in response.text
     assert "Traceback" not in response.text
     assert "secret-path" not in response.text
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as an operator would bring them."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mist test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+async def test_the_api_is_served_over_tls_on_tcp_and_remote_mist_works_through_it(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    from mist_core.client import RemoteMist
+
+    cert, key = _self_signed(tmp_path)
+    sock = tmp_path / "run" / "mist.sock"
+    listen = f"127.0.0.1:{unused_tcp_port}"
+    proc = subprocess.Popen(
+        _daemon_cmd(tmp_path / "data", sock, "--listen", listen, "--tls-cert", str(cert), "--tls-key", str(key)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_until_serving(proc, sock)
+        async with RemoteMist(f"https://{listen}", verify=str(cert)) as mist:
+            session = await mist.auth.setup("admin", "correct horse battery staple")
+            assert session.user.username == "admin"
+            assert (await mist.projects.create("over-tls")).name == "over-tls"
+        # Plain HTTP on the TLS port gets no API answer.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{listen}/v1/setup", timeout=5).raise_for_status()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
