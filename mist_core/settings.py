@@ -3,8 +3,10 @@ default, a description and a parser that says what a good value looks like."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from .errors import InvalidInput
 
@@ -28,6 +30,43 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
         return number
 
     return parse
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise InvalidInput(f"{value!r} is not one of: {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise InvalidInput(f"{value!r} is not an http(s) URL")
+    return value
+
+
+def _listen_address(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise InvalidInput(f"{value!r} is not [host]:port (for example :80 or 127.0.0.1:8080)")
+    if host and not re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]", host):
+        raise InvalidInput(f"{host!r} is not a host name or IP address")
+    return value
+
+
+def _optional_path(value: str) -> str:
+    if value and (not value.startswith("/") or "\x00" in value):
+        raise InvalidInput(f"{value!r} is not an absolute path")
+    return value
+
+
+def _optional_email(value: str) -> str:
+    if value and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
+        raise InvalidInput(f"{value!r} is not an email address")
+    return value
 
 
 DEFINITIONS: dict[str, SettingDef] = {
@@ -62,6 +101,41 @@ DEFINITIONS: dict[str, SettingDef] = {
             "50",
             "Deployments per app whose logs are kept.",
             _int_between(1, 10000),
+        ),
+        # The proxy, domains and certificates.
+        SettingDef(
+            "proxy_backend",
+            "traefik",
+            "Which proxy routes domains to apps: traefik or caddy.",
+            _one_of("traefik", "caddy"),
+        ),
+        SettingDef(
+            "caddy_admin_url",
+            "http://127.0.0.1:2019",
+            "Caddy's admin API, when proxy_backend is caddy.",
+            _http_url,
+        ),
+        SettingDef(
+            "proxy_http_address", ":80", "Where the proxy listens for HTTP ([host]:port).", _listen_address
+        ),
+        SettingDef(
+            "proxy_https_address", ":443", "Where the proxy listens for HTTPS ([host]:port).", _listen_address
+        ),
+        SettingDef(
+            "acme_directory_url",
+            "https://acme-v02.api.letsencrypt.org/directory",
+            "The ACME server's directory (Let's Encrypt production by default).",
+            _http_url,
+        ),
+        SettingDef(
+            "acme_ca_bundle",
+            "",
+            "A CA bundle (PEM file path) to trust for a private ACME server; empty: the system's.",
+            _optional_path,
+        ),
+        SettingDef("acme_email", "", "The ACME account's contact email; empty: none.", _optional_email),
+        SettingDef(
+            "cert_renewal_days", "30", "Days before expiry a certificate is renewed.", _int_between(1, 89)
         ),
     )
 }

@@ -10,6 +10,7 @@ from typing import ClassVar
 from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.widgets import Input
 
 from mist_core.api import MistAPI
@@ -82,6 +83,12 @@ class MistApp(App[None]):
                 await self.api.close()
             except Exception:  # noqa: BLE001 - closing a dead connection must not mask the exit
                 pass
+
+    def format_title(self, title: str, sub_title: str) -> Content:
+        # A middle dot reads as a separator in every font; Textual's em dash looked like a stray hyphen.
+        if not sub_title:
+            return Content(title)
+        return Content.assemble(Content(title).stylize("bold"), (" · ", "dim"), Content(sub_title))
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Snapshot tests need a still cursor; Input has no app-wide switch.

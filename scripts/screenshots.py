@@ -15,13 +15,21 @@ sys.path.insert(0, str(ROOT))
 from tests.tui.scenarios import SCENARIOS, SIZE  # noqa: E402
 
 
+def preserve_spaces(svg: str) -> str:
+    """Rich writes spaces as ``&#160;``, which librsvg (``rsvg-convert``, image viewers) collapses at the
+    start of a text run, so padded cells drew shifted and words ran together. Plain spaces with
+    ``xml:space="preserve"`` render the same in browsers and in librsvg."""
+    return svg.replace("&#160;", " ").replace("<svg ", '<svg xml:space="preserve" ', 1)
+
+
 async def render(scenario, out_dir: Path) -> Path:
     app = scenario.make()
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await scenario.run(pilot)
         await pilot.pause(0.1)
         path = out_dir / f"{scenario.name}.svg"
-        path.write_text(app.export_screenshot(title=f"mist · {scenario.name.replace('_', ' ')}"))
+        svg = app.export_screenshot(title=f"mist · {scenario.name.replace('_', ' ')}")
+        path.write_text(preserve_spaces(svg))
     return path
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.widgets import DataTable
 
 
@@ -27,6 +28,11 @@ class MistTable(DataTable):
         if any(row.label is not None for key in new_rows if (row := self.rows.get(key)) is not None):
             super()._update_dimensions(new_rows)
             return
+        # The virtual size is still needed: a table with ``height: auto`` (the deployment's steps) takes
+        # its height from it, and the scrollbars their range.
+        width = sum(column.get_render_width(self) for column in self.columns.values())
+        header_height = self.header_height if self.show_header else 0
+        self.virtual_size = Size(width + self._row_label_column_width, self._total_row_height + header_height)
         self.hover_coordinate = self.hover_coordinate
         self._update_count += 1
         self.refresh(layout=True)
