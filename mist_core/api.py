@@ -100,6 +100,11 @@ class AppsAPI(ABC):
         is replaced by this one."""
 
     @abstractmethod
+    async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
+        """Queue a deployment of an earlier deployment's image and config snapshot (default: the one before
+        the live one), through the same checks and switch. Refused when that image was pruned."""
+
+    @abstractmethod
     async def start(self, app_ref: str) -> App: ...
 
     @abstractmethod

@@ -307,6 +307,9 @@ class _RemoteApps(AppsAPI):
     async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
         return await self._t.model(Deployment, "POST", _app_path(app_ref) + "/deploy", json_body={"ref": ref})
 
+    async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
+        return await self._t.model(Deployment, "POST", _app_path(app_ref) + "/rollback", json_body={"to": to})
+
     async def start(self, app_ref: str) -> App:
         return await self._t.model(App, "POST", _app_path(app_ref) + "/start")
 

@@ -701,6 +701,7 @@ class _Apps(_Part, AppsAPI):
         env_rows = await self.store.all(
             "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
         )
+        # The snapshot a deployment runs with (and a rollback repeats); secret values stay sealed in it.
         config = {
             "spec": app.spec.model_dump(mode="json"),
             "env": [
@@ -710,38 +711,46 @@ class _Apps(_Part, AppsAPI):
         }
         async with self.store.write() as w:
             dep_id = await w.execute(
-                "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?)",
+                "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) "
+                "VALUES (?, 'queued', ?, ?, ?, ?)",
                 (app.id, git_ref, json.dumps(config), actor.username, ts()),
             )
-            replaced = await w.all(
-                "SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,)
-            )
-            for r in replaced:
-                await w.execute(
-                    "UPDATE deployments SET state = 'cancelled', error = ?, finished_at = ? WHERE id = ?",
-                    (f"replaced by deployment {dep_id}", ts(), r["deployment_id"]),
-                )
-            await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
-            await JobQueue.enqueue(w, dep_id, app.id)
-            await w.execute(
-                "UPDATE apps SET status = 'deploying', updated_at = ? WHERE id = ?", (ts(), app.id)
-            )
+            replaced = await self._enqueue(w, app, dep_id)
             await _audit(
                 w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id
             )
-        for r in replaced:
-            self.core.events.publish(
+        return await self._queued(app, dep_id, replaced)
+
+    async def _enqueue(self, w: Writer, app: App, dep_id: int) -> builtins.list[int]:
+        """Queue a new deployment, replacing any of the same app still waiting; returns the replaced ids."""
+        rows = await w.all("SELECT deployment_id FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+        replaced = [int(r["deployment_id"]) for r in rows]
+        for old in replaced:
+            await w.execute(
+                "UPDATE deployments SET state = 'cancelled', error = ?, finished_at = ? WHERE id = ?",
+                (f"replaced by deployment {dep_id}", ts(), old),
+            )
+        await w.execute("DELETE FROM jobs WHERE app_id = ? AND status = 'queued'", (app.id,))
+        await JobQueue.enqueue(w, dep_id, app.id)
+        await w.execute("UPDATE apps SET status = 'deploying', updated_at = ? WHERE id = ?", (ts(), app.id))
+        return replaced
+
+    async def _queued(self, app: App, dep_id: int, replaced: builtins.list[int]) -> Deployment:
+        """Tell subscribers and workers about a deployment just queued by ``_enqueue``."""
+        events = self.core.events
+        for old in replaced:
+            events.publish(
                 Event(
                     kind="deployment",
                     action="state",
                     project=app.project,
                     app=app.name,
-                    deployment_id=r["deployment_id"],
+                    deployment_id=old,
                     state="cancelled",
                     ts=now(),
                 )
             )
-        self.core.events.publish(
+        events.publish(
             Event(
                 kind="deployment",
                 action="state",
@@ -752,11 +761,63 @@ class _Apps(_Part, AppsAPI):
                 ts=now(),
             )
         )
-        self.core.events.publish(
+        events.publish(
             Event(kind="app", action="status", project=app.project, app=app.name, state="deploying", ts=now())
         )
         self.core.wake_workers()
         return await self.m.deployments.get(dep_id)
+
+    async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
+        actor = await self.m.actor()
+        app = await self._get(app_ref)
+        if to is None:
+            row = await self.store.one(
+                "SELECT id FROM deployments WHERE app_id = ? AND image IS NOT NULL AND state IN "
+                "('superseded', 'rolled_back') AND id != COALESCE(?, 0) ORDER BY id DESC LIMIT 1",
+                (app.id, app.live_deployment_id),
+            )
+            if row is None:
+                raise Conflict(f"{app_ref} has no earlier deployment to roll back to")
+            to = int(row["id"])
+        target = await self.store.one("SELECT * FROM deployments WHERE id = ? AND app_id = ?", (to, app.id))
+        if target is None:
+            raise NotFound(f"{app_ref} has no deployment {to}", field="to")
+        if target["id"] == app.live_deployment_id:
+            raise Conflict(f"deployment {to} is the live one already")
+        if target["state"] not in ("live", "superseded", "rolled_back") or not target["image"]:
+            raise Conflict(
+                f"deployment {to} never went live ({target['state']}): only a deployment that was live can be "
+                "rolled back to"
+            )
+        if not await self.core.engine.image_exists(target["image"]):
+            raise Conflict(
+                f"the image of deployment {to} ({target['image']}) was pruned, so it cannot be rolled back to; "
+                "keep more images with `mist settings set images_per_app N`, or deploy its commit "
+                f"({(target['commit_sha'] or target['ref'])[:12]}) again"
+            )
+        config = json.loads(target["config"])
+        config["image"] = target["image"]
+        async with self.store.write() as w:
+            dep_id = await w.execute(
+                "INSERT INTO deployments (app_id, state, ref, commit_sha, commit_message, commit_author, source, "
+                "rollback_of, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?, 'rollback', ?, ?, ?, ?)",
+                (
+                    app.id,
+                    target["ref"],
+                    target["commit_sha"],
+                    target["commit_message"],
+                    target["commit_author"],
+                    to,
+                    json.dumps(config),
+                    actor.username,
+                    ts(),
+                ),
+            )
+            replaced = await self._enqueue(w, app, dep_id)
+            await _audit(
+                w, actor, "app.rollback", project=app.project, app=app.name, to=to, deployment=dep_id
+            )
+        return await self._queued(app, dep_id, replaced)
 
     async def _live_container(self, app_ref: str) -> tuple[App, str]:
         app = await self._get(app_ref)

@@ -603,18 +603,28 @@ async def follow_deployment(ctx: Context, deployment_id: int, *, print_lines: bo
 
 @command("deploy")
 async def cmd_deploy(ctx: Context) -> int:
-    a = ctx.args
-    ref = app_ref(a.app)
-    deployment = await ctx.api.apps.deploy(ref, ref=a.ref)
-    if not a.wait:
+    ref = app_ref(ctx.args.app)
+    return await _queued(ctx, ref, await ctx.api.apps.deploy(ref, ref=ctx.args.ref))
+
+
+@command("rollback")
+async def cmd_rollback(ctx: Context) -> int:
+    ref = app_ref(ctx.args.app)
+    return await _queued(ctx, ref, await ctx.api.apps.rollback(ref, to=ctx.args.to))
+
+
+async def _queued(ctx: Context, ref: str, deployment: Deployment) -> int:
+    """Report a queued deployment, or with --wait follow it and exit 0 only if it goes live."""
+    what = "Rollback" if deployment.source == "rollback" else "Deployment"
+    if not ctx.args.wait:
         if ctx.out.json_mode:
             ctx.out.data(deployment)
         else:
-            ctx.out.line(f"Deployment {deployment.id} of {ref} queued (ref {deployment.ref})")
+            ctx.out.line(f"{what} {deployment.id} of {ref} queued (ref {deployment.ref})")
             ctx.out.note(f"Follow it with: mist deployment log {deployment.id} -f")
         return EXIT_OK
     if not ctx.out.json_mode:
-        ctx.out.note(f"Deployment {deployment.id} of {ref} queued (ref {deployment.ref})")
+        ctx.out.note(f"{what} {deployment.id} of {ref} queued (ref {deployment.ref})")
     final = await follow_deployment(ctx, deployment.id, print_lines=not ctx.out.json_mode)
     live = final.state == "live"
     if ctx.out.json_mode:

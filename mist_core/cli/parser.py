@@ -23,6 +23,7 @@ COMMANDS: dict[str, list[str]] = {
     "app": ["create", "list", "show", "set", "delete"],
     "env": ["set", "list", "unset", "import", "export"],
     "deploy": [],
+    "rollback": [],
     "deployments": [],
     "deployment": ["show", "log"],
     "cancel": [],
@@ -272,6 +273,14 @@ def build_parser() -> MistArgumentParser:
     p = command(commands, "deploy", "deploy an app")
     p.add_argument("app", metavar="PROJECT/APP")
     p.add_argument("--ref", metavar="REF", help="branch, tag or commit (default: the app's branch)")
+    p.add_argument(
+        "--wait", "-w", action="store_true", help="follow the log; exit 0 only if the deployment goes live"
+    )
+    p = command(commands, "rollback", "deploy an earlier deployment's image and config again")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument(
+        "--to", type=int, metavar="DEPLOYMENT", help="which deployment (default: the one before the live one)"
+    )
     p.add_argument(
         "--wait", "-w", action="store_true", help="follow the log; exit 0 only if the deployment goes live"
     )

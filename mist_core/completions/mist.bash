@@ -14,7 +14,7 @@ _mist() {
     fi
 
     local global_opts="--host --embedded --data --json --help"
-    local commands="setup login logout whoami project app env deploy deployments deployment cancel ps logs start stop restart metrics settings users audit completion daemon"
+    local commands="setup login logout whoami project app env deploy rollback deployments deployment cancel ps logs start stop restart metrics settings users audit completion daemon"
     local app_opts="--git --branch --dockerfile --context --port --publish --memory --cpus --restart --volume --start-command --build-command --install-command --health-path --health-tcp --health-docker --health-interval --health-retries --health-start-period"
 
     case "$prev" in
@@ -65,6 +65,7 @@ _mist() {
         completion) subs="bash zsh" ;;
         setup|login) opts="$opts --username --password-stdin" ;;
         deploy) opts="$opts --ref --wait" ;;
+        rollback) opts="$opts --to --wait" ;;
         deployments) opts="$opts --limit" ;;
         ps) opts="$opts --all" ;;
         logs) opts="$opts --follow --tail --since --timestamps" ;;

@@ -52,6 +52,7 @@ class Run:
 
     job: Job
     deployment_id: int
+    source: str
     app_id: int
     project: str
     app: str
@@ -64,6 +65,7 @@ class Run:
     container: RunningContainer | None = None
     stopped_old: str | None = None  # the old live container, when stop-then-start stopped it
     secret_values: list[str] = field(default_factory=list)  # scrubbed from every log line
+    generated: bool = False  # the image was built from a generated Dockerfile (its CMD is the start command)
     task: asyncio.Task[Any] | None = None
 
 
@@ -109,6 +111,14 @@ class Pipeline:
         self.log(run, f"==> {state.value}")
         self._publish(run, state.value)
 
+    async def _remember_generated(self, run: Run) -> None:
+        """Record in the snapshot that the image's CMD is Mist's, so a rollback runs it the same way."""
+        async with self.core.store.write() as w:
+            await w.execute(
+                "UPDATE deployments SET config = json_set(config, '$.generated', json('true')) WHERE id = ?",
+                (run.deployment_id,),
+            )
+
     async def _update(self, run: Run, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         async with self.core.store.write() as w:
@@ -147,6 +157,7 @@ class Pipeline:
         return Run(
             job=job,
             deployment_id=dep.id,
+            source=dep.source,
             app_id=dep.app_id,
             project=dep.project,
             app=dep.app,
@@ -155,6 +166,7 @@ class Pipeline:
             env=config.get("env", []),
             steps=dep.steps,
             image=config.get("image"),
+            generated=bool(config.get("generated")),
         )
 
     async def run(self, job: Job) -> None:
@@ -235,7 +247,6 @@ class Pipeline:
             self.log(run, text, stream="stdout")
 
         port = run.spec.port
-        generated = False
         if run.image is None:
             await self._enter(run, S.fetching)
             checkout = await git.fetch(
@@ -268,7 +279,8 @@ class Pipeline:
                 for line in plan.generated.splitlines():
                     self.log(run, f"    {line}")
                 # The generated CMD already runs the start command (through sh, so $PORT expands).
-                generated = True
+                run.generated = True
+                await self._remember_generated(run)
             port = port or plan.port
             tag = image_tag(run.project, run.app, run.deployment_id)
             await build_image(
@@ -287,6 +299,7 @@ class Pipeline:
             await self._update(run, image=tag)
         else:
             # A rollback: the image exists already.
+            self.log(run, f"rolling back to image {run.image}")
             if not await core.engine.image_exists(run.image):
                 raise MistError(f"image {run.image} was pruned; this deployment cannot be repeated")
             await self._update(run, image=run.image)
@@ -302,7 +315,9 @@ class Pipeline:
             run.stopped_old = old
         await core.engine.ensure_network()
         name = container_name(run.project, run.app, run.deployment_id)
-        command = shlex.split(run.spec.start_command) if run.spec.start_command and not generated else None
+        command = (
+            shlex.split(run.spec.start_command) if run.spec.start_command and not run.generated else None
+        )
         if port and "PORT" not in runtime_env:
             runtime_env["PORT"] = str(port)
         run.container = await core.engine.run(
@@ -366,9 +381,10 @@ class Pipeline:
         stamp = now()
         run.steps[-1].finished_at = stamp
         async with self.core.store.write() as w:
+            # The live deployment a rollback replaces was rolled back; one a new deployment replaces, superseded.
             await w.execute(
-                "UPDATE deployments SET state = 'superseded' WHERE app_id = ? AND state = 'live' AND id != ?",
-                (run.app_id, run.deployment_id),
+                "UPDATE deployments SET state = ? WHERE app_id = ? AND state = 'live' AND id != ?",
+                ("rolled_back" if run.source == "rollback" else "superseded", run.app_id, run.deployment_id),
             )
             await w.execute(
                 "UPDATE deployments SET state = 'live', finished_at = ?, steps = ? WHERE id = ?",

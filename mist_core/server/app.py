@@ -74,6 +74,10 @@ class DeployRequest(Body_):
     ref: str | None = None
 
 
+class RollbackRequest(Body_):
+    to: int | None = None
+
+
 class EnvSet(Body_):
     key: str
     value: str
@@ -327,6 +331,15 @@ def build_router() -> APIRouter:
     ) -> Response:
         ref = body.ref if body is not None else None
         return _json(await m.apps.deploy(_ref(project, app), ref=ref), 202)
+
+    @router.post(
+        "/projects/{project}/apps/{app}/rollback", response_model=Deployment, status_code=202, tags=["apps"]
+    )
+    async def rollback(
+        m: Mist, project: str, app: str, body: Annotated[RollbackRequest | None, Body()] = None
+    ) -> Response:
+        to = body.to if body is not None else None
+        return _json(await m.apps.rollback(_ref(project, app), to=to), 202)
 
     @router.post("/projects/{project}/apps/{app}/start", response_model=App, tags=["apps"])
     async def start(m: Mist, project: str, app: str) -> Response:

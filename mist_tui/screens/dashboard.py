@@ -19,7 +19,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input
 
 from mist_core.errors import NotFound
-from mist_core.models import App, MetricsSample
+from mist_core.models import App, MetricsSample, Project
 
 from ..format import cpu_text, human_age, memory_text, right, short_sha, status_text
 from ..widgets.server_strip import ServerStrip
@@ -56,11 +56,17 @@ class DashboardScreen(Screen):
         Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
         Binding("comma", "app.goto('settings')", "Settings", show=False, id="dashboard.settings"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="dashboard.reload"),
+        Binding("n", "new_project", "New project", id="dashboard.new_project"),
+        Binding("c", "new_app", "New app", id="dashboard.new_app"),
+        Binding("r", "rename_project", "Rename project", show=False, id="dashboard.rename_project"),
+        Binding("X", "delete_project", "Delete project", show=False, id="dashboard.delete_project"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.apps: dict[str, App] = {}
+        # Projects are listed too, so one without apps still has a row (to add an app to, or delete).
+        self.projects: dict[str, Project] = {}
         self.usage: dict[str, tuple[float, int, int | None]] = {}
         self.filter_text = ""
         self.sort_key = "project"
@@ -125,11 +131,27 @@ class DashboardScreen(Screen):
                 self.table.border_subtitle = f"loading {len(apps):,} of {page.total:,}"
                 offset = page.next_offset
             self.apps = apps
+            self.projects = await self._list_projects()
             self.populate()
         finally:
             self._loading = False
             self.table.loading = False
             self._summarise()
+
+    async def _list_projects(self) -> dict[str, Project]:
+        assert self.mist.api is not None
+        projects: dict[str, Project] = {}
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.mist.api.projects.list(limit=100, offset=offset)
+            projects.update((p.name, p) for p in page.items)
+            offset = page.next_offset
+        return projects
+
+    @api_work(exclusive=True, group="dashboard-projects")
+    async def reload_projects(self) -> None:
+        self.projects = await self._list_projects()
+        self.populate()
 
     @api_work(exclusive=True, group="dashboard-metrics")
     async def follow_metrics(self) -> None:
@@ -146,6 +168,9 @@ class DashboardScreen(Screen):
             elif event.kind == "project" and event.project and event.action in ("deleted", "delete"):
                 for ref in [r for r, a in self.apps.items() if a.project == event.project]:
                     self._remove(ref)
+                self.reload_projects()
+            elif event.kind == "project":
+                self.reload_projects()
 
     def _flush_dirty(self) -> None:
         # Events are coalesced: a burst about one app costs one apps.get, not one per event.
@@ -180,10 +205,12 @@ class DashboardScreen(Screen):
                     table.update_cell(app.ref, key, value)
 
     def _remove(self, ref: str) -> None:
-        self.apps.pop(ref, None)
+        app = self.apps.pop(ref, None)
         if ref in self.table.rows:
             self.table.remove_row(ref)
             self._summarise()
+        if app is not None and not any(a.project == app.project for a in self.apps.values()):
+            self.populate()  # the project's last app went: its empty row appears
 
     def apply_sample(self, sample: MetricsSample) -> None:
         self.query_one(ServerStrip).show(sample.system)
@@ -256,20 +283,51 @@ class DashboardScreen(Screen):
         table = self.table
         selected = table.selected_key
         apps = self._sorted([a for a in self.apps.values() if self._matches(a)])
-        rows = []
+        rows: list[tuple[str, list[object]]] = []
         previous_project = None
         for app in apps:
             # Sorted by project, repeat the project name only where a group starts: it reads as a heading.
             grouped = self.sort_key == "project" and app.project == previous_project
             previous_project = app.project
-            rows.append(self._cells(app, grouped=grouped))
+            rows.append((app.ref, self._cells(app, grouped=grouped)))
+        empty = self._empty_projects()
+        if empty:
+            extra = [(f"{name}/", self._empty_project_cells(name)) for name in empty]
+            if self.sort_key == "project":
+                rows = sorted(
+                    rows + extra, key=lambda row: row[0].split("/", 1)[0], reverse=self.sort_reverse
+                )
+            else:
+                rows += extra
         with self.app.batch_update():
             table.clear()
-            for app, cells in zip(apps, rows, strict=True):
-                table.add_row(*cells, key=app.ref)
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
             if selected is not None and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._summarise()
+
+    def _empty_projects(self) -> list[str]:
+        if not self.projects:
+            return []
+        with_apps = {a.project for a in self.apps.values()}
+        needle = self.filter_text.lower()
+        return sorted(
+            name for name in self.projects if name not in with_apps and (not needle or needle in name.lower())
+        )
+
+    @staticmethod
+    def _empty_project_cells(name: str) -> list[object]:
+        return [
+            Text(name, style="bold"),
+            Text("no apps yet: c adds one", style="dim italic"),
+            *(Text("") for _ in COLUMNS[2:]),
+        ]
+
+    def selected_project(self) -> str | None:
+        """The project of the row under the cursor (an app's, or an empty project's row)."""
+        key = self.table.selected_key
+        return key.split("/", 1)[0] if key else None
 
     def _append_rows(self, apps: list[App]) -> None:
         with self.app.batch_update():
@@ -281,10 +339,11 @@ class DashboardScreen(Screen):
         counts: dict[str, int] = {}
         for app in self.apps.values():
             counts[app.status] = counts.get(app.status, 0) + 1
+        if not self.apps and not self._loading and self.projects:
+            self.table.border_subtitle = f"{len(self.projects):,} projects, no apps yet: c adds an app"
+            return
         if not self.apps and not self._loading:
-            self.table.border_subtitle = (
-                "no apps yet: create one with `mist` on the command line (mist --help)"
-            )
+            self.table.border_subtitle = "no projects yet: n creates one"
             return
         parts = [f"{len(self.apps):,} apps"]
         parts += [f"{counts[s]} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
@@ -358,12 +417,15 @@ class DashboardScreen(Screen):
 
     @on(DataTable.RowSelected, "#apps")
     def _open(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.mist.open_app(str(event.row_key.value))
+        key = str(event.row_key.value or "")
+        if key in self.apps:
+            self.mist.open_app(key)
+        elif key.endswith("/"):
+            self.action_new_app()
 
     def action_logs(self) -> None:
         ref = self.table.selected_key
-        self.mist.open_logs([ref] if ref else [])
+        self.mist.open_logs([ref] if ref in self.apps else [])
 
     def action_reload(self) -> None:
         self.load()
@@ -375,3 +437,31 @@ class DashboardScreen(Screen):
         from .app_screen import ask_deploy
 
         ask_deploy(self.mist, self.apps[ref])
+
+    def action_new_project(self) -> None:
+        from .create import new_project
+
+        new_project(self.mist, lambda project: self.reload_projects())
+
+    def action_new_app(self) -> None:
+        from .create import new_app
+
+        def created(app: App) -> None:
+            self.update_app(app)
+            self.table.move_cursor(row=self.table.get_row_index(app.ref), animate=False)
+
+        new_app(self.mist, self.selected_project(), created)
+
+    def action_rename_project(self) -> None:
+        from .create import rename_project
+
+        project = self.selected_project()
+        if project is not None:
+            rename_project(self.mist, project, lambda new_name: self.load())
+
+    def action_delete_project(self) -> None:
+        from .create import delete_project
+
+        project = self.selected_project()
+        if project is not None:
+            delete_project(self.mist, project, lambda name: self.reload_projects())

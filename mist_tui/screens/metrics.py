@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from rich.color import Color
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
+from textual.renderables._blend_colors import blend_colors
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Select, Sparkline
 
@@ -26,6 +31,80 @@ if TYPE_CHECKING:
 HISTORY = 120  # samples kept per graph
 
 
+class LevelBars:
+    """Bars scaled to ``[0, ceiling]`` when the series has a total (memory of its limit, disk of its size),
+    else to the series' own range. Textual's sparkline always scales min..max, so a constant series (disk
+    barely moves) drew as a flat line at the bottom whatever its level."""
+
+    BARS = "▁▂▃▄▅▆▇█"
+
+    def __init__(
+        self, data: list[float], *, ceiling: float | None, width: int, height: int, low: Color, high: Color
+    ) -> None:
+        self.data, self.ceiling = data, ceiling
+        self.width, self.height = max(1, width), max(1, height)
+        self.low, self.high = low, high
+
+    def scale(self) -> tuple[float, float]:
+        if self.ceiling:
+            return 0.0, float(self.ceiling)
+        lo, hi = min(self.data), max(self.data)
+        if hi > lo:
+            return lo, hi
+        # A constant series with no known total: zero at the bottom, anything else at half height.
+        return 0.0, (hi * 2 if hi > 0 else 1.0)
+
+    def ratios(self) -> list[float]:
+        """One value in ``[0, 1]`` per column, newest on the right (each column the max of its bucket)."""
+        if not self.data:
+            return []
+        lo, hi = self.scale()
+        data, width = self.data, self.width
+        if len(data) > width:
+            step = len(data) / width
+            data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
+        return [min(1.0, max(0.0, (v - lo) / (hi - lo))) for v in data]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        ratios = self.ratios()
+        pad = self.width - len(ratios)
+        steps = len(self.BARS) * self.height
+        for row in reversed(range(self.height)):
+            segments = [Segment(" " * pad)] if pad > 0 else []
+            for ratio in ratios:
+                filled = ratio * steps - row * len(self.BARS)
+                if filled <= 0 and not (row == 0 and ratio > 0):
+                    segments.append(Segment(" "))
+                    continue
+                bar = "█" if filled >= len(self.BARS) else self.BARS[max(0, int(filled) - 1)]
+                color = blend_colors(self.low, self.high, ratio)
+                segments.append(Segment(bar, Style(color=color)))
+            yield from segments
+            if row:
+                yield Segment.line()
+
+
+class LevelSparkline(Sparkline):
+    """Textual's sparkline widget (colours, CSS) drawing ``LevelBars``."""
+
+    def __init__(self, *, ceiling: float | None = None) -> None:
+        super().__init__([])
+        self.ceiling = ceiling
+
+    def render(self) -> RenderResult:
+        _, base = self.background_colors
+        low = base + self.get_component_styles("sparkline--min-color").color
+        high = base + self.get_component_styles("sparkline--max-color").color
+        return LevelBars(
+            list(self.data or []),
+            ceiling=self.ceiling,
+            width=self.size.width,
+            height=self.size.height,
+            low=low.rich_color,
+            high=high.rich_color,
+        )
+
+
 class Graph(Vertical):
     """A titled sparkline with the latest value on the right of its title."""
 
@@ -33,20 +112,25 @@ class Graph(Vertical):
         super().__init__(id=id, classes="graph")
         self.graph_title = title
         self.values: deque[float] = deque(maxlen=HISTORY)
+        self.ceiling: float | None = None
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="graph-head"):
             yield Label(self.graph_title, classes="graph-title")
             yield Label("", classes="graph-value")
-        yield Sparkline([], summary_function=max)
+        yield LevelSparkline()
 
-    def push(self, value: float, shown: str, *, refresh: bool = True) -> None:
+    def push(self, value: float, shown: str, *, refresh: bool = True, ceiling: float | None = None) -> None:
         self.values.append(value)
+        self.ceiling = ceiling
         if refresh:
             self.redraw(shown)
 
     def redraw(self, shown: str) -> None:
-        self.query_one(Sparkline).data = list(self.values)
+        line = self.query_one(LevelSparkline)
+        line.ceiling = self.ceiling
+        line.data = list(self.values)
+        line.refresh()
         self.query_one(".graph-value", Label).update(shown)
 
     def reset(self) -> None:
@@ -114,20 +198,28 @@ class MetricsScreen(Screen):
         previous = self.samples[-1] if self.samples else None
         self.samples.append(sample)
         s = sample.system
-        graphs = {
-            "g-cpu": (s.cpu_percent, f"{s.cpu_percent:.1f}% of {s.cpu_count} cores"),
-            "g-mem": (s.memory_used, f"{human_bytes(s.memory_used)} / {human_bytes(s.memory_total)}"),
-            "g-load": (s.load[0], " ".join(f"{v:.2f}" for v in s.load)),
-            "g-disk": (s.disk_used, f"{human_bytes(s.disk_used)} / {human_bytes(s.disk_total)}"),
+        graphs: dict[str, tuple[float, str, float | None]] = {
+            "g-cpu": (s.cpu_percent, f"{s.cpu_percent:.1f}% of {s.cpu_count} cores", None),
+            "g-mem": (
+                s.memory_used,
+                f"{human_bytes(s.memory_used)} / {human_bytes(s.memory_total)}",
+                s.memory_total,
+            ),
+            "g-load": (s.load[0], " ".join(f"{v:.2f}" for v in s.load), None),
+            "g-disk": (
+                s.disk_used,
+                f"{human_bytes(s.disk_used)} / {human_bytes(s.disk_total)}",
+                s.disk_total,
+            ),
         }
         if previous is not None:
             seconds = max(1e-6, (s.ts - previous.system.ts).total_seconds())
             rx = max(0.0, (s.net_rx_bytes - previous.system.net_rx_bytes) / seconds)
             tx = max(0.0, (s.net_tx_bytes - previous.system.net_tx_bytes) / seconds)
-            graphs["g-rx"] = (rx, human_rate(rx))
-            graphs["g-tx"] = (tx, human_rate(tx))
-        for graph_id, (value, shown) in graphs.items():
-            self.query_one(f"#{graph_id}", Graph).push(value, shown, refresh=draw)
+            graphs["g-rx"] = (rx, human_rate(rx), None)
+            graphs["g-tx"] = (tx, human_rate(tx), None)
+        for graph_id, (value, shown, ceiling) in graphs.items():
+            self.query_one(f"#{graph_id}", Graph).push(value, shown, refresh=draw, ceiling=ceiling)
         apps = sorted({f"{c.project}/{c.app}" for c in sample.containers if c.project and c.app})
         select = self.query_one("#metrics-app", Select)
         if draw and apps and set(apps) != {str(v) for _, v in getattr(select, "_options", [])[1:]}:
@@ -148,13 +240,16 @@ class MetricsScreen(Screen):
         if self.chosen_app is None:
             return
         cpu = mem = 0.0
+        limit: float | None = None
         for sample in self.samples:
             mine = [c for c in sample.containers if f"{c.project}/{c.app}" == self.chosen_app]
             cpu, mem = sum(c.cpu_percent for c in mine), float(sum(c.memory_bytes for c in mine))
+            limits = [c.memory_limit for c in mine if c.memory_limit]
+            limit = float(sum(limits)) if limits and len(limits) == len(mine) else None
             cpu_graph.push(cpu, "", refresh=False)
-            mem_graph.push(mem, "", refresh=False)
+            mem_graph.push(mem, "", refresh=False, ceiling=limit)
         cpu_graph.redraw(f"{cpu:.1f}%")
-        mem_graph.redraw(human_bytes(mem))
+        mem_graph.redraw(f"{human_bytes(mem)} of {human_bytes(limit)}" if limit else human_bytes(mem))
 
     def _draw_containers(self, sample: MetricsSample) -> None:
         table = self.query_one("#containers", MistTable)

@@ -348,3 +348,36 @@ async def test_an_engine_that_does_not_answer_is_retried_with_backoff_then_fails
         assert (await mist.apps.get(f"{project_name}/web")).status == "failed"
     finally:
         await mist.close()
+
+
+async def test_rolling_back_serves_the_previous_content_and_marks_the_replaced_deployment_rolled_back(
+    mist, git_repo, project_name
+):
+    from mist_core.errors import Conflict
+
+    repo = git_repo(busybox_site("first"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    with pytest.raises(Conflict, match="no earlier deployment"):
+        await mist.apps.rollback(ref)
+    first = await deploy_and_wait(mist, ref)
+    commit(repo, {"index.html": "second"}, "second")
+    second = await deploy_and_wait(mist, ref)
+    assert await fetch(second.container_name) == "second"
+
+    back = await wait_final(mist, (await mist.apps.rollback(ref)).id)
+    assert back.state == DeploymentState.live, await log_text(mist, back.id)
+    assert back.source == "rollback" and back.commit_sha == first.commit_sha and back.image == first.image
+    assert [s.step.value for s in back.steps] == ["starting", "checking", "switching"]
+    assert await fetch(back.container_name) == "first"
+    assert (await mist.deployments.get(second.id)).state == DeploymentState.rolled_back
+    with pytest.raises(Conflict, match="live one already"):
+        await mist.apps.rollback(ref, to=back.id)
+
+    # An image that was pruned cannot be rolled back to, and the message says what to do instead.
+    await mist.settings.set("images_per_app", "1")
+    commit(repo, {"index.html": "third"}, "third")
+    await deploy_and_wait(mist, ref)
+    with pytest.raises(Conflict, match="was pruned"):
+        await mist.apps.rollback(ref, to=second.id)

@@ -542,6 +542,11 @@ class FakeMist(MistAPI):
         self.closed = True
 
 
+def _check_name(name: str, field: str) -> None:
+    if not name or not all(c.islower() or c.isdigit() or c == "-" for c in name):
+        raise InvalidInput(f"{field} {name!r} is not allowed: use lowercase letters, digits and '-'", field=field)
+
+
 class _Part:
     def __init__(self, mist: FakeMist) -> None:
         self.mist = mist
@@ -579,7 +584,22 @@ class _Auth(_Part, AuthAPI):
 
 class _Projects(_Part, ProjectsAPI):
     async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
-        raise NotImplementedError
+        self.mist.check()
+        self.mist.calls.append(("projects.create", name, description, tags or []))
+        _check_name(name, "name")
+        if name in self.data.projects:
+            raise Conflict(f"a project named {name!r} already exists", field="name")
+        project = Project(
+            id=len(self.data.projects) + 1,
+            name=name,
+            description=description,
+            tags=tags or [],
+            owner="ada",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        self.data.projects[name] = project
+        return project
 
     async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
         self.mist.check()
@@ -595,15 +615,56 @@ class _Projects(_Part, ProjectsAPI):
             raise NotFound(f"There is no project named {name!r}.") from None
 
     async def update(self, name: str, changes: ProjectChanges) -> Project:
-        raise NotImplementedError
+        project = await self.get(name)
+        self.mist.calls.append(("projects.update", name, changes.model_dump(exclude_none=True)))
+        if changes.name and changes.name != name:
+            _check_name(changes.name, "name")
+            del self.data.projects[name]
+            project = project.model_copy(update={"name": changes.name})
+            self.data.projects[changes.name] = project
+            for ref, app in list(self.data.apps.items()):
+                if app.project == name:
+                    del self.data.apps[ref]
+                    moved = app.model_copy(update={"project": changes.name})
+                    self.data.apps[moved.ref] = moved
+        return project
 
     async def delete(self, name: str) -> None:
-        raise NotImplementedError
+        await self.get(name)
+        self.mist.calls.append(("projects.delete", name))
+        count = sum(1 for a in self.data.apps.values() if a.project == name)
+        if count:
+            raise Conflict(
+                f"project {name!r} still has {count} apps: delete them first (mist app delete)", field="name"
+            )
+        del self.data.projects[name]
 
 
 class _Apps(_Part, AppsAPI):
     async def create(self, app_ref: str, spec: AppSpec) -> App:
-        raise NotImplementedError
+        self.mist.check()
+        self.mist.calls.append(("apps.create", app_ref, spec.model_dump(exclude_defaults=True)))
+        project, _, name = app_ref.partition("/")
+        _check_name(name, "app")
+        if project not in self.data.projects:
+            raise NotFound(f"there is no project {project!r}: create it first", field="project")
+        if not spec.git_url.startswith(("https://", "/")):
+            raise InvalidInput(f"git URL {spec.git_url!r} is not https:// or a local path", field="git_url")
+        if spec.port is not None and not 1 <= spec.port <= 65535:
+            raise InvalidInput("The port must be between 1 and 65535.", field="port")
+        if app_ref in self.data.apps:
+            raise Conflict(f"project {project!r} already has an app named {name!r}", field="name")
+        app = App(
+            id=len(self.data.apps) + 1000,
+            project=project,
+            name=name,
+            spec=spec,
+            status="new",
+            created_at=NOW,
+            updated_at=NOW,
+        )
+        self.data.apps[app_ref] = app
+        return app
 
     async def list(
         self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
@@ -658,6 +719,22 @@ class _Apps(_Part, AppsAPI):
             created_at=NOW,
         )
         self.data.deployments[99] = dep
+        return dep
+
+    async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
+        app = await self.get(app_ref)
+        self.mist.calls.append(("apps.rollback", app_ref, to))
+        dep = Deployment(
+            id=98,
+            app_id=app.id,
+            project=app.project,
+            app=app.name,
+            state=DeploymentState.queued,
+            ref=app.spec.branch,
+            source="rollback",
+            created_at=NOW,
+        )
+        self.data.deployments[98] = dep
         return dep
 
     async def start(self, app_ref: str) -> App:
