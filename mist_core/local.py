@@ -622,13 +622,16 @@ class _Apps(_Part, AppsAPI):
             clauses.append("(p.name || '/' || a.name) LIKE ? ESCAPE '\\'")
             params.append(f"%{_like(query)}%")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        total = await self.store.scalar(
-            f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}", params
-        )
+        count = f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}"
+        # The total rides along on every row of the page (SQLite runs the uncorrelated subquery once): one
+        # statement per list instead of two. Only a page past the end, which has no rows, asks separately.
         rows = await self.store.all(
-            rec.APP_SELECT + where + " ORDER BY p.name, a.name LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"SELECT ({count}) AS total, {rec.APP_JSON_COLUMNS} {rec.APP_FROM}{where} "
+            "ORDER BY p.name, a.name LIMIT ? OFFSET ?",
+            [*params, *params, limit, offset],
         )
-        return _page([rec.app(r) for r in rows], total, limit, offset)
+        total = rows[0]["total"] if rows else await self.store.scalar(count, params)
+        return _page(rec.apps_from_json([r["app_json"] for r in rows]), total, limit, offset)
 
     async def get(self, app_ref: str) -> App:
         await self.m.actor()

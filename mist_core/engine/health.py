@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 import inspect as pyinspect
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-
-import httpx
+from urllib.parse import quote
 
 from ..errors import InvalidInput, MistError
 from ..models import HealthCheck
@@ -22,6 +22,12 @@ STATE_POLL = 0.5
 # With check type "none": how long past the start period the container must stay up.
 SETTLE = 1.0
 LAST_LOG_LINES = 20
+# A status line: "HTTP/1.1 200 OK". The reason phrase may be empty, and HTTP/1.0 servers answer too.
+_STATUS_LINE = re.compile(rb"^HTTP/\d(?:\.\d)? (\d{3})(?: [^\r\n]*)?\r?\n$")
+# Printable ASCII but the space stays as it is in a request target; everything else is percent-encoded.
+_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# Bytes of informational (1xx) headers skipped before the final answer, at most.
+MAX_INTERIM_BYTES = 16 * 1024
 
 LineSink = Callable[[str], Awaitable[None] | None]
 
@@ -40,6 +46,10 @@ class HealthCheckCancelled(HealthCheckFailed):
 
 class _Exited(Exception):
     pass
+
+
+class _BadAnswer(Exception):
+    """The container answered, but not with HTTP."""
 
 
 async def wait_healthy(
@@ -128,18 +138,14 @@ class _Waiter:
 
     async def http(self) -> tuple[bool, str]:
         path = self.check.path if self.check.path.startswith("/") else "/" + self.check.path
-        url = f"http://{self.ip}:{self.port}{path}"
-        # trust_env=False: a proxy from the environment must not stand between the host and its containers.
-        async with httpx.AsyncClient(
-            timeout=self.check.timeout, trust_env=False, follow_redirects=False
-        ) as client:
-            try:
-                response = await client.get(url)
-            except httpx.TimeoutException:
-                return False, f"no answer within {self.check.timeout:g}s"
-            except httpx.HTTPError as error:
-                return False, _describe(error)
-        return 200 <= response.status_code < 400, str(response.status_code)
+        try:
+            async with asyncio.timeout(self.check.timeout):
+                status = await http_status(self.ip or "", self.port or 0, path)
+        except TimeoutError:
+            return False, f"no answer within {self.check.timeout:g}s"
+        except (OSError, _BadAnswer) as error:
+            return False, _describe(error)
+        return 200 <= status < 400, str(status)
 
     async def tcp(self) -> tuple[bool, str]:
         try:
@@ -253,6 +259,54 @@ class _Waiter:
         raise HealthCheckFailed(
             f"container {self.container.name} has no IP address to check: attach it to a bridge network"
         )
+
+
+async def http_status(host: str, port: int, path: str) -> int:
+    """The status code of ``GET path`` on ``host:port``: one HTTP/1.1 request on a new connection, no proxy,
+    redirects not followed. Raises ``OSError`` when it cannot connect and ``_BadAnswer`` when the answer is not
+    HTTP; the caller bounds the time it takes.
+
+    Written on asyncio streams so the daemon needs no HTTP client library (one costs several MB of memory).
+    """
+    target = quote(path.split("#", 1)[0], safe=_TARGET_SAFE)
+    authority = f"[{host}]" if ":" in host else host
+    if port != 80:
+        authority += f":{port}"
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: mist-health-check\r\n"
+        "Accept: */*\r\nConnection: close\r\n\r\n"
+    )
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request.encode("ascii"))
+        await writer.drain()
+        skipped = 0
+        while True:
+            line = await _read_line(reader)
+            if not line:
+                raise _BadAnswer("the server closed the connection without answering")
+            match = _STATUS_LINE.match(line)
+            if match is None:
+                raise _BadAnswer(f"not an HTTP answer: {line[:60]!r}")
+            status = int(match.group(1))
+            if status >= 200:
+                return status
+            # An informational answer (103 Early Hints...): its headers, then the real status line follow.
+            while (header := await _read_line(reader)) not in (b"\r\n", b"\n"):
+                skipped += len(header)
+                if not header or skipped > MAX_INTERIM_BYTES:
+                    raise _BadAnswer("the server sent no final answer after an informational one")
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def _read_line(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readline()
+    except ValueError:  # longer than the stream's limit (64 KiB)
+        raise _BadAnswer("the server sent a line longer than 64 KiB") from None
 
 
 def _seconds(nanoseconds: Any, default: float = 0.0) -> float:

@@ -106,12 +106,12 @@ class Store:
 
     # -------------------------------------------------------------------------------------------- reads
 
+    # Each await on aiosqlite is a round trip to its thread; execute_fetchall runs the statement and reads every
+    # row in one, where execute + fetch + close would take three. A fully read statement is reset by sqlite3,
+    # so it holds no lock afterwards.
+
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = await self._reader.execute(sql, params)
-        try:
-            return list(await cursor.fetchall())
-        finally:
-            await cursor.close()
+        return list(await self._reader.execute_fetchall(sql, params))
 
     async def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row (``COUNT(*)`` and the like), or None."""
@@ -119,11 +119,9 @@ class Store:
         return row[0] if row is not None else None
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        cursor = await self._reader.execute(sql, params)
-        try:
-            return await cursor.fetchone()
-        finally:
-            await cursor.close()
+        """The first row, or None. Meant for lookups by key and aggregates, which return one row at most."""
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     # -------------------------------------------------------------------------------------------- writes
 
@@ -159,11 +157,7 @@ class Writer:
         await self._conn.executemany(sql, rows)
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = await self._conn.execute(sql, params)
-        try:
-            return list(await cursor.fetchall())
-        finally:
-            await cursor.close()
+        return list(await self._conn.execute_fetchall(sql, params))
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         rows = await self.all(sql, params)

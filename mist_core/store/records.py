@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from pydantic import TypeAdapter
+
 from ..models import App, AppSpec, Deployment, Project, StepTiming
 from . import Row, parse_ts
 
@@ -21,6 +23,21 @@ APP_SELECT = """
 SELECT a.id, a.name, a.spec, a.status, a.live_deployment_id, a.created_at, a.updated_at,
        p.name AS project, d.commit_sha AS live_commit, d.finished_at AS live_since,
        d.container_name AS container_name, d.image AS image
+FROM apps a JOIN projects p ON p.id = a.project_id
+LEFT JOIN deployments d ON d.id = a.live_deployment_id
+"""
+
+# The same columns as APP_SELECT, but each row is one App as a JSON object (the spec column is JSON already):
+# a page of apps is then validated in one pydantic call instead of one model per row and one per spec, which
+# is most of the cost of listing apps.
+APP_JSON_COLUMNS = """
+json_object(
+    'id', a.id, 'project', p.name, 'name', a.name, 'spec', json(a.spec), 'status', a.status,
+    'live_deployment_id', a.live_deployment_id, 'live_commit', d.commit_sha, 'live_since', d.finished_at,
+    'container_name', d.container_name, 'image', d.image, 'created_at', a.created_at, 'updated_at', a.updated_at
+) AS app_json
+"""
+APP_FROM = """
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
 """
@@ -60,6 +77,16 @@ def app(row: Row) -> App:
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
     )
+
+
+_APP_LIST = TypeAdapter(list[App])
+
+
+def apps_from_json(objects: list[str]) -> list[App]:
+    """Apps from ``APP_JSON_COLUMNS`` values, in their order: one validation for the whole list."""
+    if not objects:
+        return []
+    return _APP_LIST.validate_json("[" + ",".join(objects) + "]")
 
 
 def deployment(row: Row) -> Deployment:

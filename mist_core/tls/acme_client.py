@@ -191,15 +191,17 @@ def _order(
     else:
         raise AcmeError("the ACME account key must be an EC P-256 or RSA key")
     net = client.ClientNetwork(
-        jwk, alg=alg, verify_ssl=ca_bundle or True, user_agent=USER_AGENT  # type: ignore[arg-type]
+        jwk,
+        alg=alg,
+        # requests takes a CA bundle path where the library's annotation says bool.
+        verify_ssl=ca_bundle or True,  # type: ignore[arg-type]
+        user_agent=USER_AGENT,
     )
     say(f"ACME: reading the directory {directory_url}")
     directory = client.ClientV2.get_directory(directory_url, net)
     acme = client.ClientV2(directory, net)
 
-    registration = messages.NewRegistration.from_data(
-        email=email or None, terms_of_service_agreed=True
-    )
+    registration = messages.NewRegistration.from_data(email=email or None, terms_of_service_agreed=True)
     try:
         account = acme.new_account(registration)
         say(f"ACME: registered the account {account.uri}")

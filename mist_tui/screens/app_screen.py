@@ -473,6 +473,7 @@ class AppScreen(Screen):
         self.deployments: list[Deployment] = []
         self.sample: MetricsSample | None = None
         self._logs_started = False
+        self._logs_container: str | None = None  # the container the Logs tab is following
         self._changed: set[str] = set()
 
     @property
@@ -526,6 +527,10 @@ class AppScreen(Screen):
         self.current = app
         self.deployments = page.items
         self._show_app()
+        if self._logs_started and app.container_name and app.container_name != self._logs_container:
+            # A redeploy replaced the container, whose log stream has ended: follow the new one, below
+            # what is already on screen.
+            self.stream_logs(None, None, clear=False)
         settings = self.query_one(SettingsPane)
         if settings.current is None:
             # Later reloads (events) must not overwrite what the user is typing in the form.
@@ -633,10 +638,15 @@ class AppScreen(Screen):
             self.stream_logs(tail, since)
 
     @api_work(exclusive=True, group="app-logs")
-    async def stream_logs(self, tail: int | None, since: timedelta | None) -> None:
+    async def stream_logs(self, tail: int | None, since: timedelta | None, *, clear: bool = True) -> None:
         assert self.mist.api is not None
         view = self.query_one("#app-logs", LogPanel).view
-        view.clear()
+        container = self.current.container_name if self.current is not None else None
+        self._logs_container = container
+        if clear:
+            view.clear()
+        elif container:
+            view.write(LogEntry(ts=self.mist.clock(), text=f"── now following {container} ──", source="mist"))
         start = self.mist.clock() - since if since else None
         async for line in self.mist.api.apps.logs(self.app_ref, follow=True, tail=tail, since=start):
             view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))

@@ -544,7 +544,9 @@ class FakeMist(MistAPI):
 
 def _check_name(name: str, field: str) -> None:
     if not name or not all(c.islower() or c.isdigit() or c == "-" for c in name):
-        raise InvalidInput(f"{field} {name!r} is not allowed: use lowercase letters, digits and '-'", field=field)
+        raise InvalidInput(
+            f"{field} {name!r} is not allowed: use lowercase letters, digits and '-'", field=field
+        )
 
 
 class _Part:

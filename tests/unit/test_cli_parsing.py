@@ -102,6 +102,8 @@ PARSES = [
     ("env import shop/web - --secret", {"file": "-", "secret": True, "build": False}),
     ("env export shop/web", {"subcommand": "export", "reveal": False}),
     ("deploy shop/web --ref v1.2 --wait", {"command": "deploy", "ref": "v1.2", "wait": True}),
+    ("rollback shop/web --to 7 --wait", {"command": "rollback", "to": 7, "wait": True}),
+    ("rollback shop/web", {"command": "rollback", "to": None, "wait": False}),
     ("deploy shop/web", {"ref": None, "wait": False}),
     ("deployments shop/web --limit 5", {"command": "deployments", "limit": 5}),
     ("deployment show 12", {"subcommand": "show", "id": 12}),
