@@ -474,6 +474,7 @@ class AppScreen(Screen):
         self.sample: MetricsSample | None = None
         self._logs_started = False
         self._logs_container: str | None = None  # the container the Logs tab is following
+        self._logs_stream: object | None = None  # set while a log stream is open
         self._changed: set[str] = set()
 
     @property
@@ -528,9 +529,12 @@ class AppScreen(Screen):
         self.deployments = page.items
         self._show_app()
         if self._logs_started and app.container_name and app.container_name != self._logs_container:
-            # A redeploy replaced the container, whose log stream has ended: follow the new one, below
-            # what is already on screen.
-            self.stream_logs(None, None, clear=False)
+            if self._logs_stream is not None and self._logs_container is None:
+                self._logs_container = app.container_name  # the open stream was already following it
+            else:
+                # A redeploy replaced the container (its stream has ended), or the first one started:
+                # follow the new one below what is already on screen.
+                self.stream_logs(None, None, clear=False)
         settings = self.query_one(SettingsPane)
         if settings.current is None:
             # Later reloads (events) must not overwrite what the user is typing in the form.
@@ -648,8 +652,13 @@ class AppScreen(Screen):
         elif container:
             view.write(LogEntry(ts=self.mist.clock(), text=f"── now following {container} ──", source="mist"))
         start = self.mist.clock() - since if since else None
-        async for line in self.mist.api.apps.logs(self.app_ref, follow=True, tail=tail, since=start):
-            view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))
+        stream = self._logs_stream = object()
+        try:
+            async for line in self.mist.api.apps.logs(self.app_ref, follow=True, tail=tail, since=start):
+                view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))
+        finally:
+            if self._logs_stream is stream:
+                self._logs_stream = None
 
     @on(LogPanel.RangeChanged, "#app-logs")
     def _range_changed(self, event: LogPanel.RangeChanged) -> None:

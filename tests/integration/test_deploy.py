@@ -381,3 +381,29 @@ async def test_rolling_back_serves_the_previous_content_and_marks_the_replaced_d
     await deploy_and_wait(mist, ref)
     with pytest.raises(Conflict, match="was pruned"):
         await mist.apps.rollback(ref, to=second.id)
+
+
+async def test_a_container_that_dies_shows_as_crashed_from_docker_events_without_polling(mist, git_repo, project_name):
+    repo = git_repo(busybox_site("fragile"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo, restart="no"))
+    dep = await deploy_and_wait(mist, ref)
+    events = mist.events.stream()
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        client.containers.get(dep.container_name).kill()
+        async with asyncio.timeout(20):
+            async for event in events:
+                if event.kind == "app" and event.app == "web" and event.state == "crashed":
+                    break
+        assert (await mist.apps.get(ref)).status == "crashed"
+        client.containers.get(dep.container_name).start()
+        async with asyncio.timeout(20):
+            async for event in events:
+                if event.kind == "app" and event.app == "web" and event.state == "live":
+                    break
+        assert (await mist.apps.get(ref)).status == "live"
+    finally:
+        await events.aclose()
+        client.close()
