@@ -19,8 +19,11 @@ from .models import (
     AppChanges,
     AppSpec,
     AuditEntry,
+    Certificate,
     ContainerInfo,
     Deployment,
+    Domain,
+    DomainSettings,
     EnvVar,
     Event,
     LogLine,
@@ -28,6 +31,7 @@ from .models import (
     Page,
     Project,
     ProjectChanges,
+    ProxyStatus,
     Session,
     Setting,
     SetupStatus,
@@ -218,6 +222,46 @@ class SettingsAPI(ABC):
         """Refused with a message naming the allowed values when the value does not fit the setting."""
 
 
+class DomainsAPI(ABC):
+    @abstractmethod
+    async def list(self, app_ref: str) -> builtins.list[Domain]: ...
+
+    @abstractmethod
+    async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
+        """Route ``name`` to the app. Refused (Conflict) when another app uses it, naming that app. With
+        HTTPS on, a certificate is requested for it."""
+
+    @abstractmethod
+    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain: ...
+
+    @abstractmethod
+    async def remove(self, app_ref: str, name: str) -> None: ...
+
+
+class CertificatesAPI(ABC):
+    @abstractmethod
+    async def list(self, app_ref: str | None = None) -> builtins.list[Certificate]:
+        """Every certificate, or those of one app's domains, with their status (never a key)."""
+
+    @abstractmethod
+    async def renew(self, domain: str) -> Certificate:
+        """Ask the ACME server for a new certificate now (the scheduler does it in the background)."""
+
+    @abstractmethod
+    async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
+        """Use a certificate of your own: its chain, key, names and dates are checked, and each problem is
+        explained. Mist then stops asking the ACME server for this domain."""
+
+
+class ProxyAPI(ABC):
+    @abstractmethod
+    async def status(self) -> ProxyStatus: ...
+
+    @abstractmethod
+    async def reload(self) -> ProxyStatus:
+        """Compute the route table from the store again and hand it to the proxy."""
+
+
 class MistAPI(ABC):
     """The whole interface. ``async with`` closes it."""
 
@@ -232,6 +276,9 @@ class MistAPI(ABC):
     users: UsersAPI
     audit: AuditAPI
     settings: SettingsAPI
+    domains: DomainsAPI
+    certificates: CertificatesAPI
+    proxy: ProxyAPI
 
     @abstractmethod
     async def close(self) -> None: ...

@@ -18,13 +18,16 @@ from .api import (
     AppsAPI,
     AuditAPI,
     AuthAPI,
+    CertificatesAPI,
     ContainersAPI,
     DeploymentsAPI,
+    DomainsAPI,
     EnvAPI,
     EventsAPI,
     MetricsAPI,
     MistAPI,
     ProjectsAPI,
+    ProxyAPI,
     SettingsAPI,
     UsersAPI,
 )
@@ -34,8 +37,11 @@ from .models import (
     AppChanges,
     AppSpec,
     AuditEntry,
+    Certificate,
     ContainerInfo,
     Deployment,
+    Domain,
+    DomainSettings,
     EnvVar,
     Event,
     LogLine,
@@ -43,6 +49,7 @@ from .models import (
     Page,
     Project,
     ProjectChanges,
+    ProxyStatus,
     Session,
     Setting,
     SetupStatus,
@@ -56,10 +63,15 @@ _CONTAINERS = TypeAdapter(list[ContainerInfo])
 _SAMPLES = TypeAdapter(list[MetricsSample])
 _USERS = TypeAdapter(list[User])
 _SETTINGS = TypeAdapter(list[Setting])
+_DOMAINS = TypeAdapter(list[Domain])
+_CERTIFICATES = TypeAdapter(list[Certificate])
 
 
 def _seg(value: str) -> str:
     """One path segment, escaped so a name can never reach another route."""
+    if value in (".", ".."):
+        # httpx removes dot segments from a path: `.../domains/..` would become a DELETE of the app itself.
+        return value.replace(".", "%2E")
     return quote(value, safe="")
 
 
@@ -451,6 +463,53 @@ class _RemoteSettings(SettingsAPI):
         return await self._t.model(Setting, "PUT", f"/v1/settings/{_seg(key)}", json_body={"value": value})
 
 
+class _RemoteDomains(DomainsAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def list(self, app_ref: str) -> builtins.list[Domain]:
+        return await self._t.adapted(_DOMAINS, "GET", _app_path(app_ref) + "/domains")
+
+    async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
+        body = {"name": name, **(settings or DomainSettings()).model_dump(mode="json")}
+        return await self._t.model(Domain, "POST", _app_path(app_ref) + "/domains", json_body=body)
+
+    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
+        path = _app_path(app_ref) + f"/domains/{_seg(name)}"
+        return await self._t.model(Domain, "PUT", path, json_body=settings.model_dump(mode="json"))
+
+    async def remove(self, app_ref: str, name: str) -> None:
+        await self._t.request("DELETE", _app_path(app_ref) + f"/domains/{_seg(name)}")
+
+
+class _RemoteCertificates(CertificatesAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def list(self, app_ref: str | None = None) -> builtins.list[Certificate]:
+        if app_ref is not None:
+            _app_path(app_ref)  # the same refusal of a malformed name as every other call taking an app
+        return await self._t.adapted(_CERTIFICATES, "GET", "/v1/certificates", params=_params(app=app_ref))
+
+    async def renew(self, domain: str) -> Certificate:
+        return await self._t.model(Certificate, "POST", f"/v1/certificates/{_seg(domain)}/renew")
+
+    async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
+        body = {"cert_pem": cert_pem, "key_pem": key_pem}
+        return await self._t.model(Certificate, "PUT", f"/v1/certificates/{_seg(domain)}", json_body=body)
+
+
+class _RemoteProxy(ProxyAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def status(self) -> ProxyStatus:
+        return await self._t.model(ProxyStatus, "GET", "/v1/proxy")
+
+    async def reload(self) -> ProxyStatus:
+        return await self._t.model(ProxyStatus, "POST", "/v1/proxy/reload")
+
+
 class RemoteMist(MistAPI):
     """The Mist API of a daemon.
 
@@ -480,6 +539,9 @@ class RemoteMist(MistAPI):
         self.users = _RemoteUsers(self._t)
         self.audit = _RemoteAudit(self._t)
         self.settings = _RemoteSettings(self._t)
+        self.domains = _RemoteDomains(self._t)
+        self.certificates = _RemoteCertificates(self._t)
+        self.proxy = _RemoteProxy(self._t)
 
     @property
     def token(self) -> str | None:

@@ -10,13 +10,11 @@ import sqlite3
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
 
 import idna
-from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import Conflict, InvalidInput, NotFound
+from .models import Domain, WwwRedirect
 from .store import Row, Store, parse_ts, ts
 
 __all__ = [
@@ -38,7 +36,7 @@ __all__ = [
     "validate_path_prefix",
 ]
 
-WwwRedirect = Literal["", "to-apex", "to-www"]
+
 WWW_REDIRECTS: tuple[str, ...] = ("", "to-apex", "to-www")
 
 DOMAIN_MAX = 253
@@ -374,40 +372,6 @@ def redirect_source(name: str, www_redirect: str) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ storage
-
-
-class Domain(BaseModel):
-    """A domain of an app, with its options, as the API returns it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: int
-    app_id: int
-    project: str
-    app: str
-    name: str
-    https: bool = True
-    hsts_max_age: int = 0
-    www_redirect: WwwRedirect = ""
-    path_prefix: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    security_headers: bool = True
-    created_at: datetime
-
-    @property
-    def redirect_from(self) -> str | None:
-        return redirect_source(self.name, self.www_redirect)
-
-    @property
-    def options(self) -> DomainOptions:
-        return DomainOptions(
-            https=self.https,
-            hsts_max_age=self.hsts_max_age,
-            www_redirect=self.www_redirect,
-            path_prefix=self.path_prefix,
-            headers=dict(self.headers),
-            security_headers=self.security_headers,
-        )
 
 
 DOMAIN_SELECT = """

@@ -122,5 +122,7 @@ def _import_error_modules() -> None:
         "mist_core.sources.git",
         "mist_core.engine.health",
         "mist_core.secrets",
+        "mist_core.proxy.caddy",
+        "mist_core.tls.acme_client",
     ):
         importlib.import_module(module)

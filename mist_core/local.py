@@ -20,19 +20,22 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import __version__, auth, validate
+from . import __version__, auth, domains, validate
 from . import settings as settings_defs
 from .api import (
     AppsAPI,
     AuditAPI,
     AuthAPI,
+    CertificatesAPI,
     ContainersAPI,
     DeploymentsAPI,
+    DomainsAPI,
     EnvAPI,
     EventsAPI,
     MetricsAPI,
     MistAPI,
     ProjectsAPI,
+    ProxyAPI,
     SettingsAPI,
     UsersAPI,
 )
@@ -40,7 +43,8 @@ from .config import CoreConfig
 from .deploys.logs import DeploymentLogs
 from .deploys.pipeline import Pipeline
 from .deploys.queue import JobQueue
-from .engine import LABEL_DEPLOYMENT, Engine
+from .domains import validate_domain
+from .engine import LABEL_DEPLOYMENT, NETWORK, Engine
 from .errors import (
     Conflict,
     EngineUnavailable,
@@ -57,9 +61,12 @@ from .models import (
     AppChanges,
     AppSpec,
     AuditEntry,
+    Certificate,
     ContainerInfo,
     Deployment,
     DeploymentState,
+    Domain,
+    DomainSettings,
     EnvVar,
     Event,
     LogLine,
@@ -67,18 +74,25 @@ from .models import (
     Page,
     Project,
     ProjectChanges,
+    ProxyStatus,
     Session,
     Setting,
     SetupStatus,
     User,
 )
+from .proxy.publish import RoutePublisher
 from .secrets import SecretBox
 from .store import Store, Writer, now, parse_ts, ts
 from .store import records as rec
+from .tls.challenges import ChallengeResponder
+from .tls.renewal import CertificateScheduler, CertificateSettings, acme_issuer
+from .tls.store import CertificateStore
+from .tls.upload import validate_upload
 
 log = logging.getLogger("mist.core")
 SESSION_LIFETIME = timedelta(days=30)
 MAX_PAGE = 1000
+CERT_PASS_INTERVAL = 300.0  # the certificate scheduler's pass; adding a domain wakes it at once
 IDLE_WAIT = 30.0  # a worker with nothing to do looks at the queue this often, in case a wake-up was missed
 
 
@@ -98,6 +112,16 @@ class Core:
         self.queue = JobQueue(store, owner=uuid.uuid4().hex)
         self.pipeline = Pipeline(self)
         self.sampler = MetricsSampler(self.engine, interval=config.metrics_interval)
+        self.certs = CertificateStore(store, secrets)
+        self.responder: ChallengeResponder | None = None
+        self.cert_scheduler: CertificateScheduler | None = None
+        self.routes = RoutePublisher(
+            store,
+            setting=self.setting,
+            certificates=self._certificate_pems,
+            container_address=self._container_address,
+            traefik_dir=config.data_dir / "proxy" / "traefik",
+        )
         self._settings: dict[str, str] = {}
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -140,6 +164,86 @@ class Core:
             self._tasks.append(asyncio.create_task(self._worker(), name=f"mist-worker-{n}"))
         self._tasks.append(asyncio.create_task(self._watch_docker(), name="mist-docker-events"))
         await self.sampler.start()
+        await self._start_certificates()
+        if await self.store.scalar("SELECT COUNT(*) FROM domains"):
+            await self.publish_routes()
+
+    # ------------------------------------------------------------------------------------------ proxy and TLS
+
+    async def _start_certificates(self) -> None:
+        """Answer ACME challenges and run the certificate scheduler (issue, retry, renew)."""
+        self.responder = ChallengeResponder()
+        await self._listen_for_challenges()
+        self.cert_scheduler = CertificateScheduler(
+            self.certs,
+            acme_issuer(self.certs, self.responder),
+            self._certificate_settings,
+            on_change=self._certificate_changed,
+        )
+        self._tasks.append(
+            asyncio.create_task(self.cert_scheduler.run(CERT_PASS_INTERVAL), name="mist-certs")
+        )
+
+    async def _listen_for_challenges(self) -> None:
+        """(Re)bind the challenge responder to the ``acme_challenge_address`` setting."""
+        if self.responder is None:
+            return
+        await self.responder.stop()
+        host, _, port = (await self.setting("acme_challenge_address")).rpartition(":")
+        self.responder.host, self.responder.port = host.strip("[]") or "0.0.0.0", int(port)
+        try:
+            await self.responder.start()
+        except OSError as err:
+            log.warning(
+                "cannot answer ACME challenges on %s:%s (%s): certificates will fail", host, port, err
+            )
+
+    async def setting_changed(self, key: str) -> None:
+        """Apply a setting that takes effect at once."""
+        if key == "acme_challenge_address":
+            await self._listen_for_challenges()
+        elif key in ("proxy_backend", "caddy_admin_url", "proxy_http_address", "proxy_https_address"):
+            with contextlib.suppress(MistError):
+                await self.publish_routes()
+
+    async def _certificate_settings(self) -> CertificateSettings:
+        return CertificateSettings(
+            directory_url=await self.setting("acme_directory_url"),
+            email=await self.setting("acme_email"),
+            ca_bundle=await self.setting("acme_ca_bundle"),
+            renewal_days=int(await self.setting("cert_renewal_days")),
+        )
+
+    async def _certificate_changed(self, certificate: Certificate) -> None:
+        if certificate.has_certificate:
+            with contextlib.suppress(MistError):
+                await self.publish_routes()
+
+    async def _certificate_pems(self) -> dict[str, tuple[str, str]]:
+        pems = {}
+        for cert in await self.certs.list():
+            key = await self.certs.key_pem(cert.domain) if cert.has_certificate else None
+            if key:
+                pems[cert.domain] = (cert.fullchain_pem, key)
+        return pems
+
+    async def _container_address(self, name: str) -> str:
+        info = await self.engine.inspect(name)
+        networks = ((info or {}).get("NetworkSettings") or {}).get("Networks") or {}
+        address = (networks.get(NETWORK) or {}).get("IPAddress")
+        if not address:
+            raise MistError(f"container {name} has no address on the {NETWORK} network")
+        return str(address)
+
+    async def publish_routes(self, pending: dict[int, int] | None = None) -> None:
+        """Load the routes into the proxy, and ask for a certificate for every HTTPS name that has none."""
+        table = await self.routes.publish(pending)
+        known = {c.domain for c in await self.certs.list()}
+        missing = [name for name in table.host_names() if name not in known]
+        for name in missing:
+            await self.certs.mark_pending(name)
+        if missing and self.cert_scheduler is not None:
+            self.cert_scheduler.wake()
 
     def wake_workers(self) -> None:
         self._wakeup.set()
@@ -300,6 +404,9 @@ class Core:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.sampler.stop()
+        if self.responder is not None:
+            with contextlib.suppress(Exception):
+                await self.responder.stop()
         await self.logs.shutdown()
         await self.store.close()
         with contextlib.suppress(OSError):
@@ -352,6 +459,9 @@ class LocalMist(MistAPI):
         self.users = _Users(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
+        self.domains = _Domains(self)
+        self.certificates = _Certificates(self)
+        self.proxy = _Proxy(self)
 
     async def close(self) -> None:
         if self._owns_core:
@@ -1170,4 +1280,113 @@ class _Settings(_Part, SettingsAPI):
             )
             await _audit(w, actor, "settings.set", key=key, before=before, after=value)
         self.core._settings[key] = value
+        await self.core.setting_changed(key)
         return await self._one(key)
+
+
+# ---------------------------------------------------------------------------------------------- domains, TLS
+
+
+class _Domains(_Part, DomainsAPI):
+    async def list(self, app_ref: str) -> builtins.list[Domain]:
+        await self.m.actor()
+        app = await self.m.apps._get(app_ref)
+        return await domains.list_domains(self.store, app.id)
+
+    async def _changed(self, app: App, action: str, name: str, actor: User, **detail: Any) -> None:
+        async with self.store.write() as w:
+            await _audit(
+                w, actor, f"domain.{action}", project=app.project, app=app.name, domain=name, **detail
+            )
+        self.core.events.publish(
+            Event(kind="app", action="domains", project=app.project, app=app.name, ts=now())
+        )
+        try:
+            await self.core.publish_routes()
+        except MistError as err:
+            # The domain is stored either way; the proxy status says what went wrong, and the next change or
+            # `mist proxy reload` tries again.
+            log.warning("the proxy refused the routes after %s of %s: %s", action, name, err.message)
+
+    async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
+        actor = await self.m.actor()
+        app = await self.m.apps._get(app_ref)
+        options = domains.DomainOptions(**(settings or DomainSettings()).model_dump())
+        domain = await domains.add_domain(self.store, app.id, name, options)
+        await self._changed(app, "add", domain.name, actor, https=domain.https)
+        return domain
+
+    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
+        actor = await self.m.actor()
+        app = await self.m.apps._get(app_ref)
+        domain = await domains.update_domain(
+            self.store, app.id, name, domains.DomainOptions(**settings.model_dump())
+        )
+        await self._changed(app, "update", domain.name, actor, settings=settings.model_dump())
+        return domain
+
+    async def remove(self, app_ref: str, name: str) -> None:
+        actor = await self.m.actor()
+        app = await self.m.apps._get(app_ref)
+        removed = await domains.remove_domain(self.store, app.id, name)
+        for host in (removed.name, removed.redirect_from):
+            if host:
+                await self.core.certs.remove(host)
+        await self._changed(app, "remove", removed.name, actor)
+
+
+class _Certificates(_Part, CertificatesAPI):
+    async def list(self, app_ref: str | None = None) -> builtins.list[Certificate]:
+        await self.m.actor()
+        certificates = await self.core.certs.list()
+        if app_ref is None:
+            return certificates
+        app = await self.m.apps._get(app_ref)
+        names: set[str] = set()
+        for d in await domains.list_domains(self.store, app.id):
+            names.update(n for n in (d.name, d.redirect_from) if n)
+        return [c for c in certificates if c.domain in names]
+
+    async def renew(self, domain: str) -> Certificate:
+        actor = await self.m.actor()
+        current = await self.core.certs.require(domain)
+        await self.core.certs.mark_pending(domain)
+        async with self.store.write() as w:
+            await _audit(w, actor, "certificate.renew", domain=domain, source_before=current.source)
+        if self.core.cert_scheduler is not None:
+            self.core.cert_scheduler.wake()
+        return await self.core.certs.require(domain)
+
+    async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
+        actor = await self.m.actor()
+        name = validate_domain(domain)
+        parsed = validate_upload(cert_pem, key_pem, domain=name, now=now())
+        await self.core.certs.save_uploaded(
+            name,
+            cert_pem=parsed.cert_pem,
+            chain_pem=parsed.chain_pem,
+            key_pem=parsed.key_pem,
+            not_before=parsed.not_before,
+            not_after=parsed.not_after,
+            serial=parsed.serial,
+        )
+        async with self.store.write() as w:
+            await _audit(
+                w, actor, "certificate.upload", domain=name, serial=parsed.serial, issuer=parsed.issuer
+            )
+        with contextlib.suppress(MistError):
+            await self.core.publish_routes()
+        return await self.core.certs.require(name)
+
+
+class _Proxy(_Part, ProxyAPI):
+    async def status(self) -> ProxyStatus:
+        await self.m.actor()
+        return await self.core.routes.status()
+
+    async def reload(self) -> ProxyStatus:
+        actor = await self.m.actor()
+        await self.core.publish_routes()
+        async with self.store.write() as w:
+            await _audit(w, actor, "proxy.reload")
+        return await self.core.routes.status()

@@ -352,3 +352,87 @@ class Setting(Model):
     value: str
     default: str
     description: str
+
+
+# ---------------------------------------------------------------------------------------------- domains
+
+
+WwwRedirect = Literal["", "to-apex", "to-www"]
+
+
+class Domain(Model):
+    """A domain of an app, with how the proxy serves it (see ``mist_core.domains.DomainOptions``)."""
+
+    id: int
+    app_id: int
+    project: str
+    app: str
+    name: str
+    https: bool = True
+    hsts_max_age: int = 0
+    www_redirect: WwwRedirect = ""
+    path_prefix: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    security_headers: bool = True
+    created_at: datetime
+
+    @property
+    def redirect_from(self) -> str | None:
+        """The other name a www redirect answers to (and sends here)."""
+        if self.www_redirect == "to-apex":
+            return "www." + self.name
+        if self.www_redirect == "to-www":
+            return self.name[4:]
+        return None
+
+
+class DomainSettings(Model):
+    """The options given when adding or changing a domain."""
+
+    https: bool = True
+    hsts_max_age: int = 0
+    www_redirect: WwwRedirect = ""
+    path_prefix: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    security_headers: bool = True
+
+
+class ProxyStatus(Model):
+    backend: Literal["traefik", "caddy"]
+    reachable: bool
+    detail: str  # what the proxy said, or what is wrong and what to do
+    routes: int  # apps routed
+    domains: int
+    http_address: str
+    https_address: str
+
+
+CertificateStatus = Literal["pending", "issued", "renewing", "failed"]
+CertificateSource = Literal["acme", "uploaded"]
+
+
+class Certificate(Model):
+    """A domain's certificate and where its issuance stands (never the private key). ``cert_pem`` is the
+    leaf, ``chain_pem`` the intermediates; both are empty while the first issuance is pending or failed."""
+
+    id: int
+    domain: str
+    status: CertificateStatus
+    source: CertificateSource
+    cert_pem: str = ""
+    chain_pem: str = ""
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    serial: str = ""
+    last_error: str = ""
+    next_attempt_at: datetime | None = None
+    attempts: int = 0
+    updated_at: datetime
+
+    @property
+    def fullchain_pem(self) -> str:
+        return self.cert_pem + self.chain_pem
+
+    @property
+    def has_certificate(self) -> bool:
+        return bool(self.cert_pem)

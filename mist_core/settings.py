@@ -135,6 +135,18 @@ DEFINITIONS: dict[str, SettingDef] = {
         ),
         SettingDef("acme_email", "", "The ACME account's contact email; empty: none.", _optional_email),
         SettingDef(
+            "acme_challenge_address",
+            "127.0.0.1:8089",
+            "Where Mist answers ACME HTTP-01 challenges; the proxy sends /.well-known/acme-challenge/ there.",
+            _listen_address,
+        ),
+        SettingDef(
+            "drain_seconds",
+            "1",
+            "Seconds the old container keeps serving requests already sent to it after the route moved.",
+            _int_between(0, 600),
+        ),
+        SettingDef(
             "cert_renewal_days", "30", "Days before expiry a certificate is renewed.", _int_between(1, 89)
         ),
     )

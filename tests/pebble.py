@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -101,9 +102,12 @@ class Pebble:
 
     def root_pem(self) -> str:
         """Pebble's current root certificate (it makes a new one on every start)."""
-        response = httpx.get(f"https://127.0.0.1:{self.management_port}/roots/0", verify=self.ca_bundle)
+        response = httpx.get(f"https://127.0.0.1:{self.management_port}/roots/0", verify=self.tls_context())
         response.raise_for_status()
         return response.text
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
     def stop(self) -> None:
         for proc in reversed(self.processes):
@@ -191,7 +195,9 @@ def start_pebble(workdir: Path, *, http_port: int, validity_seconds: int | None 
                 env=env,
             )
         )
-        _wait_for(lambda: httpx.get(pebble.directory_url, verify=pebble.ca_bundle).status_code == 200, pebble)
+        _wait_for(
+            lambda: httpx.get(pebble.directory_url, verify=pebble.tls_context()).status_code == 200, pebble
+        )
     except BaseException:
         pebble.stop()
         raise

@@ -33,6 +33,9 @@ COMMANDS: dict[str, list[str]] = {
     "stop": [],
     "restart": [],
     "metrics": [],
+    "domain": ["add", "set", "remove", "list"],
+    "cert": ["status", "renew", "upload"],
+    "proxy": ["status", "reload"],
     "settings": ["list", "get", "set"],
     "users": [],
     "audit": [],
@@ -174,6 +177,71 @@ def _app_spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
         )
 
 
+WWW_CHOICES = {"redirect-to-apex": "to-apex", "redirect-to-www": "to-www", "none": ""}
+
+
+def _domain_options(p: argparse.ArgumentParser, *, add: bool) -> None:
+    """The options shared by ``domain add`` and ``domain set``; ``set`` only changes what is given, so every
+    default is None (not given)."""
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("domain", metavar="DOMAIN")
+    https = p.add_mutually_exclusive_group()
+    if not add:
+        https.add_argument(
+            "--https", dest="https", action="store_const", const=True, help="redirect HTTP to HTTPS again"
+        )
+    https.add_argument(
+        "--no-https",
+        dest="https",
+        action="store_const",
+        const=False,
+        help="serve plain HTTP too, and ask for no certificate",
+    )
+    p.set_defaults(https=None, security_headers=None)
+    p.add_argument(
+        "--hsts",
+        type=int,
+        metavar="MAX_AGE",
+        help="send Strict-Transport-Security with this max-age (0: off)",
+    )
+    www = [c for c in WWW_CHOICES if add is False or c != "none"]
+    p.add_argument(
+        "--www",
+        choices=www,
+        metavar="MODE",
+        help="redirect-to-apex (www.DOMAIN sends here), redirect-to-www (DOMAIN must start with www.)"
+        + ("" if add else ", or none"),
+    )
+    p.add_argument("--path-prefix", metavar="/P", help="route only this path prefix of the domain to the app")
+    p.add_argument(
+        "--header",
+        dest="headers",
+        action="append",
+        metavar="'NAME: VALUE'",
+        help="add a response header (repeatable)",
+    )
+    security = p.add_mutually_exclusive_group()
+    if not add:
+        security.add_argument(
+            "--security-headers",
+            dest="security_headers",
+            action="store_const",
+            const=True,
+            help="send nosniff, frame options and referrer policy again",
+        )
+        p.add_argument(
+            "--remove-header", action="append", metavar="NAME", help="drop a response header (repeatable)"
+        )
+        p.add_argument("--clear-headers", action="store_true", help="drop every custom response header")
+    security.add_argument(
+        "--no-security-headers",
+        dest="security_headers",
+        action="store_const",
+        const=False,
+        help="do not add nosniff, frame options and referrer policy",
+    )
+
+
 def _version() -> str:
     try:
         return metadata.version("mist")
@@ -310,6 +378,33 @@ def build_parser() -> MistArgumentParser:
         p.add_argument("app", metavar="PROJECT/APP")
     p = command(commands, "metrics", "show server and container usage")
     p.add_argument("--follow", "-f", action="store_true", help="print a sample at every tick")
+
+    # ------------------------------------------------------------------ domains, certificates, proxy
+    domain = subcommands(command(commands, "domain", "manage the domains an app answers to"), "subcommand")
+    _domain_options(command(domain, "add", "route a domain to an app (with HTTPS by default)"), add=True)
+    _domain_options(
+        command(domain, "set", "change how a domain is served (only the options given)"), add=False
+    )
+    p = command(domain, "remove", "stop routing a domain to an app")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = command(domain, "list", "list an app's domains with their certificates")
+    p.add_argument("app", metavar="PROJECT/APP")
+    cert = subcommands(command(commands, "cert", "show, renew or upload TLS certificates"), "subcommand")
+    p = command(cert, "status", "show certificates and where their issuance stands")
+    p.add_argument("app", nargs="?", metavar="PROJECT/APP", help="only this app's domains")
+    p = command(cert, "renew", "ask the ACME server for a new certificate now")
+    p.add_argument("domain", metavar="DOMAIN")
+    p = command(cert, "upload", "use a certificate of your own for a domain")
+    p.add_argument("domain", metavar="DOMAIN")
+    p.add_argument(
+        "--cert", required=True, metavar="FILE", help="PEM file: the certificate first, then its chain"
+    )
+    p.add_argument("--key", required=True, metavar="FILE", help="PEM file: the certificate's private key")
+    proxy = subcommands(command(commands, "proxy", "show or reload the proxy"), "subcommand")
+    command(proxy, "status", "show the proxy's backend, state and routes")
+    command(proxy, "reload", "compute the routes again and hand them to the proxy")
 
     # ------------------------------------------------------------------ admin
     settings = subcommands(command(commands, "settings", "show or change instance settings"), "subcommand")

@@ -66,6 +66,8 @@ class Run:
     stopped_old: str | None = None  # the old live container, when stop-then-start stopped it
     secret_values: list[str] = field(default_factory=list)  # scrubbed from every log line
     generated: bool = False  # the image was built from a generated Dockerfile (its CMD is the start command)
+    port: int | None = None  # the port the app listens on, when the build found it (a rollback reuses it)
+    routed: bool = False  # the proxy was pointed at this deployment's container
     task: asyncio.Task[Any] | None = None
 
 
@@ -111,12 +113,13 @@ class Pipeline:
         self.log(run, f"==> {state.value}")
         self._publish(run, state.value)
 
-    async def _remember_generated(self, run: Run) -> None:
-        """Record in the snapshot that the image's CMD is Mist's, so a rollback runs it the same way."""
+    async def _remember(self, run: Run, key: str, value: object) -> None:
+        """Record a fact learnt while building in the deployment's snapshot (whether the image's CMD is Mist's,
+        the port the app listens on), so a rollback and the proxy's routes use it too."""
         async with self.core.store.write() as w:
             await w.execute(
-                "UPDATE deployments SET config = json_set(config, '$.generated', json('true')) WHERE id = ?",
-                (run.deployment_id,),
+                "UPDATE deployments SET config = json_set(config, '$.' || ?, json(?)) WHERE id = ?",
+                (key, json.dumps(value), run.deployment_id),
             )
 
     async def _update(self, run: Run, **columns: Any) -> None:
@@ -167,6 +170,7 @@ class Pipeline:
             steps=dep.steps,
             image=config.get("image"),
             generated=bool(config.get("generated")),
+            port=config.get("port"),
         )
 
     async def run(self, job: Job) -> None:
@@ -246,7 +250,7 @@ class Pipeline:
         def on_line(text: str) -> None:
             self.log(run, text, stream="stdout")
 
-        port = run.spec.port
+        port = run.spec.port or run.port
         if run.image is None:
             await self._enter(run, S.fetching)
             checkout = await git.fetch(
@@ -280,8 +284,10 @@ class Pipeline:
                     self.log(run, f"    {line}")
                 # The generated CMD already runs the start command (through sh, so $PORT expands).
                 run.generated = True
-                await self._remember_generated(run)
+                await self._remember(run, "generated", True)
             port = port or plan.port
+            if port:
+                await self._remember(run, "port", port)
             tag = image_tag(run.project, run.app, run.deployment_id)
             await build_image(
                 context_dir=plan.context_dir,
@@ -373,6 +379,14 @@ class Pipeline:
 
         Idempotent, so a core that died in the middle of it can run it again on restart.
         """
+        if await self.core.store.scalar("SELECT COUNT(*) FROM domains WHERE app_id = ?", (run.app_id,)):
+            self.log(run, "pointing the proxy at the new container")
+            run.routed = True
+            await self.core.publish_routes({run.app_id: run.deployment_id})
+            drain = int(await self.core.setting("drain_seconds"))
+            if old and drain:
+                self.log(run, f"the previous container finishes the requests it has for {drain} s")
+                await asyncio.sleep(drain)
         if old and (run.container is None or old != run.container.name):
             self.log(run, f"stopping the previous container {old}")
             with contextlib.suppress(MistError):
@@ -420,6 +434,9 @@ class Pipeline:
 
     async def _discard(self, run: Run) -> None:
         """Remove what this deployment made, and bring back the old container if stop-then-start stopped it."""
+        if run.routed:  # the proxy was pointed at the new container: point it back at the live one
+            with contextlib.suppress(Exception):
+                await self.core.publish_routes()
         with contextlib.suppress(Exception):
             await self.core.engine.remove_deployment_leftovers(run.deployment_id)
         if run.stopped_old:

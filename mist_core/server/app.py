@@ -21,13 +21,17 @@ from ..models import (
     AppChanges,
     AppSpec,
     AuditEntry,
+    Certificate,
     ContainerInfo,
     Deployment,
+    Domain,
+    DomainSettings,
     EnvVar,
     MetricsSample,
     Page,
     Project,
     ProjectChanges,
+    ProxyStatus,
     Session,
     Setting,
     SetupStatus,
@@ -93,6 +97,23 @@ class EnvImport(Body_):
 
 class SettingValue(Body_):
     value: str
+
+
+class DomainCreate(DomainSettings):
+    """A domain's name and its settings, side by side in one object."""
+
+    name: str
+
+
+class CertificateUpload(Body_):
+    cert_pem: str
+    key_pem: str
+
+    def __repr__(self) -> str:
+        # The key must never reach a log line, even through a debug repr of the request body.
+        return f"CertificateUpload(cert_pem=<{len(self.cert_pem)} chars>, key_pem=<hidden>)"
+
+    __str__ = __repr__
 
 
 # ---------------------------------------------------------------------------------------------- responses
@@ -502,6 +523,54 @@ def build_router() -> APIRouter:
     @router.put("/settings/{key}", response_model=Setting, tags=["admin"])
     async def set_setting(m: Mist, key: str, body: SettingValue) -> Response:
         return _json(await m.settings.set(key, body.value))
+
+    # ------------------------------------------------------------------------------------------ domains
+
+    @router.get("/projects/{project}/apps/{app}/domains", response_model=list[Domain], tags=["domains"])
+    async def list_domains(m: Mist, project: str, app: str) -> Response:
+        return _json(await m.domains.list(_ref(project, app)))
+
+    @router.post(
+        "/projects/{project}/apps/{app}/domains", response_model=Domain, status_code=201, tags=["domains"]
+    )
+    async def add_domain(m: Mist, project: str, app: str, body: DomainCreate) -> Response:
+        settings = DomainSettings.model_validate(body.model_dump(exclude={"name"}))
+        return _json(await m.domains.add(_ref(project, app), body.name, settings), 201)
+
+    @router.put("/projects/{project}/apps/{app}/domains/{name}", response_model=Domain, tags=["domains"])
+    async def update_domain(m: Mist, project: str, app: str, name: str, body: DomainSettings) -> Response:
+        return _json(await m.domains.update(_ref(project, app), name, body))
+
+    @router.delete("/projects/{project}/apps/{app}/domains/{name}", status_code=204, tags=["domains"])
+    async def remove_domain(m: Mist, project: str, app: str, name: str) -> Response:
+        await m.domains.remove(_ref(project, app), name)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ certificates
+
+    @router.get("/certificates", response_model=list[Certificate], tags=["certificates"])
+    async def list_certificates(
+        m: Mist, app: Annotated[str | None, Query(description="only this app's domains: project/app")] = None
+    ) -> Response:
+        return _json(await m.certificates.list(app or None))
+
+    @router.post("/certificates/{domain}/renew", response_model=Certificate, tags=["certificates"])
+    async def renew_certificate(m: Mist, domain: str) -> Response:
+        return _json(await m.certificates.renew(domain))
+
+    @router.put("/certificates/{domain}", response_model=Certificate, tags=["certificates"])
+    async def upload_certificate(m: Mist, domain: str, body: CertificateUpload) -> Response:
+        return _json(await m.certificates.upload(domain, body.cert_pem, body.key_pem))
+
+    # ------------------------------------------------------------------------------------------ proxy
+
+    @router.get("/proxy", response_model=ProxyStatus, tags=["proxy"])
+    async def proxy_status(m: Mist) -> Response:
+        return _json(await m.proxy.status())
+
+    @router.post("/proxy/reload", response_model=ProxyStatus, tags=["proxy"])
+    async def proxy_reload(m: Mist) -> Response:
+        return _json(await m.proxy.reload())
 
     return router
 

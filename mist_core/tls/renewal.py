@@ -11,12 +11,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import MistError
 from .acme_client import IssuedCertificate, issue
 from .challenges import ChallengeResponder
-from .store import Certificate, CertificateStore
+
+if TYPE_CHECKING:  # the store filters with this module's schedule, so it imports us at run time
+    from .store import Certificate, CertificateStore
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,27 @@ def next_retry_at(now: dt.datetime, failures: int) -> dt.datetime:
     return now + retry_delay(failures)
 
 
-def renewal_at(not_after: dt.datetime, window_days: int) -> dt.datetime:
+def renewal_window(window_days: int, not_before: dt.datetime | None, not_after: dt.datetime) -> dt.timedelta:
+    """How long before expiry renewal starts: ``window_days``, but never more than a third of the
+    certificate's lifetime, so a short-lived certificate (shorter than the window) is not renewed on every
+    pass; it is renewed two thirds of the way through its life instead."""
+    window = dt.timedelta(days=window_days)
+    if not_before is not None and not_after > not_before:
+        window = min(window, (not_after - not_before) / 3)
+    return window
+
+
+def renewal_at(
+    not_after: dt.datetime, window_days: int, not_before: dt.datetime | None = None
+) -> dt.datetime:
     """When a certificate valid until ``not_after`` becomes due for renewal."""
-    return not_after - dt.timedelta(days=window_days)
+    return not_after - renewal_window(window_days, not_before, not_after)
 
 
-def renewal_due(not_after: dt.datetime, now: dt.datetime, window_days: int) -> bool:
-    return not_after - now <= dt.timedelta(days=window_days)
+def renewal_due(
+    not_after: dt.datetime, now: dt.datetime, window_days: int, not_before: dt.datetime | None = None
+) -> bool:
+    return now >= renewal_at(not_after, window_days, not_before)
 
 
 def next_action(cert: Certificate, now: dt.datetime, window_days: int) -> Action | None:
@@ -59,7 +75,7 @@ def next_action(cert: Certificate, now: dt.datetime, window_days: int) -> Action
         if cert.next_attempt_at is None or cert.next_attempt_at <= now:
             return "retry"
         return None
-    if cert.not_after is not None and renewal_due(cert.not_after, now, window_days):
+    if cert.not_after is not None and renewal_due(cert.not_after, now, window_days, cert.not_before):
         return "renew"
     return None
 
@@ -166,13 +182,21 @@ class CertificateScheduler:
             settings = await self._current_settings()
             report = TickReport()
             now = self._clock()
-            for cert in await self._certs.pending():
-                report.outcomes.append(await self._attempt(cert, "issue", settings))
-            for cert in await self._certs.due_for_retry(now):
-                report.outcomes.append(await self._attempt(cert, "retry", settings))
-            for cert in await self._certs.due_for_renewal(now, settings.renewal_days):
-                await self._certs.mark_renewing(cert.domain)
-                report.outcomes.append(await self._attempt(cert, "renew", settings))
+            # Each domain at most once a pass: a certificate just issued is not also "due" in the same pass.
+            done: set[str] = set()
+            passes: list[tuple[Action, list[Certificate]]] = [
+                ("issue", await self._certs.pending()),
+                ("retry", await self._certs.due_for_retry(now)),
+                ("renew", await self._certs.due_for_renewal(now, settings.renewal_days)),
+            ]
+            for action, certs in passes:
+                for cert in certs:
+                    if cert.domain in done:
+                        continue
+                    done.add(cert.domain)
+                    if action == "renew":
+                        await self._certs.mark_renewing(cert.domain)
+                    report.outcomes.append(await self._attempt(cert, action, settings))
             return report
 
     async def run(self, interval: float = 60.0) -> None:

@@ -5,44 +5,14 @@ from __future__ import annotations
 
 import builtins
 import datetime as dt
-from typing import Any, Literal
-
-from pydantic import BaseModel
+from typing import Any
 
 from ..errors import NotFound
+from ..models import Certificate
 from ..secrets import SecretBox
 from ..store import Row, Store, parse_ts, ts
 from .acme_client import IssuedCertificate, new_account_key
-
-CertificateStatus = Literal["pending", "issued", "renewing", "failed"]
-CertificateSource = Literal["acme", "uploaded"]
-
-
-class Certificate(BaseModel):
-    """A domain's certificate and where its issuance stands. ``cert_pem`` is the leaf, ``chain_pem`` the
-    intermediates; either may be empty while the first issuance is pending or failed."""
-
-    id: int
-    domain: str
-    status: CertificateStatus
-    source: CertificateSource
-    cert_pem: str = ""
-    chain_pem: str = ""
-    not_before: dt.datetime | None = None
-    not_after: dt.datetime | None = None
-    serial: str = ""
-    last_error: str = ""
-    next_attempt_at: dt.datetime | None = None
-    attempts: int = 0
-    updated_at: dt.datetime
-
-    @property
-    def fullchain_pem(self) -> str:
-        return self.cert_pem + self.chain_pem
-
-    @property
-    def has_certificate(self) -> bool:
-        return bool(self.cert_pem)
+from .renewal import renewal_due
 
 
 def _certificate(row: Row) -> Certificate:
@@ -161,14 +131,16 @@ class CertificateStore:
         return [_certificate(r) for r in rows]
 
     async def due_for_renewal(self, now: dt.datetime, window_days: int) -> builtins.list[Certificate]:
-        """Issued ACME certificates that expire within ``window_days`` of ``now``."""
+        """Issued ACME certificates whose renewal time has come: ``window_days`` before expiry, or two
+        thirds into the life of a certificate shorter than three windows (see ``renewal.renewal_window``)."""
         limit = ts(now + dt.timedelta(days=window_days))
         rows = await self._store.all(
             f"SELECT {_COLUMNS} FROM certificates WHERE status = 'issued' AND source = 'acme' "
             "AND not_after IS NOT NULL AND not_after <= ? ORDER BY not_after",
             (limit,),
         )
-        return [_certificate(r) for r in rows]
+        due = [_certificate(r) for r in rows]
+        return [c for c in due if c.not_after and renewal_due(c.not_after, now, window_days, c.not_before)]
 
     async def due_for_retry(self, now: dt.datetime) -> builtins.list[Certificate]:
         """Failed ACME certificates whose next attempt time has come."""

@@ -155,7 +155,7 @@ class SetupScreen(_Card):
                 )
                 yield Label("Username", classes="field-label")
                 yield Input(placeholder="ada", id="username")
-                yield Label("Password (at least 8 characters)", classes="field-label")
+                yield Label("Password (at least 12 characters)", classes="field-label")
                 yield Input(password=True, id="password")
                 yield Label("Password again", classes="field-label")
                 yield Input(password=True, id="password2")

@@ -7,6 +7,7 @@ held in memory, so they cost no round trip.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from rich.console import JustifyMethod
@@ -40,6 +41,7 @@ COLUMNS = [
     ("memory", "Memory", 11),
 ]
 SORTS = ["project", "app", "status", "age", "cpu", "memory"]
+BLANK = Text("")  # shared: a grouped row's empty project cell, never mutated
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
 
 
@@ -75,6 +77,7 @@ class DashboardScreen(Screen):
         # Cells are rebuilt only when their app or its usage changed: redraws of 10,000 rows stay cheap.
         self._cell_cache: dict[str, tuple[App, object, str, list[object]]] = {}
         self._filter_timer: Timer | None = None
+        self._populate_seconds = 0.0  # how long the last full redraw took
         self._loading = False
 
     @property
@@ -264,7 +267,7 @@ class DashboardScreen(Screen):
         else:
             cells = self._build_cells(app)
             self._cell_cache[app.ref] = (app, usage, app.status, cells)
-        return [Text("") if grouped else Text(app.project, style="bold"), *cells]
+        return [BLANK if grouped else Text(app.project, style="bold"), *cells]
 
     def _build_cells(self, app: App) -> list[object]:
         now = self.mist.clock()
@@ -280,6 +283,7 @@ class DashboardScreen(Screen):
 
     def populate(self) -> None:
         """Redraw the table from the apps in memory, filtered and sorted, keeping the cursor's app."""
+        started = time.perf_counter()
         table = self.table
         selected = table.selected_key
         apps = self._sorted([a for a in self.apps.values() if self._matches(a)])
@@ -300,12 +304,11 @@ class DashboardScreen(Screen):
             else:
                 rows += extra
         with self.app.batch_update():
-            table.clear()
-            for key, cells in rows:
-                table.add_row(*cells, key=key)
+            table.set_rows(rows)
             if selected is not None and selected in table.rows:
                 table.move_cursor(row=table.get_row_index(selected), animate=False)
         self._summarise()
+        self._populate_seconds = time.perf_counter() - started
 
     def _empty_projects(self) -> list[str]:
         if not self.projects:
@@ -380,11 +383,12 @@ class DashboardScreen(Screen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        # Redraw once typing pauses, not once per key: with thousands of apps a redraw is not free.
+        # Redraw at once while redraws are quick; when the last one was slow (tens of thousands of rows),
+        # wait until typing pauses rather than redraw once per key.
         if self._filter_timer is not None:
             self._filter_timer.stop()
-        if len(self.apps) > 1000:
-            self._filter_timer = self.set_timer(0.15, self.populate)
+        if self._populate_seconds > 0.04:
+            self._filter_timer = self.set_timer(0.1, self.populate)
         else:
             self.populate()
 

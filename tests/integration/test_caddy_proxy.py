@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import socket
-import ssl
-import subprocess
 import threading
 import time
 import uuid
@@ -19,6 +16,7 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
+from caddykit import free_port, request, running_caddy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,14 +26,7 @@ from mist_core.domains import DomainOptions, add_domain, remove_domain
 from mist_core.proxy import CaddyProxy, ProxyError, route_table
 from mist_core.store import Store, ts
 
-CADDY = "/usr/bin/caddy"
 pytestmark = pytest.mark.docker
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _self_signed(names: list[str]) -> tuple[str, str]:
@@ -59,69 +50,11 @@ def _self_signed(names: list[str]) -> tuple[str, str]:
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
-class Response:
-    def __init__(self, raw: bytes, cert_der: bytes | None = None) -> None:
-        head, _, self.body = raw.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split()[1])
-        self.headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            self.headers[name.strip().lower()] = value.strip()
-        self.cert_der = cert_der
-
-
-def _request(port: int, host: str, path: str = "/", *, tls_ca: str | None = None) -> Response:
-    """One HTTP/1.1 GET to 127.0.0.1:port with the Host (and, over TLS, the SNI) given."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    cert = None
-    if tls_ca is not None:
-        context = ssl.create_default_context(cadata=tls_ca)
-        sock = context.wrap_socket(sock, server_hostname=host)
-        cert = sock.getpeercert(binary_form=True)
-    with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return Response(b"".join(chunks), cert)
-
-
 @pytest.fixture
 def caddy_admin(tmp_path: Path) -> Iterator[str]:
     """A Caddy process whose admin API listens on a free loopback port; its storage under tmp_path."""
-    admin = f"127.0.0.1:{_free_port()}"
-    config = tmp_path / "caddy.json"
-    config.write_text(json.dumps({"admin": {"listen": admin}}))
-    home = tmp_path / "caddy-home"
-    env = {
-        "HOME": str(home),
-        "XDG_DATA_HOME": str(home / "data"),
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "PATH": "/usr/bin:/bin",
-    }
-    log = (tmp_path / "caddy.log").open("wb")
-    proc = subprocess.Popen([CADDY, "run", "--config", str(config)], env=env, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"http://{admin}/config/", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("caddy did not start: " + (tmp_path / "caddy.log").read_text()[-2000:])
-            time.sleep(0.1)
-        yield f"http://{admin}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with running_caddy(tmp_path) as admin:
+        yield admin
 
 
 @pytest.fixture
@@ -204,7 +137,7 @@ async def test_caddy_serves_an_app_over_https_with_the_loaded_certificate_header
     tmp_path: Path, caddy_admin: str, app_container: tuple[str, str], challenge_responder: str
 ) -> None:
     container, ip = app_container
-    http_port, https_port = _free_port(), _free_port()
+    http_port, https_port = free_port(), free_port()
     proxy = CaddyProxy(
         caddy_admin, http_address=f"127.0.0.1:{http_port}", https_address=f"127.0.0.1:{https_port}"
     )
@@ -227,7 +160,7 @@ async def test_caddy_serves_an_app_over_https_with_the_loaded_certificate_header
         await proxy.load(table, certificates)
 
         # HTTPS: the app's page, the certificate Mist loaded, security headers, HSTS and the custom header.
-        page = _request(https_port, "app.test", tls_ca=cert_pem)
+        page = request(https_port, "app.test", tls_ca=cert_pem)
         assert page.status == 200
         assert page.body.strip() == b"hello from the app"
         loaded = x509.load_pem_x509_certificate(cert_pem.encode())
@@ -239,27 +172,27 @@ async def test_caddy_serves_an_app_over_https_with_the_loaded_certificate_header
         assert page.headers["x-served-by"] == "mist"
 
         # HTTP: a redirect to HTTPS on the same host and path.
-        plain = _request(http_port, "app.test", "/some/page?x=1")
+        plain = request(http_port, "app.test", "/some/page?x=1")
         assert plain.status in (301, 308)
         assert plain.headers["location"] == f"https://app.test:{https_port}/some/page?x=1"
 
         # The www name redirects to the apex.
-        www = _request(https_port, "www.app.test", "/a", tls_ca=cert_pem)
+        www = request(https_port, "www.app.test", "/a", tls_ca=cert_pem)
         assert www.status in (301, 308)
         assert www.headers["location"] == f"https://app.test:{https_port}/a"
 
         # A path prefix: only requests under it reach the app.
-        api = _request(https_port, "api.app.test", "/api/", tls_ca=cert_pem)
+        api = request(https_port, "api.app.test", "/api/", tls_ca=cert_pem)
         assert (api.status, api.body.strip()) == (200, b"the api")
-        assert _request(https_port, "api.app.test", "/", tls_ca=cert_pem).status == 404
+        assert request(https_port, "api.app.test", "/", tls_ca=cert_pem).status == 404
 
         # A domain with HTTPS off is served over plain HTTP, without HSTS.
-        served = _request(http_port, "plain.app.test")
+        served = request(http_port, "plain.app.test")
         assert served.status == 200 and served.body.strip() == b"hello from the app"
         assert "strict-transport-security" not in served.headers
 
         # The ACME challenge path goes to Mist's responder, whatever the host.
-        challenge = _request(http_port, "app.test", "/.well-known/acme-challenge/tok123")
+        challenge = request(http_port, "app.test", "/.well-known/acme-challenge/tok123")
         assert challenge.status == 200
         assert challenge.body == b"challenge answer for /.well-known/acme-challenge/tok123"
 
@@ -272,8 +205,8 @@ async def test_caddy_serves_an_app_over_https_with_the_loaded_certificate_header
             store, challenge_upstream=challenge_responder, upstream_resolver=resolve.__getitem__
         )
         await proxy.load(table, certificates)
-        assert _request(http_port, "plain.app.test").status == 404
-        assert _request(https_port, "app.test", tls_ca=cert_pem).status == 200
+        assert request(http_port, "plain.app.test").status == 404
+        assert request(https_port, "app.test", tls_ca=cert_pem).status == 200
     finally:
         await store.close()
 
@@ -281,7 +214,7 @@ async def test_caddy_serves_an_app_over_https_with_the_loaded_certificate_header
 async def test_caddy_refusing_a_config_raises_proxy_error_with_caddys_message(
     tmp_path: Path, caddy_admin: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     proxy = CaddyProxy(caddy_admin, http_address=f"127.0.0.1:{port}", https_address=f"127.0.0.1:{port}")
     store = await Store.open(tmp_path / "mist.db")
     try:
@@ -299,7 +232,7 @@ async def test_caddy_refusing_a_config_raises_proxy_error_with_caddys_message(
 
 async def test_an_unreachable_caddy_is_a_proxy_error_naming_the_setting() -> None:
     proxy = CaddyProxy(
-        f"http://127.0.0.1:{_free_port()}", http_address="127.0.0.1:1", https_address="127.0.0.1:2"
+        f"http://127.0.0.1:{free_port()}", http_address="127.0.0.1:1", https_address="127.0.0.1:2"
     )
     with pytest.raises(ProxyError, match="caddy_admin_url"):
         await proxy.status()

@@ -26,7 +26,9 @@ def _pem(cert: x509.Certificate) -> str:
 
 def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> str:
     return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
     ).decode()
 
 
@@ -218,7 +220,9 @@ def test_a_leaf_without_its_chain_is_accepted_with_a_warning() -> None:
 def test_garbage_pem_is_refused_in_words(cert_text: str | None, key_text: str | None, message: str) -> None:
     chain = Chain(["app.example.com"])
     with pytest.raises(InvalidInput, match=message):
-        validate_upload(cert_text or chain.fullchain, key_text or chain.key, domain="app.example.com", now=NOW)
+        validate_upload(
+            cert_text or chain.fullchain, key_text or chain.key, domain="app.example.com", now=NOW
+        )
 
 
 def test_a_key_pasted_into_the_certificate_field_is_pointed_out() -> None:

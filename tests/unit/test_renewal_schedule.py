@@ -41,6 +41,14 @@ def test_renewal_is_due_once_expiry_is_within_the_window() -> None:
 
 def test_renewal_time_is_the_window_before_expiry() -> None:
     assert renewal_at(NOW + dt.timedelta(days=90), 30) == NOW + dt.timedelta(days=60)
+    assert renewal_at(NOW + dt.timedelta(days=90), 30, NOW) == NOW + dt.timedelta(days=60)
+
+
+def test_a_certificate_shorter_lived_than_the_window_renews_two_thirds_through_its_life() -> None:
+    issued, expires = NOW, NOW + dt.timedelta(days=6)
+    assert renewal_at(expires, 30, issued) == NOW + dt.timedelta(days=4)
+    assert not renewal_due(expires, NOW + dt.timedelta(days=1), 30, issued)
+    assert renewal_due(expires, NOW + dt.timedelta(days=4), 30, issued)
 
 
 @pytest.mark.parametrize(
@@ -73,6 +81,7 @@ def test_an_issued_certificate_is_renewed_only_inside_the_window() -> None:
     assert next_action(cert, NOW, 30) is None
     assert next_action(cert, NOW + dt.timedelta(days=15), 30) == "renew"
     assert next_action(cert, NOW, 60) == "renew"
+    assert next_action(cert.model_copy(update={"not_before": NOW - dt.timedelta(days=45)}), NOW, 60) is None
 
 
 def test_an_uploaded_certificate_is_never_renewed_by_mist() -> None:

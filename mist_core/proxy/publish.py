@@ -1,0 +1,141 @@
+"""Hands the route table to the proxy chosen by the ``proxy_backend`` setting: Caddy through its admin API,
+or Traefik through its file-provider directory. Every change (a deployment switching, a domain added, a
+certificate issued) goes through ``RoutePublisher.publish``, one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from ..errors import MistError
+from ..models import ProxyStatus
+from ..store import Store
+from .caddy import CaddyProxy
+from .routes import RouteTable, route_table
+from .traefik import CertFiles, write_traefik
+
+log = logging.getLogger("mist.proxy")
+
+Setting = Callable[[str], Awaitable[str]]
+# (cert chain PEM, key PEM) of every domain that has a certificate.
+Certificates = Callable[[], Awaitable[Mapping[str, tuple[str, str]]]]
+ContainerAddress = Callable[[str], Awaitable[str]]
+
+
+class RoutePublisher:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        setting: Setting,
+        certificates: Certificates,
+        container_address: ContainerAddress,
+        traefik_dir: Path,
+    ) -> None:
+        self._store = store
+        self._setting = setting
+        self._certificates = certificates
+        self._container_address = container_address
+        self.traefik_dir = traefik_dir
+        self._lock = asyncio.Lock()
+        self.last_error: str | None = None
+
+    async def _caddy(self) -> CaddyProxy:
+        return CaddyProxy(
+            await self._setting("caddy_admin_url"),
+            http_address=await self._setting("proxy_http_address"),
+            https_address=await self._setting("proxy_https_address"),
+        )
+
+    async def table(self, pending: Mapping[int, int] | None = None) -> RouteTable:
+        backend = await self._setting("proxy_backend")
+        # Caddy runs on the host here and dials containers by address; Traefik runs on the `mist` network and
+        # dials them by name.
+        resolver = self._container_address if backend == "caddy" else None
+        return await route_table(
+            self._store,
+            challenge_upstream=await self._setting("acme_challenge_address"),
+            upstream_resolver=resolver,
+            pending=pending,
+        )
+
+    async def publish(self, pending: Mapping[int, int] | None = None) -> RouteTable:
+        """Compute the routes (``pending``: app id -> deployment id to route to before it is live) and load
+        them into the proxy. Raises ``MistError`` when the proxy refuses them or cannot be reached."""
+        async with self._lock:
+            table = await self.table(pending)
+            certificates = await self._certificates()
+            try:
+                if await self._setting("proxy_backend") == "caddy":
+                    await (await self._caddy()).load(
+                        table, certificates, challenge_upstream=table.challenge_upstream
+                    )
+                else:
+                    files = await asyncio.to_thread(self._write_certificates, certificates)
+                    await asyncio.to_thread(
+                        write_traefik,
+                        table,
+                        self.traefik_dir / "dynamic",
+                        certificates=files,
+                        challenge_upstream=table.challenge_upstream,
+                    )
+            except MistError as err:
+                self.last_error = err.message
+                raise
+            self.last_error = None
+            for note in table.notes:
+                log.info("%s", note)
+            return table
+
+    def _write_certificates(self, certificates: Mapping[str, tuple[str, str]]) -> dict[str, CertFiles]:
+        """Certificate files for Traefik, named by their content, so a renewal is a new file name (Traefik
+        reloads on a changed list) and an unchanged one is not rewritten. Old files are removed."""
+        directory = self.traefik_dir / "certs"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        files: dict[str, CertFiles] = {}
+        keep: set[str] = set()
+        for domain, (chain, key) in sorted(certificates.items()):
+            digest = hashlib.sha256(chain.encode()).hexdigest()[:12]
+            cert_name, key_name = f"{domain}.{digest}.crt", f"{domain}.{digest}.key"
+            for name, text in ((cert_name, chain), (key_name, key)):
+                path = directory / name
+                if not path.exists():
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                    with os.fdopen(fd, "w") as f:
+                        f.write(text)
+                keep.add(name)
+            # Paths as the Traefik container sees them (the directory is mounted at /etc/traefik/mist).
+            files[domain] = CertFiles(
+                f"/etc/traefik/mist/certs/{cert_name}", f"/etc/traefik/mist/certs/{key_name}"
+            )
+        for entry in directory.iterdir():
+            if entry.name not in keep:
+                entry.unlink(missing_ok=True)
+        return files
+
+    async def status(self) -> ProxyStatus:
+        backend = await self._setting("proxy_backend")
+        table = await self.table()
+        domains = sum(len(r.domains) for r in table.routes)
+        reachable, detail = True, "routes written to " + str(self.traefik_dir / "dynamic")
+        if backend == "caddy":
+            try:
+                await (await self._caddy()).status()
+                detail = f"Caddy answers at {await self._setting('caddy_admin_url')}"
+            except MistError as err:
+                reachable, detail = False, err.message
+        if self.last_error:
+            detail += f"; the last change was refused: {self.last_error}"
+        return ProxyStatus(
+            backend=backend,  # type: ignore[arg-type]
+            reachable=reachable,
+            detail=detail,
+            routes=len(table.routes),
+            domains=domains,
+            http_address=await self._setting("proxy_http_address"),
+            https_address=await self._setting("proxy_https_address"),
+        )
