@@ -261,6 +261,10 @@ class ProxyAPI(ABC):
     async def reload(self) -> ProxyStatus:
         """Compute the route table from the store again and hand it to the proxy."""
 
+    @abstractmethod
+    async def install(self) -> ProxyStatus:
+        """Start (or replace) the proxy container Mist supervises (Traefik), then load the routes."""
+
 
 class MistAPI(ABC):
     """The whole interface. ``async with`` closes it."""

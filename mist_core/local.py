@@ -80,6 +80,7 @@ from .models import (
     SetupStatus,
     User,
 )
+from .proxy.install import PROXY_CONTAINER, TRAEFIK_IMAGE, traefik_spec
 from .proxy.publish import RoutePublisher
 from .secrets import SecretBox
 from .store import Store, Writer, now, parse_ts, ts
@@ -1389,4 +1390,31 @@ class _Proxy(_Part, ProxyAPI):
         await self.core.publish_routes()
         async with self.store.write() as w:
             await _audit(w, actor, "proxy.reload")
+        return await self.core.routes.status()
+
+    async def install(self) -> ProxyStatus:
+        actor = await self.m.actor()
+        if await self.core.setting("proxy_backend") != "traefik":
+            raise Conflict(
+                "proxy_backend is caddy: Mist configures a Caddy you run (apt-get install caddy) through its "
+                "admin API at caddy_admin_url; `mist proxy install` starts Traefik only"
+            )
+        engine = self.core.engine
+        if not await engine.image_exists(TRAEFIK_IMAGE):
+            raise NotFound(
+                f"the image {TRAEFIK_IMAGE} is not on this server: pull it (docker pull {TRAEFIK_IMAGE}) and run "
+                "`mist proxy install` again"
+            )
+        spec = traefik_spec(
+            traefik_dir=self.core.routes.traefik_dir,
+            http_address=await self.core.setting("proxy_http_address"),
+            https_address=await self.core.setting("proxy_https_address"),
+        )
+        self.core.routes.traefik_dir.mkdir(parents=True, exist_ok=True)
+        await self.core.publish_routes()  # the files exist before Traefik starts watching them
+        await engine.ensure_network()
+        await engine.remove(PROXY_CONTAINER)
+        await engine.run(spec)
+        async with self.store.write() as w:
+            await _audit(w, actor, "proxy.install", image=TRAEFIK_IMAGE)
         return await self.core.routes.status()

@@ -14,7 +14,8 @@ _mist() {
     fi
 
     local global_opts="--host --embedded --data --json --help"
-    local commands="setup login logout whoami project app env deploy rollback deployments deployment cancel ps logs start stop restart metrics settings users audit completion daemon"
+    local commands="setup login logout whoami project app env deploy rollback deployments deployment cancel ps logs start stop restart metrics domain cert proxy settings users audit completion daemon"
+    local domain_opts="--no-https --hsts --www --path-prefix --header --no-security-headers"
     local app_opts="--git --branch --dockerfile --context --port --publish --memory --cpus --restart --volume --start-command --build-command --install-command --health-path --health-tcp --health-docker --health-interval --health-retries --health-start-period"
 
     case "$prev" in
@@ -26,11 +27,19 @@ _mist() {
             COMPREPLY=($(compgen -W "no on-failure always unless-stopped" -- "$cur"))
             return
             ;;
+        --www)
+            COMPREPLY=($(compgen -W "redirect-to-apex redirect-to-www none" -- "$cur"))
+            return
+            ;;
+        --cert|--key)
+            COMPREPLY=($(compgen -f -- "$cur"))
+            return
+            ;;
         --clear)
             COMPREPLY=($(compgen -W "dockerfile port publish start_command build_command install_command memory cpus health volumes" -- "$cur"))
             return
             ;;
-        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--limit|--tail|--since|--username|--user|--project|--action|--filter|-u|-d|-t|-n|-p)
+        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--limit|--tail|--since|--username|--user|--hsts|--path-prefix|--header|--remove-header|--project|--action|--filter|-u|-d|-t|-n|-p)
             return
             ;;
     esac
@@ -61,6 +70,9 @@ _mist() {
         app) subs="create list show set delete" ;;
         env) subs="set list unset import export" ;;
         deployment) subs="show log" ;;
+        domain) subs="add set remove list" ;;
+        cert) subs="status renew upload" ;;
+        proxy) subs="status reload" ;;
         settings) subs="list get set" ;;
         completion) subs="bash zsh" ;;
         setup|login) opts="$opts --username --password-stdin" ;;
@@ -82,7 +94,10 @@ _mist() {
         "project create") opts="$opts --description --tag" ;;
         "project list"|"app list") opts="$opts --filter --project" ;;
         "project tag") opts="$opts --add --remove" ;;
-        "project delete"|"app delete") opts="$opts --yes" ;;
+        "project delete"|"app delete"|"domain remove") opts="$opts --yes" ;;
+        "domain add") opts="$opts $domain_opts" ;;
+        "domain set") opts="$opts $domain_opts --https --security-headers --remove-header --clear-headers" ;;
+        "cert upload") opts="$opts --cert --key" ;;
         "app create") opts="$opts $app_opts" ;;
         "app set") opts="$opts $app_opts --health-none --clear" ;;
         "env set"|"env import") opts="$opts --secret --build" ;;

@@ -85,6 +85,9 @@ class ContainerSpec:
     volumes: list[Volume] = field(default_factory=list)  # named volumes mounted at their path
     network: str = NETWORK
     aliases: list[str] = field(default_factory=list)
+    # Host directories (Mist's own, e.g. the proxy's configuration; never a user-given path): host -> (path, ro).
+    host_dirs: dict[str, tuple[str, bool]] = field(default_factory=dict)
+    extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> IP, or "host-gateway"
 
 
 @dataclass(frozen=True)
@@ -301,9 +304,17 @@ class Engine:
         policy = restart_policy(spec.restart)
         for volume in spec.volumes:
             self._ensure_volume(volume, spec.labels)
+        binds = {v.name: {"bind": v.path, "mode": "rw"} for v in spec.volumes}
+        binds.update(
+            {
+                host: {"bind": path, "mode": "ro" if ro else "rw"}
+                for host, (path, ro) in spec.host_dirs.items()
+            }
+        )
         host_config = api.create_host_config(
             port_bindings=port_bindings or None,
-            binds={v.name: {"bind": v.path, "mode": "rw"} for v in spec.volumes} or None,
+            binds=binds or None,
+            extra_hosts=dict(spec.extra_hosts) or None,
             mem_limit=spec.memory,
             memswap_limit=spec.memory,
             nano_cpus=round(spec.cpus * 1e9) if spec.cpus else None,

@@ -15,6 +15,7 @@ from ..errors import MistError
 from ..models import ProxyStatus
 from ..store import Store
 from .caddy import CaddyProxy
+from .install import CHALLENGE_HOST
 from .routes import RouteTable, route_table
 from .traefik import CertFiles, write_traefik
 
@@ -56,9 +57,14 @@ class RoutePublisher:
         # Caddy runs on the host here and dials containers by address; Traefik runs on the `mist` network and
         # dials them by name.
         resolver = self._container_address if backend == "caddy" else None
+        challenge = await self._setting("acme_challenge_address")
+        if (
+            backend == "traefik"
+        ):  # Traefik reaches Mist's challenge responder on the host through host-gateway
+            challenge = f"{CHALLENGE_HOST}:{challenge.rpartition(':')[2]}"
         return await route_table(
             self._store,
-            challenge_upstream=await self._setting("acme_challenge_address"),
+            challenge_upstream=challenge,
             upstream_resolver=resolver,
             pending=pending,
         )
@@ -108,7 +114,7 @@ class RoutePublisher:
                     with os.fdopen(fd, "w") as f:
                         f.write(text)
                 keep.add(name)
-            # Paths as the Traefik container sees them (the directory is mounted at /etc/traefik/mist).
+            # Paths as the Traefik container sees them.
             files[domain] = CertFiles(
                 f"/etc/traefik/mist/certs/{cert_name}", f"/etc/traefik/mist/certs/{key_name}"
             )

@@ -1,0 +1,22 @@
+"""`mist proxy install` on a server that lacks the Traefik image, and with the Caddy backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from mist_core.errors import Conflict, NotFound
+
+pytestmark = pytest.mark.docker
+
+
+async def test_installing_traefik_without_its_image_says_how_to_get_it(mist):
+    with pytest.raises(NotFound, match=r"docker pull traefik:v3"):
+        await mist.proxy.install()
+    status = await mist.proxy.status()
+    assert status.backend == "traefik" and status.reachable
+
+
+async def test_installing_with_the_caddy_backend_explains_that_caddy_is_run_by_the_admin(mist):
+    await mist.settings.set("proxy_backend", "caddy")
+    with pytest.raises(Conflict, match="Traefik only"):
+        await mist.proxy.install()
