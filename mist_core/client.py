@@ -509,6 +509,9 @@ class _RemoteProxy(ProxyAPI):
     async def reload(self) -> ProxyStatus:
         return await self._t.model(ProxyStatus, "POST", "/v1/proxy/reload")
 
+    async def install(self) -> ProxyStatus:
+        return await self._t.model(ProxyStatus, "POST", "/v1/proxy/install")
+
 
 class RemoteMist(MistAPI):
     """The Mist API of a daemon.

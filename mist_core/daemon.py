@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import grp
 import ipaddress
 import logging
@@ -29,6 +30,14 @@ log = logging.getLogger("mist.daemon")
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SOCKET_GROUP = "mist"
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# uvicorn wakes ten times a second to refresh its Date header and look for a stop request; once a second is
+# the header's resolution, and a stop request wakes the loop at once.
+SERVER_TICK = 1.0
+# glibc's malloc: arenas for all threads together (its default is 8 per core, each holding on to freed
+# memory), and how often free heap pages go back to the system.
+MALLOC_ARENAS = 2
+MALLOC_TRIM_EVERY = 60.0
+_M_ARENA_MAX = -8
 
 
 class DaemonError(Exception):
@@ -153,11 +162,54 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
 
 class _Server(uvicorn.Server):
     """uvicorn's server without its own signal handling: the daemon owns SIGTERM/SIGINT and stops every
-    listener together (uvicorn would re-raise the signal after shutdown and kill the process mid-cleanup)."""
+    listener together (uvicorn would re-raise the signal after shutdown and kill the process mid-cleanup).
+    Its idle loop ticks once a second instead of ten times."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._wake = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def stop(self) -> None:
+        self.should_exit = True
+        self._wake.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn's own loop, with a longer sleep: on_tick refreshes the Date header when the counter is a
+        # multiple of 10, so each tick advances it by 10.
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), SERVER_TICK)
+            counter = (counter + 10) % 864000
+            should_exit = await self.on_tick(counter)
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: its allocator needs none of this
+        return None
+
+
+def limit_malloc_arenas(libc: Any) -> None:
+    """Fewer malloc arenas: the daemon's threads (SQLite, Docker calls) are few and mostly idle, and each
+    arena of its own keeps megabytes of freed memory resident."""
+    with contextlib.suppress(AttributeError):
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+async def trim_malloc(libc: Any, every: float = MALLOC_TRIM_EVERY) -> None:
+    """Give free heap memory back to the system now and then: a burst of deploys or a long list leaves
+    freed pages that glibc keeps resident otherwise. Costs well under a millisecond when there is little to do."""
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(AttributeError):
+            libc.malloc_trim(0)
 
 
 # ---------------------------------------------------------------------------------------------- daemon
@@ -241,7 +293,7 @@ class Daemon:
 
     def request_stop(self) -> None:
         for server in self.servers:
-            server.should_exit = True
+            server.stop()
         self._stopped.set()
 
     async def wait(self) -> None:
@@ -251,7 +303,7 @@ class Daemon:
     async def stop(self) -> None:
         """Stop accepting, let requests finish (streams get a grace period), then close the core."""
         for server in self.servers:
-            server.should_exit = True
+            server.stop()
         if self._tasks:
             results = await asyncio.gather(*self._tasks, return_exceptions=True)
             for result in results:
@@ -276,12 +328,16 @@ async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
     daemon = Daemon(options)
     loop = asyncio.get_running_loop()
     await daemon.start()
+    libc = _libc()
+    trimmer = asyncio.create_task(trim_malloc(libc), name="mist-malloc-trim") if libc is not None else None
     if handle_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
     try:
         await daemon.wait()
     finally:
+        if trimmer is not None:
+            trimmer.cancel()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
@@ -347,6 +403,9 @@ def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
     try:
         options = options_from_args(args)
         check_tcp_options(options)
+        libc = _libc()
+        if libc is not None:
+            limit_malloc_arenas(libc)  # before any thread starts: arenas are made on a thread's first malloc
         asyncio.run(serve(options))
     except DaemonError as exc:
         print(f"mistd: {exc}", file=sys.stderr)

@@ -1112,14 +1112,23 @@ async def cmd_proxy_status(ctx: Context) -> int:
     return EXIT_OK
 
 
-@command("proxy", "reload")
-async def cmd_proxy_reload(ctx: Context) -> int:
-    status = await ctx.api.proxy.reload()
+async def _proxy_changed(ctx: Context, status: ProxyStatus) -> int:
+    """Print the status after a reload or install; the proxy not answering afterwards is a failure."""
     if ctx.out.json_mode:
         ctx.out.data(status)
     else:
         ctx.out.line(format_pairs(proxy_pairs(status)))
     return EXIT_OK if status.reachable else EXIT_FAILURE
+
+
+@command("proxy", "install")
+async def cmd_proxy_install(ctx: Context) -> int:
+    return await _proxy_changed(ctx, await ctx.api.proxy.install())
+
+
+@command("proxy", "reload")
+async def cmd_proxy_reload(ctx: Context) -> int:
+    return await _proxy_changed(ctx, await ctx.api.proxy.reload())
 
 
 # ---------------------------------------------------------------------------------------------- admin

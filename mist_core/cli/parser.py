@@ -35,7 +35,7 @@ COMMANDS: dict[str, list[str]] = {
     "metrics": [],
     "domain": ["add", "set", "remove", "list"],
     "cert": ["status", "renew", "upload"],
-    "proxy": ["status", "reload"],
+    "proxy": ["status", "install", "reload"],
     "settings": ["list", "get", "set"],
     "users": [],
     "audit": [],
@@ -404,6 +404,7 @@ def build_parser() -> MistArgumentParser:
     p.add_argument("--key", required=True, metavar="FILE", help="PEM file: the certificate's private key")
     proxy = subcommands(command(commands, "proxy", "show or reload the proxy"), "subcommand")
     command(proxy, "status", "show the proxy's backend, state and routes")
+    command(proxy, "install", "start (or replace) the Traefik container Mist supervises")
     command(proxy, "reload", "compute the routes again and hand them to the proxy")
 
     # ------------------------------------------------------------------ admin

@@ -72,7 +72,7 @@ _mist() {
         deployment) subs="show log" ;;
         domain) subs="add set remove list" ;;
         cert) subs="status renew upload" ;;
-        proxy) subs="status reload" ;;
+        proxy) subs="status install reload" ;;
         settings) subs="list get set" ;;
         completion) subs="bash zsh" ;;
         setup|login) opts="$opts --username --password-stdin" ;;

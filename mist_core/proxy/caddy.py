@@ -21,6 +21,14 @@ __all__ = ["CaddyProxy", "ProxyError", "caddy_config"]
 HTTP_SERVER = "mist_http"
 HTTPS_SERVER = "mist_https"
 
+# Apps are reached on the host or the Docker network, where a TCP handshake takes well under a millisecond
+# unless the SYN was dropped (an app whose listen backlog overflowed, a container that is starting or
+# stopping). Linux sends the SYN again only after 1 s; a short dial timeout and a retry within a bounded time
+# get the request through sooner. Only failed dials are retried: no request was sent on them yet.
+UPSTREAM_DIAL_TIMEOUT = "300ms"
+UPSTREAM_TRY_DURATION = "1s"
+UPSTREAM_TRY_INTERVAL = "50ms"
+
 
 class ProxyError(MistError):
     """The proxy refused the configuration or could not be reached."""
@@ -71,11 +79,20 @@ def _serve(route: Route, domain: DomainRoute, *, https: bool) -> dict[str, Any]:
     headers = _headers_handler(domain, https=https)
     if headers:
         handlers.append(headers)
-    handlers.append({"handler": "reverse_proxy", "upstreams": [{"dial": route.upstream}]})
+    handlers.append(_reverse_proxy(route.upstream))
     return {
         "match": [_host_path_match(domain.name, domain.path_prefix)],
         "handle": handlers,
         "terminal": True,
+    }
+
+
+def _reverse_proxy(upstream: str) -> dict[str, Any]:
+    return {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": upstream}],
+        "transport": {"protocol": "http", "dial_timeout": UPSTREAM_DIAL_TIMEOUT},
+        "load_balancing": {"try_duration": UPSTREAM_TRY_DURATION, "try_interval": UPSTREAM_TRY_INTERVAL},
     }
 
 

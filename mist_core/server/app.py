@@ -572,6 +572,10 @@ def build_router() -> APIRouter:
     async def proxy_reload(m: Mist) -> Response:
         return _json(await m.proxy.reload())
 
+    @router.post("/proxy/install", response_model=ProxyStatus, tags=["proxy"])
+    async def proxy_install(m: Mist) -> Response:
+        return _json(await m.proxy.install())
+
     return router
 
 

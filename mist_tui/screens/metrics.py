@@ -62,7 +62,9 @@ class LevelBars:
         data, width = self.data, self.width
         if len(data) > width:
             step = len(data) / width
-            data = [max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)]
+            data = [
+                max(data[int(i * step) : max(int(i * step) + 1, int((i + 1) * step))]) for i in range(width)
+            ]
         return [min(1.0, max(0.0, (v - lo) / (hi - lo))) for v in data]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -4,6 +4,7 @@ removed domains and the ACME challenge path."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import threading
@@ -24,6 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from mist_core.domains import DomainOptions, add_domain, remove_domain
 from mist_core.proxy import CaddyProxy, ProxyError, route_table
+from mist_core.proxy.routes import DomainRoute, Route, RouteTable
 from mist_core.store import Store, ts
 
 pytestmark = pytest.mark.docker
@@ -236,3 +238,71 @@ async def test_an_unreachable_caddy_is_a_proxy_error_naming_the_setting() -> Non
     )
     with pytest.raises(ProxyError, match="caddy_admin_url"):
         await proxy.status()
+
+
+def _late_app(port: int, delay: float) -> tuple[threading.Thread, list[ThreadingHTTPServer]]:
+    """An HTTP server that starts listening on ``port`` only after ``delay`` seconds."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"late app"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve() -> None:
+        time.sleep(delay)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        servers.append(server)
+        server.serve_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, servers
+
+
+async def test_caddy_retries_a_failed_dial_to_an_app_for_a_bounded_time(
+    tmp_path: Path, caddy_admin: str
+) -> None:
+    """A connection the app's container cannot take at once (starting, stopping, its backlog full) delays a
+    request instead of failing it; an app that never answers still gets a 502."""
+    http_port, app_port, dead_port = free_port(), free_port(), free_port()
+    proxy = CaddyProxy(
+        caddy_admin, http_address=f"127.0.0.1:{http_port}", https_address=f"127.0.0.1:{free_port()}"
+    )
+
+    def route(app: str, app_id: int, port: int) -> Route:
+        return Route(
+            project="shop",
+            app=app,
+            app_id=app_id,
+            deployment_id=app_id,
+            container=f"mist-shop-{app}-{app_id}",
+            upstream=f"127.0.0.1:{port}",
+            port=port,
+            port_assumed=False,
+            domains=(DomainRoute(name=f"{app}.shop.test", https=False),),
+        )
+
+    table = RouteTable(
+        routes=(route("late", 1, app_port), route("dead", 2, dead_port)), challenge_upstream="127.0.0.1:9"
+    )
+    await proxy.load(table)
+    _, servers = _late_app(app_port, delay=0.4)
+    try:
+        response = await asyncio.to_thread(request, http_port, "late.shop.test")
+        assert response.status == 200 and response.body == b"late app"
+        assert (await asyncio.to_thread(request, http_port, "dead.shop.test")).status == 502
+    finally:
+        deadline = time.monotonic() + 5
+        while not servers and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for server in servers:
+            server.shutdown()
+            server.server_close()

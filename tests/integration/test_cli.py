@@ -4,6 +4,7 @@ codes, the credentials file."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
@@ -270,6 +271,102 @@ def test_env_set_refuses_a_malformed_pair(web: Run) -> None:
     result = web("env", "set", "shop/web", "NOEQUALS", "--json")
     assert result.returncode == 2
     assert _json(result)["error"]["field"] == "key"
+
+
+# ---------------------------------------------------------------------------------------------- domains
+
+
+def test_domain_add_list_set_and_remove(web: Run) -> None:
+    added = web(
+        "domain", "add", "shop/web", "shop.example.com", "--hsts", "600", "--www", "redirect-to-apex",
+        "--header", "X-Robots-Tag: noindex", "--json",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+    domain = _json(added)
+    assert (domain["name"], domain["www_redirect"], domain["hsts_max_age"]) == (
+        "shop.example.com",
+        "to-apex",
+        600,
+    )
+    assert domain["headers"] == {"X-Robots-Tag": "noindex"}
+
+    listed = web("domain", "list", "shop/web")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()[:2]
+    assert header.split() == ["DOMAIN", "HTTPS", "HSTS", "WWW", "PREFIX", "CERTIFICATE"]
+    assert row.startswith("shop.example.com") and "redirect-to-apex" in row
+
+    changed = web("domain", "set", "shop/web", "shop.example.com", "--path-prefix", "/api", "--json")
+    assert changed.returncode == 0, changed.stderr
+    assert _json(changed)["path_prefix"] == "/api"
+    assert _json(changed)["headers"] == {"X-Robots-Tag": "noindex"}
+
+    refused = web("domain", "remove", "shop/web", "shop.example.com")
+    assert refused.returncode == 2 and "--yes" in refused.stderr
+    assert web("domain", "remove", "shop/web", "shop.example.com", "--yes").returncode == 0
+    assert _json(web("domain", "list", "shop/web", "--json")) == []
+
+
+def test_domain_errors_name_the_field_and_the_other_app(web: Run, repo: Path) -> None:
+    bad = web("domain", "add", "shop/web", "not a domain", "--json")
+    assert bad.returncode == 2
+    assert _json(bad)["error"]["code"] == "invalid_input"
+    assert web("app", "create", "shop/api", "--git", str(repo)).returncode == 0
+    assert web("domain", "add", "shop/web", "taken.example.com").returncode == 0
+    clash = web("domain", "add", "shop/api", "taken.example.com")
+    assert clash.returncode == 2
+    assert "shop/web" in clash.stderr
+
+
+def test_cert_status_upload_and_proxy_status(web: Run, tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    assert web("domain", "add", "shop/web", "tls.example.com").returncode == 0
+    status = web("cert", "status", "shop/web", "--json")
+    assert status.returncode == 0, status.stderr
+    assert all(c["status"] == "pending" for c in _json(status))
+
+    def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+        return key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tls.example.com")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("tls.example.com")]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_text(key_pem(key))
+    (tmp_path / "other.pem").write_text(key_pem(other))
+
+    upload = ["cert", "upload", "tls.example.com", "--cert", str(tmp_path / "cert.pem"), "--key"]
+    mismatch = web(*upload, str(tmp_path / "other.pem"))
+    assert mismatch.returncode == 2
+    assert "does not match" in mismatch.stderr
+    accepted = web(*upload, str(tmp_path / "key.pem"), "--json")
+    assert accepted.returncode == 0, accepted.stderr
+    assert "PRIVATE KEY" not in accepted.stdout
+    assert _json(accepted)["source"] == "uploaded"
+    table = web("cert", "status")
+    assert "tls.example.com" in table.stdout and "uploaded" in table.stdout
+    assert "tls.example.com" in web("domain", "list", "shop/web").stdout
+
+    proxy = web("proxy", "status", "--json")
+    assert proxy.returncode == 0, proxy.stderr
+    assert _json(proxy)["backend"] == "traefik"
 
 
 # ---------------------------------------------------------------------------------------------- admin

@@ -15,13 +15,16 @@ from mist_core.api import (
     AppsAPI,
     AuditAPI,
     AuthAPI,
+    CertificatesAPI,
     ContainersAPI,
     DeploymentsAPI,
+    DomainsAPI,
     EnvAPI,
     EventsAPI,
     MetricsAPI,
     MistAPI,
     ProjectsAPI,
+    ProxyAPI,
     SettingsAPI,
     UsersAPI,
 )
@@ -31,10 +34,13 @@ from mist_core.models import (
     AppChanges,
     AppSpec,
     AuditEntry,
+    Certificate,
     ContainerInfo,
     ContainerStats,
     Deployment,
     DeploymentState,
+    Domain,
+    DomainSettings,
     EnvVar,
     Event,
     HealthCheck,
@@ -43,6 +49,7 @@ from mist_core.models import (
     Page,
     Project,
     ProjectChanges,
+    ProxyStatus,
     Session,
     Setting,
     SetupStatus,
@@ -522,6 +529,10 @@ class FakeMist(MistAPI):
         self.users = _Users(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
+        self.domain_table: dict[str, list[Domain]] = {}
+        self.domains = _Domains(self)
+        self.certificates = _Certificates(self)
+        self.proxy = _Proxy(self)
 
     def push_event(self, event: Event) -> None:
         self.event_feed.push(event)
@@ -924,3 +935,92 @@ class _Settings(_Part, SettingsAPI):
             raise InvalidInput(f"{key} must be a whole number, like 2.", field="value")
         setting.value = value
         return setting
+
+
+class _Domains(_Part, DomainsAPI):
+    """Domains kept per app in memory; no certificate is ever issued here."""
+
+    def _of(self, app_ref: str) -> list[Domain]:
+        return self.mist.domain_table.setdefault(app_ref, [])
+
+    async def list(self, app_ref: str) -> list[Domain]:
+        await self.mist.apps.get(app_ref)
+        return list(self._of(app_ref))
+
+    async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
+        app = await self.mist.apps.get(app_ref)
+        self.mist.calls.append(("domains.add", app_ref, name))
+        if not name or " " in name or "." not in name:
+            raise InvalidInput(
+                f"{name!r} is not a domain name: give a name such as app.example.com", field="domain"
+            )
+        for ref, domains in self.mist.domain_table.items():
+            if any(d.name == name for d in domains):
+                raise Conflict(
+                    f"{name} is already used by the app {ref}: remove it there first", field="domain"
+                )
+        domain = Domain(
+            id=sum(len(v) for v in self.mist.domain_table.values()) + 1,
+            app_id=app.id,
+            project=app.project,
+            app=app.name,
+            name=name,
+            created_at=NOW,
+            **(settings or DomainSettings()).model_dump(),
+        )
+        self._of(app_ref).append(domain)
+        return domain
+
+    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
+        await self.mist.apps.get(app_ref)
+        self.mist.calls.append(("domains.update", app_ref, name))
+        domains = self._of(app_ref)
+        for i, d in enumerate(domains):
+            if d.name == name:
+                domains[i] = d.model_copy(update=settings.model_dump())
+                return domains[i]
+        raise NotFound(f"the app has no domain {name}", field="domain")
+
+    async def remove(self, app_ref: str, name: str) -> None:
+        await self.mist.apps.get(app_ref)
+        self.mist.calls.append(("domains.remove", app_ref, name))
+        domains = self._of(app_ref)
+        if not any(d.name == name for d in domains):
+            raise NotFound(f"the app has no domain {name}", field="domain")
+        domains[:] = [d for d in domains if d.name != name]
+
+
+class _Certificates(_Part, CertificatesAPI):
+    async def list(self, app_ref: str | None = None) -> list[Certificate]:
+        self.mist.check()
+        return []
+
+    async def renew(self, domain: str) -> Certificate:
+        self.mist.calls.append(("certificates.renew", domain))
+        raise NotFound(f"no certificate for {domain}")
+
+    async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
+        self.mist.calls.append(("certificates.upload", domain))
+        raise InvalidInput("the certificate is not PEM", field="certificate")
+
+
+class _Proxy(_Part, ProxyAPI):
+    async def status(self) -> ProxyStatus:
+        self.mist.check()
+        return ProxyStatus(
+            backend="traefik",
+            reachable=True,
+            detail="routes written to /var/lib/mist/traefik/dynamic",
+            routes=3,
+            domains=4,
+            http_address="0.0.0.0:80",
+            https_address="0.0.0.0:443",
+        )
+
+    async def reload(self) -> ProxyStatus:
+        self.mist.calls.append(("proxy.reload",))
+        return await self.status()
+
+    async def install(self) -> ProxyStatus:
+        self.mist.calls.append(("proxy.install",))
+        return await self.status()

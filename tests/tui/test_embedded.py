@@ -24,7 +24,7 @@ async def test_setup_on_a_fresh_embedded_core_reaches_an_empty_dashboard_and_lis
         await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen", timeout=30)
         await pilot.press(*"ada", "tab", *"correct horse battery", "tab", *"correct horse battery", "enter")
         await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen", timeout=30)
-        await until(pilot, lambda: "no apps yet" in str(app.screen.table.border_subtitle), timeout=10)
+        await until(pilot, lambda: "no projects yet" in str(app.screen.table.border_subtitle), timeout=10)
         assert app.user is not None and app.user.username == "ada"
         app.action_goto("settings")
         await until(

@@ -103,10 +103,13 @@ async def test_setup_login_create_deploy_logs_env_redeploy_and_filter(tmp_path):
             await pilot.press(*"ada", "enter", *PASSWORD, "enter")
             await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
             assert app.user is not None and app.user.username == "ada"
+            await until(
+                pilot, lambda: "no projects yet" in str(pilot.app.screen.table.border_subtitle), timeout=15
+            )
 
             # A project, then an app in it from the local repository.
             await pilot.press("n")
-            await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+            await until(pilot, lambda: screen_name(pilot) == "FormDialog", timeout=10)
             await pilot.press(*project, "tab", *"The shop", "enter")
             await until(pilot, lambda: f"{project}/" in rows(pilot), timeout=10)
             await pilot.press("c")

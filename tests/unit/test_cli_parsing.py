@@ -34,7 +34,17 @@ from mist_core.errors import (
     SetupRequired,
     Unauthenticated,
 )
-from mist_core.models import MASK, Deployment, DeploymentState, EnvVar, LogLine
+from mist_core.models import (
+    MASK,
+    Certificate,
+    Deployment,
+    DeploymentState,
+    Domain,
+    DomainSettings,
+    EnvVar,
+    LogLine,
+    ProxyStatus,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -118,6 +128,52 @@ PARSES = [
     ("stop shop/web", {"command": "stop", "app": "shop/web"}),
     ("restart shop/web", {"command": "restart", "app": "shop/web"}),
     ("metrics -f", {"command": "metrics", "follow": True}),
+    (
+        "domain add shop/web shop.example.com --no-https --hsts 600 --www redirect-to-apex --path-prefix /api "
+        "--header 'X-A: 1' --header 'X-B: two' --no-security-headers",
+        {
+            "subcommand": "add",
+            "app": "shop/web",
+            "domain": "shop.example.com",
+            "https": False,
+            "hsts": 600,
+            "www": "redirect-to-apex",
+            "path_prefix": "/api",
+            "headers": ["X-A: 1", "X-B: two"],
+            "security_headers": False,
+        },
+    ),
+    (
+        "domain add shop/web shop.example.com",
+        {"https": None, "hsts": None, "www": None, "headers": None, "security_headers": None},
+    ),
+    (
+        "domain set shop/web www.example.com --https --www none --security-headers --remove-header X-A "
+        "--clear-headers",
+        {
+            "subcommand": "set",
+            "https": True,
+            "www": "none",
+            "security_headers": True,
+            "remove_header": ["X-A"],
+            "clear_headers": True,
+        },
+    ),
+    (
+        "domain remove shop/web shop.example.com -y",
+        {"subcommand": "remove", "domain": "shop.example.com", "yes": True},
+    ),
+    ("domain list shop/web", {"command": "domain", "subcommand": "list", "app": "shop/web"}),
+    ("cert status", {"command": "cert", "subcommand": "status", "app": None}),
+    ("cert status shop/web", {"subcommand": "status", "app": "shop/web"}),
+    ("cert renew shop.example.com", {"subcommand": "renew", "domain": "shop.example.com"}),
+    (
+        "cert upload shop.example.com --cert c.pem --key k.pem",
+        {"subcommand": "upload", "domain": "shop.example.com", "cert": "c.pem", "key": "k.pem"},
+    ),
+    ("proxy status", {"command": "proxy", "subcommand": "status"}),
+    ("proxy install", {"command": "proxy", "subcommand": "install"}),
+    ("proxy reload", {"command": "proxy", "subcommand": "reload"}),
     ("settings list", {"command": "settings", "subcommand": "list"}),
     ("settings get proxy", {"subcommand": "get", "key": "proxy"}),
     ("settings set proxy caddy", {"subcommand": "set", "key": "proxy", "value": "caddy"}),
@@ -188,6 +244,12 @@ def test_connection_options_default_when_not_given() -> None:
         (["deployment", "show", "twelve"], "id"),
         (["app", "set", "shop/web", "--clear", "git_url"], "clear"),
         (["completion", "fish"], "shell"),
+        (["domain", "add", "shop/web", "a.example.com", "--www", "sideways"], "www"),
+        (["domain", "add", "shop/web", "a.example.com", "--www", "none"], "www"),
+        (["domain", "add", "shop/web", "a.example.com", "--hsts", "long"], "hsts"),
+        (["domain", "add", "shop/web", "a.example.com", "--https"], None),
+        (["domain", "set", "shop/web", "a.example.com", "--https", "--no-https"], "https"),
+        (["cert", "upload", "a.example.com", "--cert", "c.pem"], "key"),
     ],
 )
 def test_malformed_command_lines_name_the_field(argv: list[str], field: str) -> None:
@@ -548,3 +610,181 @@ def test_completion_prints_the_shipped_scripts() -> None:
     assert code == 0 and "complete -F" in out
     code, out, _ = _run(["completion", "zsh"], _Api())
     assert code == 0 and out.startswith("#compdef mist")
+
+
+# ---------------------------------------------------------------------------------------------- domains
+
+
+def _domain(name: str, **settings: object) -> Domain:
+    return Domain(id=1, app_id=1, project="shop", app="web", name=name, created_at=NOW, **settings)  # type: ignore[arg-type]
+
+
+def _domains_api(domains: list[Domain], certificates: list[Certificate], calls: list[tuple]) -> _Api:
+    async def list_(app_ref: str) -> list[Domain]:
+        return domains
+
+    async def add(app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
+        calls.append(("add", app_ref, name, settings))
+        return _domain(name, **(settings or DomainSettings()).model_dump())
+
+    async def update(app_ref: str, name: str, settings: DomainSettings) -> Domain:
+        calls.append(("update", app_ref, name, settings))
+        return _domain(name, **settings.model_dump())
+
+    async def certs(app_ref: str | None = None) -> list[Certificate]:
+        return certificates
+
+    return _Api(
+        domains=SimpleNamespace(list=list_, add=add, update=update),
+        certificates=SimpleNamespace(list=certs),
+    )
+
+
+def test_domain_add_maps_the_options_to_domain_settings() -> None:
+    calls: list[tuple] = []
+    argv = [
+        "domain", "add", "shop/web", "shop.example.com", "--hsts", "600", "--www", "redirect-to-www",
+        "--path-prefix", "/api", "--header", "X-Robots-Tag: noindex, nofollow", "--no-security-headers",
+    ]  # fmt: skip
+    code, out, _ = _run(argv, _domains_api([], [], calls))
+    assert code == 0
+    settings = calls[0][3]
+    assert settings == DomainSettings(
+        https=True,
+        hsts_max_age=600,
+        www_redirect="to-www",
+        path_prefix="/api",
+        headers={"X-Robots-Tag": "noindex, nofollow"},
+        security_headers=False,
+    )
+    assert "Added shop.example.com to shop/web" in out
+
+
+def test_domain_add_refuses_a_header_without_a_colon_before_calling_the_api() -> None:
+    calls: list[tuple] = []
+    argv = ["domain", "add", "shop/web", "shop.example.com", "--header", "X-Robots-Tag", "--json"]
+    code, out, _ = _run(argv, _domains_api([], [], calls))
+    assert code == 2
+    assert json.loads(out)["error"]["field"] == "headers"
+    assert calls == []
+
+
+def test_domain_set_changes_only_the_options_given() -> None:
+    calls: list[tuple] = []
+    current = _domain(
+        "shop.example.com", hsts_max_age=600, headers={"X-A": "1", "X-B": "2"}, path_prefix="/api"
+    )
+    argv = [
+        "domain",
+        "set",
+        "shop/web",
+        "shop.example.com",
+        "--no-https",
+        "--remove-header",
+        "x-a",
+        "--header",
+        "X-C: 3",
+    ]
+    code, _, _ = _run(argv, _domains_api([current], [], calls))
+    assert code == 0
+    _, _, name, settings = calls[0]
+    assert name == "shop.example.com"
+    assert settings == DomainSettings(
+        https=False, hsts_max_age=600, path_prefix="/api", headers={"X-B": "2", "X-C": "3"}
+    )
+
+
+def test_domain_set_without_options_or_of_an_unknown_domain_is_refused() -> None:
+    calls: list[tuple] = []
+    api = _domains_api([_domain("shop.example.com")], [], calls)
+    code, _, err = _run(["domain", "set", "shop/web", "shop.example.com"], api)
+    assert code == 2 and "nothing to change" in err
+    code, _, err = _run(["domain", "set", "shop/web", "other.example.com", "--hsts", "5"], api)
+    assert code == 2 and "mist domain list shop/web" in err
+    assert calls == []
+
+
+def test_domain_list_shows_each_domain_with_its_certificate() -> None:
+    domains = [
+        _domain("a.example.com", hsts_max_age=600, www_redirect="to-apex"),
+        _domain("b.example.com", path_prefix="/api"),
+        _domain("c.example.com", https=False),
+    ]
+    certificates = [
+        Certificate(
+            id=1, domain="a.example.com", status="issued", source="acme", cert_pem="x",
+            not_after=NOW + timedelta(days=60), updated_at=NOW,
+        ),
+        Certificate(
+            id=2, domain="b.example.com", status="failed", source="acme", last_error="DNS problem: NXDOMAIN",
+            next_attempt_at=NOW + timedelta(minutes=10), updated_at=NOW,
+        ),
+    ]  # fmt: skip
+    code, out, _ = _run(["domain", "list", "shop/web"], _domains_api(domains, certificates, []))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["DOMAIN", "HTTPS", "HSTS", "WWW", "PREFIX", "CERTIFICATE"]
+    assert "redirect-to-apex" in lines[1] and "issued, expires 2024-06-30" in lines[1]
+    assert "failed: DNS problem: NXDOMAIN; next retry 2024-05-01 12:10:00" in lines[2]
+    assert "plain HTTP" in lines[3]
+
+    code, out, _ = _run(["domain", "list", "shop/web", "--json"], _domains_api(domains, certificates, []))
+    doc = json.loads(out)
+    assert [d["certificate"]["status"] if d["certificate"] else None for d in doc] == [
+        "issued",
+        "failed",
+        None,
+    ]
+
+
+def test_cert_upload_reads_both_files_and_never_prints_the_key(tmp_path) -> None:
+    (tmp_path / "c.pem").write_text("CERT PEM")
+    (tmp_path / "k.pem").write_text("KEY PEM SECRET")
+    seen: list[tuple[str, str, str]] = []
+
+    async def upload(domain: str, cert_pem: str, key_pem: str) -> Certificate:
+        seen.append((domain, cert_pem, key_pem))
+        return Certificate(
+            id=1, domain=domain, status="issued", source="uploaded", cert_pem=cert_pem, serial="ab",
+            not_after=NOW, updated_at=NOW,
+        )  # fmt: skip
+
+    api = _Api(certificates=SimpleNamespace(upload=upload))
+    argv = [
+        "cert",
+        "upload",
+        "a.example.com",
+        "--cert",
+        str(tmp_path / "c.pem"),
+        "--key",
+        str(tmp_path / "k.pem"),
+    ]
+    code, out, err = _run(argv, api)
+    assert code == 0
+    assert seen == [("a.example.com", "CERT PEM", "KEY PEM SECRET")]
+    assert "Uploaded the certificate for a.example.com" in out
+    code, out, err = _run([*argv, "--json"], api)
+    assert "KEY PEM SECRET" not in out + err
+    assert json.loads(out)["source"] == "uploaded"
+
+
+def test_cert_upload_of_a_missing_file_names_the_option(tmp_path) -> None:
+    argv = ["cert", "upload", "a.example.com", "--cert", str(tmp_path / "nope.pem"), "--key", "k", "--json"]
+    code, out, _ = _run(argv, _Api())
+    assert code == 2
+    assert json.loads(out)["error"]["field"] == "cert"
+
+
+def test_proxy_status_prints_backend_and_addresses() -> None:
+    async def status() -> ProxyStatus:
+        return ProxyStatus(
+            backend="caddy", reachable=False, detail="Caddy does not answer at http://127.0.0.1:2019",
+            routes=2, domains=3, http_address="127.0.0.1:8080", https_address="127.0.0.1:8443",
+        )  # fmt: skip
+
+    api = _Api(proxy=SimpleNamespace(status=status, reload=status))
+    code, out, _ = _run(["proxy", "status"], api)
+    assert code == 0
+    assert "caddy" in out and "Caddy does not answer" in out and "127.0.0.1:8443" in out
+    code, _, _ = _run(["proxy", "reload"], api)
+    assert code == 1
