@@ -33,27 +33,36 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def watch_paints(app) -> list[tuple[float, int]]:
+def watch_paints(app) -> list[tuple[float, int, str]]:
     """Record each screen update written out (headless, the output is thrown away) with the number of
     dashboard rows it showed."""
-    paints: list[tuple[float, int]] = []
+    paints: list[tuple[float, int, str]] = []
     display = app._display
 
     def recorded(screen, renderable) -> None:
         display(screen, renderable)
         table = getattr(screen, "table", None)
-        paints.append((time.perf_counter(), table.row_count if table is not None else -1))
+        rows = table.row_count if table is not None else -1
+        # A paint counts for a keystroke only once the table shows that filter: with 10,000 rows the
+        # cursor's own repaints also show "every row" and would end the wait early.
+        paints.append((time.perf_counter(), rows, getattr(screen, "shown_filter", "")))
 
     app._display = recorded
     return paints
 
 
-async def painted(paints: list[tuple[float, int]], after: float, rows: int, timeout: float = 10) -> float:
-    """When the first paint after ``after`` that showed ``rows`` rows happened."""
+async def painted(
+    paints: list[tuple[float, int, str]],
+    after: float,
+    rows: int,
+    shown: str | None = None,
+    timeout: float = 10,
+) -> float:
+    """When the first paint after ``after`` that showed ``rows`` rows (for the filter ``shown``) happened."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
-        for moment, count in paints:
-            if moment > after and count == rows:
+        for moment, count, filtered in paints:
+            if moment > after and count == rows and (shown is None or filtered == shown):
                 return moment
         await asyncio.sleep(0.001)
     raise TimeoutError(f"no paint showed {rows} rows")
@@ -91,7 +100,7 @@ async def dashboard(apps: int) -> dict[str, float]:
             expected = sum(1 for ref in screen.apps if typed in ref)  # type: ignore[attr-defined]
             start = time.perf_counter()
             app.simulate_key(key)
-            keystrokes.append(await painted(paints, start, expected) - start)
+            keystrokes.append(await painted(paints, start, expected, typed) - start)
             await pilot.pause(0.2)
     return {
         "apps": total,

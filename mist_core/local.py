@@ -85,6 +85,7 @@ from .proxy.publish import RoutePublisher
 from .secrets import SecretBox
 from .store import Store, Writer, now, parse_ts, ts
 from .store import records as rec
+from .tls.acme_client import IssuedCertificate
 from .tls.challenges import ChallengeResponder
 from .tls.renewal import CertificateScheduler, CertificateSettings, acme_issuer
 from .tls.store import CertificateStore
@@ -172,14 +173,18 @@ class Core:
     # ------------------------------------------------------------------------------------------ proxy and TLS
 
     async def _start_certificates(self) -> None:
-        """Answer ACME challenges and run the certificate scheduler (issue, retry, renew)."""
+        """Run the certificate scheduler (issue, retry, renew). The challenge responder binds its address only
+        when an order needs it, so a core that has no certificate to get (a CLI command, a test) binds nothing."""
         self.responder = ChallengeResponder()
-        await self._listen_for_challenges()
+        issue_one = acme_issuer(self.certs, self.responder)
+
+        async def issue(domain: str, settings: CertificateSettings) -> IssuedCertificate:
+            if not self.responder or not self.responder.running:
+                await self._listen_for_challenges()
+            return await issue_one(domain, settings)
+
         self.cert_scheduler = CertificateScheduler(
-            self.certs,
-            acme_issuer(self.certs, self.responder),
-            self._certificate_settings,
-            on_change=self._certificate_changed,
+            self.certs, issue, self._certificate_settings, on_change=self._certificate_changed
         )
         self._tasks.append(
             asyncio.create_task(self.cert_scheduler.run(CERT_PASS_INTERVAL), name="mist-certs")
@@ -195,14 +200,16 @@ class Core:
         try:
             await self.responder.start()
         except OSError as err:
-            log.warning(
-                "cannot answer ACME challenges on %s:%s (%s): certificates will fail", host, port, err
-            )
+            raise MistError(
+                f"cannot answer ACME challenges on {host}:{port} ({err.strerror}): free that address or change "
+                "the setting acme_challenge_address"
+            ) from None
 
     async def setting_changed(self, key: str) -> None:
         """Apply a setting that takes effect at once."""
-        if key == "acme_challenge_address":
-            await self._listen_for_challenges()
+        if key == "acme_challenge_address" and self.responder is not None and self.responder.running:
+            with contextlib.suppress(MistError):
+                await self._listen_for_challenges()
         elif key in ("proxy_backend", "caddy_admin_url", "proxy_http_address", "proxy_https_address"):
             with contextlib.suppress(MistError):
                 await self.publish_routes()
@@ -261,8 +268,9 @@ class Core:
             if job is None:
                 # Sleep until a deploy (or a finished job, which may unblock its app's next one) wakes us, or
                 # until the earliest delayed retry is due: an idle daemon does not poll the store.
+                timeout = await self._idle_wait()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=await self._idle_wait())
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
                 continue
             await self.pipeline.run(job)
             self.wake_workers()

@@ -51,7 +51,6 @@ def request(port: int, host: str, path: str = "/", *, tls_ca: str | None = None)
     return Response(b"".join(chunks), cert)
 
 
-
 @contextmanager
 def running_caddy(workdir: Path) -> Iterator[str]:
     """Start Caddy; yields its admin URL; stops it at the end."""

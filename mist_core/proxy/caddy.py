@@ -8,24 +8,24 @@ Caddy never talks to an ACME server on its own.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from ..errors import MistError
 from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, validate_upstream
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["CaddyProxy", "ProxyError", "caddy_config"]
 
 HTTP_SERVER = "mist_http"
 HTTPS_SERVER = "mist_https"
 
-# Apps are reached on the host or the Docker network, where a TCP handshake takes well under a millisecond
-# unless the SYN was dropped (an app whose listen backlog overflowed, a container that is starting or
-# stopping). Linux sends the SYN again only after 1 s; a short dial timeout and a retry within a bounded time
-# get the request through sooner. Only failed dials are retried: no request was sent on them yet.
-UPSTREAM_DIAL_TIMEOUT = "300ms"
+# A dial the app refuses (a container restarting, or a stop-then-start whose new container took the old
+# address) is tried again for up to 1 s instead of failing at once. Only failed dials are retried: no request
+# was sent on them yet. There is deliberately no short dial timeout: Caddy 2.6 does not retry a timed-out dial,
+# so a SYN the app's full listen backlog dropped (Linux resends it after 1 s) would become a 502.
 UPSTREAM_TRY_DURATION = "1s"
 UPSTREAM_TRY_INTERVAL = "50ms"
 
@@ -91,7 +91,6 @@ def _reverse_proxy(upstream: str) -> dict[str, Any]:
     return {
         "handler": "reverse_proxy",
         "upstreams": [{"dial": upstream}],
-        "transport": {"protocol": "http", "dial_timeout": UPSTREAM_DIAL_TIMEOUT},
         "load_balancing": {"try_duration": UPSTREAM_TRY_DURATION, "try_interval": UPSTREAM_TRY_INTERVAL},
     }
 
@@ -219,6 +218,9 @@ class CaddyProxy:
         )
 
     async def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        # httpx (which pulls in its CLI's rich and click) loads only when Caddy is in use.
+        import httpx
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.request(method, self.admin_url + path, json=body)

@@ -7,17 +7,19 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import josepy as jose
-import requests
-from acme import challenges, client, crypto_util, messages
-from acme import errors as acme_errors
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ..errors import MistError
 from .challenges import ChallengeResponder
+
+if TYPE_CHECKING:
+    import josepy as jose
+    from acme import errors as acme_errors
+    from acme import messages
 
 USER_AGENT = "mist"
 DEFAULT_TIMEOUT = 90.0
@@ -135,6 +137,12 @@ def _issue_sync(
     say: Callable[[str], None],
     timeout: float,
 ) -> IssuedCertificate:
+    # The ACME library (with josepy, requests, pyOpenSSL) loads only when an order runs: a daemon
+    # with no certificate to get does not pay its memory.
+    import requests
+    from acme import errors as acme_errors
+    from acme import messages
+
     try:
         return _order(
             domains,
@@ -182,6 +190,12 @@ def _order(
     say: Callable[[str], None],
     timeout: float,
 ) -> IssuedCertificate:
+    # The ACME library (with josepy, requests, pyOpenSSL) loads only when an order runs: a daemon
+    # with no certificate to get does not pay its memory.
+    import josepy as jose
+    from acme import challenges, client, crypto_util, messages
+    from acme import errors as acme_errors
+
     key = serialization.load_pem_private_key(account_key.encode(), password=None)
     jwk: jose.JWK
     if isinstance(key, ec.EllipticCurvePrivateKey):

@@ -1,5 +1,5 @@
-"""One app: tabs for its overview, deployments, logs, environment and settings, and the actions that act
-on it (deploy, stop/start, restart, delete)."""
+"""One app: tabs for its overview, deployments, logs, environment, domains and settings, and the actions
+that act on it (deploy, roll back, stop/start, restart, delete)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
+from .domains import DomainsPane
 
 if TYPE_CHECKING:
     from ..app import MistApp
@@ -73,12 +74,27 @@ def ask_deploy(mist: MistApp, app: App) -> None:
     )
 
 
-def deployment_row(d: Deployment, now) -> list[object]:
+def rollback_origin(d: Deployment, history: list[Deployment]) -> Deployment | None:
+    """The deployment a rollback repeated: the newest earlier git deployment of the same commit."""
+    if d.source != "rollback":
+        return None
+    for earlier in history:
+        if earlier.id < d.id and earlier.source == "git" and earlier.commit_sha == d.commit_sha:
+            return earlier
+    return None
+
+
+def deployment_row(d: Deployment, now, history: list[Deployment] | None = None) -> list[object]:
+    message = Text()
+    if d.source == "rollback":
+        origin = rollback_origin(d, history or [])
+        message.append(f"↩ rollback to #{origin.id} " if origin else "↩ rollback ", style="bold magenta")
+    message.append((d.commit_message or d.ref).splitlines()[0][:60])
     return [
         right(f"#{d.id}"),
         status_text(d.state.value, icon=False),
         Text(short_sha(d.commit_sha)),
-        Text((d.commit_message or d.ref).splitlines()[0][:60]),
+        message,
         right(human_duration(d.duration)),
         right(human_age(d.created_at, now)),
     ]
@@ -458,11 +474,13 @@ class AppScreen(Screen):
         Binding("S", "stop_start", "Stop/Start", id="app_screen.stop_start"),
         Binding("R", "restart", "Restart", id="app_screen.restart"),
         Binding("X", "delete", "Delete app", id="app_screen.delete"),
+        Binding("b", "rollback", "Roll back", id="app.rollback"),
         Binding("1", "tab('overview')", "Overview", show=False, id="app_screen.tab_overview"),
         Binding("2", "tab('deployments')", "Deployments", show=False, id="app_screen.tab_deployments"),
         Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
         Binding("4", "tab('environment')", "Environment", show=False, id="app_screen.tab_environment"),
-        Binding("5", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
+        Binding("5", "tab('domains')", "Domains", show=False, id="app_screen.tab_domains"),
+        Binding("6", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
     ]
 
     def __init__(self, app_ref: str, *, tab: str = "overview") -> None:
@@ -501,6 +519,8 @@ class AppScreen(Screen):
                 )
             with TabPane("Environment", id="environment"):
                 yield EnvironmentPane(self.app_ref)
+            with TabPane("Domains", id="domains"):
+                yield DomainsPane(self.app_ref)
             with TabPane("Settings", id="settings"):
                 yield SettingsPane()
         yield Footer()
@@ -554,7 +574,12 @@ class AppScreen(Screen):
         project, _, name = self.app_ref.partition("/")
         async for event in self.mist.api.events.stream():
             if event.project == project and event.app == name:
-                self._changed.add("env" if event.kind == "env" else "app")
+                if event.kind == "env":
+                    self._changed.add("env")
+                elif event.kind == "app" and event.action == "domains":
+                    self._changed.add("domains")
+                else:
+                    self._changed.add("app")
 
     def _reload_if_changed(self) -> None:
         # Events are coalesced: a burst of deployment state changes costs one reload.
@@ -565,6 +590,8 @@ class AppScreen(Screen):
             self.load()
         if "env" in changed:
             self.query_one(EnvironmentPane).refresh_vars()
+        if "domains" in changed:
+            self.query_one(DomainsPane).refresh_domains()
 
     def _usage(self) -> tuple[float | None, int | None, int | None]:
         if self.sample is None or self.current is None:
@@ -597,7 +624,7 @@ class AppScreen(Screen):
         for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
             target.clear()
             for d in rows:
-                target.add_row(*deployment_row(d, now), key=str(d.id))
+                target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
         table.border_title = f"{len(self.deployments)} deployments · Enter opens one"
 
     def _show_facts(self) -> None:
@@ -674,6 +701,9 @@ class AppScreen(Screen):
             self.query_one("#env", MistTable).focus()
         elif pane == "deployments":
             self.query_one("#deployments-table", MistTable).focus()
+        elif pane == "domains":
+            self.query_one("#domains-table", MistTable).focus()
+        self.refresh_bindings()
 
     @on(DataTable.RowSelected)
     def _open_deployment(self, event: DataTable.RowSelected) -> None:
@@ -688,6 +718,54 @@ class AppScreen(Screen):
     def action_deploy(self) -> None:
         if self.current is not None:
             ask_deploy(self.mist, self.current)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "rollback":
+            # Rolling back acts on the selected deployment: offered where deployments are listed.
+            return self.query_one(TabbedContent).active in ("deployments", "overview")
+        return True
+
+    def action_rollback(self) -> None:
+        app = self.current
+        if app is None:
+            return
+        tabs = self.query_one(TabbedContent)
+        table = self.query_one("#recent" if tabs.active == "overview" else "#deployments-table", MistTable)
+        key = table.selected_key
+        target = next((d for d in self.deployments if key and str(d.id) == key), None)
+        if target is None:
+            return
+        if target.id == app.live_deployment_id:
+            self.mist.notify(
+                f"Deployment {target.id} is the live one: select an earlier deployment to roll back to.",
+                severity="warning",
+            )
+            return
+        commit = short_sha(target.commit_sha) if target.commit_sha else target.ref
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._rollback(target.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Roll back {app.ref}",
+                f"Roll back {app.ref} to deployment {target.id} (commit {commit})? A new deployment runs its "
+                "image and configuration through the health check, then takes over the traffic.",
+                confirm_label="Roll back",
+                danger=False,
+            ),
+            confirmed,
+        )
+
+    @api_work(exclusive=True, group="app-rollback")
+    async def _rollback(self, deployment_id: int) -> None:
+        assert self.mist.api is not None
+        deployment = await self.mist.api.apps.rollback(self.app_ref, to=deployment_id)
+        self.mist.notify(
+            f"Rollback of {self.app_ref} to #{deployment_id} queued as deployment #{deployment.id}."
+        )
+        self.mist.open_deployment(deployment.id)
 
     def action_stop_start(self) -> None:
         app = self.current

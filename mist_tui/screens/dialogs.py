@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from mist_core.errors import MistError
 
@@ -38,7 +38,7 @@ class ConfirmDialog(ModalScreen[bool]):
         self.danger = danger
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog" if self.danger else "dialog -safe"):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.message, classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
@@ -66,6 +66,10 @@ class FormField:
     password: bool = False
     checkbox: bool = False
     checked: bool = False
+    # A select: (label, value) pairs; ``value`` is the one chosen at first.
+    choices: list[tuple[str, str]] | None = None
+    # Several lines of text (headers, one per line).
+    multiline: bool = False
 
 
 class FormDialog(ModalScreen[Any]):
@@ -83,8 +87,14 @@ class FormDialog(ModalScreen[Any]):
         submit: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
         submit_label: str = "Save",
         note: str = "",
+        aliases: dict[str, str] | None = None,
+        compact: bool = False,
     ) -> None:
         super().__init__()
+        # Compact fields (one line each, no border) let a long form fit a 24-line terminal.
+        self.compact = compact
+        # The core's name for a field, when it differs from the form's (its ``domain`` is the form's ``name``).
+        self.aliases = aliases or {}
         self.title_text = title
         self.fields = fields
         self.submit = submit
@@ -92,13 +102,32 @@ class FormDialog(ModalScreen[Any]):
         self.note = note
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog -compact" if self.compact else "dialog"):
             yield Label(self.title_text, classes="dialog-title")
             if self.note:
                 yield Static(self.note, classes="dialog-message")
             for field in self.fields:
                 if field.checkbox:
                     yield Checkbox(field.label, field.checked, id=f"field-{field.name}")
+                elif field.choices is not None:
+                    yield Label(field.label, classes="field-label")
+                    yield Select(
+                        field.choices,
+                        value=field.value,
+                        allow_blank=False,
+                        id=f"field-{field.name}",
+                        compact=self.compact,
+                    )
+                elif field.multiline:
+                    yield Label(field.label, classes="field-label")
+                    yield TextArea(
+                        field.value,
+                        id=f"field-{field.name}",
+                        soft_wrap=False,
+                        show_line_numbers=False,
+                        placeholder=field.placeholder,
+                        compact=self.compact,
+                    )
                 else:
                     yield Label(field.label, classes="field-label")
                     yield Input(
@@ -106,6 +135,7 @@ class FormDialog(ModalScreen[Any]):
                         placeholder=field.placeholder,
                         password=field.password,
                         id=f"field-{field.name}",
+                        compact=self.compact,
                     )
                 yield Label("", id=f"error-{field.name}", classes="field-error")
             yield Label("", id="error-form", classes="field-error")
@@ -117,7 +147,7 @@ class FormDialog(ModalScreen[Any]):
         out: dict[str, Any] = {}
         for field in self.fields:
             widget = self.query_one(f"#field-{field.name}")
-            out[field.name] = widget.value  # type: ignore[attr-defined]
+            out[field.name] = widget.text if isinstance(widget, TextArea) else widget.value  # type: ignore[attr-defined]
         return out
 
     def show_error(self, error: MistError) -> None:
@@ -125,7 +155,8 @@ class FormDialog(ModalScreen[Any]):
             label.update("")
             label.remove_class("-shown")
         names = {f.name for f in self.fields}
-        target = error.field if error.field in names else "form"
+        field = self.aliases.get(error.field or "", error.field)
+        target = field if field in names else "form"
         label = self.query_one(f"#error-{target}", Label)
         label.update(f"✕ {error.message}")
         label.add_class("-shown")

@@ -1,11 +1,12 @@
-"""The strip under the header: the server's CPU, memory, disk and load from the latest metrics sample."""
+"""The strips under the dashboard's header: the server's CPU, memory, disk and load from the latest metrics
+sample, and the proxy's state."""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual.widgets import Static
 
-from mist_core.models import SystemSample
+from mist_core.models import ProxyStatus, SystemSample
 
 from ..format import human_bytes
 
@@ -42,3 +43,28 @@ class ServerStrip(Static):
             text.append("   ")
             text.append_text(summary)
         self.update(text)
+
+
+def proxy_text(status: ProxyStatus | None, error: str | None = None) -> Text:
+    """The proxy line: which proxy, whether Mist can reach it (or what is wrong), what it routes."""
+    text = Text(" PROXY ", style="bold")
+    if status is None:
+        text.append(error or "checking…", style="red" if error else "dim")
+        return text
+    text.append(status.backend)
+    if status.reachable:
+        text.append("  ● reachable", style="green")
+    else:
+        text.append("  ✕ ", style="bold red")
+        text.append(status.detail or "not reachable", style="red")
+    text.append(
+        f"   {status.routes} app{'s' if status.routes != 1 else ''} routed · "
+        f"{status.domains} domain{'s' if status.domains != 1 else ''}",
+    )
+    text.append(f"   http {status.http_address} · https {status.https_address}", style="dim")
+    return text
+
+
+class ProxyLine(Static):
+    def show(self, status: ProxyStatus | None, error: str | None = None) -> None:
+        self.update(proxy_text(status, error))

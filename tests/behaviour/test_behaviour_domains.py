@@ -129,6 +129,14 @@ async def test_removing_a_domain_the_app_does_not_have_is_not_found(mist: MistAP
         await mist.domains.remove(ref, f"{_unique('nope')}.example.com")
 
 
+@pytest.mark.parametrize("name", ["..", "."])
+async def test_a_dot_segment_as_a_domain_never_reaches_another_route(mist: MistAPI, name: str) -> None:
+    ref = await _app(mist)
+    with pytest.raises((InvalidInput, NotFound)):
+        await mist.domains.remove(ref, name)
+    assert (await mist.apps.get(ref)).ref == ref
+
+
 async def test_domains_of_an_unknown_app_are_not_found(mist: MistAPI) -> None:
     with pytest.raises(NotFound):
         await mist.domains.list(f"{_unique('ghost')}/web")

@@ -75,6 +75,13 @@ async def test_kill_9_during_a_deployment_then_restart_leaves_a_consistent_state
         await mist.apps.create(ref, busybox_spec(repo))
         live = await deploy_and_wait(mist, ref)
         assert live.state == DeploymentState.live
+    finally:
+        await mist.close()
+
+    # Queue the doomed deployment with no worker running, so the daemon is the one that starts it.
+    mist = await open_embedded(data, git_roots=[tmp_path], run_workers=False)
+    try:
+        await mist.auth.login("admin", PASSWORD)
         if kill_during == "building":
             # The echo makes the step unique, so no build cache can skip the sleep.
             slow = f"FROM mist-test/busybox:1\nRUN echo {uuid.uuid4().hex} && sleep 60\n"

@@ -210,7 +210,9 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -234,7 +236,9 @@ async def test_the_api_is_served_over_tls_on_tcp_and_remote_mist_works_through_i
     sock = tmp_path / "run" / "mist.sock"
     listen = f"127.0.0.1:{unused_tcp_port}"
     proc = subprocess.Popen(
-        _daemon_cmd(tmp_path / "data", sock, "--listen", listen, "--tls-cert", str(cert), "--tls-key", str(key)),
+        _daemon_cmd(
+            tmp_path / "data", sock, "--listen", listen, "--tls-cert", str(cert), "--tls-key", str(key)
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

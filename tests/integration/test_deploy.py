@@ -309,7 +309,9 @@ async def test_deleting_an_app_removes_its_containers_and_images(mist, git_repo,
     await mist.projects.delete(project_name)
 
 
-async def test_a_taken_host_port_fails_the_deployment_with_the_reason(mist, git_repo, project_name, unused_tcp_port):
+async def test_a_taken_host_port_fails_the_deployment_with_the_reason(
+    mist, git_repo, project_name, unused_tcp_port
+):
     import socket
 
     holder = socket.socket()
@@ -328,13 +330,17 @@ async def test_a_taken_host_port_fails_the_deployment_with_the_reason(mist, git_
         holder.close()
 
 
-async def test_an_engine_that_does_not_answer_is_retried_with_backoff_then_fails(tmp_path, git_repo, project_name):
+async def test_an_engine_that_does_not_answer_is_retried_with_backoff_then_fails(
+    tmp_path, git_repo, project_name
+):
     from mistkit import PASSWORD
 
     from mist_core.local import open_embedded
 
     repo = git_repo(busybox_site("nowhere"))
-    mist = await open_embedded(tmp_path / "data", git_roots=[tmp_path], docker_host=f"unix://{tmp_path}/no.sock")
+    mist = await open_embedded(
+        tmp_path / "data", git_roots=[tmp_path], docker_host=f"unix://{tmp_path}/no.sock"
+    )
     try:
         await mist.auth.setup("admin", PASSWORD)
         await mist.settings.set("deploy_attempts", "2")
@@ -383,7 +389,9 @@ async def test_rolling_back_serves_the_previous_content_and_marks_the_replaced_d
         await mist.apps.rollback(ref, to=second.id)
 
 
-async def test_a_container_that_dies_shows_as_crashed_from_docker_events_without_polling(mist, git_repo, project_name):
+async def test_a_container_that_dies_shows_as_crashed_from_docker_events_without_polling(
+    mist, git_repo, project_name
+):
     repo = git_repo(busybox_site("fragile"))
     ref = f"{project_name}/web"
     await mist.projects.create(project_name)

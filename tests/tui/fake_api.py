@@ -280,6 +280,16 @@ class FakeData:
                 finished_at=start + timedelta(seconds=46.2),
             )
             self.deployments[dep.id] = dep
+        # After "Bump dependencies", #18 went back to #16's image: a rollback repeats that commit.
+        first = self.deployments[16]
+        self.deployments[18] = self.deployments[18].model_copy(
+            update={
+                "source": "rollback",
+                "commit_sha": first.commit_sha,
+                "commit_message": first.commit_message,
+                "image": first.image,
+            }
+        )
         api_start = ago(seconds=52)
         self.deployments[42] = Deployment(
             id=42,
@@ -529,7 +539,8 @@ class FakeMist(MistAPI):
         self.users = _Users(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
-        self.domain_table: dict[str, list[Domain]] = {}
+        self.domain_table: dict[str, list[Domain]] = _fixed_domains(self.data)
+        self.certificate_table: dict[str, Certificate] = _fixed_certificates()
         self.domains = _Domains(self)
         self.certificates = _Certificates(self)
         self.proxy = _Proxy(self)
@@ -558,6 +569,79 @@ def _check_name(name: str, field: str) -> None:
         raise InvalidInput(
             f"{field} {name!r} is not allowed: use lowercase letters, digits and '-'", field=field
         )
+
+
+def _fixed_domains(data: FakeData) -> dict[str, list[Domain]]:
+    """shop/web has three domains (issued, pending and failed certificates); blog/site one, issued."""
+    table: dict[str, list[Domain]] = {}
+    rows = [
+        ("shop/web", "shop.example.com", {"hsts_max_age": 31536000, "www_redirect": "to-apex"}),
+        ("shop/web", "checkout.example.com", {"path_prefix": "/pay", "headers": {"X-Robots-Tag": "noindex"}}),
+        ("shop/web", "shop.example.org", {}),
+        ("shop/web", "preview.shop.internal", {"https": False}),
+        ("blog/site", "blog.example.com", {"hsts_max_age": 15552000}),
+    ]
+    for i, (ref, name, options) in enumerate(rows, 1):
+        app = data.apps[ref]
+        table.setdefault(ref, []).append(
+            Domain(
+                id=i,
+                app_id=app.id,
+                project=app.project,
+                app=app.name,
+                name=name,
+                created_at=ago(days=40 - i),
+                **DomainSettings(**options).model_dump(),  # type: ignore[arg-type]
+            )
+        )
+    return table
+
+
+def _fixed_certificates() -> dict[str, Certificate]:
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB (fixed test data)\n-----END CERTIFICATE-----\n"
+    certs = [
+        Certificate(
+            id=1,
+            domain="shop.example.com",
+            status="issued",
+            source="acme",
+            cert_pem=pem,
+            not_before=ago(days=28),
+            not_after=NOW + timedelta(days=62),
+            serial="04a1",
+            updated_at=ago(days=28),
+        ),
+        Certificate(
+            id=2,
+            domain="checkout.example.com",
+            status="pending",
+            source="acme",
+            attempts=0,
+            updated_at=ago(seconds=20),
+        ),
+        Certificate(
+            id=3,
+            domain="shop.example.org",
+            status="failed",
+            source="acme",
+            last_error="HTTP-01 challenge failed: shop.example.org resolves to 203.0.113.9, not this server",
+            next_attempt_at=NOW + timedelta(minutes=5),
+            attempts=3,
+            updated_at=ago(minutes=10),
+        ),
+        Certificate(
+            id=4,
+            domain="blog.example.com",
+            status="issued",
+            source="uploaded",
+            cert_pem=pem,
+            not_before=ago(days=100),
+            not_after=NOW + timedelta(days=265),
+            serial="7f3c",
+            updated_at=ago(days=100),
+        ),
+    ]
+    return {c.domain: c for c in certs}
 
 
 class _Part:
@@ -969,6 +1053,14 @@ class _Domains(_Part, DomainsAPI):
             **(settings or DomainSettings()).model_dump(),
         )
         self._of(app_ref).append(domain)
+        if domain.https:
+            self.mist.certificate_table[name] = Certificate(
+                id=len(self.mist.certificate_table) + 1,
+                domain=name,
+                status="pending",
+                source="acme",
+                updated_at=NOW,
+            )
         return domain
 
     async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
@@ -988,20 +1080,48 @@ class _Domains(_Part, DomainsAPI):
         if not any(d.name == name for d in domains):
             raise NotFound(f"the app has no domain {name}", field="domain")
         domains[:] = [d for d in domains if d.name != name]
+        self.mist.certificate_table.pop(name, None)
 
 
 class _Certificates(_Part, CertificatesAPI):
     async def list(self, app_ref: str | None = None) -> list[Certificate]:
         self.mist.check()
-        return []
+        if app_ref is None:
+            return list(self.mist.certificate_table.values())
+        names = {d.name for d in self.mist.domain_table.get(app_ref, [])}
+        return [c for c in self.mist.certificate_table.values() if c.domain in names]
 
     async def renew(self, domain: str) -> Certificate:
         self.mist.calls.append(("certificates.renew", domain))
-        raise NotFound(f"no certificate for {domain}")
+        cert = self.mist.certificate_table.get(domain)
+        if cert is None:
+            raise NotFound(f"no certificate for {domain}: add the domain with HTTPS on first", field="domain")
+        cert = cert.model_copy(update={"status": "renewing", "last_error": "", "next_attempt_at": None})
+        self.mist.certificate_table[domain] = cert
+        return cert
 
     async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
         self.mist.calls.append(("certificates.upload", domain))
-        raise InvalidInput("the certificate is not PEM", field="certificate")
+        if "BEGIN CERTIFICATE" not in cert_pem:
+            raise InvalidInput(
+                "the certificate is not PEM: give a file that starts with -----BEGIN CERTIFICATE-----",
+                field="certificate",
+            )
+        if "PRIVATE KEY" not in key_pem:
+            raise InvalidInput(
+                "the key is not a PEM private key: give a file with -----BEGIN PRIVATE KEY-----", field="key"
+            )
+        cert = Certificate(
+            id=len(self.mist.certificate_table) + 1,
+            domain=domain,
+            status="issued",
+            source="uploaded",
+            cert_pem=cert_pem,
+            not_after=NOW + timedelta(days=90),
+            updated_at=NOW,
+        )
+        self.mist.certificate_table[domain] = cert
+        return cert
 
 
 class _Proxy(_Part, ProxyAPI):
@@ -1011,8 +1131,8 @@ class _Proxy(_Part, ProxyAPI):
             backend="traefik",
             reachable=True,
             detail="routes written to /var/lib/mist/traefik/dynamic",
-            routes=3,
-            domains=4,
+            routes=len([ref for ref, domains in self.mist.domain_table.items() if domains]),
+            domains=sum(len(domains) for domains in self.mist.domain_table.values()),
             http_address="0.0.0.0:80",
             https_address="0.0.0.0:443",
         )

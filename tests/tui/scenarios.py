@@ -231,6 +231,38 @@ async def _env_add(pilot: Pilot) -> None:
     await until(pilot, lambda: str(pilot.app.screen.query_one("#error-key").render()).strip())
 
 
+async def _domains(pilot: Pilot) -> None:
+    await open_app(pilot, tab="domains")
+    await until(pilot, lambda: pilot.app.screen.query_one("#domains-table").row_count >= 4)
+    await pilot.pause(0.1)
+
+
+async def _domains_failed_selected(pilot: Pilot) -> None:
+    await _domains(pilot)
+    await pilot.press("down", "down")
+    await pilot.pause(0.1)
+
+
+async def _domain_add_error(pilot: Pilot) -> None:
+    await _domains(pilot)
+    await pilot.press("a")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+    dialog = pilot.app.screen
+    dialog.query_one("#field-name").value = "shop.example.com"  # type: ignore[attr-defined]
+    dialog.query_one("#field-hsts_max_age").value = "31536000"  # type: ignore[attr-defined]
+    dialog.query_one("#field-headers").text = "X-Robots-Tag: noindex"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: str(dialog.query_one("#error-name").render()).strip())
+    await pilot.pause(0.1)
+
+
+async def _rollback_confirm(pilot: Pilot) -> None:
+    await open_app(pilot, tab="deployments")
+    await pilot.press("down", "down", "down", "down")
+    await pilot.press("b")
+    await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+
+
 async def _help(pilot: Pilot) -> None:
     await on_dashboard(pilot)
     await pilot.press("question_mark")
@@ -266,6 +298,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("app_logs", make_app, logs_tab),
     Scenario("app_environment", make_app, lambda p: open_app(p, tab="environment")),
     Scenario("app_env_add_error", make_app, _env_add),
+    Scenario("app_domains", make_app, _domains_failed_selected),
+    Scenario("app_domain_add_error", make_app, _domain_add_error),
+    Scenario("rollback_confirm", make_app, _rollback_confirm),
     Scenario("app_settings", make_app, lambda p: open_app(p, tab="settings")),
     Scenario("app_settings_error", make_app, _app_settings_error),
     Scenario("deployment_running", make_app, lambda p: _deployment(p, 42)),
