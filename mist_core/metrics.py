@@ -68,7 +68,12 @@ class MetricsSampler:
         self.engine = engine
         self.interval = interval
         self.disk_path = disk_path
-        self._history: deque[MetricsSample] = deque(maxlen=max(1, math.ceil(history_seconds / interval)))
+        # The history is kept as (time, JSON) pairs: with 100 containers, 180 samples as pydantic objects take
+        # about 22 MB, as JSON under 3 MB. It is read rarely (a metrics screen opening), so parsing then is cheap.
+        self._history: deque[tuple[datetime, bytes]] = deque(
+            maxlen=max(1, math.ceil(history_seconds / interval))
+        )
+        self._latest: MetricsSample | None = None
         self._subscribers: set[asyncio.Queue[MetricsSample]] = set()
         self._task: asyncio.Task[None] | None = None
         self._engine_down = False
@@ -103,7 +108,8 @@ class MetricsSampler:
             await asyncio.sleep(max(self.interval - elapsed, self.interval / 5))
 
     def _publish(self, sample: MetricsSample) -> None:
-        self._history.append(sample)
+        self._latest = sample
+        self._history.append((sample.system.ts, sample.model_dump_json().encode()))
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()  # a slow subscriber loses its oldest sample, never the sampler's time
@@ -169,10 +175,10 @@ class MetricsSampler:
     def history(self, seconds: int) -> list[MetricsSample]:
         """The samples of the last ``seconds``, oldest first."""
         since = datetime.now(UTC) - timedelta(seconds=seconds)
-        return [s for s in self._history if s.system.ts >= since]
+        return [MetricsSample.model_validate_json(raw) for ts, raw in self._history if ts >= since]
 
     def latest(self) -> MetricsSample | None:
-        return self._history[-1] if self._history else None
+        return self._latest
 
     async def subscribe(self) -> AsyncIterator[MetricsSample]:
         """Every new sample, until the caller stops iterating."""

@@ -245,6 +245,7 @@ class Deployment(Model):
     container_name: str | None = None
     error: str | None = None
     source: Literal["git", "rollback"] = "git"
+    rollback_of: int | None = None  # for a rollback: the deployment whose image and config it runs again
     triggered_by: str | None = None
     steps: list[StepTiming] = Field(default_factory=list)
     created_at: datetime

@@ -104,6 +104,7 @@ def deployment(row: Row) -> Deployment:
         container_name=row["container_name"],
         error=row["error"],
         source=row["source"],
+        rollback_of=row["rollback_of"],
         triggered_by=row["triggered_by"],
         steps=[StepTiming.model_validate(s) for s in json.loads(row["steps"])],
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]

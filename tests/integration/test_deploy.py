@@ -374,7 +374,8 @@ async def test_rolling_back_serves_the_previous_content_and_marks_the_replaced_d
 
     back = await wait_final(mist, (await mist.apps.rollback(ref)).id)
     assert back.state == DeploymentState.live, await log_text(mist, back.id)
-    assert back.source == "rollback" and back.commit_sha == first.commit_sha and back.image == first.image
+    assert back.source == "rollback" and back.rollback_of == first.id
+    assert back.commit_sha == first.commit_sha and back.image == first.image
     assert [s.step.value for s in back.steps] == ["starting", "checking", "switching"]
     assert await fetch(back.container_name) == "first"
     assert (await mist.deployments.get(second.id)).state == DeploymentState.rolled_back

@@ -107,7 +107,7 @@ async def test_history_is_bounded_to_its_time_window() -> None:
     finally:
         await sampler.stop()
     assert len(sampler.history(3600)) == 4
-    assert sampler.history(3600)[-1] is sampler.latest()
+    assert sampler.history(3600)[-1] == sampler.latest()
     assert sampler.history(0) == []
 
 
