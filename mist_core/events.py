@@ -5,14 +5,38 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
-from .models import Event
+from .models import Event, EventKind
 
 
 class EventBus:
     def __init__(self, queue_size: int = 1000) -> None:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._queue_size = queue_size
+
+    def announce(
+        self,
+        kind: EventKind,
+        action: str,
+        *,
+        project: str | None = None,
+        app: str | None = None,
+        deployment_id: int | None = None,
+        state: str | None = None,
+    ) -> None:
+        """Publish an event that happened now."""
+        self.publish(
+            Event(
+                kind=kind,
+                action=action,
+                project=project,
+                app=app,
+                deployment_id=deployment_id,
+                state=state,
+                ts=datetime.now(UTC),
+            )
+        )
 
     def publish(self, event: Event) -> None:
         for queue in self._subscribers:

@@ -305,15 +305,12 @@ class Core:
             "WHERE a.live_deployment_id = ?",
             (int(deployment_id),),
         )
-        self.events.publish(
-            Event(
-                kind="container",
-                action=action,
-                project=attrs.get("dev.mist.project"),
-                app=attrs.get("dev.mist.app"),
-                deployment_id=int(deployment_id),
-                ts=now(),
-            )
+        self.events.announce(
+            "container",
+            action,
+            project=attrs.get("dev.mist.project"),
+            app=attrs.get("dev.mist.app"),
+            deployment_id=int(deployment_id),
         )
         if row is None:
             return
@@ -328,11 +325,7 @@ class Core:
             await w.execute(
                 "UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), row["id"])
             )
-        self.events.publish(
-            Event(
-                kind="app", action="status", project=row["project"], app=row["name"], state=status, ts=now()
-            )
-        )
+        self.events.announce("app", "status", project=row["project"], app=row["name"], state=status)
 
     async def recover(self) -> None:
         """Bring every deployment a dead core left unfinished to a consistent state.
@@ -617,7 +610,7 @@ class _Projects(_Part, ProjectsAPI):
                 (name, description, json.dumps(tag_list), actor.id, ts(), ts()),
             )
             await _audit(w, actor, "project.create", project=name)
-        self.core.events.publish(Event(kind="project", action="create", project=name, ts=now()))
+        self.core.events.announce("project", "create", project=name)
         return rec.project(await self._row(name))
 
     async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
@@ -669,7 +662,7 @@ class _Projects(_Part, ProjectsAPI):
                 before={"name": current.name, "description": current.description, "tags": current.tags},
                 after={"name": new_name, "description": description, "tags": tag_list},
             )
-        self.core.events.publish(Event(kind="project", action="update", project=new_name, ts=now()))
+        self.core.events.announce("project", "update", project=new_name)
         return rec.project(await self._row(new_name))
 
     async def delete(self, name: str) -> None:
@@ -686,7 +679,7 @@ class _Projects(_Part, ProjectsAPI):
                 )
             await w.execute("DELETE FROM projects WHERE id = ?", (project.id,))
             await _audit(w, actor, "project.delete", project=name)
-        self.core.events.publish(Event(kind="project", action="delete", project=name, ts=now()))
+        self.core.events.announce("project", "delete", project=name)
 
 
 def _like(text: str) -> str:
@@ -725,7 +718,7 @@ class _Apps(_Part, AppsAPI):
                 (prow["id"], name, spec.model_dump_json(), ts(), ts()),
             )
             await _audit(w, actor, "app.create", project=project, app=name, after=_public_spec(spec))
-        self.core.events.publish(Event(kind="app", action="create", project=project, app=name, ts=now()))
+        self.core.events.announce("app", "create", project=project, app=name)
         return await self._get(app_ref)
 
     async def list(
@@ -774,9 +767,7 @@ class _Apps(_Part, AppsAPI):
                 before=_public_spec(app.spec),
                 after=_public_spec(spec),
             )
-        self.core.events.publish(
-            Event(kind="app", action="update", project=app.project, app=app.name, ts=now())
-        )
+        self.core.events.announce("app", "update", project=app.project, app=app.name)
         return await self._get(app_ref)
 
     async def delete(self, app_ref: str) -> None:
@@ -812,9 +803,7 @@ class _Apps(_Part, AppsAPI):
             await w.execute("UPDATE apps SET live_deployment_id = NULL WHERE id = ?", (app.id,))
             await w.execute("DELETE FROM apps WHERE id = ?", (app.id,))
             await _audit(w, actor, "app.delete", project=app.project, app=app.name)
-        self.core.events.publish(
-            Event(kind="app", action="delete", project=app.project, app=app.name, ts=now())
-        )
+        self.core.events.announce("app", "delete", project=app.project, app=app.name)
 
     async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
         actor = await self.m.actor()
@@ -861,31 +850,13 @@ class _Apps(_Part, AppsAPI):
         """Tell subscribers and workers about a deployment just queued by ``_enqueue``."""
         events = self.core.events
         for old in replaced:
-            events.publish(
-                Event(
-                    kind="deployment",
-                    action="state",
-                    project=app.project,
-                    app=app.name,
-                    deployment_id=old,
-                    state="cancelled",
-                    ts=now(),
-                )
+            events.announce(
+                "deployment", "state", project=app.project, app=app.name, deployment_id=old, state="cancelled"
             )
-        events.publish(
-            Event(
-                kind="deployment",
-                action="state",
-                project=app.project,
-                app=app.name,
-                deployment_id=dep_id,
-                state="queued",
-                ts=now(),
-            )
+        events.announce(
+            "deployment", "state", project=app.project, app=app.name, deployment_id=dep_id, state="queued"
         )
-        events.publish(
-            Event(kind="app", action="status", project=app.project, app=app.name, state="deploying", ts=now())
-        )
+        events.announce("app", "status", project=app.project, app=app.name, state="deploying")
         self.core.wake_workers()
         return await self.m.deployments.get(dep_id)
 
@@ -953,9 +924,7 @@ class _Apps(_Part, AppsAPI):
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app.id))
             await _audit(w, actor, action, project=app.project, app=app.name)
-        self.core.events.publish(
-            Event(kind="app", action="status", project=app.project, app=app.name, state=status, ts=now())
-        )
+        self.core.events.announce("app", "status", project=app.project, app=app.name, state=status)
         return await self._get(app.ref)
 
     async def start(self, app_ref: str) -> App:
@@ -1049,7 +1018,7 @@ class _Env(_Part, EnvAPI):
             await _audit(
                 w, actor, "env.set", project=app.project, app=app.name, key=key, secret=secret, build=build
             )
-        self.core.events.publish(Event(kind="env", action="set", project=app.project, app=app.name, ts=now()))
+        self.core.events.announce("env", "set", project=app.project, app=app.name)
         row = await self.store.one(
             "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? AND key = ?",
             (app.id, key),
@@ -1063,9 +1032,7 @@ class _Env(_Part, EnvAPI):
             if not await w.execute("DELETE FROM env_vars WHERE app_id = ? AND key = ?", (app.id, key)):
                 raise NotFound(f"{app_ref} has no variable {key!r}", field="key")
             await _audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
-        self.core.events.publish(
-            Event(kind="env", action="unset", project=app.project, app=app.name, ts=now())
-        )
+        self.core.events.announce("env", "unset", project=app.project, app=app.name)
 
     async def import_dotenv(
         self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
@@ -1079,9 +1046,7 @@ class _Env(_Part, EnvAPI):
             await _audit(
                 w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs]
             )
-        self.core.events.publish(
-            Event(kind="env", action="import", project=app.project, app=app.name, ts=now())
-        )
+        self.core.events.announce("env", "import", project=app.project, app=app.name)
         keys = {k for k, _ in pairs}
         return [v for v in await self.list(app_ref) if v.key in keys]
 
@@ -1139,18 +1104,15 @@ class _Deployments(_Part, DeploymentsAPI):
                 w, actor, "deployment.cancel", project=dep.project, app=dep.app, deployment=deployment_id
             )
         if removed:
-            self.core.events.publish(
-                Event(
-                    kind="deployment",
-                    action="state",
-                    project=dep.project,
-                    app=dep.app,
-                    deployment_id=deployment_id,
-                    state="cancelled",
-                    ts=now(),
-                )
+            self.core.events.announce(
+                "deployment",
+                "state",
+                project=dep.project,
+                app=dep.app,
+                deployment_id=deployment_id,
+                state="cancelled",
             )
-            await self._restore_status(dep)
+            await self.core.pipeline.restore_app_status(dep.app_id, dep.project, dep.app, never_live="new")
         elif self.core.pipeline.cancel(deployment_id):
             for _ in range(300):
                 dep = await self.get(deployment_id)
@@ -1158,20 +1120,6 @@ class _Deployments(_Part, DeploymentsAPI):
                     break
                 await asyncio.sleep(0.1)
         return await self.get(deployment_id)
-
-    async def _restore_status(self, dep: Deployment) -> None:
-        row = await self.store.one(
-            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending FROM apps WHERE id = ?",
-            (dep.app_id,),
-        )
-        if row is None:
-            return
-        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else "new")
-        async with self.store.write() as w:
-            await w.execute("UPDATE apps SET status = ? WHERE id = ?", (status, dep.app_id))
-        self.core.events.publish(
-            Event(kind="app", action="status", project=dep.project, app=dep.app, state=status, ts=now())
-        )
 
 
 # ---------------------------------------------------------------------------------------------- runtime
@@ -1307,9 +1255,7 @@ class _Domains(_Part, DomainsAPI):
             await _audit(
                 w, actor, f"domain.{action}", project=app.project, app=app.name, domain=name, **detail
             )
-        self.core.events.publish(
-            Event(kind="app", action="domains", project=app.project, app=app.name, ts=now())
-        )
+        self.core.events.announce("app", "domains", project=app.project, app=app.name)
         try:
             await self.core.publish_routes()
         except MistError as err:

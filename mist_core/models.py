@@ -319,6 +319,9 @@ class MetricsSample(Model):
     containers: list[ContainerStats] = Field(default_factory=list)
 
 
+EventKind = Literal["deployment", "app", "project", "container", "env"]
+
+
 class Event(Model):
     """Something changed: the dashboard redraws the row named by ``project``/``app``.
 
@@ -326,7 +329,7 @@ class Event(Model):
     ``container`` (Docker reported start/die/restart...).
     """
 
-    kind: Literal["deployment", "app", "project", "container", "env"]
+    kind: EventKind
     action: str
     project: str | None = None
     app: str | None = None

@@ -28,7 +28,7 @@ from ..engine import (
 )
 from ..engine.health import wait_healthy
 from ..errors import EngineUnavailable, MistError
-from ..models import AppSpec, DeploymentState, Event, StepTiming
+from ..models import AppSpec, DeploymentState, StepTiming
 from ..sources import git
 from ..store import now, ts
 from ..store.records import DEPLOYMENT_SELECT
@@ -130,24 +130,19 @@ class Pipeline:
             )
 
     def _publish(self, run: Run, state: str) -> None:
-        self.core.events.publish(
-            Event(
-                kind="deployment",
-                action="state",
-                project=run.project,
-                app=run.app,
-                deployment_id=run.deployment_id,
-                state=state,
-                ts=now(),
-            )
+        self.core.events.announce(
+            "deployment",
+            "state",
+            project=run.project,
+            app=run.app,
+            deployment_id=run.deployment_id,
+            state=state,
         )
 
     async def _set_app_status(self, app_id: int, project: str, app: str, status: str) -> None:
         async with self.core.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app_id))
-        self.core.events.publish(
-            Event(kind="app", action="status", project=project, app=app, state=status, ts=now())
-        )
+        self.core.events.announce("app", "status", project=project, app=app, state=status)
 
     # ------------------------------------------------------------------------------------------ running a job
 
@@ -411,9 +406,7 @@ class Pipeline:
             await JobQueue.finish_in(w, run.job)
         self.log(run, f"deployment {run.deployment_id} is live")
         self._publish(run, S.live.value)
-        self.core.events.publish(
-            Event(kind="app", action="status", project=run.project, app=run.app, state="live", ts=now())
-        )
+        self.core.events.announce("app", "status", project=run.project, app=run.app, state="live")
         await self.core.logs.close(run.deployment_id)
         await self._prune_logs(run)
         with contextlib.suppress(MistError):
@@ -461,14 +454,20 @@ class Pipeline:
         await self._restore_app_status(run)
 
     async def _restore_app_status(self, run: Run) -> None:
+        await self.restore_app_status(run.app_id, run.project, run.app, never_live="failed")
+
+    async def restore_app_status(self, app_id: int, project: str, app: str, *, never_live: str) -> None:
+        """After a deployment ended or left the queue: deploying while another waits, else live if a
+        deployment is, else ``never_live`` (``failed`` after a failure, ``new`` after a cancelled first one)."""
         row = await self.core.store.one(
-            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending FROM apps WHERE id = ?",
-            (run.app_id,),
+            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending "
+            "FROM apps WHERE id = ?",
+            (app_id,),
         )
         if row is None:
             return
-        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else "failed")
-        await self._set_app_status(run.app_id, run.project, run.app, status)
+        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else never_live)
+        await self._set_app_status(app_id, project, app, status)
 
     def cancel(self, deployment_id: int) -> bool:
         run = self.runs.get(deployment_id)
