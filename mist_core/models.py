@@ -106,6 +106,16 @@ class AppSpec(Model):
     health: HealthCheck = Field(default_factory=HealthCheck)
     volumes: list[Volume] = Field(default_factory=list)
 
+    @property
+    def stop_then_start_reason(self) -> str | None:
+        """Why a new container cannot start beside the old one (so deployments stop the old one first), or None
+        when deployments switch without downtime."""
+        if self.publish:
+            return "it publishes host ports, which two containers cannot share"
+        if self.volumes:
+            return "it mounts volumes, which one container must own alone"
+        return None
+
 
 class AppChanges(Model):
     """A partial update of an app's spec (``mist app set``). Fields left ``None`` keep their value;

@@ -453,6 +453,10 @@ def app_pairs(app: App) -> list[tuple[str, object]]:
         ("Restart", s.restart),
         ("Health", describe_health(s.health)),
         ("Volumes", ", ".join(f"{v.name}:{v.path}" for v in s.volumes) or None),
+        (
+            "Switching",
+            f"stop-then-start: {s.stop_then_start_reason}" if s.stop_then_start_reason else "zero downtime",
+        ),
         ("Start command", s.start_command),
         ("Build command", s.build_command),
         ("Install command", s.install_command),

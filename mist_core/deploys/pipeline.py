@@ -307,10 +307,8 @@ class Pipeline:
 
         await self._enter(run, S.starting)
         old = await self._live_container(run)
-        if old and (run.spec.publish or run.spec.volumes):
-            why = (
-                "it publishes host ports" if run.spec.publish else "it mounts volumes one container must own"
-            )
+        why = run.spec.stop_then_start_reason
+        if old and why:
             self.log(run, f"Zero-downtime switch is not possible because {why}: stopping {old} first.")
             await core.engine.stop(old, grace=float(await core.setting("stop_grace_period")))
             run.stopped_old = old

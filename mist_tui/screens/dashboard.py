@@ -76,7 +76,7 @@ class DashboardScreen(Screen):
         self.sort_reverse = False
         self._dirty: set[str] = set()
         # Cells are rebuilt only when their app or its usage changed: redraws of 10,000 rows stay cheap.
-        self._cell_cache: dict[str, tuple[App, object, str, list[object]]] = {}
+        self._cell_cache: dict[str, tuple[App, object, str, list[object], list[object]]] = {}
         self._filter_timer: Timer | None = None
         self._populate_seconds = 0.0  # how long the last full redraw took
         # Every app's row key in display order with its lowercase filter key, from the last full redraw: a
@@ -262,18 +262,17 @@ class DashboardScreen(Screen):
         needle = self.filter_text.lower()
         return not needle or needle in app.ref.lower() or needle == app.status
 
-    def _filtered_in_order(self, reuse_order: bool) -> list[App]:
-        if not reuse_order or self._order is None:
-            ordered = self._sorted(list(self.apps.values()))
-            self._order = [(a.ref, a.ref.lower()) for a in ordered]
-            if not self.filter_text:
-                return ordered
-        needle = self.filter_text.lower()
+    def _filtered_in_order(self, reuse_order: bool) -> list[tuple[str, App]]:
+        """``(ref, app)`` for every app the filter keeps, in display order."""
         apps = self.apps
+        if not reuse_order or self._order is None:
+            ordered = self._sorted(list(apps.values()))
+            self._order = [(ref, ref.lower()) for ref in (a.ref for a in ordered)]
+        needle = self.filter_text.lower()
         if not needle:
-            return [apps[ref] for ref, _ in self._order if ref in apps]
+            return [(ref, app) for ref, _ in self._order if (app := apps.get(ref)) is not None]
         return [
-            app
+            (ref, app)
             for ref, key in self._order
             if (app := apps.get(ref)) is not None and (needle in key or needle == app.status)
         ]
@@ -301,12 +300,13 @@ class DashboardScreen(Screen):
     def _cells(self, app: App, *, grouped: bool) -> list[object]:
         usage = self.usage.get(app.ref)
         cached = self._cell_cache.get(app.ref)
-        if cached is not None and cached[0] is app and cached[1] == usage and cached[2] == app.status:
-            cells = cached[3]
-        else:
+        if cached is None or cached[0] is not app or cached[1] != usage or cached[2] != app.status:
             cells = self._build_cells(app)
-            self._cell_cache[app.ref] = (app, usage, app.status, cells)
-        return [BLANK if grouped else Text(app.project, style="bold"), *cells]
+            # The same row lists are handed to the table on every redraw while the app is unchanged,
+            # which lets it keep what it built for them.
+            cached = (app, usage, app.status, [BLANK, *cells], [Text(app.project, style="bold"), *cells])
+            self._cell_cache[app.ref] = cached
+        return cached[3] if grouped else cached[4]
 
     def _build_cells(self, app: App) -> list[object]:
         now = self.mist.clock()
@@ -341,11 +341,13 @@ class DashboardScreen(Screen):
         apps = self._filtered_in_order(reuse_order)
         rows: list[tuple[str, list[object]]] = []
         previous_project = None
-        for app in apps:
+        by_project = self.sort_key == "project"
+        cells = self._cells
+        for ref, app in apps:
             # Sorted by project, repeat the project name only where a group starts: it reads as a heading.
-            grouped = self.sort_key == "project" and app.project == previous_project
+            grouped = by_project and app.project == previous_project
             previous_project = app.project
-            rows.append((app.ref, self._cells(app, grouped=grouped)))
+            rows.append((ref, cells(app, grouped=grouped)))
         empty = self._empty_projects()
         if empty:
             extra = [(f"{name}/", self._empty_project_cells(name)) for name in empty]

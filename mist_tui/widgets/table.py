@@ -57,7 +57,7 @@ class MistTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None, zebra: bool = True) -> None:
         # Keys and row records are kept across ``set_rows`` calls: a filter keystroke shows rows it showed
         # before, and rebuilding them was a third of its cost.
-        self._fast_keys: dict[str, tuple[FastRowKey, Row]] = {}
+        self._fast_keys: dict[str, list] = {}  # key -> [row key, Row, cells given, cell dict]
         # The row order and line offsets ``set_rows`` laid out, while no other change to the rows has
         # invalidated them. DataTable keys its own copies on an update counter that every cell update
         # bumps, and rebuilding them walks all 10,000 rows (a metrics sample cost that much).
@@ -75,6 +75,26 @@ class MistTable(DataTable):
         if self._fast_order is not None:
             return self._fast_order[1]
         return super()._y_offsets
+
+    def update_cell(
+        self, row_key: RowKey | str, column_key: ColumnKey | str, value, *, update_width: bool = False
+    ) -> None:  # type: ignore[override]
+        # The row's cell dict now differs from the cells it was built from: build it afresh next time.
+        entry = self._fast_keys.get(row_key.value if isinstance(row_key, RowKey) else row_key)  # type: ignore[arg-type]
+        if entry is not None:
+            entry[2] = None
+            if entry[3] is not None:
+                entry[3] = dict(entry[3])
+                self._data[entry[0]] = entry[3]
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+
+    def add_column(self, *args, **kwargs) -> ColumnKey:  # type: ignore[override]
+        self._fast_keys.clear()  # a column added to rows changes their cell dicts
+        return super().add_column(*args, **kwargs)
+
+    def remove_column(self, column_key: ColumnKey | str) -> None:
+        self._fast_keys.clear()
+        super().remove_column(column_key)
 
     def add_row(self, *args, **kwargs) -> RowKey:  # type: ignore[override]
         self._fast_order = None
@@ -213,11 +233,14 @@ class MistTable(DataTable):
             entry = known.get(key)
             if entry is None or entry[1].height != 1 or entry[1].label is not None:
                 row_key = FastRowKey(key)
-                entry = known[key] = (row_key, Row(row_key, 1, None, False))
-            row_key, row = entry
+                entry = known[key] = [row_key, Row(row_key, 1, None, False), None, None]
+            row_key, row, last_cells, row_data = entry
+            if cells is not last_cells:
+                row_data = entry[3] = dict(zip(columns, cells, strict=False))
+                entry[2] = cells
             keys.append(row_key)
             ordered.append(row)
-            data[row_key] = dict(zip(columns, cells, strict=False))
+            data[row_key] = row_data
             table_rows[row_key] = row
         if len(table_rows) != len(keys):
             raise ValueError("set_rows was given the same row key twice")
