@@ -17,6 +17,7 @@ from mist_core.api import MistAPI
 from mist_core.errors import DaemonUnavailable, MistError, Unauthenticated
 from mist_core.models import Session, User
 
+from . import heap
 from .commands import ScreenCommands
 from .config import Config, Credentials, Target
 from .workers import ApiFailed, api_work
@@ -78,6 +79,7 @@ class MistApp(App[None]):
         self.push_screen(ConnectScreen(self.target, auto=self.target is not None))
 
     async def on_unmount(self) -> None:
+        heap.release()
         if self.api is not None:
             try:
                 await self.api.close()

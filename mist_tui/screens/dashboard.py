@@ -84,6 +84,10 @@ class DashboardScreen(Screen):
         self._order: list[tuple[str, str]] | None = None
         self.shown_filter = ""  # the filter the table shows (the input may be ahead while typing)
         self._loading = False
+        # Status counts and the projects that have apps, recomputed only when the apps change (a redraw
+        # per keystroke would otherwise walk all 10,000 for them).
+        self._apps_changes = 0
+        self._census: tuple[tuple[int, int, int], dict[str, int], set[str]] | None = None
 
     @property
     def mist(self) -> MistApp:
@@ -219,6 +223,7 @@ class DashboardScreen(Screen):
         """One app changed: redraw its row in place (or add it)."""
         known = app.ref in self.apps
         self.apps[app.ref] = app
+        self._apps_changes += 1
         table = self.table
         if not known:
             self.populate()
@@ -232,6 +237,7 @@ class DashboardScreen(Screen):
 
     def _remove(self, ref: str) -> None:
         app = self.apps.pop(ref, None)
+        self._apps_changes += 1
         if ref in self.table.rows:
             self.table.remove_row(ref)
             self._summarise()
@@ -368,7 +374,7 @@ class DashboardScreen(Screen):
     def _empty_projects(self) -> list[str]:
         if not self.projects:
             return []
-        with_apps = {a.project for a in self.apps.values()}
+        with_apps = self._take_census()[1]
         needle = self.filter_text.lower()
         return sorted(
             name for name in self.projects if name not in with_apps and (not needle or needle in name.lower())
@@ -388,15 +394,23 @@ class DashboardScreen(Screen):
         return key.split("/", 1)[0] if key else None
 
     def _append_rows(self, apps: list[App]) -> None:
-        with self.app.batch_update():
-            for app in apps:
-                if self._matches(app) and app.ref not in self.table.rows:
-                    self.table.add_row(*self._cells(app, grouped=False), key=app.ref)
+        # One pass for the page (``add_row`` per row left 10,000 rows of bookkeeping for the final paint).
+        self.table.append_rows(
+            [(app.ref, self._cells(app, grouped=False)) for app in apps if self._matches(app)]
+        )
+
+    def _take_census(self) -> tuple[dict[str, int], set[str]]:
+        """How many apps have each status, and which projects have apps."""
+        key = (id(self.apps), len(self.apps), self._apps_changes)
+        if self._census is None or self._census[0] != key:
+            counts: dict[str, int] = {}
+            for app in self.apps.values():
+                counts[app.status] = counts.get(app.status, 0) + 1
+            self._census = (key, counts, {a.project for a in self.apps.values()})
+        return self._census[1], self._census[2]
 
     def _summarise(self) -> None:
-        counts: dict[str, int] = {}
-        for app in self.apps.values():
-            counts[app.status] = counts.get(app.status, 0) + 1
+        counts = self._take_census()[0]
         if not self.apps and not self._loading and self.projects:
             self.table.border_subtitle = f"{len(self.projects):,} projects, no apps yet: c adds an app"
             return

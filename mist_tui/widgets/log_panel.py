@@ -80,6 +80,7 @@ class LogPanel(Vertical):
         self.regex = False
         self.case = False
         self._search_error: str | None = None
+        self._status_shown: Text | None = None
         self._range: tuple[int | None, timedelta | None] = (200, None)
 
     def compose(self) -> ComposeResult:
@@ -159,7 +160,12 @@ class LogPanel(Vertical):
         if self._search_error:
             status.append(f"   {self._search_error}", style="bold red")
         status.append(f"   {view.buffer.end - view.buffer.first:,} lines", style="dim")
-        self.query_one(".log-status", Static).update(status)
+        if status == self._status_shown:
+            return
+        self._status_shown = status
+        # One line of fixed height and full width: its size never changes, so no layout is needed. A
+        # layout here re-rendered the whole screen at every flush of a log flood.
+        self.query_one(".log-status", Static).update(status, layout=False)
 
     def _pattern(self) -> str:
         return self.query_one("#log-search-input", Input).value

@@ -12,8 +12,8 @@ import re
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +24,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
+
+from .. import heap
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -33,8 +36,9 @@ MATCH_STYLE = Style(color="black", bgcolor="yellow")
 CURRENT_MATCH_STYLE = Style(color="black", bgcolor="dark_orange", bold=True)
 
 
-@dataclass(slots=True)
-class LogEntry:
+class LogEntry(NamedTuple):
+    """One line."""
+
     ts: datetime
     text: str
     source: str = ""
@@ -61,14 +65,16 @@ class LogBuffer:
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self._entries: deque[LogEntry] = deque(maxlen=cap)
+        # Kept as plain tuples of strings and a datetime, which the garbage collector stops tracking:
+        # full collections over 50,000 kept entries as objects held the event loop for about 100 ms.
+        self._entries: deque[tuple[datetime, str, str, str]] = deque(maxlen=cap)
         self.first = 0  # absolute index of the oldest entry kept
 
     def extend(self, entries: list[LogEntry]) -> None:
         overflow = len(self._entries) + len(entries) - self.cap
         if overflow > 0:
             self.first += overflow
-        self._entries.extend(entries)
+        self._entries.extend(map(tuple, entries))  # type: ignore[arg-type]
 
     def clear(self) -> None:
         self.first += len(self._entries)
@@ -89,12 +95,13 @@ class LogBuffer:
         return len(self._entries)
 
     def __getitem__(self, index: int) -> LogEntry:
-        return self._entries[index - self.first]
+        return LogEntry._make(self._entries[index - self.first])
 
     def items(self, start: int | None = None) -> Iterator[tuple[int, LogEntry]]:
         start = self.first if start is None else max(start, self.first)
+        make = LogEntry._make
         for offset in range(start - self.first, len(self._entries)):
-            yield self.first + offset, self._entries[offset]
+            yield self.first + offset, make(self._entries[offset])
 
 
 class LogView(ScrollView, can_focus=True):
@@ -142,13 +149,16 @@ class LogView(ScrollView, can_focus=True):
 
     def on_mount(self) -> None:
         self.set_interval(self.flush_interval, self.flush)
+        # A log view may be flooded for as long as it is open: once the screen around it is built, keep
+        # it out of the full collections the flood will set off.
+        self.call_after_refresh(heap.settle)
 
     # ------------------------------------------------------------------------------------------ producers
 
     def write(self, entry: LogEntry) -> None:
         """Queue one line; it appears at the next flush."""
-        entry.text = clean(entry.text)
-        self._pending.append(entry)
+        text = clean(entry.text)
+        self._pending.append(entry if text == entry.text else entry._replace(text=text))
         if len(self._pending) > 2 * self.buffer.cap:
             # A producer far ahead of the screen: keep only what the buffer could hold anyway.
             excess = len(self._pending) - self.buffer.cap
@@ -347,7 +357,18 @@ class LogView(ScrollView, can_focus=True):
 
     def _update_size(self) -> None:
         width = self.scrollable_content_region.width if self.wrap else self._prefix_width + self._max_width
-        self.virtual_size = Size(width, len(self._rows))
+        size = Size(width, len(self._rows))
+        if size == self.virtual_size:
+            return
+        if not self.is_mounted or not self.size:
+            self.virtual_size = size
+            return
+        # ``virtual_size`` asks for a layout of the whole screen, and a flood grows it at every flush:
+        # that re-rendered every widget ten times a second. Only the scrollbars depend on it here, so
+        # update them in place (a scrollbar appearing still asks for its own layout).
+        self.set_reactive(Widget.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     def _settle(self, move) -> None:
         """Scroll without the move being taken as the reader scrolling away."""
