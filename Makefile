@@ -76,7 +76,7 @@ test: system-packages venv docker
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy mist_core
-	$(BIN)/pytest -q -p no:cacheprovider --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=20 --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check

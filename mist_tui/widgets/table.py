@@ -76,16 +76,13 @@ class MistTable(DataTable):
             return self._fast_order[1]
         return super()._y_offsets
 
-    def update_cell(
+    def update_cell(  # type: ignore[override]
         self, row_key: RowKey | str, column_key: ColumnKey | str, value, *, update_width: bool = False
-    ) -> None:  # type: ignore[override]
+    ) -> None:
         # The row's cell dict now differs from the cells it was built from: build it afresh next time.
         entry = self._fast_keys.get(row_key.value if isinstance(row_key, RowKey) else row_key)  # type: ignore[arg-type]
         if entry is not None:
             entry[2] = None
-            if entry[3] is not None:
-                entry[3] = dict(entry[3])
-                self._data[entry[0]] = entry[3]
         super().update_cell(row_key, column_key, value, update_width=update_width)
 
     def add_column(self, *args, **kwargs) -> ColumnKey:  # type: ignore[override]

@@ -108,10 +108,7 @@ async def test_setup_login_create_deploy_logs_env_redeploy_and_filter(tmp_path):
             )
 
             # A project, then an app in it from the local repository.
-            print("DEBUG before", screen_name(pilot), pilot.app.focused, pilot.app.screen.table.border_subtitle)
             await pilot.press("n")
-            await pilot.pause(1)
-            print("DEBUG after", screen_name(pilot), pilot.app.focused, [s for s in pilot.app.screen_stack])
             await until(pilot, lambda: screen_name(pilot) == "FormDialog", timeout=10)
             await pilot.press(*project, "tab", *"The shop", "enter")
             await until(pilot, lambda: f"{project}/" in rows(pilot), timeout=10)
