@@ -46,6 +46,8 @@ SORTS = ["project", "app", "status", "age", "cpu", "memory"]
 BLANK = Text("")  # shared: a grouped row's empty project cell, never mutated
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
 
+FLUSH_DELAY = 0.3  # seconds events about apps are gathered before their rows are fetched again
+
 
 class DashboardScreen(Screen):
     # The hidden filter input comes first in the focus chain: the table is what the screen is for.
@@ -78,6 +80,7 @@ class DashboardScreen(Screen):
         self.sort_key = "project"
         self.sort_reverse = False
         self._dirty: set[str] = set()
+        self._flush_timer: Timer | None = None  # set while a coalesced refetch is pending
         # Cells are rebuilt only when their app or its usage changed: redraws of 10,000 rows stay cheap.
         self._cell_cache: dict[str, tuple[App, object, str, list[object], list[object]]] = {}
         self._filter_timer: Timer | None = None
@@ -119,7 +122,6 @@ class DashboardScreen(Screen):
         self.load()
         self.follow_metrics()
         self.follow_events()
-        self.set_interval(0.3, self._flush_dirty)
         self.load_proxy()
         # The proxy changes rarely and an event announces domain changes: a slow poll catches the rest.
         self.set_interval(30, self.load_proxy)
@@ -201,6 +203,7 @@ class DashboardScreen(Screen):
                 self.load_proxy()
             if event.project and event.app:
                 self._dirty.add(f"{event.project}/{event.app}")
+                self._schedule_flush()
             elif event.kind == "project" and event.project and event.action in ("deleted", "delete"):
                 for ref in [r for r, a in self.apps.items() if a.project == event.project]:
                     self._remove(ref)
@@ -208,9 +211,19 @@ class DashboardScreen(Screen):
             elif event.kind == "project":
                 self.reload_projects()
 
+    def _schedule_flush(self) -> None:
+        # Events are coalesced: a burst about one app costs one apps.get, not one per event. The timer runs
+        # only while something is pending, so an idle dashboard wakes for nothing.
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush_dirty)
+
     def _flush_dirty(self) -> None:
-        # Events are coalesced: a burst about one app costs one apps.get, not one per event.
-        if self._dirty and not self._loading:
+        self._flush_timer = None
+        if self._loading:
+            if self._dirty:
+                self._schedule_flush()
+            return
+        if self._dirty:
             refs, self._dirty = self._dirty, set()
             self.refetch(sorted(refs))
 
