@@ -7,7 +7,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -125,18 +125,8 @@ async def issue(
             responder.remove(token)
 
 
-def _issue_sync(
-    domains: list[str],
-    *,
-    directory_url: str,
-    account_key: str,
-    email: str,
-    responder: ChallengeResponder,
-    tokens: list[str],
-    ca_bundle: str | None,
-    say: Callable[[str], None],
-    timeout: float,
-) -> IssuedCertificate:
+def _issue_sync(domains: list[str], *, directory_url: str, timeout: float, **order: Any) -> IssuedCertificate:
+    """``_order`` with the library's errors turned into ``AcmeError`` messages a user can act on."""
     # The ACME library (with josepy, requests, pyOpenSSL) loads only when an order runs: a daemon
     # with no certificate to get does not pay its memory.
     import requests
@@ -144,17 +134,7 @@ def _issue_sync(
     from acme import messages
 
     try:
-        return _order(
-            domains,
-            directory_url=directory_url,
-            account_key=account_key,
-            email=email,
-            responder=responder,
-            tokens=tokens,
-            ca_bundle=ca_bundle,
-            say=say,
-            timeout=timeout,
-        )
+        return _order(domains, directory_url=directory_url, timeout=timeout, **order)
     except AcmeError:
         raise
     except acme_errors.ValidationError as err:
@@ -190,8 +170,6 @@ def _order(
     say: Callable[[str], None],
     timeout: float,
 ) -> IssuedCertificate:
-    # The ACME library (with josepy, requests, pyOpenSSL) loads only when an order runs: a daemon
-    # with no certificate to get does not pay its memory.
     import josepy as jose
     from acme import challenges, client, crypto_util, messages
     from acme import errors as acme_errors

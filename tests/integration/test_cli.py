@@ -18,9 +18,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 MIST = Path(sys.executable).parent / "mist"
-if not (ROOT / "mist_core" / "local.py").exists():
-    pytest.skip("the embedded core (mist_core/local.py) is not there yet", allow_module_level=True)
-
 PASSWORD = "correct horse battery staple"
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
