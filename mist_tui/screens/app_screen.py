@@ -330,6 +330,10 @@ class SettingsPane(VerticalScroll):
                     )
                     yield Input(placeholder="/healthz", id="set-health_path", compact=True)
                 yield Label("", id="err-health", classes="field-error")
+        with Horizontal(classes="form-row"):
+            yield Label("Switching", classes="form-label")
+            with Vertical(classes="form-field"):
+                yield Static("", id="switch-note", classes="switch-note")
         with Horizontal(classes="form-row form-buttons"):
             yield Label("", classes="form-label")
             yield Button("Save", id="settings-save", variant="primary", compact=True)
@@ -338,6 +342,12 @@ class SettingsPane(VerticalScroll):
     def show(self, app: App) -> None:
         self.current = app
         spec = app.spec
+        reason = spec.stop_then_start_reason
+        self.query_one("#switch-note", Static).update(
+            f"stop-then-start: {reason}, so a deployment stops the old container before starting the new one"
+            if reason
+            else "zero downtime: the new container starts beside the old one and takes over once healthy"
+        )
         values = {
             "git_url": spec.git_url,
             "branch": spec.branch,
