@@ -327,13 +327,17 @@ async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
     """Run a daemon until SIGTERM/SIGINT (or until the task is cancelled)."""
     daemon = Daemon(options)
     loop = asyncio.get_running_loop()
-    await daemon.start()
-    libc = _libc()
-    trimmer = asyncio.create_task(trim_malloc(libc), name="mist-malloc-trim") if libc is not None else None
     if handle_signals:
+        # Before the socket answers: a SIGTERM that comes right after must stop the daemon cleanly, not
+        # kill it with the default handler.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
+    trimmer = None
     try:
+        await daemon.start()
+        libc = _libc()
+        if libc is not None:
+            trimmer = asyncio.create_task(trim_malloc(libc), name="mist-malloc-trim")
         await daemon.wait()
     finally:
         if trimmer is not None:
