@@ -140,40 +140,32 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 # ---------------------------------------------------------------------------------------------- clean-up
 
 
-def remove_mist_project(project: str) -> int:
-    """Remove every container and image Mist labelled with ``project``; returns how many were removed."""
+def _remove_labelled(label: str) -> int:
+    """Remove every container (with its anonymous volumes) and image carrying ``label``; returns how many."""
     client = docker_client()
     count = 0
     try:
-        for c in client.containers.list(all=True, filters={"label": f"dev.mist.project={project}"}):
+        for c in client.containers.list(all=True, filters={"label": label}):
             with contextlib.suppress(docker.errors.APIError):
                 c.remove(force=True, v=True)
                 count += 1
-        for image in client.images.list(filters={"label": f"dev.mist.project={project}"}):
+        for image in client.images.list(filters={"label": label}):
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(image.id, force=True)
                 count += 1
     finally:
         client.close()
     return count
+
+
+def remove_mist_project(project: str) -> int:
+    """Remove every container and image Mist labelled with ``project``."""
+    return _remove_labelled(f"dev.mist.project={project}")
 
 
 def remove_bench_run(run_id: str) -> int:
     """Remove the baseline's containers and images (labelled ``dev.mist.bench=<run_id>``)."""
-    client = docker_client()
-    count = 0
-    try:
-        for c in client.containers.list(all=True, filters={"label": f"{BENCH_LABEL}={run_id}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True, v=True)
-                count += 1
-        for image in client.images.list(filters={"label": f"{BENCH_LABEL}={run_id}"}):
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(image.id, force=True)
-                count += 1
-    finally:
-        client.close()
-    return count
+    return _remove_labelled(f"{BENCH_LABEL}={run_id}")
 
 
 # ---------------------------------------------------------------------------------------------- figures

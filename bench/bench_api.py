@@ -9,32 +9,13 @@ Prints p50/p95/p99 in milliseconds; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
+from _common import start_daemon, stop_daemon, temp_dir
 
 GIT_URL = "https://example.com/acme/web.git"
-
-
-def wait_for(client: httpx.Client, proc: subprocess.Popen[bytes], deadline: float = 60) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise SystemExit(f"the daemon exited with {proc.returncode}")
-        try:
-            if client.get("/v1/setup").status_code == 200:
-                return
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the daemon did not start")
 
 
 def measure(client: httpx.Client, path: str, params: dict[str, int] | None, n: int) -> list[float]:
@@ -60,27 +41,11 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=1000, help="apps in the store")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="mist-bench-") as tmp:
-        data, sock = Path(tmp) / "data", Path(tmp) / "mist.sock"
-        env = {**os.environ, "MIST_METRICS_INTERVAL": "5"}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mist_core.daemon",
-                "--data",
-                str(data),
-                "--socket",
-                str(sock),
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-        )
+    with temp_dir("mist-bench-") as tmp:
+        daemon = start_daemon(tmp, env={"MIST_METRICS_INTERVAL": "5"})
         try:
-            transport = httpx.HTTPTransport(uds=str(sock))
+            transport = httpx.HTTPTransport(uds=str(daemon.socket))
             with httpx.Client(transport=transport, base_url="http://mist", timeout=30) as client:
-                wait_for(client, proc)
                 token = client.post("/v1/setup", json={"username": "bench", "password": "bench-password-1"})
                 token.raise_for_status()
                 client.headers["Authorization"] = f"Bearer {token.json()['token']}"
@@ -99,8 +64,7 @@ def main() -> None:
                 report("GET /v1/apps limit=100", measure(client, "/v1/apps", {"limit": 100}, args.n))
                 report("GET /v1/apps limit=1000", measure(client, "/v1/apps", {"limit": 1000}, args.n))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            stop_daemon(daemon)
 
 
 if __name__ == "__main__":
