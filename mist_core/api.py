@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 from .models import (
+    ApiToken,
+    ApiTokenCreated,
     App,
     AppChanges,
     AppSpec,
@@ -26,16 +28,27 @@ from .models import (
     DomainSettings,
     EnvVar,
     Event,
+    Invite,
+    InviteCreated,
+    KeyRotation,
     LogLine,
+    Member,
     MetricsSample,
     Page,
     Project,
     ProjectChanges,
+    ProjectRole,
     ProxyStatus,
+    RecoveryCodes,
+    Role,
     Session,
+    SessionInfo,
     Setting,
     SetupStatus,
+    TokenScope,
+    TotpSetup,
     User,
+    UserChanges,
 )
 
 
@@ -49,14 +62,38 @@ class AuthAPI(ABC):
         """Create the first owner account and log it in. Refused once any account exists."""
 
     @abstractmethod
-    async def login(self, username: str, password: str) -> Session:
-        """Exchange a username and password for a session token."""
+    async def login(self, username: str, password: str, *, totp: str | None = None) -> Session:
+        """Exchange a username and password (and, when the account has two-factor authentication, a TOTP or
+        recovery code: ``TotpRequired`` says so) for an access token and a refresh token. Repeated failures
+        lock the account and the source out for a while (``TooManyAttempts``)."""
+
+    @abstractmethod
+    async def refresh(self, refresh_token: str) -> Session:
+        """A new access token and a new refresh token for the session; the one given is used up. Presenting a
+        used refresh token again revokes the whole session (someone copied it)."""
 
     @abstractmethod
     async def whoami(self) -> User: ...
 
     @abstractmethod
-    async def logout(self) -> None: ...
+    async def logout(self) -> None:
+        """End this session (the access and the refresh token stop working)."""
+
+    @abstractmethod
+    async def change_password(self, current: str, new: str) -> None:
+        """Change the caller's password; every other session of theirs is revoked."""
+
+    @abstractmethod
+    async def totp_setup(self) -> TotpSetup:
+        """Start enabling two-factor authentication: a new secret, not active until ``totp_enable``."""
+
+    @abstractmethod
+    async def totp_enable(self, code: str) -> RecoveryCodes:
+        """Confirm the secret of ``totp_setup`` with a current code; returns the recovery codes (shown once)."""
+
+    @abstractmethod
+    async def totp_disable(self, password: str) -> None:
+        """Turn two-factor authentication off for the caller (their password confirms it)."""
 
 
 class ProjectsAPI(ABC):
@@ -193,7 +230,109 @@ class EventsAPI(ABC):
 
 class UsersAPI(ABC):
     @abstractmethod
-    async def list(self) -> builtins.list[User]: ...
+    async def list(self) -> builtins.list[User]:
+        """Every account for instance owners and admins; only the caller for anyone else."""
+
+    @abstractmethod
+    async def get(self, username: str) -> User: ...
+
+    @abstractmethod
+    async def create(
+        self, username: str, password: str, *, role: Role = "developer", email: str | None = None
+    ) -> User:
+        """An admin creates an account directly (no one can grant a role above their own)."""
+
+    @abstractmethod
+    async def update(self, username: str, changes: UserChanges) -> User:
+        """Change a profile (email, full name): one's own, or anyone's for an admin."""
+
+    @abstractmethod
+    async def set_role(self, username: str, role: Role) -> User:
+        """Change an instance role. The last owner cannot be demoted; only owners make owners."""
+
+    @abstractmethod
+    async def delete(self, username: str, *, reassign_to: str | None = None) -> None:
+        """Delete an account; the projects it owns pass to ``reassign_to`` (default: the caller). The last
+        owner cannot be deleted."""
+
+
+class MembersAPI(ABC):
+    @abstractmethod
+    async def list(self, project: str) -> builtins.list[Member]: ...
+
+    @abstractmethod
+    async def add(self, project: str, username: str, role: ProjectRole) -> Member:
+        """Add a member to a project, or change their role there."""
+
+    @abstractmethod
+    async def remove(self, project: str, username: str) -> None: ...
+
+
+class InvitesAPI(ABC):
+    @abstractmethod
+    async def create(
+        self,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        role: Role = "developer",
+        project: str | None = None,
+        project_role: ProjectRole | None = None,
+        expires_hours: int = 72,
+    ) -> InviteCreated:
+        """A one-time invitation for one username or email, with the role the inviter chooses (never above
+        their own). With ``project``, the new account also joins it with ``project_role``."""
+
+    @abstractmethod
+    async def list(self) -> builtins.list[Invite]: ...
+
+    @abstractmethod
+    async def revoke(self, invite_id: int) -> None: ...
+
+    @abstractmethod
+    async def accept(
+        self, token: str, username: str, password: str, *, email: str | None = None
+    ) -> Session:
+        """Create the invited account and log it in. Needs no login. The username (or email) must be the one
+        the invitation names."""
+
+
+class SessionsAPI(ABC):
+    @abstractmethod
+    async def list(self, *, username: str | None = None) -> builtins.list[SessionInfo]:
+        """The caller's open sessions; an admin may name another user, or ``"*"`` for everyone's."""
+
+    @abstractmethod
+    async def revoke(self, session_id: int) -> None:
+        """End a session (one's own, or anyone's for an admin)."""
+
+
+class TokensAPI(ABC):
+    @abstractmethod
+    async def create(
+        self,
+        name: str,
+        *,
+        scope: TokenScope = "read",
+        project: str | None = None,
+        expires_days: int | None = 90,
+    ) -> ApiTokenCreated:
+        """An API token acting as the caller, limited to ``scope`` (``read``: look only; ``deploy``: also
+        deploy, roll back, start, stop, restart, cancel; ``admin``: everything the caller may do) and, with
+        ``project``, to one project. ``expires_days=None`` never expires."""
+
+    @abstractmethod
+    async def list(self, *, all: bool = False) -> builtins.list[ApiToken]:
+        """The caller's tokens; everyone's with ``all`` (admins)."""
+
+    @abstractmethod
+    async def revoke(self, token_id: int) -> None: ...
+
+
+class SecretsAPI(ABC):
+    @abstractmethod
+    async def rotate_key(self) -> KeyRotation:
+        """Re-encrypt every stored secret under a new master key, while Mist keeps running. Owners only."""
 
 
 class AuditAPI(ABC):
@@ -204,10 +343,13 @@ class AuditAPI(ABC):
         actor: str | None = None,
         project: str | None = None,
         action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> Page[AuditEntry]:
-        """Newest first. ``action`` matches a prefix (``"app."``)."""
+        """Newest first. ``action`` matches a prefix (``"app."``); ``since``/``until`` bound the time.
+        Instance admins see every entry; a project admin, the entries of their projects."""
 
 
 class SettingsAPI(ABC):
@@ -278,6 +420,11 @@ class MistAPI(ABC):
     metrics: MetricsAPI
     events: EventsAPI
     users: UsersAPI
+    members: MembersAPI
+    invites: InvitesAPI
+    sessions: SessionsAPI
+    tokens: TokensAPI
+    secrets: SecretsAPI
     audit: AuditAPI
     settings: SettingsAPI
     domains: DomainsAPI

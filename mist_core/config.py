@@ -59,6 +59,10 @@ class CoreConfig:
     metrics_interval: float = field(
         default_factory=lambda: float(os.environ.get("MIST_METRICS_INTERVAL", "5"))
     )
+    # How long an access token (JWT) lives; clients renew it with their refresh token.
+    access_token_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("MIST_ACCESS_TOKEN_SECONDS", "900"))
+    )
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -75,6 +79,11 @@ class CoreConfig:
     @property
     def master_key_path(self) -> Path:
         return Path(os.environ.get("MIST_MASTER_KEY_FILE") or self.data_dir / "master.key")
+
+    @property
+    def signing_key_path(self) -> Path:
+        """The key that signs access tokens, kept like the master key (0600, outside the database)."""
+        return Path(os.environ.get("MIST_SIGNING_KEY_FILE") or self.data_dir / "signing.key")
 
     @property
     def work_dir(self) -> Path:

@@ -72,9 +72,31 @@ class Unauthenticated(MistError):
     status = 401
 
 
+class TokenExpired(Unauthenticated):
+    """The access token's time is up: get a new one with the refresh token (clients do this by themselves)."""
+
+    code = "token_expired"
+
+
+class TotpRequired(Unauthenticated):
+    """The password was right and the account has two-factor authentication: send the code too."""
+
+    code = "totp_required"
+
+
 class PermissionDenied(MistError):
+    """The caller is known but their role (or their token's scope) does not allow this."""
+
     code = "permission_denied"
     status = 403
+
+
+class TooManyAttempts(MistError):
+    """Too many failed logins (for the account or from the address), or requests too fast: wait and retry.
+    ``extra["retry_after"]`` is the number of seconds to wait."""
+
+    code = "too_many_attempts"
+    status = 429
 
 
 class SetupRequired(MistError):

@@ -15,17 +15,28 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import __version__, auth, domains, validate
+from . import auth, domains, validate
 from . import settings as settings_defs
+from .accounts import (
+    USER_COLUMNS,
+    Auth,
+    Invites,
+    Members,
+    Secrets,
+    Sessions,
+    Tokens,
+    Users,
+    needs_setup,
+    user_from_row,
+)
 from .api import (
     AppsAPI,
     AuditAPI,
-    AuthAPI,
     CertificatesAPI,
     ContainersAPI,
     DeploymentsAPI,
@@ -37,8 +48,10 @@ from .api import (
     ProjectsAPI,
     ProxyAPI,
     SettingsAPI,
-    UsersAPI,
 )
+from .auth import permissions
+from .auth.access import AccessTokens, looks_like_jwt
+from .calls import Caller, Part, audit, like, page, page_args
 from .config import CoreConfig
 from .deploys.logs import DeploymentLogs
 from .deploys.pipeline import Pipeline
@@ -51,7 +64,9 @@ from .errors import (
     InvalidInput,
     MistError,
     NotFound,
+    PermissionDenied,
     SetupRequired,
+    TokenExpired,
     Unauthenticated,
 )
 from .events import EventBus
@@ -77,7 +92,6 @@ from .models import (
     ProxyStatus,
     Session,
     Setting,
-    SetupStatus,
     User,
 )
 from .proxy.install import PROXY_CONTAINER, TRAEFIK_IMAGE, traefik_spec
@@ -92,8 +106,6 @@ from .tls.store import CertificateStore
 from .tls.upload import validate_upload
 
 log = logging.getLogger("mist.core")
-SESSION_LIFETIME = timedelta(days=30)
-MAX_PAGE = 1000
 CERT_PASS_INTERVAL = 300.0  # the certificate scheduler's pass; adding a domain wakes it at once
 IDLE_WAIT = 30.0  # a worker with nothing to do looks at the queue this often, in case a wake-up was missed
 
@@ -115,6 +127,10 @@ class Core:
         self.pipeline = Pipeline(self)
         self.sampler = MetricsSampler(self.engine, interval=config.metrics_interval)
         self.certs = CertificateStore(store, secrets)
+        self.access = AccessTokens.from_file(
+            config.signing_key_path, timedelta(seconds=config.access_token_seconds)
+        )
+        self.token_last_used: dict[int, float] = {}  # API token id -> when its last_used_at was written
         self.responder: ChallengeResponder | None = None
         self.cert_scheduler: CertificateScheduler | None = None
         self.routes = RoutePublisher(
@@ -151,8 +167,53 @@ class Core:
             core._settings[row["key"]] = row["value"]
         return core
 
-    def api(self, token: str | None) -> LocalMist:
-        return LocalMist(self, token)
+    def api(
+        self,
+        token: str | None,
+        *,
+        source: str = "local",
+        user_agent: str | None = None,
+        refresh_token: str | None = None,
+        on_session: Callable[[Session], None] | None = None,
+    ) -> LocalMist:
+        """A view of the core for one caller. ``source`` is where the call comes from (an address, "unix");
+        with ``refresh_token``, an expired access token is renewed by itself and ``on_session`` gets the new
+        pair to keep."""
+        return LocalMist(
+            self,
+            token,
+            source=source,
+            user_agent=user_agent,
+            refresh_token=refresh_token,
+            on_session=on_session,
+        )
+
+    async def rotate_master_key(self, caller: Caller) -> tuple[str, int]:
+        """Re-seal every stored secret under a new master key; returns the new key id and the count.
+
+        The new key is written to the key file before anything is re-sealed, with the old one still after
+        it, so every value opens at every moment, even after a crash halfway."""
+        from .secrets import SEALED
+
+        path = self.config.master_key_path
+        key_id = self.secrets.begin_rotation(path)
+        count = 0
+        async with self.store.write() as w:
+            for col in SEALED:
+                rows = await w.all(
+                    f"SELECT {', '.join(col.keys)}, {col.column} AS sealed FROM {col.table} WHERE {col.where}"
+                )
+                for row in rows:
+                    keys = {k: row[k] for k in col.keys}
+                    sealed = self.secrets.reseal(row["sealed"], bound_to=col.binding.format(**keys))
+                    where = " AND ".join(f"{k} = ?" for k in col.keys)
+                    await w.execute(
+                        f"UPDATE {col.table} SET {col.column} = ? WHERE {where}", (sealed, *keys.values())
+                    )
+                    count += 1
+            await audit(w, caller, "secrets.rotate_key", key_id=key_id, resealed=count)
+        self.secrets.finish_rotation(path)
+        return key_id, count
 
     async def setting(self, key: str) -> str:
         return self._settings.get(key, settings_defs.DEFINITIONS[key].default)
@@ -433,32 +494,58 @@ def container_name_of(run: Any) -> str:
     return container_name(run.project, run.app, run.deployment_id)
 
 
-async def open_embedded(data_dir: Path | str, token: str | None = None, **config: Any) -> MistAPI:
+async def open_embedded(
+    data_dir: Path | str,
+    token: str | None = None,
+    *,
+    refresh_token: str | None = None,
+    on_session: Callable[[Session], None] | None = None,
+    **config: Any,
+) -> MistAPI:
     """The core in this process, with its workers running; ``close()`` shuts it down."""
     core = await Core.open(CoreConfig(data_dir=Path(data_dir), **config))
     if core.config.run_workers:
         await core.start_background()
-    return LocalMist(core, token, owns_core=True)
+    return LocalMist(core, token, owns_core=True, refresh_token=refresh_token, on_session=on_session)
 
 
 # ============================================================================================== the API
 
 
 class LocalMist(MistAPI):
-    def __init__(self, core: Core, token: str | None, *, owns_core: bool = False) -> None:
+    def __init__(
+        self,
+        core: Core,
+        token: str | None,
+        *,
+        owns_core: bool = False,
+        source: str = "local",
+        user_agent: str | None = None,
+        refresh_token: str | None = None,
+        on_session: Callable[[Session], None] | None = None,
+    ) -> None:
         self.core = core
         self.token = token
+        self.source = source
+        self.user_agent = user_agent
+        self.refresh_token = refresh_token
+        self.on_session = on_session
         self._owns_core = owns_core
-        self._user: User | None = None
-        self.auth = _Auth(self)
+        self._caller: Caller | None = None
+        self.auth = Auth(self)
         self.projects = _Projects(self)
         self.apps: _Apps = _Apps(self)
         self.env = _Env(self)
-        self.deployments = _Deployments(self)
+        self.deployments: _Deployments = _Deployments(self)
         self.containers = _Containers(self)
         self.metrics = _Metrics(self)
         self.events = _Events(self)
-        self.users = _Users(self)
+        self.users = Users(self)
+        self.members = Members(self)
+        self.invites = Invites(self)
+        self.sessions = Sessions(self)
+        self.tokens = Tokens(self)
+        self.secrets = Secrets(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
         self.domains = _Domains(self)
@@ -469,128 +556,176 @@ class LocalMist(MistAPI):
         if self._owns_core:
             await self.core.close()
 
+    def signed_in(self, session: Session) -> None:
+        """A login, a refresh or an accepted invitation gave this view a new session."""
+        self.token, self.refresh_token, self._caller = session.token, session.refresh_token, None
+        if self.on_session is not None:
+            self.on_session(session)
+
+    def signed_out(self) -> None:
+        self.token, self.refresh_token, self._caller = None, None, None
+
     async def actor(self) -> User:
-        """The user behind the token; every call but status/setup/login starts here."""
-        if self._user is not None:
-            return self._user
+        """The user behind the token."""
+        return (await self.caller()).user
+
+    async def caller(self) -> Caller:
+        """Who is calling: the token is checked against its session (or API token) row on the first call
+        of this view; an expired access token is renewed when a refresh token is at hand."""
+        if self._caller is not None:
+            return self._caller
         if not self.token:
-            if await _needs_setup(self.core.store):
+            if await needs_setup(self.core.store):
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
             raise Unauthenticated("not logged in: run `mist login`")
+        try:
+            caller = await self._resolve(self.token)
+        except TokenExpired:
+            if not self.refresh_token:
+                raise
+            await self.auth.refresh(self.refresh_token)
+            caller = await self._resolve(self.token or "")
+        self._caller = caller
+        return caller
+
+    async def _resolve(self, token: str) -> Caller:
+        store = self.core.store
+        if token.startswith("mist_t_"):
+            row = await store.one(
+                f"SELECT {USER_COLUMNS}, t.id AS token_id, t.scope, t.project_id, t.expires_at AS token_expires, "
+                "t.revoked_at FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+                (auth.token_hash(token),),
+            )
+            if row is None or row["revoked_at"]:
+                raise Unauthenticated("this API token is not valid or was revoked")
+            if row["token_expires"] and (parse_ts(row["token_expires"]) or now()) <= now():
+                raise Unauthenticated("this API token has expired: create a new one with `mist token create`")
+            await self._touch_token(int(row["token_id"]))
+            return Caller(
+                user=user_from_row(row),
+                source=self.source,
+                token_id=int(row["token_id"]),
+                scope=row["scope"],
+                token_project_id=row["project_id"],
+                enrollment_required=await self._enrollment_required(row),
+            )
+        if not looks_like_jwt(token):
+            raise Unauthenticated("the token is not valid: log in again with `mist login`")
+        claims = self.core.access.verify(token)
+        row = await store.one(
+            f"SELECT {USER_COLUMNS}, s.revoked_at, s.expires_at AS session_expires FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.id = ? AND s.user_id = ?",
+            (claims.session_id, claims.user_id),
+        )
+        if row is None or row["revoked_at"] or (parse_ts(row["session_expires"]) or now()) <= now():
+            raise Unauthenticated("your session has ended or was revoked: log in again with `mist login`")
+        return Caller(
+            user=user_from_row(row),
+            source=self.source,
+            session_id=claims.session_id,
+            enrollment_required=await self._enrollment_required(row),
+        )
+
+    async def _enrollment_required(self, row: Any) -> bool:
+        return not row["totp_enabled"] and await self.core.setting("require_2fa") == "true"
+
+    async def _touch_token(self, token_id: int) -> None:
+        """Note when an API token was last used, at most once a minute per token (a write per call would
+        cost more than the call)."""
+        moment = asyncio.get_running_loop().time()
+        if moment - self.core.token_last_used.get(token_id, -1e9) < 60:
+            return
+        self.core.token_last_used[token_id] = moment
+        async with self.core.store.write() as w:
+            await w.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (ts(), token_id))
+
+    async def allow(self, operation: str, *, project: str | None = None) -> Caller:
+        """Check that the caller may call ``operation`` (on ``project``, for project operations) by the
+        permission table, and return them. A project the caller is not a member of is ``NotFound``."""
+        rule = permissions.rule(operation)
+        caller = await self.caller()
+        if caller.enrollment_required and not operation.startswith("auth."):
+            raise PermissionDenied(
+                "this instance requires two-factor authentication: enable it first with `mist 2fa enable`"
+            )
+        if caller.scope and not permissions.token_allows(caller.scope, operation):
+            raise PermissionDenied(
+                f"this API token's scope ({caller.scope}) does not allow {operation}: use a token with a "
+                "wider scope"
+            )
+        if rule.on == "instance" and not permissions.at_least(
+            caller.role, rule.role, permissions.INSTANCE_RANK
+        ):
+            raise PermissionDenied(f"{operation} needs the instance role {rule.role}; you are {caller.role}")
+        if rule.on == "project" and project is None:
+            # Something of no project (a certificate no app uses): only those who administer every project.
+            if caller.token_project_id is not None or not permissions.at_least(
+                caller.role, "admin", permissions.INSTANCE_RANK
+            ):
+                raise PermissionDenied(f"{operation} on something of no project needs an instance admin")
+        elif rule.on == "project" and project is not None:
+            role = await self.project_role(caller, project)
+            if not permissions.at_least(role, rule.role, permissions.PROJECT_RANK):
+                raise PermissionDenied(
+                    f"{operation} needs the role {rule.role} in project {project!r}; you are {role}"
+                )
+        return caller
+
+    async def project_role(self, caller: Caller, project: str) -> str:
+        """The caller's role in ``project``; ``NotFound`` when it does not exist or they cannot see it."""
         row = await self.core.store.one(
-            "SELECT u.id, u.username, u.role, u.created_at, s.expires_at FROM sessions s "
-            "JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-            (auth.token_hash(self.token),),
+            "SELECT p.id, m.role FROM projects p LEFT JOIN project_members m "
+            "ON m.project_id = p.id AND m.user_id = ? WHERE p.name = ?",
+            (caller.user.id, project),
         )
-        if row is None or (parse_ts(row["expires_at"]) or now()) <= now():
-            raise Unauthenticated("your session has expired or was revoked: log in again with `mist login`")
-        self._user = _user(row)
-        return self._user
+        role = None
+        if row is not None and caller.token_project_id in (None, row["id"]):
+            role = permissions.project_role(caller.role, row["role"])
+        if role is None:
+            raise NotFound(f"there is no project {project!r}", field="project")
+        return role
 
+    async def visible_projects(self, caller: Caller) -> set[int] | None:
+        """The ids of the projects the caller sees, or None for all of them (owners and admins)."""
+        if caller.token_project_id is not None:
+            if permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK):
+                return {caller.token_project_id}
+            ids = await self._member_of(caller)
+            return ids & {caller.token_project_id}
+        if permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK):
+            return None
+        return await self._member_of(caller)
 
-def _user(row: Any) -> User:
-    return User(id=row["id"], username=row["username"], role=row["role"], created_at=row["created_at"])
-
-
-async def _needs_setup(store: Store) -> bool:
-    return await store.one("SELECT 1 FROM users LIMIT 1") is None
-
-
-async def _audit(
-    w: Writer,
-    actor: User | None,
-    action: str,
-    *,
-    project: str | None = None,
-    app: str | None = None,
-    **detail: Any,
-) -> None:
-    await w.execute(
-        "INSERT INTO audit_log (ts, actor, action, project, app, detail) VALUES (?, ?, ?, ?, ?, ?)",
-        (ts(), actor.username if actor else None, action, project, app, json.dumps(detail, default=str)),
-    )
-
-
-def _page_args(limit: int, offset: int) -> tuple[int, int]:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InvalidInput("offset must not be negative", field="offset")
-    return limit, offset
-
-
-def _page(items: list[Any], total: int, limit: int, offset: int) -> Page[Any]:
-    nxt = offset + limit if offset + limit < total else None
-    return Page(items=items, total=total, next_offset=nxt)
-
-
-class _Part:
-    def __init__(self, mist: LocalMist) -> None:
-        self.m = mist
-        self.core = mist.core
-        self.store = mist.core.store
-
-
-# ---------------------------------------------------------------------------------------------- auth
-
-
-class _Auth(_Part, AuthAPI):
-    async def status(self) -> SetupStatus:
-        return SetupStatus(needs_setup=await _needs_setup(self.store), version=__version__)
-
-    async def setup(self, username: str, password: str) -> Session:
-        username = validate.name(username, "username")
-        auth.check_password_strength(password)
-        hashed = await asyncio.to_thread(auth.hash_password, password)
-        async with self.store.write() as w:
-            if await w.one("SELECT 1 FROM users LIMIT 1"):
-                raise Conflict("Mist is already set up: log in with `mist login`")
-            user_id = await w.execute(
-                "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'owner', ?)",
-                (username, hashed, ts()),
-            )
-            row = await w.one("SELECT id, username, role, created_at FROM users WHERE id = ?", (user_id,))
-            await _audit(w, _user(row), "auth.setup")
-        return await self.login(username, password)
-
-    async def login(self, username: str, password: str) -> Session:
-        row = await self.store.one(
-            "SELECT id, username, role, created_at, password_hash FROM users WHERE username = ?", (username,)
+    async def _member_of(self, caller: Caller) -> set[int]:
+        rows = await self.core.store.all(
+            "SELECT project_id FROM project_members WHERE user_id = ?", (caller.user.id,)
         )
-        ok = await asyncio.to_thread(
-            auth.verify_password, password, row["password_hash"] if row else auth.DUMMY_HASH
-        )
-        if row is None or not ok:
-            if await _needs_setup(self.store):
-                raise SetupRequired("no account exists yet: create the first one with `mist setup`")
-            raise Unauthenticated("wrong username or password")
-        token = auth.new_token()
-        expires = now() + SESSION_LIFETIME
-        async with self.store.write() as w:
-            await w.execute(
-                "INSERT INTO sessions (user_id, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                (row["id"], auth.token_hash(token), ts(), ts(expires)),
-            )
-        user = _user(row)
-        self.m.token, self.m._user = token, user
-        return Session(token=token, user=user, expires_at=expires)
+        return {int(r["project_id"]) for r in rows}
 
-    async def whoami(self) -> User:
-        return await self.m.actor()
+    async def visible_project_names(self, caller: Caller) -> set[str] | None:
+        ids = await self.visible_projects(caller)
+        if ids is None:
+            return None
+        if not ids:
+            return set()
+        marks = ",".join("?" * len(ids))
+        rows = await self.core.store.all(f"SELECT name FROM projects WHERE id IN ({marks})", tuple(ids))
+        return {r["name"] for r in rows}
 
-    async def logout(self) -> None:
-        await self.m.actor()
-        async with self.store.write() as w:
-            await w.execute(
-                "DELETE FROM sessions WHERE token_hash = ?", (auth.token_hash(self.m.token or ""),)
-            )
-        self.m.token, self.m._user = None, None
+
+def _visible_clause(ids: set[int] | None, column: str = "p.id") -> tuple[str, builtins.list[Any]]:
+    """A WHERE clause limiting rows to the visible projects (``"1"`` when all are)."""
+    if ids is None:
+        return "1", []
+    if not ids:
+        return "0", []
+    return f"{column} IN ({','.join('?' * len(ids))})", sorted(ids)
 
 
 # ---------------------------------------------------------------------------------------------- projects
 
 
-class _Projects(_Part, ProjectsAPI):
+class _Projects(Part, ProjectsAPI):
     async def _row(self, name: str) -> Any:
         row = await self.store.one(rec.PROJECT_SELECT + " WHERE p.name = ?", (name,))
         if row is None:
@@ -598,7 +733,9 @@ class _Projects(_Part, ProjectsAPI):
         return row
 
     async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
-        actor = await self.m.actor()
+        actor = await self.m.allow("projects.create")
+        if actor.token_project_id is not None:
+            raise PermissionDenied("this API token is bound to one project: it cannot create projects")
         name = validate.name(name, "project name")
         description = validate.description(description)
         tag_list = validate.tags(tags or [])
@@ -607,30 +744,38 @@ class _Projects(_Part, ProjectsAPI):
                 raise Conflict(f"a project named {name!r} already exists", field="name")
             await w.execute(
                 "INSERT INTO projects (name, description, tags, owner_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, description, json.dumps(tag_list), actor.id, ts(), ts()),
+                (name, description, json.dumps(tag_list), actor.user.id, ts(), ts()),
             )
-            await _audit(w, actor, "project.create", project=name)
+            # Whoever creates a project administers it.
+            await w.execute(
+                "INSERT INTO project_members (project_id, user_id, role, added_at) "
+                "SELECT id, ?, 'admin', ? FROM projects WHERE name = ?",
+                (actor.user.id, ts(), name),
+            )
+            await audit(w, actor, "project.create", project=name)
         self.core.events.announce("project", "create", project=name)
         return rec.project(await self._row(name))
 
     async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
-        await self.m.actor()
-        limit, offset = _page_args(limit, offset)
-        where, params = "", []
+        caller = await self.m.allow("projects.list")
+        limit, offset = page_args(limit, offset)
+        visible, params = _visible_clause(await self.m.visible_projects(caller))
+        where = f" WHERE {visible}"
         if query:
-            where, params = " WHERE p.name LIKE ? ESCAPE '\\'", [f"%{_like(query)}%"]
+            where += " AND p.name LIKE ? ESCAPE '\\'"
+            params.append(f"%{like(query)}%")
         total = await self.store.scalar(f"SELECT COUNT(*) FROM projects p{where}", params)
         rows = await self.store.all(
             rec.PROJECT_SELECT + where + " ORDER BY p.name LIMIT ? OFFSET ?", [*params, limit, offset]
         )
-        return _page([rec.project(r) for r in rows], total, limit, offset)
+        return page([rec.project(r) for r in rows], total, limit, offset)
 
     async def get(self, name: str) -> Project:
-        await self.m.actor()
+        await self.m.allow("projects.get", project=name)
         return rec.project(await self._row(name))
 
     async def update(self, name: str, changes: ProjectChanges) -> Project:
-        actor = await self.m.actor()
+        actor = await self.m.allow("projects.update", project=name)
         current = rec.project(await self._row(name))
         new_name = validate.name(changes.name, "project name") if changes.name is not None else current.name
         description = (
@@ -654,7 +799,7 @@ class _Projects(_Part, ProjectsAPI):
                 "UPDATE projects SET name = ?, description = ?, tags = ?, updated_at = ? WHERE id = ?",
                 (new_name, description, json.dumps(tag_list), ts(), current.id),
             )
-            await _audit(
+            await audit(
                 w,
                 actor,
                 "project.update",
@@ -666,7 +811,7 @@ class _Projects(_Part, ProjectsAPI):
         return rec.project(await self._row(new_name))
 
     async def delete(self, name: str) -> None:
-        actor = await self.m.actor()
+        actor = await self.m.allow("projects.delete", project=name)
         project = rec.project(await self._row(name))
         async with self.store.write() as w:
             apps = await w.all(
@@ -678,18 +823,14 @@ class _Projects(_Part, ProjectsAPI):
                     f"project {name!r} still has {project.app_count} app(s) ({names}): delete them first"
                 )
             await w.execute("DELETE FROM projects WHERE id = ?", (project.id,))
-            await _audit(w, actor, "project.delete", project=name)
+            await audit(w, actor, "project.delete", project=name)
         self.core.events.announce("project", "delete", project=name)
-
-
-def _like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # ---------------------------------------------------------------------------------------------- apps
 
 
-class _Apps(_Part, AppsAPI):
+class _Apps(Part, AppsAPI):
     async def _row(self, app_ref: str) -> Any:
         project, name = validate.app_ref(app_ref)
         row = await self.store.one(rec.APP_SELECT + " WHERE p.name = ? AND a.name = ?", (project, name))
@@ -700,9 +841,17 @@ class _Apps(_Part, AppsAPI):
     async def _get(self, app_ref: str) -> App:
         return rec.app(await self._row(app_ref))
 
+    async def _allow(self, operation: str, app_ref: str) -> Caller:
+        """Check ``operation`` on the app's project; a project the caller cannot see hides the app too."""
+        project, _ = validate.app_ref(app_ref)
+        try:
+            return await self.m.allow(operation, project=project)
+        except NotFound:
+            raise NotFound(f"there is no app {app_ref!r}", field="app") from None
+
     async def create(self, app_ref: str, spec: AppSpec) -> App:
-        actor = await self.m.actor()
         project, name = validate.app_ref(app_ref)
+        actor = await self.m.allow("apps.create", project=project)
         spec = validate.app_spec(spec, allowed_roots=self.core.config.git_roots)
         async with self.store.write() as w:
             prow = await w.one("SELECT id FROM projects WHERE name = ?", (project,))
@@ -717,22 +866,23 @@ class _Apps(_Part, AppsAPI):
                 "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?)",
                 (prow["id"], name, spec.model_dump_json(), ts(), ts()),
             )
-            await _audit(w, actor, "app.create", project=project, app=name, after=_public_spec(spec))
+            await audit(w, actor, "app.create", project=project, app=name, after=_public_spec(spec))
         self.core.events.announce("app", "create", project=project, app=name)
         return await self._get(app_ref)
 
     async def list(
         self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
     ) -> Page[App]:
-        await self.m.actor()
-        limit, offset = _page_args(limit, offset)
-        clauses, params = [], []
+        caller = await self.m.allow("apps.list")
+        limit, offset = page_args(limit, offset)
+        visible, params = _visible_clause(await self.m.visible_projects(caller))
+        clauses = [visible] if visible != "1" else []
         if project:
             clauses.append("p.name = ?")
             params.append(project)
         if query:
             clauses.append("(p.name || '/' || a.name) LIKE ? ESCAPE '\\'")
-            params.append(f"%{_like(query)}%")
+            params.append(f"%{like(query)}%")
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         count = f"SELECT COUNT(*) FROM apps a JOIN projects p ON p.id = a.project_id{where}"
         # The total rides along on every row of the page (SQLite runs the uncorrelated subquery once): one
@@ -743,14 +893,14 @@ class _Apps(_Part, AppsAPI):
             [*params, *params, limit, offset],
         )
         total = rows[0]["total"] if rows else await self.store.scalar(count, params)
-        return _page(rec.apps_from_json([r["app_json"] for r in rows]), total, limit, offset)
+        return page(rec.apps_from_json([r["app_json"] for r in rows]), total, limit, offset)
 
     async def get(self, app_ref: str) -> App:
-        await self.m.actor()
+        await self._allow("apps.get", app_ref)
         return await self._get(app_ref)
 
     async def update(self, app_ref: str, changes: AppChanges) -> App:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.update", app_ref)
         app = await self._get(app_ref)
         spec = validate.apply_changes(app.spec, changes, allowed_roots=self.core.config.git_roots)
         async with self.store.write() as w:
@@ -758,7 +908,7 @@ class _Apps(_Part, AppsAPI):
                 "UPDATE apps SET spec = ?, updated_at = ? WHERE id = ?",
                 (spec.model_dump_json(), ts(), app.id),
             )
-            await _audit(
+            await audit(
                 w,
                 actor,
                 "app.update",
@@ -771,7 +921,7 @@ class _Apps(_Part, AppsAPI):
         return await self._get(app_ref)
 
     async def delete(self, app_ref: str) -> None:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.delete", app_ref)
         app = await self._get(app_ref)
         # Stop what is in flight for this app first, so no worker starts a container after we cleaned up.
         async with self.store.write() as w:
@@ -802,11 +952,11 @@ class _Apps(_Part, AppsAPI):
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET live_deployment_id = NULL WHERE id = ?", (app.id,))
             await w.execute("DELETE FROM apps WHERE id = ?", (app.id,))
-            await _audit(w, actor, "app.delete", project=app.project, app=app.name)
+            await audit(w, actor, "app.delete", project=app.project, app=app.name)
         self.core.events.announce("app", "delete", project=app.project, app=app.name)
 
     async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.deploy", app_ref)
         app = await self._get(app_ref)
         git_ref = validate.git_ref(ref or app.spec.branch)
         env_rows = await self.store.all(
@@ -827,7 +977,7 @@ class _Apps(_Part, AppsAPI):
                 (app.id, git_ref, json.dumps(config), actor.username, ts()),
             )
             replaced = await self._enqueue(w, app, dep_id)
-            await _audit(
+            await audit(
                 w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id
             )
         return await self._queued(app, dep_id, replaced)
@@ -858,10 +1008,10 @@ class _Apps(_Part, AppsAPI):
         )
         events.announce("app", "status", project=app.project, app=app.name, state="deploying")
         self.core.wake_workers()
-        return await self.m.deployments.get(dep_id)
+        return await self.m.deployments._get(dep_id)
 
     async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.rollback", app_ref)
         app = await self._get(app_ref)
         if to is None:
             row = await self.store.one(
@@ -907,9 +1057,7 @@ class _Apps(_Part, AppsAPI):
                 ),
             )
             replaced = await self._enqueue(w, app, dep_id)
-            await _audit(
-                w, actor, "app.rollback", project=app.project, app=app.name, to=to, deployment=dep_id
-            )
+            await audit(w, actor, "app.rollback", project=app.project, app=app.name, to=to, deployment=dep_id)
         return await self._queued(app, dep_id, replaced)
 
     async def _live_container(self, app_ref: str) -> tuple[App, str]:
@@ -920,21 +1068,21 @@ class _Apps(_Part, AppsAPI):
             )
         return app, app.container_name
 
-    async def _set_status(self, app: App, status: str, action: str, actor: User) -> App:
+    async def _set_status(self, app: App, status: str, action: str, actor: Caller) -> App:
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app.id))
-            await _audit(w, actor, action, project=app.project, app=app.name)
+            await audit(w, actor, action, project=app.project, app=app.name)
         self.core.events.announce("app", "status", project=app.project, app=app.name, state=status)
         return await self._get(app.ref)
 
     async def start(self, app_ref: str) -> App:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.start", app_ref)
         app, name = await self._live_container(app_ref)
         await self.core.engine.start(name)
         return await self._set_status(app, "live", "app.start", actor)
 
     async def stop(self, app_ref: str) -> App:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.stop", app_ref)
         app, name = await self._live_container(app_ref)
         app = await self._set_status(
             app, "stopped", "app.stop", actor
@@ -943,7 +1091,7 @@ class _Apps(_Part, AppsAPI):
         return app
 
     async def restart(self, app_ref: str) -> App:
-        actor = await self.m.actor()
+        actor = await self._allow("apps.restart", app_ref)
         app, name = await self._live_container(app_ref)
         await self.core.engine.restart(name, grace=float(await self.core.setting("stop_grace_period")))
         return await self._set_status(app, "live", "app.restart", actor)
@@ -951,7 +1099,7 @@ class _Apps(_Part, AppsAPI):
     async def logs(
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
     ) -> AsyncIterator[LogLine]:
-        await self.m.actor()
+        await self._allow("apps.logs", app_ref)
         if tail is not None and not 0 <= tail <= 100_000:
             raise InvalidInput("tail must be between 0 and 100000 lines", field="tail")
         _, name = await self._live_container(app_ref)
@@ -969,9 +1117,19 @@ def _public_spec(spec: AppSpec) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- env
 
 
-class _Env(_Part, EnvAPI):
+class _Env(Part, EnvAPI):
     async def _app(self, app_ref: str) -> App:
         return await self.m.apps._get(app_ref)
+
+    async def _may_reveal(self, caller: Caller, app_ref: str) -> None:
+        project, _ = validate.app_ref(app_ref)
+        role = await self.m.project_role(caller, project)
+        allowed = permissions.at_least(role, permissions.ENV_REVEAL_ROLE, permissions.PROJECT_RANK)
+        if not allowed or (caller.scope == "read"):
+            raise PermissionDenied(
+                f"secret values are shown only to developers and admins of project {project!r}"
+                + (" (and not to read-only API tokens)" if caller.scope == "read" else "")
+            )
 
     def _var(self, app_id: int, row: Any, reveal: bool) -> EnvVar:
         value: str | None = row["value"]
@@ -990,7 +1148,9 @@ class _Env(_Part, EnvAPI):
         )
 
     async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
-        await self.m.actor()
+        caller = await self.m.apps._allow("env.list", app_ref)
+        if reveal:
+            await self._may_reveal(caller, app_ref)
         app = await self._app(app_ref)
         rows = await self.store.all(
             "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key",
@@ -1010,12 +1170,12 @@ class _Env(_Part, EnvAPI):
     async def set(
         self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
     ) -> EnvVar:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("env.set", app_ref)
         app = await self._app(app_ref)
         key, value = validate.env_key(key), validate.env_value(value)
         async with self.store.write() as w:
             await self._put(w, app, key, value, secret, build)
-            await _audit(
+            await audit(
                 w, actor, "env.set", project=app.project, app=app.name, key=key, secret=secret, build=build
             )
         self.core.events.announce("env", "set", project=app.project, app=app.name)
@@ -1026,67 +1186,96 @@ class _Env(_Part, EnvAPI):
         return self._var(app.id, row, reveal=False)
 
     async def unset(self, app_ref: str, key: str) -> None:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("env.unset", app_ref)
         app = await self._app(app_ref)
         async with self.store.write() as w:
             if not await w.execute("DELETE FROM env_vars WHERE app_id = ? AND key = ?", (app.id, key)):
                 raise NotFound(f"{app_ref} has no variable {key!r}", field="key")
-            await _audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
+            await audit(w, actor, "env.unset", project=app.project, app=app.name, key=key)
         self.core.events.announce("env", "unset", project=app.project, app=app.name)
 
     async def import_dotenv(
         self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
     ) -> builtins.list[EnvVar]:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("env.import_dotenv", app_ref)
         app = await self._app(app_ref)
         pairs = [(validate.env_key(k), validate.env_value(v)) for k, v in validate.parse_dotenv(text)]
         async with self.store.write() as w:
             for key, value in pairs:
                 await self._put(w, app, key, value, secret, build)
-            await _audit(
-                w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs]
-            )
+            await audit(w, actor, "env.import", project=app.project, app=app.name, keys=[k for k, _ in pairs])
         self.core.events.announce("env", "import", project=app.project, app=app.name)
         keys = {k for k, _ in pairs}
-        return [v for v in await self.list(app_ref) if v.key in keys]
+        rows = await self.store.all(
+            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key",
+            (app.id,),
+        )
+        return [self._var(app.id, r, False) for r in rows if r["key"] in keys]
 
     async def export_dotenv(self, app_ref: str, *, reveal: bool = False) -> str:
-        variables = await self.list(app_ref, reveal=reveal)
+        caller = await self.m.apps._allow("env.export_dotenv", app_ref)
+        if reveal:
+            await self._may_reveal(caller, app_ref)
+        app = await self._app(app_ref)
+        rows = await self.store.all(
+            "SELECT key, value, secret, build, updated_at FROM env_vars WHERE app_id = ? ORDER BY key",
+            (app.id,),
+        )
+        variables = [self._var(app.id, r, reveal) for r in rows]
         return validate.format_dotenv([(v.key, v.value if v.value is not None else "") for v in variables])
 
 
 # ---------------------------------------------------------------------------------------------- deployments
 
 
-class _Deployments(_Part, DeploymentsAPI):
+class _Deployments(Part, DeploymentsAPI):
     async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]:
-        await self.m.actor()
-        limit, offset = _page_args(limit, offset)
+        await self.m.apps._allow("deployments.list", app_ref)
+        limit, offset = page_args(limit, offset)
         app = await self.m.apps._get(app_ref)
         total = await self.store.scalar("SELECT COUNT(*) FROM deployments WHERE app_id = ?", (app.id,))
         rows = await self.store.all(
             rec.DEPLOYMENT_SELECT + " WHERE d.app_id = ? ORDER BY d.id DESC LIMIT ? OFFSET ?",
             (app.id, limit, offset),
         )
-        return _page([rec.deployment(r) for r in rows], total, limit, offset)
+        return page([rec.deployment(r) for r in rows], total, limit, offset)
 
     async def get(self, deployment_id: int) -> Deployment:
-        await self.m.actor()
+        await self._allow("deployments.get", deployment_id)
+        return await self._get(deployment_id)
+
+    async def _get(self, deployment_id: int) -> Deployment:
         row = await self.store.one(rec.DEPLOYMENT_SELECT + " WHERE d.id = ?", (deployment_id,))
         if row is None:
             raise NotFound(f"there is no deployment {deployment_id}", field="deployment")
         return rec.deployment(row)
 
+    async def _allow(self, operation: str, deployment_id: int) -> Caller:
+        """Check ``operation`` on the project of the deployment; one the caller cannot see is not found."""
+        row = await self.store.one(
+            "SELECT p.name FROM deployments d JOIN apps a ON a.id = d.app_id "
+            "JOIN projects p ON p.id = a.project_id WHERE d.id = ?",
+            (deployment_id,),
+        )
+        missing = NotFound(f"there is no deployment {deployment_id}", field="deployment")
+        if row is None:
+            await self.m.caller()  # an anonymous caller learns that they must log in, not that it is missing
+            raise missing
+        try:
+            return await self.m.allow(operation, project=row["name"])
+        except NotFound:
+            raise missing from None
+
     async def log(
         self, deployment_id: int, *, follow: bool = False, after: int = 0
     ) -> AsyncIterator[LogLine]:
-        await self.get(deployment_id)
+        await self._allow("deployments.log", deployment_id)
         async for line in self.core.logs.follow(deployment_id, after, follow=follow):
             yield line
 
     async def cancel(self, deployment_id: int) -> Deployment:
-        actor = await self.m.actor()
-        dep = await self.get(deployment_id)
+        actor = await self._allow("deployments.cancel", deployment_id)
+        dep = await self._get(deployment_id)
         if dep.state.is_final:
             raise Conflict(
                 f"deployment {deployment_id} is already {dep.state.value}: there is nothing to cancel"
@@ -1100,7 +1289,7 @@ class _Deployments(_Part, DeploymentsAPI):
                     "UPDATE deployments SET state = 'cancelled', error = 'cancelled by the user', finished_at = ? WHERE id = ?",
                     (ts(), deployment_id),
                 )
-            await _audit(
+            await audit(
                 w, actor, "deployment.cancel", project=dep.project, app=dep.app, deployment=deployment_id
             )
         if removed:
@@ -1115,66 +1304,96 @@ class _Deployments(_Part, DeploymentsAPI):
             await self.core.pipeline.restore_app_status(dep.app_id, dep.project, dep.app, never_live="new")
         elif self.core.pipeline.cancel(deployment_id):
             for _ in range(300):
-                dep = await self.get(deployment_id)
+                dep = await self._get(deployment_id)
                 if dep.state.is_final:
                     break
                 await asyncio.sleep(0.1)
-        return await self.get(deployment_id)
+        return await self._get(deployment_id)
 
 
 # ---------------------------------------------------------------------------------------------- runtime
 
 
-class _Containers(_Part, ContainersAPI):
+class _Containers(Part, ContainersAPI):
     async def list(self, *, all: bool = False) -> list[ContainerInfo]:
-        await self.m.actor()
-        return await self.core.engine.list_containers(all=all)
+        caller = await self.m.allow("containers.list")
+        containers = await self.core.engine.list_containers(all=all)
+        names = await self.m.visible_project_names(caller)
+        return containers if names is None else [c for c in containers if c.project in names]
 
 
-class _Metrics(_Part, MetricsAPI):
+class _Metrics(Part, MetricsAPI):
+    """Server figures are for every signed-in user; per-container figures only for the apps they see."""
+
+    async def _scope(self) -> Callable[[MetricsSample], MetricsSample]:
+        names = await self.m.visible_project_names(await self.m.allow("metrics.current"))
+        if names is None:
+            return lambda sample: sample
+
+        def scoped(sample: MetricsSample) -> MetricsSample:
+            kept = [c for c in sample.containers if c.project in names]
+            return sample.model_copy(update={"containers": kept})
+
+        return scoped
+
     async def current(self) -> MetricsSample:
-        await self.m.actor()
-        return self.core.sampler.latest() or await self.core.sampler.sample()
+        scoped = await self._scope()
+        return scoped(self.core.sampler.latest() or await self.core.sampler.sample())
 
     async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
-        await self.m.actor()
+        scoped = await self._scope()
         if not 1 <= seconds <= 86400:
             raise InvalidInput("seconds must be between 1 and 86400", field="seconds")
-        return self.core.sampler.history(seconds)
+        return [scoped(s) for s in self.core.sampler.history(seconds)]
 
     async def stream(self) -> AsyncIterator[MetricsSample]:
-        await self.m.actor()
+        scoped = await self._scope()
         async for sample in self.core.sampler.subscribe():
-            yield sample
+            yield scoped(sample)
 
 
-class _Events(_Part, EventsAPI):
+class _Events(Part, EventsAPI):
     async def stream(self) -> AsyncIterator[Event]:
-        await self.m.actor()
+        caller = await self.m.allow("events.stream")
+        names = await self.m.visible_project_names(caller)
         async for event in self.core.events.subscribe():
+            if names is not None and event.project is not None and event.project not in names:
+                if event.kind != "project":
+                    continue
+                # A project created, renamed or joined since the stream began: look again.
+                names = await self.m.visible_project_names(caller)
+                if names is not None and event.project not in names:
+                    continue
             yield event
 
 
-class _Users(_Part, UsersAPI):
-    async def list(self) -> list[User]:
-        await self.m.actor()
-        rows = await self.store.all("SELECT id, username, role, created_at FROM users ORDER BY username")
-        return [_user(r) for r in rows]
-
-
-class _Audit(_Part, AuditAPI):
+class _Audit(Part, AuditAPI):
     async def list(
         self,
         *,
         actor: str | None = None,
         project: str | None = None,
         action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> Page[AuditEntry]:
-        await self.m.actor()
-        limit, offset = _page_args(limit, offset)
-        clauses, params = [], []
+        caller = await self.m.allow("audit.list")
+        limit, offset = page_args(limit, offset)
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if not permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK):
+            # Project admins see their projects' entries; everyone sees what they did themselves.
+            rows = await self.store.all(
+                "SELECT p.name FROM project_members m JOIN projects p ON p.id = m.project_id "
+                "WHERE m.user_id = ? AND m.role = 'admin'",
+                (caller.user.id,),
+            )
+            administered = [r["name"] for r in rows]
+            marks = ",".join("?" * len(administered))
+            clauses.append(f"(actor = ?{f' OR project IN ({marks})' if administered else ''})")
+            params += [caller.username, *administered]
         if actor:
             clauses.append("actor = ?")
             params.append(actor)
@@ -1183,7 +1402,13 @@ class _Audit(_Part, AuditAPI):
             params.append(project)
         if action:
             clauses.append("action LIKE ? ESCAPE '\\'")
-            params.append(_like(action) + "%")
+            params.append(like(action) + "%")
+        if since is not None:
+            clauses.append("ts >= ?")
+            params.append(ts(since))
+        if until is not None:
+            clauses.append("ts < ?")
+            params.append(ts(until))
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         total = await self.store.scalar(f"SELECT COUNT(*) FROM audit_log{where}", params)
         rows = await self.store.all(
@@ -1194,6 +1419,8 @@ class _Audit(_Part, AuditAPI):
                 id=r["id"],
                 ts=r["ts"],
                 actor=r["actor"],
+                actor_role=r["actor_role"],
+                source=r["source"],
                 action=r["action"],
                 project=r["project"],
                 app=r["app"],
@@ -1201,10 +1428,10 @@ class _Audit(_Part, AuditAPI):
             )
             for r in rows
         ]
-        return _page(items, total, limit, offset)
+        return page(items, total, limit, offset)
 
 
-class _Settings(_Part, SettingsAPI):
+class _Settings(Part, SettingsAPI):
     async def _one(self, key: str) -> Setting:
         definition = settings_defs.DEFINITIONS.get(key)
         if definition is None:
@@ -1218,15 +1445,15 @@ class _Settings(_Part, SettingsAPI):
         )
 
     async def list(self) -> list[Setting]:
-        await self.m.actor()
+        await self.m.allow("settings.list")
         return [await self._one(key) for key in sorted(settings_defs.DEFINITIONS)]
 
     async def get(self, key: str) -> Setting:
-        await self.m.actor()
+        await self.m.allow("settings.get")
         return await self._one(key)
 
     async def set(self, key: str, value: str) -> Setting:
-        actor = await self.m.actor()
+        actor = await self.m.allow("settings.set")
         value = str(settings_defs.parse(key, value))
         before = await self.core.setting(key)
         async with self.store.write() as w:
@@ -1235,7 +1462,7 @@ class _Settings(_Part, SettingsAPI):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (key, value, ts()),
             )
-            await _audit(w, actor, "settings.set", key=key, before=before, after=value)
+            await audit(w, actor, "settings.set", key=key, before=before, after=value)
         self.core._settings[key] = value
         await self.core.setting_changed(key)
         return await self._one(key)
@@ -1244,15 +1471,15 @@ class _Settings(_Part, SettingsAPI):
 # ---------------------------------------------------------------------------------------------- domains, TLS
 
 
-class _Domains(_Part, DomainsAPI):
+class _Domains(Part, DomainsAPI):
     async def list(self, app_ref: str) -> builtins.list[Domain]:
-        await self.m.actor()
+        await self.m.apps._allow("domains.list", app_ref)
         app = await self.m.apps._get(app_ref)
         return await domains.list_domains(self.store, app.id)
 
-    async def _changed(self, app: App, action: str, name: str, actor: User, **detail: Any) -> None:
+    async def _changed(self, app: App, action: str, name: str, actor: Caller, **detail: Any) -> None:
         async with self.store.write() as w:
-            await _audit(
+            await audit(
                 w, actor, f"domain.{action}", project=app.project, app=app.name, domain=name, **detail
             )
         self.core.events.announce("app", "domains", project=app.project, app=app.name)
@@ -1264,7 +1491,7 @@ class _Domains(_Part, DomainsAPI):
             log.warning("the proxy refused the routes after %s of %s: %s", action, name, err.message)
 
     async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("domains.add", app_ref)
         app = await self.m.apps._get(app_ref)
         options = domains.DomainOptions(**(settings or DomainSettings()).model_dump())
         domain = await domains.add_domain(self.store, app.id, name, options)
@@ -1272,7 +1499,7 @@ class _Domains(_Part, DomainsAPI):
         return domain
 
     async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("domains.update", app_ref)
         app = await self.m.apps._get(app_ref)
         domain = await domains.update_domain(
             self.store, app.id, name, domains.DomainOptions(**settings.model_dump())
@@ -1281,7 +1508,7 @@ class _Domains(_Part, DomainsAPI):
         return domain
 
     async def remove(self, app_ref: str, name: str) -> None:
-        actor = await self.m.actor()
+        actor = await self.m.apps._allow("domains.remove", app_ref)
         app = await self.m.apps._get(app_ref)
         removed = await domains.remove_domain(self.store, app.id, name)
         for host in (removed.name, removed.redirect_from):
@@ -1290,30 +1517,60 @@ class _Domains(_Part, DomainsAPI):
         await self._changed(app, "remove", removed.name, actor)
 
 
-class _Certificates(_Part, CertificatesAPI):
+class _Certificates(Part, CertificatesAPI):
     async def list(self, app_ref: str | None = None) -> builtins.list[Certificate]:
-        await self.m.actor()
+        if app_ref is not None:
+            await self.m.apps._allow("domains.list", app_ref)
+            app_ids: set[int] | None = {(await self.m.apps._get(app_ref)).id}
+        else:
+            caller = await self.m.allow("certificates.list")
+            visible, params = _visible_clause(await self.m.visible_projects(caller), "a.project_id")
+            app_ids = None
+            if visible != "1":
+                rows = await self.store.all(f"SELECT a.id FROM apps a WHERE {visible}", params)
+                app_ids = {int(r["id"]) for r in rows}
         certificates = await self.core.certs.list()
-        if app_ref is None:
+        if app_ids is None:
             return certificates
-        app = await self.m.apps._get(app_ref)
         names: set[str] = set()
-        for d in await domains.list_domains(self.store, app.id):
-            names.update(n for n in (d.name, d.redirect_from) if n)
+        for app_id in app_ids:
+            for d in await domains.list_domains(self.store, app_id):
+                names.update(n for n in (d.name, d.redirect_from) if n)
         return [c for c in certificates if c.domain in names]
 
+    async def _allow(self, operation: str, domain: str) -> Caller:
+        """Check ``operation`` on the project of the app that serves ``domain``. A certificate of no app's
+        domain (left over, or uploaded ahead) belongs to the instance: admins only."""
+        name = validate_domain(domain)
+        # The name itself, or the other half of a www redirect (a certificate covers both).
+        bare = name.removeprefix("www.")
+        row = await self.store.one(
+            "SELECT p.name FROM domains d JOIN apps a ON a.id = d.app_id JOIN projects p ON p.id = a.project_id "
+            "WHERE d.name IN (?, ?, ?) ORDER BY d.name = ? DESC LIMIT 1",
+            (name, bare, f"www.{bare}", name),
+        )
+        if row is None:
+            try:
+                return await self.m.allow(operation, project=None)
+            except PermissionDenied:
+                raise NotFound(f"no app of yours serves {name!r}", field="domain") from None
+        try:
+            return await self.m.allow(operation, project=row["name"])
+        except NotFound:
+            raise NotFound(f"no app of yours serves {name!r}", field="domain") from None
+
     async def renew(self, domain: str) -> Certificate:
-        actor = await self.m.actor()
+        actor = await self._allow("certificates.renew", domain)
         current = await self.core.certs.require(domain)
         await self.core.certs.mark_pending(domain)
         async with self.store.write() as w:
-            await _audit(w, actor, "certificate.renew", domain=domain, source_before=current.source)
+            await audit(w, actor, "certificate.renew", domain=domain, source_before=current.source)
         if self.core.cert_scheduler is not None:
             self.core.cert_scheduler.wake()
         return await self.core.certs.require(domain)
 
     async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
-        actor = await self.m.actor()
+        actor = await self._allow("certificates.upload", domain)
         name = validate_domain(domain)
         parsed = validate_upload(cert_pem, key_pem, domain=name, now=now())
         await self.core.certs.save_uploaded(
@@ -1326,7 +1583,7 @@ class _Certificates(_Part, CertificatesAPI):
             serial=parsed.serial,
         )
         async with self.store.write() as w:
-            await _audit(
+            await audit(
                 w, actor, "certificate.upload", domain=name, serial=parsed.serial, issuer=parsed.issuer
             )
         with contextlib.suppress(MistError):
@@ -1334,20 +1591,20 @@ class _Certificates(_Part, CertificatesAPI):
         return await self.core.certs.require(name)
 
 
-class _Proxy(_Part, ProxyAPI):
+class _Proxy(Part, ProxyAPI):
     async def status(self) -> ProxyStatus:
-        await self.m.actor()
+        await self.m.allow("proxy.status")
         return await self.core.routes.status()
 
     async def reload(self) -> ProxyStatus:
-        actor = await self.m.actor()
+        actor = await self.m.allow("proxy.reload")
         await self.core.publish_routes()
         async with self.store.write() as w:
-            await _audit(w, actor, "proxy.reload")
+            await audit(w, actor, "proxy.reload")
         return await self.core.routes.status()
 
     async def install(self) -> ProxyStatus:
-        actor = await self.m.actor()
+        actor = await self.m.allow("proxy.install")
         if await self.core.setting("proxy_backend") != "traefik":
             raise Conflict(
                 "proxy_backend is caddy: Mist configures a Caddy you run (apt-get install caddy) through its "
@@ -1370,5 +1627,5 @@ class _Proxy(_Part, ProxyAPI):
         await engine.remove(PROXY_CONTAINER)
         await engine.run(spec)
         async with self.store.write() as w:
-            await _audit(w, actor, "proxy.install", image=TRAEFIK_IMAGE)
+            await audit(w, actor, "proxy.install", image=TRAEFIK_IMAGE)
         return await self.core.routes.status()

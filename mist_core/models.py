@@ -20,19 +20,118 @@ class Model(BaseModel):
 # ---------------------------------------------------------------------------------------------- accounts
 
 
+Role = Literal["owner", "admin", "developer", "viewer"]
+ProjectRole = Literal["admin", "developer", "viewer"]
+TokenScope = Literal["read", "deploy", "admin"]
+
+
 class User(Model):
     id: int
     username: str
-    role: Literal["owner", "admin", "developer", "viewer"] = "owner"
+    role: Role = "owner"  # the instance role; project roles are in ``Member``
+    email: str | None = None
+    full_name: str = ""
+    totp_enabled: bool = False
     created_at: datetime
+    last_login_at: datetime | None = None
+
+
+class UserChanges(Model):
+    """A profile update: only the fields given change (``""`` clears the email)."""
+
+    email: str | None = None
+    full_name: str | None = None
 
 
 class Session(Model):
-    """What login returns: the bearer token for every later call."""
+    """What login returns. ``token`` is the short-lived access token (a JWT) sent with every call;
+    ``refresh_token`` (opaque, one use) gets the next pair from ``auth.refresh`` before the session ends.
+
+    ``totp_enrollment_required``: the instance requires two-factor authentication and this user has none yet;
+    until they enable it, only their own account's calls are allowed."""
 
     token: str
+    refresh_token: str | None = None
     user: User
     expires_at: datetime
+    refresh_expires_at: datetime | None = None
+    totp_enrollment_required: bool = False
+
+
+class SessionInfo(Model):
+    """A login session as its owner and admins see it (never a token)."""
+
+    id: int
+    username: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    expires_at: datetime
+    source: str | None = None  # the address the session was opened from ("unix" for the local socket)
+    user_agent: str | None = None
+    current: bool = False  # the session of the caller
+
+
+class ApiToken(Model):
+    """An API token for scripts and CI (its secret is shown once, at creation)."""
+
+    id: int
+    name: str
+    username: str
+    scope: TokenScope
+    project: str | None = None  # when set, the token reaches only this project
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiTokenCreated(Model):
+    token: str  # shown this once; Mist keeps only its hash
+    info: ApiToken
+
+
+class Member(Model):
+    username: str
+    role: ProjectRole
+    added_at: datetime | None = None
+
+
+class Invite(Model):
+    """A one-time invitation, bound to the username or email it names and the role the inviter chose."""
+
+    id: int
+    username: str | None = None
+    email: str | None = None
+    role: Role
+    project: str | None = None
+    project_role: ProjectRole | None = None
+    created_by: str | None = None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class InviteCreated(Model):
+    token: str  # shown this once; hand it to the invited person
+    invite: Invite
+
+
+class TotpSetup(Model):
+    """The secret of a two-factor setup in progress: put it in an authenticator app (``uri`` as a QR code),
+    then confirm with a code from it (``auth.totp_enable``)."""
+
+    secret: str  # base32
+    uri: str  # otpauth://totp/...
+
+
+class RecoveryCodes(Model):
+    codes: list[str]  # each works once in place of a TOTP code; shown this once
+
+
+class KeyRotation(Model):
+    key_id: str  # the id of the new master key
+    resealed: int  # how many stored secrets were re-encrypted under it
 
 
 class SetupStatus(Model):
@@ -355,6 +454,8 @@ class AuditEntry(Model):
     id: int
     ts: datetime
     actor: str | None  # username; None for the system itself
+    actor_role: str | None = None  # the role the actor acted with ("owner", "developer", "token:deploy"...)
+    source: str | None = None  # where the call came from: an address, "unix" or "local"
     action: str  # "project.create", "app.update", "env.set", "deployment.cancel"...
     project: str | None = None
     app: str | None = None

@@ -3,14 +3,19 @@
 A sealed value is ``v1:<key id>:<base64(nonce + ciphertext)>``. The key id lets the master key be rotated;
 the associated data binds the value to its row (``env:<app id>:<KEY>``), so a ciphertext copied into another
 row does not decrypt.
+
+The key file holds one base64 key per line: the first seals, the others only open (during a rotation).
+``SEALED`` lists every column that holds sealed values, so a rotation re-seals them all.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import secrets as _random
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -30,6 +35,42 @@ def _key_id(key: bytes) -> str:
     return hashlib.sha256(b"mist-key-id:" + key).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class SealedColumn:
+    """Where sealed values live: ``SELECT <key columns>, <column> FROM <table> WHERE <where>``, each bound to
+    ``binding.format(**row)``."""
+
+    table: str
+    column: str
+    keys: tuple[str, ...]
+    binding: str
+    where: str = "1"
+
+
+SEALED: tuple[SealedColumn, ...] = (
+    SealedColumn("env_vars", "value", ("app_id", "key"), "env:{app_id}:{key}", "secret = 1"),
+    SealedColumn("users", "totp_secret", ("id",), "totp:{id}", "totp_secret IS NOT NULL"),
+    SealedColumn("users", "totp_pending", ("id",), "totp-pending:{id}", "totp_pending IS NOT NULL"),
+    SealedColumn("acme_accounts", "key_sealed", ("id",), "acme-account:{id}", "key_sealed != ''"),
+    SealedColumn(
+        "certificates", "key_sealed", ("id",), "cert:{id}:key", "key_sealed IS NOT NULL AND key_sealed != ''"
+    ),
+)
+
+
+def _write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Replace the key file atomically (0600 from the start), so a crash leaves the old or the new file."""
+    tmp = path.with_name(path.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"".join(base64.b64encode(k) + b"\n" for k in keys))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
 class SecretBox:
     """Seals and opens secret values. ``keys`` holds every key that may still open old values; the first
     one seals new values."""
@@ -38,8 +79,34 @@ class SecretBox:
         for k in (key, *older):
             if len(k) != 32:
                 raise SecretError("the master key must be 32 bytes (AES-256)")
+        self._use(key, *older)
+
+    def _use(self, key: bytes, *older: bytes) -> None:
+        self._raw = [key, *older]
         self._sealing_id = _key_id(key)
         self._keys = {_key_id(k): AESGCM(k) for k in (key, *older)}
+
+    @property
+    def key_id(self) -> str:
+        """The id of the key that seals new values."""
+        return self._sealing_id
+
+    def begin_rotation(self, path: Path) -> str:
+        """Write a new key first in the key file (the old ones stay, so every value still opens) and seal
+        with it from now on; returns its id. ``finish_rotation`` drops the old keys once all is re-sealed."""
+        if os.environ.get("MIST_MASTER_KEY"):
+            raise SecretError(
+                "the master key comes from MIST_MASTER_KEY, which Mist cannot change: put the key in the key "
+                "file instead (unset MIST_MASTER_KEY) to rotate it"
+            )
+        new = AESGCM.generate_key(bit_length=256)
+        _write_key_file(path, [new, *self._raw])
+        self._use(new, *self._raw)
+        return self._sealing_id
+
+    def finish_rotation(self, path: Path) -> None:
+        _write_key_file(path, [self._raw[0]])
+        self._use(self._raw[0])
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:
@@ -56,7 +123,14 @@ class SecretBox:
             raise SecretError(
                 f"the master key file {path} is readable by others (mode {mode:o}): chmod 600 it"
             )
-        return cls(base64.b64decode(path.read_bytes().strip()))
+        keys = [base64.b64decode(line) for line in path.read_bytes().split() if line]
+        if not keys:
+            raise SecretError(f"the master key file {path} is empty")
+        return cls(*keys)
+
+    def reseal(self, sealed: str, *, bound_to: str) -> str:
+        """The same secret sealed under the current key."""
+        return self.seal(self.open(sealed, bound_to=bound_to), bound_to=bound_to)
 
     def seal(self, plaintext: str, *, bound_to: str) -> str:
         nonce = _random.token_bytes(12)

@@ -149,6 +149,13 @@ DEFINITIONS: dict[str, SettingDef] = {
         SettingDef(
             "cert_renewal_days", "30", "Days before expiry a certificate is renewed.", _int_between(1, 89)
         ),
+        SettingDef(
+            "require_2fa",
+            "false",
+            "Whether every account must use two-factor authentication; until they enable it, accounts "
+            "without it may only set it up.",
+            _one_of("true", "false"),
+        ),
     )
 }
 

@@ -1,0 +1,182 @@
+"""Who may do what: one table from every operation of the Mist API to the least role it needs.
+
+Each operation is named ``"<part>.<method>"`` after ``MistAPI`` (``"apps.deploy"``). ``LocalMist`` checks the
+table before doing anything, whatever the caller (CLI, TUI, HTTP, a script), and a test fails when an
+operation of the interface has no row here.
+
+``on`` says which role counts:
+
+- ``public``: no login needed (how one gets a login);
+- ``self``: any logged-in user, acting on their own account;
+- ``instance``: the user's instance role (owner > admin > developer > viewer);
+- ``project``: the user's role in the project the call names. Instance owners and admins are admins of
+  every project; an instance viewer is at most a viewer anywhere; someone who is not a member does not see
+  the project at all (``NotFound``, never a hint that it exists).
+
+Lists (projects, apps, containers, events...) need only a login and show what the caller may see.
+
+An API token acts as its user, further limited by its scope: ``read`` allows the operations a viewer may
+call, ``deploy`` adds those in ``DEPLOY_OPERATIONS``, ``admin`` allows whatever the user may do. A token bound
+to a project reaches nothing else. Tokens never manage accounts, sessions or other tokens, except
+``admin``-scoped ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..errors import PermissionDenied
+
+INSTANCE_RANK = {"viewer": 1, "developer": 2, "admin": 3, "owner": 4}
+PROJECT_RANK = {"viewer": 1, "developer": 2, "admin": 3}
+SCOPE_RANK = {"read": 1, "deploy": 2, "admin": 3}
+
+On = Literal["public", "self", "instance", "project"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    on: On
+    role: str = "viewer"  # the least role (instance or project, after ``on``)
+
+    @property
+    def scope(self) -> str:
+        """The least API-token scope that may call the operation."""
+        return "read" if self.role == "viewer" and self.on != "self" else "admin"
+
+
+def _r(on: On, role: str = "viewer") -> Rule:
+    return Rule(on, role)
+
+
+PUBLIC, SELF = _r("public"), _r("self")
+VIEW, DEVELOP, ADMINISTER = _r("project"), _r("project", "developer"), _r("project", "admin")
+SIGNED_IN = _r("instance")  # any instance role; what is shown is scoped to the caller
+
+PERMISSIONS: dict[str, Rule] = {
+    "auth.status": PUBLIC,
+    "auth.setup": PUBLIC,
+    "auth.login": PUBLIC,
+    "auth.refresh": PUBLIC,
+    "auth.whoami": _r("self", "viewer"),
+    "auth.logout": SELF,
+    "auth.change_password": SELF,
+    "auth.totp_setup": SELF,
+    "auth.totp_enable": SELF,
+    "auth.totp_disable": SELF,
+    "projects.create": _r("instance", "developer"),
+    "projects.list": SIGNED_IN,
+    "projects.get": VIEW,
+    "projects.update": ADMINISTER,
+    "projects.delete": ADMINISTER,
+    "apps.create": DEVELOP,
+    "apps.list": SIGNED_IN,
+    "apps.get": VIEW,
+    "apps.update": DEVELOP,
+    "apps.delete": ADMINISTER,
+    "apps.deploy": DEVELOP,
+    "apps.rollback": DEVELOP,
+    "apps.start": DEVELOP,
+    "apps.stop": DEVELOP,
+    "apps.restart": DEVELOP,
+    "apps.logs": VIEW,
+    "env.list": VIEW,  # secret values only for developers (``env.reveal``)
+    "env.set": DEVELOP,
+    "env.unset": DEVELOP,
+    "env.import_dotenv": DEVELOP,
+    "env.export_dotenv": VIEW,
+    "deployments.list": VIEW,
+    "deployments.get": VIEW,
+    "deployments.log": VIEW,
+    "deployments.cancel": DEVELOP,
+    "containers.list": SIGNED_IN,
+    "metrics.current": SIGNED_IN,
+    "metrics.history": SIGNED_IN,
+    "metrics.stream": SIGNED_IN,
+    "events.stream": SIGNED_IN,
+    "users.list": SIGNED_IN,
+    "users.get": SIGNED_IN,  # oneself, or anyone for an admin
+    "users.create": _r("instance", "admin"),
+    "users.update": SELF,  # oneself, or anyone for an admin
+    "users.set_role": _r("instance", "admin"),
+    "users.delete": _r("instance", "admin"),
+    "members.list": VIEW,
+    "members.add": ADMINISTER,
+    "members.remove": ADMINISTER,
+    "invites.create": _r("instance", "admin"),
+    "invites.list": _r("instance", "admin"),
+    "invites.revoke": _r("instance", "admin"),
+    "invites.accept": PUBLIC,
+    "sessions.list": SELF,
+    "sessions.revoke": SELF,
+    "tokens.create": SELF,
+    "tokens.list": SELF,
+    "tokens.revoke": SELF,
+    "secrets.rotate_key": _r("instance", "owner"),
+    "audit.list": SIGNED_IN,  # admins: everything; project admins: their projects; others: nothing
+    "settings.list": SIGNED_IN,
+    "settings.get": SIGNED_IN,
+    "settings.set": _r("instance", "admin"),
+    "domains.list": VIEW,
+    "domains.add": DEVELOP,
+    "domains.update": DEVELOP,
+    "domains.remove": DEVELOP,
+    "certificates.list": SIGNED_IN,  # the certificates of the apps the caller sees
+    "certificates.renew": DEVELOP,
+    "certificates.upload": ADMINISTER,
+    "proxy.status": SIGNED_IN,
+    "proxy.reload": _r("instance", "admin"),
+    "proxy.install": _r("instance", "admin"),
+}
+
+# Reading secret values needs more than viewing the app.
+ENV_REVEAL_ROLE = "developer"
+
+# What a ``deploy``-scoped token may do beyond reading.
+DEPLOY_OPERATIONS = frozenset(
+    {
+        "apps.deploy",
+        "apps.rollback",
+        "apps.start",
+        "apps.stop",
+        "apps.restart",
+        "deployments.cancel",
+    }
+)
+
+
+def rule(operation: str) -> Rule:
+    try:
+        return PERMISSIONS[operation]
+    except KeyError:
+        # An operation without a row is refused, never allowed by default.
+        raise PermissionDenied(f"the operation {operation!r} is not in the permission table") from None
+
+
+def token_allows(scope: str, operation: str) -> bool:
+    """Whether an API token of ``scope`` may call ``operation`` at all (the user's role is checked too)."""
+    if scope == "admin":
+        return True
+    if operation in DEPLOY_OPERATIONS:
+        return scope == "deploy"
+    needed = rule(operation)
+    if operation in ("auth.whoami", "auth.status"):
+        return True
+    return needed.scope == "read"
+
+
+def project_role(instance_role: str, member_role: str | None) -> str | None:
+    """The role a user holds in a project: admin for instance owners and admins, the membership's role
+    otherwise (at most viewer for an instance viewer), None for a non-member."""
+    if INSTANCE_RANK[instance_role] >= INSTANCE_RANK["admin"]:
+        return "admin"
+    if member_role is None:
+        return None
+    if instance_role == "viewer":
+        return "viewer"
+    return member_role
+
+
+def at_least(have: str | None, need: str, ranks: dict[str, int]) -> bool:
+    return have is not None and ranks[have] >= ranks[need]

@@ -1,0 +1,98 @@
+"""What every call of ``LocalMist`` shares: who is calling (``Caller``), the audit record written in the same
+transaction as a change, and the paging helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidInput
+from .models import Page, User
+from .store import Writer, ts
+
+if TYPE_CHECKING:
+    from .local import LocalMist
+
+MAX_PAGE = 1000
+
+
+@dataclass
+class Caller:
+    """The user behind a call, and how they authenticated: a login session, or an API token (with its
+    scope and, maybe, its one project)."""
+
+    user: User
+    source: str
+    session_id: int | None = None
+    token_id: int | None = None
+    scope: str | None = None  # an API token's scope; None for a login session
+    token_project_id: int | None = None
+    enrollment_required: bool = False  # 2FA is required on the instance and this user has none
+
+    @property
+    def username(self) -> str:
+        return self.user.username
+
+    @property
+    def role(self) -> str:
+        return self.user.role
+
+    @property
+    def role_label(self) -> str:
+        """The role as the audit log records it: ``"admin"``, or ``"developer token:deploy"``."""
+        return f"{self.user.role} token:{self.scope}" if self.scope else self.user.role
+
+
+async def audit(
+    w: Writer,
+    caller: Caller | None,
+    action: str,
+    *,
+    project: str | None = None,
+    app: str | None = None,
+    actor: str | None = None,
+    **detail: Any,
+) -> None:
+    """Record a change (never a secret value) in the transaction that makes it. ``actor`` names someone
+    who is not (yet) a caller: a failed login, an accepted invitation."""
+    await w.execute(
+        "INSERT INTO audit_log (ts, actor, actor_role, source, action, project, app, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            ts(),
+            caller.username if caller else actor,
+            caller.role_label if caller else None,
+            caller.source if caller else None,
+            action,
+            project,
+            app,
+            json.dumps(detail, default=str),
+        ),
+    )
+
+
+def page_args(limit: int, offset: int) -> tuple[int, int]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative", field="offset")
+    return limit, offset
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> Page[Any]:
+    nxt = offset + limit if offset + limit < total else None
+    return Page(items=items, total=total, next_offset=nxt)
+
+
+def like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class Part:
+    """One part of ``LocalMist`` (``projects``, ``apps``...), with its shortcuts to the core."""
+
+    def __init__(self, mist: LocalMist) -> None:
+        self.m = mist
+        self.core = mist.core
+        self.store = mist.core.store
