@@ -370,7 +370,6 @@ class Auth(_Accounts, AuthAPI):
                     "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)", (uid, auth.token_hash(c))
                 )
             await audit(w, caller, "user.2fa_enable", username=caller.username)
-        self.m._caller = None
         return RecoveryCodes(codes=codes)
 
     async def totp_disable(self, password: str) -> None:
@@ -383,7 +382,6 @@ class Auth(_Accounts, AuthAPI):
             )
             await w.execute("DELETE FROM recovery_codes WHERE user_id = ?", (caller.user.id,))
             await audit(w, caller, "user.2fa_disable", username=caller.username)
-        self.m._caller = None
 
 
 # ---------------------------------------------------------------------------------------------- users

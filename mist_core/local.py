@@ -531,7 +531,6 @@ class LocalMist(MistAPI):
         self.refresh_token = refresh_token
         self.on_session = on_session
         self._owns_core = owns_core
-        self._caller: Caller | None = None
         self.auth = Auth(self)
         self.projects = _Projects(self)
         self.apps: _Apps = _Apps(self)
@@ -558,22 +557,21 @@ class LocalMist(MistAPI):
 
     def signed_in(self, session: Session) -> None:
         """A login, a refresh or an accepted invitation gave this view a new session."""
-        self.token, self.refresh_token, self._caller = session.token, session.refresh_token, None
+        self.token, self.refresh_token = session.token, session.refresh_token
         if self.on_session is not None:
             self.on_session(session)
 
     def signed_out(self) -> None:
-        self.token, self.refresh_token, self._caller = None, None, None
+        self.token, self.refresh_token = None, None
 
     async def actor(self) -> User:
         """The user behind the token."""
         return (await self.caller()).user
 
     async def caller(self) -> Caller:
-        """Who is calling: the token is checked against its session (or API token) row on the first call
-        of this view; an expired access token is renewed when a refresh token is at hand."""
-        if self._caller is not None:
-            return self._caller
+        """Who is calling: the token is checked against its session (or API token) row on every call, so a
+        revoked session or a changed role counts at once; an expired access token is renewed when a
+        refresh token is at hand."""
         if not self.token:
             if await needs_setup(self.core.store):
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
@@ -585,7 +583,6 @@ class LocalMist(MistAPI):
                 raise
             await self.auth.refresh(self.refresh_token)
             caller = await self._resolve(self.token or "")
-        self._caller = caller
         return caller
 
     async def _resolve(self, token: str) -> Caller:

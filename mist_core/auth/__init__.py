@@ -40,7 +40,7 @@ def check_password_strength(password: str, *, username: str | None = None) -> No
         raise InvalidInput(
             "the password is one of the most common passwords: choose another one", field="password"
         )
-    if username and username.lower() in lowered:
+    if username and len(username) >= 4 and username.lower() in lowered:
         raise InvalidInput("the password contains the username: choose another one", field="password")
 
 

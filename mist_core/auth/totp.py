@@ -59,7 +59,7 @@ def verify(secret: str, code: str, *, last_step: int | None = None, at: float | 
 
 
 def uri(secret: str, account: str, issuer: str = "Mist") -> str:
-    label = quote(f"{issuer}:{account}")
+    label = quote(f"{issuer}:{account}", safe=":@")
     query = urlencode(
         {"secret": secret, "issuer": issuer, "algorithm": "SHA1", "digits": DIGITS, "period": STEP}
     )
