@@ -19,8 +19,10 @@ from .models import (
     ApiTokenCreated,
     App,
     AppChanges,
+    AppSource,
     AppSpec,
     AuditEntry,
+    BranchInfo,
     Certificate,
     ContainerInfo,
     Deployment,
@@ -28,27 +30,34 @@ from .models import (
     DomainSettings,
     EnvVar,
     Event,
+    GitProvider,
+    GitProviderSpec,
     Invite,
     InviteCreated,
     KeyRotation,
     LogLine,
+    ManifestStart,
     Member,
     MetricsSample,
     Page,
+    Preview,
     Project,
     ProjectChanges,
     ProjectRole,
     ProxyStatus,
     RecoveryCodes,
+    RepoInfo,
     Role,
     Session,
     SessionInfo,
     Setting,
     SetupStatus,
+    SourceChanges,
     TokenScope,
     TotpSetup,
     User,
     UserChanges,
+    WebhookDelivery,
 )
 
 
@@ -144,6 +153,19 @@ class AppsAPI(ABC):
     async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
         """Queue a deployment of an earlier deployment's image and config snapshot (default: the one before
         the live one), through the same checks and switch. Refused when that image was pruned."""
+
+    @abstractmethod
+    async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
+        """How Mist reaches the app's repository: credentials (never shown), the deploy key's public half,
+        pinned host keys, the webhook URL (and its secret with ``reveal``), push and preview settings."""
+
+    @abstractmethod
+    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource: ...
+
+    @abstractmethod
+    async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
+        """Make the app fetch over ssh with its own ed25519 deploy key (made on first call, or again with
+        ``regenerate``); the result shows the public key to add to the repository."""
 
     @abstractmethod
     async def start(self, app_ref: str) -> App: ...
@@ -290,9 +312,7 @@ class InvitesAPI(ABC):
     async def revoke(self, invite_id: int) -> None: ...
 
     @abstractmethod
-    async def accept(
-        self, token: str, username: str, password: str, *, email: str | None = None
-    ) -> Session:
+    async def accept(self, token: str, username: str, password: str, *, email: str | None = None) -> Session:
         """Create the invited account and log it in. Needs no login. The username (or email) must be the one
         the invitation names."""
 
@@ -327,6 +347,43 @@ class TokensAPI(ABC):
 
     @abstractmethod
     async def revoke(self, token_id: int) -> None: ...
+
+
+class GitAPI(ABC):
+    @abstractmethod
+    async def providers(self) -> builtins.list[GitProvider]: ...
+
+    @abstractmethod
+    async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
+        """Register a GitLab or Gitea account by token, or a GitHub App by id and key; the credentials are
+        checked against the host before anything is stored."""
+
+    @abstractmethod
+    async def github_manifest(
+        self, name: str, *, url: str = "https://github.com", organization: str | None = None
+    ) -> ManifestStart:
+        """Start creating a GitHub App from Mist's manifest (needs the ``public_url`` setting)."""
+
+    @abstractmethod
+    async def remove_provider(self, name: str) -> None:
+        """Refused while apps use it, naming them."""
+
+    @abstractmethod
+    async def repos(self, provider: str) -> builtins.list[RepoInfo]: ...
+
+    @abstractmethod
+    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]: ...
+
+
+class WebhooksAPI(ABC):
+    @abstractmethod
+    async def list(self, app_ref: str, *, limit: int = 50) -> builtins.list[WebhookDelivery]:
+        """The app's latest deliveries, newest first, refused ones included with the reason."""
+
+
+class PreviewsAPI(ABC):
+    @abstractmethod
+    async def list(self, app_ref: str) -> builtins.list[Preview]: ...
 
 
 class SecretsAPI(ABC):
@@ -425,6 +482,9 @@ class MistAPI(ABC):
     sessions: SessionsAPI
     tokens: TokensAPI
     secrets: SecretsAPI
+    git: GitAPI
+    webhooks: WebhooksAPI
+    previews: PreviewsAPI
     audit: AuditAPI
     settings: SettingsAPI
     domains: DomainsAPI

@@ -70,10 +70,12 @@ from .errors import (
     Unauthenticated,
 )
 from .events import EventBus
+from .gitops import Git, GitOps, Previews, Webhooks
 from .metrics import MetricsSampler
 from .models import (
     App,
     AppChanges,
+    AppSource,
     AppSpec,
     AuditEntry,
     Certificate,
@@ -92,6 +94,7 @@ from .models import (
     ProxyStatus,
     Session,
     Setting,
+    SourceChanges,
     User,
 )
 from .proxy.install import PROXY_CONTAINER, TRAEFIK_IMAGE, traefik_spec
@@ -131,6 +134,7 @@ class Core:
             config.signing_key_path, timedelta(seconds=config.access_token_seconds)
         )
         self.token_last_used: dict[int, float] = {}  # API token id -> when its last_used_at was written
+        self.gitops = GitOps(self)
         self.responder: ChallengeResponder | None = None
         self.cert_scheduler: CertificateScheduler | None = None
         self.routes = RoutePublisher(
@@ -226,6 +230,7 @@ class Core:
         for n in range(max(1, self.config.workers)):
             self._tasks.append(asyncio.create_task(self._worker(), name=f"mist-worker-{n}"))
         self._tasks.append(asyncio.create_task(self._watch_docker(), name="mist-docker-events"))
+        self._tasks.append(asyncio.create_task(self.gitops.follow_deployments(), name="mist-git-statuses"))
         await self.sampler.start()
         await self._start_certificates()
         if await self.store.scalar("SELECT COUNT(*) FROM domains"):
@@ -465,6 +470,7 @@ class Core:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks.clear()
+        await self.gitops.close()
         with contextlib.suppress(Exception):
             await self.sampler.stop()
         if self.responder is not None:
@@ -534,7 +540,7 @@ class LocalMist(MistAPI):
         self.auth = Auth(self)
         self.projects = _Projects(self)
         self.apps: _Apps = _Apps(self)
-        self.env = _Env(self)
+        self.env: _Env = _Env(self)
         self.deployments: _Deployments = _Deployments(self)
         self.containers = _Containers(self)
         self.metrics = _Metrics(self)
@@ -545,6 +551,9 @@ class LocalMist(MistAPI):
         self.sessions = Sessions(self)
         self.tokens = Tokens(self)
         self.secrets = Secrets(self)
+        self.git = Git(self)
+        self.webhooks = Webhooks(self)
+        self.previews = Previews(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
         self.domains = _Domains(self)
@@ -919,7 +928,11 @@ class _Apps(Part, AppsAPI):
 
     async def delete(self, app_ref: str) -> None:
         actor = await self._allow("apps.delete", app_ref)
-        app = await self._get(app_ref)
+        await self.remove(await self._get(app_ref), actor)
+
+    async def remove(self, app: App, actor: Caller | None) -> None:
+        """Delete an app (``actor`` None: Mist itself, closing a preview): what runs first, then the rows."""
+        app_ref = app.ref
         # Stop what is in flight for this app first, so no worker starts a container after we cleaned up.
         async with self.store.write() as w:
             queued = await w.all(
@@ -949,12 +962,20 @@ class _Apps(Part, AppsAPI):
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET live_deployment_id = NULL WHERE id = ?", (app.id,))
             await w.execute("DELETE FROM apps WHERE id = ?", (app.id,))
-            await audit(w, actor, "app.delete", project=app.project, app=app.name)
+            await audit(
+                w, actor, "app.delete", project=app.project, app=app.name, actor=None if actor else "mist"
+            )
         self.core.events.announce("app", "delete", project=app.project, app=app.name)
 
     async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
         actor = await self._allow("apps.deploy", app_ref)
-        app = await self._get(app_ref)
+        return await self.queue_deployment(await self._get(app_ref), ref, actor)
+
+    async def queue_deployment(
+        self, app: App, ref: str | None, actor: Caller | None, *, triggered_by: str | None = None
+    ) -> Deployment:
+        """Queue a deployment of ``ref`` (default: the app's branch) for ``actor``, or for Mist itself
+        (``triggered_by`` says what: "webhook")."""
         git_ref = validate.git_ref(ref or app.spec.branch)
         env_rows = await self.store.all(
             "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
@@ -971,11 +992,18 @@ class _Apps(Part, AppsAPI):
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) "
                 "VALUES (?, 'queued', ?, ?, ?, ?)",
-                (app.id, git_ref, json.dumps(config), actor.username, ts()),
+                (app.id, git_ref, json.dumps(config), actor.username if actor else triggered_by, ts()),
             )
             replaced = await self._enqueue(w, app, dep_id)
             await audit(
-                w, actor, "app.deploy", project=app.project, app=app.name, ref=git_ref, deployment=dep_id
+                w,
+                actor,
+                "app.deploy",
+                project=app.project,
+                app=app.name,
+                actor=None if actor else triggered_by,
+                ref=git_ref,
+                deployment=dep_id,
             )
         return await self._queued(app, dep_id, replaced)
 
@@ -1071,6 +1099,23 @@ class _Apps(Part, AppsAPI):
             await audit(w, actor, action, project=app.project, app=app.name)
         self.core.events.announce("app", "status", project=app.project, app=app.name, state=status)
         return await self._get(app.ref)
+
+    async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
+        caller = await self._allow("apps.source", app_ref)
+        if reveal:
+            await self.m.env._may_reveal(caller, app_ref)
+        return await self.core.gitops.source(await self._get(app_ref), reveal=reveal)
+
+    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:
+        caller = await self._allow("apps.set_source", app_ref)
+        await self.core.gitops.set_source(await self._get(app_ref), changes, caller)
+        self.core.events.announce("app", "update", project=app_ref.split("/")[0], app=app_ref.split("/")[1])
+        return await self.core.gitops.source(await self._get(app_ref), reveal=False)
+
+    async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
+        caller = await self._allow("apps.deploy_key", app_ref)
+        await self.core.gitops.deploy_key(await self._get(app_ref), caller, regenerate=regenerate)
+        return await self.core.gitops.source(await self._get(app_ref), reveal=False)
 
     async def start(self, app_ref: str) -> App:
         actor = await self._allow("apps.start", app_ref)

@@ -551,3 +551,129 @@ class Certificate(Model):
     @property
     def has_certificate(self) -> bool:
         return bool(self.cert_pem)
+
+
+# ---------------------------------------------------------------------------------------------- git providers
+
+ProviderKind = Literal["github", "gitlab", "gitea"]
+
+
+class GitProvider(Model):
+    """A git host Mist talks to: a GitHub App, or a GitLab / Gitea (Forgejo) account by token."""
+
+    id: int
+    name: str
+    kind: ProviderKind
+    url: str  # the web address (https://github.com, https://gitlab.example.com)
+    api_url: str
+    app_id: int | None = None  # GitHub App
+    app_slug: str | None = None
+    installation_id: int | None = None
+    webhook_url: str | None = None  # where the host sends deliveries for every repo of this provider
+    created_at: datetime
+
+
+class GitProviderSpec(Model):
+    """What ``git.add_provider`` needs: ``token`` for GitLab and Gitea; ``app_id``, ``private_key`` (PEM) and
+    ``webhook_secret`` (and ``installation_id``, or the first installation is used) for a GitHub App."""
+
+    name: str
+    kind: ProviderKind
+    url: str | None = None  # default: https://github.com / required for gitlab and gitea
+    api_url: str | None = None  # default: derived from url
+    token: str | None = None
+    app_id: int | None = None
+    private_key: str | None = None
+    webhook_secret: str | None = None
+    installation_id: int | None = None
+
+
+class ManifestStart(Model):
+    """The first step of creating a GitHub App from Mist's manifest: open ``url`` in a browser signed in to
+    GitHub; GitHub sends the browser back to Mist, which stores the new App as provider ``name``."""
+
+    name: str
+    url: str
+    state: str
+
+
+class RepoInfo(Model):
+    full_name: str  # owner/name (GitLab: the full path)
+    clone_url: str
+    ssh_url: str | None = None
+    default_branch: str = "main"
+    private: bool = False
+
+
+class BranchInfo(Model):
+    name: str
+    sha: str
+
+
+class PreviewSettings(Model):
+    """Preview environments per pull request: off unless ``enabled``."""
+
+    enabled: bool = False
+    limit: int = 3  # live previews at once; further pull requests wait
+    domain_pattern: str = "pr-{number}.{app_domain}"
+    env: dict[str, str] = Field(default_factory=dict)  # overrides of the app's variables in previews
+
+
+class AppSource(Model):
+    """How Mist reaches an app's repository and hears about its pushes. Secrets are never shown here except
+    ``webhook_secret`` with ``reveal`` (it has to be pasted into the git host)."""
+
+    auth: Literal["none", "token", "deploy_key", "provider"] = "none"
+    provider: str | None = None
+    repo: str | None = None  # owner/name at the provider
+    deploy_key: str | None = None  # the public key to add to the repository's deploy keys
+    deploy_key_fingerprint: str | None = None
+    known_hosts: str | None = None  # the ssh host keys pinned on first use
+    webhook_kind: ProviderKind | None = None  # how deliveries to webhook_url are signed
+    webhook_url: str | None = None
+    webhook_secret: str | None = None  # only with reveal
+    deploy_on_push: bool = True
+    deploy_tags: bool = False  # also deploy pushed tags
+    previews: PreviewSettings = Field(default_factory=PreviewSettings)
+
+
+class SourceChanges(Model):
+    """A partial update of an app's source; fields left ``None`` keep their value."""
+
+    token: str | None = None  # https access token ("" removes it)
+    provider: str | None = None  # "" unlinks
+    repo: str | None = None
+    webhook_kind: ProviderKind | None = None
+    deploy_on_push: bool | None = None
+    deploy_tags: bool | None = None
+    previews: PreviewSettings | None = None
+    forget_known_hosts: bool = False  # trust the ssh host key again on the next fetch
+    new_webhook_secret: bool = False
+
+
+class WebhookDelivery(Model):
+    """One delivery from a git host and what Mist did with it."""
+
+    id: int
+    app: str | None = None
+    provider: str | None = None
+    delivery_id: str | None = None
+    event: str
+    received_at: datetime
+    outcome: Literal["deployed", "ignored", "refused", "preview"]
+    reason: str
+    ref: str | None = None
+    sha: str | None = None
+    pr_number: int | None = None
+    deployment_id: int | None = None
+
+
+class Preview(Model):
+    app: str  # the preview app, "project/app-pr-12"
+    parent: str
+    number: int
+    head_ref: str | None = None
+    head_sha: str | None = None
+    url: str | None = None
+    created_at: datetime
+    updated_at: datetime

@@ -69,6 +69,21 @@ def _optional_email(value: str) -> str:
     return value
 
 
+def _optional_public_url(value: str) -> str:
+    value = value.rstrip("/")
+    parts = urlsplit(value)
+    if value and (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() for c in value)
+    ):
+        raise InvalidInput(f"{value!r} is not an http(s) address like https://mist.example.com")
+    return value
+
+
 DEFINITIONS: dict[str, SettingDef] = {
     d.key: d
     for d in (
@@ -148,6 +163,13 @@ DEFINITIONS: dict[str, SettingDef] = {
         ),
         SettingDef(
             "cert_renewal_days", "30", "Days before expiry a certificate is renewed.", _int_between(1, 89)
+        ),
+        SettingDef(
+            "public_url",
+            "",
+            "The address git hosts and browsers reach Mist at (https://mist.example.com): webhook URLs and the "
+            "GitHub App flow are built on it; empty: webhooks are not offered.",
+            _optional_public_url,
         ),
         SettingDef(
             "require_2fa",

@@ -5,6 +5,8 @@ set -euo pipefail
 
 DEFAULT_PACKAGES=(
     docker.io git busybox-static debootstrap caddy pebble tmux ca-certificates
+    # git over ssh: the client Mist runs, and the sshd the tests start on a port of their own.
+    openssh-client openssh-server
     # `make venv` builds the virtualenv with Debian's python3.
     python3 python3-venv
 )

@@ -81,6 +81,9 @@ PERMISSIONS: dict[str, Rule] = {
     "apps.stop": DEVELOP,
     "apps.restart": DEVELOP,
     "apps.logs": VIEW,
+    "apps.source": VIEW,  # the webhook secret only for developers (``reveal``)
+    "apps.set_source": DEVELOP,
+    "apps.deploy_key": DEVELOP,
     "env.list": VIEW,  # secret values only for developers (``env.reveal``)
     "env.set": DEVELOP,
     "env.unset": DEVELOP,
@@ -114,6 +117,14 @@ PERMISSIONS: dict[str, Rule] = {
     "tokens.list": SELF,
     "tokens.revoke": SELF,
     "secrets.rotate_key": _r("instance", "owner"),
+    "git.providers": SIGNED_IN,
+    "git.add_provider": _r("instance", "admin"),
+    "git.github_manifest": _r("instance", "admin"),
+    "git.remove_provider": _r("instance", "admin"),
+    "git.repos": _r("instance", "developer"),
+    "git.branches": _r("instance", "developer"),
+    "webhooks.list": VIEW,
+    "previews.list": VIEW,
     "audit.list": SIGNED_IN,  # admins: everything; project admins: their projects; others: nothing
     "settings.list": SIGNED_IN,
     "settings.get": SIGNED_IN,

@@ -248,6 +248,10 @@ class Pipeline:
         port = run.spec.port or run.port
         if run.image is None:
             await self._enter(run, S.fetching)
+            credentials = await core.gitops.fetch_options(run.app_id)
+            run.secret_values += [
+                v for k, v in credentials.items() if k in ("token", "ssh_private_key") and v
+            ]
             checkout = await git.fetch(
                 run.spec.git_url,
                 run.ref,
@@ -255,7 +259,11 @@ class Pipeline:
                 allowed_roots=core.config.git_roots,
                 on_line=on_line,
                 cancel=run.cancel,
+                **credentials,
             )
+            if checkout.known_hosts and not credentials.get("known_hosts"):
+                await core.gitops.pin_known_hosts(run.app_id, checkout.known_hosts)
+                self.log(run, "pinned the git server's ssh host key:\n" + checkout.known_hosts.strip())
             await self._update(
                 run,
                 commit_sha=checkout.commit_sha,

@@ -4,6 +4,8 @@ that no repository, server or user configuration can turn into running something
 Every git call gets an argument list, an environment built from scratch (an empty ``HOME``, no system or
 global config, no prompts, only the URL's own protocol allowed) and ``-c`` settings that switch off hooks,
 fsmonitor, submodules and credential helpers. URL and ref are validated again here, before any process starts.
+Credentials (an https token, an ssh deploy key, pinned host keys) reach git only through 0600 files in that
+temporary home, which is removed when the fetch ends.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -24,8 +27,9 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from .. import validate
-from ..errors import Conflict, MistError
+from ..errors import Conflict, InvalidInput, MistError
 from ..procs import die_with_parent
+from .keys import public_key_of
 
 __all__ = ["Checkout", "FetchCancelled", "FetchFailed", "fetch"]
 
@@ -53,6 +57,9 @@ class Checkout:
     commit_sha: str
     message: str  # the subject line
     author: str  # "Name <email>"
+    # The host keys ssh trusted on first use (known_hosts lines), for the caller to pin and show; None when
+    # the fetch was not over ssh or ran against pinned host keys.
+    known_hosts: str | None = None
 
 
 # Settings that a repository's own config, a user's ~/.gitconfig or a server cannot override, because
@@ -89,6 +96,7 @@ _PASSTHROUGH_ENV = (
     "TMPDIR",
 )
 _TAIL_LINES = 40
+_FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
 
 def _protocol(url: str) -> str:
@@ -120,16 +128,67 @@ def _printable(text: str) -> str:
     return "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t" else ch for ch in text)
 
 
-def _explain(tail: Sequence[str], shown_url: str, ref: str, kind: str) -> tuple[str, str]:
-    """Why a fetch failed (``ref``, ``auth``, ``host_key``, ``ownership``, ``repository``, ``network`` or
-    ``other``) and a message for the user, from the last lines git printed."""
+@dataclass(frozen=True)
+class _Remote:
+    """What a failure message needs to know about where and how git fetched."""
+
+    shown_url: str  # credentials masked
+    host: str  # "host" or "host:port", for ssh host key messages
+    credential: str | None  # "token", "url" (a token inside the URL), "key" (a deploy key) or None
+    pinned: bool  # ssh ran against host keys the caller pinned
+
+
+def _presented_fingerprint(tail: Sequence[str]) -> str | None:
+    """The ``SHA256:`` fingerprint ssh says the server sent, from its host-key-changed warning."""
+    for before, line in zip(tail, tail[1:], strict=False):
+        if "key sent by the remote host is" in before and line.startswith("SHA256:"):
+            fingerprint = line.strip().rstrip(".")
+            return fingerprint if _FINGERPRINT.fullmatch(fingerprint) else None
+    return None
+
+
+def _explain(tail: Sequence[str], remote: _Remote, ref: str, kind: str) -> tuple[str, str]:
+    """Why a fetch failed (``ref``, ``auth``, ``host_key``, ``tls``, ``ownership``, ``repository``,
+    ``network`` or ``other``) and a message for the user, from the last lines git printed."""
     text = "\n".join(tail).lower()
+    shown_url, host = remote.shown_url, remote.host
 
     def said(*needles: str) -> bool:
         return any(needle in text for needle in needles)
 
+    # ssh checks the host before it authenticates, and its banner mentions keys, so this goes first.
+    if said("remote host identification has changed", "has changed and you have requested strict checking"):
+        presented = _presented_fingerprint(tail)
+        now = f" (it now presents {presented})" if presented else ""
+        return "host_key", (
+            f"the ssh host key of {host} changed since it was pinned{now}: if the server's admin replaced it, "
+            "check the new fingerprint with them and pin it again; otherwise the connection may be intercepted, "
+            "so do not trust the new key"
+        )
+    if said("you have requested strict checking", "host key verification failed"):
+        if remote.pinned:
+            return "host_key", (
+                f"the ssh host key of {host} is not among the pinned host keys: pin its key after checking its "
+                "fingerprint with the server's admin, or clear the pinned keys to trust it on first use"
+            )
+        return "host_key", f"the ssh host key of {host} is not trusted: add it to the pinned host keys"
+    if said(
+        "ssl certificate problem",
+        "server certificate verification failed",
+        "certificate verify failed",
+        "unable to get local issuer certificate",
+    ):
+        return "tls", (
+            f"the TLS certificate of {shown_url} is not trusted: if the git server uses a private CA, give that "
+            "CA's certificate (PEM) as the CA file"
+        )
     if said("couldn't find remote ref", "no such remote ref", "not our ref", "unadvertised object"):
         return "ref", f"{kind} {ref!r} not found in {shown_url}: check the name, or push it first"
+    if said("mist: no token for"):  # printed by the askpass script: the credentials were for another host
+        return "auth", (
+            f"{shown_url} redirected git to another host that asks for credentials, and the token is only "
+            "given to the host in the URL: use the repository's URL on that host instead"
+        )
     if said(
         "authentication failed",
         "could not read username",
@@ -139,14 +198,29 @@ def _explain(tail: Sequence[str], shown_url: str, ref: str, kind: str) -> tuple[
         "the requested url returned error: 401",
         "the requested url returned error: 403",
     ):
+        if remote.credential == "token":
+            return "auth", (
+                f"the git server refused the token for {shown_url}: check that it is valid (not expired or "
+                "revoked) and can read the repository"
+            )
+        if remote.credential == "url":
+            return "auth", (
+                f"authentication failed for {shown_url}: the git server refused the token in the URL; check "
+                "that it is valid (not expired or revoked) and can read the repository"
+            )
+        if remote.credential == "key":
+            return "auth", (
+                f"the git server refused the deploy key for {shown_url}: add its public key to the "
+                "repository's deploy keys (read access is enough)"
+            )
+        if said("permission denied (publickey"):
+            return "auth", (
+                f"authentication failed for {shown_url}: the git server wants an ssh key; give the app a "
+                "deploy key and add its public key to the repository's deploy keys"
+            )
         return "auth", (
-            f"authentication failed for {shown_url}: give a token in the URL (https) or add this server's "
-            "deploy key to the repository (ssh)"
-        )
-    if said("host key verification failed"):
-        return (
-            "host_key",
-            f"the ssh host key of {shown_url} is not trusted: add it to the server's known_hosts",
+            f"authentication failed for {shown_url}: the repository is private (or the URL is wrong); give a "
+            "token that can read it"
         )
     if said("dubious ownership"):
         return "ownership", (
@@ -159,7 +233,8 @@ def _explain(tail: Sequence[str], shown_url: str, ref: str, kind: str) -> tuple[
         "the requested url returned error: 404",
         "no such file or directory",
     ):
-        return "repository", f"repository {shown_url} not found: check the URL"
+        hint = " and that the credentials can read it" if remote.credential else ""
+        return "repository", f"repository {shown_url} not found: check the URL{hint}"
     if said(
         "could not resolve host",
         "could not resolve hostname",
@@ -179,6 +254,146 @@ def _explain(tail: Sequence[str], shown_url: str, ref: str, kind: str) -> tuple[
     return "other", f"git could not fetch {kind} {ref!r} from {shown_url}: {last}"
 
 
+_TOKEN_MAX = 4096
+_TOKEN_USER = re.compile(r"[A-Za-z0-9._~+-]{1,100}")
+# git asks "Username for '<scheme>://<host>': " when the URL names no user, then "Password for
+# '<scheme>://<user>@<host>': ". The script answers only for the origin the token is for, so a redirect to
+# another host cannot collect it; everything it reads is a file in the temporary home.
+_ASKPASS = """#!/bin/sh
+origin=$(cat -- {origin})
+scheme=${{origin%%://*}}
+host=${{origin#*://}}
+case "$1" in
+    "Username for '$origin': ") exec cat -- {username} ;;
+    "Password for '$scheme://"*"@$host': ") exec cat -- {token} ;;
+esac
+echo "mist: no token for $1" >&2
+exit 1
+"""
+
+
+@dataclass(frozen=True)
+class _Credentials:
+    """The files in the temporary home that carry one fetch's credentials to git and ssh."""
+
+    askpass: Path | None = None  # script that prints the token file's content
+    ssh_key: Path | None = None
+    known_hosts: Path | None = None  # for ssh: the pinned keys, or an empty file that learns them
+    pinned: bool = False
+    ca_file: Path | None = None
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write a new file that only Mist's user can read, never through a symlink or over an existing file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    os.chmod(path, mode)  # the umask may have taken bits off
+
+
+def _check_token(token: str, token_username: str, url: str) -> None:
+    if not isinstance(token, str) or not token:
+        raise InvalidInput(
+            "the git token is empty: give the token, or none for a public repository", field="token"
+        )
+    if len(token) > _TOKEN_MAX:
+        raise InvalidInput(
+            f"the git token is {len(token)} characters long: tokens are at most {_TOKEN_MAX}", field="token"
+        )
+    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in token):
+        raise InvalidInput(
+            "the git token contains spaces, line breaks or invisible characters: copy it again without them",
+            field="token",
+        )
+    if not isinstance(token_username, str) or not _TOKEN_USER.fullmatch(token_username):
+        raise InvalidInput(
+            "the git token's user name must be letters, digits and . _ ~ + - (for example x-access-token)",
+            field="token_username",
+        )
+    try:
+        in_url = urlsplit(url).password
+    except ValueError:
+        in_url = None
+    if in_url:
+        raise InvalidInput(
+            "the git URL already carries a password or token: give the token either in the URL or as the "
+            "token, not both",
+            field="token",
+        )
+
+
+def _check_known_hosts(known_hosts: str) -> str:
+    if not isinstance(known_hosts, str) or "\x00" in known_hosts:
+        raise InvalidInput("the pinned ssh host keys must be known_hosts text", field="known_hosts")
+    lines = [line.strip() for line in known_hosts.splitlines()]
+    return "".join(line + "\n" for line in lines if line)
+
+
+def _check_ca_file(ca_file: Path) -> Path:
+    ca_file = Path(ca_file).absolute()
+    if not ca_file.is_file():
+        raise InvalidInput(
+            f"the CA certificate file {ca_file} does not exist: give the path of a PEM file", field="ca_file"
+        )
+    return ca_file
+
+
+def _ssh_host(url: str) -> str:
+    """``host`` or ``host:port`` of an ssh URL (validated), as messages about host keys name it."""
+    if "://" not in url:
+        return url.partition("@")[2].rpartition(":")[0] or url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL, as git names it when it asks for credentials."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _prepare_credentials(
+    home: Path,
+    url: str,
+    protocol: str,
+    *,
+    token: str | None,
+    token_username: str,
+    ssh_private_key: str | None,
+    known_hosts: str | None,
+    ca_file: Path | None,
+) -> _Credentials:
+    """Write what git and ssh need into ``home`` (0700, removed after the fetch)."""
+    askpass = ssh_key = known_hosts_file = None
+    if token is not None and protocol in ("http", "https"):
+        _write_private(home / "git-origin", _origin(url))
+        _write_private(home / "git-username", token_username + "\n")
+        _write_private(home / "git-token", token + "\n")
+        askpass = home / "git-askpass"
+        script = _ASKPASS.format(
+            origin=shlex.quote(str(home / "git-origin")),
+            username=shlex.quote(str(home / "git-username")),
+            token=shlex.quote(str(home / "git-token")),
+        )
+        _write_private(askpass, script, mode=0o700)
+    if protocol == "ssh":
+        if ssh_private_key is not None:
+            ssh_key = home / "deploy-key"
+            _write_private(ssh_key, ssh_private_key.strip() + "\n")
+        known_hosts_file = home / "known_hosts"
+        _write_private(known_hosts_file, known_hosts or "")
+    return _Credentials(
+        askpass=askpass,
+        ssh_key=ssh_key,
+        known_hosts=known_hosts_file,
+        pinned=bool(known_hosts) and protocol == "ssh",
+        ca_file=ca_file if protocol == "https" else None,
+    )
+
+
 class _GitSession:
     """The environment, deadline and output handling shared by the git calls of one fetch."""
 
@@ -193,8 +408,7 @@ class _GitSession:
         on_line: LineCallback | None,
         cancel: asyncio.Event | None,
         timeout: float,
-        ssh_key: Path | None,
-        known_hosts: Path | None,
+        credentials: _Credentials,
     ) -> None:
         self.git = git
         self.dest = dest
@@ -220,17 +434,43 @@ class _GitSession:
                 "GIT_TEMPLATE_DIR": str(home / "template"),
             }
         )
+        if credentials.askpass is not None:
+            # GIT_ASKPASS wins over the empty core.askPass above; the script only prints files from home.
+            self.env["GIT_ASKPASS"] = str(credentials.askpass)
+        if credentials.ca_file is not None:
+            self.env["GIT_SSL_CAINFO"] = str(credentials.ca_file)
         if protocol == "ssh":
-            ssh = ["ssh", "-o", "BatchMode=yes"]
-            if ssh_key is not None:
-                ssh += ["-i", str(ssh_key), "-o", "IdentitiesOnly=yes"]
-            if known_hosts is not None:
-                ssh += ["-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes"]
+            # -F /dev/null: no ~/.ssh/config or /etc/ssh/ssh_config (ssh reads the passwd home, not $HOME).
+            ssh = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
+            if credentials.ssh_key is not None:
+                ssh += [
+                    "-i",
+                    str(credentials.ssh_key),
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    "-o",
+                    "IdentityAgent=none",
+                ]
+            elif "SSH_AUTH_SOCK" in os.environ:
+                self.env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
+            ssh += [
+                "-o",
+                f"UserKnownHostsFile={credentials.known_hosts}",
+                "-o",
+                f"GlobalKnownHostsFile={os.devnull}",
+                "-o",
+                "StrictHostKeyChecking=" + ("yes" if credentials.pinned else "accept-new"),
+                # Learned lines must stay readable (to be shown and pinned) and name only the host asked for.
+                "-o",
+                "HashKnownHosts=no",
+                "-o",
+                "UpdateHostKeys=no",
+                "-o",
+                "CheckHostIP=no",
+            ]
             # git runs GIT_SSH_COMMAND through a shell; every part is Mist's own and quoted.
             self.env["GIT_SSH_COMMAND"] = shlex.join(ssh)
             self.env["GIT_SSH_VARIANT"] = "ssh"
-            if "SSH_AUTH_SOCK" in os.environ:
-                self.env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
 
     def redact(self, text: str) -> str:
         text = validate.redact_url(text)
@@ -351,18 +591,42 @@ async def fetch(
     on_line: LineCallback | None = None,
     cancel: asyncio.Event | None = None,
     timeout: float = 600,
-    ssh_key: Path | None = None,
-    known_hosts: Path | None = None,
+    token: str | None = None,
+    token_username: str = "x-access-token",
+    ssh_private_key: str | None = None,
+    known_hosts: str | None = None,
+    ca_file: Path | None = None,
 ) -> Checkout:
     """Check out commit ``ref`` (a branch, a tag, or a full or abbreviated sha) of ``url`` into ``dest``.
 
     ``dest`` must not exist or be empty. git's output goes line by line to ``on_line`` with credentials
-    masked. Raises ``InvalidInput`` before any process starts if ``url`` or ``ref`` is not acceptable,
-    ``FetchFailed`` with a message for the user if git fails or ``timeout`` seconds pass, and
+    masked. Raises ``InvalidInput`` before any process starts if ``url``, ``ref`` or a credential is not
+    acceptable, ``FetchFailed`` with a message for the user if git fails or ``timeout`` seconds pass, and
     ``FetchCancelled`` when ``cancel`` is set; in every case git and its children are killed.
+
+    Credentials, each used only with the URLs it fits (so a caller may pass an app's credentials whatever
+    its URL):
+
+    - ``token`` (http/https): sent as the password of HTTP Basic auth, with ``token_username`` as the user
+      unless the URL names one (GitHub takes ``x-access-token``, GitLab ``oauth2``, Gitea any name).
+    - ``ssh_private_key`` (ssh): an unencrypted OpenSSH private key, the app's deploy key.
+    - ``known_hosts`` (ssh): the pinned host keys, as known_hosts lines; the server must present one of them.
+      Without it (or when blank) the host key is trusted on first use and returned in
+      ``Checkout.known_hosts`` for the caller to pin and show.
+    - ``ca_file`` (https): a PEM file of the CA that signed the server's certificate, for git servers behind
+      a private CA; it replaces the system's CAs for this fetch (which are used otherwise).
     """
     url = validate.git_url(url, allowed_roots=allowed_roots)
     ref = validate.git_ref(ref)
+    protocol = _protocol(url)
+    if token is not None:
+        _check_token(token, token_username, url)
+    if ssh_private_key is not None:
+        public_key_of(ssh_private_key)  # refuses a malformed or passphrase-protected key with a clear message
+    if known_hosts is not None:
+        known_hosts = _check_known_hosts(known_hosts) or None
+    if ca_file is not None:
+        ca_file = _check_ca_file(ca_file)
     git = shutil.which("git")
     if git is None:
         raise FetchFailed("git is not installed on this server: install it (apt-get install git)")
@@ -375,20 +639,45 @@ async def fetch(
         target_url = "file://" + os.path.realpath(url[len("file://") :])
     shown_url = validate.redact_url(url)
 
+    secrets = _secrets(url)
+    credential = "url" if secrets else None
+    if token is not None and protocol in ("http", "https"):
+        credential = "token"
+        if len(token) >= 4:
+            secrets = sorted({*secrets, token}, key=len, reverse=True)
+    elif ssh_private_key is not None and protocol == "ssh":
+        credential = "key"
+    remote = _Remote(
+        shown_url=shown_url,
+        host=_ssh_host(url) if protocol == "ssh" else "",
+        credential=credential,
+        pinned=known_hosts is not None,
+    )
+
+    # mkdtemp makes the home 0700: the token, key and askpass files in it are for Mist's user alone.
     with tempfile.TemporaryDirectory(prefix="mist-git-home-") as home_dir:
         home = Path(home_dir)
         (home / "template").mkdir()
+        credentials = _prepare_credentials(
+            home,
+            url,
+            protocol,
+            token=token,
+            token_username=token_username,
+            ssh_private_key=ssh_private_key,
+            known_hosts=known_hosts,
+            ca_file=ca_file,
+        )
         session = _GitSession(
             git=git,
             dest=dest,
             home=home,
-            protocol=_protocol(url),
-            secrets=_secrets(url),
+            protocol=protocol,
+            secrets=secrets,
             on_line=on_line,
             cancel=cancel,
             timeout=timeout,
-            ssh_key=ssh_key,
-            known_hosts=known_hosts,
+            credentials=credentials,
         )
         code, tail = await session.run(
             "init", "--quiet", f"--template={home / 'template'}", stream_output=False
@@ -404,7 +693,7 @@ async def fetch(
             # shas (which no server resolves), get a full fetch and a local lookup instead.
             code, tail = await session.run(*fetch_args)
             if code != 0:
-                reason, message = _explain(tail, shown_url, ref, "commit")
+                reason, message = _explain(tail, remote, ref, "commit")
                 if reason not in ("ref", "other"):
                     raise FetchFailed(message, output=tail)
                 await session.emit(f"{ref} is not fetchable directly; fetching all branches and tags")
@@ -418,7 +707,7 @@ async def fetch(
                     "+refs/tags/*:refs/tags/*",
                 )
                 if code != 0:
-                    raise FetchFailed(_explain(tail, shown_url, ref, "commit")[1], output=tail)
+                    raise FetchFailed(_explain(tail, remote, ref, "commit")[1], output=tail)
                 code, lines = await session.run(
                     "rev-parse",
                     "--verify",
@@ -437,7 +726,7 @@ async def fetch(
         else:
             code, tail = await session.run(*fetch_args)
             if code != 0:
-                raise FetchFailed(_explain(tail, shown_url, ref, "branch or tag")[1], output=tail)
+                raise FetchFailed(_explain(tail, remote, ref, "branch or tag")[1], output=tail)
 
         code, tail = await session.run("checkout", "--quiet", "--detach", target, "--")
         if code != 0:
@@ -461,4 +750,7 @@ async def fetch(
         sha = fields[0]
         author, message = _printable(fields[1]), _printable(fields[2])
         await session.emit(f"Checked out {sha[:12]}: {message}")
-        return Checkout(path=dest, commit_sha=sha, message=message, author=author)
+        learned = None
+        if credentials.known_hosts is not None and not credentials.pinned:
+            learned = credentials.known_hosts.read_text(encoding="utf-8", errors="replace").strip() or None
+        return Checkout(path=dest, commit_sha=sha, message=message, author=author, known_hosts=learned)
