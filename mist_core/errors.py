@@ -146,5 +146,7 @@ def _import_error_modules() -> None:
         "mist_core.secrets",
         "mist_core.proxy.caddy",
         "mist_core.tls.acme_client",
+        "mist_core.providers",
+        "mist_core.webhooks",
     ):
         importlib.import_module(module)

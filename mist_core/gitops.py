@@ -319,7 +319,7 @@ class GitOps:
                     (spec.model_dump_json(), ts(), app.id),
                 )
             public = {k: v for k, v in changes.model_dump(exclude_none=True).items() if k != "token"}
-            await audit(w, caller, "app.source", project=app.project, app=app.name, **public, **detail)
+            await audit(w, caller, "app.source", project=app.project, app=app.name, **{**public, **detail})
         return app
 
     async def deploy_key(self, app: App, caller: Caller, *, regenerate: bool) -> None:
@@ -386,12 +386,12 @@ class GitOps:
             webhooks.verify(kind, headers, body, secret)
         except webhooks.WebhookRefused as err:
             await record("refused", err.message)
-            return 401, err.message
+            return err.status, err.message
         try:
             event = webhooks.parse(kind, headers, body)
         except webhooks.WebhookRefused as err:
             await record("refused", err.message)
-            return 400, err.message
+            return err.status, err.message
         if await self.store.one(
             "SELECT 1 FROM webhook_deliveries WHERE hook_id = ? AND delivery_id = ?",
             (hook_id, event.delivery_id),
@@ -483,6 +483,7 @@ class GitOps:
         assert source is not None
         if event.event == "ping":
             return "ignored", "a ping: the webhook works", {}
+        extra: dict[str, Any]
         if event.event == "push":
             extra = {"ref": event.ref, "sha": event.sha}
             if event.deleted:
@@ -495,6 +496,7 @@ class GitOps:
                 return "ignored", f"a push to {event.ref}; the app follows {follows}", extra
             if not source["deploy_on_push"]:
                 return "ignored", "deploy on push is off for this app", extra
+            assert event.sha is not None  # a push that did not delete its ref
             try:
                 deployment = await self.core.api(None).apps.queue_deployment(
                     app, event.sha, None, triggered_by="webhook"
@@ -509,7 +511,7 @@ class GitOps:
                     "deployment_id": deployment.id,
                 },
             )
-        if event.event == "pull_request":
+        if event.event == "pull_request" and event.number is not None and event.head_sha:
             extra = {"pr_number": event.number, "sha": event.head_sha, "ref": event.head_ref}
             settings = PreviewSettings.model_validate_json(source["previews"] or "{}")
             if not settings.enabled:
@@ -530,7 +532,8 @@ class GitOps:
     async def upsert_preview(
         self, app: App, source: Row, settings: PreviewSettings, event: WebhookEvent, extra: dict[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
-        number = int(event.number)
+        number = int(event.number or 0)
+        assert event.head_sha is not None
         existing = await self.store.one(
             "SELECT id FROM apps WHERE preview_of = ? AND pr_number = ?", (app.id, number)
         )
@@ -835,7 +838,7 @@ class Git(Part, GitAPI):
                     if installations:
                         await w.execute(
                             "UPDATE git_providers SET installation_id = ? WHERE id = ?",
-                            (installations[0], pid),
+                            (installations[0].id, pid),
                         )
                         await self.ops.forget_client(pid)
                         row = await w.one("SELECT * FROM git_providers WHERE id = ?", (pid,))

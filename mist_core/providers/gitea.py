@@ -1,0 +1,120 @@
+"""Gitea and Forgejo through an access token: repositories, branches, commit statuses and pull request
+comments over the v1 REST API."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from ..errors import InvalidInput
+from . import Branch, CommitState, ProviderClient, ProviderError, ProviderKind, Repo
+
+__all__ = ["Gitea"]
+
+
+class Gitea(ProviderClient):
+    kind: ClassVar[ProviderKind] = "gitea"
+    label: ClassVar[str] = "Gitea"
+    # Gitea's default ceiling on page size (MAX_RESPONSE_ITEMS); asking for more returns this many anyway.
+    per_page: ClassVar[int] = 50
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 15.0,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(token, str) or not token.strip() or any(c in token for c in "\r\n "):
+            raise InvalidInput("the Gitea access token is empty or malformed; paste it again", field="token")
+        self._token = token.strip()
+        super().__init__(
+            base_url.rstrip("/").removesuffix("/api/v1") + "/api/v1"
+            if isinstance(base_url, str)
+            else base_url,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+        )
+        self.base_url = self.api_url.removesuffix("/api/v1")
+
+    def __repr__(self) -> str:
+        return f"Gitea(base_url={self.base_url!r})"
+
+    async def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self._token}"}
+
+    async def repos(self) -> list[Repo]:
+        raw = await self._paginate("/user/repos", {"limit": self.per_page})
+        return [_repo(item) for item in raw]
+
+    async def branches(self, repo: str) -> list[Branch]:
+        raw = await self._paginate(f"{self._repo_path(repo)}/branches", {"limit": self.per_page})
+        return [_branch(item) for item in raw]
+
+    async def clone_credentials(self, repo: str) -> tuple[str, str]:
+        self._check_repo(repo)
+        # Gitea checks the token, not the username, on an https clone.
+        return "mist", self._token
+
+    async def set_status(
+        self,
+        repo: str,
+        sha: str,
+        state: CommitState,
+        *,
+        target_url: str | None,
+        description: str,
+        context: str = "mist",
+    ) -> None:
+        path = f"{self._repo_path(repo)}/statuses/{self._check_sha(sha)}"
+        body: dict[str, Any] = {
+            "state": self._check_state(state),  # Gitea's words are Mist's: pending|success|failure|error
+            "description": self._status_description(description),
+            "context": context,
+        }
+        if self._check_target_url(target_url):
+            body["target_url"] = target_url
+        await self._request("POST", path, json_body=body)
+
+    async def comment(self, repo: str, number: int, body: str, *, comment_id: int | None = None) -> int:
+        base = self._repo_path(repo)
+        self._check_number(number)
+        text = self._check_body(body)
+        if comment_id is None:
+            response = await self._request(
+                "POST", f"{base}/issues/{number}/comments", json_body={"body": text}
+            )
+            return self._returned_id(response, "POST")
+        self._check_number(comment_id, "comment id")
+        response = await self._request(
+            "PATCH", f"{base}/issues/comments/{comment_id}", json_body={"body": text}
+        )
+        return self._returned_id(response, "PATCH")
+
+    def _repo_path(self, repo: str) -> str:
+        owner, name = self._check_repo(repo).split("/")
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+def _repo(item: Any) -> Repo:
+    if not isinstance(item, dict) or not isinstance(item.get("full_name"), str):
+        raise ProviderError("Gitea listed a repository without a full_name")
+    return Repo(
+        full_name=item["full_name"],
+        clone_url=str(item.get("clone_url") or ""),
+        ssh_url=str(item.get("ssh_url") or ""),
+        default_branch=(item.get("default_branch") or None) if not item.get("empty") else None,
+        private=bool(item.get("private")),
+    )
+
+
+def _branch(item: Any) -> Branch:
+    commit = item.get("commit") if isinstance(item, dict) else None
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not isinstance(commit, dict):
+        raise ProviderError("Gitea listed a branch without a name or commit")
+    return Branch(name=item["name"], sha=str(commit.get("id") or ""))
