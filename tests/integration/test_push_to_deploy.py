@@ -48,7 +48,7 @@ async def test_signed_pushes_deploy_the_newest_commit_and_bad_deliveries_are_ref
     for n in range(3):
         commit(repo, {"index.html": f"version {n}"}, f"change {n}")
         shas.append(git(repo, "rev-parse", "HEAD"))
-    for n, sha in enumerate(shas):
+    for sha in shas:
         headers, body = sign_delivery("gitea", secret, "push", push_payload("gitea", "acme/web", sha=sha))
         assert await deliver(mist, hook_id, headers, body) == 202
     deliveries = await mist.webhooks.list(ref)
