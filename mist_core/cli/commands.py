@@ -4,7 +4,6 @@ result, as a table or text for people and as one JSON document with ``--json``."
 from __future__ import annotations
 
 import asyncio
-import getpass
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 
 from .. import validate
 from ..api import MistAPI
-from ..errors import InvalidInput, NotFound, Unauthenticated
+from ..errors import InvalidInput, NotFound
 from ..models import (
     MASK,
     App,
@@ -58,6 +57,8 @@ class Context:
     host: str  # the credentials key: the daemon URL, or "embedded:<data dir>"
     credentials: CredentialStore
     stdin: TextIO
+    # The daemon's self-signed certificate the user just chose to trust (``login`` saves it with the session).
+    certificate: str | None = None
 
 
 Handler = Callable[[Context], Awaitable[int]]
@@ -73,7 +74,12 @@ def command(name: str, sub: str | None = None) -> Callable[[Handler], Handler]:
 
 
 # Commands that need no stored token (they are how one gets a token).
-ANONYMOUS_COMMANDS = frozenset({"setup", "login"})
+ANONYMOUS_COMMANDS = frozenset({("setup", None), ("login", None), ("invite", "accept")})
+
+
+def is_anonymous(args: Namespace) -> bool:
+    return (args.command, getattr(args, "subcommand", None)) in ANONYMOUS_COMMANDS
+
 
 T = TypeVar("T")
 
@@ -99,95 +105,6 @@ def invalid_from_validation(err: ValidationError) -> InvalidInput:
     first = err.errors()[0]
     field = ".".join(str(p) for p in first.get("loc", ())) or None
     return InvalidInput(f"{field or 'value'}: {first.get('msg', 'invalid value')}", field=field)
-
-
-# ---------------------------------------------------------------------------------------------- accounts
-
-
-def _read_password(ctx: Context, *, confirm: bool) -> str:
-    if ctx.args.password_stdin:
-        password = ctx.stdin.readline().rstrip("\r\n")
-    elif ctx.stdin.isatty():
-        password = getpass.getpass("Password: ")
-        if confirm and getpass.getpass("Password (again): ") != password:
-            raise InvalidInput("the two passwords differ: type the same password twice", field="password")
-    else:
-        raise InvalidInput(
-            "no password given: pipe it in with --password-stdin, or run the command in a terminal",
-            field="password",
-        )
-    if not password:
-        raise InvalidInput("the password is empty: give a password", field="password")
-    return password
-
-
-def _read_username(ctx: Context) -> str:
-    if ctx.args.username:
-        return str(ctx.args.username)
-    if ctx.stdin.isatty() and not ctx.args.password_stdin:
-        name = input("Username: ").strip()
-        if name:
-            return name
-    raise InvalidInput("no username given: pass --username NAME", field="username")
-
-
-async def _start_session(ctx: Context, *, first: bool) -> int:
-    username = _read_username(ctx)
-    password = _read_password(ctx, confirm=first)
-    if first:
-        session = await ctx.api.auth.setup(username, password)
-    else:
-        session = await ctx.api.auth.login(username, password)
-    ctx.credentials.save(ctx.host, session.token, session.user.username)
-    if ctx.out.json_mode:
-        ctx.out.data({"host": ctx.host, "user": session.user, "expires_at": session.expires_at})
-    else:
-        verb = "Created owner account" if first else "Logged in as"
-        ctx.out.line(f"{verb} {session.user.username} on {ctx.host}")
-    return EXIT_OK
-
-
-@command("setup")
-async def cmd_setup(ctx: Context) -> int:
-    return await _start_session(ctx, first=True)
-
-
-@command("login")
-async def cmd_login(ctx: Context) -> int:
-    return await _start_session(ctx, first=False)
-
-
-@command("logout")
-async def cmd_logout(ctx: Context) -> int:
-    try:
-        await ctx.api.auth.logout()
-    except Unauthenticated:
-        pass  # an expired token is as good as logged out; still forget it below
-    forgot = ctx.credentials.forget(ctx.host)
-    if ctx.out.json_mode:
-        ctx.out.data({"host": ctx.host, "logged_out": True})
-    else:
-        ctx.out.line(f"Logged out of {ctx.host}" if forgot else f"No stored session for {ctx.host}")
-    return EXIT_OK
-
-
-@command("whoami")
-async def cmd_whoami(ctx: Context) -> int:
-    user = await ctx.api.auth.whoami()
-    if ctx.out.json_mode:
-        ctx.out.data(user)
-    else:
-        ctx.out.line(
-            format_pairs(
-                [
-                    ("User", user.username),
-                    ("Role", user.role),
-                    ("Host", ctx.host),
-                    ("Since", human_time(user.created_at)),
-                ]
-            )
-        )
-    return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- projects
@@ -266,7 +183,7 @@ async def cmd_project_tag(ctx: Context) -> int:
     return EXIT_OK
 
 
-def _confirm(ctx: Context, what: str, name: str) -> bool:
+def confirm_deletion(ctx: Context, what: str, name: str) -> bool:
     """Destructive commands ask for the name to be typed back, or need --yes where nobody can answer."""
     if ctx.args.yes:
         return True
@@ -283,7 +200,7 @@ def _confirm(ctx: Context, what: str, name: str) -> bool:
 @command("project", "delete")
 async def cmd_project_delete(ctx: Context) -> int:
     name = ctx.args.name
-    if not _confirm(ctx, "project", name):
+    if not confirm_deletion(ctx, "project", name):
         return EXIT_FAILURE
     await ctx.api.projects.delete(name)
     if ctx.out.json_mode:
@@ -483,7 +400,7 @@ async def cmd_app_show(ctx: Context) -> int:
 @command("app", "delete")
 async def cmd_app_delete(ctx: Context) -> int:
     ref = app_ref(ctx.args.app)
-    if not _confirm(ctx, "app", ref):
+    if not confirm_deletion(ctx, "app", ref):
         return EXIT_FAILURE
     await ctx.api.apps.delete(ref)
     if ctx.out.json_mode:
@@ -974,7 +891,7 @@ async def cmd_domain_set(ctx: Context) -> int:
 async def cmd_domain_remove(ctx: Context) -> int:
     ref = app_ref(ctx.args.app)
     name = ctx.args.domain
-    if not _confirm(ctx, "the domain", name):
+    if not confirm_deletion(ctx, "the domain", name):
         return EXIT_FAILURE
     await ctx.api.domains.remove(ref, name)
     if ctx.out.json_mode:
@@ -1173,47 +1090,10 @@ async def cmd_settings_set(ctx: Context) -> int:
     return EXIT_OK
 
 
-@command("users")
-async def cmd_users(ctx: Context) -> int:
-    users = await ctx.api.users.list()
-    if ctx.out.json_mode:
-        ctx.out.data(users)
-        return EXIT_OK
-    rows = [(u.id, u.username, u.role, human_age(u.created_at)) for u in users]
-    ctx.out.line(format_table(["ID", "USERNAME", "ROLE", "AGE"], rows))
-    return EXIT_OK
-
-
-def _detail(detail: dict[str, object]) -> str | None:
-    return " ".join(f"{k}={v}" for k, v in detail.items()) or None
-
-
-@command("audit")
-async def cmd_audit(ctx: Context) -> int:
-    a = ctx.args
-    if a.limit < 1:
-        raise InvalidInput("--limit must be 1 or more", field="limit")
-    page = await ctx.api.audit.list(actor=a.user, project=a.project, action=a.action, limit=a.limit)
-    if ctx.out.json_mode:
-        ctx.out.data(page.items)
-        return EXIT_OK
-    rows = [
-        (
-            e.id,
-            human_time(e.ts),
-            e.actor or "(system)",
-            e.action,
-            "/".join(p for p in (e.project, e.app) if p) or None,
-            _detail(e.detail),
-        )
-        for e in page.items
-    ]
-    ctx.out.line(format_table(["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL"], rows))
-    return EXIT_OK
-
-
 async def call_handler(ctx: Context) -> int:
     """Run the handler the parsed command names."""
+    from . import accounts  # noqa: F401  (registers the account commands)
+
     handler = HANDLERS[(ctx.args.command, getattr(ctx.args, "subcommand", None))]
     try:
         return await handler(ctx)

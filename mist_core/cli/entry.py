@@ -1,5 +1,6 @@
 """The ``mist`` entry point: choose between the TUI, the daemon and a command; open the Mist API (remote or
-embedded) with the stored token; run the command; turn errors into a message and an exit code."""
+embedded) with the stored session (renewed silently when its access token expires, and saved again); run the
+command; turn errors into a message and an exit code."""
 
 from __future__ import annotations
 
@@ -10,19 +11,36 @@ import sys
 import traceback
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from .. import config
 from ..api import MistAPI
-from ..errors import MistError, Unauthenticated
-from .commands import ANONYMOUS_COMMANDS, Context, call_handler
-from .credentials import CredentialStore
+from ..errors import InvalidInput, MistError, Unauthenticated
+from ..models import Session
+from .commands import Context, call_handler, is_anonymous
+from .credentials import CredentialStore, access_token_expiry
 from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, Output
 from .parser import UsageError, first_command, parse_args
+from .trust import certificate_verifies, fingerprints_match
 
-# (args, token) -> MistAPI, or an awaitable of one. Tests pass their own; the default imports lazily.
-ApiFactory = Callable[[Namespace, str | None], "MistAPI | Awaitable[MistAPI]"]
+
+@dataclass
+class Connection:
+    """What a command opens the API with: the access token (stored, or ``MIST_TOKEN``); for a stored session
+    its refresh token and ``on_session``, which saves the pair the API renews by itself; and the PEM of a
+    self-signed daemon certificate the user chose to trust."""
+
+    token: str | None = None
+    refresh_token: str | None = None
+    on_session: Callable[[Session], None] | None = None
+    certificate: str | None = None
+
+
+# (args, connection) -> MistAPI, or an awaitable of one. Tests pass their own; the default imports lazily.
+ApiFactory = Callable[[Namespace, Connection], "MistAPI | Awaitable[MistAPI]"]
 
 COMPLETIONS_DIR = Path(__file__).resolve().parent.parent / "completions"
 COMPLETION_FILES = {"bash": "mist.bash", "zsh": "_mist"}
@@ -39,14 +57,21 @@ def host_key(args: Namespace) -> str:
     return str(args.host or config.default_host())
 
 
-def default_api_factory(args: Namespace, token: str | None) -> MistAPI | Awaitable[MistAPI]:
+def default_api_factory(args: Namespace, conn: Connection) -> MistAPI | Awaitable[MistAPI]:
+    renew = conn.on_session if conn.refresh_token else None
     if args.embedded:
         from ..local import open_embedded
 
-        return open_embedded(data_dir(args), token)  # type: ignore[no-any-return]
+        return open_embedded(data_dir(args), conn.token, refresh_token=conn.refresh_token, on_session=renew)
     from ..client import RemoteMist
 
-    return RemoteMist(host_key(args), token)  # type: ignore[no-any-return]
+    return RemoteMist(
+        host_key(args),
+        conn.token,
+        refresh_token=conn.refresh_token,
+        on_session=renew,
+        certificate=conn.certificate,
+    )
 
 
 def open_tui(argv: list[str]) -> int:
@@ -128,16 +153,40 @@ def run(
 async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory: ApiFactory) -> int:
     credentials = CredentialStore()
     host = host_key(args)
-    token = None if args.command in ANONYMOUS_COMMANDS else credentials.token(host)
+    anonymous = is_anonymous(args)
+    token = None if anonymous else credentials.token(host)
+    refresh_token = None if anonymous else credentials.refresh_token(host)
+
+    def on_session(session: Session) -> None:
+        credentials.update_tokens(host, session.token, session.refresh_token)
+
     try:
-        opened = api_factory(args, token)
+        certificate, trusted_now = await _certificate(args, out, stdin, host, credentials)
+        if refresh_token and not args.embedded:
+            token, refresh_token = await _renew_if_expiring(args, host, credentials, certificate, api_factory)
+        conn = Connection(token, refresh_token, on_session if refresh_token else None, certificate)
+        opened = api_factory(args, conn)
         api = await opened if inspect.isawaitable(opened) else opened
         async with api:
-            ctx = Context(args=args, out=out, api=api, host=host, credentials=credentials, stdin=stdin)
+            ctx = Context(
+                args=args,
+                out=out,
+                api=api,
+                host=host,
+                credentials=credentials,
+                stdin=stdin,
+                certificate=trusted_now,
+            )
             return await call_handler(ctx)
     except Unauthenticated as err:
-        if token is None and args.command not in ANONYMOUS_COMMANDS:
-            err = Unauthenticated(f"{err.message} (not logged in to {host}: run `mist login` first)")
+        if not anonymous and "mist login" not in err.message:
+            if token is None:
+                hint = f"not logged in to {host}: run `mist login` first"
+            elif os.environ.get("MIST_TOKEN"):
+                hint = "the token in MIST_TOKEN was refused: it may have expired or been revoked (mist token list)"
+            else:
+                hint = f"the session for {host} is no longer valid: run `mist login` again"
+            err = type(err)(f"{err.message} ({hint})", field=err.field, **err.extra)
         return out.mist_error(err)
     except MistError as err:
         return out.mist_error(err)
@@ -147,6 +196,87 @@ async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory:
         out.error("internal_error", f"unexpected error: {type(err).__name__}: {err}")
         traceback.print_exc(file=out.stderr)
         return EXIT_FAILURE
+
+
+RENEW_MARGIN = timedelta(seconds=30)
+
+
+async def _renew_if_expiring(
+    args: Namespace,
+    host: str,
+    credentials: CredentialStore,
+    certificate: str | None,
+    api_factory: ApiFactory,
+) -> tuple[str | None, str | None]:
+    """The stored session, renewed first when its access token is (nearly) expired. The API would renew it by
+    itself too, but only within this process: two ``mist`` commands started together would both spend the
+    one-use refresh token, and the second would end the session. The lock makes the second wait, then find
+    the pair the first one saved."""
+    with credentials.locked():
+        token, refresh_token = credentials.token(host), credentials.refresh_token(host)
+        expiry = access_token_expiry(token) if token else None
+        if not refresh_token or expiry is None or expiry - RENEW_MARGIN > datetime.now(UTC):
+            return token, refresh_token
+        opened = api_factory(args, Connection(certificate=certificate))
+        api = await opened if inspect.isawaitable(opened) else opened
+        try:
+            async with api:
+                session = await api.auth.refresh(refresh_token)
+        except Unauthenticated:
+            return token, None  # the session is over: the command says to log in again
+        credentials.update_tokens(host, session.token, session.refresh_token)
+        return session.token, session.refresh_token
+
+
+async def _certificate(
+    args: Namespace, out: Output, stdin: TextIO, host: str, credentials: CredentialStore
+) -> tuple[str | None, str | None]:
+    """The certificate to connect to an ``https://`` daemon with (the pinned one, if any), and the one the
+    user chose to trust while logging in (saved with the session once the login succeeds). Only the commands
+    that start a session (``setup``, ``login``, ``invite accept``) offer to trust a certificate."""
+    pinned = credentials.certificate(host)
+    if args.embedded or not host.startswith("https://") or not is_anonymous(args):
+        return pinned, None
+    if pinned is not None:
+        if await certificate_verifies(host, pinned):
+            return pinned, None
+        out.note(
+            f"WARNING: the certificate of {host} is not the one trusted earlier. If the daemon's certificate was "
+            "not replaced on purpose, someone may be intercepting the connection: answer no."
+        )
+    elif await certificate_verifies(host):
+        return None, None  # a certificate the system trusts: nothing to pin
+    pem = await _trust(args, out, stdin, host)
+    return pem, pem
+
+
+async def _trust(args: Namespace, out: Output, stdin: TextIO, host: str) -> str:
+    """Show the daemon's certificate fingerprint and ask whether to trust it (or check ``--fingerprint``)."""
+    from ..client import fetch_certificate
+
+    pem, fingerprint = await asyncio.to_thread(fetch_certificate, host)
+    if args.fingerprint:
+        if fingerprints_match(args.fingerprint, fingerprint):
+            return pem
+        raise InvalidInput(
+            f"the certificate of {host} has the fingerprint {fingerprint}, not {args.fingerprint}: "
+            "not connecting (check the fingerprint the daemon printed when it started)",
+            field="fingerprint",
+        )
+    if not stdin.isatty():
+        raise InvalidInput(
+            f"the certificate of {host} is not signed by an authority this system trusts; its fingerprint is "
+            f"{fingerprint}. If the daemon printed the same one, trust it with --fingerprint {fingerprint}",
+            field="fingerprint",
+        )
+    out.note(f"The certificate of {host} is not signed by an authority this system trusts.")
+    out.note(f"Its fingerprint is {fingerprint}")
+    out.note("Compare it with the one the daemon printed when it started (mistd --listen ...).")
+    out.stderr.write("Trust this certificate for this host from now on? [y/N] ")
+    out.stderr.flush()
+    if stdin.readline().strip().lower() not in ("y", "yes"):
+        raise InvalidInput("certificate not trusted: nothing was sent to the daemon", field="fingerprint")
+    return pem
 
 
 def _silence_stdout() -> None:

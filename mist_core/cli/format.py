@@ -114,8 +114,9 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _RELATIVE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_since(text: str, now: datetime | None = None) -> datetime:
-    """``10m``, ``2h``, ``1d`` (ago) or an ISO 8601 time; a time without a zone is taken as UTC."""
+def parse_time(text: str, field: str = "since", now: datetime | None = None) -> datetime:
+    """``10m``, ``2h``, ``1d`` (that long ago) or an ISO 8601 time or date; a time without a zone is taken as
+    UTC. ``field`` names the option in the message of a refusal (``since``, ``until``)."""
     now = now or datetime.now(UTC)
     if match := _RELATIVE.match(text):
         amount = float(match.group(1))
@@ -127,13 +128,18 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(
-            f"--since {text!r} is not a time: use a duration like 30s, 10m, 2h, 1d, or an ISO 8601 time "
+            f"--{field} {text!r} is not a time: use a duration like 30s, 10m, 2h, 1d, or an ISO 8601 time "
             "like 2024-05-01T12:00:00Z",
-            field="since",
+            field=field,
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``--since``: see ``parse_time``."""
+    return parse_time(text, "since", now)
 
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -14,7 +14,17 @@ from ..errors import MistError
 # Errors the user can fix by changing what they typed or did: exit 2. Anything else (engine down,
 # daemon unreachable, a bug): exit 1.
 USER_ERROR_CODES = frozenset(
-    {"invalid_input", "not_found", "conflict", "permission_denied", "unauthenticated", "setup_required"}
+    {
+        "invalid_input",
+        "not_found",
+        "conflict",
+        "permission_denied",
+        "unauthenticated",
+        "token_expired",
+        "totp_required",
+        "too_many_attempts",
+        "setup_required",
+    }
 )
 EXIT_OK = 0
 EXIT_FAILURE = 1

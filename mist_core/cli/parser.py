@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 import re
 from importlib import metadata
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
+
+from ..models import ProjectRole, Role, TokenScope
+
+ROLES = list(get_args(Role))
+PROJECT_ROLES = list(get_args(ProjectRole))
+TOKEN_SCOPES = list(get_args(TokenScope))
 
 GLOBAL_DEFAULTS: dict[str, object] = {"host": None, "embedded": False, "data": None, "json": False}
 
@@ -19,6 +25,13 @@ COMMANDS: dict[str, list[str]] = {
     "login": [],
     "logout": [],
     "whoami": [],
+    "passwd": [],
+    "2fa": ["enable", "disable"],
+    "user": ["create", "list", "show", "set-role", "delete"],
+    "invite": ["create", "list", "revoke", "accept"],
+    "member": ["add", "remove", "list"],
+    "session": ["list", "revoke"],
+    "token": ["create", "list", "revoke"],
     "project": ["create", "list", "show", "rename", "tag", "delete"],
     "app": ["create", "list", "show", "set", "delete"],
     "env": ["set", "list", "unset", "import", "export"],
@@ -39,6 +52,7 @@ COMMANDS: dict[str, list[str]] = {
     "settings": ["list", "get", "set"],
     "users": [],
     "audit": [],
+    "secrets": ["rotate-key"],
     "completion": ["bash", "zsh"],
     "daemon": [],
 }
@@ -82,7 +96,7 @@ class MistArgumentParser(argparse.ArgumentParser):
         if match := _ARGUMENT.match(message):
             names = match.group(1).split("/")
         elif match := _REQUIRED.match(message):
-            names = [match.group(1).split(",")[0].strip()]
+            names = match.group(1).split(",")[0].strip().split("/")
         else:
             return None
         for action in self._actions:
@@ -242,6 +256,124 @@ def _domain_options(p: argparse.ArgumentParser, *, add: bool) -> None:
     )
 
 
+def _password_stdin(
+    p: argparse.ArgumentParser, text: str = "read the password from stdin (first line)"
+) -> None:
+    p.add_argument("--password-stdin", action="store_true", help=text)
+
+
+def _fingerprint(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fingerprint",
+        metavar="SHA256:...",
+        help="trust the daemon's self-signed certificate if it has this fingerprint (for scripts)",
+    )
+
+
+def _account_commands(commands: argparse._SubParsersAction, command: Any, subcommands: Any) -> None:
+    """Logins, accounts, invitations, memberships, sessions, API tokens and two-factor authentication."""
+    p = command(commands, "setup", "create the first (owner) account")
+    p.add_argument("--username", "-u", metavar="U")
+    _password_stdin(p)
+    _fingerprint(p)
+    p = command(commands, "login", "log in and keep the session")
+    p.add_argument("--username", "-u", metavar="U")
+    _password_stdin(p)
+    p.add_argument(
+        "--totp", metavar="CODE", help="code of the authenticator app (or a recovery code), if 2FA is on"
+    )
+    _fingerprint(p)
+    command(commands, "logout", "end the session and forget its token")
+    command(commands, "whoami", "show the logged-in user")
+    p = command(commands, "passwd", "change your password (your other sessions end)")
+    _password_stdin(p, "read the current password, then the new one, from stdin (one per line)")
+
+    twofa = subcommands(
+        command(commands, "2fa", "two-factor authentication (TOTP) of your account"), "subcommand"
+    )
+    command(
+        twofa,
+        "enable",
+        "turn 2FA on: shows a secret for your authenticator app, asks for a code, prints recovery codes",
+    )
+    p = command(twofa, "disable", "turn 2FA off (asks for your password)")
+    _password_stdin(p)
+
+    user = subcommands(command(commands, "user", "manage accounts"), "subcommand")
+    p = command(user, "create", "create an account")
+    p.add_argument("username")
+    p.add_argument("--role", choices=ROLES, default="developer", help="instance role (default developer)")
+    p.add_argument("--email", metavar="E")
+    _password_stdin(p)
+    command(user, "list", "list accounts")
+    p = command(user, "show", "show an account")
+    p.add_argument("username")
+    p = command(user, "set-role", "change an account's instance role")
+    p.add_argument("username")
+    p.add_argument("role", choices=ROLES)
+    p = command(user, "delete", "delete an account; the projects it owns pass to another")
+    p.add_argument("username")
+    p.add_argument("--reassign-to", metavar="U", help="who gets the projects it owns (default: you)")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    invite = subcommands(command(commands, "invite", "invite people to create their account"), "subcommand")
+    p = command(invite, "create", "create a one-time invitation for a username or an email")
+    p.add_argument("--username", "-u", metavar="U", help="the username the new account must take")
+    p.add_argument("--email", metavar="E", help="the email the new account must give")
+    p.add_argument("--role", choices=ROLES, default="developer", help="instance role (default developer)")
+    p.add_argument("--project", "-p", metavar="P", help="also make the new account a member of P")
+    p.add_argument("--project-role", choices=PROJECT_ROLES, help="role in --project (default developer)")
+    p.add_argument(
+        "--expires-hours", type=int, default=72, metavar="N", help="valid for N hours (default 72)"
+    )
+    command(invite, "list", "list invitations")
+    p = command(invite, "revoke", "revoke an invitation")
+    p.add_argument("id", type=int, metavar="ID")
+    p = command(invite, "accept", "create your account from an invitation and log in")
+    p.add_argument("token", metavar="TOKEN")
+    p.add_argument("--username", "-u", required=True, metavar="U")
+    p.add_argument("--email", metavar="E")
+    _password_stdin(p)
+    _fingerprint(p)
+
+    member = subcommands(command(commands, "member", "manage who belongs to a project"), "subcommand")
+    p = command(member, "add", "add a member to a project, or change their role there")
+    p.add_argument("project")
+    p.add_argument("username")
+    p.add_argument("role", choices=PROJECT_ROLES)
+    p = command(member, "remove", "remove a member from a project")
+    p.add_argument("project")
+    p.add_argument("username")
+    p = command(member, "list", "list a project's members")
+    p.add_argument("project")
+
+    session = subcommands(command(commands, "session", "list or end login sessions"), "subcommand")
+    p = command(session, "list", "your open sessions (admins: anyone's)")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--user", metavar="U", help="this user's sessions")
+    who.add_argument("--all", action="store_true", help="everyone's sessions")
+    p = command(session, "revoke", "end a session")
+    p.add_argument("id", type=int, metavar="ID")
+
+    token = subcommands(command(commands, "token", "API tokens for scripts and CI"), "subcommand")
+    p = command(token, "create", "create an API token (its secret is shown once)")
+    p.add_argument("name")
+    p.add_argument(
+        "--scope",
+        choices=TOKEN_SCOPES,
+        default="read",
+        help="read: look only; deploy: also deploy, roll back, start, stop; admin: all you may do",
+    )
+    p.add_argument("--project", "-p", metavar="P", help="the token reaches only this project")
+    expiry = p.add_mutually_exclusive_group()
+    expiry.add_argument("--expires-days", type=int, default=90, metavar="N", help="valid N days (default 90)")
+    expiry.add_argument("--no-expiry", action="store_true", help="never expires")
+    p = command(token, "list", "list your API tokens")
+    p.add_argument("--all", action="store_true", help="everyone's tokens (admins)")
+    p = command(token, "revoke", "revoke an API token")
+    p.add_argument("id", type=int, metavar="ID")
+
+
 def _version() -> str:
     try:
         return metadata.version("mist")
@@ -268,14 +400,7 @@ def build_parser() -> MistArgumentParser:
         )
 
     # ------------------------------------------------------------------ accounts
-    for name, text in (("setup", "create the first (owner) account"), ("login", "log in and keep the token")):
-        p = command(commands, name, text)
-        p.add_argument("--username", "-u", metavar="U")
-        p.add_argument(
-            "--password-stdin", action="store_true", help="read the password from stdin (first line)"
-        )
-    command(commands, "logout", "end the session and forget its token")
-    command(commands, "whoami", "show the logged-in user")
+    _account_commands(commands, command, subcommands)
 
     # ------------------------------------------------------------------ projects
     project = subcommands(command(commands, "project", "manage projects"), "subcommand")
@@ -415,12 +540,25 @@ def build_parser() -> MistArgumentParser:
     p = command(settings, "set", "change a setting")
     p.add_argument("key")
     p.add_argument("value")
-    command(commands, "users", "list users")
-    p = command(commands, "audit", "show the audit log, newest first")
-    p.add_argument("--user", metavar="U")
-    p.add_argument("--project", metavar="P")
-    p.add_argument("--action", metavar="A", help="action prefix: app., env.set...")
-    p.add_argument("--limit", "-n", type=int, default=50, metavar="N")
+    command(commands, "users", "list users (same as mist user list)")
+    p = command(commands, "audit", "show the audit log, newest first, or export it")
+    p.add_argument("--user", metavar="U", help="only what this user did")
+    p.add_argument("--project", metavar="P", help="only what touched this project")
+    p.add_argument("--action", metavar="PREFIX", help="action prefix: app., env.set...")
+    p.add_argument("--since", metavar="WHEN", help="from this time: 1h, 2d (ago) or an ISO 8601 time or date")
+    p.add_argument(
+        "--until", metavar="WHEN", help="up to this time: 1h, 2d (ago) or an ISO 8601 time or date"
+    )
+    p.add_argument(
+        "--limit", "-n", type=int, metavar="N", help="at most N entries (default 50; with --jsonl, all)"
+    )
+    p.add_argument(
+        "--jsonl", action="store_true", help="export: every matching entry, one JSON object per line"
+    )
+    secrets = subcommands(
+        command(commands, "secrets", "manage the master key of stored secrets"), "subcommand"
+    )
+    command(secrets, "rotate-key", "re-encrypt every stored secret under a new master key")
     p = command(commands, "completion", "print a shell completion script")
     p.add_argument("shell", choices=["bash", "zsh"])
     # Only for help: ``mist daemon ...`` is handed to the daemon before this parser runs.

@@ -3,6 +3,7 @@ formatting, exit codes; and what a few commands print, driven by an in-memory st
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from mist_core.cli import run
+from mist_core.cli.credentials import CredentialStore, access_token_expiry
 from mist_core.cli.format import (
     format_pairs,
     format_table,
@@ -19,10 +21,12 @@ from mist_core.cli.format import (
     human_size,
     parse_assignment,
     parse_since,
+    parse_time,
     split_app_ref,
 )
 from mist_core.cli.output import exit_code_for
 from mist_core.cli.parser import COMMANDS, UsageError, first_command, parse_args
+from mist_core.cli.trust import fingerprints_match
 from mist_core.errors import (
     Conflict,
     DaemonUnavailable,
@@ -32,18 +36,32 @@ from mist_core.errors import (
     NotFound,
     PermissionDenied,
     SetupRequired,
+    TokenExpired,
+    TotpRequired,
     Unauthenticated,
 )
 from mist_core.models import (
     MASK,
+    ApiToken,
+    ApiTokenCreated,
+    AuditEntry,
     Certificate,
     Deployment,
     DeploymentState,
     Domain,
     DomainSettings,
     EnvVar,
+    Invite,
+    InviteCreated,
+    KeyRotation,
     LogLine,
+    Page,
     ProxyStatus,
+    RecoveryCodes,
+    Session,
+    SessionInfo,
+    TotpSetup,
+    User,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -55,7 +73,60 @@ PARSES = [
         "setup --username admin --password-stdin",
         {"command": "setup", "username": "admin", "password_stdin": True},
     ),
-    ("login -u bob", {"command": "login", "username": "bob", "password_stdin": False}),
+    ("login -u bob", {"command": "login", "username": "bob", "password_stdin": False, "totp": None}),
+    (
+        "login -u bob --totp 123456 --fingerprint SHA256:ab:cd",
+        {"totp": "123456", "fingerprint": "SHA256:ab:cd"},
+    ),
+    ("passwd --password-stdin", {"command": "passwd", "password_stdin": True}),
+    ("2fa enable", {"command": "2fa", "subcommand": "enable"}),
+    ("2fa disable --password-stdin", {"subcommand": "disable", "password_stdin": True}),
+    (
+        "user create bob --role admin --email bob@example.com --password-stdin",
+        {"subcommand": "create", "username": "bob", "role": "admin", "email": "bob@example.com"},
+    ),
+    ("user create bob", {"role": "developer", "email": None, "password_stdin": False}),
+    ("user list", {"command": "user", "subcommand": "list"}),
+    ("user show bob", {"subcommand": "show", "username": "bob"}),
+    ("user set-role bob viewer", {"subcommand": "set-role", "username": "bob", "role": "viewer"}),
+    (
+        "user delete bob --reassign-to alice -y",
+        {"subcommand": "delete", "username": "bob", "reassign_to": "alice", "yes": True},
+    ),
+    (
+        "invite create --username carol --role viewer --project shop --project-role admin --expires-hours 4",
+        {
+            "subcommand": "create",
+            "username": "carol",
+            "email": None,
+            "role": "viewer",
+            "project": "shop",
+            "project_role": "admin",
+            "expires_hours": 4,
+        },
+    ),
+    ("invite create --email c@example.com", {"role": "developer", "expires_hours": 72, "project_role": None}),
+    ("invite list", {"command": "invite", "subcommand": "list"}),
+    ("invite revoke 3", {"subcommand": "revoke", "id": 3}),
+    (
+        "invite accept mist_i_abc --username carol --password-stdin",
+        {"subcommand": "accept", "token": "mist_i_abc", "username": "carol", "password_stdin": True},
+    ),
+    ("member add shop bob developer", {"project": "shop", "username": "bob", "role": "developer"}),
+    ("member remove shop bob", {"subcommand": "remove", "project": "shop", "username": "bob"}),
+    ("member list shop", {"subcommand": "list", "project": "shop"}),
+    ("session list", {"subcommand": "list", "user": None, "all": False}),
+    ("session list --user bob", {"user": "bob", "all": False}),
+    ("session list --all", {"user": None, "all": True}),
+    ("session revoke 9", {"subcommand": "revoke", "id": 9}),
+    (
+        "token create ci --scope deploy --project shop --expires-days 30",
+        {"name": "ci", "scope": "deploy", "project": "shop", "expires_days": 30, "no_expiry": False},
+    ),
+    ("token create ci --no-expiry", {"scope": "read", "project": None, "no_expiry": True}),
+    ("token list --all", {"subcommand": "list", "all": True}),
+    ("token revoke 4", {"subcommand": "revoke", "id": 4}),
+    ("secrets rotate-key", {"command": "secrets", "subcommand": "rotate-key"}),
     ("logout", {"command": "logout"}),
     ("whoami", {"command": "whoami"}),
     (
@@ -180,7 +251,11 @@ PARSES = [
     ("users", {"command": "users"}),
     (
         "audit --user bob --project shop --action app. --limit 10",
-        {"user": "bob", "project": "shop", "action": "app.", "limit": 10},
+        {"user": "bob", "project": "shop", "action": "app.", "limit": 10, "jsonl": False},
+    ),
+    (
+        "audit --since 2d --until 2024-05-01 --jsonl",
+        {"since": "2d", "until": "2024-05-01", "jsonl": True, "limit": None},
     ),
     ("completion zsh", {"command": "completion", "shell": "zsh"}),
     ("completion bash", {"command": "completion", "shell": "bash"}),
@@ -250,6 +325,16 @@ def test_connection_options_default_when_not_given() -> None:
         (["domain", "add", "shop/web", "a.example.com", "--https"], None),
         (["domain", "set", "shop/web", "a.example.com", "--https", "--no-https"], "https"),
         (["cert", "upload", "a.example.com", "--cert", "c.pem"], "key"),
+        (["user", "create", "bob", "--role", "god"], "role"),
+        (["user", "set-role", "bob"], "role"),
+        (["member", "add", "shop", "bob", "owner"], "role"),
+        (["invite", "accept", "mist_i_abc"], "username"),
+        (["invite", "create", "--project-role", "boss"], "project_role"),
+        (["token", "create", "ci", "--scope", "root"], "scope"),
+        (["token", "create", "ci", "--expires-days", "5", "--no-expiry"], "no_expiry"),
+        (["session", "list", "--user", "bob", "--all"], "all"),
+        (["session", "revoke", "latest"], "id"),
+        (["login", "--password", "hunter2"], None),
     ],
 )
 def test_malformed_command_lines_name_the_field(argv: list[str], field: str) -> None:
@@ -788,3 +873,457 @@ def test_proxy_status_prints_backend_and_addresses() -> None:
     assert "caddy" in out and "Caddy does not answer" in out and "127.0.0.1:8443" in out
     code, _, _ = _run(["proxy", "reload"], api)
     assert code == 1
+
+
+# ---------------------------------------------------------------------------------------------- accounts
+
+
+def _user(name: str = "bob", **fields: object) -> User:
+    return User(id=2, username=name, created_at=NOW, **{"role": "developer", **fields})  # type: ignore[arg-type]
+
+
+def _session(token: str = "access-1", refresh: str | None = "mist_r_1", **fields: object) -> Session:
+    return Session(
+        token=token, refresh_token=refresh, user=_user(), expires_at=NOW + timedelta(minutes=15), **fields
+    )  # type: ignore[arg-type]
+
+
+def _stored(tmp_path) -> dict:
+    return json.loads((tmp_path / "cfg" / "credentials.json").read_text())
+
+
+def _login_api(calls: list[dict[str, object]], *, needs_totp: bool = False) -> _Api:
+    async def login(username: str, password: str, *, totp: str | None = None) -> Session:
+        calls.append({"username": username, "password": password, "totp": totp})
+        if needs_totp and totp is None:
+            raise TotpRequired("bob has two-factor authentication: give the code")
+        return _session()
+
+    return _Api(auth=SimpleNamespace(login=login))
+
+
+def test_login_saves_the_access_and_the_refresh_token_and_keeps_other_keys(tmp_path) -> None:
+    path = tmp_path / "cfg" / "credentials.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"embedded:/x": {"certificate": "PEM", "theme": "dark", "token": "old"}}))
+    calls: list[dict[str, object]] = []
+    argv = ["login", "-u", "bob", "--password-stdin", "--embedded", "--data", "/x"]
+    code, out, _ = _run(argv, _login_api(calls), stdin="hunter2 hunter2\n")
+    assert code == 0
+    assert "Logged in as bob" in out
+    assert calls == [{"username": "bob", "password": "hunter2 hunter2", "totp": None}]
+    assert _stored(tmp_path)["embedded:/x"] == {
+        "certificate": "PEM",
+        "theme": "dark",
+        "token": "access-1",
+        "refresh_token": "mist_r_1",
+        "username": "bob",
+    }
+
+
+def test_login_with_totp_passes_the_code() -> None:
+    calls: list[dict[str, object]] = []
+    argv = ["login", "-u", "bob", "--password-stdin", "--totp", "123456"]
+    code, _, _ = _run(argv, _login_api(calls, needs_totp=True), stdin="pw\n")
+    assert code == 0
+    assert [c["totp"] for c in calls] == ["123456"]
+
+
+def test_login_without_a_terminal_names_the_totp_option_when_the_account_has_2fa() -> None:
+    calls: list[dict[str, object]] = []
+    argv = ["login", "-u", "bob", "--password-stdin", "--json"]
+    code, out, _ = _run(argv, _login_api(calls, needs_totp=True), stdin="pw\n")
+    assert code == 2
+    error = json.loads(out)["error"]
+    assert error["field"] == "totp" and "--totp" in error["message"]
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_login_at_a_terminal_asks_for_the_totp_code(monkeypatch) -> None:
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": "pw")
+    calls: list[dict[str, object]] = []
+    out, err = io.StringIO(), io.StringIO()
+    code = run(
+        ["login", "-u", "bob"],
+        stdin=_Tty("654321\n"),
+        stdout=out,
+        stderr=err,
+        api_factory=lambda args, conn: _login_api(calls, needs_totp=True),
+    )
+    assert code == 0, err.getvalue()
+    assert [c["totp"] for c in calls] == [None, "654321"]
+    assert "Two-factor code" in err.getvalue()
+
+
+def test_a_renewed_session_is_saved_over_the_old_pair(tmp_path) -> None:
+    path = tmp_path / "cfg" / "credentials.json"
+    path.parent.mkdir(parents=True)
+    key = "unix:///tmp/m.sock"
+    path.write_text(json.dumps({key: {"token": "old", "refresh_token": "mist_r_old", "username": "bob"}}))
+    seen = []
+
+    def factory(args, conn):
+        seen.append((conn.token, conn.refresh_token))
+
+        async def whoami() -> User:
+            conn.on_session(_session("access-2", "mist_r_2"))  # what the API does after renewing
+            return _user()
+
+        return _Api(auth=SimpleNamespace(whoami=whoami))
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["whoami", "--host", key], stdin=io.StringIO(), stdout=out, stderr=err, api_factory=factory)
+    assert code == 0, err.getvalue()
+    assert seen == [("old", "mist_r_old")]
+    assert _stored(tmp_path)[key] == {"token": "access-2", "refresh_token": "mist_r_2", "username": "bob"}
+
+
+def test_mist_token_is_used_without_the_stored_refresh_token(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "cfg" / "credentials.json"
+    path.parent.mkdir(parents=True)
+    key = "unix:///tmp/m.sock"
+    path.write_text(json.dumps({key: {"token": "old", "refresh_token": "mist_r_old", "username": "bob"}}))
+    monkeypatch.setenv("MIST_TOKEN", "mist_t_ci")
+    seen = []
+
+    def factory(args, conn):
+        seen.append((conn.token, conn.refresh_token, conn.on_session))
+        return _Api(auth=SimpleNamespace(whoami=lambda: _async(_user())))
+
+    run(
+        ["whoami", "--host", key],
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+        api_factory=factory,
+    )
+    assert seen == [("mist_t_ci", None, None)]
+
+
+async def _async(value):
+    return value
+
+
+def test_an_ended_session_says_to_log_in_again(tmp_path) -> None:
+    path = tmp_path / "cfg" / "credentials.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"unix:///tmp/m.sock": {"token": "old", "username": "bob"}}))
+
+    async def whoami() -> None:
+        raise TokenExpired("the access token has expired")
+
+    code, _, err = _run(["whoami", "--host", "unix:///tmp/m.sock"], _Api(auth=SimpleNamespace(whoami=whoami)))
+    assert code == 2
+    assert "mist login` again" in err
+
+
+def test_logout_forgets_the_session_but_keeps_the_pinned_certificate(tmp_path) -> None:
+    store = CredentialStore(tmp_path / "c.json")
+    store.save("https://h:1", "a", "bob", refresh_token="r", certificate="PEM")
+    assert store.forget("https://h:1") is True
+    assert store.entry("https://h:1") == {"certificate": "PEM"}
+    assert store.forget("https://h:1") is False
+    store.save("https://h:1", "b", "bob")
+    assert store.entry("https://h:1") == {"certificate": "PEM", "token": "b", "username": "bob"}
+    store.update_tokens("https://h:1", "c", "r2")
+    assert (store.token("https://h:1"), store.refresh_token("https://h:1")) == ("c", "r2")
+
+
+@pytest.mark.parametrize(
+    ("given", "actual", "same"),
+    [
+        ("SHA256:AB:CD:EF", "SHA256:ab:cd:ef", True),
+        ("abcdef", "SHA256:ab:cd:ef", True),
+        ("sha256:ab cd ef", "SHA256:ab:cd:ef", True),
+        ("SHA256:ab:cd:ee", "SHA256:ab:cd:ef", False),
+        ("", "SHA256:ab:cd:ef", False),
+        ("SHA256:q0Fz+x", "SHA256:Q0Fz+x", False),
+    ],
+)
+def test_fingerprints_compare_whatever_their_separators_and_case(given: str, actual: str, same: bool) -> None:
+    assert fingerprints_match(given, actual) is same
+
+
+def test_user_create_reads_the_password_from_stdin_and_never_from_argv() -> None:
+    seen = []
+
+    async def create(
+        username: str, password: str, *, role: str = "developer", email: str | None = None
+    ) -> User:
+        seen.append((username, password, role, email))
+        return _user(username, role=role, email=email)
+
+    api = _Api(users=SimpleNamespace(create=create))
+    code, out, _ = _run(
+        ["user", "create", "carol", "--role", "viewer", "--password-stdin"], api, stdin="pw\n"
+    )
+    assert code == 0
+    assert seen == [("carol", "pw", "viewer", None)]
+    assert out == "Created user carol (viewer)\n"
+    code, _, err = _run(["user", "create", "carol"], api)
+    assert code == 2 and "--password-stdin" in err
+
+
+def test_user_list_is_a_table_and_users_is_the_same() -> None:
+    async def list_() -> list[User]:
+        return [_user("admin", role="owner", totp_enabled=True), _user("bob", email="bob@example.com")]
+
+    api = _Api(users=SimpleNamespace(list=list_))
+    _, out, _ = _run(["user", "list"], api)
+    lines = out.splitlines()
+    assert lines[0].split() == ["ID", "USERNAME", "ROLE", "EMAIL", "2FA", "LAST", "LOGIN", "AGE"]
+    assert lines[1].split()[1:5] == ["admin", "owner", "-", "on"]
+    assert "bob@example.com" in lines[2]
+    assert _run(["users"], api)[1] == out
+
+
+def test_user_delete_needs_confirmation() -> None:
+    deleted = []
+
+    async def delete(username: str, *, reassign_to: str | None = None) -> None:
+        deleted.append((username, reassign_to))
+
+    api = _Api(users=SimpleNamespace(delete=delete))
+    code, _, err = _run(["user", "delete", "bob"], api)
+    assert code == 2 and "--yes" in err and deleted == []
+    code, out, _ = _run(["user", "delete", "bob", "--reassign-to", "alice", "--yes"], api)
+    assert code == 0 and deleted == [("bob", "alice")]
+    assert "now belong to alice" in out
+
+
+def _token(**fields: object) -> ApiToken:
+    return ApiToken(
+        **{"id": 4, "name": "ci", "username": "bob", "scope": "deploy", "created_at": NOW, **fields}  # type: ignore[arg-type]
+    )
+
+
+def test_token_create_prints_the_secret_alone_on_stdout_with_a_warning_on_stderr() -> None:
+    seen = []
+
+    async def create(
+        name: str, *, scope: str = "read", project: str | None = None, expires_days: int | None = 90
+    ):
+        seen.append((name, scope, project, expires_days))
+        return ApiTokenCreated(token="mist_t_secret", info=_token(scope=scope, project=project))
+
+    api = _Api(tokens=SimpleNamespace(create=create))
+    code, out, err = _run(
+        ["token", "create", "ci", "--scope", "deploy", "--project", "shop", "--no-expiry"], api
+    )
+    assert code == 0
+    assert out == "mist_t_secret\n"
+    assert "cannot show it again" in err and "mist_t_secret" not in err
+    assert seen == [("ci", "deploy", "shop", None)]
+    code, out, _ = _run(["token", "create", "ci", "--json"], api)
+    assert json.loads(out)["token"] == "mist_t_secret"
+    assert seen[-1] == ("ci", "read", None, 90)
+    code, _, err = _run(["token", "create", "ci", "--expires-days", "0"], api)
+    assert code == 2 and "--expires-days" in err
+
+
+def test_token_list_shows_each_tokens_state() -> None:
+    async def list_(*, all: bool = False) -> list[ApiToken]:
+        return [
+            _token(),
+            _token(id=5, name="old", expires_at=NOW - timedelta(days=1)),
+            _token(id=6, name="gone", revoked_at=NOW),
+        ]
+
+    _, out, _ = _run(["token", "list"], _Api(tokens=SimpleNamespace(list=list_)))
+    lines = out.splitlines()
+    assert lines[0].split()[:5] == ["ID", "NAME", "USER", "SCOPE", "PROJECT"]
+    assert lines[1].split()[-1] == "active" and "never" in lines[1]
+    assert lines[2].split()[-1] == "expired"
+    assert lines[3].split()[-1] == "revoked"
+
+
+def test_invite_create_needs_someone_to_invite_and_prints_the_token_once() -> None:
+    seen = []
+
+    async def create(**kw: object) -> InviteCreated:
+        seen.append(kw)
+        invite = Invite(
+            id=3, username=kw["username"], role=kw["role"], project=kw["project"],  # type: ignore[arg-type]
+            project_role=kw["project_role"], created_at=NOW, expires_at=NOW + timedelta(hours=72),  # type: ignore[arg-type]
+        )  # fmt: skip
+        return InviteCreated(token="mist_i_tok", invite=invite)
+
+    api = _Api(invites=SimpleNamespace(create=create))
+    code, _, err = _run(["invite", "create"], api)
+    assert code == 2 and "--username" in err and seen == []
+    code, out, err = _run(["invite", "create", "-u", "carol", "--project", "shop"], api)
+    assert code == 0
+    assert out == "mist_i_tok\n"
+    assert "invite accept TOKEN --username carol" in err
+    assert seen[0]["project_role"] == "developer" and seen[0]["role"] == "developer"
+
+
+def test_session_list_all_asks_for_everyones_and_marks_the_current_one() -> None:
+    seen = []
+
+    async def list_(*, username: str | None = None) -> list[SessionInfo]:
+        seen.append(username)
+        return [
+            SessionInfo(id=1, username="admin", created_at=NOW, expires_at=NOW, source="unix", current=True),
+            SessionInfo(id=2, username="bob", created_at=NOW, expires_at=NOW, source="10.0.0.2"),
+        ]
+
+    api = _Api(sessions=SimpleNamespace(list=list_))
+    _, out, err = _run(["session", "list", "--all"], api)
+    _run(["session", "list", "--user", "bob"], api)
+    _run(["session", "list"], api)
+    assert seen == ["*", "bob", None]
+    assert out.splitlines()[1].startswith("1*") and "* this session" in err
+
+
+def test_2fa_enable_shows_the_secret_reads_the_code_and_prints_recovery_codes() -> None:
+    codes = []
+
+    async def totp_setup() -> TotpSetup:
+        return TotpSetup(secret="JBSWY3DPEHPK3PXP", uri="otpauth://totp/Mist:bob?secret=JBSWY3DPEHPK3PXP")
+
+    async def totp_enable(code: str) -> RecoveryCodes:
+        codes.append(code)
+        return RecoveryCodes(codes=["aaaa-bbbb", "cccc-dddd"])
+
+    api = _Api(auth=SimpleNamespace(totp_setup=totp_setup, totp_enable=totp_enable))
+    code, out, err = _run(["2fa", "enable"], api, stdin="123456\n")
+    assert code == 0
+    assert codes == ["123456"]
+    assert "JBSWY3DPEHPK3PXP" in out and "otpauth://" in out
+    assert "aaaa-bbbb" in out and "not shown again" in err
+    code, out, err = _run(["2fa", "enable", "--json"], api, stdin="123456\n")
+    assert json.loads(out) == {
+        "secret": "JBSWY3DPEHPK3PXP",
+        "uri": "otpauth://totp/Mist:bob?secret=JBSWY3DPEHPK3PXP",
+        "recovery_codes": ["aaaa-bbbb", "cccc-dddd"],
+    }
+    assert "JBSWY3DPEHPK3PXP" in err  # shown to the person before the code is asked for
+    code, _, err = _run(["2fa", "enable"], api, stdin="")
+    assert code == 2 and codes == ["123456", "123456"]
+
+
+def test_passwd_reads_the_current_then_the_new_password() -> None:
+    seen = []
+
+    async def change_password(current: str, new: str) -> None:
+        seen.append((current, new))
+
+    api = _Api(auth=SimpleNamespace(change_password=change_password))
+    code, out, _ = _run(["passwd", "--password-stdin"], api, stdin="old one\nnew one\n")
+    assert code == 0 and seen == [("old one", "new one")]
+    assert "other sessions" in out
+    code, _, err = _run(["passwd", "--password-stdin"], api, stdin="only one\n")
+    assert code == 2 and len(seen) == 1
+
+
+def _entry(i: int) -> AuditEntry:
+    return AuditEntry(id=i, ts=NOW - timedelta(minutes=i), actor="admin", action="app.update", project="shop")
+
+
+def test_audit_jsonl_pages_through_everything_once() -> None:
+    entries = [_entry(i) for i in range(1, 1201)]
+    calls = []
+
+    async def list_(**kw: object) -> Page[AuditEntry]:
+        calls.append(kw)
+        offset, limit = int(kw["offset"]), int(kw["limit"])  # type: ignore[call-overload]
+        items = entries[offset : offset + limit]
+        nxt = offset + len(items) if offset + limit < len(entries) else None
+        if len(calls) == 1:  # an entry is written meanwhile: the others move down by one
+            entries.insert(0, _entry(9999))
+        return Page(items=items, total=len(entries), next_offset=nxt)
+
+    api = _Api(audit=SimpleNamespace(list=list_))
+    code, out, _ = _run(["audit", "--jsonl", "--action", "app.", "--since", "2024-04-01"], api)
+    assert code == 0
+    ids = [json.loads(line)["id"] for line in out.splitlines()]
+    assert ids == list(range(1, 1201))
+    assert calls[0]["action"] == "app." and calls[0]["since"] == datetime(2024, 4, 1, tzinfo=UTC)
+    assert calls[0]["until"] is None
+    code, out, _ = _run(["audit", "--jsonl", "--limit", "3"], api)
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [9999, 1, 2]
+
+
+def test_audit_table_and_time_bounds() -> None:
+    async def list_(**kw: object) -> Page[AuditEntry]:
+        return Page(items=[_entry(1)], total=2, next_offset=1)
+
+    api = _Api(audit=SimpleNamespace(list=list_))
+    code, out, err = _run(["audit"], api)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["ID", "TIME", "ACTOR", "AS", "FROM", "ACTION", "TARGET", "DETAIL"]
+    assert "--jsonl" in err
+    code, out, _ = _run(["audit", "--since", "1h", "--until", "2h", "--json"], api)
+    assert code == 2 and json.loads(out)["error"]["field"] == "since"
+    code, out, _ = _run(["audit", "--until", "soon", "--json"], api)
+    assert code == 2 and json.loads(out)["error"]["field"] == "until"
+
+
+def test_until_accepts_the_same_forms_as_since() -> None:
+    assert parse_time("2h", "until", now=NOW) == NOW - timedelta(hours=2)
+    with pytest.raises(InvalidInput, match="--until"):
+        parse_time("tomorrow", "until", now=NOW)
+
+
+def test_secrets_rotate_key_says_how_many_were_resealed() -> None:
+    async def rotate_key() -> KeyRotation:
+        return KeyRotation(key_id="k2", resealed=7)
+
+    code, out, _ = _run(["secrets", "rotate-key"], _Api(secrets=SimpleNamespace(rotate_key=rotate_key)))
+    assert code == 0 and "7" in out and "k2" in out
+
+
+def _jwt(exp: datetime) -> str:
+    def part(doc: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(doc).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part({'sub': '1', 'exp': int(exp.timestamp())})}.c2ln"
+
+
+def test_access_token_expiry_is_read_from_a_jwt_and_none_for_anything_else() -> None:
+    assert access_token_expiry(_jwt(NOW)) == NOW
+    assert access_token_expiry("mist_t_abc") is None
+    assert access_token_expiry("a.!!!.c") is None
+
+
+@pytest.mark.parametrize(("expired", "calls"), [(True, ["anonymous", "old-refreshed"]), (False, ["fresh"])])
+def test_a_remote_session_about_to_expire_is_renewed_before_the_command(
+    tmp_path, expired: bool, calls: list[str]
+) -> None:
+    key = "unix:///tmp/m.sock"
+    old = _jwt(datetime.now(UTC) + (timedelta(seconds=-5) if expired else timedelta(minutes=10)))
+    store = CredentialStore(tmp_path / "cfg" / "credentials.json")
+    store.save(key, old, "bob", refresh_token="mist_r_old", certificate="PEM")
+    seen: list[str] = []
+    spent: list[str] = []
+
+    def factory(args, conn):
+        if conn.token is None:
+            seen.append("anonymous")
+            assert conn.certificate == "PEM"
+
+            async def refresh(refresh_token: str) -> Session:
+                spent.append(refresh_token)
+                return _session("renewed", "mist_r_new")
+
+            return _Api(auth=SimpleNamespace(refresh=refresh))
+        seen.append("old-refreshed" if conn.token == "renewed" else "fresh" if conn.token == old else "?")
+        return _Api(auth=SimpleNamespace(whoami=lambda: _async(_user())))
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["whoami", "--host", key], stdin=io.StringIO(), stdout=out, stderr=err, api_factory=factory)
+    assert code == 0, err.getvalue()
+    assert seen == calls
+    if expired:
+        assert spent == ["mist_r_old"]
+        assert store.entry(key) == {
+            "token": "renewed",
+            "refresh_token": "mist_r_new",
+            "username": "bob",
+            "certificate": "PEM",
+        }
