@@ -50,6 +50,8 @@ docker:
 # The daemon runs in the background for as long as the TUI is open, and is stopped however the TUI exits.
 run: venv docker
 	@mkdir -p $(DATA)
+	@# The API socket is 0660 with group `mist`: its members use Mist without being root.
+	@if [ "$$(id -u)" = 0 ] && ! getent group mist >/dev/null; then groupadd --system mist; fi
 	@if [ -S $(SOCKET) ]; then \
 	    if $(BIN)/python -c 'import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1])' $(SOCKET) 2>/dev/null; then \
 	        echo "a daemon already serves $(SOCKET): stop it, or open the TUI with MIST_HOST=unix://$(SOCKET) $(BIN)/mist" >&2; \

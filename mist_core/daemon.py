@@ -1,5 +1,6 @@
 """``mistd`` (also ``mist daemon``): owns one data directory's core (store, deploy workers, samplers) and serves
-the API on a Unix socket it binds itself, and optionally on TCP with TLS."""
+the API on a Unix socket it binds itself, and optionally on TCP, always with TLS (a certificate given, or a
+self-signed one it makes and prints the fingerprint of)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import contextlib
 import ctypes
 import grp
-import ipaddress
 import logging
 import os
 import signal
@@ -16,7 +16,7 @@ import socket
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +24,10 @@ import uvicorn
 
 from .config import CoreConfig, default_data_dir, default_socket_path
 from .errors import Conflict
+from .server.security import MAX_BODY_BYTES, Rate
 
 log = logging.getLogger("mist.daemon")
 
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SOCKET_GROUP = "mist"
 GRACEFUL_SHUTDOWN_SECONDS = 5
 # uvicorn wakes ten times a second to refresh its Date header and look for a stop request; once a second is
@@ -37,6 +37,11 @@ SERVER_TICK = 1.0
 # memory), and how often free heap pages go back to the system.
 MALLOC_ARENAS = 2
 MALLOC_TRIM_EVERY = 60.0
+# Blocks this large or larger are mmapped, so they go back to the system as soon as they are freed. glibc's
+# default threshold follows the largest block freed so far: after one login (scrypt's 16 MB work area) the
+# next logins took their 16 MB from the heap and kept it resident until the next trim.
+MALLOC_MMAP_THRESHOLD = 1024 * 1024
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 
 
@@ -53,6 +58,12 @@ class DaemonOptions:
     tls_key: Path | None = None
     workers: int | None = None
     log_level: str = "info"
+    # The group that may use the socket (mode 0660); ignored when no such group exists.
+    socket_group: str = field(default_factory=lambda: os.environ.get("MIST_SOCKET_GROUP") or SOCKET_GROUP)
+    # The per-address limit on login, refresh, setup, invitation and token endpoints (None: MIST_AUTH_RATE,
+    # else 30 at once and one a second).
+    auth_rate: Rate | None = None
+    max_body: int = MAX_BODY_BYTES
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -73,17 +84,9 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, port
 
 
-def is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_tcp_options(options: DaemonOptions) -> tuple[str, int] | None:
-    """Refuse plain HTTP anywhere but loopback: tokens and passwords would cross the network in clear."""
+    """The TCP address to serve on, if any. TCP is always TLS: with no certificate given, the daemon makes a
+    self-signed one (``tls_files``)."""
     if (options.tls_cert is None) != (options.tls_key is None):
         raise DaemonError("--tls-cert and --tls-key go together: give both files, or neither")
     if options.listen is None:
@@ -91,15 +94,28 @@ def check_tcp_options(options: DaemonOptions) -> tuple[str, int] | None:
             raise DaemonError("--tls-cert/--tls-key need --listen HOST:PORT to serve TLS on")
         return None
     host, port = parse_listen(options.listen)
-    if options.tls_cert is None and not is_loopback(host):
-        raise DaemonError(
-            f"refusing to serve the API without TLS on {host}: tokens would cross the network in clear. "
-            "Give --tls-cert FILE --tls-key FILE, or listen on 127.0.0.1 (and tunnel over SSH)"
-        )
     for path in (options.tls_cert, options.tls_key):
         if path is not None and not Path(path).is_file():
             raise DaemonError(f"TLS file {path} does not exist: give the path of a PEM file")
     return host, port
+
+
+def tls_files(options: DaemonOptions, host: str) -> tuple[Path, Path, str]:
+    """The certificate and key of the TCP listener, and the certificate's SHA-256 fingerprint: the operator's
+    files, or a self-signed pair kept in the data directory (made on first use, then reused)."""
+    from .server.certificate import ensure_self_signed, fingerprint_of_file
+
+    if options.tls_cert is not None and options.tls_key is not None:
+        cert, key = Path(options.tls_cert), Path(options.tls_key)
+    else:
+        cert, key, made = ensure_self_signed(options.data_dir / "tls", [host])
+        if made:
+            log.info("made a self-signed TLS certificate for the API: %s", cert)
+    try:
+        fingerprint = fingerprint_of_file(cert)
+    except Exception:
+        raise DaemonError(f"{cert} holds no PEM certificate: give a PEM file to --tls-cert") from None
+    return cert, key, fingerprint
 
 
 def _socket_answers(path: Path) -> bool:
@@ -114,11 +130,12 @@ def _socket_answers(path: Path) -> bool:
         probe.close()
 
 
-def bind_unix_socket(path: Path) -> socket.socket:
-    """Bind the API socket: parent dirs 0750, the socket 0660 and group ``mist`` when that group exists.
+def bind_unix_socket(path: Path, group: str = SOCKET_GROUP) -> socket.socket:
+    """Bind the API socket: parent dirs 0750, the socket 0660 and ``group`` (``mist``) when that group exists.
 
     A leftover socket file (the daemon was killed) is replaced, but only when nobody answers on it.
     """
+    made_dir = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
     if path.exists() or path.is_symlink():
         if not stat.S_ISSOCK(path.lstat().st_mode):
@@ -139,8 +156,20 @@ def bind_unix_socket(path: Path) -> socket.socket:
     finally:
         os.umask(old_umask)
     os.chmod(path, 0o660)
-    with contextlib.suppress(KeyError, PermissionError, OSError):
-        os.chown(path, -1, grp.getgrnam(SOCKET_GROUP).gr_gid)
+    # Before listen(): nobody can connect yet, so the group is right from the first connection on.
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        log.debug("no group %r: the socket keeps the daemon's group", group)
+    else:
+        try:
+            os.chown(path, -1, gid)
+            # A directory made for the socket (/run/mist) must let the group through too, or the socket's
+            # mode is moot. One that already existed (it may be the data dir) keeps its group.
+            if made_dir:
+                os.chown(path.parent, -1, gid)
+        except OSError as exc:
+            log.warning("cannot give the socket %s to group %s: %s", path, group, exc.strerror)
     sock.listen(256)
     sock.setblocking(False)
     return sock
@@ -197,10 +226,12 @@ def _libc() -> Any:
 
 
 def limit_malloc_arenas(libc: Any) -> None:
-    """Fewer malloc arenas: the daemon's threads (SQLite, Docker calls) are few and mostly idle, and each
-    arena of its own keeps megabytes of freed memory resident."""
+    """Fewer malloc arenas: the daemon's threads (SQLite, system readings, password hashing) are few and
+    mostly idle, and each arena of its own keeps megabytes of freed memory resident. Large blocks are always
+    mmapped (``MALLOC_MMAP_THRESHOLD``)."""
     with contextlib.suppress(AttributeError):
         libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+        libc.mallopt(_M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD)
 
 
 async def trim_malloc(libc: Any, every: float = MALLOC_TRIM_EVERY) -> None:
@@ -225,6 +256,7 @@ class Daemon:
         self._tasks: list[asyncio.Task[None]] = []
         self._socket_path: Path | None = None
         self._stopped = asyncio.Event()
+        self.tls_fingerprint: str | None = None  # of the TCP listener's certificate, once listening
 
     async def start(self) -> None:
         from .local import Core  # the core is heavy; imported only once the options are known good
@@ -254,7 +286,7 @@ class Daemon:
     async def _listen(self, tcp: tuple[str, int] | None) -> None:
         from .server.app import create_app
 
-        app = create_app(self.core)
+        app = create_app(self.core, max_body=self.options.max_body, auth_rate=self.options.auth_rate)
         level = self.options.log_level.lower()
         common: dict[str, Any] = {
             "log_config": None,
@@ -264,18 +296,20 @@ class Daemon:
             "lifespan": "off",
             "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
             "server_header": False,
+            # The client address is the peer's: a forwarded-for header would let anyone pick the address the
+            # rate limit and the lockout count.
+            "proxy_headers": False,
         }
         listeners: list[tuple[uvicorn.Config, socket.socket]] = []
         if self.options.socket_path is not None:
-            sock = bind_unix_socket(self.options.socket_path)
+            sock = bind_unix_socket(self.options.socket_path, self.options.socket_group)
             self._socket_path = self.options.socket_path
             listeners.append((uvicorn.Config(app, **common), sock))
         if tcp is not None:
+            cert, key, self.tls_fingerprint = tls_files(self.options, tcp[0])
             sock = bind_tcp_socket(*tcp)
-            tls: dict[str, Any] = {}
-            if self.options.tls_cert is not None:
-                tls = {"ssl_certfile": str(self.options.tls_cert), "ssl_keyfile": str(self.options.tls_key)}
-            listeners.append((uvicorn.Config(app, **common, **tls), sock))
+            config = uvicorn.Config(app, **common, ssl_certfile=str(cert), ssl_keyfile=str(key))
+            listeners.append((config, sock))
         for config, sock in listeners:
             server = _Server(config)
             self.servers.append(server)
@@ -288,7 +322,7 @@ class Daemon:
             await asyncio.sleep(0.01)
         where = [str(self.options.socket_path)] if self.options.socket_path else []
         if tcp is not None:
-            where.append(f"{'https' if self.options.tls_cert else 'http'}://{tcp[0]}:{tcp[1]}")
+            where.append(f"https://{tcp[0]}:{tcp[1]}")
         log.info("Mist daemon serving %s (data in %s)", " and ".join(where), self.options.data_dir)
 
     def request_stop(self) -> None:
@@ -335,6 +369,9 @@ async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
     trimmer = None
     try:
         await daemon.start()
+        if daemon.tls_fingerprint is not None:
+            # Printed whatever the log level: users compare it with what `mist login --host` shows them.
+            print(f"mistd: TLS certificate fingerprint {daemon.tls_fingerprint}", file=sys.stderr, flush=True)
         libc = _libc()
         if libc is not None:
             trimmer = asyncio.create_task(trim_malloc(libc), name="mist-malloc-trim")
@@ -365,10 +402,24 @@ def build_parser(prog: str = "mistd") -> argparse.ArgumentParser:
         "--no-socket", action="store_true", help="serve only on --listen, not on a Unix socket"
     )
     parser.add_argument(
-        "--listen", metavar="HOST:PORT", help="also serve the API on TCP (TLS needed off loopback)"
+        "--listen",
+        metavar="HOST:PORT",
+        help="also serve the API on TCP, with TLS (a self-signed certificate unless --tls-cert is given)",
     )
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate for --listen")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key for --listen")
+    parser.add_argument(
+        "--socket-group",
+        default=os.environ.get("MIST_SOCKET_GROUP") or SOCKET_GROUP,
+        metavar="GROUP",
+        help=f"group allowed to use the socket, when it exists (default: {SOCKET_GROUP})",
+    )
+    parser.add_argument(
+        "--auth-rate",
+        default=os.environ.get("MIST_AUTH_RATE"),
+        metavar="BURST/PER_SECOND",
+        help="per-address limit on login, refresh, setup, invitation and token requests (default 30/1)",
+    )
     parser.add_argument("--workers", type=int, metavar="N", help="deploys run in parallel (default 2)")
     parser.add_argument(
         "--log-level",
@@ -382,6 +433,10 @@ def build_parser(prog: str = "mistd") -> argparse.ArgumentParser:
 def options_from_args(args: argparse.Namespace) -> DaemonOptions:
     if args.workers is not None and args.workers < 1:
         raise DaemonError("--workers must be 1 or more")
+    try:
+        auth_rate = Rate.parse(args.auth_rate) if args.auth_rate else None
+    except ValueError as exc:
+        raise DaemonError(f"--auth-rate: {exc}") from None
     data_dir = args.data if args.data is not None else default_data_dir()
     socket_path = (
         None if args.no_socket else (args.socket if args.socket is not None else default_socket_path())
@@ -394,6 +449,8 @@ def options_from_args(args: argparse.Namespace) -> DaemonOptions:
         tls_key=args.tls_key,
         workers=args.workers,
         log_level=args.log_level,
+        socket_group=args.socket_group,
+        auth_rate=auth_rate,
     )
 
 

@@ -1,12 +1,14 @@
 """The daemon's HTTP API: every route under ``/v1`` turns its bearer token into a ``MistAPI`` bound to that
-actor (``core.api(token)``) and calls one method on it. Authorization, validation and everything else live
-in the core; this module only translates HTTP to calls and results (or ``MistError``) back to HTTP."""
+actor (``core.api(token, source=..., user_agent=...)``) and calls one method on it. Authorization, validation
+and everything else live in the core; this module only translates HTTP to calls and results (or ``MistError``)
+back to HTTP. Transport hardening (headers, body size, rate limits) is in ``security``."""
 
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any, ClassVar, Protocol
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,8 +19,11 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from ..api import MistAPI
 from ..errors import InvalidInput, MistError
 from ..models import (
+    ApiToken,
+    ApiTokenCreated,
     App,
     AppChanges,
+    AppSource,
     AppSpec,
     AuditEntry,
     Certificate,
@@ -27,17 +32,37 @@ from ..models import (
     Domain,
     DomainSettings,
     EnvVar,
+    Invite,
+    InviteCreated,
+    KeyRotation,
+    Member,
     MetricsSample,
     Page,
     Project,
     ProjectChanges,
+    ProjectRole,
     ProxyStatus,
+    RecoveryCodes,
+    Role,
     Session,
+    SessionInfo,
     Setting,
     SetupStatus,
+    SourceChanges,
+    TokenScope,
+    TotpSetup,
     User,
+    UserChanges,
 )
 from . import sse
+from .security import (
+    MAX_BODY_BYTES,
+    SECURITY_HEADERS,
+    Rate,
+    RateLimiter,
+    SecurityMiddleware,
+    source_of,
+)
 
 log = logging.getLogger("mist.server")
 
@@ -45,9 +70,10 @@ PROBLEM = "application/problem+json"
 
 
 class CoreLike(Protocol):
-    """What the routes need from the core: a ``MistAPI`` bound to whoever the token names."""
+    """What the routes need from the core: a ``MistAPI`` bound to whoever the token names, told where the
+    call comes from (an address, or ``"unix"``) for the lockout and the audit log."""
 
-    def api(self, token: str | None) -> MistAPI: ...
+    def api(self, token: str | None, *, source: str = ..., user_agent: str | None = ...) -> MistAPI: ...
 
 
 # ---------------------------------------------------------------------------------------------- bodies
@@ -56,10 +82,79 @@ class CoreLike(Protocol):
 class Body_(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # Fields that hold a password, a code or a token: never shown by a repr (a debug log of a request body).
+    _hidden: ClassVar[frozenset[str]] = frozenset(
+        {"password", "current", "new", "token", "refresh_token", "totp", "code", "key_pem"}
+    )
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, ("<hidden>" if name in self._hidden and value is not None else value)
+
 
 class Credentials(Body_):
     username: str
     password: str
+
+
+class Login(Credentials):
+    totp: str | None = None
+
+
+class RefreshRequest(Body_):
+    refresh_token: str
+
+
+class PasswordChange(Body_):
+    current: str
+    new: str
+
+
+class TotpCode(Body_):
+    code: str
+
+
+class PasswordConfirmation(Body_):
+    password: str
+
+
+class UserCreate(Body_):
+    username: str
+    password: str
+    role: Role = "developer"
+    email: str | None = None
+
+
+class RoleChange(Body_):
+    role: Role
+
+
+class MemberRole(Body_):
+    role: ProjectRole
+
+
+class InviteRequest(Body_):
+    username: str | None = None
+    email: str | None = None
+    role: Role = "developer"
+    project: str | None = None
+    project_role: ProjectRole | None = None
+    expires_hours: int = 72
+
+
+class InviteAcceptance(Body_):
+    token: str
+    username: str
+    password: str
+    email: str | None = None
+
+
+class TokenRequest(Body_):
+    name: str
+    scope: TokenScope = "read"
+    project: str | None = None
+    # ``null`` is a token that never expires; leaving the field out gives the default lifetime.
+    expires_days: int | None = 90
 
 
 class ProjectCreate(Body_):
@@ -80,6 +175,10 @@ class DeployRequest(Body_):
 
 class RollbackRequest(Body_):
     to: int | None = None
+
+
+class DeployKeyRequest(Body_):
+    regenerate: bool = False
 
 
 class EnvSet(Body_):
@@ -197,7 +296,12 @@ def _validation_problem(exc: RequestValidationError) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MistError)
     async def mist_error(request: Request, exc: MistError) -> JSONResponse:
-        return problem_response(exc.to_problem(), exc.status)
+        response = problem_response(exc.to_problem(), exc.status)
+        retry_after = exc.extra.get("retry_after") if exc.status == 429 else None
+        if isinstance(retry_after, int | float):
+            # A lockout says when to come back the standard way too, like the rate limit does.
+            response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -217,7 +321,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the daemon's log only: it can hold paths, SQL and values the caller must not see.
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _problem("internal", 500, "the daemon failed to handle this request; see the daemon's log")
+        response = _problem("internal", 500, "the daemon failed to handle this request; see the daemon's log")
+        # This answer leaves through Starlette's outermost layer, around the security middleware.
+        for name, value in SECURITY_HEADERS:
+            response.headers[name.decode()] = value.decode()
+        return response
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -251,9 +359,12 @@ def _tail(value: str | None) -> int | None:
     return tail
 
 
-def _mist(request: Request) -> MistAPI:
+async def _mist(request: Request) -> MistAPI:
+    # async: a plain function would be run in a worker thread for every request.
     core: CoreLike = request.app.state.core
-    return core.api(_token(request))
+    return core.api(
+        _token(request), source=source_of(request.scope), user_agent=request.headers.get("user-agent")
+    )
 
 
 # Module level on purpose: FastAPI resolves these (string) annotations in the module's namespace.
@@ -277,8 +388,12 @@ def build_router() -> APIRouter:
         return _json(await m.auth.setup(body.username, body.password), 201)
 
     @router.post("/login", response_model=Session, tags=["auth"])
-    async def login(m: Mist, body: Credentials) -> Response:
-        return _json(await m.auth.login(body.username, body.password))
+    async def login(m: Mist, body: Login) -> Response:
+        return _json(await m.auth.login(body.username, body.password, totp=body.totp))
+
+    @router.post("/refresh", response_model=Session, tags=["auth"])
+    async def refresh(m: Mist, body: RefreshRequest) -> Response:
+        return _json(await m.auth.refresh(body.refresh_token))
 
     @router.post("/logout", status_code=204, tags=["auth"])
     async def logout(m: Mist) -> Response:
@@ -288,6 +403,24 @@ def build_router() -> APIRouter:
     @router.get("/me", response_model=User, tags=["auth"])
     async def whoami(m: Mist) -> Response:
         return _json(await m.auth.whoami())
+
+    @router.post("/me/password", status_code=204, tags=["auth"])
+    async def change_password(m: Mist, body: PasswordChange) -> Response:
+        await m.auth.change_password(body.current, body.new)
+        return _no_content()
+
+    @router.post("/me/totp", response_model=TotpSetup, tags=["auth"])
+    async def totp_setup(m: Mist) -> Response:
+        return _json(await m.auth.totp_setup())
+
+    @router.post("/me/totp/enable", response_model=RecoveryCodes, tags=["auth"])
+    async def totp_enable(m: Mist, body: TotpCode) -> Response:
+        return _json(await m.auth.totp_enable(body.code))
+
+    @router.post("/me/totp/disable", status_code=204, tags=["auth"])
+    async def totp_disable(m: Mist, body: PasswordConfirmation) -> Response:
+        await m.auth.totp_disable(body.password)
+        return _no_content()
 
     # ------------------------------------------------------------------------------------------ projects
 
@@ -361,6 +494,21 @@ def build_router() -> APIRouter:
     ) -> Response:
         to = body.to if body is not None else None
         return _json(await m.apps.rollback(_ref(project, app), to=to), 202)
+
+    @router.get("/projects/{project}/apps/{app}/source", response_model=AppSource, tags=["apps"])
+    async def app_source(m: Mist, project: str, app: str, reveal: bool = False) -> Response:
+        return _json(await m.apps.source(_ref(project, app), reveal=reveal))
+
+    @router.patch("/projects/{project}/apps/{app}/source", response_model=AppSource, tags=["apps"])
+    async def set_app_source(m: Mist, project: str, app: str, body: SourceChanges) -> Response:
+        return _json(await m.apps.set_source(_ref(project, app), body))
+
+    @router.post("/projects/{project}/apps/{app}/source/deploy-key", response_model=AppSource, tags=["apps"])
+    async def app_deploy_key(
+        m: Mist, project: str, app: str, body: Annotated[DeployKeyRequest | None, Body()] = None
+    ) -> Response:
+        regenerate = body.regenerate if body is not None else False
+        return _json(await m.apps.deploy_key(_ref(project, app), regenerate=regenerate))
 
     @router.post("/projects/{project}/apps/{app}/start", response_model=App, tags=["apps"])
     async def start(m: Mist, project: str, app: str) -> Response:
@@ -496,9 +644,114 @@ def build_router() -> APIRouter:
 
     # ------------------------------------------------------------------------------------------ admin
 
-    @router.get("/users", response_model=list[User], tags=["admin"])
+    @router.get("/users", response_model=list[User], tags=["users"])
     async def list_users(m: Mist) -> Response:
         return _json(await m.users.list())
+
+    @router.post("/users", response_model=User, status_code=201, tags=["users"])
+    async def create_user(m: Mist, body: UserCreate) -> Response:
+        user = await m.users.create(body.username, body.password, role=body.role, email=body.email)
+        return _json(user, 201)
+
+    @router.get("/users/{username}", response_model=User, tags=["users"])
+    async def get_user(m: Mist, username: str) -> Response:
+        return _json(await m.users.get(username))
+
+    @router.patch("/users/{username}", response_model=User, tags=["users"])
+    async def update_user(m: Mist, username: str, body: UserChanges) -> Response:
+        return _json(await m.users.update(username, body))
+
+    @router.put("/users/{username}/role", response_model=User, tags=["users"])
+    async def set_user_role(m: Mist, username: str, body: RoleChange) -> Response:
+        return _json(await m.users.set_role(username, body.role))
+
+    @router.delete("/users/{username}", status_code=204, tags=["users"])
+    async def delete_user(m: Mist, username: str, reassign_to: str | None = None) -> Response:
+        await m.users.delete(username, reassign_to=reassign_to or None)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ members
+
+    @router.get("/projects/{project}/members", response_model=list[Member], tags=["members"])
+    async def list_members(m: Mist, project: str) -> Response:
+        return _json(await m.members.list(project))
+
+    @router.put("/projects/{project}/members/{username}", response_model=Member, tags=["members"])
+    async def add_member(m: Mist, project: str, username: str, body: MemberRole) -> Response:
+        return _json(await m.members.add(project, username, body.role))
+
+    @router.delete("/projects/{project}/members/{username}", status_code=204, tags=["members"])
+    async def remove_member(m: Mist, project: str, username: str) -> Response:
+        await m.members.remove(project, username)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ invites
+
+    @router.post("/invites", response_model=InviteCreated, status_code=201, tags=["invites"])
+    async def create_invite(m: Mist, body: InviteRequest) -> Response:
+        created = await m.invites.create(
+            username=body.username,
+            email=body.email,
+            role=body.role,
+            project=body.project,
+            project_role=body.project_role,
+            expires_hours=body.expires_hours,
+        )
+        return _json(created, 201)
+
+    @router.get("/invites", response_model=list[Invite], tags=["invites"])
+    async def list_invites(m: Mist) -> Response:
+        return _json(await m.invites.list())
+
+    @router.post("/invites/accept", response_model=Session, status_code=201, tags=["invites"])
+    async def accept_invite(m: Mist, body: InviteAcceptance) -> Response:
+        session = await m.invites.accept(body.token, body.username, body.password, email=body.email)
+        return _json(session, 201)
+
+    @router.delete("/invites/{invite_id}", status_code=204, tags=["invites"])
+    async def revoke_invite(m: Mist, invite_id: int) -> Response:
+        await m.invites.revoke(invite_id)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ sessions
+
+    @router.get("/sessions", response_model=list[SessionInfo], tags=["sessions"])
+    async def list_sessions(
+        m: Mist,
+        username: Annotated[str | None, Query(description="another user's (admins), or '*' for all")] = None,
+    ) -> Response:
+        return _json(await m.sessions.list(username=username or None))
+
+    @router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"])
+    async def revoke_session(m: Mist, session_id: int) -> Response:
+        await m.sessions.revoke(session_id)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ tokens
+
+    @router.post("/tokens", response_model=ApiTokenCreated, status_code=201, tags=["tokens"])
+    async def create_token(m: Mist, body: TokenRequest) -> Response:
+        created = await m.tokens.create(
+            body.name, scope=body.scope, project=body.project, expires_days=body.expires_days
+        )
+        return _json(created, 201)
+
+    @router.get("/tokens", response_model=list[ApiToken], tags=["tokens"])
+    async def list_tokens(m: Mist, all: bool = False) -> Response:
+        return _json(await m.tokens.list(all=all))
+
+    @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
+    async def revoke_token(m: Mist, token_id: int) -> Response:
+        await m.tokens.revoke(token_id)
+        return _no_content()
+
+    # ------------------------------------------------------------------------------------------ secrets
+
+    @router.post("/secrets/rotate-key", response_model=KeyRotation, tags=["admin"])
+    async def rotate_key(m: Mist) -> Response:
+        return _json(await m.secrets.rotate_key())
+
+    # ------------------------------------------------------------------------------------------ audit
 
     @router.get("/audit", response_model=Page[AuditEntry], tags=["admin"])
     async def list_audit(
@@ -506,10 +759,20 @@ def build_router() -> APIRouter:
         actor: str | None = None,
         project: str | None = None,
         action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> Response:
-        page = await m.audit.list(actor=actor, project=project, action=action, limit=limit, offset=offset)
+        page = await m.audit.list(
+            actor=actor,
+            project=project,
+            action=action,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
+        )
         return _json(page)
 
     @router.get("/settings", response_model=list[Setting], tags=["admin"])
@@ -579,8 +842,11 @@ def build_router() -> APIRouter:
     return router
 
 
-def create_app(core: CoreLike) -> FastAPI:
-    """The FastAPI application serving ``core``. The caller owns the core (opens and closes it)."""
+def create_app(core: CoreLike, *, max_body: int = MAX_BODY_BYTES, auth_rate: Rate | None = None) -> FastAPI:
+    """The FastAPI application serving ``core``. The caller owns the core (opens and closes it).
+
+    ``max_body`` bounds request bodies (bytes); ``auth_rate`` shapes the per-address limit on the endpoints
+    that hand out credentials (default: ``MIST_AUTH_RATE``, else 30 at once and one a second)."""
     app = FastAPI(
         title="Mist",
         summary="A self-hostable Platform-as-a-Service: git repository in, running app out.",
@@ -592,6 +858,10 @@ def create_app(core: CoreLike) -> FastAPI:
     app.state.core = core
     _install_error_handlers(app)
     app.include_router(build_router())
+    # No CORS middleware, on purpose: the API is for the CLI, the TUI and scripts, never for a browser page
+    # of another origin, so a preflight gets no Access-Control-Allow-* header and the browser refuses.
+    limiter = RateLimiter(auth_rate if auth_rate is not None else Rate.from_env())
+    app.add_middleware(SecurityMiddleware, max_body=max_body, limiter=limiter)
     return app
 
 

@@ -91,5 +91,5 @@ def stream_response(request: Request, source: AsyncIterator[BaseModel]) -> Strea
         frames(request, source),
         media_type=MEDIA_TYPE,
         # Proxies in front of the daemon must not buffer a live log.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

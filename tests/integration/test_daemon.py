@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -116,16 +117,20 @@ def test_sigterm_shuts_down_cleanly_and_removes_the_socket(daemon: RunningDaemon
     assert not daemon.sock.exists()
 
 
-def test_plain_tcp_on_a_public_address_is_refused(tmp_path: Path) -> None:
+def test_tls_files_must_come_in_pairs(tmp_path: Path) -> None:
+    cert = tmp_path / "cert.pem"
+    cert.write_text("")
     result = subprocess.run(
-        _daemon_cmd(tmp_path / "data", tmp_path / "mist.sock", "--listen", "0.0.0.0:18999"),
+        _daemon_cmd(
+            tmp_path / "data", tmp_path / "mist.sock", "--listen", "127.0.0.1:18999", "--tls-cert", str(cert)
+        ),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 1
-    assert "TLS" in result.stderr
-    assert "--tls-cert" in result.stderr
+    assert "--tls-key" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_input_is_problem_json_naming_the_field(daemon: RunningDaemon) -> None:
@@ -172,7 +177,7 @@ def test_openapi_document_is_served_and_docs_ui_is_not(daemon: RunningDaemon) ->
 class _BrokenCore:
     """A core whose every call fails the way a bug would, to see what the HTTP layer lets out."""
 
-    def api(self, token: str | None) -> object:
+    def api(self, token: str | None, **caller: object) -> object:
         raise RuntimeError("boom at /var/lib/mist/secret-path with password=hunter2")
 
 
@@ -244,7 +249,9 @@ async def test_the_api_is_served_over_tls_on_tcp_and_remote_mist_works_through_i
     )
     try:
         _wait_until_serving(proc, sock)
-        async with RemoteMist(f"https://{listen}", verify=str(cert)) as mist:
+        async with RemoteMist(
+            f"https://{listen}", verify=ssl.create_default_context(cafile=str(cert))
+        ) as mist:
             session = await mist.auth.setup("admin", "correct horse battery staple")
             assert session.user.username == "admin"
             assert (await mist.projects.create("over-tls")).name == "over-tls"
@@ -254,3 +261,109 @@ async def test_the_api_is_served_over_tls_on_tcp_and_remote_mist_works_through_i
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+async def test_internal_errors_carry_the_security_headers_too() -> None:
+    transport = httpx.ASGITransport(app=create_app(_BrokenCore()), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mist") as c:
+        response = await c.get("/v1/projects")
+    assert response.status_code == 500
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+async def test_every_account_operation_round_trips_through_remote_mist(daemon: RunningDaemon) -> None:
+    """Each account route answers what ``RemoteMist`` expects (the models, the status codes, the query
+    parameters): users, members, invitations, sessions, tokens, two-factor, password, key rotation, audit."""
+    from datetime import UTC, datetime, timedelta
+
+    from mist_core.auth.totp import totp_now
+    from mist_core.client import RemoteMist
+    from mist_core.errors import NotFound, Unauthenticated
+    from mist_core.models import UserChanges
+
+    password = "correct horse battery staple"
+    host = f"unix://{daemon.sock}"
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    async with RemoteMist(host) as owner, RemoteMist(host) as dev, RemoteMist(host) as invited:
+        setup = await owner.auth.setup("owner", password)
+        assert setup.refresh_token and owner.refresh_token == setup.refresh_token
+        await owner.projects.create("shop")
+
+        # users
+        created = await owner.users.create("dev", "tangerine quartz meadow", role="developer")
+        assert (await owner.users.get("dev")).id == created.id
+        assert (
+            await owner.users.update("dev", UserChanges(full_name="Dee Veloper"))
+        ).full_name == "Dee Veloper"
+        assert (await owner.users.set_role("dev", "viewer")).role == "viewer"
+        assert (await owner.users.set_role("dev", "developer")).role == "developer"
+        assert {u.username for u in await owner.users.list()} == {"owner", "dev"}
+
+        # members
+        assert (await owner.members.add("shop", "dev", "developer")).role == "developer"
+        assert {m.username: m.role for m in await owner.members.list("shop")}["dev"] == "developer"
+
+        # sessions and password
+        await dev.auth.login("dev", "tangerine quartz meadow")
+        assert (await dev.auth.whoami()).username == "dev"
+        mine = await dev.sessions.list()
+        assert [s.current for s in mine] == [True]
+        assert mine[0].source == "unix"
+        assert mine[0].user_agent == "mist-client"
+        await dev.auth.change_password("tangerine quartz meadow", "another long passphrase")
+        every = await owner.sessions.list(username="*")
+        assert {s.username for s in every} >= {"owner", "dev"}
+        await owner.sessions.revoke(mine[0].id)
+        with pytest.raises(Unauthenticated):
+            await dev.auth.whoami()
+        await dev.auth.login("dev", "another long passphrase")
+
+        # tokens: the secret works as a bearer token
+        created_token = await dev.tokens.create("ci", scope="read", project="shop", expires_days=None)
+        assert created_token.info.expires_at is None
+        assert [t.name for t in await dev.tokens.list()] == ["ci"]
+        assert [t.username for t in await owner.tokens.list(all=True)] == ["dev"]
+        async with RemoteMist(host, created_token.token) as script:
+            assert [p.name for p in (await script.projects.list()).items] == ["shop"]
+        await dev.tokens.revoke(created_token.info.id)
+        async with RemoteMist(host, created_token.token) as script:
+            with pytest.raises(Unauthenticated):
+                await script.projects.list()
+
+        # two-factor
+        totp = await dev.auth.totp_setup()
+        assert totp.uri.startswith("otpauth://")
+        recovery = await dev.auth.totp_enable(totp_now(totp.secret))
+        assert recovery.codes
+        assert (await dev.auth.whoami()).totp_enabled
+        await dev.auth.totp_disable("another long passphrase")
+
+        # invitations
+        invite = await owner.invites.create(
+            username="newbie", role="viewer", project="shop", project_role="viewer"
+        )
+        assert [i.id for i in await owner.invites.list()] == [invite.invite.id]
+        joined = await invited.invites.accept(invite.token, "newbie", "violet harbour lantern")
+        assert joined.user.username == "newbie" and (await invited.auth.whoami()).role == "viewer"
+        second = await owner.invites.create(email="later@example.com")
+        await owner.invites.revoke(second.invite.id)
+
+        # members removed, users deleted (projects pass to the caller)
+        await owner.members.remove("shop", "newbie")
+        await owner.users.delete("newbie", reassign_to="owner")
+        with pytest.raises(NotFound):
+            await owner.users.get("newbie")
+
+        # secrets and audit
+        rotation = await owner.secrets.rotate_key()
+        assert rotation.key_id
+        page = await owner.audit.list(
+            action="user.", since=started, until=datetime.now(UTC) + timedelta(minutes=1)
+        )
+        assert page.items and all(e.action.startswith("user.") for e in page.items)
+        assert (await owner.audit.list(until=started)).items == []
+
+        await owner.auth.logout()
+        assert owner.token is None and owner.refresh_token is None

@@ -360,6 +360,64 @@ UNICODE_CONFUSABLE: list[str] = [
 
 UNICODE: list[str] = UNICODE_INVISIBLE + UNICODE_CONFUSABLE
 
+# Volume names that Docker would read as a host path (a bind mount of the host into the app) or an option.
+VOLUME_NAMES: list[str] = [
+    "/",
+    "/etc",
+    "/var/run/docker.sock",
+    "/root/.ssh",
+    "./data",
+    "../data",
+    "~/data",
+    "-v",
+    "--mount=type=bind,src=/,dst=/host",
+    "data:/host",
+    "data,readonly",
+    "a\x00b",
+    f"data;touch {CANARY}",
+    f"$(touch {CANARY})",
+    "_data",
+    ".data",
+    "d" * 65,
+]
+
+# Email addresses for accounts and invitations: header injection, shell and option-like shapes.
+EMAILS: list[str] = [
+    "a@b.com\r\nBcc: victim@evil.com",
+    "a@b.com\nX: y",
+    "a@b.com\x00@evil.com",
+    f"a@b.com;touch {CANARY}",
+    f"$(touch {CANARY})@b.com",
+    f"`touch {CANARY}`@b.com",
+    "-oProxyCommand=x@b.com",
+    "a@b.com, victim@evil.com",
+    "a b@c.com",
+    "@b.com",
+    "a@",
+    "a@@b.com",
+    "a@b",
+    "a@b.com\u202e",
+    "a\u200b@b.com",
+    "a@" + "b" * 300 + ".com",
+]
+
+# Names of HTTP headers a domain adds to responses: splitting, pseudo-headers and ones the proxy owns.
+HEADER_NAMES: list[str] = [
+    "",
+    " ",
+    "X-A\r\nSet-Cookie",
+    "X-A\nB",
+    "X-A:B",
+    "X A",
+    "X-A\x00",
+    ":authority",
+    ":path",
+    "X-\u00e9",
+    "X-A\u200b",
+    f"X-$(touch {CANARY})",
+    "x" * 1000,
+]
+
 ALL: dict[str, list[str]] = {
     "GIT_URLS": GIT_URLS,
     "REFS": REFS,
@@ -369,4 +427,7 @@ ALL: dict[str, list[str]] = {
     "DOMAINS": DOMAINS,
     "HEADER_VALUES": HEADER_VALUES,
     "UNICODE": UNICODE,
+    "VOLUME_NAMES": VOLUME_NAMES,
+    "EMAILS": EMAILS,
+    "HEADER_NAMES": HEADER_NAMES,
 }
