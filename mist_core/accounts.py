@@ -52,7 +52,7 @@ SESSION_LIFETIME = timedelta(days=30)  # a session unused (never refreshed) this
 ROLES = ("owner", "admin", "developer", "viewer")
 PROJECT_ROLES = ("admin", "developer", "viewer")
 SCOPES = ("read", "deploy", "admin")
-_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+_EMAIL = re.compile(r"[A-Za-z0-9_%+.][A-Za-z0-9_%+.-]{0,63}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,63}")
 _TOKEN_NAME = re.compile(r"[\w .:@/-]{1,64}")
 
 USER_COLUMNS = (
@@ -178,7 +178,7 @@ class Auth(_Accounts, AuthAPI):
                 "INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'owner', ?)",
                 (username, hashed, ts()),
             )
-            await audit(w, None, "auth.setup", actor=username)
+            await audit(w, None, "auth.setup", actor=username, source=self.m.source)
             session_id, refresh, expires = await self._open_session(w, user_id)
         return await self._session(user_id, session_id, refresh, expires)
 
@@ -193,15 +193,22 @@ class Auth(_Accounts, AuthAPI):
                     f"too many failed logins for {what}: try again in {wait} s", retry_after=wait
                 )
 
+    def _lock_keys(self, username: str) -> list[tuple[str, int]]:
+        """The counters a failed login adds to: the account's, and the address's (not for the local socket
+        or an embedded core, where every caller has the same "address" and one could lock out all)."""
+        keys = [(f"user:{username.lower()}", lockout.ACCOUNT_THRESHOLD)]
+        if self.m.source not in ("unix", "local"):
+            keys.append((f"source:{self.m.source}", lockout.SOURCE_THRESHOLD))
+        return keys
+
     async def _failed(self, username: str, reason: str) -> None:
-        keys = (
-            (f"user:{username.lower()}", lockout.ACCOUNT_THRESHOLD),
-            (f"source:{self.m.source}", lockout.SOURCE_THRESHOLD),
-        )
         async with self.store.write() as w:
-            for key, threshold in keys:
-                row = await w.one("SELECT failures FROM login_failures WHERE key = ?", (key,))
-                failures = (row["failures"] if row else 0) + 1
+            for key, threshold in self._lock_keys(username):
+                row = await w.one("SELECT failures, last_at FROM login_failures WHERE key = ?", (key,))
+                recent = (
+                    row is not None and (parse_ts(row["last_at"]) or now()) > now() - lockout.FORGET_AFTER
+                )
+                failures = (row["failures"] if recent and row else 0) + 1
                 seconds = lockout.lock_seconds(failures, threshold)
                 until = ts(now() + timedelta(seconds=seconds)) if seconds else None
                 await w.execute(
@@ -217,7 +224,7 @@ class Auth(_Accounts, AuthAPI):
     async def login(self, username: str, password: str, *, totp: str | None = None) -> Session:
         if len(username) > 200 or len(password) > auth.MAX_PASSWORD_LENGTH:
             raise Unauthenticated("wrong username or password")
-        await self._locked(f"user:{username.lower()}", f"source:{self.m.source}")
+        await self._locked(*(key for key, _ in self._lock_keys(username)))
         row = await self.store.one(
             "SELECT id, password_hash, totp_secret, totp_last_step FROM users WHERE username = ?", (username,)
         )

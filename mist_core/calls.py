@@ -52,10 +52,11 @@ async def audit(
     project: str | None = None,
     app: str | None = None,
     actor: str | None = None,
+    source: str | None = None,
     **detail: Any,
 ) -> None:
-    """Record a change (never a secret value) in the transaction that makes it. ``actor`` names someone
-    who is not (yet) a caller: a failed login, an accepted invitation."""
+    """Record a change (never a secret value) in the transaction that makes it. ``actor`` and ``source``
+    name someone who is not (yet) a caller: a failed login, an accepted invitation, a webhook."""
     await w.execute(
         "INSERT INTO audit_log (ts, actor, actor_role, source, action, project, app, detail) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -63,7 +64,7 @@ async def audit(
             ts(),
             caller.username if caller else actor,
             caller.role_label if caller else None,
-            caller.source if caller else None,
+            caller.source if caller else source,
             action,
             project,
             app,

@@ -132,7 +132,11 @@ def error_from_problem(body: dict[str, Any]) -> MistError:
     if code not in ERRORS_BY_CODE:
         _import_error_modules()
     cls = ERRORS_BY_CODE.get(code, MistError)
-    return cls(str(body.get("detail") or body.get("title") or "unknown error"), field=body.get("field"))
+    raw = body.get("extra")
+    extra: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return cls(
+        str(body.get("detail") or body.get("title") or "unknown error"), field=body.get("field"), **extra
+    )
 
 
 def _import_error_modules() -> None:

@@ -654,6 +654,10 @@ class LocalMist(MistAPI):
             raise PermissionDenied(
                 "this instance requires two-factor authentication: enable it first with `mist 2fa enable`"
             )
+        if caller.token_project_id is not None and rule.on == "self" and operation != "auth.whoami":
+            raise PermissionDenied(
+                "a token bound to one project cannot manage its owner's account, sessions or tokens"
+            )
         if caller.scope and not permissions.token_allows(caller.scope, operation):
             raise PermissionDenied(
                 f"this API token's scope ({caller.scope}) does not allow {operation}: use a token with a "
@@ -1167,10 +1171,10 @@ class _Env(Part, EnvAPI):
         project, _ = validate.app_ref(app_ref)
         role = await self.m.project_role(caller, project)
         allowed = permissions.at_least(role, permissions.ENV_REVEAL_ROLE, permissions.PROJECT_RANK)
-        if not allowed or (caller.scope == "read"):
+        if not allowed or caller.scope not in (None, "admin"):
             raise PermissionDenied(
                 f"secret values are shown only to developers and admins of project {project!r}"
-                + (" (and not to read-only API tokens)" if caller.scope == "read" else "")
+                + (" (and to admin-scoped API tokens, not read or deploy ones)" if caller.scope else "")
             )
 
     def _var(self, app_id: int, row: Any, reveal: bool) -> EnvVar:

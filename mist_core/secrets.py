@@ -55,6 +55,16 @@ SEALED: tuple[SealedColumn, ...] = (
     SealedColumn(
         "certificates", "key_sealed", ("id",), "cert:{id}:key", "key_sealed IS NOT NULL AND key_sealed != ''"
     ),
+    SealedColumn("git_providers", "token_sealed", ("id",), "provider:{id}:token", "token_sealed IS NOT NULL"),
+    SealedColumn("git_providers", "key_sealed", ("id",), "provider:{id}:key", "key_sealed IS NOT NULL"),
+    SealedColumn(
+        "git_providers", "secret_sealed", ("id",), "provider:{id}:secret", "secret_sealed IS NOT NULL"
+    ),
+    SealedColumn(
+        "app_sources", "token_sealed", ("app_id",), "source:{app_id}:token", "token_sealed IS NOT NULL"
+    ),
+    SealedColumn("app_sources", "key_sealed", ("app_id",), "source:{app_id}:key", "key_sealed IS NOT NULL"),
+    SealedColumn("app_sources", "secret_sealed", ("app_id",), "source:{app_id}:secret"),
 )
 
 

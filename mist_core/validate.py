@@ -779,8 +779,17 @@ def app_spec(spec: AppSpec, *, allowed_roots: Sequence[Path] = ()) -> AppSpec:
             raise _fail("volumes", f"two volumes are mounted at {v.path!r}: give each its own path")
         seen_names.add(v.name)
         seen_paths.add(v.path)
+    url = git_url(spec.git_url, allowed_roots=allowed_roots)
+    if url.startswith(("http://", "https://")) and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+        # The spec is shown to every viewer of the app and kept in plain text; a token belongs in the app's
+        # source, where it is sealed and never shown.
+        raise _fail(
+            "git_url",
+            "the git URL carries credentials: give the URL without them and the token with "
+            "`mist app source PROJECT/APP --token-stdin`",
+        )
     return AppSpec(
-        git_url=git_url(spec.git_url, allowed_roots=allowed_roots),
+        git_url=url,
         branch=git_ref(spec.branch, "branch"),
         dockerfile=None if spec.dockerfile is None else repo_path(spec.dockerfile, "dockerfile"),
         context=repo_path(spec.context, "context"),
