@@ -269,6 +269,19 @@ def _spec_fields(a: Namespace) -> dict[str, Any]:
 @command("app", "create")
 async def cmd_app_create(ctx: Context) -> int:
     a = ctx.args
+    if a.provider is not None:
+        from .sources import create_from_provider
+
+        app = await create_from_provider(ctx)
+        if ctx.out.json_mode:
+            ctx.out.data(app)
+        else:
+            ctx.out.line(
+                f"Created app {app.ref} from {a.repo} at git provider {a.provider}; "
+                f"deploy it with: mist deploy {app.ref}"
+            )
+            ctx.out.note(f"Its webhook and how pushes deploy: mist app source {app.ref}")
+        return EXIT_OK
     ref = app_ref(a.app)
     fields = _spec_fields(a)
     health = _health(a, HealthCheck())
@@ -389,11 +402,14 @@ def app_pairs(app: App) -> list[tuple[str, object]]:
 
 @command("app", "show")
 async def cmd_app_show(ctx: Context) -> int:
+    from .sources import webhook_url_of
+
     app = await ctx.api.apps.get(app_ref(ctx.args.app))
+    webhook_url = await webhook_url_of(ctx, app.ref)
     if ctx.out.json_mode:
-        ctx.out.data(app)
+        ctx.out.data({**app.model_dump(mode="json"), "webhook_url": webhook_url})
     else:
-        ctx.out.line(format_pairs(app_pairs(app)))
+        ctx.out.line(format_pairs([*app_pairs(app), ("Webhook", webhook_url)]))
     return EXIT_OK
 
 
@@ -1092,9 +1108,12 @@ async def cmd_settings_set(ctx: Context) -> int:
 
 async def call_handler(ctx: Context) -> int:
     """Run the handler the parsed command names."""
-    from . import accounts  # noqa: F401  (registers the account commands)
+    from . import accounts, sources  # noqa: F401  (register their commands)
 
-    handler = HANDLERS[(ctx.args.command, getattr(ctx.args, "subcommand", None))]
+    sub = getattr(ctx.args, "subcommand", None)
+    if getattr(ctx.args, "subaction", None):
+        sub = f"{sub} {ctx.args.subaction}"  # ``git provider add`` is registered as ("git", "provider add")
+    handler = HANDLERS[(ctx.args.command, sub)]
     try:
         return await handler(ctx)
     except ValidationError as err:

@@ -11,11 +11,12 @@ import re
 from importlib import metadata
 from typing import Any, NoReturn, get_args
 
-from ..models import ProjectRole, Role, TokenScope
+from ..models import ProjectRole, ProviderKind, Role, TokenScope
 
 ROLES = list(get_args(Role))
 PROJECT_ROLES = list(get_args(ProjectRole))
 TOKEN_SCOPES = list(get_args(TokenScope))
+PROVIDER_KINDS = list(get_args(ProviderKind))
 
 GLOBAL_DEFAULTS: dict[str, object] = {"host": None, "embedded": False, "data": None, "json": False}
 
@@ -33,7 +34,7 @@ COMMANDS: dict[str, list[str]] = {
     "session": ["list", "revoke"],
     "token": ["create", "list", "revoke"],
     "project": ["create", "list", "show", "rename", "tag", "delete"],
-    "app": ["create", "list", "show", "set", "delete"],
+    "app": ["create", "list", "show", "set", "delete", "deploy-key", "source"],
     "env": ["set", "list", "unset", "import", "export"],
     "deploy": [],
     "rollback": [],
@@ -46,6 +47,9 @@ COMMANDS: dict[str, list[str]] = {
     "stop": [],
     "restart": [],
     "metrics": [],
+    "git": ["provider", "repos", "branches"],
+    "webhooks": [],
+    "previews": [],
     "domain": ["add", "set", "remove", "list"],
     "cert": ["status", "renew", "upload"],
     "proxy": ["status", "install", "reload"],
@@ -56,6 +60,9 @@ COMMANDS: dict[str, list[str]] = {
     "completion": ["bash", "zsh"],
     "daemon": [],
 }
+
+# Commands one level further down: ``mist git provider add``.
+ACTIONS: dict[tuple[str, str], list[str]] = {("git", "provider"): ["add", "list", "remove"]}
 
 CLEARABLE_FIELDS = (
     "dockerfile",
@@ -94,11 +101,16 @@ class MistArgumentParser(argparse.ArgumentParser):
     def _field_of(self, message: str) -> str | None:
         """The API field name of the argument a message is about: ``--git`` -> ``git_url``."""
         if match := _ARGUMENT.match(message):
-            names = match.group(1).split("/")
+            text = match.group(1)
         elif match := _REQUIRED.match(message):
-            names = match.group(1).split(",")[0].strip().split("/")
+            text = match.group(1).split(",")[0].strip()
         else:
             return None
+        # A metavar may hold a slash itself (PROJECT/APP, OWNER/NAME): match it whole first.
+        for action in self._actions:
+            if action.metavar == text:
+                return action.dest
+        names = text.split("/")
         for action in self._actions:
             if set(names) & set(action.option_strings) or (action.metavar in names or action.dest in names):
                 return action.dest
@@ -138,7 +150,18 @@ def _global_options() -> argparse.ArgumentParser:
 def _app_spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
     """The options shared by ``app create`` and ``app set``; ``set`` only changes what is given."""
     src = p.add_argument_group("source")
-    src.add_argument("--git", dest="git_url", required=create, metavar="URL", help="git repository URL")
+    if create:
+        where = src.add_mutually_exclusive_group()
+        where.add_argument("--git", dest="git_url", metavar="URL", help="git repository URL")
+        where.add_argument(
+            "--provider", metavar="P", help="or a repository of git provider P (see mist git provider list)"
+        )
+        src.add_argument(
+            "--repo", metavar="OWNER/NAME", help="the repository at --provider (see mist git repos P)"
+        )
+        p.set_defaults(_check=lambda args: _check_app_create(p, args))
+    else:
+        src.add_argument("--git", dest="git_url", metavar="URL", help="git repository URL")
     src.add_argument("--branch", metavar="B", help="branch deployed by default (default: main)")
     src.add_argument("--dockerfile", metavar="PATH", help="Dockerfile inside the repository")
     src.add_argument("--context", metavar="DIR", help="build context inside the repository (default: .)")
@@ -189,6 +212,16 @@ def _app_spec_options(p: argparse.ArgumentParser, *, create: bool) -> None:
             metavar="FIELD",
             help=f"reset a field to its default (repeatable): {', '.join(CLEARABLE_FIELDS)}",
         )
+
+
+def _check_app_create(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``app create`` needs a repository: ``--git URL``, or ``--provider`` with ``--repo``."""
+    if args.provider is not None and args.repo is None:
+        p.error("argument --repo: --provider needs the repository as well: --repo OWNER/NAME")
+    if args.repo is not None and args.provider is None:
+        p.error("argument --provider: --repo needs the git provider it is at: --provider P")
+    if args.git_url is None and args.provider is None:
+        p.error("argument --git: give the repository: --git URL, or --provider P --repo OWNER/NAME")
 
 
 WWW_CHOICES = {"redirect-to-apex": "to-apex", "redirect-to-www": "to-www", "none": ""}
@@ -374,6 +407,128 @@ def _account_commands(commands: argparse._SubParsersAction, command: Any, subcom
     p.add_argument("id", type=int, metavar="ID")
 
 
+def _git_commands(commands: argparse._SubParsersAction, command: Any, subcommands: Any) -> None:
+    """Git providers and what they hold, webhook deliveries and preview environments."""
+    git = subcommands(command(commands, "git", "git providers: GitHub Apps, GitLab, Gitea"), "subcommand")
+    provider = command(git, "provider", "add, list or remove git providers")
+    actions = provider.add_subparsers(
+        dest="subaction", metavar="ACTION", required=True, parser_class=MistArgumentParser
+    )
+    p = command(
+        actions,
+        "add",
+        "add a GitLab or Gitea account by token, a GitHub App by id and key, or create a GitHub App",
+    )
+    p.add_argument("name", metavar="NAME", help="the name apps and commands use for it")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--kind", choices=PROVIDER_KINDS, help="github (an existing App), gitlab or gitea")
+    how.add_argument(
+        "--github-manifest",
+        action="store_true",
+        help="create a new GitHub App from Mist's manifest, in your browser",
+    )
+    p.add_argument(
+        "--url", metavar="URL", help="web address of the host (default for GitHub: https://github.com)"
+    )
+    p.add_argument("--api-url", metavar="URL", help="API address, when it is not derived from --url")
+    p.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="gitlab, gitea: read the access token from stdin (first line); else it is asked for",
+    )
+    p.add_argument("--app-id", type=int, metavar="N", help="github: the App's id")
+    p.add_argument("--private-key-file", metavar="PEM", help="github: the App's private key (PEM file)")
+    p.add_argument(
+        "--webhook-secret-stdin",
+        action="store_true",
+        help="github: read the App's webhook secret from stdin (first line); else it is asked for",
+    )
+    p.add_argument(
+        "--installation-id", type=int, metavar="N", help="github: which installation (default: the first)"
+    )
+    p.add_argument(
+        "--organization", metavar="ORG", help="--github-manifest: create the App in this organization"
+    )
+    command(actions, "list", "list git providers")
+    p = command(actions, "remove", "forget a git provider (refused while apps use it)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = command(git, "repos", "list the repositories a provider gives Mist access to")
+    p.add_argument("provider", metavar="PROVIDER")
+    p = command(git, "branches", "list a repository's branches")
+    p.add_argument("provider", metavar="PROVIDER")
+    p.add_argument("repo", metavar="OWNER/NAME")
+
+    p = command(commands, "webhooks", "list an app's webhook deliveries and what Mist did with each")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--limit", "-n", type=int, default=20, metavar="N", help="the latest N (default 20)")
+    p = command(commands, "previews", "list an app's preview environments (one per pull request)")
+    p.add_argument("app", metavar="PROJECT/APP")
+
+
+def _app_source_commands(app: argparse._SubParsersAction, command: Any) -> None:
+    """``app deploy-key`` and ``app source``: how Mist reaches an app's repository and hears its pushes."""
+    p = command(
+        app, "deploy-key", "show the app's ssh deploy key (made on first use) to add to the repository"
+    )
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("--regenerate", action="store_true", help="replace the key with a new one")
+
+    p = command(app, "source", "show or change how Mist reaches the app's repository and hears its pushes")
+    p.add_argument("app", metavar="PROJECT/APP")
+    auth = p.add_argument_group("credentials")
+    token = auth.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-stdin", action="store_true", help="read an https access token from stdin (first line)"
+    )
+    token.add_argument("--no-token", action="store_true", help="remove the https access token")
+    link = auth.add_mutually_exclusive_group()
+    link.add_argument("--provider", metavar="P", help="fetch through git provider P (with --repo)")
+    link.add_argument("--unlink", action="store_true", help="stop using the git provider")
+    auth.add_argument("--repo", metavar="OWNER/NAME", help="the repository at --provider")
+    auth.add_argument(
+        "--forget-host-keys", action="store_true", help="trust the ssh host key again on the next fetch"
+    )
+    hooks = p.add_argument_group("webhooks")
+    hooks.add_argument(
+        "--webhook-kind", choices=PROVIDER_KINDS, help="how deliveries to the app's webhook are signed"
+    )
+    hooks.add_argument("--new-webhook-secret", action="store_true", help="replace the webhook secret")
+    _switch(hooks, "deploy-on-push", "deploy_on_push", "deploy a push to the app's branch", "ignore pushes")
+    _switch(hooks, "deploy-tags", "deploy_tags", "also deploy pushed tags", "ignore pushed tags")
+    previews = p.add_argument_group("preview environments")
+    _switch(previews, "previews", "previews", "deploy each pull request as a preview", "no previews")
+    previews.add_argument("--preview-limit", type=int, metavar="N", help="live previews at once (1-50)")
+    previews.add_argument(
+        "--preview-domain", metavar="PATTERN", help="domain of a preview: pr-{number}.{app_domain}"
+    )
+    previews.add_argument(
+        "--preview-env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a variable previews get instead of the app's (repeatable)",
+    )
+    previews.add_argument(
+        "--preview-env-unset", action="append", metavar="KEY", help="drop a preview variable (repeatable)"
+    )
+    p.add_argument("--reveal", action="store_true", help="show the webhook secret")
+    p.set_defaults(_check=lambda args: _check_app_source(p, args))
+
+
+def _switch(group: Any, name: str, dest: str, on: str, off: str) -> None:
+    """``--NAME`` / ``--no-NAME``, None when neither is given."""
+    both = group.add_mutually_exclusive_group()
+    both.add_argument(f"--{name}", dest=dest, action="store_const", const=True, help=on)
+    both.add_argument(f"--no-{name}", dest=dest, action="store_const", const=False, help=off)
+
+
+def _check_app_source(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.provider is not None and args.repo is None:
+        p.error("argument --repo: --provider needs the repository as well: --repo OWNER/NAME")
+    if args.repo is not None and args.provider is None:
+        p.error("argument --provider: --repo needs the git provider it is at: --provider P")
+
+
 def _version() -> str:
     try:
         return metadata.version("mist")
@@ -439,6 +594,7 @@ def build_parser() -> MistArgumentParser:
     p = command(app, "delete", "stop and remove an app")
     p.add_argument("app", metavar="PROJECT/APP")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    _app_source_commands(app, command)
 
     # ------------------------------------------------------------------ env
     env = subcommands(command(commands, "env", "manage an app's environment variables"), "subcommand")
@@ -503,6 +659,9 @@ def build_parser() -> MistArgumentParser:
         p.add_argument("app", metavar="PROJECT/APP")
     p = command(commands, "metrics", "show server and container usage")
     p.add_argument("--follow", "-f", action="store_true", help="print a sample at every tick")
+
+    # ------------------------------------------------------------------ git providers, webhooks, previews
+    _git_commands(commands, command, subcommands)
 
     # ------------------------------------------------------------------ domains, certificates, proxy
     domain = subcommands(command(commands, "domain", "manage the domains an app answers to"), "subcommand")
@@ -569,6 +728,9 @@ def build_parser() -> MistArgumentParser:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse a command line, with the connection options filled in wherever they were given."""
     args = build_parser().parse_args(argv)
+    check = vars(args).pop("_check", None)
+    if check is not None:
+        check(args)
     for key, default in GLOBAL_DEFAULTS.items():
         if not hasattr(args, key):
             setattr(args, key, default)

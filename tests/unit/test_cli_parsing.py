@@ -3,9 +3,14 @@ formatting, exit codes; and what a few commands print, driven by an in-memory st
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import json
+import re
+import shlex
+import shutil
+import subprocess
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -25,7 +30,7 @@ from mist_core.cli.format import (
     split_app_ref,
 )
 from mist_core.cli.output import exit_code_for
-from mist_core.cli.parser import COMMANDS, UsageError, first_command, parse_args
+from mist_core.cli.parser import ACTIONS, COMMANDS, UsageError, build_parser, first_command, parse_args
 from mist_core.cli.trust import fingerprints_match
 from mist_core.errors import (
     Conflict,
@@ -44,24 +49,36 @@ from mist_core.models import (
     MASK,
     ApiToken,
     ApiTokenCreated,
+    App,
+    AppSource,
+    AppSpec,
     AuditEntry,
+    BranchInfo,
     Certificate,
     Deployment,
     DeploymentState,
     Domain,
     DomainSettings,
     EnvVar,
+    GitProvider,
+    GitProviderSpec,
     Invite,
     InviteCreated,
     KeyRotation,
     LogLine,
+    ManifestStart,
     Page,
+    Preview,
+    PreviewSettings,
     ProxyStatus,
     RecoveryCodes,
+    RepoInfo,
     Session,
     SessionInfo,
+    SourceChanges,
     TotpSetup,
     User,
+    WebhookDelivery,
 )
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -257,6 +274,89 @@ PARSES = [
         "audit --since 2d --until 2024-05-01 --jsonl",
         {"since": "2d", "until": "2024-05-01", "jsonl": True, "limit": None},
     ),
+    (
+        "app create shop/web --provider tea --repo acme/web --port 8080",
+        {"provider": "tea", "repo": "acme/web", "git_url": None, "port": 8080},
+    ),
+    ("app deploy-key shop/web", {"subcommand": "deploy-key", "app": "shop/web", "regenerate": False}),
+    ("app deploy-key shop/web --regenerate", {"regenerate": True}),
+    (
+        "app source shop/web",
+        {
+            "subcommand": "source",
+            "token_stdin": False,
+            "no_token": False,
+            "provider": None,
+            "unlink": False,
+            "deploy_on_push": None,
+            "deploy_tags": None,
+            "previews": None,
+            "preview_env": None,
+            "reveal": False,
+        },
+    ),
+    (
+        "app source shop/web --token-stdin --provider tea --repo acme/web --webhook-kind gitea "
+        "--no-deploy-on-push --deploy-tags --previews --preview-limit 2 --preview-domain pr-{number}.x.dev "
+        "--preview-env A=1 --preview-env B=2 --preview-env-unset C --forget-host-keys --new-webhook-secret --reveal",
+        {
+            "token_stdin": True,
+            "provider": "tea",
+            "repo": "acme/web",
+            "webhook_kind": "gitea",
+            "deploy_on_push": False,
+            "deploy_tags": True,
+            "previews": True,
+            "preview_limit": 2,
+            "preview_domain": "pr-{number}.x.dev",
+            "preview_env": ["A=1", "B=2"],
+            "preview_env_unset": ["C"],
+            "forget_host_keys": True,
+            "new_webhook_secret": True,
+            "reveal": True,
+        },
+    ),
+    (
+        "app source shop/web --no-token --unlink --deploy-on-push --no-deploy-tags --no-previews",
+        {"no_token": True, "unlink": True, "deploy_on_push": True, "deploy_tags": False, "previews": False},
+    ),
+    (
+        "git provider add tea --kind gitea --url https://tea.example.com --api-url https://api.example.com "
+        "--token-stdin",
+        {
+            "command": "git",
+            "subcommand": "provider",
+            "subaction": "add",
+            "name": "tea",
+            "kind": "gitea",
+            "url": "https://tea.example.com",
+            "api_url": "https://api.example.com",
+            "token_stdin": True,
+            "github_manifest": False,
+        },
+    ),
+    (
+        "git provider add gh --kind github --app-id 12 --private-key-file app.pem --webhook-secret-stdin "
+        "--installation-id 7 --url https://github.example.com",
+        {
+            "kind": "github",
+            "app_id": 12,
+            "private_key_file": "app.pem",
+            "webhook_secret_stdin": True,
+            "installation_id": 7,
+        },
+    ),
+    (
+        "git provider add gh --github-manifest --organization acme",
+        {"github_manifest": True, "kind": None, "organization": "acme", "url": None},
+    ),
+    ("git provider list", {"subcommand": "provider", "subaction": "list"}),
+    ("git provider remove tea -y", {"subaction": "remove", "name": "tea", "yes": True}),
+    ("git repos tea", {"subcommand": "repos", "provider": "tea"}),
+    ("git branches tea acme/web", {"subcommand": "branches", "provider": "tea", "repo": "acme/web"}),
+    ("webhooks shop/web -n 5", {"command": "webhooks", "app": "shop/web", "limit": 5}),
+    ("webhooks shop/web", {"limit": 20}),
+    ("previews shop/web", {"command": "previews", "app": "shop/web"}),
     ("completion zsh", {"command": "completion", "shell": "zsh"}),
     ("completion bash", {"command": "completion", "shell": "bash"}),
 ]
@@ -281,6 +381,13 @@ def test_every_listed_command_and_subcommand_has_a_parse_case() -> None:
                 assert (name, sub) in covered, f"{name} {sub}"
         else:
             assert any(c[0] == name for c in covered), name
+
+
+def test_every_action_of_a_subcommand_has_a_parse_case() -> None:
+    covered = {tuple(line.split()[:3]) for line, _ in PARSES}
+    for (name, sub), actions in ACTIONS.items():
+        for action in actions:
+            assert (name, sub, action) in covered, f"{name} {sub} {action}"
 
 
 @pytest.mark.parametrize(
@@ -335,6 +442,24 @@ def test_connection_options_default_when_not_given() -> None:
         (["session", "list", "--user", "bob", "--all"], "all"),
         (["session", "revoke", "latest"], "id"),
         (["login", "--password", "hunter2"], None),
+        (["app", "create", "shop/web", "--provider", "tea"], "repo"),
+        (["app", "create", "shop/web", "--repo", "acme/web"], "provider"),
+        (["app", "create", "shop/web", "--git", "u", "--provider", "tea", "--repo", "acme/web"], "provider"),
+        (["app", "source", "shop/web", "--provider", "tea"], "repo"),
+        (["app", "source", "shop/web", "--repo", "acme/web"], "provider"),
+        (["app", "source", "shop/web", "--provider", "tea", "--unlink"], "unlink"),
+        (["app", "source", "shop/web", "--token-stdin", "--no-token"], "no_token"),
+        (["app", "source", "shop/web", "--previews", "--no-previews"], "previews"),
+        (["app", "source", "shop/web", "--webhook-kind", "bitbucket"], "webhook_kind"),
+        (["app", "source", "shop/web", "--preview-limit", "many"], "preview_limit"),
+        (["app", "source", "shop/web", "--token", "glpat-123"], None),
+        (["git", "provider", "add", "tea"], None),
+        (["git", "provider", "add", "tea", "--kind", "bitbucket"], "kind"),
+        (["git", "provider", "add", "gh", "--kind", "github", "--github-manifest"], "github_manifest"),
+        (["git", "provider", "add", "tea", "--kind", "gitea", "--token", "abc"], None),
+        (["git", "provider"], "subaction"),
+        (["git", "branches", "tea"], "repo"),
+        (["webhooks", "shop/web", "--limit", "all"], "limit"),
     ],
 )
 def test_malformed_command_lines_name_the_field(argv: list[str], field: str) -> None:
@@ -1327,3 +1452,494 @@ def test_a_remote_session_about_to_expire_is_renewed_before_the_command(
             "username": "bob",
             "certificate": "PEM",
         }
+
+
+# ---------------------------------------------------------------------------------------------- git providers
+
+
+def _provider(name: str = "tea", kind: str = "gitea", **fields: object) -> GitProvider:
+    base: dict[str, object] = {
+        "id": 1,
+        "name": name,
+        "kind": kind,
+        "url": "https://tea.example.com",
+        "api_url": "https://tea.example.com",
+        "created_at": NOW,
+    }
+    return GitProvider(**{**base, **fields})  # type: ignore[arg-type]
+
+
+def _git_api(calls: list[tuple], repos: list[RepoInfo] | None = None) -> _Api:
+    async def add_provider(spec: GitProviderSpec) -> GitProvider:
+        calls.append(("add", spec))
+        return _provider(spec.name, spec.kind, installation_id=spec.installation_id)
+
+    async def github_manifest(name: str, *, url: str = "https://github.com", organization: str | None = None):
+        calls.append(("manifest", name, url, organization))
+        return ManifestStart(name=name, url="https://mist.example.com/hooks/github/manifest/st", state="st")
+
+    async def providers() -> list[GitProvider]:
+        return [_provider(), _provider("gh", "github", app_slug="mist-acme", installation_id=77)]
+
+    async def remove_provider(name: str) -> None:
+        calls.append(("remove", name))
+
+    async def repos_(provider: str) -> list[RepoInfo]:
+        return repos or []
+
+    async def branches(provider: str, repo: str) -> list[BranchInfo]:
+        calls.append(("branches", provider, repo))
+        return [BranchInfo(name="main", sha="a" * 40), BranchInfo(name="feature/x", sha="b" * 40)]
+
+    return _Api(
+        git=SimpleNamespace(
+            add_provider=add_provider,
+            github_manifest=github_manifest,
+            providers=providers,
+            remove_provider=remove_provider,
+            repos=repos_,
+            branches=branches,
+        )
+    )
+
+
+def test_provider_add_reads_the_token_from_stdin_and_never_prints_it() -> None:
+    calls: list[tuple] = []
+    argv = ["git", "provider", "add", "tea", "--kind", "gitea", "--url", "https://tea.example.com"]
+    code, out, err = _run([*argv, "--token-stdin"], _git_api(calls), stdin="tok-123\n")
+    assert code == 0, err
+    spec = calls[0][1]
+    assert (spec.kind, spec.url, spec.token) == ("gitea", "https://tea.example.com", "tok-123")
+    assert "Added gitea provider tea" in out
+    assert "tok-123" not in out + err
+    assert "mist git repos tea" in err
+
+
+def test_provider_add_without_a_token_or_a_terminal_names_the_option() -> None:
+    calls: list[tuple] = []
+    argv = ["git", "provider", "add", "tea", "--kind", "gitea", "--url", "https://tea.example.com"]
+    code, _, err = _run(argv, _git_api(calls))
+    assert code == 2 and calls == []
+    assert "--token-stdin" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--kind", "gitlab", "--token-stdin"], ["--url"]),
+        (["--kind", "gitea", "--url", "https://t.example.com", "--app-id", "3"], ["--app-id", "GitHub App"]),
+        (["--kind", "github", "--private-key-file", "k.pem"], ["--app-id"]),
+        (["--kind", "github", "--app-id", "3"], ["--private-key-file"]),
+        (["--kind", "gitea", "--url", "https://t.example.com", "--organization", "x"], ["--github-manifest"]),
+        (["--github-manifest", "--app-id", "3"], ["--app-id", "--github-manifest"]),
+    ],
+)
+def test_provider_add_refuses_options_that_do_not_fit_the_kind(argv: list[str], words: list[str]) -> None:
+    calls: list[tuple] = []
+    code, _, err = _run(["git", "provider", "add", "p", *argv], _git_api(calls), stdin="tok\n")
+    assert code == 2 and calls == []
+    assert all(w in err for w in words), err
+
+
+def test_provider_add_github_reads_the_key_file_and_the_webhook_secret(tmp_path) -> None:
+    calls: list[tuple] = []
+    pem = tmp_path / "app.pem"
+    pem.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n")
+    argv = ["git", "provider", "add", "gh", "--kind", "github", "--app-id", "12"]
+    argv += ["--private-key-file", str(pem), "--webhook-secret-stdin", "--installation-id", "7"]
+    code, out, err = _run(argv, _git_api(calls), stdin="hook-secret\n")
+    assert code == 0, err
+    spec = calls[0][1]
+    assert (spec.app_id, spec.installation_id, spec.webhook_secret) == (12, 7, "hook-secret")
+    assert spec.private_key == pem.read_text() and spec.token is None
+    assert "hook-secret" not in out + err and "MIIE" not in out + err
+    (tmp_path / "notes.txt").write_text("no key here")
+    argv[argv.index(str(pem))] = str(tmp_path / "notes.txt")
+    code, _, err = _run(argv, _git_api(calls), stdin="hook-secret\n")
+    assert code == 2 and "holds no private key" in err
+
+
+def test_provider_add_github_manifest_prints_the_address_to_open() -> None:
+    calls: list[tuple] = []
+    argv = ["git", "provider", "add", "gh", "--github-manifest", "--organization", "acme"]
+    code, out, err = _run(argv, _git_api(calls))
+    assert code == 0, err
+    assert calls == [("manifest", "gh", "https://github.com", "acme")]
+    assert out == "https://mist.example.com/hooks/github/manifest/st\n"
+    assert "browser" in err and "mist git provider list" in err
+    code, out, _ = _run([*argv, "--json"], _git_api(calls))
+    assert json.loads(out)["url"] == "https://mist.example.com/hooks/github/manifest/st"
+
+
+def test_provider_list_and_remove() -> None:
+    calls: list[tuple] = []
+    code, out, _ = _run(["git", "provider", "list"], _git_api(calls))
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "URL", "APP", "INSTALLATION", "WEBHOOK", "AGE"]
+    assert lines[2].split()[:5] == ["gh", "github", "https://tea.example.com", "mist-acme", "77"]
+    code, _, err = _run(["git", "provider", "remove", "tea"], _git_api(calls))
+    assert code == 2 and "--yes" in err and calls == []
+    code, out, _ = _run(["git", "provider", "remove", "tea", "--yes"], _git_api(calls))
+    assert code == 0 and calls == [("remove", "tea")] and "Removed git provider tea" in out
+
+
+def test_repos_and_branches_are_tables() -> None:
+    calls: list[tuple] = []
+    repos = [RepoInfo(full_name="acme/web", clone_url="https://tea.example.com/acme/web.git", private=True)]
+    code, out, _ = _run(["git", "repos", "tea"], _git_api(calls, repos))
+    assert out.splitlines()[0].split() == ["REPO", "DEFAULT", "BRANCH", "PRIVATE", "CLONE", "URL"]
+    assert out.splitlines()[1].split() == ["acme/web", "main", "yes", "https://tea.example.com/acme/web.git"]
+    code, out, _ = _run(["git", "branches", "tea", "acme/web"], _git_api(calls))
+    assert code == 0 and calls == [("branches", "tea", "acme/web")]
+    assert out.splitlines()[2].split() == ["feature/x", "b" * 12]
+    code, out, _ = _run(["git", "branches", "tea", "acme/web", "--json"], _git_api(calls))
+    assert json.loads(out)[0] == {"name": "main", "sha": "a" * 40}
+
+
+# ---------------------------------------------------------------------------------------------- app sources
+
+
+def _app(ref: str = "shop/web", git_url: str = "https://tea.example.com/acme/web.git", **spec: object) -> App:
+    project, name = ref.split("/")
+    return App(
+        id=1,
+        project=project,
+        name=name,
+        spec=AppSpec(git_url=git_url, **spec),  # type: ignore[arg-type]
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def _apps_api(calls: list[tuple], source: AppSource, *, fail_link: bool = False) -> _Api:
+    created: dict[str, App] = {}
+
+    async def create(app_ref: str, spec: AppSpec) -> App:
+        calls.append(("create", app_ref, spec))
+        created[app_ref] = _app(app_ref, **spec.model_dump(exclude={"health", "volumes"}))
+        return created[app_ref]
+
+    async def get(app_ref: str) -> App:
+        return created.get(app_ref) or _app(app_ref)
+
+    async def delete(app_ref: str) -> None:
+        calls.append(("delete", app_ref))
+
+    async def set_source(app_ref: str, changes: SourceChanges) -> AppSource:
+        calls.append(("set_source", app_ref, changes))
+        if fail_link:
+            raise NotFound("there is no git provider 'tea': see `mist git provider list`", field="provider")
+        return source
+
+    async def source_(app_ref: str, *, reveal: bool = False) -> AppSource:
+        calls.append(("source", app_ref, reveal))
+        return source.model_copy(update={"webhook_secret": "s3cret-hook" if reveal else None})
+
+    async def deploy_key(app_ref: str, *, regenerate: bool = False) -> AppSource:
+        calls.append(("deploy_key", app_ref, regenerate))
+        return source
+
+    repos = [
+        RepoInfo(
+            full_name="acme/web", clone_url="https://tea.example.com/acme/web.git", default_branch="trunk"
+        )
+    ]
+    api = _git_api(calls, repos)
+    api.apps = SimpleNamespace(
+        create=create,
+        get=get,
+        delete=delete,
+        set_source=set_source,
+        source=source_,
+        deploy_key=deploy_key,
+    )
+    return api
+
+
+HOOK = "https://mist.example.com/hooks/abc"
+
+
+def test_app_create_from_a_provider_repo_uses_its_clone_url_and_links_it() -> None:
+    calls: list[tuple] = []
+    argv = ["app", "create", "shop/web", "--provider", "tea", "--repo", "ACME/web.git", "--port", "8080"]
+    code, out, err = _run(argv, _apps_api(calls, AppSource(webhook_url=HOOK)))
+    assert code == 0, err
+    create = calls[0]
+    assert create[0] == "create" and create[2].git_url == "https://tea.example.com/acme/web.git"
+    assert create[2].branch == "trunk" and create[2].port == 8080  # the repository's default branch
+    assert calls[1] == ("set_source", "shop/web", SourceChanges(provider="tea", repo="acme/web"))
+    assert "Created app shop/web" in out and "mist deploy shop/web" in out
+
+
+def test_app_create_from_an_unknown_repo_creates_nothing_and_says_where_to_look() -> None:
+    calls: list[tuple] = []
+    argv = ["app", "create", "shop/web", "--provider", "tea", "--repo", "acme/nope"]
+    code, _, err = _run(argv, _apps_api(calls, AppSource()))
+    assert code == 2 and calls == []
+    assert "acme/nope" in err and "mist git repos tea" in err
+
+
+def test_app_create_takes_the_app_back_when_linking_fails() -> None:
+    calls: list[tuple] = []
+    argv = ["app", "create", "shop/web", "--provider", "tea", "--repo", "acme/web", "--branch", "dev"]
+    code, _, err = _run(argv, _apps_api(calls, AppSource(), fail_link=True))
+    assert code == 2 and "mist git provider list" in err
+    assert calls[0][2].branch == "dev"
+    assert [c[0] for c in calls] == ["create", "set_source", "delete"]
+
+
+def _host_key_line() -> tuple[str, str]:
+    from mist_core.sources.keys import generate_deploy_key
+
+    key = generate_deploy_key("host")
+    kind, blob, _ = key.public_openssh.split()
+    return f"[git.example.com]:2222 {kind} {blob}", key.fingerprint
+
+
+def test_deploy_key_prints_the_key_alone_on_stdout_and_what_to_do_on_stderr() -> None:
+    calls: list[tuple] = []
+    known, fingerprint = _host_key_line()
+    source = AppSource(
+        auth="deploy_key",
+        deploy_key="ssh-ed25519 AAAAC3Nza mist-shop-web",
+        deploy_key_fingerprint="SHA256:abc",
+        known_hosts=known,
+    )
+    code, out, err = _run(["app", "deploy-key", "shop/web", "--regenerate"], _apps_api(calls, source))
+    assert code == 0, err
+    assert calls[0] == ("deploy_key", "shop/web", True)
+    assert out == "ssh-ed25519 AAAAC3Nza mist-shop-web\n"
+    assert "SHA256:abc" in err and "read access only" in err
+    assert f"[git.example.com]:2222  ssh-ed25519  {fingerprint}" in err
+    # The app fetches over https: the key would not be used until its URL is an ssh one.
+    assert "mist app set shop/web --git git@HOST:OWNER/NAME.git" in err
+    code, out, _ = _run(["app", "deploy-key", "shop/web", "--json"], _apps_api(calls, source))
+    assert json.loads(out)["deploy_key_fingerprint"] == "SHA256:abc"
+
+
+def test_app_source_without_options_shows_it_and_reveal_asks_for_the_secret() -> None:
+    calls: list[tuple] = []
+    source = AppSource(
+        auth="provider", provider="tea", repo="acme/web", webhook_kind="gitea", webhook_url=HOOK
+    )
+    code, out, err = _run(["app", "source", "shop/web"], _apps_api(calls, source))
+    assert code == 0, err
+    assert [c for c in calls if c[0] == "set_source"] == []
+    pairs = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    assert pairs["Auth"] == "git provider"
+    assert pairs["Webhook URL"] == HOOK
+    assert "hidden" in pairs["Webhook secret"] and "s3cret-hook" not in out
+    assert pairs["Deploy on push"] == "yes (branch main)"
+    code, out, _ = _run(["app", "source", "shop/web", "--reveal"], _apps_api(calls, source))
+    assert "s3cret-hook" in out and calls[-1] == ("source", "shop/web", True)
+    code, out, _ = _run(["app", "source", "shop/web", "--json"], _apps_api(calls, source))
+    assert json.loads(out)["webhook_url"] == HOOK and json.loads(out)["webhook_secret"] is None
+
+
+def test_app_source_without_a_public_url_says_how_to_get_a_webhook() -> None:
+    code, out, _ = _run(["app", "source", "shop/web"], _apps_api([], AppSource()))
+    assert "mist settings set public_url" in out
+
+
+def test_app_source_changes_only_what_is_given_and_merges_preview_settings() -> None:
+    calls: list[tuple] = []
+    current = AppSource(previews=PreviewSettings(enabled=False, limit=3, env={"KEEP": "1", "DROP": "2"}))
+    argv = ["app", "source", "shop/web", "--token-stdin", "--no-deploy-on-push", "--previews"]
+    argv += ["--preview-limit", "5", "--preview-env", "NEW=x=y", "--preview-env-unset", "DROP"]
+    argv += ["--webhook-kind", "gitlab", "--new-webhook-secret"]
+    code, out, err = _run(argv, _apps_api(calls, current), stdin="glpat-abc\n")
+    assert code == 0, err
+    changes = next(c[2] for c in calls if c[0] == "set_source")
+    assert changes == SourceChanges(
+        token="glpat-abc",
+        webhook_kind="gitlab",
+        deploy_on_push=False,
+        previews=PreviewSettings(enabled=True, limit=5, env={"KEEP": "1", "NEW": "x=y"}),
+        new_webhook_secret=True,
+    )
+    assert "glpat-abc" not in out + err
+    assert "Updated the source of shop/web" in err and "--reveal" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--no-token"], SourceChanges(token="")),
+        (["--unlink"], SourceChanges(provider="")),
+        (["--provider", "tea", "--repo", "acme/web"], SourceChanges(provider="tea", repo="acme/web")),
+        (["--forget-host-keys", "--deploy-tags"], SourceChanges(forget_known_hosts=True, deploy_tags=True)),
+    ],
+)
+def test_app_source_options_map_to_source_changes(argv: list[str], expected: SourceChanges) -> None:
+    calls: list[tuple] = []
+    code, _, err = _run(["app", "source", "shop/web", *argv], _apps_api(calls, AppSource()))
+    assert code == 0, err
+    assert [c[2] for c in calls if c[0] == "set_source"] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["--preview-limit", "0"], "--preview-limit"),
+        (["--preview-env", "not-an-assignment"], "KEY=VALUE"),
+        (["--token-stdin"], "token"),
+    ],
+)
+def test_app_source_refuses_bad_values_before_changing_anything(argv: list[str], word: str) -> None:
+    calls: list[tuple] = []
+    code, _, err = _run(["app", "source", "shop/web", *argv], _apps_api(calls, AppSource()), stdin="\n")
+    assert code == 2 and word in err
+    assert [c for c in calls if c[0] == "set_source"] == []
+
+
+def test_app_show_adds_the_webhook_url() -> None:
+    calls: list[tuple] = []
+    api = _apps_api(calls, AppSource(webhook_url=HOOK))
+    code, out, _ = _run(["app", "show", "shop/web"], api)
+    assert code == 0
+    assert out.splitlines()[0].split() == ["App", "shop/web"]
+    assert out.splitlines()[-1].split() == ["Webhook", HOOK]
+    code, out, _ = _run(["app", "show", "shop/web", "--json"], api)
+    doc = json.loads(out)
+    assert doc["webhook_url"] == HOOK and doc["spec"]["git_url"] == "https://tea.example.com/acme/web.git"
+
+
+def test_app_show_works_for_someone_who_may_not_see_the_source() -> None:
+    api = _apps_api([], AppSource())
+
+    async def refused(app_ref: str, *, reveal: bool = False) -> AppSource:
+        raise PermissionDenied("you may not see the source of shop/web")
+
+    api.apps.source = refused
+    code, out, _ = _run(["app", "show", "shop/web"], api)
+    assert code == 0 and out.splitlines()[-1].split() == ["Webhook", "-"]
+
+
+# ---------------------------------------------------------------------------------------------- deliveries
+
+
+def test_webhooks_is_a_table_of_deliveries_with_what_was_done() -> None:
+    seen = []
+
+    async def list_(app_ref: str, *, limit: int = 50) -> list[WebhookDelivery]:
+        seen.append(limit)
+        return [
+            WebhookDelivery(
+                id=2, event="push", received_at=NOW, outcome="deployed", reason="queued deployment 9",
+                ref="refs/heads/main", sha="c" * 40, deployment_id=9,
+            ),
+            WebhookDelivery(
+                id=1, event="pull_request", received_at=NOW, outcome="refused",
+                reason="the signature does not match", pr_number=7, ref="feature/x",
+            ),
+        ]  # fmt: skip
+
+    code, out, _ = _run(["webhooks", "shop/web", "-n", "5"], _Api(webhooks=SimpleNamespace(list=list_)))
+    assert code == 0 and seen == [5]
+    lines = out.splitlines()
+    assert lines[0].split() == ["TIME", "EVENT", "OUTCOME", "REF", "COMMIT", "DEPLOYMENT", "REASON"]
+    assert lines[1].split()[2:] == ["push", "deployed", "main", "c" * 8, "9", "queued", "deployment", "9"]
+    assert "PR #7 (feature/x)" in lines[2] and lines[2].endswith("the signature does not match")
+    code, _, err = _run(["webhooks", "shop/web", "-n", "0"], _Api(webhooks=SimpleNamespace(list=list_)))
+    assert code == 2 and "--limit" in err
+
+
+def test_previews_is_a_table_of_pull_requests_and_their_apps() -> None:
+    async def list_(app_ref: str) -> list[Preview]:
+        return [
+            Preview(
+                app="shop/web-pr-7", parent="shop/web", number=7, head_ref="feature/x", head_sha="d" * 40,
+                url="https://pr-7.shop.example.com", created_at=NOW, updated_at=NOW,
+            )
+        ]  # fmt: skip
+
+    code, out, _ = _run(["previews", "shop/web"], _Api(previews=SimpleNamespace(list=list_)))
+    assert code == 0
+    assert out.splitlines()[0].split() == ["PR", "APP", "HEAD", "URL", "UPDATED"]
+    assert out.splitlines()[1].split()[:5] == [
+        "7",
+        "shop/web-pr-7",
+        "feature/x",
+        "d" * 8,
+        "https://pr-7.shop.example.com",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------- completions
+
+
+def _completion_scripts() -> dict[str, str]:
+    from mist_core.cli.entry import completion_script
+
+    return {shell: completion_script(shell) for shell in ("bash", "zsh")}
+
+
+def _grammar() -> list[tuple[list[str], argparse.ArgumentParser]]:
+    """Every parser of the command line with the words that reach it."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        found.append((path, parser))
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_completion_scripts_know_every_command_and_subcommand() -> None:
+    scripts = _completion_scripts()
+    bash_commands = re.search(r'local commands="([^"]*)"', scripts["bash"])
+    assert bash_commands is not None
+    zsh_commands = set(re.findall(r"^\s*'([\w-]+):", scripts["zsh"], re.MULTILINE))
+    for path, _parser in _grammar():
+        if len(path) == 1:
+            assert path[0] in bash_commands.group(1).split(), f"bash: {path[0]}"
+            assert path[0] in zsh_commands, f"zsh: {path[0]}"
+        elif len(path) > 1:
+            # A sub-command is offered in a list of the words of its level, in both scripts.
+            parent = next(p for words, p in _grammar() if words == path[:-1])
+            names = next(a for a in parent._actions if isinstance(a, argparse._SubParsersAction)).choices
+            words = " ".join(names)
+            assert words in scripts["bash"], f"bash: {' '.join(path[:-1])} -> {words}"
+            assert words in scripts["zsh"], f"zsh: {' '.join(path[:-1])} -> {words}"
+
+
+def test_completion_scripts_know_every_option() -> None:
+    scripts = _completion_scripts()
+    for path, parser in _grammar():
+        for action in parser._actions:
+            for option in action.option_strings:
+                if not option.startswith("--") or option in ("--help", "--version"):
+                    continue
+                pattern = re.compile(rf"(?<![\w-]){re.escape(option)}(?![\w-])")
+                for shell, text in scripts.items():
+                    assert pattern.search(text), f"{shell}: mist {' '.join(path)} {option}"
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+@pytest.mark.parametrize(
+    ("words", "offered"),
+    [
+        (["mist", "gi"], ["git"]),
+        (["mist", "git", ""], ["provider", "repos", "branches"]),
+        (["mist", "git", "provider", ""], ["add", "list", "remove"]),
+        (["mist", "git", "provider", "add", "gh", "--kind", ""], ["github", "gitlab", "gitea"]),
+        (["mist", "app", "source", "shop/web", "--no-de"], ["--no-deploy-on-push", "--no-deploy-tags"]),
+        (["mist", "audit", "--j"], ["--json", "--jsonl"]),
+        (["mist", "token", "create", "ci", "--scope", ""], ["read", "deploy", "admin"]),
+    ],
+)
+def test_bash_completion_offers_the_next_words(words: list[str], offered: list[str]) -> None:
+    from mist_core.cli.entry import COMPLETIONS_DIR
+
+    script = (
+        f"source {shlex.quote(str(COMPLETIONS_DIR / 'mist.bash'))}\n"
+        f"COMP_WORDS=({' '.join(shlex.quote(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        '_mist; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    result = subprocess.run(["bash", "--norc", "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == offered
