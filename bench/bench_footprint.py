@@ -1,5 +1,6 @@
 """What an idle ``mistd`` costs with 100 live apps: resident memory and CPU over a minute, beside a bare
-``asyncio.sleep`` Python process measured over the same minute, and the memory cost of importing the core.
+``asyncio.sleep`` Python process measured over the same minute, and the memory cost of importing the core
+and everything the daemon imports.
 
     .venv/bin/python bench/bench_footprint.py [--apps 100] [--window 60] [--phases 5,3600]
 
@@ -39,6 +40,8 @@ from images import busybox_image
 from mist_core.client import RemoteMist
 from mist_core.models import AppSpec, HealthCheck
 
+# What a running daemon has imported: the core, the HTTP API and the daemon itself.
+DAEMON_IMPORTS = "import mist_core.daemon, mist_core.local, mist_core.server.app"
 IDLE_BEFORE = 10.0  # seconds of rest after the deploys (or a restart) before measuring
 SAMPLE_EVERY = 1.0
 MB = 1024 * 1024
@@ -219,11 +222,17 @@ async def bench(apps: int, window: float, intervals: list[float], tmp: Path) -> 
 
     bare_rss = import_rss("pass")
     core_rss = import_rss("import mist_core.local")
-    report(results, bare_rss, core_rss, apps, window)
+    daemon_rss = import_rss(DAEMON_IMPORTS)
+    report(results, bare_rss, core_rss, daemon_rss, apps, window)
 
 
 def report(
-    results: list[tuple[str, list[Footprint]]], bare_rss: float, core_rss: float, apps: int, window: float
+    results: list[tuple[str, list[Footprint]]],
+    bare_rss: float,
+    core_rss: float,
+    daemon_rss: float,
+    apps: int,
+    window: float,
 ) -> None:
     rows = []
     for label, figures in results:
@@ -245,6 +254,7 @@ def report(
             [
                 ["python -c pass", f"{bare_rss:.1f}"],
                 ["python -c 'import mist_core.local'", f"{core_rss:.1f}"],
+                ["everything mistd imports (core, API server, daemon)", f"{daemon_rss:.1f}"],
             ],
         )
     )

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -68,11 +69,14 @@ class MetricsSampler:
         self.engine = engine
         self.interval = interval
         self.disk_path = disk_path
-        # The history is kept as (time, JSON) pairs: with 100 containers, 180 samples as pydantic objects take
-        # about 22 MB, as JSON under 3 MB. It is read rarely (a metrics screen opening), so parsing then is cheap.
-        self._history: deque[tuple[datetime, bytes]] = deque(
+        # The history is kept as (time, system JSON, compressed containers JSON): with 100 containers, 180
+        # samples as pydantic objects take about 22 MB, as plain JSON about 3 MB, this way a few hundred KB.
+        # Samples between two sweeps share one containers blob. It is read rarely (a metrics screen opening),
+        # so decoding then is cheap.
+        self._history: deque[tuple[datetime, bytes, bytes]] = deque(
             maxlen=max(1, math.ceil(history_seconds / interval))
         )
+        self._containers_blob: tuple[list[ContainerStats], bytes] | None = None
         self._latest: MetricsSample | None = None
         self._subscribers: set[asyncio.Queue[MetricsSample]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -109,11 +113,22 @@ class MetricsSampler:
 
     def _publish(self, sample: MetricsSample) -> None:
         self._latest = sample
-        self._history.append((sample.system.ts, sample.model_dump_json().encode()))
+        self._history.append((sample.system.ts, sample.system.model_dump_json().encode(), self._blob(sample)))
         for queue in self._subscribers:
             if queue.full():
                 queue.get_nowait()  # a slow subscriber loses its oldest sample, never the sampler's time
             queue.put_nowait(sample)
+
+    def _blob(self, sample: MetricsSample) -> bytes:
+        # The containers of a sample without a sweep equal the last sweep's: compress those once.
+        last = self._containers_blob
+        if last is not None and len(last[0]) == len(sample.containers):
+            if all(a is b for a, b in zip(last[0], sample.containers, strict=True)):
+                return last[1]
+        text = b"[" + b",".join(c.model_dump_json().encode() for c in sample.containers) + b"]"
+        blob = zlib.compress(text, 6)
+        self._containers_blob = (list(sample.containers), blob)
+        return blob
 
     async def sample(self) -> MetricsSample:
         """One reading now. Containers are empty when there is no engine or it does not answer."""
@@ -164,7 +179,7 @@ class MetricsSampler:
                 log.warning("no container metrics: %s", error)
             self._engine_down = True
             return []
-        except Exception:  # noqa: BLE001 - a docker-py surprise must not stop the system figures
+        except Exception:  # noqa: BLE001 - an engine surprise must not stop the system figures
             log.exception("container metrics failed")
             return []
         if self._engine_down:
@@ -175,7 +190,17 @@ class MetricsSampler:
     def history(self, seconds: int) -> list[MetricsSample]:
         """The samples of the last ``seconds``, oldest first."""
         since = datetime.now(UTC) - timedelta(seconds=seconds)
-        return [MetricsSample.model_validate_json(raw) for ts, raw in self._history if ts >= since]
+        texts: dict[int, bytes] = {}
+        samples = []
+        for ts, system, blob in self._history:
+            if ts < since:
+                continue
+            containers = texts.get(id(blob))
+            if containers is None:
+                containers = texts[id(blob)] = zlib.decompress(blob)
+            raw = b'{"system":' + system + b',"containers":' + containers + b"}"
+            samples.append(MetricsSample.model_validate_json(raw))
+        return samples
 
     def latest(self) -> MetricsSample | None:
         return self._latest

@@ -1,97 +1,129 @@
-"""Blocking Docker streams (logs, events) turned into async iterators that stop cleanly.
+"""Decoding Docker's streamed answers as they arrive: container logs (8-byte frame headers unless the
+container has a TTY) into ``LogLine``s, and the events stream (one JSON object per line) into dicts.
 
-A reader thread iterates the blocking stream and hands items to the event loop; the consumer side closes the
-stream (shutting its socket down, which wakes the blocked read) as soon as it stops iterating.
+Both decoders are fed whatever pieces the connection delivers; a frame, a line or a JSON object may be split
+across pieces anywhere.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Protocol, TypeVar
+import json
+import re
+import struct
+from datetime import UTC, datetime
+from typing import Any
 
-T = TypeVar("T")
+from ..models import LogLine
 
-_END = object()
-
-
-class ClosableStream(Protocol[T]):  # type: ignore[misc]
-    def __iter__(self) -> Iterator[T]: ...
-
-    def close(self) -> None: ...
+_LOG_TIMESTAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d) ")
+_FRAME_HEADER = struct.Struct(">BxxxL")
+_STREAMS = {1: "stdout", 2: "stderr"}
+# A line longer than this is handed out in parts rather than held whole in memory.
+MAX_LINE = 1024 * 1024
 
 
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+def parse_log_line(line: bytes) -> tuple[datetime | None, bytes]:
+    """Split Docker's ``<RFC 3339 nano timestamp> <text>`` into a UTC datetime and the text."""
+    match = _LOG_TIMESTAMP.match(line)
+    if not match:
+        return None, line
+    base, fraction, zone = (g.decode() for g in match.groups(default=b""))
+    micros = (fraction + "000000")[:6]
+    stamp = datetime.fromisoformat(f"{base}.{micros}{'+00:00' if zone == 'Z' else zone}")
+    return stamp.astimezone(UTC), line[match.end() :]
 
 
-async def stream_from_thread(
-    open_stream: Callable[[], ClosableStream[T]],
-    *,
-    max_pending: int = 1024,
-    thread_name: str = "mist-stream",
-) -> AsyncIterator[T]:
-    """Iterate ``open_stream()`` in a daemon thread and yield its items here.
+def _log_line(ts: datetime, source: str, stream: str, text: bytes) -> LogLine:
+    return LogLine(ts=ts, source=source, stream=stream, text=text.rstrip(b"\r").decode(errors="replace"))  # type: ignore[arg-type]
 
-    ``open_stream`` runs in the thread too (opening a Docker stream blocks); errors it raises, or that the
-    iteration raises, come out of this iterator. At most ``max_pending`` items wait in memory: beyond that
-    the reader thread waits for the consumer, so a noisy container cannot fill the daemon's memory.
+
+class LogDecoder:
+    """Docker's log stream of one container into ``LogLine``s.
+
+    Without a TTY every frame is ``(stream, length)`` in 8 bytes, then one timestamped message; Docker splits
+    a long line into several messages (16 KB each), the first carrying the timestamp the line keeps. With a
+    TTY the streams are merged and the bytes come plain, each line starting with its timestamp.
     """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    space = threading.Semaphore(max_pending)
-    stopped = threading.Event()
-    lock = threading.Lock()
-    opened: list[ClosableStream[T]] = []
 
-    def deliver(item: object) -> None:
-        # The loop may already be closed when a stopped reader finishes; nobody is listening then.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+    def __init__(self, source: str, *, tty: bool) -> None:
+        self.source = source
+        self.tty = tty
+        self._buffer = b""
+        # Per stream: when the unfinished line started, and its text so far.
+        self._pending: dict[str, tuple[datetime, bytes]] = {}
 
-    def close_opened() -> None:
-        with lock:
-            streams = list(opened)
-            opened.clear()
-        for stream in streams:
-            with contextlib.suppress(Exception):
-                stream.close()
+    def feed(self, data: bytes) -> list[LogLine]:
+        """The lines completed by ``data``."""
+        self._buffer += data
+        return self._tty_lines() if self.tty else self._frame_lines()
 
-    def reader() -> None:
-        try:
-            stream = open_stream()
-            with lock:
-                opened.append(stream)
-            if stopped.is_set():
-                return
-            for item in stream:
-                space.acquire()
-                if stopped.is_set():
-                    return
-                deliver(item)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer, who decides
-            if not stopped.is_set():
-                deliver(_Failure(error))
-        finally:
-            close_opened()
-            deliver(_END)
+    def end(self) -> list[LogLine]:
+        """What is left when the stream ends: unfinished lines (a truncated frame is dropped)."""
+        lines = []
+        if self.tty and self._buffer:
+            stamp, text = parse_log_line(self._buffer)
+            lines.append(_log_line(stamp or datetime.now(UTC), self.source, "stdout", text))
+        for stream, (started, rest) in self._pending.items():
+            lines.append(_log_line(started, self.source, stream, rest))
+        self._buffer = b""
+        self._pending.clear()
+        return lines
 
-    thread = threading.Thread(target=reader, name=thread_name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            space.release()
-            yield item  # type: ignore[misc]
-    finally:
-        stopped.set()
-        close_opened()
-        # Wake a reader blocked on a full buffer so it sees ``stopped`` and ends.
-        space.release(max_pending)
+    def _frame_lines(self) -> list[LogLine]:
+        lines: list[LogLine] = []
+        buffer, offset = self._buffer, 0
+        while len(buffer) - offset >= 8:
+            kind, length = _FRAME_HEADER.unpack_from(buffer, offset)
+            if len(buffer) - offset - 8 < length:
+                break
+            payload = buffer[offset + 8 : offset + 8 + length]
+            offset += 8 + length
+            if payload:
+                self._message(_STREAMS.get(kind, "stdout"), payload, lines)
+        self._buffer = buffer[offset:]
+        return lines
+
+    def _message(self, stream: str, payload: bytes, lines: list[LogLine]) -> None:
+        stamp, text = parse_log_line(payload)
+        started, buffered = self._pending.pop(stream, (stamp or datetime.now(UTC), b""))
+        *complete, rest = (buffered + text).split(b"\n")
+        for line in complete:
+            lines.append(_log_line(started, self.source, stream, line))
+        if len(rest) > MAX_LINE:
+            lines.append(_log_line(started, self.source, stream, rest))
+        elif rest:
+            self._pending[stream] = (started, rest)
+
+    def _tty_lines(self) -> list[LogLine]:
+        *complete, self._buffer = self._buffer.split(b"\n")
+        lines = []
+        for line in complete:
+            stamp, text = parse_log_line(line)
+            lines.append(_log_line(stamp or datetime.now(UTC), self.source, "stdout", text))
+        if len(self._buffer) > MAX_LINE:
+            stamp, text = parse_log_line(self._buffer)
+            lines.append(_log_line(stamp or datetime.now(UTC), self.source, "stdout", text))
+            self._buffer = b""
+        return lines
+
+
+class JsonLinesDecoder:
+    """Docker's events stream: one JSON object per line, lines split across pieces anywhere."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        *complete, self._buffer = (self._buffer + data).split(b"\n")
+        return [self._decode(line) for line in complete if line.strip()]
+
+    def end(self) -> list[dict[str, Any]]:
+        rest, self._buffer = self._buffer, b""
+        return [self._decode(rest)] if rest.strip() else []
+
+    @staticmethod
+    def _decode(line: bytes) -> dict[str, Any]:
+        value = json.loads(line)
+        if not isinstance(value, dict):
+            raise ValueError(f"an event is not a JSON object: {line[:80]!r}")
+        return value
