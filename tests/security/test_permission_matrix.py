@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from typing import Any, Literal
 import httpx
 import pytest
 from gitutil import init_repo
+from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
 from mist_core.auth.permissions import PERMISSIONS
@@ -122,6 +123,10 @@ def _hex() -> str:
 
 class World:
     """The project P, its apps and members, another project Q, and a credential for every column."""
+
+    forge: Forge
+    provider: str
+    provider_repo: str
 
     def __init__(self, d: Daemon, repos: Path) -> None:
         self.d = d
@@ -925,6 +930,74 @@ def _(w: World, who: Principal) -> Call:
     )
 
 
+# ---------------------------------------------------------------------------------------------- rows: git
+
+GIT_USER = "YYY. YYY ..Y Y"  # instance developers and up; tokens only with the admin scope
+
+
+def _providers(w: World) -> list[str]:
+    return sorted(p["name"] for p in w.owner("GET", "/git/providers"))
+
+
+def _gitea_spec(w: World, name: str) -> dict[str, Any]:
+    return {"name": name, "kind": "gitea", "url": w.forge.url, "token": w.forge.gitea_token}
+
+
+@row("git.providers", EVERYONE)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", "/git/providers")
+
+
+@row("git.add_provider", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    name = f"mx-gp-{_hex()}"
+
+    def cleanup() -> None:
+        if name in _providers(w):
+            w.owner("DELETE", f"/git/providers/{name}")
+
+    return Call(
+        "POST", "/git/providers", json=_gitea_spec(w, name), state=lambda: _providers(w), cleanup=cleanup
+    )
+
+
+@row("git.github_manifest", INSTANCE_ADMIN)  # public_url is unset: allowed callers get 409
+def _(w: World, who: Principal) -> Call:
+    return Call("POST", "/git/github-manifest", json={"name": f"mx-gh-{_hex()}"}, state=lambda: _providers(w))
+
+
+@row("git.remove_provider", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    name = f"mx-gp-{_hex()}"
+    w.owner("POST", "/git/providers", json=_gitea_spec(w, name))
+
+    def cleanup() -> None:
+        if name in _providers(w):
+            w.owner("DELETE", f"/git/providers/{name}")
+
+    return Call("DELETE", f"/git/providers/{name}", state=lambda: _providers(w), cleanup=cleanup)
+
+
+@row("git.repos", GIT_USER)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/git/providers/{w.provider}/repos")
+
+
+@row("git.branches", GIT_USER)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/git/providers/{w.provider}/branches", params={"repo": w.provider_repo})
+
+
+@row("webhooks.list", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", w.app_path() + "/webhooks")
+
+
+@row("previews.list", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", w.app_path() + "/previews")
+
+
 # ---------------------------------------------------------------------------------------------- rows: proxy
 
 
@@ -1059,8 +1132,15 @@ def test_every_row_has_a_mark_for_every_column() -> None:
 
 
 @pytest.fixture(scope="module")
-def world(daemon: Daemon) -> World:
-    return World(daemon, daemon.repos)
+def world(daemon: Daemon) -> Iterator[World]:
+    w = World(daemon, daemon.repos)
+    with serve_forge() as forge:
+        # A git host for the provider rows: the local stand-in of Gitea's API.
+        w.forge = forge
+        w.provider = f"mx-gitea-{w.s}"
+        w.owner("POST", "/git/providers", json=_gitea_spec(w, w.provider))
+        w.provider_repo = w.owner("GET", f"/git/providers/{w.provider}/repos")[0]["full_name"]
+        yield w
 
 
 def test_every_caller_is_allowed_and_refused_exactly_as_the_rules_say(world: World) -> None:
