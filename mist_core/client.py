@@ -33,10 +33,12 @@ from .api import (
     DomainsAPI,
     EnvAPI,
     EventsAPI,
+    GitAPI,
     InvitesAPI,
     MembersAPI,
     MetricsAPI,
     MistAPI,
+    PreviewsAPI,
     ProjectsAPI,
     ProxyAPI,
     SecretsAPI,
@@ -44,6 +46,7 @@ from .api import (
     SettingsAPI,
     TokensAPI,
     UsersAPI,
+    WebhooksAPI,
 )
 from .errors import DaemonUnavailable, InvalidInput, MistError, error_from_problem
 from .models import (
@@ -54,6 +57,7 @@ from .models import (
     AppSource,
     AppSpec,
     AuditEntry,
+    BranchInfo,
     Certificate,
     ContainerInfo,
     Deployment,
@@ -61,18 +65,23 @@ from .models import (
     DomainSettings,
     EnvVar,
     Event,
+    GitProvider,
+    GitProviderSpec,
     Invite,
     InviteCreated,
     KeyRotation,
     LogLine,
+    ManifestStart,
     Member,
     MetricsSample,
     Page,
+    Preview,
     Project,
     ProjectChanges,
     ProjectRole,
     ProxyStatus,
     RecoveryCodes,
+    RepoInfo,
     Role,
     Session,
     SessionInfo,
@@ -83,6 +92,7 @@ from .models import (
     TotpSetup,
     User,
     UserChanges,
+    WebhookDelivery,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -98,6 +108,11 @@ _MEMBERS = TypeAdapter(list[Member])
 _INVITES = TypeAdapter(list[Invite])
 _SESSIONS = TypeAdapter(list[SessionInfo])
 _TOKENS = TypeAdapter(list[ApiToken])
+_PROVIDERS = TypeAdapter(list[GitProvider])
+_REPOS = TypeAdapter(list[RepoInfo])
+_BRANCHES = TypeAdapter(list[BranchInfo])
+_DELIVERIES = TypeAdapter(list[WebhookDelivery])
+_PREVIEWS = TypeAdapter(list[Preview])
 
 # Called with the new session after an expired access token was renewed, so the caller can save the pair
 # (a coroutine function works too).
@@ -828,6 +843,51 @@ class _RemoteTokens(TokensAPI):
         await self._t.request("DELETE", f"/v1/tokens/{int(token_id)}")
 
 
+class _RemoteGit(GitAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def providers(self) -> builtins.list[GitProvider]:
+        return await self._t.adapted(_PROVIDERS, "GET", "/v1/git/providers")
+
+    async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
+        body = spec.model_dump(mode="json")
+        return await self._t.model(GitProvider, "POST", "/v1/git/providers", json_body=body)
+
+    async def github_manifest(
+        self, name: str, *, url: str = "https://github.com", organization: str | None = None
+    ) -> ManifestStart:
+        body = {"name": name, "url": url, "organization": organization}
+        return await self._t.model(ManifestStart, "POST", "/v1/git/github-manifest", json_body=body)
+
+    async def remove_provider(self, name: str) -> None:
+        await self._t.request("DELETE", f"/v1/git/providers/{_seg(name)}")
+
+    async def repos(self, provider: str) -> builtins.list[RepoInfo]:
+        return await self._t.adapted(_REPOS, "GET", f"/v1/git/providers/{_seg(provider)}/repos")
+
+    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]:
+        path = f"/v1/git/providers/{_seg(provider)}/branches"
+        return await self._t.adapted(_BRANCHES, "GET", path, params={"repo": repo})
+
+
+class _RemoteWebhooks(WebhooksAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def list(self, app_ref: str, *, limit: int = 50) -> builtins.list[WebhookDelivery]:
+        params = _params(limit=limit)
+        return await self._t.adapted(_DELIVERIES, "GET", _app_path(app_ref) + "/webhooks", params=params)
+
+
+class _RemotePreviews(PreviewsAPI):
+    def __init__(self, t: _Transport) -> None:
+        self._t = t
+
+    async def list(self, app_ref: str) -> builtins.list[Preview]:
+        return await self._t.adapted(_PREVIEWS, "GET", _app_path(app_ref) + "/previews")
+
+
 class _RemoteSecrets(SecretsAPI):
     def __init__(self, t: _Transport) -> None:
         self._t = t
@@ -976,6 +1036,9 @@ class RemoteMist(MistAPI):
         self.sessions = _RemoteSessions(self._t)
         self.tokens = _RemoteTokens(self._t)
         self.secrets = _RemoteSecrets(self._t)
+        self.git = _RemoteGit(self._t)
+        self.webhooks = _RemoteWebhooks(self._t)
+        self.previews = _RemotePreviews(self._t)
         self.audit = _RemoteAudit(self._t)
         self.settings = _RemoteSettings(self._t)
         self.domains = _RemoteDomains(self._t)

@@ -1,6 +1,7 @@
 """``mistd`` (also ``mist daemon``): owns one data directory's core (store, deploy workers, samplers) and serves
 the API on a Unix socket it binds itself, and optionally on TCP, always with TLS (a certificate given, or a
-self-signed one it makes and prints the fingerprint of)."""
+self-signed one it makes and prints the fingerprint of). With ``--hooks-listen``, it also serves the public
+``/hooks/`` routes alone (webhook deliveries, the GitHub App manifest pages) over plain HTTP, for the proxy."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import contextlib
 import ctypes
 import grp
+import ipaddress
 import logging
 import os
 import signal
@@ -54,6 +56,8 @@ class DaemonOptions:
     data_dir: Path
     socket_path: Path | None
     listen: str | None = None  # "HOST:PORT"
+    # "HOST:PORT" of the plain HTTP listener that serves only /hooks/ (the proxy routes public_url/hooks/ to it).
+    hooks_listen: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int | None = None
@@ -69,18 +73,41 @@ class DaemonOptions:
 # ---------------------------------------------------------------------------------------------- pieces
 
 
-def parse_listen(listen: str) -> tuple[str, int]:
+def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8443`` for IPv6) -> (host, port)."""
     host, sep, port_text = listen.rpartition(":")
     if not sep or not host:
-        raise DaemonError(f"--listen {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8443 or 0.0.0.0:8443")
+        raise DaemonError(f"{flag} {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8443 or 0.0.0.0:8443")
     host = host.strip("[]")
     try:
         port = int(port_text)
     except ValueError:
-        raise DaemonError(f"--listen {listen!r}: the port must be a number") from None
+        raise DaemonError(f"{flag} {listen!r}: the port must be a number") from None
     if not 0 < port < 65536:
-        raise DaemonError(f"--listen {listen!r}: the port must be between 1 and 65535")
+        raise DaemonError(f"{flag} {listen!r}: the port must be between 1 and 65535")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_hooks_options(options: DaemonOptions) -> tuple[str, int] | None:
+    """The address of the plain HTTP hooks listener, if any. It carries no token and no secret (deliveries
+    prove themselves by their signature), so plain HTTP is acceptable, but only the proxy should reach it: a
+    non-loopback address is served because it was given explicitly, with a warning."""
+    if options.hooks_listen is None:
+        return None
+    host, port = parse_listen(options.hooks_listen, "--hooks-listen")
+    if options.listen is not None and parse_listen(options.listen) == (host, port):
+        raise DaemonError(
+            "--hooks-listen and --listen name the same address: give the hooks listener its own"
+        )
     return host, port
 
 
@@ -262,6 +289,7 @@ class Daemon:
         from .local import Core  # the core is heavy; imported only once the options are known good
 
         tcp = check_tcp_options(self.options)
+        hooks = check_hooks_options(self.options)
         if self.options.socket_path is None and tcp is None:
             raise DaemonError("nothing to serve on: give --socket PATH and/or --listen HOST:PORT")
         config_kw: dict[str, Any] = {"data_dir": self.options.data_dir}
@@ -277,14 +305,14 @@ class Daemon:
                 f"or give this one another --data directory ({exc.message})"
             ) from None
         try:
-            await self._listen(tcp)
+            await self._listen(tcp, hooks)
             await self.core.start_background()
         except BaseException:
             await self.stop()
             raise
 
-    async def _listen(self, tcp: tuple[str, int] | None) -> None:
-        from .server.app import create_app
+    async def _listen(self, tcp: tuple[str, int] | None, hooks: tuple[str, int] | None = None) -> None:
+        from .server.app import create_app, create_hooks_app
 
         app = create_app(self.core, max_body=self.options.max_body, auth_rate=self.options.auth_rate)
         level = self.options.log_level.lower()
@@ -310,6 +338,15 @@ class Daemon:
             sock = bind_tcp_socket(*tcp)
             config = uvicorn.Config(app, **common, ssl_certfile=str(cert), ssl_keyfile=str(key))
             listeners.append((config, sock))
+        if hooks is not None:
+            if not is_loopback(hooks[0]):
+                log.warning(
+                    "serving /hooks/ over plain HTTP on %s:%s, which is not a loopback address: let only the "
+                    "proxy reach it (it terminates TLS for public_url)",
+                    *hooks,
+                )
+            sock = bind_tcp_socket(*hooks)
+            listeners.append((uvicorn.Config(create_hooks_app(self.core), **common), sock))
         for config, sock in listeners:
             server = _Server(config)
             self.servers.append(server)
@@ -323,6 +360,8 @@ class Daemon:
         where = [str(self.options.socket_path)] if self.options.socket_path else []
         if tcp is not None:
             where.append(f"https://{tcp[0]}:{tcp[1]}")
+        if hooks is not None:
+            where.append(f"http://{hooks[0]}:{hooks[1]}/hooks/ (webhooks only)")
         log.info("Mist daemon serving %s (data in %s)", " and ".join(where), self.options.data_dir)
 
     def request_stop(self) -> None:
@@ -406,6 +445,13 @@ def build_parser(prog: str = "mistd") -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="also serve the API on TCP, with TLS (a self-signed certificate unless --tls-cert is given)",
     )
+    parser.add_argument(
+        "--hooks-listen",
+        default=os.environ.get("MIST_HOOKS_LISTEN") or None,
+        metavar="HOST:PORT",
+        help="also serve only the public /hooks/ routes (git webhooks, GitHub App creation) over plain HTTP, "
+        "for the proxy to route <public_url>/hooks/ to; keep it on loopback (env MIST_HOOKS_LISTEN)",
+    )
     parser.add_argument("--tls-cert", type=Path, metavar="FILE", help="PEM certificate for --listen")
     parser.add_argument("--tls-key", type=Path, metavar="FILE", help="PEM private key for --listen")
     parser.add_argument(
@@ -445,6 +491,7 @@ def options_from_args(args: argparse.Namespace) -> DaemonOptions:
         data_dir=Path(data_dir),
         socket_path=socket_path,
         listen=args.listen,
+        hooks_listen=args.hooks_listen,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         workers=args.workers,
@@ -461,9 +508,12 @@ def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    # aiosqlite logs every statement with its parameters at debug level: secrets (sealed or not) stay out.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
     try:
         options = options_from_args(args)
         check_tcp_options(options)
+        check_hooks_options(options)
         libc = _libc()
         if libc is not None:
             limit_malloc_arenas(libc)  # before any thread starts: arenas are made on a thread's first malloc

@@ -1,19 +1,20 @@
-"""The daemon's HTTP API: a thin translation of the Mist API into routes under ``/v1``."""
+"""The daemon's HTTP API: a thin translation of the Mist API into routes under ``/v1``, and the public ``/hooks``
+routes git hosts and browsers reach without a token."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import create_app
+    from .app import create_app, create_hooks_app
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_hooks_app"]
 
 
 def __getattr__(name: str) -> Any:
     # FastAPI is imported only by whoever serves: the daemon's option parsing and the TLS helpers stay light.
-    if name == "create_app":
-        from .app import create_app
+    if name in ("create_app", "create_hooks_app"):
+        from . import app
 
-        return create_app
+        return getattr(app, name)
     raise AttributeError(name)

@@ -1,7 +1,8 @@
 """The daemon's HTTP API: every route under ``/v1`` turns its bearer token into a ``MistAPI`` bound to that
 actor (``core.api(token, source=..., user_agent=...)``) and calls one method on it. Authorization, validation
 and everything else live in the core; this module only translates HTTP to calls and results (or ``MistError``)
-back to HTTP. Transport hardening (headers, body size, rate limits) is in ``security``."""
+back to HTTP. Transport hardening (headers, body size, rate limits) is in ``security``; the public ``/hooks``
+routes (webhook deliveries, the GitHub App manifest pages) are in ``hooks``."""
 
 from __future__ import annotations
 
@@ -26,23 +27,29 @@ from ..models import (
     AppSource,
     AppSpec,
     AuditEntry,
+    BranchInfo,
     Certificate,
     ContainerInfo,
     Deployment,
     Domain,
     DomainSettings,
     EnvVar,
+    GitProvider,
+    GitProviderSpec,
     Invite,
     InviteCreated,
     KeyRotation,
+    ManifestStart,
     Member,
     MetricsSample,
     Page,
+    Preview,
     Project,
     ProjectChanges,
     ProjectRole,
     ProxyStatus,
     RecoveryCodes,
+    RepoInfo,
     Role,
     Session,
     SessionInfo,
@@ -53,8 +60,10 @@ from ..models import (
     TotpSetup,
     User,
     UserChanges,
+    WebhookDelivery,
 )
 from . import sse
+from .hooks import build_hooks_router
 from .security import (
     MAX_BODY_BYTES,
     SECURITY_HEADERS,
@@ -67,6 +76,8 @@ from .security import (
 log = logging.getLogger("mist.server")
 
 PROBLEM = "application/problem+json"
+# The hooks listener's bound on bodies outside /hooks/ (which bound their own): there is nothing else to post.
+HOOKS_OTHER_BODY = 8 * 1024
 
 
 class CoreLike(Protocol):
@@ -194,6 +205,21 @@ class EnvImport(Body_):
     build: bool = False
 
 
+class ProviderCreate(GitProviderSpec):
+    """A git provider to register (``GitProviderSpec``); its token, key and webhook secret never appear in a repr."""
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            hidden = name in ("token", "private_key", "webhook_secret") and value is not None
+            yield name, ("<hidden>" if hidden else value)
+
+
+class ManifestRequest(Body_):
+    name: str
+    url: str = "https://github.com"
+    organization: str | None = None
+
+
 class SettingValue(Body_):
     value: str
 
@@ -293,7 +319,7 @@ def _validation_problem(exc: RequestValidationError) -> JSONResponse:
     return _problem("invalid_input", 422, detail, **more)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, *, where: str = "see /v1/openapi.json") -> None:
     @app.exception_handler(MistError)
     async def mist_error(request: Request, exc: MistError) -> JSONResponse:
         response = problem_response(exc.to_problem(), exc.status)
@@ -310,9 +336,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404:
-            return _problem(
-                "not_found", 404, f"no route {request.method} {request.url.path}: see /v1/openapi.json"
-            )
+            return _problem("not_found", 404, f"no route {request.method} {request.url.path}: {where}")
         if exc.status_code == 405:
             return _problem("method_not_allowed", 405, f"{request.url.path} does not accept {request.method}")
         return _problem("http_error", exc.status_code, str(exc.detail))
@@ -542,6 +566,14 @@ def build_router() -> APIRouter:
         # Looked up first so an unknown app is a plain 404 instead of an error inside a 200 stream.
         await m.apps.get(app_ref)
         return sse.stream_response(request, m.apps.logs(app_ref, follow=follow, tail=lines, since=since))
+
+    @router.get("/projects/{project}/apps/{app}/webhooks", response_model=list[WebhookDelivery], tags=["git"])
+    async def list_webhooks(m: Mist, project: str, app: str, limit: Limit = 50) -> Response:
+        return _json(await m.webhooks.list(_ref(project, app), limit=limit))
+
+    @router.get("/projects/{project}/apps/{app}/previews", response_model=list[Preview], tags=["git"])
+    async def list_previews(m: Mist, project: str, app: str) -> Response:
+        return _json(await m.previews.list(_ref(project, app)))
 
     # ------------------------------------------------------------------------------------------ env
 
@@ -839,6 +871,37 @@ def build_router() -> APIRouter:
     async def proxy_install(m: Mist) -> Response:
         return _json(await m.proxy.install())
 
+    # ------------------------------------------------------------------------------------------ git
+
+    @router.get("/git/providers", response_model=list[GitProvider], tags=["git"])
+    async def list_git_providers(m: Mist) -> Response:
+        return _json(await m.git.providers())
+
+    @router.post("/git/providers", response_model=GitProvider, status_code=201, tags=["git"])
+    async def add_git_provider(m: Mist, body: ProviderCreate) -> Response:
+        spec = GitProviderSpec.model_validate(body.model_dump())
+        return _json(await m.git.add_provider(spec), 201)
+
+    @router.post("/git/github-manifest", response_model=ManifestStart, status_code=201, tags=["git"])
+    async def start_github_manifest(m: Mist, body: ManifestRequest) -> Response:
+        start = await m.git.github_manifest(body.name, url=body.url, organization=body.organization)
+        return _json(start, 201)
+
+    @router.delete("/git/providers/{name}", status_code=204, tags=["git"])
+    async def remove_git_provider(m: Mist, name: str) -> Response:
+        await m.git.remove_provider(name)
+        return _no_content()
+
+    @router.get("/git/providers/{name}/repos", response_model=list[RepoInfo], tags=["git"])
+    async def list_git_repos(m: Mist, name: str) -> Response:
+        return _json(await m.git.repos(name))
+
+    @router.get("/git/providers/{name}/branches", response_model=list[BranchInfo], tags=["git"])
+    async def list_git_branches(
+        m: Mist, name: str, repo: Annotated[str, Query(description="the repository: owner/name")]
+    ) -> Response:
+        return _json(await m.git.branches(name, repo))
+
     return router
 
 
@@ -858,10 +921,24 @@ def create_app(core: CoreLike, *, max_body: int = MAX_BODY_BYTES, auth_rate: Rat
     app.state.core = core
     _install_error_handlers(app)
     app.include_router(build_router())
+    app.include_router(build_hooks_router())
     # No CORS middleware, on purpose: the API is for the CLI, the TUI and scripts, never for a browser page
     # of another origin, so a preflight gets no Access-Control-Allow-* header and the browser refuses.
     limiter = RateLimiter(auth_rate if auth_rate is not None else Rate.from_env())
     app.add_middleware(SecurityMiddleware, max_body=max_body, limiter=limiter)
+    return app
+
+
+def create_hooks_app(core: Any) -> FastAPI:
+    """Only the public ``/hooks`` routes (webhook deliveries, the GitHub App manifest pages), for the plain HTTP
+    listener the proxy routes ``<public_url>/hooks/`` to. Everything else, ``/v1`` included, is a 404 there.
+    Webhook bodies are bounded by the route itself (``mist_core.webhooks.MAX_BODY``); any other body here is
+    refused beyond a few kilobytes."""
+    app = FastAPI(title="Mist hooks", openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.core = core
+    _install_error_handlers(app, where="the hooks listener serves only /hooks/")
+    app.include_router(build_hooks_router())
+    app.add_middleware(SecurityMiddleware, max_body=HOOKS_OTHER_BODY, limiter=RateLimiter(Rate()))
     return app
 
 

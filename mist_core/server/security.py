@@ -1,5 +1,10 @@
 """Transport hardening for the API, as one ASGI middleware around the app: security headers on every response,
-a bound on request bodies, and a token bucket per client address on the endpoints that hand out credentials."""
+a bound on request bodies, and a token bucket per client address on the endpoints that hand out credentials.
+
+The public ``/hooks/`` routes read their bodies themselves, bounded to what a webhook delivery may weigh
+(``mist_core.webhooks.MAX_BODY``), so an oversized delivery is still recorded with the reason it was refused;
+their pages may set a Content-Security-Policy of their own (the GitHub App manifest form needs one script and
+one form target)."""
 
 from __future__ import annotations
 
@@ -43,6 +48,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"cache-control", b"no-store"),
 )
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+CSP = b"content-security-policy"
+# Routes that bound their own bodies (webhook deliveries): the middleware hands their body through unread.
+SELF_BOUNDED_PREFIX = "/hooks/"
 
 
 def source_of(scope: Scope) -> str:
@@ -150,15 +158,21 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         extra = [HSTS] if scope.get("scheme") == "https" else []
+        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        self_bounded = scope["path"].startswith(SELF_BOUNDED_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                ours = {name for name, _ in SECURITY_HEADERS} | {name for name, _ in extra}
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
-                message["headers"] = headers + list(SECURITY_HEADERS) + extra
+                ours = list(SECURITY_HEADERS) + extra
+                given = message.get("headers", [])
+                if self_bounded and any(k.lower() == CSP for k, _ in given):
+                    # A /hooks page that names exactly what it needs (the manifest form) keeps its own policy.
+                    ours = [(k, v) for k, v in ours if k != CSP]
+                names = {name for name, _ in ours}
+                headers = [(k, v) for k, v in given if k.lower() not in names]
+                message["headers"] = headers + ours
             await send(message)
 
-        method, path = scope["method"], scope["path"].rstrip("/") or "/"
         if (method, path) in RATE_LIMITED:
             wait = self.limiter.take((source_of(scope), path))
             if wait > 0:
@@ -175,6 +189,10 @@ class SecurityMiddleware:
                     [(b"retry-after", str(retry).encode())],
                 )
                 return
+
+        if self_bounded:
+            await self.app(scope, receive, send_with_headers)
+            return
 
         too_large = problem_body(
             "body_too_large",

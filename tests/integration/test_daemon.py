@@ -367,3 +367,51 @@ async def test_every_account_operation_round_trips_through_remote_mist(daemon: R
 
         await owner.auth.logout()
         assert owner.token is None and owner.refresh_token is None
+
+
+def test_the_help_names_the_hooks_listener_and_its_variable() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mist_core.daemon", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert "--hooks-listen" in result.stdout and "MIST_HOOKS_LISTEN" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["8080", "127.0.0.1:http", "127.0.0.1:0"])
+def test_a_malformed_hooks_address_is_refused_at_start(tmp_path: Path, value: str) -> None:
+    result = subprocess.run(
+        _daemon_cmd(tmp_path / "data", tmp_path / "mist.sock", "--hooks-listen", value),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "--hooks-listen" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_hooks_listener_from_the_environment_serves_only_hooks_over_plain_http(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    sock = tmp_path / "run" / "mist.sock"
+    hooks = f"http://127.0.0.1:{unused_tcp_port}"
+    env = {**os.environ, "MIST_HOOKS_LISTEN": f"127.0.0.1:{unused_tcp_port}"}
+    proc = subprocess.Popen(
+        _daemon_cmd(tmp_path / "data", sock), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        _wait_until_serving(proc, sock)
+        unknown = httpx.post(f"{hooks}/hooks/no-such-hook", content=b"{}", timeout=10)
+        assert unknown.status_code == 404
+        assert unknown.headers["content-type"].startswith("application/problem+json")
+        assert unknown.headers["x-content-type-options"] == "nosniff"
+        api = httpx.get(f"{hooks}/v1/setup", timeout=10)
+        assert api.status_code == 404 and api.json()["code"] == "not_found"
+        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://mist") as c:
+            assert c.get("/v1/setup").status_code == 200
+            assert c.post("/hooks/no-such-hook", content=b"{}").status_code == 404
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode()
