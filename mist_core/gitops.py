@@ -364,9 +364,7 @@ class GitOps:
                 await self._record(w, hook_id, app_id, provider_id, event, outcome, reason, **extra)
 
         if len(body) > webhooks.MAX_BODY:
-            await record(
-                "refused", f"the body is {len(body)} bytes; at most {webhooks.MAX_BODY} are accepted"
-            )
+            await record("refused", f"the body is over {webhooks.MAX_BODY} bytes: at most that is accepted")
             return 413, "body too large"
         if source is not None:
             kind = source["provider_kind"] or source["webhook_kind"]

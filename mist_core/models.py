@@ -581,10 +581,10 @@ class GitProviderSpec(Model):
     kind: ProviderKind
     url: str | None = None  # default: https://github.com / required for gitlab and gitea
     api_url: str | None = None  # default: derived from url
-    token: str | None = None
+    token: str | None = Field(default=None, repr=False)
     app_id: int | None = None
-    private_key: str | None = None
-    webhook_secret: str | None = None
+    private_key: str | None = Field(default=None, repr=False)
+    webhook_secret: str | None = Field(default=None, repr=False)
     installation_id: int | None = None
 
 
@@ -640,7 +640,7 @@ class AppSource(Model):
 class SourceChanges(Model):
     """A partial update of an app's source; fields left ``None`` keep their value."""
 
-    token: str | None = None  # https access token ("" removes it)
+    token: str | None = Field(default=None, repr=False)  # https access token ("" removes it)
     provider: str | None = None  # "" unlinks
     repo: str | None = None
     webhook_kind: ProviderKind | None = None
