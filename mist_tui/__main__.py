@@ -33,24 +33,37 @@ def default_data_dir() -> Path:
 
 def choose_target(args: argparse.Namespace, config: Config, credentials: Credentials) -> Target:
     """``--embedded``, else ``--host``, else ``MIST_HOST``, else the config's ``default_host``, else the local
-    socket. A token comes from ``MIST_TOKEN`` or the saved credentials for that host."""
+    socket. A token comes from ``MIST_TOKEN`` (an API token: never refreshed) or the saved credentials for
+    that host (a login's access token and the refresh token that renews it)."""
     if args.embedded:
         return Target("embedded", str(args.data_dir or default_data_dir()), os.environ.get("MIST_TOKEN"))
     host = args.host or os.environ.get("MIST_HOST") or config.default_host or default_socket()
     if host.startswith("/"):
         host = f"unix://{host}"
-    token = os.environ.get("MIST_TOKEN") or credentials.get(host)[0]
-    return Target("daemon", host, token)
+    if token := os.environ.get("MIST_TOKEN"):
+        return Target("daemon", host, token)
+    return Target("daemon", host, credentials.get(host)[0], credentials.refresh_token(host))
 
 
 async def connect(target: Target) -> MistAPI:
+    """Open ``target``. An expired access token is renewed with ``target.refresh_token`` by the connection
+    itself, which hands the new pair to ``target.on_session``."""
     if target.kind == "embedded":
         from mist_core.local import open_embedded  # type: ignore[import-not-found]
 
-        return await _maybe_await(open_embedded(Path(target.address), target.token))
+        return await _maybe_await(
+            open_embedded(
+                Path(target.address),
+                target.token,
+                refresh_token=target.refresh_token,
+                on_session=target.on_session,
+            )
+        )
     from mist_core.client import RemoteMist  # type: ignore[import-not-found]
 
-    return RemoteMist(target.address, target.token)
+    return RemoteMist(
+        target.address, target.token, refresh_token=target.refresh_token, on_session=target.on_session
+    )
 
 
 async def _maybe_await(value):

@@ -106,18 +106,37 @@ class MistApp(App[None]):
                 await old.close()
             except Exception:  # noqa: BLE001 - a dead connection cannot refuse to die
                 pass
+        if target.on_session is None:
+            target.on_session = self.session_renewed
         self.target = target
         self.api = await self.connect_to(target)
         return self.api
 
+    def session_renewed(self, session: Session) -> None:
+        """The connection renewed an expired access token: keep the new pair (the old refresh token is
+        used up, so a restart needs the new one)."""
+        if self.target is None:
+            return
+        self.target.token = session.token
+        self.target.refresh_token = session.refresh_token
+        if self.target.kind == "daemon":
+            self.credentials.save(
+                self.target.address, session.token, session.user.username, session.refresh_token
+            )
+
     async def logged_in(self, session: Session) -> None:
-        """A login or setup succeeded: remember the token, reconnect with it, and open the dashboard."""
+        """A login or setup succeeded: remember the tokens, reconnect with them, and open the dashboard (and
+        the account screen when the instance requires two-factor authentication this user lacks)."""
         assert self.target is not None
-        target = Target(self.target.kind, self.target.address, session.token)
+        target = Target(self.target.kind, self.target.address, session.token, session.refresh_token)
         if target.kind == "daemon":
-            self.credentials.save(target.address, session.token, session.user.username)
+            self.credentials.save(target.address, session.token, session.user.username, session.refresh_token)
         await self.use(target)
         self.enter(session.user)
+        if session.totp_enrollment_required:
+            from .screens.account import AccountScreen
+
+            self.push_screen(AccountScreen(enrol=True))
 
     def enter(self, user: User) -> None:
         from .screens.dashboard import DashboardScreen
@@ -178,10 +197,19 @@ class MistApp(App[None]):
 
         self.push_screen(LogsScreen(app_refs or []))
 
+    def open_members(self, project: str) -> None:
+        from .screens.members import MembersDialog
+
+        self.push_screen(MembersDialog(project))
+
     def action_goto(self, name: str) -> None:
-        from .screens.admin import AuditScreen, SettingsScreen, UsersScreen
+        from .screens.account import AccountScreen
+        from .screens.admin import SettingsScreen
+        from .screens.audit import AuditScreen
         from .screens.dashboard import DashboardScreen
         from .screens.metrics import MetricsScreen
+        from .screens.sessions import SessionsScreen, TokensScreen
+        from .screens.users import UsersScreen
 
         if name == "dashboard":
             while not isinstance(self.screen, DashboardScreen) and len(self.screen_stack) > 2:
@@ -193,7 +221,10 @@ class MistApp(App[None]):
         screens = {
             "metrics": MetricsScreen,
             "users": UsersScreen,
+            "sessions": SessionsScreen,
+            "tokens": TokensScreen,
             "audit": AuditScreen,
+            "account": AccountScreen,
             "settings": SettingsScreen,
         }
         self.push_screen(screens[name]())
@@ -211,8 +242,14 @@ class MistApp(App[None]):
                 await self.api.auth.logout()
             except MistError:
                 pass
-        if self.target is not None and self.target.kind == "daemon":
-            self.credentials.forget(self.target.address)
+        self.forget_session("Logged out.")
+
+    def forget_session(self, message: str) -> None:
+        """This session is over (logged out, or ended from the sessions screen): drop its saved tokens and
+        go back to the login screen saying ``message``."""
+        if self.target is not None:
+            if self.target.kind == "daemon":
+                self.credentials.forget(self.target.address)
             self.target = Target(self.target.kind, self.target.address, None)
         self.user = None
-        self._back_to_login("Logged out.")
+        self._back_to_login(message)

@@ -1,5 +1,6 @@
 """The command palette's provider: every action valid on the current screen (its active bindings), plus
-going to each screen. Built when the palette opens, so it always matches where the user is."""
+going to each screen, and the members of the project selected on the dashboard. Built when the palette
+opens, so it always matches where the user is."""
 
 from __future__ import annotations
 
@@ -34,11 +35,24 @@ class ScreenCommands(Provider):
                 ("dashboard", "Projects and apps"),
                 ("metrics", "Server and app graphs"),
                 ("logs", "Logs of several apps at once"),
-                ("users", "Accounts and roles"),
-                ("audit", "Who did what"),
+                ("users", "Accounts and roles; create, invite, change a role, delete"),
+                ("sessions", "Where you are logged in; end a session"),
+                ("tokens", "API tokens for scripts and CI; create, revoke"),
+                ("audit", "Who did what, as which role, from where; filter, export"),
+                ("account", "Your password, profile and two-factor authentication"),
                 ("settings", "Server settings"),
             ):
                 commands.append((f"Go to {name}", help_text, partial(app.run_action, f"goto('{name}')")))
+            selected_project = getattr(self.screen, "selected_project", None)
+            project = selected_project() if callable(selected_project) else None
+            if project:
+                commands.append(
+                    (
+                        f"Members of {project}",
+                        "Who may see and change this project; add, change a role, remove",
+                        partial(app.open_members, project),
+                    )
+                )
             commands.append(("Log out", "Forget this host's token and log in again", app.action_logout))
         return commands
 

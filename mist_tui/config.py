@@ -1,5 +1,5 @@
 """The TUI's settings and saved logins: ``$MIST_CONFIG_DIR/config.toml`` (theme, default host, keymap, log
-buffer size) and ``credentials.json`` (tokens per host, shared with the CLI, mode 0600)."""
+buffer size) and ``credentials.json`` (access and refresh tokens per host, shared with the CLI, mode 0600)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from mist_core.models import Session
 
 
 def config_dir() -> Path:
@@ -23,11 +26,16 @@ def config_dir() -> Path:
 @dataclass
 class Target:
     """Which Mist to talk to: a daemon at ``address`` (``unix:///...`` or ``https://...``), or the embedded
-    core with its data in ``address``."""
+    core with its data in ``address``.
+
+    ``refresh_token`` lets the connection renew an expired access token by itself; it then calls
+    ``on_session`` with the new pair (the app saves it)."""
 
     kind: Literal["daemon", "embedded"]
     address: str
     token: str | None = None
+    refresh_token: str | None = None
+    on_session: Callable[[Session], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -79,40 +87,64 @@ class Config:
 
 
 class Credentials:
-    """``credentials.json``: ``{"<host>": {"token": "...", "username": "..."}}``, readable only by its owner."""
+    """``credentials.json``: ``{"<host>": {"token": "...", "refresh_token": "...", "username": "...",
+    "certificate": "..."}}``, readable only by its owner. The CLI reads and writes the same file: keys this
+    class does not know (a pinned certificate...) are kept as they are when an entry is rewritten."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or config_dir() / "credentials.json"
 
-    def _read(self) -> dict[str, dict[str, str]]:
+    def _read(self) -> dict[str, dict[str, Any]]:
         try:
             data = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
         return data if isinstance(data, dict) else {}
 
+    def entry(self, host: str) -> dict[str, Any]:
+        entry = self._read().get(host)
+        return entry if isinstance(entry, dict) else {}
+
     def get(self, host: str) -> tuple[str | None, str | None]:
         """``(token, username)`` saved for ``host``."""
-        entry = self._read().get(host) or {}
+        entry = self.entry(host)
         return entry.get("token"), entry.get("username")
 
-    def save(self, host: str, token: str, username: str) -> None:
+    def refresh_token(self, host: str) -> str | None:
+        return self.entry(host).get("refresh_token")
+
+    def save(self, host: str, token: str, username: str, refresh_token: str | None = None) -> None:
         data = self._read()
-        data[host] = {"token": token, "username": username}
+        entry = data.get(host) if isinstance(data.get(host), dict) else {}
+        assert entry is not None
+        entry.update(token=token, username=username)
+        if refresh_token:
+            entry["refresh_token"] = refresh_token
+        else:
+            # A refresh token belongs to the session it came with: a new session without one ends it.
+            entry.pop("refresh_token", None)
+        data[host] = entry
+        self.save_all(data)
+
+    def forget(self, host: str) -> None:
+        """Drop the tokens saved for ``host`` (a pinned certificate stays: the server is still trusted)."""
+        data = self._read()
+        entry = data.get(host)
+        if not isinstance(entry, dict):
+            return
+        kept = {k: v for k, v in entry.items() if k not in ("token", "refresh_token", "username")}
+        if kept:
+            data[host] = kept
+        else:
+            del data[host]
+        self.save_all(data)
+
+    def save_all(self, data: dict[str, dict[str, Any]]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        # Created 0600 from the start, so a token is never readable by others, not even for a moment.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2)
+            fh.write("\n")
         os.replace(tmp, self.path)
-
-    def forget(self, host: str) -> None:
-        data = self._read()
-        if data.pop(host, None) is not None:
-            self.save_all(data)
-
-    def save_all(self, data: dict[str, dict[str, str]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)

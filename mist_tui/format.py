@@ -3,7 +3,8 @@ every screen says them the same way."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 
@@ -34,6 +35,16 @@ STATUS_ICONS = {
     "stopped": "○",
     "new": "·",
 }
+
+
+ROLE_STYLES = {"owner": "bold magenta", "admin": "bold cyan", "developer": "green", "viewer": "dim"}
+
+
+def role_text(role: str | None) -> Text:
+    """An instance or project role in its colour (owner magenta, admin cyan, developer green)."""
+    if not role:
+        return Text("—", style="dim")
+    return Text(role, style=ROLE_STYLES.get(role.removeprefix("token:"), "yellow"))
 
 
 def status_text(status: str, *, icon: bool = True) -> Text:
@@ -87,6 +98,49 @@ def human_duration(seconds: float | None) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{(whole % 3600) // 60:02d}m"
+
+
+def human_until(when: datetime | None, now: datetime, *, never: str = "never") -> str:
+    """How long until a moment: ``in 3d``, ``in 45m``; ``expired`` once it has passed."""
+    if when is None:
+        return never
+    if when <= now:
+        return "expired"
+    return f"in {human_age(now, when)}"
+
+
+def utc_time(when: datetime) -> str:
+    """A moment as ``2026-01-15 11:55`` in UTC: the same on every machine that reads an audit trail."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+
+
+_SPAN = re.compile(r"^(\d+)\s*(m|min|h|d|w)$")
+_SPAN_UNITS = {"m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime) -> datetime | None:
+    """A "since" the user typed: ``""`` (none), a span back from now (``30m``, ``2h``, ``7d``, ``2w``) or
+    a UTC date or time (``2026-01-10``, ``2026-01-10 14:30``). Raises ``ValueError`` saying what works."""
+    text = text.strip().lower()
+    if not text:
+        return None
+    if match := _SPAN.match(text):
+        return now - timedelta(**{_SPAN_UNITS[match.group(2)]: int(match.group(1))})
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise ValueError(f"{text!r} is not a time: use 30m, 2h, 7d, 2w or a UTC date like 2026-01-10 14:30")
+
+
+def human_wait(seconds: float) -> str:
+    """A wait said in words: ``45 seconds``, ``1 minute``, ``5 minutes``."""
+    whole = max(1, int(round(seconds)))
+    if whole < 60:
+        return f"{whole} second{'s' if whole != 1 else ''}"
+    minutes = (whole + 59) // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def short_sha(sha: str | None) -> str:

@@ -1,8 +1,8 @@
-"""The admin lists: users, the audit log, and the server settings (editable, with errors in place)."""
+"""The base of the admin lists (users, sessions, tokens, audit) and the server settings screen (editable,
+with errors in place)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -10,11 +10,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header
+from textual.widgets import DataTable, Footer, Header, Input
 
 from mist_core.models import Setting
 
-from ..format import human_age, right
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import PromptDialog
@@ -22,12 +21,12 @@ from .dialogs import PromptDialog
 if TYPE_CHECKING:
     from ..app import MistApp
 
-ROLE_STYLES = {"owner": "bold magenta", "admin": "bold cyan", "developer": "green", "viewer": "dim"}
-
 
 class _ListScreen(Screen):
+    """A table of things loaded by one worker; ``Esc`` leaves a field for the table, then goes back."""
+
     BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="admin.back"),
+        Binding("escape", "back", "Back", id="admin.back"),
         Binding("ctrl+r", "reload", "Reload", id="admin.reload"),
     ]
     TITLE_TEXT = ""
@@ -57,72 +56,18 @@ class _ListScreen(Screen):
     def action_reload(self) -> None:
         self.load()
 
+    def action_back(self) -> None:
+        if isinstance(self.focused, Input):
+            self.table.focus()
+        else:
+            self.app.pop_screen()
+
     @api_work(exclusive=True, group="admin-load")
     async def load(self) -> None:
         await self.fill(self.table)
 
     async def fill(self, table: MistTable) -> None:
         raise NotImplementedError
-
-
-class UsersScreen(_ListScreen):
-    TITLE_TEXT = "Users"
-
-    def setup_columns(self, table: MistTable) -> None:
-        table.add_column("User", key="user", width=24)
-        table.add_column("Role", key="role", width=12)
-        table.add_column(Text("Since", justify="right"), key="since", width=8)
-
-    async def fill(self, table: MistTable) -> None:
-        assert self.mist.api is not None
-        users = await self.mist.api.users.list()
-        now = self.mist.clock()
-        table.clear()
-        for user in users:
-            me = self.mist.user is not None and user.username == self.mist.user.username
-            name = Text(user.username, style="bold")
-            if me:
-                name.append("  (you)", style="dim")
-            table.add_row(
-                name,
-                Text(user.role, style=ROLE_STYLES.get(user.role, "")),
-                right(human_age(user.created_at, now)),
-                key=user.username,
-            )
-        table.border_title = f"Users · {len(users)}"
-
-
-class AuditScreen(_ListScreen):
-    TITLE_TEXT = "Audit log"
-
-    def setup_columns(self, table: MistTable) -> None:
-        table.add_column(Text("When", justify="right"), key="when", width=6)
-        table.add_column("Who", key="who", width=10)
-        table.add_column("Action", key="action", width=20)
-        table.add_column("Target", key="target", width=22)
-        table.add_column("Detail", key="detail", width=50)
-
-    async def fill(self, table: MistTable) -> None:
-        assert self.mist.api is not None
-        page = await self.mist.api.audit.list(limit=200)
-        now = self.mist.clock()
-        table.clear()
-        for entry in page.items:
-            target = "/".join(p for p in (entry.project, entry.app) if p)
-            detail = " ".join(
-                f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in entry.detail.items()
-            )
-            verb = entry.action.split(".")[-1]
-            style = "red" if verb in ("delete", "cancel", "stop") else "green" if verb == "create" else ""
-            table.add_row(
-                right(human_age(entry.ts, now)),
-                Text(entry.actor or "system", style="bold" if entry.actor else "italic dim"),
-                Text(entry.action, style=style),
-                target or Text("—", style="dim"),
-                Text(detail, style="dim"),
-                key=str(entry.id),
-            )
-        table.border_title = f"Audit log · newest first · {page.total} entries"
 
 
 class SettingsScreen(_ListScreen):

@@ -1,5 +1,6 @@
 """Connecting and signing in: pick a daemon (local socket or URL + token), create the owner account on a
-fresh instance, or log in. Every failure is said in place, with what to do about it."""
+fresh instance, or log in (with a two-factor code when the account has one). Every failure is said in
+place, with what to do about it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,16 @@ from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from mist_core.errors import DaemonUnavailable, MistError, Unauthenticated
+from mist_core.errors import (
+    DaemonUnavailable,
+    MistError,
+    TooManyAttempts,
+    TotpRequired,
+    Unauthenticated,
+)
 
 from ..config import Target
+from ..format import human_wait
 from ..workers import api_work
 
 if TYPE_CHECKING:
@@ -29,6 +37,11 @@ def _error_text(error: BaseException) -> str:
 
     if isinstance(error, DaemonUnavailable):
         return f"{error.message}\n{DAEMON_HINT}"
+    if isinstance(error, TooManyAttempts):
+        wait = error.extra.get("retry_after")
+        if isinstance(wait, (int, float)) and wait > 0:
+            return f"{error.message}\nLogging in is paused for {human_wait(wait)}."
+        return error.message
     if isinstance(error, MistError):
         return error.message
     if isinstance(error, OSError):
@@ -105,9 +118,12 @@ class ConnectScreen(_Card):
             or (self.initial and self.initial.kind == "embedded" and address == self.initial.address)
             else "daemon"
         )
+        refresh_token = None
         if token is None and kind == "daemon":
+            # A saved login: its refresh token renews the access token when that has expired.
             token, _ = self.mist.credentials.get(address)
-        self.attempt(Target(kind, address, token))  # type: ignore[arg-type]
+            refresh_token = self.mist.credentials.refresh_token(address) if token else None
+        self.attempt(Target(kind, address, token, refresh_token))  # type: ignore[arg-type]
 
     @api_work(exclusive=True, group="connect")
     async def attempt(self, target: Target) -> None:
@@ -195,9 +211,13 @@ class SetupScreen(_Card):
 
 
 class LoginScreen(_Card):
+    """Username and password; when the account has two-factor authentication, a code field appears in
+    place and the same form is sent again with the code."""
+
     def __init__(self, message: str = "") -> None:
         super().__init__()
         self.message = message
+        self.asking_code = False
 
     def compose(self) -> ComposeResult:
         target = self.mist.target
@@ -209,6 +229,12 @@ class LoginScreen(_Card):
                 yield Input(id="username")
                 yield Label("Password", classes="field-label")
                 yield Input(password=True, id="password")
+                with Vertical(id="totp-box"):
+                    yield Label(
+                        "Code from your authenticator app (or a recovery code)",
+                        classes="field-label",
+                    )
+                    yield Input(placeholder="123456", id="totp", max_length=32)
                 yield Static("", id="card-error")
                 with Horizontal(classes="card-buttons"):
                     yield Button("Other server", id="card-switch")
@@ -221,11 +247,20 @@ class LoginScreen(_Card):
             self.show_error(self.message)
         self.query_one("#username", Input).focus()
 
+    def ask_code(self) -> None:
+        """Show the code field (the password was right) and move there."""
+        self.asking_code = True
+        self.add_class("-totp")
+        code = self.query_one("#totp", Input)
+        code.value = ""
+        code.focus()
+
     @on(Input.Submitted, "#username")
     def _next(self) -> None:
         self.query_one("#password", Input).focus()
 
     @on(Input.Submitted, "#password")
+    @on(Input.Submitted, "#totp")
     @on(Button.Pressed, "#card-submit")
     def _submit(self) -> None:
         username = self.query_one("#username", Input).value.strip()
@@ -233,24 +268,60 @@ class LoginScreen(_Card):
         if not username or not password:
             self.show_error("Enter your username and password.")
             return
-        self.login(username, password)
+        code: str | None = None
+        if self.asking_code:
+            code = self.query_one("#totp", Input).value.strip()
+            if not code:
+                self.show_error("Enter the code your authenticator app shows now, or a recovery code.")
+                self.query_one("#totp", Input).focus()
+                return
+        self.login(username, password, code)
 
     @on(Button.Pressed, "#card-switch")
     def _switch(self) -> None:
         self.app.switch_screen(ConnectScreen(self.mist.target))
 
     @api_work(exclusive=True, group="login")
-    async def login(self, username: str, password: str) -> None:
+    async def login(self, username: str, password: str, totp: str | None = None) -> None:
         assert self.mist.api is not None
         self.busy(True, "logging in…")
         try:
-            session = await self.mist.api.auth.login(username, password)
+            session = await self.mist.api.auth.login(username, password, totp=totp)
             await self.mist.logged_in(session)
+        except TotpRequired:
+            self.show_error("")
+            self.ask_code()
+            self.busy(False, "2FA: enter the code")
+        except TooManyAttempts as error:
+            self.show_error(_error_text(error))
+            self.busy(False)
+            self.pause_for(error.extra.get("retry_after"))
         except Exception as error:  # noqa: BLE001
             text = _error_text(error)
             if isinstance(error, Unauthenticated):
-                text += "\nCheck the username and password and try again."
+                if totp is not None:
+                    text += "\nType the code your app shows now (codes change every 30 seconds)."
+                else:
+                    text += "\nCheck the username and password and try again."
             self.show_error(text)
             if self.is_attached:
-                self.query_one("#password", Input).value = ""
+                if totp is not None:
+                    self.query_one("#totp", Input).value = ""
+                    self.query_one("#totp", Input).focus()
+                else:
+                    self.query_one("#password", Input).value = ""
                 self.busy(False)
+
+    def pause_for(self, seconds: object) -> None:
+        """Keep the button off while the server refuses logins anyway."""
+        if not isinstance(seconds, (int, float)) or seconds <= 0:
+            return
+        button = self.query_one("#card-submit", Button)
+        button.disabled = True
+
+        def resume() -> None:
+            if self.is_attached:
+                button.disabled = False
+                self.query_one("#card-status", Label).update(Text("you can try again", style="dim"))
+
+        self.set_timer(float(seconds), resume)

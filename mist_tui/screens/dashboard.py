@@ -1,32 +1,32 @@
 """The dashboard: every app of every project in one table, with live status, CPU and memory.
 
-Apps are paged in (500 at a time) by a worker; metrics samples and events update rows in place by row
-key inside one batch; an event only refetches the app it names. Filtering and sorting work on the apps
-held in memory, so they cost no round trip.
+Apps are paged in (500 at a time) by a worker; metrics samples and events redraw only the rows they
+change; an event only refetches the app it names. Filtering and sorting work on the apps held in memory,
+so they cost no round trip, and they hand the table a new list of keys: a row's cells are built only
+when it comes into view.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
-from rich.console import JustifyMethod
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import Footer, Header, Input
 
 from mist_core.errors import MistError, NotFound
-from mist_core.models import App, MetricsSample, Project
+from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
-from ..format import cpu_text, human_age, memory_text, right, short_sha, status_text
+from ..format import cpu_text, human_age, memory_text, short_sha, status_text
+from ..widgets.line_table import Cell, Column, LineTable
 from ..widgets.server_strip import ProxyLine, ServerStrip
-from ..widgets.table import MistTable
 from ..workers import api_work
 
 if TYPE_CHECKING:
@@ -34,16 +34,16 @@ if TYPE_CHECKING:
 
 PAGE = 500
 COLUMNS = [
-    ("project", "Project", 16),
-    ("app", "App", 22),
-    ("status", "Status", 13),
-    ("commit", "Commit", 8),
-    ("age", "Age", 6),
-    ("cpu", "CPU", 8),
-    ("memory", "Memory", 11),
+    Column("project", "Project", 16),
+    Column("app", "App", 24),
+    Column("status", "Status", 13),
+    Column("commit", "Commit", 8),
+    Column("age", "Age", 6, "right"),
+    Column("cpu", "CPU", 8, "right"),
+    Column("memory", "Memory", 11, "right"),
 ]
 SORTS = ["project", "app", "status", "age", "cpu", "memory"]
-BLANK = Text("")  # shared: a grouped row's empty project cell, never mutated
+STATUSES = frozenset(get_args(AppStatus))
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
 
 FLUSH_DELAY = 0.3  # seconds events about apps are gathered before their rows are fetched again
@@ -81,12 +81,12 @@ class DashboardScreen(Screen):
         self.sort_reverse = False
         self._dirty: set[str] = set()
         self._flush_timer: Timer | None = None  # set while a coalesced refetch is pending
-        # Cells are rebuilt only when their app or its usage changed: redraws of 10,000 rows stay cheap.
-        self._cell_cache: dict[str, tuple[App, object, str, list[object], list[object]]] = {}
+        # A row's cells, built when it is first drawn and again only when its app or its usage changed.
+        self._cell_cache: dict[str, tuple[App, object, tuple[Cell, ...]]] = {}
         self._filter_timer: Timer | None = None
         self._populate_seconds = 0.0  # how long the last full redraw took
-        # Every app's row key in display order with its lowercase filter key, from the last full redraw: a
-        # filter keystroke only walks this list instead of sorting 10,000 apps again.
+        # Every row's key in display order with its lowercase filter key (empty projects' rows included),
+        # from the last full redraw: a filter keystroke only walks this list instead of sorting again.
         self._order: list[tuple[str, str]] | None = None
         self.shown_filter = ""  # the filter the table shows (the input may be ahead while typing)
         self._loading = False
@@ -104,18 +104,15 @@ class DashboardScreen(Screen):
         yield ServerStrip(" loading metrics…", id="server-strip")
         yield ProxyLine(" PROXY checking…", id="proxy-line")
         yield Input(placeholder="filter apps: type part of a name or a status", id="filter")
-        yield MistTable(id="apps")
+        yield LineTable(COLUMNS, self._row, id="apps")
         yield Footer()
 
     @property
-    def table(self) -> MistTable:
-        return self.query_one("#apps", MistTable)
+    def table(self) -> LineTable:
+        return self.query_one("#apps", LineTable)
 
     def on_mount(self) -> None:
         table = self.table
-        for key, label, width in COLUMNS:
-            justify: JustifyMethod = "right" if key in ("cpu", "memory", "age") else "left"
-            table.add_column(Text(label, justify=justify), key=key, width=width)
         self._label_columns()
         table.border_title = "Apps"
         table.focus()
@@ -148,7 +145,7 @@ class DashboardScreen(Screen):
                     first = False
                 else:
                     self.apps.update((a.ref, a) for a in new)
-                    self._append_rows(new)
+                    self.table.append([app.ref for app in new if self._matches(app)])
                 self.table.border_subtitle = f"loading {len(apps):,} of {page.total:,}"
                 offset = page.next_offset
             self.apps = apps
@@ -243,21 +240,19 @@ class DashboardScreen(Screen):
         known = app.ref in self.apps
         self.apps[app.ref] = app
         self._apps_changes += 1
-        table = self.table
+        self._cell_cache.pop(app.ref, None)  # the app may be the same object, changed in place
         if not known:
             self.populate()
             return
-        if app.ref not in table.rows:
-            return
-        with self.app.batch_update():
-            for key, value in zip([k for k, _, _ in COLUMNS], self._cells(app, grouped=False), strict=True):
-                if key != "project":
-                    table.update_cell(app.ref, key, value)
+        self.table.refresh_row(app.ref)
 
     def _remove(self, ref: str) -> None:
         app = self.apps.pop(ref, None)
         self._apps_changes += 1
-        if ref in self.table.rows:
+        self._cell_cache.pop(ref, None)
+        if self._order is not None:
+            self._order = [entry for entry in self._order if entry[0] != ref]
+        if self.table.has_row(ref):
             self.table.remove_row(ref)
             self._summarise()
         if app is not None and not any(a.project == app.project for a in self.apps.values()):
@@ -274,12 +269,8 @@ class DashboardScreen(Screen):
         changed = {ref for ref in usage.keys() | self.usage.keys() if usage.get(ref) != self.usage.get(ref)}
         self.usage = usage
         table = self.table
-        with self.app.batch_update():
-            for ref in changed:
-                if ref in table.rows:
-                    cpu, mem, limit = usage.get(ref, (None, None, None))  # type: ignore[assignment]
-                    table.update_cell(ref, "cpu", cpu_text(cpu))
-                    table.update_cell(ref, "memory", memory_text(mem, limit))
+        for ref in changed:
+            table.refresh_row(ref)
 
     # ------------------------------------------------------------------------------------------ rows
 
@@ -287,20 +278,36 @@ class DashboardScreen(Screen):
         needle = self.filter_text.lower()
         return not needle or needle in app.ref.lower() or needle == app.status
 
-    def _filtered_in_order(self, reuse_order: bool) -> list[tuple[str, App]]:
-        """``(ref, app)`` for every app the filter keeps, in display order."""
-        apps = self.apps
+    def _shown_keys(self, reuse_order: bool) -> list[str]:
+        """The key of every row the filter keeps, in display order."""
         if not reuse_order or self._order is None:
-            ordered = self._sorted(list(apps.values()))
-            self._order = [(ref, ref.lower()) for ref in (a.ref for a in ordered)]
+            self._order = self._full_order()
         needle = self.filter_text.lower()
         if not needle:
-            return [(ref, app) for ref, _ in self._order if (app := apps.get(ref)) is not None]
+            return [key for key, _ in self._order]
+        if needle not in STATUSES:
+            return [key for key, text in self._order if needle in text]
+        apps = self.apps
         return [
-            (ref, app)
-            for ref, key in self._order
-            if (app := apps.get(ref)) is not None and (needle in key or needle == app.status)
+            key
+            for key, text in self._order
+            if needle in text or ((app := apps.get(key)) is not None and app.status == needle)
         ]
+
+    def _full_order(self) -> list[tuple[str, str]]:
+        keys = [app.ref for app in self._sorted(list(self.apps.values()))]
+        order = [(key, key.lower()) for key in keys]
+        empty = self._empty_projects()
+        if empty:
+            extra = [(f"{name}/", name.lower()) for name in empty]
+            if self.sort_key == "project":
+                # Stable: each app keeps its place within its project, an empty project lands in its own.
+                order = sorted(
+                    order + extra, key=lambda entry: entry[0].split("/", 1)[0], reverse=self.sort_reverse
+                )
+            else:
+                order += extra
+        return order
 
     def _sorted(self, apps: list[App]) -> list[App]:
         key = self.sort_key
@@ -322,73 +329,47 @@ class DashboardScreen(Screen):
 
         return sorted(apps, key=sort_key, reverse=self.sort_reverse)
 
-    def _cells(self, app: App, *, grouped: bool) -> list[object]:
-        usage = self.usage.get(app.ref)
-        cached = self._cell_cache.get(app.ref)
-        if cached is None or cached[0] is not app or cached[1] != usage or cached[2] != app.status:
-            cells = self._build_cells(app)
-            # The same row lists are handed to the table on every redraw while the app is unchanged,
-            # which lets it keep what it built for them.
-            cached = (app, usage, app.status, [BLANK, *cells], [Text(app.project, style="bold"), *cells])
-            self._cell_cache[app.ref] = cached
-        return cached[3] if grouped else cached[4]
+    def _row(self, key: str) -> tuple[Cell, ...]:
+        """The cells of the row ``key``: an app's (``project/app``) or an empty project's (``project/``)."""
+        app = self.apps.get(key)
+        if app is None:
+            name = key.split("/", 1)[0]
+            return ((name, "bold"), ("no apps yet: c adds one", "dim italic"), "", "", "", "", "")
+        usage = self.usage.get(key)
+        cached = self._cell_cache.get(key)
+        if cached is None or cached[0] is not app or cached[1] != usage:
+            cached = (app, usage, self._build_cells(app))
+            self._cell_cache[key] = cached
+        return cached[2]
 
-    def _build_cells(self, app: App) -> list[object]:
-        now = self.mist.clock()
+    def _build_cells(self, app: App) -> tuple[Cell, ...]:
         cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
-        return [
-            Text(app.name),
-            status_text(app.status),
-            Text(short_sha(app.live_commit), style="dim" if not app.live_commit else ""),
-            right(human_age(app.live_since, now)),
-            cpu_text(cpu),
-            memory_text(mem, limit),
-        ]
+        return (
+            (app.project, "bold"),
+            app.name,
+            _cell(status_text(app.status)),
+            (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
+            human_age(app.live_since, self.mist.clock()),
+            _cell(cpu_text(cpu)),
+            _cell(memory_text(mem, limit)),
+        )
 
     def populate(self, *, reuse_order: bool = False) -> None:
-        """Redraw the table from the apps in memory, filtered and sorted, keeping the cursor's app.
+        """Show the apps in memory, filtered and sorted, keeping the cursor on its row.
         ``reuse_order``: the apps and the sort are as at the last redraw, only the filter changed."""
-        # A redraw allocates tens of thousands of small objects (keys, rows, cell lists): with 10,000 apps
-        # in memory that set off full garbage collections costing more than the redraw itself. Nothing
-        # here makes cycles, so collect afterwards instead of during.
+        # A full redraw sorts 10,000 apps through key tuples: nothing here makes cycles, so collect
+        # afterwards instead of in the middle.
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._populate(reuse_order)
+            started = time.perf_counter()
+            self.table.show(self._shown_keys(reuse_order))
+            self.shown_filter = self.filter_text
+            self._summarise()
+            self._populate_seconds = time.perf_counter() - started
         finally:
             if gc_was_enabled:
                 gc.enable()
-
-    def _populate(self, reuse_order: bool) -> None:
-        started = time.perf_counter()
-        table = self.table
-        selected = table.selected_key
-        apps = self._filtered_in_order(reuse_order)
-        rows: list[tuple[str, list[object]]] = []
-        previous_project = None
-        by_project = self.sort_key == "project"
-        cells = self._cells
-        for ref, app in apps:
-            # Sorted by project, repeat the project name only where a group starts: it reads as a heading.
-            grouped = by_project and app.project == previous_project
-            previous_project = app.project
-            rows.append((ref, cells(app, grouped=grouped)))
-        empty = self._empty_projects()
-        if empty:
-            extra = [(f"{name}/", self._empty_project_cells(name)) for name in empty]
-            if self.sort_key == "project":
-                rows = sorted(
-                    rows + extra, key=lambda row: row[0].split("/", 1)[0], reverse=self.sort_reverse
-                )
-            else:
-                rows += extra
-        with self.app.batch_update():
-            table.set_rows(rows)
-            if selected is not None and selected in table.rows:
-                table.move_cursor(row=table.get_row_index(selected), animate=False)
-        self.shown_filter = self.filter_text
-        self._summarise()
-        self._populate_seconds = time.perf_counter() - started
 
     def _empty_projects(self) -> list[str]:
         if not self.projects:
@@ -399,24 +380,10 @@ class DashboardScreen(Screen):
             name for name in self.projects if name not in with_apps and (not needle or needle in name.lower())
         )
 
-    @staticmethod
-    def _empty_project_cells(name: str) -> list[object]:
-        return [
-            Text(name, style="bold"),
-            Text("no apps yet: c adds one", style="dim italic"),
-            *(Text("") for _ in COLUMNS[2:]),
-        ]
-
     def selected_project(self) -> str | None:
         """The project of the row under the cursor (an app's, or an empty project's row)."""
         key = self.table.selected_key
         return key.split("/", 1)[0] if key else None
-
-    def _append_rows(self, apps: list[App]) -> None:
-        # One pass for the page (``add_row`` per row left 10,000 rows of bookkeeping for the final paint).
-        self.table.append_rows(
-            [(app.ref, self._cells(app, grouped=False)) for app in apps if self._matches(app)]
-        )
 
     def _take_census(self) -> tuple[dict[str, int], set[str]]:
         """How many apps have each status, and which projects have apps."""
@@ -437,17 +404,15 @@ class DashboardScreen(Screen):
             self.table.border_subtitle = "no projects yet: n creates one"
             return
         parts = [f"{len(self.apps):,} apps"]
-        parts += [f"{counts[s]} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
+        parts += [f"{counts[s]:,} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
         if self.filter_text:
             parts.insert(0, f"{self.table.row_count:,} shown")
         self.table.border_subtitle = " · ".join(parts)
 
     def _label_columns(self) -> None:
-        for key, label, _ in COLUMNS:
-            arrow = (" ▼" if not self.sort_reverse else " ▲") if key == self.sort_key else ""
-            justify: JustifyMethod = "right" if key in ("cpu", "memory", "age") else "left"
-            self.table.columns[key].label = Text(label + arrow, justify=justify)  # type: ignore[index]
-        self.table.refresh()
+        self.table.set_sort(self.sort_key, self.sort_reverse)
+        # Sorted by project, the project is named only where its group starts: it reads as a heading.
+        self.table.group_by = "project" if self.sort_key == "project" else None
 
     # ------------------------------------------------------------------------------------------ actions
 
@@ -471,7 +436,7 @@ class DashboardScreen(Screen):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
-        # Redraw at once while redraws are quick (10,000 apps take about 35 ms); when the last one was slow
+        # Redraw at once while redraws are quick (10,000 apps take a few ms); when the last one was slow
         # (a much larger list, a slow machine), wait until typing pauses rather than redraw once per key.
         if self._filter_timer is not None:
             self._filter_timer.stop()
@@ -495,9 +460,9 @@ class DashboardScreen(Screen):
         self._label_columns()
         self.populate()
 
-    @on(DataTable.HeaderSelected)
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
+    @on(LineTable.HeaderSelected, "#apps")
+    def _header_clicked(self, event: LineTable.HeaderSelected) -> None:
+        key = event.column_key
         if key == "commit":
             return
         if key == self.sort_key:
@@ -507,9 +472,9 @@ class DashboardScreen(Screen):
         self._label_columns()
         self.populate()
 
-    @on(DataTable.RowSelected, "#apps")
-    def _open(self, event: DataTable.RowSelected) -> None:
-        key = str(event.row_key.value or "")
+    @on(LineTable.RowSelected, "#apps")
+    def _open(self, event: LineTable.RowSelected) -> None:
+        key = event.row_key
         if key in self.apps:
             self.mist.open_app(key)
         elif key.endswith("/"):
@@ -540,7 +505,7 @@ class DashboardScreen(Screen):
 
         def created(app: App) -> None:
             self.update_app(app)
-            self.table.move_cursor(row=self.table.get_row_index(app.ref), animate=False)
+            self.table.select(app.ref)
 
         new_app(self.mist, self.selected_project(), created)
 
@@ -557,3 +522,8 @@ class DashboardScreen(Screen):
         project = self.selected_project()
         if project is not None:
             delete_project(self.mist, project, lambda name: self.reload_projects())
+
+
+def _cell(text: Text) -> Cell:
+    """A cell from one of ``format``'s styled texts (its justification is the column's)."""
+    return (text.plain, text.style) if text.style else text.plain

@@ -1,5 +1,6 @@
-"""Modal dialogs: a confirmation that names what will be destroyed, and a small form whose errors from the
-API appear next to the field they concern (``err.field``) while the dialog stays open."""
+"""Modal dialogs: a confirmation that names what will be destroyed, a small form whose errors from the
+API appear next to the field they concern (``err.field``) while the dialog stays open, and the one
+showing of a secret (a new API token, an invitation, recovery codes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -40,7 +42,8 @@ class ConfirmDialog(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog" if self.danger else "dialog -safe"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-message")
+            # Names in messages come from users: never read as markup.
+            yield Static(self.message, classes="dialog-message", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
@@ -86,11 +89,14 @@ class FormDialog(ModalScreen[Any]):
         *,
         submit: Callable[[dict[str, Any]], Awaitable[Any]] | None = None,
         submit_label: str = "Save",
-        note: str = "",
+        note: str | Text = "",
         aliases: dict[str, str] | None = None,
         compact: bool = False,
+        danger: bool = False,
     ) -> None:
         super().__init__()
+        # A form that destroys something (deleting an account) looks like a confirmation: red.
+        self.danger = danger
         # Compact fields (one line each, no border) let a long form fit a 24-line terminal.
         self.compact = compact
         # The core's name for a field, when it differs from the form's (its ``domain`` is the form's ``name``).
@@ -102,10 +108,11 @@ class FormDialog(ModalScreen[Any]):
         self.note = note
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog -compact" if self.compact else "dialog"):
+        classes = "dialog" + (" -compact" if self.compact else "") + (" -danger" if self.danger else "")
+        with Vertical(classes=classes):
             yield Label(self.title_text, classes="dialog-title")
             if self.note:
-                yield Static(self.note, classes="dialog-message")
+                yield Static(self.note, classes="dialog-message", markup=False)
             for field in self.fields:
                 if field.checkbox:
                     yield Checkbox(field.label, field.checked, id=f"field-{field.name}")
@@ -141,7 +148,7 @@ class FormDialog(ModalScreen[Any]):
             yield Label("", id="error-form", classes="field-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
-                yield Button(self.submit_label, id="submit", variant="primary")
+                yield Button(self.submit_label, id="submit", variant="error" if self.danger else "primary")
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -215,3 +222,47 @@ class PromptDialog(FormDialog):
         if isinstance(result, dict):
             result = result["value"]
         return super().dismiss(result)
+
+
+class SecretDialog(ModalScreen[None]):
+    """A secret Mist keeps only a hash of, shown this once: the message says what it is for, ``c`` copies
+    it to the clipboard (OSC 52: most terminals, also over SSH), and the mouse can select it."""
+
+    BINDINGS = [
+        Binding("c", "copy", "Copy", id="secret.copy"),
+        Binding("escape", "close", "Done", id="secret.close"),
+        Binding("enter", "close", "Done", show=False, id="secret.done"),
+    ]
+
+    def __init__(self, title: str, message: str, secret: str, *, hint: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+        self.secret = secret
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog -secret"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.message, classes="dialog-message", markup=False)
+            yield Static(self.secret, id="secret-value", markup=False)
+            yield Static(
+                "Shown only now: Mist keeps a hash, not the secret. Press c to copy it, or select it with "
+                "the mouse." + (f"\n{self.hint}" if self.hint else ""),
+                classes="dialog-hint",
+            )
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Copy", id="copy")
+                yield Button("Done", id="done", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#done", Button).focus()
+
+    @on(Button.Pressed, "#copy")
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.secret)
+        self.app.notify("Copied to the clipboard (where the terminal allows it).", timeout=3)
+
+    @on(Button.Pressed, "#done")
+    def action_close(self) -> None:
+        self.dismiss(None)

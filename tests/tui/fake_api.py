@@ -8,8 +8,10 @@ pushes with ``push_event`` / ``push_log`` / ``push_sample``. Calls that change s
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from mist_core.api import (
     AppsAPI,
@@ -21,15 +23,31 @@ from mist_core.api import (
     DomainsAPI,
     EnvAPI,
     EventsAPI,
+    InvitesAPI,
+    MembersAPI,
     MetricsAPI,
     MistAPI,
     ProjectsAPI,
     ProxyAPI,
+    SecretsAPI,
+    SessionsAPI,
     SettingsAPI,
+    TokensAPI,
     UsersAPI,
 )
-from mist_core.errors import Conflict, InvalidInput, NotFound, SetupRequired, Unauthenticated
+from mist_core.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    SetupRequired,
+    TooManyAttempts,
+    TotpRequired,
+    Unauthenticated,
+)
 from mist_core.models import (
+    ApiToken,
+    ApiTokenCreated,
     App,
     AppChanges,
     AppSpec,
@@ -44,21 +62,37 @@ from mist_core.models import (
     EnvVar,
     Event,
     HealthCheck,
+    Invite,
+    InviteCreated,
+    KeyRotation,
     LogLine,
+    Member,
     MetricsSample,
     Page,
     Project,
     ProjectChanges,
     ProxyStatus,
+    RecoveryCodes,
     Session,
+    SessionInfo,
     Setting,
     SetupStatus,
     StepTiming,
     SystemSample,
+    TotpSetup,
     User,
+    UserChanges,
 )
 
+if TYPE_CHECKING:
+    from mist_core.models import AppSource, SourceChanges
+
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+builtins_list = builtins.list  # the parts' own ``list`` methods shadow the builtin in their bodies
+RANK = {"viewer": 1, "developer": 2, "admin": 3, "owner": 4}
+PASSWORD = "correct horse"  # every account's password in the fake
+TOTP_CODE = "123456"  # the one code the fake's authenticator shows
+RECOVERY_CODE = "k3v9-x2m7"
 GIB = 1024**3
 MIB = 1024**2
 
@@ -117,11 +151,34 @@ class FakeData:
     """The fixed world the fake serves."""
 
     def __init__(self, *, extra_apps: int = 0) -> None:
-        owner = User(id=1, username="ada", role="owner", created_at=ago(days=120))
+        owner = User(
+            id=1,
+            username="ada",
+            role="owner",
+            email="ada@example.com",
+            full_name="Ada Lovelace",
+            created_at=ago(days=120),
+            last_login_at=ago(minutes=5),
+        )
         self.users = [
             owner,
-            User(id=2, username="grace", role="admin", created_at=ago(days=90)),
-            User(id=3, username="linus", role="developer", created_at=ago(days=30)),
+            User(
+                id=2,
+                username="grace",
+                role="admin",
+                email="grace@example.com",
+                totp_enabled=True,
+                created_at=ago(days=90),
+                last_login_at=ago(hours=3),
+            ),
+            User(
+                id=3,
+                username="linus",
+                role="developer",
+                email="linus@example.com",
+                created_at=ago(days=30),
+                last_login_at=ago(days=2),
+            ),
             User(id=4, username="ken", role="viewer", created_at=ago(days=2)),
         ]
         self.projects: dict[str, Project] = {}
@@ -138,7 +195,7 @@ class FakeData:
                 id=i,
                 name=name,
                 description=desc,
-                owner="ada",
+                owner="linus" if name in ("blog", "labs") else "ada",
                 created_at=ago(days=100 - i),
                 updated_at=ago(days=3),
             )
@@ -461,21 +518,147 @@ class FakeData:
                     ],
                 )
             )
+        audit_rows: list[tuple[str | None, str | None, str | None, str, str | None, str | None, dict]] = [
+            (
+                "grace",
+                "admin",
+                "10.0.0.12",
+                "deployment.create",
+                "shop",
+                "api",
+                {"ref": "main", "deployment": 42},
+            ),
+            ("ada", "owner", "unix", "env.set", "shop", "web", {"key": "STRIPE_KEY", "secret": True}),
+            (
+                "ada",
+                "token:deploy",
+                "203.0.113.40",
+                "deployment.create",
+                "internal",
+                "metabase",
+                {"ref": "v0.50.2"},
+            ),
+            ("ada", "owner", "unix", "app.update", "shop", "web", {"fields": ["memory", "health"]}),
+            (None, None, None, "certificate.renew", "blog", "site", {"domain": "blog.example.com"}),
+            ("ada", "owner", "unix", "user.create", None, None, {"username": "ken", "role": "viewer"}),
+            ("ada", "owner", "unix", "token.create", None, None, {"name": "ci-deploy", "scope": "deploy"}),
+            ("grace", "admin", "10.0.0.12", "app.stop", "labs", "experiment", {}),
+            ("linus", "developer", "198.51.100.4", "auth.login_failed", None, None, {"username": "linus"}),
+            ("ada", "owner", "unix", "project.create", "labs", None, {}),
+        ]
         self.audit = [
             AuditEntry(
-                id=10 - i, ts=ago(minutes=5 + 37 * i), actor=actor, action=action, project=p, app=a, detail=d
+                id=len(audit_rows) - i,
+                ts=ago(minutes=5 + 37 * i),
+                actor=actor,
+                actor_role=role,
+                source=source,
+                action=action,
+                project=p,
+                app=a,
+                detail=d,
             )
-            for i, (actor, action, p, a, d) in enumerate(
-                [
-                    ("grace", "deployment.create", "shop", "api", {"ref": "main", "deployment": 42}),
-                    ("ada", "env.set", "shop", "web", {"key": "STRIPE_KEY", "secret": True}),
-                    ("linus", "deployment.create", "internal", "metabase", {"ref": "v0.50.2"}),
-                    ("ada", "app.update", "shop", "web", {"fields": ["memory", "health"]}),
-                    (None, "certificate.renew", "blog", "site", {"domain": "blog.example.com"}),
-                    ("ada", "user.create", None, None, {"username": "ken", "role": "viewer"}),
-                    ("grace", "app.stop", "labs", "experiment", {}),
-                    ("ada", "project.create", "labs", None, {}),
-                ]
+            for i, (actor, role, source, action, p, a, d) in enumerate(audit_rows)
+        ]
+        self.members: dict[str, list[Member]] = {
+            "shop": [
+                Member(username="grace", role="admin", added_at=ago(days=80)),
+                Member(username="linus", role="developer", added_at=ago(days=29)),
+                Member(username="ken", role="viewer", added_at=ago(days=2)),
+            ],
+            "blog": [Member(username="linus", role="admin", added_at=ago(days=20))],
+            "internal": [
+                Member(username="linus", role="developer", added_at=ago(days=25)),
+                Member(username="ken", role="viewer", added_at=ago(days=1)),
+            ],
+        }
+        self.sessions = [
+            SessionInfo(
+                id=41,
+                username="ada",
+                created_at=ago(minutes=5),
+                last_used_at=ago(seconds=10),
+                expires_at=NOW + timedelta(days=30),
+                source="unix",
+                user_agent="mist-tui/0.1",
+                current=True,
+            ),
+            SessionInfo(
+                id=38,
+                username="ada",
+                created_at=ago(days=3),
+                last_used_at=ago(hours=20),
+                expires_at=NOW + timedelta(days=27),
+                source="203.0.113.7",
+                user_agent="mist-cli/0.1 (Linux)",
+            ),
+            SessionInfo(
+                id=40,
+                username="grace",
+                created_at=ago(hours=3),
+                last_used_at=ago(minutes=12),
+                expires_at=NOW + timedelta(days=29),
+                source="10.0.0.12",
+                user_agent="mist-tui/0.1",
+            ),
+            SessionInfo(
+                id=35,
+                username="linus",
+                created_at=ago(days=2),
+                last_used_at=ago(days=1),
+                expires_at=NOW + timedelta(days=28),
+                source="198.51.100.4",
+                user_agent="mist-cli/0.1 (macOS)",
+            ),
+        ]
+        self.tokens = [
+            ApiToken(
+                id=7,
+                name="ci-deploy",
+                username="ada",
+                scope="deploy",
+                project="shop",
+                created_at=ago(days=10),
+                expires_at=NOW + timedelta(days=80),
+                last_used_at=ago(hours=2),
+            ),
+            ApiToken(
+                id=6,
+                name="grafana-read",
+                username="ada",
+                scope="read",
+                created_at=ago(days=40),
+                last_used_at=ago(minutes=1),
+            ),
+            ApiToken(
+                id=5,
+                name="old-laptop",
+                username="ada",
+                scope="admin",
+                created_at=ago(days=200),
+                expires_at=ago(days=110),
+                last_used_at=ago(days=115),
+            ),
+            ApiToken(
+                id=8,
+                name="release-bot",
+                username="grace",
+                scope="deploy",
+                project="blog",
+                created_at=ago(days=5),
+                expires_at=NOW + timedelta(days=85),
+            ),
+        ]
+        self.invites = [
+            Invite(
+                id=3,
+                email="barbara@example.com",
+                role="developer",
+                project="shop",
+                project_role="developer",
+                created_by="ada",
+                created_at=ago(hours=6),
+                expires_at=NOW + timedelta(hours=66),
             )
         ]
         self.settings = {
@@ -521,7 +704,10 @@ class FakeMist(MistAPI):
     ) -> None:
         self.data = FakeData(extra_apps=extra_apps)
         self.needs_setup = needs_setup
-        self.valid_tokens = {"tok-ada"}
+        # Each session token the fake accepts, and whose it is.
+        self.valid_tokens = {"tok-ada": "ada", "tok-ken": "ken"}
+        self.failed_logins: dict[str, int] = {}
+        self.totp_pending: TotpSetup | None = None
         self.token = token
         self.calls: list[tuple] = []
         self.event_feed = _Forever()
@@ -537,6 +723,11 @@ class FakeMist(MistAPI):
         self.metrics = _Metrics(self)
         self.events = _Events(self)
         self.users = _Users(self)
+        self.members = _Members(self)
+        self.invites = _Invites(self)
+        self.sessions = _Sessions(self)
+        self.tokens = _Tokens(self)
+        self.secrets = _Secrets(self)
         self.audit = _Audit(self)
         self.settings = _Settings(self)
         self.domain_table: dict[str, list[Domain]] = _fixed_domains(self.data)
@@ -559,6 +750,19 @@ class FakeMist(MistAPI):
             raise SetupRequired("No account exists yet: create the owner account first.")
         if self.token not in self.valid_tokens:
             raise Unauthenticated("Your session has expired or is not valid: log in again.")
+
+    def me(self) -> User:
+        """The user the current token belongs to."""
+        self.check()
+        name = self.valid_tokens[self.token]  # type: ignore[index]
+        return next(u for u in self.data.users if u.username == name)
+
+    def require(self, role: str, what: str) -> User:
+        """The caller, when their instance role is at least ``role``; PermissionDenied otherwise."""
+        user = self.me()
+        if RANK[user.role] < RANK[role]:
+            raise PermissionDenied(f"Your role ({user.role}) does not allow {what}: ask an admin.")
+        return user
 
     async def close(self) -> None:
         self.closed = True
@@ -662,21 +866,92 @@ class _Auth(_Part, AuthAPI):
         self.mist.needs_setup = False
         self.mist.calls.append(("auth.setup", username))
         self.mist.token = "tok-ada"
-        return Session(token="tok-ada", user=self.data.users[0], expires_at=NOW + timedelta(days=30))
+        return self._session(self.data.users[0])
 
-    async def login(self, username: str, password: str) -> Session:
-        self.mist.calls.append(("auth.login", username))
-        if username != "ada" or password != "correct horse":
+    def _session(self, user: User) -> Session:
+        token = f"tok-{user.username}"
+        self.mist.valid_tokens[token] = user.username
+        self.mist.token = token
+        return Session(
+            token=token,
+            refresh_token=f"mist_r_{user.username}",
+            user=user,
+            expires_at=NOW + timedelta(minutes=15),
+            refresh_expires_at=NOW + timedelta(days=30),
+        )
+
+    async def login(self, username: str, password: str, *, totp: str | None = None) -> Session:
+        self.mist.calls.append(("auth.login", username, totp))
+        if self.mist.failed_logins.get(username, 0) >= 3:
+            raise TooManyAttempts(
+                "Too many failed logins for this account: wait 30 seconds, then try again.", retry_after=30
+            )
+        user = next((u for u in self.data.users if u.username == username), None)
+        if user is None or password != PASSWORD:
+            self.mist.failed_logins[username] = self.mist.failed_logins.get(username, 0) + 1
             raise Unauthenticated("Wrong username or password.")
-        self.mist.token = "tok-ada"
-        return Session(token="tok-ada", user=self.data.users[0], expires_at=NOW + timedelta(days=30))
+        if user.totp_enabled:
+            if not totp:
+                raise TotpRequired("This account has two-factor authentication: enter the code.")
+            if totp.strip() not in (TOTP_CODE, RECOVERY_CODE):
+                self.mist.failed_logins[username] = self.mist.failed_logins.get(username, 0) + 1
+                raise Unauthenticated("That code is not valid: enter the current code from your app.")
+        return self._session(user)
+
+    async def refresh(self, refresh_token: str) -> Session:
+        username = refresh_token.removeprefix("mist_r_")
+        user = next((u for u in self.data.users if u.username == username), None)
+        if user is None:
+            raise Unauthenticated("This session has ended: log in again.")
+        return self._session(user)
 
     async def whoami(self) -> User:
-        self.mist.check()
-        return self.data.users[0]
+        return self.mist.me()
 
     async def logout(self) -> None:
+        self.mist.calls.append(("auth.logout",))
         self.mist.token = None
+
+    async def change_password(self, current: str, new: str) -> None:
+        me = self.mist.me()
+        self.mist.calls.append(("auth.change_password", me.username))
+        if current != PASSWORD:
+            raise Unauthenticated("The current password is wrong.", field="current")
+        if len(new) < 12:
+            raise InvalidInput("The new password is too short: use at least 12 characters.", field="new")
+
+    async def totp_setup(self) -> TotpSetup:
+        me = self.mist.me()
+        self.mist.calls.append(("auth.totp_setup", me.username))
+        if me.totp_enabled:
+            raise Conflict("Two-factor authentication is already on: turn it off first to use a new secret.")
+        self.mist.totp_pending = TotpSetup(
+            secret="JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
+            uri=f"otpauth://totp/Mist:{me.username}?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=Mist",
+        )
+        return self.mist.totp_pending
+
+    async def totp_enable(self, code: str) -> RecoveryCodes:
+        me = self.mist.me()
+        self.mist.calls.append(("auth.totp_enable", me.username, code))
+        if self.mist.totp_pending is None:
+            raise Conflict("Start the setup first (totp_setup).")
+        if code.strip() != TOTP_CODE:
+            raise InvalidInput(
+                "That code does not match: check the phone's clock and type the current code.", field="code"
+            )
+        me.totp_enabled = True
+        self.mist.totp_pending = None
+        return RecoveryCodes(
+            codes=[RECOVERY_CODE, "p8w4-q1z6", "m5t2-h9c3", "r7d1-b4n8", "f6y3-j2l5", "a9e4-u7s1"]
+        )
+
+    async def totp_disable(self, password: str) -> None:
+        me = self.mist.me()
+        self.mist.calls.append(("auth.totp_disable", me.username))
+        if password != PASSWORD:
+            raise Unauthenticated("The password is wrong.", field="password")
+        me.totp_enabled = False
 
 
 class _Projects(_Part, ProjectsAPI):
@@ -851,6 +1126,16 @@ class _Apps(_Part, AppsAPI):
         self.mist.calls.append(("apps.restart", app_ref))
         return app
 
+    # The git source of an app is not part of the fixed data these screens show.
+    async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
+        raise NotFound(f"{app_ref} has no source settings in the test data.")
+
+    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:
+        raise NotFound(f"{app_ref} has no source settings in the test data.")
+
+    async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
+        raise NotFound(f"{app_ref} has no source settings in the test data.")
+
     async def logs(
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
     ) -> AsyncIterator[LogLine]:
@@ -976,8 +1261,246 @@ class _Events(_Part, EventsAPI):
 
 class _Users(_Part, UsersAPI):
     async def list(self) -> list[User]:
-        self.mist.check()
+        me = self.mist.me()
+        if RANK[me.role] < RANK["admin"]:
+            return [me]
         return list(self.data.users)
+
+    async def get(self, username: str) -> User:
+        self.mist.me()
+        for user in self.data.users:
+            if user.username == username:
+                return user
+        raise NotFound(f"There is no user {username!r}.", field="username")
+
+    async def create(
+        self, username: str, password: str, *, role: str = "developer", email: str | None = None
+    ) -> User:
+        me = self.mist.require("admin", "creating accounts")
+        self.mist.calls.append(("users.create", username, role, email))
+        _check_name(username, "username")
+        if any(u.username == username for u in self.data.users):
+            raise Conflict(f"There is already a user {username!r}: choose another name.", field="username")
+        if len(password) < 12:
+            raise InvalidInput("The password is too short: use at least 12 characters.", field="password")
+        if RANK[role] > RANK[me.role]:
+            raise PermissionDenied(f"You cannot grant {role}: it is above your own role ({me.role}).")
+        user = User(
+            id=max(u.id for u in self.data.users) + 1,
+            username=username,
+            role=role,  # type: ignore[arg-type]
+            email=email or None,
+            created_at=NOW,
+        )
+        self.data.users.append(user)
+        return user
+
+    async def update(self, username: str, changes: UserChanges) -> User:
+        me = self.mist.me()
+        if username != me.username:
+            self.mist.require("admin", "changing someone else's profile")
+        user = await self.get(username)
+        self.mist.calls.append(("users.update", username, changes.model_dump(exclude_none=True)))
+        if changes.email is not None:
+            if changes.email and "@" not in changes.email:
+                raise InvalidInput(f"{changes.email!r} is not an email address.", field="email")
+            user.email = changes.email or None
+        if changes.full_name is not None:
+            user.full_name = changes.full_name
+        return user
+
+    async def set_role(self, username: str, role: str) -> User:
+        me = self.mist.require("admin", "changing roles")
+        user = await self.get(username)
+        self.mist.calls.append(("users.set_role", username, role))
+        if role == "owner" and me.role != "owner":
+            raise PermissionDenied("Only an owner can make someone an owner.")
+        owners = [u for u in self.data.users if u.role == "owner"]
+        if user.role == "owner" and role != "owner" and len(owners) == 1:
+            raise Conflict(f"{username} is the last owner: make someone else owner first.", field="role")
+        user.role = role  # type: ignore[assignment]
+        return user
+
+    async def delete(self, username: str, *, reassign_to: str | None = None) -> None:
+        me = self.mist.require("admin", "deleting accounts")
+        user = await self.get(username)
+        self.mist.calls.append(("users.delete", username, reassign_to))
+        if user.username == me.username:
+            raise Conflict("You cannot delete your own account while logged in as it.")
+        if user.role == "owner" and sum(u.role == "owner" for u in self.data.users) == 1:
+            raise Conflict(f"{username} is the last owner and cannot be deleted.")
+        self.data.users.remove(user)
+
+
+class _Members(_Part, MembersAPI):
+    def _project(self, project: str) -> builtins_list[Member]:
+        self.mist.me()
+        if project not in self.data.projects:
+            raise NotFound(f"There is no project {project!r}.", field="project")
+        return self.data.members.setdefault(project, [])
+
+    def _admin(self, project: str) -> None:
+        me = self.mist.me()
+        if RANK[me.role] >= RANK["admin"]:
+            return
+        if not any(m.username == me.username and m.role == "admin" for m in self._project(project)):
+            raise PermissionDenied(f"Only an admin of {project} can change its members.")
+
+    async def list(self, project: str) -> builtins_list[Member]:
+        return list(self._project(project))
+
+    async def add(self, project: str, username: str, role: str) -> Member:
+        members = self._project(project)
+        self._admin(project)
+        self.mist.calls.append(("members.add", project, username, role))
+        if not any(u.username == username for u in self.data.users):
+            raise NotFound(f"There is no user {username!r}: invite them first.", field="username")
+        member = Member(username=username, role=role, added_at=NOW)  # type: ignore[arg-type]
+        for i, m in enumerate(members):
+            if m.username == username:
+                members[i] = member.model_copy(update={"added_at": m.added_at})
+                return members[i]
+        members.append(member)
+        return member
+
+    async def remove(self, project: str, username: str) -> None:
+        members = self._project(project)
+        self._admin(project)
+        self.mist.calls.append(("members.remove", project, username))
+        if not any(m.username == username for m in members):
+            raise NotFound(f"{username} is not a member of {project}.", field="username")
+        members[:] = [m for m in members if m.username != username]
+
+
+class _Invites(_Part, InvitesAPI):
+    async def create(
+        self,
+        *,
+        username: str | None = None,
+        email: str | None = None,
+        role: str = "developer",
+        project: str | None = None,
+        project_role: str | None = None,
+        expires_hours: int = 72,
+    ) -> InviteCreated:
+        me = self.mist.require("admin", "inviting people")
+        self.mist.calls.append(
+            ("invites.create", username, email, role, project, project_role, expires_hours)
+        )
+        if not username and not email:
+            raise InvalidInput("Name who the invitation is for: a username or an email.", field="username")
+        if email and "@" not in email:
+            raise InvalidInput(f"{email!r} is not an email address.", field="email")
+        if RANK[role] > RANK[me.role]:
+            raise PermissionDenied(f"You cannot grant {role}: it is above your own role ({me.role}).")
+        if project is not None and project not in self.data.projects:
+            raise NotFound(f"There is no project {project!r}.", field="project")
+        invite = Invite(
+            id=max((i.id for i in self.data.invites), default=0) + 1,
+            username=username or None,
+            email=email or None,
+            role=role,  # type: ignore[arg-type]
+            project=project,
+            project_role=project_role,  # type: ignore[arg-type]
+            created_by=me.username,
+            created_at=NOW,
+            expires_at=NOW + timedelta(hours=expires_hours),
+        )
+        self.data.invites.append(invite)
+        return InviteCreated(token="mist_i_7Qx2Lr9VhT4kWm8ZcN3pYb6D", invite=invite)
+
+    async def list(self) -> builtins_list[Invite]:
+        self.mist.require("admin", "listing invitations")
+        return list(self.data.invites)
+
+    async def revoke(self, invite_id: int) -> None:
+        self.mist.require("admin", "revoking invitations")
+        self.mist.calls.append(("invites.revoke", invite_id))
+        self.data.invites = [i for i in self.data.invites if i.id != invite_id]
+
+    async def accept(self, token: str, username: str, password: str, *, email: str | None = None) -> Session:
+        raise InvalidInput("This invitation is not valid.", field="token")
+
+
+class _Sessions(_Part, SessionsAPI):
+    async def list(self, *, username: str | None = None) -> builtins_list[SessionInfo]:
+        me = self.mist.me()
+        wanted = username or me.username
+        if wanted != me.username:
+            self.mist.require("admin", "seeing other people's sessions")
+        out = []
+        for info in self.data.sessions:
+            if wanted == "*" or info.username == wanted:
+                current = info.username == me.username and info.id == 41 and me.username == "ada"
+                out.append(info.model_copy(update={"current": current}))
+        return out
+
+    async def revoke(self, session_id: int) -> None:
+        me = self.mist.me()
+        self.mist.calls.append(("sessions.revoke", session_id))
+        info = next((i for i in self.data.sessions if i.id == session_id), None)
+        if info is None:
+            raise NotFound(f"There is no session {session_id}.")
+        if info.username != me.username:
+            self.mist.require("admin", "ending other people's sessions")
+        self.data.sessions.remove(info)
+        if info.id == 41 and me.username == "ada":
+            self.mist.token = None
+
+
+class _Tokens(_Part, TokensAPI):
+    async def create(
+        self,
+        name: str,
+        *,
+        scope: str = "read",
+        project: str | None = None,
+        expires_days: int | None = 90,
+    ) -> ApiTokenCreated:
+        me = self.mist.me()
+        self.mist.calls.append(("tokens.create", name, scope, project, expires_days))
+        if not name.strip():
+            raise InvalidInput("Give the token a name that says what uses it, like ci-deploy.", field="name")
+        if any(t.name == name and t.username == me.username and not t.revoked_at for t in self.data.tokens):
+            raise Conflict(f"You already have a token named {name!r}: choose another name.", field="name")
+        if project is not None and project not in self.data.projects:
+            raise NotFound(f"There is no project {project!r}.", field="project")
+        info = ApiToken(
+            id=max(t.id for t in self.data.tokens) + 1,
+            name=name,
+            username=me.username,
+            scope=scope,  # type: ignore[arg-type]
+            project=project,
+            created_at=NOW,
+            expires_at=NOW + timedelta(days=expires_days) if expires_days else None,
+        )
+        self.data.tokens.insert(0, info)
+        return ApiTokenCreated(token="mist_t_Zp4Rk8Vw2Xy6Qm1Nc7Hb3Jd9Lf5Tg0Sa", info=info)
+
+    async def list(self, *, all: bool = False) -> builtins_list[ApiToken]:
+        # As the core: revoked tokens are gone from the list; expired ones stay until revoked.
+        me = self.mist.me()
+        if all:
+            self.mist.require("admin", "seeing everyone's tokens")
+        return [t for t in self.data.tokens if (all or t.username == me.username) and t.revoked_at is None]
+
+    async def revoke(self, token_id: int) -> None:
+        me = self.mist.me()
+        self.mist.calls.append(("tokens.revoke", token_id))
+        for i, t in enumerate(self.data.tokens):
+            if t.id == token_id:
+                if t.username != me.username:
+                    self.mist.require("admin", "revoking other people's tokens")
+                self.data.tokens[i] = t.model_copy(update={"revoked_at": NOW})
+                return
+        raise NotFound(f"There is no token {token_id}.")
+
+
+class _Secrets(_Part, SecretsAPI):
+    async def rotate_key(self) -> KeyRotation:
+        self.mist.require("owner", "rotating the master key")
+        self.mist.calls.append(("secrets.rotate_key",))
+        return KeyRotation(key_id="k2", resealed=12)
 
 
 class _Audit(_Part, AuditAPI):
@@ -987,17 +1510,25 @@ class _Audit(_Part, AuditAPI):
         actor: str | None = None,
         project: str | None = None,
         action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 100,
         offset: int = 0,
     ) -> Page[AuditEntry]:
+        self.mist.me()
+        self.mist.calls.append(("audit.list", actor, project, action, since, until, limit, offset))
         items = [
             e
             for e in self.data.audit
             if (actor is None or e.actor == actor)
             and (project is None or e.project == project)
             and (action is None or e.action.startswith(action))
+            and (since is None or e.ts >= since)
+            and (until is None or e.ts <= until)
         ]
-        return Page[AuditEntry](items=items[offset : offset + limit], total=len(items))
+        page = items[offset : offset + limit]
+        nxt = offset + limit if offset + limit < len(items) else None
+        return Page[AuditEntry](items=page, total=len(items), next_offset=nxt)
 
 
 class _Settings(_Part, SettingsAPI):

@@ -217,6 +217,98 @@ async def _goto(pilot: Pilot, name: str) -> None:
     await pilot.pause(0.1)
 
 
+async def _login_totp(pilot: Pilot) -> None:
+    await until(pilot, lambda: screen_name(pilot) == "LoginScreen")
+    await pilot.press(*"grace", "enter", *"correct horse", "enter")
+    await until(pilot, lambda: pilot.app.screen.has_class("-totp"))
+    await pilot.pause(0.1)
+
+
+async def _login_locked(pilot: Pilot) -> None:
+    pilot.app.fake.failed_logins["linus"] = 3  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "LoginScreen")
+    await pilot.press(*"linus", "enter", *"correct horse", "enter")
+    await until(pilot, lambda: pilot.app.screen.query_one("#card-error").has_class("-shown"))
+
+
+async def _dialog(pilot: Pilot, screen: str, *keys: str, name: str = "FormDialog") -> None:
+    """Go to ``screen``, press ``keys`` on its list and wait for the dialog ``name``."""
+    await _goto(pilot, screen)
+    await pilot.press(*keys)
+    await until(pilot, lambda: screen_name(pilot) == name)
+    await pilot.pause(0.2)
+
+
+async def _user_delete(pilot: Pilot) -> None:
+    await _dialog(pilot, "users", "down", "down", "X")
+
+
+async def _invite_secret(pilot: Pilot) -> None:
+    await _dialog(pilot, "users", "i")
+    dialog = pilot.app.screen
+    dialog.query_one("#field-email").value = "barbara@example.com"  # type: ignore[attr-defined]
+    dialog.query_one("#field-project").value = "shop"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "SecretDialog")
+    await pilot.pause(0.2)
+
+
+async def _sessions_everyone(pilot: Pilot) -> None:
+    await _goto(pilot, "sessions")
+    await pilot.press("a")
+    await until(pilot, lambda: pilot.app.screen.table.row_count == 4)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _token_secret(pilot: Pilot) -> None:
+    await _dialog(pilot, "tokens", "n")
+    dialog = pilot.app.screen
+    dialog.query_one("#field-name").value = "release"  # type: ignore[attr-defined]
+    dialog.query_one("#field-scope").value = "deploy"  # type: ignore[attr-defined]
+    dialog.query_one("#field-project").value = "shop"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "SecretDialog")
+    await pilot.pause(0.2)
+
+
+async def _audit_filtered(pilot: Pilot) -> None:
+    await _goto(pilot, "audit")
+    await pilot.press("slash", *"ada", "tab", "tab", *"user.", "tab", *"7d", "enter")
+    await until(pilot, lambda: pilot.app.screen.table.row_count == 1)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _account(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    pilot.app.action_goto("account")  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "AccountScreen" and pilot.app.screen.user is not None)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _totp_setup(pilot: Pilot) -> None:
+    await _account(pilot)
+    await pilot.press("t")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+    await pilot.pause(0.2)
+
+
+async def _recovery_codes(pilot: Pilot) -> None:
+    await _totp_setup(pilot)
+    await pilot.press(*"123456", "enter")
+    await until(pilot, lambda: screen_name(pilot) == "SecretDialog")
+    await pilot.pause(0.2)
+
+
+async def _members(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_members("shop")  # type: ignore[attr-defined]
+    await until(
+        pilot,
+        lambda: screen_name(pilot) == "MembersDialog" and pilot.app.screen.table.row_count == 3,  # type: ignore[attr-defined]
+    )
+    await pilot.pause(0.1)
+
+
 async def _confirm_delete(pilot: Pilot) -> None:
     await open_app(pilot)
     await pilot.press("X")
@@ -290,6 +382,8 @@ SCENARIOS: list[Scenario] = [
     Scenario("connect_daemon_down", lambda: make_app(fail_connect=True), _connect_error),
     Scenario("setup", lambda: make_app(FakeMist(needs_setup=True, token=None), token=None), _setup),
     Scenario("login_error", lambda: make_app(token=None), _login_error),
+    Scenario("login_totp", lambda: make_app(token=None), _login_totp),
+    Scenario("login_locked", lambda: make_app(token=None), _login_locked),
     Scenario("dashboard", make_app, on_dashboard),
     Scenario("dashboard_filtered", make_app, _dashboard_filtered),
     Scenario("dashboard_sorted_by_cpu", make_app, _dashboard_sorted_cpu),
@@ -310,7 +404,21 @@ SCENARIOS: list[Scenario] = [
     Scenario("multi_logs", make_app, _multi_logs),
     Scenario("metrics", make_app, lambda p: _goto(p, "metrics")),
     Scenario("users", make_app, lambda p: _goto(p, "users")),
+    Scenario("user_create", make_app, lambda p: _dialog(p, "users", "n")),
+    Scenario("user_delete_confirm", make_app, _user_delete),
+    Scenario("invite_token_shown_once", make_app, _invite_secret),
+    Scenario("sessions", make_app, _sessions_everyone),
+    Scenario("session_end_confirm", make_app, lambda p: _dialog(p, "sessions", "X", name="ConfirmDialog")),
+    Scenario("tokens", make_app, lambda p: _goto(p, "tokens")),
+    Scenario("token_create", make_app, lambda p: _dialog(p, "tokens", "n")),
+    Scenario("token_shown_once", make_app, _token_secret),
+    Scenario("token_revoke_confirm", make_app, lambda p: _dialog(p, "tokens", "X", name="ConfirmDialog")),
     Scenario("audit", make_app, lambda p: _goto(p, "audit")),
+    Scenario("audit_filtered", make_app, _audit_filtered),
+    Scenario("account", make_app, _account),
+    Scenario("account_totp_setup", make_app, _totp_setup),
+    Scenario("account_recovery_codes", make_app, _recovery_codes),
+    Scenario("project_members", make_app, _members),
     Scenario("settings", make_app, lambda p: _goto(p, "settings")),
     Scenario("confirm_delete", make_app, _confirm_delete),
     Scenario("help", make_app, _help),

@@ -9,6 +9,7 @@ from textual.app import App, ComposeResult
 
 from mist_core.models import Event
 from mist_tui.config import Config, Target
+from mist_tui.widgets.line_table import Cell, Column, LineTable
 from mist_tui.widgets.log_view import LogEntry, LogView
 from tests.tui.fake_api import NOW, FakeMist
 from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until
@@ -97,6 +98,66 @@ async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
         )
         assert {limit for limit, _ in calls} == {500}
         assert len(calls) == 21
+
+
+async def test_clicking_a_header_sorts_by_its_column_and_clicking_again_reverses():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        screen = app.screen
+        # Inside the table's border: the header is the first line, the App column follows Project's 18 cells.
+        await pilot.click("#apps", offset=(22, 1))
+        assert screen.sort_key == "app"
+        assert rows(screen.table)[:2] == ["shop/api", "labs/experiment"]
+        assert "App ▼" in screen.table.render_line(0).text
+        await pilot.click("#apps", offset=(22, 1))
+        assert screen.sort_reverse
+        assert rows(screen.table)[0] == "shop/worker"
+
+
+async def test_a_click_puts_the_cursor_on_a_row_and_a_click_on_the_cursors_row_opens_the_app():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        table = app.screen.table
+        await pilot.click("#apps", offset=(30, 4))  # the third row
+        assert table.selected_key == "internal/metabase"
+        assert type(app.screen).__name__ == "DashboardScreen"
+        await pilot.click("#apps", offset=(30, 4))
+        await until(pilot, lambda: type(app.screen).__name__ == "AppScreen")
+        assert app.screen.app_ref == "internal/metabase"
+
+
+async def test_dashboard_keys_move_the_cursor_and_enter_opens_the_app_under_it():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        table = app.screen.table
+        await pilot.press("j", "j", "down", "k")
+        assert table.selected_key == "internal/metabase"
+        await pilot.press("G")
+        assert table.selected_key == "shop/worker"
+        await pilot.press("g")
+        assert table.selected_key == "blog/site"
+        await pilot.press("enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "AppScreen")
+        assert app.screen.app_ref == "blog/site"
+
+
+async def test_a_metrics_sample_redraws_the_cpu_of_the_apps_it_names():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        table = app.screen.table
+        line = table.get_row_index("shop/web") + 1  # under the header
+        last = app.fake.data.samples[-1]
+        busy = [
+            c.model_copy(update={"cpu_percent": 71.5}) if (c.project, c.app) == ("shop", "web") else c
+            for c in last.containers
+        ]
+        app.fake.push_sample(last.model_copy(update={"containers": busy}))
+        await until(pilot, lambda: "71.5%" in table.render_line(line).text)
+        assert "71.5%" in table.get_cell("shop/web", "cpu")
 
 
 async def test_adding_an_env_var_calls_the_api_and_shows_the_new_row():
@@ -209,7 +270,9 @@ async def test_logging_in_saves_the_token_for_the_host_and_opens_the_dashboard()
         await pilot.press(*"ada", "enter", *"correct horse", "enter")
         await on_dashboard(pilot)
         saved = json.loads(app.credentials.path.read_text())
-        assert saved == {"unix:///run/mist/mist.sock": {"token": "tok-ada", "username": "ada"}}
+        assert saved == {
+            "unix:///run/mist/mist.sock": {"token": "tok-ada", "username": "ada", "refresh_token": "mist_r_ada"}
+        }
         assert app.credentials.path.stat().st_mode & 0o777 == 0o600
 
 
@@ -366,3 +429,75 @@ async def test_escape_in_the_log_search_clears_it_and_stays_on_the_screen():
         await pilot.pause()
         assert type(app.screen).__name__ == "AppScreen"
         assert view.search is None and app.focused is view
+
+
+class TableHost(App):
+    """A table of ``count`` numbered rows in groups of 50, noting which rows it was asked to draw."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.data = {f"row{i:05d}": (f"group{i // 50}", f"row{i:05d}", str(i)) for i in range(count)}
+        self.drawn: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        columns = [Column("group", "Group", 8), Column("name", "Name", 10), Column("n", "N", 6, "right")]
+        yield LineTable(columns, self.cells)
+
+    def cells(self, key: str) -> tuple[Cell, ...]:
+        self.drawn.add(key)
+        return self.data[key]
+
+
+async def test_a_table_of_ten_thousand_rows_builds_cells_only_for_the_rows_on_screen():
+    app = TableHost(10_000)
+    async with app.run_test(size=(40, 20)) as pilot:
+        table = app.query_one(LineTable)
+        table.show(list(app.data))
+        await pilot.pause()
+        assert table.row_count == 10_000
+        assert 0 < len(app.drawn) <= 20
+        app.drawn.clear()
+        table.show([key for key in app.data if key.endswith("7")])  # a filter keeping 1,000 rows
+        await pilot.pause()
+        assert table.row_count == 1_000
+        assert table.render_line(1).text.split() == ["group0", "row00007", "7"]
+        assert 0 < len(app.drawn) <= 20
+
+
+async def test_table_page_keys_move_the_cursor_a_screen_at_a_time_and_keep_it_in_view():
+    app = TableHost(1_000)
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(LineTable)
+        table.show(list(app.data))
+        table.focus()
+        await pilot.pause()
+        visible = table.scrollable_content_region.height - 1  # less the header
+
+        def cursor_on_screen() -> bool:
+            top = table.scroll_offset.y
+            return top <= table.cursor_row < top + visible
+
+        await pilot.press("pagedown")
+        assert table.cursor_row == visible and cursor_on_screen()
+        await pilot.press("pagedown", "pageup")
+        assert table.cursor_row == visible and cursor_on_screen()
+        await pilot.press("G")
+        assert table.selected_key == "row00999" and cursor_on_screen()
+        assert "row00999" in table.render_line(visible).text
+        await pilot.press("ctrl+home")
+        assert table.cursor_row == 0 and table.scroll_offset.y == 0
+
+
+async def test_a_grouped_column_names_its_group_once_and_again_at_the_top_when_scrolled_into_it():
+    app = TableHost(200)
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(LineTable)
+        table.group_by = "group"
+        table.show(list(app.data))
+        await pilot.pause()
+        assert table.render_line(1).text.split()[0] == "group0"
+        assert table.render_line(2).text.split()[0] == "row00001"
+        table.scroll_to(y=20, animate=False)
+        await pilot.pause()
+        assert table.render_line(1).text.split()[:2] == ["group0", "row00020"]
+        assert table.render_line(2).text.split()[0] == "row00021"

@@ -99,3 +99,14 @@ def test_credentials_are_per_host_and_private(tmp_path):
     creds.forget("unix:///a.sock")
     assert creds.get("unix:///a.sock") == (None, None)
     assert creds.get("https://b:7070") == ("tok-b", "grace")
+
+
+def test_table_cells_are_padded_to_their_column_or_cut_with_an_ellipsis():
+    from mist_tui.widgets.line_table import fit
+
+    assert fit("web", 6) == "web   "
+    assert fit("3.4%", 6, "right") == "  3.4%"
+    assert fit("a-very-long-app-name", 8) == "a-very-…"
+    assert fit("● live", 8) == "● live  "
+    assert fit("日本語のアプリ", 6) == "日本… "  # wide characters take two cells
+    assert fit("anything", 0) == ""
