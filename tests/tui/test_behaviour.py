@@ -271,7 +271,11 @@ async def test_logging_in_saves_the_token_for_the_host_and_opens_the_dashboard()
         await on_dashboard(pilot)
         saved = json.loads(app.credentials.path.read_text())
         assert saved == {
-            "unix:///run/mist/mist.sock": {"token": "tok-ada", "username": "ada", "refresh_token": "mist_r_ada"}
+            "unix:///run/mist/mist.sock": {
+                "token": "tok-ada",
+                "username": "ada",
+                "refresh_token": "mist_r_ada",
+            }
         }
         assert app.credentials.path.stat().st_mode & 0o777 == 0o600
 
