@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .local import LocalMist
 
 MAX_PAGE = 1000
+MAX_OFFSET = 2**53  # far past any real list, and within what SQLite binds
 
 
 @dataclass
@@ -76,8 +77,8 @@ async def audit(
 def page_args(limit: int, offset: int) -> tuple[int, int]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    if offset < 0:
-        raise InvalidInput("offset must not be negative", field="offset")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}", field="offset")
     return limit, offset
 
 

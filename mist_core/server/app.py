@@ -341,6 +341,11 @@ def _install_error_handlers(app: FastAPI, *, where: str = "see /v1/openapi.json"
             return _problem("method_not_allowed", 405, f"{request.url.path} does not accept {request.method}")
         return _problem("http_error", exc.status_code, str(exc.detail))
 
+    @app.exception_handler(OverflowError)
+    async def overflow_error(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number that fits Python but not SQLite's 64 bits (an id, an offset): bad input, not a failure.
+        return _problem("invalid_input", 422, "a number in the request is too large")
+
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # The traceback goes to the daemon's log only: it can hold paths, SQL and values the caller must not see.

@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from ..errors import InvalidInput
 
 Row = aiosqlite.Row
 
@@ -111,7 +113,8 @@ class Store:
     # so it holds no lock afterwards.
 
     async def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(await self._reader.execute_fetchall(sql, params))
+        with _in_range():
+            return list(await self._reader.execute_fetchall(sql, params))
 
     async def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row (``COUNT(*)`` and the like), or None."""
@@ -120,7 +123,8 @@ class Store:
 
     async def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         """The first row, or None. Meant for lookups by key and aggregates, which return one row at most."""
-        rows = await self._reader.execute_fetchall(sql, params)
+        with _in_range():
+            rows = await self._reader.execute_fetchall(sql, params)
         return next(iter(rows), None)
 
     # -------------------------------------------------------------------------------------------- writes
@@ -139,6 +143,15 @@ class Store:
                 await _run(self._writer, "COMMIT")
 
 
+@contextmanager
+def _in_range() -> Iterator[None]:
+    """A number too large for SQLite's 64-bit integers (an id or offset someone typed) is bad input."""
+    try:
+        yield
+    except OverflowError:
+        raise InvalidInput("a number given is too large") from None
+
+
 class Writer:
     """The connection handed to a ``Store.write()`` block."""
 
@@ -147,7 +160,8 @@ class Writer:
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns ``lastrowid`` (for INSERT) or the number of rows changed."""
-        cursor = await self._conn.execute(sql, params)
+        with _in_range():
+            cursor = await self._conn.execute(sql, params)
         try:
             return cursor.lastrowid if sql.lstrip().upper().startswith("INSERT") else cursor.rowcount  # type: ignore[return-value]
         finally:
