@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Literal, get_args
+from urllib.parse import quote
 
 import httpx
 
@@ -362,3 +363,47 @@ def _describe_refusal(label: str, method: str, path: str, response: httpx.Respon
     if hint:
         message += f" ({hint})"
     return message
+
+
+class GitHubStyle(ProviderClient):
+    """The calls GitHub and Gitea (Forgejo) answer alike: commit statuses and pull request comments under
+    ``/repos/{owner}/{name}``, with Mist's own words for the states."""
+
+    async def set_status(
+        self,
+        repo: str,
+        sha: str,
+        state: CommitState,
+        *,
+        target_url: str | None,
+        description: str,
+        context: str = "mist",
+    ) -> None:
+        path = f"{self._repo_path(repo)}/statuses/{self._check_sha(sha)}"
+        body: dict[str, Any] = {
+            "state": self._check_state(state),  # Mist's words are theirs: pending|success|failure|error
+            "description": self._status_description(description),
+            "context": context,
+        }
+        if self._check_target_url(target_url):
+            body["target_url"] = target_url
+        await self._request("POST", path, json_body=body)
+
+    async def comment(self, repo: str, number: int, body: str, *, comment_id: int | None = None) -> int:
+        base = self._repo_path(repo)
+        self._check_number(number)
+        text = self._check_body(body)
+        if comment_id is None:
+            response = await self._request(
+                "POST", f"{base}/issues/{number}/comments", json_body={"body": text}
+            )
+            return self._returned_id(response, "POST")
+        self._check_number(comment_id, "comment id")
+        response = await self._request(
+            "PATCH", f"{base}/issues/comments/{comment_id}", json_body={"body": text}
+        )
+        return self._returned_id(response, "PATCH")
+
+    def _repo_path(self, repo: str) -> str:
+        owner, name = self._check_repo(repo).split("/")
+        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"

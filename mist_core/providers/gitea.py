@@ -4,17 +4,16 @@ comments over the v1 REST API."""
 from __future__ import annotations
 
 from typing import Any, ClassVar
-from urllib.parse import quote
 
 import httpx
 
 from ..errors import InvalidInput
-from . import Branch, CommitState, ProviderClient, ProviderError, ProviderKind, Repo
+from . import Branch, GitHubStyle, ProviderError, ProviderKind, Repo
 
 __all__ = ["Gitea"]
 
 
-class Gitea(ProviderClient):
+class Gitea(GitHubStyle):
     kind: ClassVar[ProviderKind] = "gitea"
     label: ClassVar[str] = "Gitea"
     # Gitea's default ceiling on page size (MAX_RESPONSE_ITEMS); asking for more returns this many anyway.
@@ -60,45 +59,6 @@ class Gitea(ProviderClient):
         self._check_repo(repo)
         # Gitea checks the token, not the username, on an https clone.
         return "mist", self._token
-
-    async def set_status(
-        self,
-        repo: str,
-        sha: str,
-        state: CommitState,
-        *,
-        target_url: str | None,
-        description: str,
-        context: str = "mist",
-    ) -> None:
-        path = f"{self._repo_path(repo)}/statuses/{self._check_sha(sha)}"
-        body: dict[str, Any] = {
-            "state": self._check_state(state),  # Gitea's words are Mist's: pending|success|failure|error
-            "description": self._status_description(description),
-            "context": context,
-        }
-        if self._check_target_url(target_url):
-            body["target_url"] = target_url
-        await self._request("POST", path, json_body=body)
-
-    async def comment(self, repo: str, number: int, body: str, *, comment_id: int | None = None) -> int:
-        base = self._repo_path(repo)
-        self._check_number(number)
-        text = self._check_body(body)
-        if comment_id is None:
-            response = await self._request(
-                "POST", f"{base}/issues/{number}/comments", json_body={"body": text}
-            )
-            return self._returned_id(response, "POST")
-        self._check_number(comment_id, "comment id")
-        response = await self._request(
-            "PATCH", f"{base}/issues/comments/{comment_id}", json_body={"body": text}
-        )
-        return self._returned_id(response, "PATCH")
-
-    def _repo_path(self, repo: str) -> str:
-        owner, name = self._check_repo(repo).split("/")
-        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
 def _repo(item: Any) -> Repo:

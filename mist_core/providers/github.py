@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from ..errors import InvalidInput
 from . import (
     Branch,
-    CommitState,
-    ProviderClient,
+    GitHubStyle,
     ProviderError,
     ProviderKind,
     Repo,
@@ -82,7 +81,7 @@ class AppCredentials:
     html_url: str
 
 
-class GitHubApp(ProviderClient):
+class GitHubApp(GitHubStyle):
     """A GitHub App, acting through one of its installations (``installation_id``) for repository calls."""
 
     kind: ClassVar[ProviderKind] = "github"
@@ -224,45 +223,6 @@ class GitHubApp(ProviderClient):
     async def clone_credentials(self, repo: str) -> tuple[str, str]:
         self._check_repo(repo)
         return "x-access-token", await self.installation_token()
-
-    async def set_status(
-        self,
-        repo: str,
-        sha: str,
-        state: CommitState,
-        *,
-        target_url: str | None,
-        description: str,
-        context: str = "mist",
-    ) -> None:
-        path = f"{self._repo_path(repo)}/statuses/{self._check_sha(sha)}"
-        body: dict[str, Any] = {
-            "state": self._check_state(state),  # GitHub's words are Mist's: pending|success|failure|error
-            "description": self._status_description(description),
-            "context": context,
-        }
-        if self._check_target_url(target_url):
-            body["target_url"] = target_url
-        await self._request("POST", path, json_body=body)
-
-    async def comment(self, repo: str, number: int, body: str, *, comment_id: int | None = None) -> int:
-        base = self._repo_path(repo)
-        self._check_number(number)
-        text = self._check_body(body)
-        if comment_id is None:
-            response = await self._request(
-                "POST", f"{base}/issues/{number}/comments", json_body={"body": text}
-            )
-            return self._returned_id(response, "POST")
-        self._check_number(comment_id, "comment id")
-        response = await self._request(
-            "PATCH", f"{base}/issues/comments/{comment_id}", json_body={"body": text}
-        )
-        return self._returned_id(response, "PATCH")
-
-    def _repo_path(self, repo: str) -> str:
-        owner, name = self._check_repo(repo).split("/")
-        return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
 # --- the manifest flow ----------------------------------------------------------------------------------
