@@ -13,7 +13,7 @@ import statistics
 import time
 
 import httpx
-from _common import start_daemon, stop_daemon, temp_dir
+from _common import PASSWORD, start_daemon, stop_daemon, temp_dir
 
 GIT_URL = "https://example.com/acme/web.git"
 
@@ -46,7 +46,7 @@ def main() -> None:
         try:
             transport = httpx.HTTPTransport(uds=str(daemon.socket))
             with httpx.Client(transport=transport, base_url="http://mist", timeout=30) as client:
-                token = client.post("/v1/setup", json={"username": "bench", "password": "bench-password-1"})
+                token = client.post("/v1/setup", json={"username": "bench", "password": PASSWORD})
                 token.raise_for_status()
                 client.headers["Authorization"] = f"Bearer {token.json()['token']}"
                 start = time.perf_counter()

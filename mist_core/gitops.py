@@ -16,6 +16,7 @@ import re
 import secrets as random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 from . import domains, validate
 from .api import GitAPI, PreviewsAPI, WebhooksAPI
@@ -34,7 +35,7 @@ from .models import (
     SourceChanges,
     WebhookDelivery,
 )
-from .store import Row, Writer, ts
+from .store import Row, Store, Writer, ts
 
 if TYPE_CHECKING:
     from .local import Core, LocalMist
@@ -70,8 +71,6 @@ def _api_url(kind: str, url: str) -> str:
 
 def _http_url(value: str, field: str) -> str:
     value = value.strip().rstrip("/")
-    from urllib.parse import urlsplit
-
     parts = urlsplit(value)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
         raise InvalidInput(f"{value!r} is not an http(s) address without credentials", field=field)
@@ -98,7 +97,7 @@ class GitOps:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
-    def store(self):  # type: ignore[no-untyped-def]
+    def store(self) -> Store:
         return self.core.store
 
     def _seal(self, value: str, binding: str) -> str:
@@ -767,13 +766,10 @@ class Git(Part, GitAPI):
     async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
         caller = await self.m.allow("git.add_provider")
         name = validate.name(spec.name, "provider name")
-        url = (
-            _http_url(spec.url or DEFAULT_URLS.get(spec.kind, ""), "url")
-            if (spec.url or spec.kind == "github")
-            else None
-        )
-        if url is None:
+        raw_url = spec.url or DEFAULT_URLS.get(spec.kind)
+        if raw_url is None:
             raise InvalidInput(f"a {spec.kind} provider needs its address (--url https://...)", field="url")
+        url = _http_url(raw_url, "url")
         api_url = _http_url(spec.api_url, "api_url") if spec.api_url else _api_url(spec.kind, url)
         if spec.kind == "github":
             if not (spec.app_id and spec.private_key and spec.webhook_secret):
