@@ -10,6 +10,7 @@ import pytest
 
 from mist_core.engine.stats import container_stats, cpu_percent, cpu_reading, memory_limit, memory_used
 from mist_core.metrics import SUBSCRIBER_BACKLOG, MetricsSampler, cpu_busy_percent
+from mist_core.models import ContainerStats, MetricsSample
 
 GIB = 1024**3
 
@@ -154,3 +155,23 @@ async def test_stop_ends_the_background_task_and_start_again_resumes() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError):
         MetricsSampler(None, interval=0)
+
+
+def test_history_gives_back_each_samples_containers_and_shares_one_blob_between_sweeps() -> None:
+    sampler = MetricsSampler(None)
+    system = asyncio.run(sampler.sample()).system
+    swept = [
+        ContainerStats(name=f"c{n}", project="shop", app=f"a{n}", cpu_percent=n * 1.5, memory_bytes=n * GIB)
+        for n in range(3)
+    ]
+    later = [*swept[:2], ContainerStats(name="c9", cpu_percent=0.0, memory_bytes=1)]
+    samples = [
+        MetricsSample(system=system, containers=swept),
+        MetricsSample(system=system, containers=swept),  # no sweep in between: the same objects
+        MetricsSample(system=system, containers=later),
+    ]
+    for sample in samples:
+        sampler._publish(sample)
+    assert sampler.history(3600) == samples
+    blobs = [blob for _, _, blob in sampler._history]
+    assert blobs[0] is blobs[1] and blobs[1] is not blobs[2]
