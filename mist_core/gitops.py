@@ -614,10 +614,11 @@ class GitOps:
         if row is None:
             return False
         preview = await self._app(int(row["id"]))
-        self.background(self._remove(preview))
+        self.background(self.remove_preview_now(preview))
         return True
 
-    async def _remove(self, preview: App) -> None:
+    async def remove_preview_now(self, preview: App) -> None:
+        """Remove a preview app with its certificates and routes."""
         for d in await domains.list_domains(self.store, preview.id):
             for host in (d.name, d.redirect_from):
                 if host:

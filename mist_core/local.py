@@ -935,7 +935,11 @@ class _Apps(Part, AppsAPI):
         await self.remove(await self._get(app_ref), actor)
 
     async def remove(self, app: App, actor: Caller | None) -> None:
-        """Delete an app (``actor`` None: Mist itself, closing a preview): what runs first, then the rows."""
+        """Delete an app (``actor`` None: Mist itself, closing a preview): what runs first, then the rows.
+        Its previews go first, each like an app of its own (their rows would otherwise vanish with it and
+        leave their containers running)."""
+        for row in await self.store.all(rec.APP_SELECT + " WHERE a.preview_of = ?", (app.id,)):
+            await self.core.gitops.remove_preview_now(rec.app(row))
         app_ref = app.ref
         # Stop what is in flight for this app first, so no worker starts a container after we cleaned up.
         async with self.store.write() as w:

@@ -225,3 +225,30 @@ async def test_a_github_app_provider_posts_commit_statuses_and_preview_comments(
         posted = next(s for s in forge.statuses if s.get("sha") == sha and s["state"] == "failure")
         assert posted["context"] == "mist"
         assert not any("app-webhook-secret" in json.dumps(c.json) for c in forge.calls if c.json)
+
+
+async def test_deleting_an_app_removes_its_previews_with_their_containers(
+    mist: LocalMist, git_repo, project_name
+) -> None:
+    await mist.settings.set("public_url", "https://mist.example.com")
+    repo = git_repo(busybox_site("main page"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    await mist.apps.set_source(ref, SourceChanges(previews=PreviewSettings(enabled=True)))
+    hook_id, secret = await hook(mist, ref, kind="gitlab")
+    head = git(repo, "rev-parse", "HEAD")
+    headers, body = sign_delivery(
+        "gitlab",
+        secret,
+        "pull_request",
+        pull_request_payload("gitlab", "acme/web", action="opened", number=3, head_sha=head),
+    )
+    assert await deliver(mist, hook_id, headers, body) == 202
+    delivery = (await mist.webhooks.list(ref))[0]
+    assert (await wait_final(mist, delivery.deployment_id or 0)).state == "live"
+    assert [c.app for c in await mist.containers.list() if c.project == project_name] == ["web-pr-3"]
+
+    await mist.apps.delete(ref)
+    assert (await mist.apps.list(project=project_name)).total == 0
+    assert not [c for c in await mist.containers.list(all=True) if c.project == project_name]
