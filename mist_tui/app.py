@@ -208,6 +208,7 @@ class MistApp(App[None]):
         from .screens.audit import AuditScreen
         from .screens.dashboard import DashboardScreen
         from .screens.metrics import MetricsScreen
+        from .screens.providers import GitProvidersScreen
         from .screens.sessions import SessionsScreen, TokensScreen
         from .screens.users import UsersScreen
 
@@ -226,6 +227,7 @@ class MistApp(App[None]):
             "audit": AuditScreen,
             "account": AccountScreen,
             "settings": SettingsScreen,
+            "providers": GitProvidersScreen,
         }
         self.push_screen(screens[name]())
 

@@ -41,8 +41,10 @@ class ScreenCommands(Provider):
                 ("audit", "Who did what, as which role, from where; filter, export"),
                 ("account", "Your password, profile and two-factor authentication"),
                 ("settings", "Server settings"),
+                ("providers", "Git providers: GitHub Apps, GitLab, Gitea; their repositories and branches"),
             ):
-                commands.append((f"Go to {name}", help_text, partial(app.run_action, f"goto('{name}')")))
+                label = "git providers" if name == "providers" else name
+                commands.append((f"Go to {label}", help_text, partial(app.run_action, f"goto('{name}')")))
             selected_project = getattr(self.screen, "selected_project", None)
             project = selected_project() if callable(selected_project) else None
             if project:

@@ -1,5 +1,5 @@
-"""One app: tabs for its overview, deployments, logs, environment, domains and settings, and the actions
-that act on it (deploy, roll back, stop/start, restart, delete)."""
+"""One app: tabs for its overview, deployments, logs, environment, domains, git source and settings, and the
+actions that act on it (deploy, roll back, stop/start, restart, delete)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
 from .domains import DomainsPane
+from .git import GitPane
 
 if TYPE_CHECKING:
     from ..app import MistApp
@@ -490,7 +491,8 @@ class AppScreen(Screen):
         Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
         Binding("4", "tab('environment')", "Environment", show=False, id="app_screen.tab_environment"),
         Binding("5", "tab('domains')", "Domains", show=False, id="app_screen.tab_domains"),
-        Binding("6", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
+        Binding("6", "tab('git')", "Git", show=False, id="app_screen.tab_git"),
+        Binding("7", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
     ]
 
     def __init__(self, app_ref: str, *, tab: str = "overview") -> None:
@@ -531,6 +533,8 @@ class AppScreen(Screen):
                 yield EnvironmentPane(self.app_ref)
             with TabPane("Domains", id="domains"):
                 yield DomainsPane(self.app_ref)
+            with TabPane("Git", id="git"):
+                yield GitPane(self.app_ref)
             with TabPane("Settings", id="settings"):
                 yield SettingsPane()
         yield Footer()
@@ -547,6 +551,8 @@ class AppScreen(Screen):
         self.set_interval(0.5, self._reload_if_changed)
         if self.initial_tab == "logs":
             self._start_logs()
+        elif self.initial_tab == "git":
+            self.query_one(GitPane).load()
 
     # ------------------------------------------------------------------------------------------ data
 
@@ -558,6 +564,9 @@ class AppScreen(Screen):
         self.current = app
         self.deployments = page.items
         self._show_app()
+        git = self.query_one(GitPane)
+        if git.source is not None:
+            git.show_source()  # it names the app's branch
         if self._logs_started and app.container_name and app.container_name != self._logs_container:
             if self._logs_stream is not None and self._logs_container is None:
                 self._logs_container = app.container_name  # the open stream was already following it
@@ -598,6 +607,9 @@ class AppScreen(Screen):
         changed, self._changed = self._changed, set()
         if "app" in changed:
             self.load()
+            git = self.query_one(GitPane)
+            if git.loaded:
+                git.load()
         if "env" in changed:
             self.query_one(EnvironmentPane).refresh_vars()
         if "domains" in changed:
@@ -713,6 +725,10 @@ class AppScreen(Screen):
             self.query_one("#deployments-table", MistTable).focus()
         elif pane == "domains":
             self.query_one("#domains-table", MistTable).focus()
+        elif pane == "git":
+            # Deliveries arrive without events: each visit shows the latest.
+            self.query_one(GitPane).load()
+            self.query_one("#deliveries", MistTable).focus()
         self.refresh_bindings()
 
     @on(DataTable.RowSelected)

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mist_core.errors import InvalidInput
-from mist_core.models import App, AppSpec, HealthCheck, Project, ProjectChanges
+from textual import on
+from textual.widgets import Input, Select
 
+from mist_core.errors import InvalidInput, MistError
+from mist_core.models import App, AppSpec, HealthCheck, Project, ProjectChanges, RepoInfo, SourceChanges
+
+from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
 
 if TYPE_CHECKING:
@@ -23,12 +27,72 @@ FIELD_ALIASES = {
 
 
 class AppForm(FormDialog):
-    """A form whose errors may name a field by its AppSpec spelling (``health.path``)."""
+    """A form whose errors may name a field by its AppSpec spelling (``health.path``). When Mist knows git
+    providers, the app's repository can be picked from one of them instead of typing a git URL."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.repos: dict[str, RepoInfo] = {}
 
     def show_error(self, error: Any) -> None:
         if getattr(error, "field", None) in FIELD_ALIASES:
             error.field = FIELD_ALIASES[error.field]
         super().show_error(error)
+
+    def on_mount(self) -> None:
+        if not self.query("#field-provider"):
+            return
+        for name in ("provider", "repo"):
+            self._show_field(name, False)
+        self.load_providers()
+
+    def _show_field(self, name: str, shown: bool) -> None:
+        for selector in (f"#label-{name}", f"#field-{name}"):
+            self.query_one(selector).display = shown
+        if not shown:
+            self.query_one(f"#error-{name}").remove_class("-shown")
+
+    @api_work(exclusive=True, group="app-form-providers")
+    async def load_providers(self) -> None:
+        api = self.app.api  # type: ignore[attr-defined]
+        providers = await api.git.providers()
+        if not providers:
+            return  # the form stays as it always was: a git URL
+        choices = [("none: the git URL below", "")] + [(f"{p.name} ({p.url})", p.name) for p in providers]
+        select = self.query_one("#field-provider", Select)
+        select.set_options(choices)
+        select.value = ""
+        self._show_field("provider", True)
+
+    @on(Select.Changed, "#field-provider")
+    def _provider_changed(self, event: Select.Changed) -> None:
+        provider = event.value if isinstance(event.value, str) else ""
+        self._show_field("git_url", not provider)
+        self._show_field("repo", bool(provider))
+        if provider:
+            self.load_repos(provider)
+
+    @api_work(exclusive=True, group="app-form-repos")
+    async def load_repos(self, provider: str) -> None:
+        api = self.app.api  # type: ignore[attr-defined]
+        select = self.query_one("#field-repo", Select)
+        select.set_options([])
+        repos = await api.git.repos(provider)
+        self.repos = {r.full_name: r for r in repos}
+        select.set_options([(r.full_name + (" (private)" if r.private else ""), r.full_name) for r in repos])
+        if not repos:
+            self.show_error(
+                InvalidInput(
+                    f"git provider {provider} gives Mist no repository (for a GitHub App: install it on some)",
+                    field="repo",
+                )
+            )
+
+    @on(Select.Changed, "#field-repo")
+    def _repo_changed(self, event: Select.Changed) -> None:
+        info = self.repos.get(event.value) if isinstance(event.value, str) else None
+        if info is not None:
+            self.query_one("#field-branch", Input).placeholder = f"{info.default_branch} (the default branch)"
 
 
 def split_tags(text: str) -> list[str]:
@@ -92,9 +156,11 @@ def new_app(mist: MistApp, project: str | None, done: Any = None) -> None:
 
     async def submit(values: dict[str, Any]) -> App:
         assert mist.api is not None
-        spec = app_spec(values)
         ref = f"{values['project'].strip()}/{values['name'].strip()}"
-        return await mist.api.apps.create(ref, spec)
+        provider = values["provider"] if isinstance(values["provider"], str) else ""
+        if provider:
+            return await create_from_provider(mist, ref, provider, values)
+        return await mist.api.apps.create(ref, app_spec(values))
 
     def created(app: App | None) -> None:
         if isinstance(app, App):
@@ -108,8 +174,12 @@ def new_app(mist: MistApp, project: str | None, done: Any = None) -> None:
             [
                 FormField("project", "Project", project or "", placeholder="an existing project"),
                 FormField("name", "Name", placeholder="lowercase letters, digits and '-', e.g. web"),
+                FormField("provider", "Repository from a git provider", "", choices=[("", "")]),
                 FormField(
                     "git_url", "Git URL", placeholder="https://git.example.com/team/web.git or a local path"
+                ),
+                FormField(
+                    "repo", "Repository", placeholder="choose one of the provider's repositories", choices=[]
                 ),
                 FormField("branch", "Branch (optional)", placeholder="main"),
                 FormField("port", "Port the app listens on (optional)", placeholder="8080"),
@@ -120,9 +190,36 @@ def new_app(mist: MistApp, project: str | None, done: Any = None) -> None:
             ],
             submit=submit,
             submit_label="Create app",
+            compact=True,
         ),
         created,
     )
+
+
+async def create_from_provider(mist: MistApp, ref: str, provider: str, values: dict[str, Any]) -> App:
+    """Like ``mist app create --provider P --repo R``: the app starts from the repository's clone URL (and
+    default branch unless one is given), then is linked to the provider, which fetches with its own
+    credentials. An app that cannot be linked is taken back."""
+    assert mist.api is not None
+    repo = values["repo"] if isinstance(values["repo"], str) else ""
+    if not repo:
+        raise InvalidInput(f"choose the repository at {provider}", field="repo")
+    info = next((r for r in await mist.api.git.repos(provider) if r.full_name == repo), None)
+    if info is None:
+        raise InvalidInput(
+            f"git provider {provider} no longer gives Mist the repository {repo}", field="repo"
+        )
+    spec = app_spec({**values, "git_url": info.clone_url, "branch": values["branch"] or info.default_branch})
+    await mist.api.apps.create(ref, spec)
+    try:
+        await mist.api.apps.set_source(ref, SourceChanges(provider=provider, repo=info.full_name))
+    except MistError:
+        try:
+            await mist.api.apps.delete(ref)
+        except MistError:
+            pass
+        raise
+    return await mist.api.apps.get(ref)
 
 
 def rename_project(mist: MistApp, project: str, done: Any = None) -> None:

@@ -69,7 +69,8 @@ class FormField:
     password: bool = False
     checkbox: bool = False
     checked: bool = False
-    # A select: (label, value) pairs; ``value`` is the one chosen at first.
+    # A select: (label, value) pairs; ``value`` is the one chosen at first. An empty list makes a select
+    # that starts blank (``placeholder`` as its prompt) and is filled later with ``set_options``.
     choices: list[tuple[str, str]] | None = None
     # Several lines of text (headers, one per line).
     multiline: bool = False
@@ -117,16 +118,24 @@ class FormDialog(ModalScreen[Any]):
                 if field.checkbox:
                     yield Checkbox(field.label, field.checked, id=f"field-{field.name}")
                 elif field.choices is not None:
-                    yield Label(field.label, classes="field-label")
-                    yield Select(
-                        field.choices,
-                        value=field.value,
-                        allow_blank=False,
-                        id=f"field-{field.name}",
-                        compact=self.compact,
-                    )
+                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
+                    if field.choices:
+                        yield Select(
+                            field.choices,
+                            value=field.value,
+                            allow_blank=False,
+                            id=f"field-{field.name}",
+                            compact=self.compact,
+                        )
+                    else:
+                        yield Select(
+                            [],
+                            prompt=field.placeholder or "Select",
+                            id=f"field-{field.name}",
+                            compact=self.compact,
+                        )
                 elif field.multiline:
-                    yield Label(field.label, classes="field-label")
+                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
                     yield TextArea(
                         field.value,
                         id=f"field-{field.name}",
@@ -136,7 +145,7 @@ class FormDialog(ModalScreen[Any]):
                         compact=self.compact,
                     )
                 else:
-                    yield Label(field.label, classes="field-label")
+                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
                     yield Input(
                         field.value,
                         placeholder=field.placeholder,
@@ -234,6 +243,10 @@ class SecretDialog(ModalScreen[None]):
         Binding("enter", "close", "Done", show=False, id="secret.done"),
     ]
 
+    NOTE = (
+        "Shown only now: Mist keeps a hash, not the secret. Press c to copy it, or select it with the mouse."
+    )
+
     def __init__(self, title: str, message: str, secret: str, *, hint: str = "") -> None:
         super().__init__()
         self.title_text = title
@@ -246,11 +259,7 @@ class SecretDialog(ModalScreen[None]):
             yield Label(self.title_text, classes="dialog-title")
             yield Static(self.message, classes="dialog-message", markup=False)
             yield Static(self.secret, id="secret-value", markup=False)
-            yield Static(
-                "Shown only now: Mist keeps a hash, not the secret. Press c to copy it, or select it with "
-                "the mouse." + (f"\n{self.hint}" if self.hint else ""),
-                classes="dialog-hint",
-            )
+            yield Static(self.NOTE + (f"\n{self.hint}" if self.hint else ""), classes="dialog-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Copy", id="copy")
                 yield Button("Done", id="done", variant="primary")
@@ -266,3 +275,9 @@ class SecretDialog(ModalScreen[None]):
     @on(Button.Pressed, "#done")
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class CopyDialog(SecretDialog):
+    """A value to paste somewhere else (a public key, an address to open), with the same ``c`` to copy."""
+
+    NOTE = "Press c to copy it, or select it with the mouse."

@@ -11,7 +11,6 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from mist_core.api import (
     AppsAPI,
@@ -23,10 +22,12 @@ from mist_core.api import (
     DomainsAPI,
     EnvAPI,
     EventsAPI,
+    GitAPI,
     InvitesAPI,
     MembersAPI,
     MetricsAPI,
     MistAPI,
+    PreviewsAPI,
     ProjectsAPI,
     ProxyAPI,
     SecretsAPI,
@@ -34,6 +35,7 @@ from mist_core.api import (
     SettingsAPI,
     TokensAPI,
     UsersAPI,
+    WebhooksAPI,
 )
 from mist_core.errors import (
     Conflict,
@@ -50,8 +52,10 @@ from mist_core.models import (
     ApiTokenCreated,
     App,
     AppChanges,
+    AppSource,
     AppSpec,
     AuditEntry,
+    BranchInfo,
     Certificate,
     ContainerInfo,
     ContainerStats,
@@ -61,31 +65,36 @@ from mist_core.models import (
     DomainSettings,
     EnvVar,
     Event,
+    GitProvider,
+    GitProviderSpec,
     HealthCheck,
     Invite,
     InviteCreated,
     KeyRotation,
     LogLine,
+    ManifestStart,
     Member,
     MetricsSample,
     Page,
+    Preview,
+    PreviewSettings,
     Project,
     ProjectChanges,
     ProxyStatus,
     RecoveryCodes,
+    RepoInfo,
     Session,
     SessionInfo,
     Setting,
     SetupStatus,
+    SourceChanges,
     StepTiming,
     SystemSample,
     TotpSetup,
     User,
     UserChanges,
+    WebhookDelivery,
 )
-
-if TYPE_CHECKING:
-    from mist_core.models import AppSource, SourceChanges
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 builtins_list = builtins.list  # the parts' own ``list`` methods shadow the builtin in their bodies
@@ -95,6 +104,18 @@ TOTP_CODE = "123456"  # the one code the fake's authenticator shows
 RECOVERY_CODE = "k3v9-x2m7"
 GIB = 1024**3
 MIB = 1024**2
+# Fixed ed25519 public keys (from seeds 1, 2 and 3) with the fingerprints ssh-keygen shows for them.
+DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c mist-shop-web"
+DEPLOY_KEY_FINGERPRINT = "SHA256:fe85JkIjo8VPe+XqXJGH5Mau1EMFdK1OdKvJUFicyA8"
+NEW_KEYS = [
+    (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIE5dw6ofRdfVqNUZsNMfszLjYqRtO43ol32D1uPybOU",
+        "SHA256:4A9jyZBOhnKZvcGQ6TRFbf5Gymb41AfYvYaVmWHD+G4",
+    )
+]
+HOST_KEY = "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIO1JKMYo0cLG6ukDOJBZlWEpWSc6XGP5NjbBRhSshzfR"
+WEBHOOK_SECRET = "whsec-3f9a1c7e5b2d8f60"
+PUBLIC_URL = "https://mist.example.com"
 
 
 def ago(**kw: float) -> datetime:
@@ -695,6 +716,221 @@ class FakeData:
             ]
         }
 
+        self._git_data()
+
+    def _git_data(self) -> None:
+        """Providers and their repositories; shop/web fetches with a deploy key and has webhook deliveries
+        (one refused) and two previews; shop/api is linked to the Gitea provider."""
+        self.providers: dict[str, GitProvider] = {
+            p.name: p
+            for p in [
+                GitProvider(
+                    id=1,
+                    name="gh",
+                    kind="github",
+                    url="https://github.com",
+                    api_url="https://api.github.com",
+                    app_id=914207,
+                    app_slug="mist-acme",
+                    installation_id=52110381,
+                    webhook_url=f"{PUBLIC_URL}/hooks/gh-Qm2xV9aL",
+                    created_at=ago(days=21),
+                ),
+                GitProvider(
+                    id=2,
+                    name="gitea",
+                    kind="gitea",
+                    url="https://git.example.com",
+                    api_url="https://git.example.com/api/v1",
+                    created_at=ago(days=60),
+                ),
+                GitProvider(
+                    id=3,
+                    name="gitlab",
+                    kind="gitlab",
+                    url="https://gitlab.example.com",
+                    api_url="https://gitlab.example.com/api/v4",
+                    created_at=ago(days=3),
+                ),
+            ]
+        }
+        self.repos: dict[str, list[RepoInfo]] = {
+            "gitea": [
+                RepoInfo(
+                    full_name=name,
+                    clone_url=f"https://git.example.com/{name}.git",
+                    ssh_url=f"git@git.example.com:{name}.git",
+                    default_branch=branch,
+                    private=private,
+                )
+                for name, branch, private in [
+                    ("shop/web", "main", True),
+                    ("shop/api", "main", True),
+                    ("blog/site", "master", False),
+                    ("int/metabase", "main", True),
+                    ("labs/exp", "trunk", False),
+                ]
+            ],
+            "gh": [
+                RepoInfo(
+                    full_name="acme/storefront",
+                    clone_url="https://github.com/acme/storefront.git",
+                    ssh_url="git@github.com:acme/storefront.git",
+                    private=True,
+                ),
+                RepoInfo(
+                    full_name="acme/docs",
+                    clone_url="https://github.com/acme/docs.git",
+                    ssh_url="git@github.com:acme/docs.git",
+                ),
+            ],
+            "gitlab": [],
+        }
+        self.branches: dict[tuple[str, str], list[BranchInfo]] = {
+            ("gitea", "shop/web"): [
+                BranchInfo(name="main", sha="9f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f80910"),
+                BranchInfo(name="feature/gift-cards", sha="4be0c2d19a7f6e5d4c3b2a1908f7e6d5c4b3a291"),
+                BranchInfo(name="fix/rounding", sha="e1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5e"),
+            ],
+        }
+        self.sources: dict[str, AppSource] = {
+            "shop/web": AppSource(
+                auth="deploy_key",
+                deploy_key=DEPLOY_KEY,
+                deploy_key_fingerprint=DEPLOY_KEY_FINGERPRINT,
+                known_hosts=HOST_KEY,
+                webhook_kind="gitea",
+                webhook_url=f"{PUBLIC_URL}/hooks/Hk7Qm2xV9aLp",
+                previews=PreviewSettings(enabled=True, limit=3, env={"STRIPE_KEY": "sk_test_4eC39Hq"}),
+            ),
+            "shop/api": AppSource(
+                auth="provider",
+                provider="gitea",
+                repo="shop/api",
+                webhook_kind="gitea",
+                webhook_url=f"{PUBLIC_URL}/hooks/Zr4Nc8Tq1wYe",
+            ),
+        }
+        web = "shop/web"
+        delivery_rows = [
+            ("push", 2, "deployed", "push to main: deployment #20 queued", "refs/heads/main", 0, None, 20),
+            (
+                "pull_request",
+                9,
+                "preview",
+                "pull request #15 synchronized: preview redeployed",
+                "feature/gift-cards",
+                1,
+                15,
+                None,
+            ),
+            (
+                "push",
+                25,
+                "ignored",
+                "push to feature/gift-cards, not the app's branch (main)",
+                "refs/heads/feature/gift-cards",
+                1,
+                None,
+                None,
+            ),
+            (
+                "push",
+                40,
+                "refused",
+                "bad signature: X-Gitea-Signature does not match the app's webhook secret",
+                None,
+                None,
+                None,
+                None,
+            ),
+            (
+                "push",
+                41,
+                "refused",
+                "delivery 6f1e2c4a was already received (a replay)",
+                "refs/heads/main",
+                2,
+                None,
+                None,
+            ),
+            (
+                "pull_request",
+                50,
+                "preview",
+                "pull request #12 opened: preview queued",
+                "fix/rounding",
+                2,
+                12,
+                None,
+            ),
+            ("push", 52, "deployed", "push to main: deployment #19 queued", "refs/heads/main", 3, None, 19),
+            ("ping", 60, "ignored", "ping: the webhook reaches Mist", None, None, None, None),
+        ]
+        shas = [
+            "9f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f80910",
+            "4be0c2d19a7f6e5d4c3b2a1908f7e6d5c4b3a291",
+            "e1d2c3b4a5968778695a4b3c2d1e0f9a8b7c6d5e",
+            "8f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091a",
+        ]
+        self.deliveries: dict[str, list[WebhookDelivery]] = {
+            web: [
+                WebhookDelivery(
+                    id=100 - i,
+                    app=web,
+                    delivery_id=f"{0x6F1E2C4A - i:08x}",
+                    event=event,
+                    received_at=ago(minutes=minutes),
+                    outcome=outcome,  # type: ignore[arg-type]
+                    reason=reason,
+                    ref=ref,
+                    sha=None if sha is None else shas[sha],
+                    pr_number=pr,
+                    deployment_id=deployment,
+                )
+                for i, (event, minutes, outcome, reason, ref, sha, pr, deployment) in enumerate(delivery_rows)
+            ]
+        }
+        self.previews: dict[str, list[Preview]] = {
+            web: [
+                Preview(
+                    app="shop/web-pr-15",
+                    parent=web,
+                    number=15,
+                    head_ref="feature/gift-cards",
+                    head_sha=shas[1],
+                    url="https://pr-15.shop.example.com",
+                    created_at=ago(hours=5),
+                    updated_at=ago(minutes=9),
+                ),
+                Preview(
+                    app="shop/web-pr-12",
+                    parent=web,
+                    number=12,
+                    head_ref="fix/rounding",
+                    head_sha=shas[2],
+                    url="https://pr-12.shop.example.com",
+                    created_at=ago(minutes=50),
+                    updated_at=ago(minutes=50),
+                ),
+            ]
+        }
+        # Preview apps open from the Git tab but stay off the dashboard, whose pictures predate them.
+        parent = self.apps[web]
+        self.preview_apps: dict[str, App] = {}
+        for preview in self.previews[web]:
+            project, _, name = preview.app.partition("/")
+            self.preview_apps[preview.app] = parent.model_copy(
+                update={
+                    "id": 500 + preview.number,
+                    "name": name,
+                    "live_commit": preview.head_sha,
+                    "live_since": preview.updated_at,
+                    "container_name": f"mist-{project}-{name}",
+                    "spec": parent.spec.model_copy(update={"branch": preview.head_ref, "publish": []}),
+                }
+            )
+
 
 class FakeMist(MistAPI):
     """The test double. ``needs_setup`` starts the instance empty; ``token`` is the session it accepts."""
@@ -735,6 +971,29 @@ class FakeMist(MistAPI):
         self.domains = _Domains(self)
         self.certificates = _Certificates(self)
         self.proxy = _Proxy(self)
+        self.git = _Git(self)
+        self.webhooks = _Webhooks(self)
+        self.previews = _Previews(self)
+        self.webhook_secrets: dict[str, str] = {}
+        self.tokens_set: dict[str, str] = {}  # the https token each app was given ("" removed it)
+        self.keys_made = 0
+
+    def source_of(self, app_ref: str) -> AppSource:
+        """The app's source, made on first use like the core's (a webhook URL of its own, nothing else)."""
+        if app_ref not in self.data.sources:
+            app = self.data.apps[app_ref]
+            self.data.sources[app_ref] = AppSource(webhook_url=f"{PUBLIC_URL}/hooks/app{app.id:04d}")
+        return self.data.sources[app_ref]
+
+    def auth_of(self, app_ref: str) -> str:
+        source = self.data.sources[app_ref]
+        if source.provider:
+            return "provider"
+        if source.deploy_key:
+            return "deploy_key"
+        if self.tokens_set.get(app_ref):
+            return "token"
+        return "none"
 
     def push_event(self, event: Event) -> None:
         self.event_feed.push(event)
@@ -1054,7 +1313,7 @@ class _Apps(_Part, AppsAPI):
     async def get(self, app_ref: str) -> App:
         self.mist.check()
         try:
-            return self.data.apps[app_ref]
+            return self.data.apps.get(app_ref) or self.data.preview_apps[app_ref]
         except KeyError:
             raise NotFound(f"There is no app {app_ref!r}: check the name with `mist apps`.") from None
 
@@ -1126,15 +1385,57 @@ class _Apps(_Part, AppsAPI):
         self.mist.calls.append(("apps.restart", app_ref))
         return app
 
-    # The git source of an app is not part of the fixed data these screens show.
     async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
-        raise NotFound(f"{app_ref} has no source settings in the test data.")
+        await self.get(app_ref)
+        if reveal:
+            self.mist.require("developer", "seeing the webhook secret")
+        source = self.mist.source_of(app_ref).model_copy(deep=True)
+        if reveal:
+            source.webhook_secret = self.mist.webhook_secrets.get(app_ref, WEBHOOK_SECRET)
+        return source
 
     async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:
-        raise NotFound(f"{app_ref} has no source settings in the test data.")
+        await self.get(app_ref)
+        self.mist.require("developer", "changing the source of an app")
+        self.mist.calls.append(("apps.set_source", app_ref, changes.model_dump(exclude_defaults=True)))
+        source = self.mist.source_of(app_ref)
+        if changes.previews is not None:
+            if not 1 <= changes.previews.limit <= 50:
+                raise InvalidInput("the preview limit is 1 to 50", field="previews.limit")
+            if "{number}" not in changes.previews.domain_pattern:
+                raise InvalidInput(
+                    "the preview domain pattern needs {number}, like pr-{number}.{app_domain}",
+                    field="previews.domain_pattern",
+                )
+            source.previews = changes.previews
+        if changes.provider is not None:
+            if changes.provider and changes.provider not in self.data.providers:
+                raise NotFound(f"there is no git provider {changes.provider!r}: see `mist git provider list`")
+            source.provider = changes.provider or None
+            source.repo = (changes.repo or None) if changes.provider else None
+        if changes.token is not None:
+            self.mist.tokens_set[app_ref] = changes.token
+        for name in ("deploy_on_push", "deploy_tags", "webhook_kind"):
+            if getattr(changes, name) is not None:
+                setattr(source, name, getattr(changes, name))
+        if changes.forget_known_hosts:
+            source.known_hosts = None
+        if changes.new_webhook_secret:
+            self.mist.webhook_secrets[app_ref] = "whsec-renewed-0000"
+        source.auth = self.mist.auth_of(app_ref)
+        return source.model_copy(deep=True)
 
     async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
-        raise NotFound(f"{app_ref} has no source settings in the test data.")
+        await self.get(app_ref)
+        self.mist.require("developer", "making a deploy key")
+        self.mist.calls.append(("apps.deploy_key", app_ref, regenerate))
+        source = self.mist.source_of(app_ref)
+        if source.deploy_key is None or regenerate:
+            made = self.mist.keys_made = self.mist.keys_made + 1
+            source.deploy_key, source.deploy_key_fingerprint = NEW_KEYS[(made - 1) % len(NEW_KEYS)]
+            source.deploy_key += f" mist-{app_ref.replace('/', '-')}"
+        source.auth = self.mist.auth_of(app_ref)
+        return source.model_copy(deep=True)
 
     async def logs(
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
@@ -1675,3 +1976,100 @@ class _Proxy(_Part, ProxyAPI):
     async def install(self) -> ProxyStatus:
         self.mist.calls.append(("proxy.install",))
         return await self.status()
+
+
+class _Git(_Part, GitAPI):
+    async def providers(self) -> builtins_list[GitProvider]:
+        self.mist.check()
+        return list(self.data.providers.values())
+
+    async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
+        self.mist.require("admin", "adding git providers")
+        self.mist.calls.append(("git.add_provider", spec.model_dump(exclude_none=True)))
+        _check_name(spec.name, "name")
+        if spec.name in self.data.providers:
+            raise Conflict(
+                f"there is already a git provider named {spec.name!r}: choose another name", field="name"
+            )
+        if spec.kind == "github":
+            if spec.app_id is None:
+                raise InvalidInput("a GitHub App needs its id", field="app_id")
+            if not spec.private_key or "PRIVATE KEY-----" not in spec.private_key:
+                raise InvalidInput("a GitHub App needs its private key (PEM)", field="private_key")
+            if not spec.webhook_secret:
+                raise InvalidInput("a GitHub App needs its webhook secret", field="webhook_secret")
+        else:
+            if not spec.url or not spec.url.startswith("https://"):
+                raise InvalidInput(
+                    f"a {spec.kind} provider needs the https address of its host, like https://git.example.com",
+                    field="url",
+                )
+            if spec.token != "good-token":
+                raise InvalidInput(
+                    f"{spec.url} refused the token (401 Unauthorized): give an access token with read access "
+                    "to repositories",
+                    field="token",
+                )
+        url = (spec.url or "https://github.com").rstrip("/")
+        provider = GitProvider(
+            id=len(self.data.providers) + 10,
+            name=spec.name,
+            kind=spec.kind,
+            url=url,
+            api_url=spec.api_url or f"{url}/api",
+            app_id=spec.app_id,
+            installation_id=spec.installation_id,
+            created_at=NOW,
+        )
+        self.data.providers[spec.name] = provider
+        self.data.repos[spec.name] = []
+        return provider
+
+    async def github_manifest(
+        self, name: str, *, url: str = "https://github.com", organization: str | None = None
+    ) -> ManifestStart:
+        self.mist.require("admin", "creating GitHub Apps")
+        self.mist.calls.append(("git.github_manifest", name, url, organization))
+        _check_name(name, "name")
+        return ManifestStart(
+            name=name, url=f"{PUBLIC_URL}/hooks/github/manifest?state=st-8c1f0e", state="st-8c1f0e"
+        )
+
+    async def remove_provider(self, name: str) -> None:
+        self.mist.require("admin", "removing git providers")
+        if name not in self.data.providers:
+            raise NotFound(f"there is no git provider {name!r}")
+        users = sorted(ref for ref, source in self.data.sources.items() if source.provider == name)
+        if users:
+            raise Conflict(
+                f"git provider {name} is used by {', '.join(users)}: unlink them first "
+                "(mist app source APP --unlink)"
+            )
+        self.mist.calls.append(("git.remove_provider", name))
+        del self.data.providers[name]
+
+    async def repos(self, provider: str) -> builtins_list[RepoInfo]:
+        self.mist.require("developer", "browsing repositories")
+        if provider not in self.data.providers:
+            raise NotFound(f"there is no git provider {provider!r}: see `mist git provider list`")
+        return list(self.data.repos.get(provider, []))
+
+    async def branches(self, provider: str, repo: str) -> builtins_list[BranchInfo]:
+        await self.repos(provider)
+        default = next((r.default_branch for r in self.data.repos[provider] if r.full_name == repo), "main")
+        return list(
+            self.data.branches.get((provider, repo))
+            or [BranchInfo(name=default, sha="0123456789abcdef0123456789abcdef01234567")]
+        )
+
+
+class _Webhooks(_Part, WebhooksAPI):
+    async def list(self, app_ref: str, *, limit: int = 50) -> builtins_list[WebhookDelivery]:
+        await self.mist.apps.get(app_ref)
+        return self.data.deliveries.get(app_ref, [])[:limit]
+
+
+class _Previews(_Part, PreviewsAPI):
+    async def list(self, app_ref: str) -> builtins_list[Preview]:
+        await self.mist.apps.get(app_ref)
+        return list(self.data.previews.get(app_ref, []))

@@ -151,6 +151,75 @@ async def _app_settings_error(pilot: Pilot) -> None:
     await until(pilot, lambda: str(screen.query_one("#err-port").render()).strip())
 
 
+async def git_tab(pilot: Pilot, ref: str = "shop/web") -> None:
+    await open_app(pilot, ref=ref, tab="git")
+    pane = pilot.app.screen.query_one("GitPane")
+    await until(pilot, lambda: pane.loaded)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _git_refused_selected(pilot: Pilot) -> None:
+    await git_tab(pilot)
+    await pilot.press("down", "down", "down")
+    await pilot.pause(0.1)
+
+
+async def _git_first_deploy_key(pilot: Pilot) -> None:
+    await git_tab(pilot, ref="blog/site")
+    await pilot.press("K")
+    await until(pilot, lambda: screen_name(pilot) == "CopyDialog")
+    await pilot.pause(0.2)
+
+
+async def _providers(pilot: Pilot) -> None:
+    await _goto(pilot, "providers")
+
+
+async def _provider_add(pilot: Pilot, kind: str = "gitea") -> None:
+    await _dialog(pilot, "providers", "n", name="AddProviderDialog")
+    dialog = pilot.app.screen
+    if kind != "gitea":
+        dialog.query_one("#field-kind").value = kind  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
+
+
+async def _provider_add_refused(pilot: Pilot) -> None:
+    await _provider_add(pilot)
+    dialog = pilot.app.screen
+    dialog.query_one("#field-name").value = "forgejo"  # type: ignore[attr-defined]
+    dialog.query_one("#field-url").value = "https://code.example.org"  # type: ignore[attr-defined]
+    dialog.query_one("#field-token").value = "expired-token"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: str(dialog.query_one("#error-token").render()).strip())
+    await pilot.pause(0.1)
+
+
+async def _provider_repos(pilot: Pilot) -> None:
+    await _goto(pilot, "providers")
+    await pilot.press("down", "enter")
+    await until(pilot, lambda: screen_name(pilot) == "RepositoriesScreen")
+    screen = pilot.app.screen
+    await until(pilot, lambda: screen.table.row_count == 5)  # type: ignore[attr-defined]
+    await pilot.press("enter")
+    await until(pilot, lambda: screen.query_one("#branches").row_count == 3)
+    await pilot.pause(0.1)
+
+
+async def _new_app_from_provider(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("c")
+    await until(pilot, lambda: screen_name(pilot) == "AppForm")
+    dialog = pilot.app.screen
+    provider = dialog.query_one("#field-provider")
+    await until(pilot, lambda: provider.display)
+    dialog.query_one("#field-name").value = "site"  # type: ignore[attr-defined]
+    provider.value = "gitea"  # type: ignore[attr-defined]
+    repo = dialog.query_one("#field-repo")
+    await until(pilot, lambda: len(repo._options) > 1)  # type: ignore[attr-defined]
+    repo.value = "blog/site"  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
 async def _logs_search(pilot: Pilot) -> None:
     await logs_tab(pilot)
     await pilot.press("slash", *"checkout", "enter")
@@ -395,6 +464,9 @@ SCENARIOS: list[Scenario] = [
     Scenario("app_domains", make_app, _domains_failed_selected),
     Scenario("app_domain_add_error", make_app, _domain_add_error),
     Scenario("rollback_confirm", make_app, _rollback_confirm),
+    Scenario("app_git", make_app, git_tab),
+    Scenario("app_git_refused_delivery", make_app, _git_refused_selected),
+    Scenario("app_git_deploy_key_made", make_app, _git_first_deploy_key),
     Scenario("app_settings", make_app, lambda p: open_app(p, tab="settings")),
     Scenario("app_settings_error", make_app, _app_settings_error),
     Scenario("deployment_running", make_app, lambda p: _deployment(p, 42)),
@@ -420,6 +492,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("account_recovery_codes", make_app, _recovery_codes),
     Scenario("project_members", make_app, _members),
     Scenario("settings", make_app, lambda p: _goto(p, "settings")),
+    Scenario("git_providers", make_app, _providers),
+    Scenario("git_provider_add", make_app, _provider_add),
+    Scenario("git_provider_add_github", make_app, lambda p: _provider_add(p, "github")),
+    Scenario("git_provider_add_refused", make_app, _provider_add_refused),
+    Scenario("git_repositories", make_app, _provider_repos),
+    Scenario("new_app_from_provider", make_app, _new_app_from_provider),
     Scenario("confirm_delete", make_app, _confirm_delete),
     Scenario("help", make_app, _help),
     Scenario("command_palette", make_app, _palette),

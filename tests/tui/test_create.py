@@ -30,7 +30,11 @@ async def test_new_project_appears_as_an_empty_row_and_new_app_fills_it():
         await pilot.press("c")
         await until(pilot, lambda: screen_name(pilot) == "AppForm")
         assert app.screen.query_one("#field-project").value == "docs"
-        await pilot.press("tab", *"site", "tab", *"https://git.example.com/docs.git", "tab", "tab", *"8080")
+        await until(pilot, lambda: app.screen.query_one("#field-provider").display)
+        # The git provider choice (the fake knows some) sits between the name and the git URL.
+        await pilot.press(
+            "tab", *"site", "tab", "tab", *"https://git.example.com/docs.git", "tab", "tab", *"8080"
+        )
         await pilot.press("tab", *"/health", "enter")
         await until(pilot, lambda: screen_name(pilot) == "DashboardScreen")
         await until(pilot, lambda: "docs/site" in rows(table))
@@ -47,7 +51,8 @@ async def test_new_app_shows_the_cores_error_next_to_the_field_it_names():
         await pilot.press("c")
         await until(pilot, lambda: screen_name(pilot) == "AppForm")
         assert app.screen.query_one("#field-project").value == "blog"
-        await pilot.press("tab", *"api", "tab", *"ftp://nope", "tab", "tab", *"8080", "enter")
+        await until(pilot, lambda: app.screen.query_one("#field-provider").display)
+        await pilot.press("tab", *"api", "tab", "tab", *"ftp://nope", "tab", "tab", *"8080", "enter")
         await until(pilot, lambda: error_text(pilot, "git_url"))
         assert "is not https://" in error_text(pilot, "git_url")
         assert error_text(pilot, "port") == ""
