@@ -256,43 +256,6 @@ class MistTable(DataTable):
         self.refresh()
         self.check_idle()
 
-    def append_rows(self, rows: list[tuple[str, list[object]]]) -> None:
-        """Add one-line rows without labels after the rows shown, in one pass (as ``set_rows`` does);
-        keys already in the table are skipped. The cursor stays where it is."""
-        if self._fast_order is None and self.row_count:
-            for key, cells in rows:
-                if key not in self.rows:
-                    self.add_row(*cells, key=key)
-            return
-        if self._fast_order is None:
-            self.set_rows([])
-        assert self._fast_order is not None
-        ordered, offsets = self._fast_order
-        was_empty = not ordered
-        known = self._fast_keys
-        columns = [
-            FastColumnKey(column.key.value) if column.key.value is not None else column.key
-            for column in self.ordered_columns
-        ]
-        data, table_rows, locations = self._data, self.rows, self._row_locations
-        for key, cells in rows:
-            if key in table_rows:
-                continue
-            row_key = FastRowKey(key)
-            row = Row(row_key, 1, None, False)
-            known[key] = [row_key, row, cells, dict(zip(columns, cells, strict=False))]
-            data[row_key] = known[key][3]
-            table_rows[row_key] = row
-            locations[row_key] = len(ordered)
-            ordered.append(row)
-            offsets.append((row_key, 0))
-        self._require_update_dimensions = True
-        self._update_count += 1
-        if was_empty and ordered and self.show_cursor and self.cursor_type != "none":
-            self._highlight_cursor()
-        self.refresh()
-        self.check_idle()
-
     @property
     def selected_key(self) -> str | None:
         """The row key under the cursor, or None for an empty table."""
