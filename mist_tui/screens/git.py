@@ -13,10 +13,19 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Select, Static
 
 from mist_core.errors import InvalidInput, PermissionDenied
-from mist_core.models import MASK, App, AppSource, Preview, PreviewSettings, SourceChanges, WebhookDelivery
+from mist_core.models import (
+    MASK,
+    App,
+    AppSource,
+    GitProvider,
+    Preview,
+    PreviewSettings,
+    SourceChanges,
+    WebhookDelivery,
+)
 from mist_core.sources.keys import known_host_keys
 
 from ..format import human_age, right, short_sha, utc_time
@@ -42,6 +51,12 @@ DELIVERY_COLUMNS = [
     ("commit", "Commit", 7),
     ("deployment", "Deploy", 6),
     ("reason", "Reason", 40),
+]
+# How the core checks a delivery of each kind, as the git host's webhook settings name it.
+WEBHOOK_KINDS = [
+    ("GitHub: X-Hub-Signature-256, an HMAC of the body", "github"),
+    ("GitLab: X-Gitlab-Token, the secret itself", "gitlab"),
+    ("Gitea / Forgejo: X-Gitea-Signature, an HMAC of the body", "gitea"),
 ]
 PREVIEW_COLUMNS = [
     ("number", "PR", 5),
@@ -151,6 +166,67 @@ def deploy_key_note(source: AppSource, app: App | None) -> str:
     return "\n\n".join(lines)
 
 
+def chosen(value: object) -> str:
+    """A select's value as text: "" while nothing is chosen."""
+    return value if isinstance(value, str) else ""
+
+
+class LinkDialog(FormDialog):
+    """A provider, then one of the repositories it gives Mist (listed once the provider is chosen)."""
+
+    def __init__(self, app_ref: str, providers: list[GitProvider], source: AppSource, **kwargs: Any) -> None:
+        names = [p.name for p in providers]
+        self.linked = (source.provider or "", source.repo or "")
+        self.repos_for = ""  # the provider whose repositories the select lists (or is loading)
+        super().__init__(
+            f"Link {app_ref} to a provider's repository",
+            [
+                FormField(
+                    "provider",
+                    "Git provider",
+                    source.provider if source.provider in names else names[0],
+                    choices=[(f"{p.name} ({p.kind}, {p.url})", p.name) for p in providers],
+                ),
+                FormField(
+                    "repo", "Repository", placeholder="loading the provider's repositories…", choices=[]
+                ),
+            ],
+            submit_label="Link",
+            note="Mist then fetches the repository with the provider's credentials, and the app's git URL "
+            "points at it (like mist app source APP --provider P --repo OWNER/NAME).",
+            **kwargs,
+        )
+
+    def on_mount(self) -> None:
+        self.show_repos(chosen(self.query_one("#field-provider", Select).value))
+
+    @on(Select.Changed, "#field-provider")
+    def _provider_changed(self, event: Select.Changed) -> None:
+        self.show_repos(chosen(event.value))
+
+    def show_repos(self, provider: str) -> None:
+        if provider and provider != self.repos_for:
+            self.repos_for = provider
+            self.load_repos(provider)
+
+    @api_work(exclusive=True, group="link-repos")
+    async def load_repos(self, provider: str) -> None:
+        api = self.app.api  # type: ignore[attr-defined]
+        select = self.query_one("#field-repo", Select)
+        select.set_options([])
+        repos = await api.git.repos(provider)
+        select.set_options([(r.full_name + (" (private)" if r.private else ""), r.full_name) for r in repos])
+        if self.linked[0] == provider and self.linked[1] in {r.full_name for r in repos}:
+            select.value = self.linked[1]
+        if not repos:
+            self.show_error(
+                InvalidInput(
+                    f"git provider {provider} gives Mist no repository (for a GitHub App: install it on some)",
+                    field="repo",
+                )
+            )
+
+
 class GitPane(Vertical):
     """The app's source and webhook, what its webhook received, and its previews. Loads when first shown."""
 
@@ -164,6 +240,9 @@ class GitPane(Vertical):
         Binding("e", "previews", "Previews", id="git.previews"),
         Binding("f", "forget_hosts", "Forget host keys", show=False, id="git.forget_hosts"),
         Binding("W", "new_secret", "New webhook secret", show=False, id="git.new_secret"),
+        Binding("L", "link", "Link to a provider's repository", show=False, id="git.link"),
+        Binding("U", "unlink", "Unlink from the provider", show=False, id="git.unlink"),
+        Binding("w", "webhook_kind", "Webhook signing", show=False, id="git.webhook_kind"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="git.reload"),
     ]
 
@@ -183,6 +262,12 @@ class GitPane(Vertical):
     @property
     def current_app(self) -> App | None:
         return getattr(self.screen, "current", None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Unlinking is offered only while the app is linked to a provider.
+        if action == "unlink":
+            return self.source is not None and bool(self.source.provider)
+        return True
 
     def compose(self) -> ComposeResult:
         yield Static(id="git-source")
@@ -257,6 +342,7 @@ class GitPane(Vertical):
         source = self.source
         if source is None:
             return
+        self.refresh_bindings()  # linking or unlinking changes what is offered
         app = self.current_app
         facts = Table.grid(padding=(0, 2))
         facts.add_column(style="dim", justify="right", width=14)
@@ -283,6 +369,11 @@ class GitPane(Vertical):
             url = Text.assemble(source.webhook_url)
             if source.webhook_kind:
                 url.append(f"   signed as {source.webhook_kind}", style="dim")
+            else:
+                url.append(
+                    f"   deliveries are refused until {self._key('webhook_kind')} says which git host signs them",
+                    style="yellow",
+                )
             facts.add_row("webhook", url)
         else:
             facts.add_row(
@@ -482,6 +573,126 @@ class GitPane(Vertical):
                 confirm_label="Make a new secret",
             ),
             confirmed,
+        )
+
+    def action_link(self) -> None:
+        if self.source is not None:
+            self._open_link()
+
+    @api_work(exclusive=True, group="git-link")
+    async def _open_link(self) -> None:
+        assert self.mist.api is not None
+        providers = await self.mist.api.git.providers()
+        source = self.source
+        if source is None:
+            return
+        if not providers:
+            self.mist.notify(
+                "Mist knows no git provider yet: add one in Go to git providers (command palette), then link "
+                f"{self.app_ref} to one of its repositories.",
+                severity="warning",
+            )
+            return
+
+        async def save(values: dict[str, Any]) -> AppSource:
+            assert self.mist.api is not None
+            provider, repo = chosen(values["provider"]), chosen(values["repo"])
+            if not provider:
+                raise InvalidInput("choose the git provider", field="provider")
+            if not repo:
+                raise InvalidInput("choose one of the provider's repositories", field="repo")
+            return await self.mist.api.apps.set_source(
+                self.app_ref, SourceChanges(provider=provider, repo=repo)
+            )
+
+        def done(result: object) -> None:
+            if isinstance(result, AppSource):
+                self.source = result
+                self.show_source()
+                self.mist.notify(
+                    f"{self.app_ref} is linked to {result.repo} at git provider {result.provider}: fetches use "
+                    "the provider's credentials."
+                )
+                reload_app = getattr(self.screen, "load", None)
+                if callable(reload_app):
+                    reload_app()  # the app's git URL now points at the repository
+
+        self.app.push_screen(LinkDialog(self.app_ref, providers, source, submit=save), done)
+
+    def action_unlink(self) -> None:
+        source = self.source
+        if source is None:
+            return
+        if not source.provider:
+            self.mist.notify(f"{self.app_ref} is not linked to a git provider.")
+            return
+        provider, repo = source.provider, source.repo or "—"
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.change(
+                    SourceChanges(provider=""),
+                    f"{self.app_ref} is no longer linked to git provider {provider}.",
+                )
+
+        self.app.push_screen(
+            ConfirmDialog(
+                f"Unlink {self.app_ref} from {provider}",
+                f"Unlink {self.app_ref} from git provider {provider} (repository {repo})? Fetches then use the "
+                "app's own deploy key or access token, if it has one, and its webhook is no longer signed the "
+                f"way {provider} decides.",
+                confirm_label="Unlink",
+            ),
+            confirmed,
+        )
+
+    def action_webhook_kind(self) -> None:
+        source = self.source
+        if source is None:
+            return
+        if source.provider:
+            self.mist.notify(
+                f"{self.app_ref} is linked to git provider {source.provider}, which decides how its webhook "
+                f"deliveries are signed ({source.webhook_kind or 'its kind'}). Unlink it "
+                f"({self._key('unlink')}) to choose.",
+                timeout=6,
+            )
+            return
+
+        async def save(values: dict[str, Any]) -> AppSource:
+            assert self.mist.api is not None
+            kind = chosen(values["kind"])
+            return await self.mist.api.apps.set_source(
+                self.app_ref,
+                SourceChanges(webhook_kind=kind),  # type: ignore[arg-type]
+            )
+
+        def done(result: object) -> None:
+            if isinstance(result, AppSource):
+                self.source = result
+                self.show_source()
+                self.mist.notify(
+                    f"Deliveries to the webhook of {self.app_ref} are now checked as {result.webhook_kind} "
+                    "signs them."
+                )
+
+        self.app.push_screen(
+            FormDialog(
+                f"Webhook signing of {self.app_ref}",
+                [
+                    FormField(
+                        "kind",
+                        "The git host that sends the deliveries",
+                        source.webhook_kind or "github",
+                        choices=[(label, kind) for label, kind in WEBHOOK_KINDS],
+                    )
+                ],
+                submit=save,
+                aliases={"webhook_kind": "kind"},
+                note="Mist refuses a delivery that is not signed with the webhook secret the way this host "
+                "signs it: choose the host the webhook is set up in.",
+            ),
+            done,
         )
 
     def action_token(self) -> None:

@@ -80,6 +80,7 @@ from mist_core.models import (
     PreviewSettings,
     Project,
     ProjectChanges,
+    ProviderKind,
     ProxyStatus,
     RecoveryCodes,
     RepoInfo,
@@ -976,6 +977,7 @@ class FakeMist(MistAPI):
         self.previews = _Previews(self)
         self.webhook_secrets: dict[str, str] = {}
         self.tokens_set: dict[str, str] = {}  # the https token each app was given ("" removed it)
+        self.own_webhook_kinds: dict[str, ProviderKind | None] = {}  # set_source's webhook_kind, per app
         self.keys_made = 0
 
     def source_of(self, app_ref: str) -> AppSource:
@@ -1408,14 +1410,33 @@ class _Apps(_Part, AppsAPI):
                     field="previews.domain_pattern",
                 )
             source.previews = changes.previews
+        # Like the core: the app keeps a webhook kind of its own, shown unless a provider decides it.
+        own_kinds = self.mist.own_webhook_kinds
+        if app_ref not in own_kinds:
+            own_kinds[app_ref] = None if source.provider else source.webhook_kind
         if changes.provider is not None:
             if changes.provider and changes.provider not in self.data.providers:
                 raise NotFound(f"there is no git provider {changes.provider!r}: see `mist git provider list`")
-            source.provider = changes.provider or None
-            source.repo = (changes.repo or None) if changes.provider else None
+            if changes.provider:
+                repo = (changes.repo or "").strip().strip("/").removesuffix(".git")
+                if len(repo.split("/")) < 2 or not all(repo.split("/")):
+                    raise InvalidInput(f"{repo!r} is not OWNER/NAME (letters, digits, . _ -)", field="repo")
+                app = self.data.apps[app_ref]
+                url = self.data.providers[changes.provider].url
+                app.spec = app.spec.model_copy(update={"git_url": f"{url}/{repo}.git"})
+                source.provider, source.repo = changes.provider, repo
+            else:
+                source.provider = source.repo = None
+        elif changes.repo is not None:
+            raise InvalidInput("a repository needs its provider (--provider)", field="repo")
         if changes.token is not None:
             self.mist.tokens_set[app_ref] = changes.token
-        for name in ("deploy_on_push", "deploy_tags", "webhook_kind"):
+        if changes.webhook_kind is not None:
+            own_kinds[app_ref] = changes.webhook_kind
+        source.webhook_kind = (
+            self.data.providers[source.provider].kind if source.provider else own_kinds[app_ref]
+        )
+        for name in ("deploy_on_push", "deploy_tags"):
             if getattr(changes, name) is not None:
                 setattr(source, name, getattr(changes, name))
         if changes.forget_known_hosts:

@@ -270,6 +270,97 @@ async def test_preview_settings_are_saved_from_the_dialog_and_a_bad_pattern_is_s
         await until(pilot, lambda: "up to 5 at once" in facts(pilot))
 
 
+async def test_linking_to_a_provider_repository_lists_its_repositories_then_shows_the_link():
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await git_tab(pilot)
+        assert "provider" not in facts(pilot).split("fetches with")[1].splitlines()[1]
+        ids = {b.binding.id for b in app.screen.active_bindings.values()}
+        assert "git.link" in ids and "git.unlink" not in ids  # nothing to unlink yet
+        await pilot.press("L")
+        await until(pilot, lambda: screen_name(pilot) == "LinkDialog")
+        dialog = app.screen
+        repo = dialog.query_one("#field-repo")
+        await until(pilot, lambda: len(repo._options) > 1)  # the first provider's repositories
+        dialog.query_one("#field-provider").value = "gitea"
+        await until(pilot, lambda: "shop/web" in [value for _, value in repo._options])
+        dialog._submitted()  # no repository chosen yet: said in place
+        await until(pilot, lambda: str(dialog.query_one("#error-repo").render()).strip())
+        assert calls(app, "apps.set_source") == []
+        repo.value = "shop/web"
+        dialog._submitted()
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        assert calls(app, "apps.set_source") == [
+            ("apps.set_source", "shop/web", {"provider": "gitea", "repo": "shop/web"})
+        ]
+        await until(pilot, lambda: "gitea · shop/web" in facts(pilot))
+        assert "git provider" in facts(pilot)
+        assert app.fake.data.apps["shop/web"].spec.git_url == "https://git.example.com/shop/web.git"
+        await until(
+            pilot, lambda: any("is linked to shop/web at git provider gitea" in m for m in messages(app))
+        )
+        ids = {b.binding.id for b in app.screen.active_bindings.values()}
+        assert "git.unlink" in ids
+
+
+async def test_a_provider_without_repositories_says_so_in_the_link_dialog():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await git_tab(pilot)
+        await pilot.press("L")
+        await until(pilot, lambda: screen_name(pilot) == "LinkDialog")
+        app.screen.query_one("#field-provider").value = "gitlab"
+        await until(pilot, lambda: "no repository" in str(app.screen.query_one("#error-repo").render()))
+
+
+async def test_unlinking_asks_first_naming_the_provider_and_repository():
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await git_tab(pilot, ref="shop/api")
+        assert "gitea · shop/api" in facts(pilot)
+        await pilot.press("U")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+        message = str(app.screen.query_one(".dialog-message").render())
+        assert "git provider gitea" in message and "repository shop/api" in message
+        await pilot.press("n")  # no: still linked
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        assert calls(app, "apps.set_source") == []
+
+        await pilot.press("U")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+        await pilot.press("y")
+        await until(pilot, lambda: "gitea · shop/api" not in facts(pilot))
+        assert calls(app, "apps.set_source") == [("apps.set_source", "shop/api", {"provider": ""})]
+        assert app.fake.data.sources["shop/api"].provider is None
+        await until(pilot, lambda: any("no longer linked to git provider gitea" in m for m in messages(app)))
+        ids = {b.binding.id for b in app.screen.active_bindings.values()}
+        assert "git.unlink" not in ids
+
+
+async def test_webhook_signing_is_chosen_for_an_unlinked_app_and_a_linked_one_is_told_the_provider_decides():
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await git_tab(pilot, ref="blog/site")
+        flat = " ".join(facts(pilot).split())  # the line wraps at the pane's width
+        assert "deliveries are refused until w says which git host signs them" in flat
+        await pilot.press("w")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+        app.screen.query_one("#field-kind").value = "gitlab"
+        app.screen._submitted()
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        assert calls(app, "apps.set_source") == [("apps.set_source", "blog/site", {"webhook_kind": "gitlab"})]
+        await until(pilot, lambda: "signed as gitlab" in facts(pilot))
+        assert app.fake.data.sources["blog/site"].webhook_kind == "gitlab"
+
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await git_tab(pilot, ref="shop/api")
+        await pilot.press("w")
+        await until(pilot, lambda: any("which decides how its webhook" in m for m in messages(app)))
+        assert screen_name(pilot) == "AppScreen"
+        assert calls(app, "apps.set_source") == []
+
+
 async def test_git_actions_are_in_the_palette_and_the_help():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -283,7 +374,8 @@ async def test_git_actions_are_in_the_palette_and_the_help():
             "Forget host keys",
         } <= descriptions
         ids = {b.binding.id for b in app.screen.active_bindings.values()}
-        assert {"git.deploy_key", "git.token", "git.reveal", "git.new_secret"} <= ids
+        assert {"git.deploy_key", "git.token", "git.reveal", "git.new_secret", "git.link"} <= ids
+        assert "git.webhook_kind" in ids and "Webhook signing" in descriptions
         await pilot.press("colon")
         await until(pilot, lambda: screen_name(pilot) == "CommandPalette")
         await pilot.press(*"forget host")
