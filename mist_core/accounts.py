@@ -835,8 +835,6 @@ class Tokens(_Accounts, TokensAPI):
             project_id = _must(await self.store.one("SELECT id FROM projects WHERE name = ?", (project,)))[
                 "id"
             ]
-        elif caller.token_project_id is not None:
-            project_id = caller.token_project_id
         token = auth.new_token("mist_t_")
         expires = ts(now() + timedelta(days=expires_days)) if expires_days else None
         async with self.store.write() as w:

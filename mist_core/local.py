@@ -1375,8 +1375,8 @@ class _Containers(Part, ContainersAPI):
 class _Metrics(Part, MetricsAPI):
     """Server figures are for every signed-in user; per-container figures only for the apps they see."""
 
-    async def _scope(self) -> Callable[[MetricsSample], MetricsSample]:
-        names = await self.m.visible_project_names(await self.m.allow("metrics.current"))
+    async def _scope(self, operation: str) -> Callable[[MetricsSample], MetricsSample]:
+        names = await self.m.visible_project_names(await self.m.allow(operation))
         if names is None:
             return lambda sample: sample
 
@@ -1387,17 +1387,17 @@ class _Metrics(Part, MetricsAPI):
         return scoped
 
     async def current(self) -> MetricsSample:
-        scoped = await self._scope()
+        scoped = await self._scope("metrics.current")
         return scoped(self.core.sampler.latest() or await self.core.sampler.sample())
 
     async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
-        scoped = await self._scope()
+        scoped = await self._scope("metrics.history")
         if not 1 <= seconds <= 86400:
             raise InvalidInput("seconds must be between 1 and 86400", field="seconds")
         return [scoped(s) for s in self.core.sampler.history(seconds)]
 
     async def stream(self) -> AsyncIterator[MetricsSample]:
-        scoped = await self._scope()
+        scoped = await self._scope("metrics.stream")
         async for sample in self.core.sampler.subscribe():
             yield scoped(sample)
 
