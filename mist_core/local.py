@@ -233,7 +233,8 @@ class Core:
         self._tasks.append(asyncio.create_task(self.gitops.follow_deployments(), name="mist-git-statuses"))
         await self.sampler.start()
         await self._start_certificates()
-        if await self.store.scalar("SELECT COUNT(*) FROM domains"):
+        hooks_routed = await self.setting("public_url") and await self.setting("hooks_upstream")
+        if hooks_routed or await self.store.scalar("SELECT COUNT(*) FROM domains"):
             await self.publish_routes()
 
     # ------------------------------------------------------------------------------------------ proxy and TLS
@@ -276,7 +277,14 @@ class Core:
         if key == "acme_challenge_address" and self.responder is not None and self.responder.running:
             with contextlib.suppress(MistError):
                 await self._listen_for_challenges()
-        elif key in ("proxy_backend", "caddy_admin_url", "proxy_http_address", "proxy_https_address"):
+        elif key in (
+            "proxy_backend",
+            "caddy_admin_url",
+            "proxy_http_address",
+            "proxy_https_address",
+            "public_url",
+            "hooks_upstream",
+        ):
             with contextlib.suppress(MistError):
                 await self.publish_routes()
 

@@ -84,6 +84,18 @@ def _optional_public_url(value: str) -> str:
     return value
 
 
+def _optional_upstream(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if value and (
+        not sep
+        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]", host)
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+    ):
+        raise InvalidInput(f"{value!r} is not host:port (for example 127.0.0.1:8787)")
+    return value
+
+
 DEFINITIONS: dict[str, SettingDef] = {
     d.key: d
     for d in (
@@ -170,6 +182,13 @@ DEFINITIONS: dict[str, SettingDef] = {
             "The address git hosts and browsers reach Mist at (https://mist.example.com): webhook URLs and the "
             "GitHub App flow are built on it; empty: webhooks are not offered.",
             _optional_public_url,
+        ),
+        SettingDef(
+            "hooks_upstream",
+            "",
+            "host:port where the proxy reaches the daemon's hooks listener (mistd --hooks-listen); with "
+            "public_url set, the proxy routes <public_url>/hooks/ there. Empty: no such route.",
+            _optional_upstream,
         ),
         SettingDef(
             "require_2fa",

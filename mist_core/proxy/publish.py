@@ -16,7 +16,7 @@ from ..models import ProxyStatus
 from ..store import Store
 from .caddy import CaddyProxy
 from .install import CHALLENGE_HOST
-from .routes import RouteTable, route_table
+from .routes import RouteTable, route_table, with_hooks_route
 from .traefik import CertFiles, write_traefik
 
 log = logging.getLogger("mist.proxy")
@@ -62,12 +62,14 @@ class RoutePublisher:
             backend == "traefik"
         ):  # Traefik reaches Mist's challenge responder on the host through host-gateway
             challenge = f"{CHALLENGE_HOST}:{challenge.rpartition(':')[2]}"
-        return await route_table(
+        table = await route_table(
             self._store,
             challenge_upstream=challenge,
             upstream_resolver=resolver,
             pending=pending,
         )
+        public_url, hooks = await self._setting("public_url"), await self._setting("hooks_upstream")
+        return with_hooks_route(table, public_url, hooks) if public_url and hooks else table
 
     async def publish(self, pending: Mapping[int, int] | None = None) -> RouteTable:
         """Compute the routes (``pending``: app id -> deployment id to route to before it is live) and load

@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from ..domains import redirect_source
 from ..errors import InvalidInput
@@ -23,6 +24,7 @@ __all__ = [
     "UpstreamResolver",
     "route_table",
     "validate_upstream",
+    "with_hooks_route",
 ]
 
 CHALLENGE_PATH = "/.well-known/acme-challenge/"
@@ -240,3 +242,25 @@ async def route_table(
             )
         )
     return RouteTable(routes=tuple(routes), challenge_upstream=challenge_upstream)
+
+
+def with_hooks_route(table: RouteTable, public_url: str, upstream: str) -> RouteTable:
+    """The table with Mist's own public routes first: ``<public_url host>/hooks/`` (webhook deliveries, the
+    GitHub App pages) to the daemon's hooks listener at ``upstream``. First, so an app that answers the same
+    host name does not shadow it; its project name cannot be a real project's (names have no ``_``)."""
+    parts = urlsplit(public_url)
+    host = validate_upstream(upstream, "hooks_upstream")
+    route = Route(
+        project="_mist",
+        app="hooks",
+        app_id=0,
+        deployment_id=0,
+        container="",
+        upstream=host,
+        port=int(host.rpartition(":")[2]),
+        port_assumed=False,
+        domains=(
+            DomainRoute(name=parts.hostname or "", https=parts.scheme == "https", path_prefix="/hooks"),
+        ),
+    )
+    return RouteTable(routes=(route, *table.routes), challenge_upstream=table.challenge_upstream)

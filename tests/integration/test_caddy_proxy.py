@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 
 from mist_core.domains import DomainOptions, add_domain, remove_domain
 from mist_core.proxy import CaddyProxy, ProxyError, route_table
-from mist_core.proxy.routes import DomainRoute, Route, RouteTable
+from mist_core.proxy.routes import DomainRoute, Route, RouteTable, with_hooks_route
 from mist_core.store import Store, ts
 
 pytestmark = pytest.mark.docker
@@ -306,3 +306,31 @@ async def test_caddy_retries_a_failed_dial_to_an_app_for_a_bounded_time(
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+async def test_mists_own_hooks_route_reaches_the_hooks_listener_before_any_app_on_that_host(
+    tmp_path: Path, caddy_admin: str, app_container: tuple[str, str], challenge_responder: str
+) -> None:
+    # The "challenge responder" stands in for the daemon's hooks listener: it answers every path with itself.
+    container, ip = app_container
+    http_port, https_port = free_port(), free_port()
+    proxy = CaddyProxy(
+        caddy_admin, http_address=f"127.0.0.1:{http_port}", https_address=f"127.0.0.1:{https_port}"
+    )
+    store, app_id = await _store_with_live_app(tmp_path, container)
+    try:
+        await add_domain(store, app_id, "mist.app.test", DomainOptions(https=False))
+        table = await route_table(
+            store, challenge_upstream=challenge_responder, upstream_resolver={container: ip}.__getitem__
+        )
+        table = with_hooks_route(table, "http://mist.app.test", challenge_responder)
+        assert table.routes[0].key == "_mist--hooks"
+        await proxy.load(table, {})
+
+        hook = request(http_port, "mist.app.test", "/hooks/Hk7Qm2xV9aLp")
+        assert (hook.status, hook.body) == (200, b"challenge answer for /hooks/Hk7Qm2xV9aLp")
+        # Everything else on that host is still the app's.
+        page = request(http_port, "mist.app.test", "/")
+        assert (page.status, page.body.strip()) == (200, b"hello from the app")
+    finally:
+        await store.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mist_core.proxy import traefik
-from mist_core.proxy.routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable
+from mist_core.proxy.routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, with_hooks_route
 from mist_core.proxy.traefik import CHALLENGE_PRIORITY, SHARED_FILE, CertFiles, write_traefik
 
 GOLDEN = Path(__file__).parent / "golden" / "traefik"
@@ -219,3 +219,17 @@ def test_certificates_are_listed_once_under_tls_certificates(tmp_path: Path) -> 
     assert config["http"]["services"]["mist--acme-challenge"]["loadBalancer"]["servers"] == [
         {"url": "http://mist:8081"}
     ]
+
+
+def test_mists_hooks_route_is_written_for_its_own_host_and_path(tmp_path: Path) -> None:
+    table = with_hooks_route(TABLES["one-app-defaults"], "https://mist.example.com", "172.17.0.1:8787")
+    write_traefik(table, tmp_path, certificates=_certs(tmp_path, table))
+    files = _load(tmp_path)
+    _check_structure(files)
+    http = files["_mist--hooks.yml"]["http"]
+    router = http["routers"]["_mist--hooks--mist_example_com--https"]
+    assert router["rule"] == "Host(`mist.example.com`) && PathPrefix(`/hooks`)"
+    assert http["services"][router["service"]]["loadBalancer"]["servers"] == [
+        {"url": "http://172.17.0.1:8787"}
+    ]
+    assert "mist.example.com" in table.host_names()
