@@ -10,10 +10,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_args
 
 from .errors import MistError
-from .providers import PROVIDER_KINDS, ProviderKind
+from .models import ProviderKind
 
 __all__ = [
     "MAX_BODY",
@@ -362,9 +362,9 @@ class _Reader:
 
 
 def _label(kind: str) -> str:
-    if kind not in PROVIDER_KINDS:
+    if kind not in get_args(ProviderKind):
         raise WebhookMalformed(
-            f"{kind!r} is not a provider Mist takes webhooks from ({', '.join(PROVIDER_KINDS)})"
+            f"{kind!r} is not a provider Mist takes webhooks from ({', '.join(get_args(ProviderKind))})"
         )
     return _LABELS[kind]
 

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import InvalidInput, MistError
+from ..models import ProviderKind
 
 __all__ = [
     "Branch",
@@ -26,9 +27,10 @@ __all__ = [
     "Repo",
 ]
 
-ProviderKind = Literal["github", "gitlab", "gitea"]
 CommitState = Literal["pending", "success", "failure", "error"]
 
+# The kinds are the API's (models.ProviderKind), so webhooks and the daemon name them without loading this
+# package (and httpx with it).
 PROVIDER_KINDS: tuple[str, ...] = get_args(ProviderKind)
 COMMIT_STATES: tuple[str, ...] = get_args(CommitState)
 
