@@ -409,3 +409,37 @@ class GitHubStyle(ProviderClient):
     def _repo_path(self, repo: str) -> str:
         owner, name = self._check_repo(repo).split("/")
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
+
+
+class TokenClient(ProviderClient):
+    """A provider reached with one access token (GitLab, Gitea): the API lives at ``base_url + api_path``."""
+
+    api_path: ClassVar[str]
+    token_forbidden: ClassVar[str] = "\r\n"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 15.0,
+        verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(token, str) or not token.strip() or any(c in token for c in self.token_forbidden):
+            raise InvalidInput(
+                f"the {self.label} access token is empty or malformed; paste it again", field="token"
+            )
+        self._token = token.strip()
+        super().__init__(
+            base_url.rstrip("/").removesuffix(self.api_path) + self.api_path
+            if isinstance(base_url, str)
+            else base_url,
+            timeout=timeout,
+            verify=verify,
+            transport=transport,
+        )
+        self.base_url = self.api_url.removesuffix(self.api_path)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"

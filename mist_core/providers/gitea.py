@@ -5,44 +5,19 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
-
-from ..errors import InvalidInput
-from . import Branch, GitHubStyle, ProviderError, ProviderKind, Repo
+from . import Branch, GitHubStyle, ProviderError, ProviderKind, Repo, TokenClient
 
 __all__ = ["Gitea"]
 
 
-class Gitea(GitHubStyle):
+class Gitea(TokenClient, GitHubStyle):
     kind: ClassVar[ProviderKind] = "gitea"
     label: ClassVar[str] = "Gitea"
     # Gitea's default ceiling on page size (MAX_RESPONSE_ITEMS); asking for more returns this many anyway.
     per_page: ClassVar[int] = 50
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 15.0,
-        verify: bool | str = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        if not isinstance(token, str) or not token.strip() or any(c in token for c in "\r\n "):
-            raise InvalidInput("the Gitea access token is empty or malformed; paste it again", field="token")
-        self._token = token.strip()
-        super().__init__(
-            base_url.rstrip("/").removesuffix("/api/v1") + "/api/v1"
-            if isinstance(base_url, str)
-            else base_url,
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-        )
-        self.base_url = self.api_url.removesuffix("/api/v1")
-
-    def __repr__(self) -> str:
-        return f"Gitea(base_url={self.base_url!r})"
+    api_path: ClassVar[str] = "/api/v1"
+    token_forbidden: ClassVar[str] = "\r\n "
 
     async def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self._token}"}

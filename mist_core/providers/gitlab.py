@@ -8,8 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import InvalidInput
-from . import Branch, CommitState, ProviderClient, ProviderError, ProviderKind, Repo
+from . import Branch, CommitState, ProviderError, ProviderKind, Repo, TokenClient
 
 __all__ = ["GitLab"]
 
@@ -17,35 +16,12 @@ __all__ = ["GitLab"]
 _STATES = {"pending": "pending", "success": "success", "failure": "failed", "error": "failed"}
 
 
-class GitLab(ProviderClient):
+class GitLab(TokenClient):
     kind: ClassVar[ProviderKind] = "gitlab"
     label: ClassVar[str] = "GitLab"
     nested_paths: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout: float = 15.0,
-        verify: bool | str = True,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        if not isinstance(token, str) or not token.strip() or any(c in token for c in "\r\n"):
-            raise InvalidInput("the GitLab access token is empty or malformed; paste it again", field="token")
-        self._token = token.strip()
-        super().__init__(
-            base_url.rstrip("/").removesuffix("/api/v4") + "/api/v4"
-            if isinstance(base_url, str)
-            else base_url,
-            timeout=timeout,
-            verify=verify,
-            transport=transport,
-        )
-        self.base_url = self.api_url.removesuffix("/api/v4")
-
-    def __repr__(self) -> str:
-        return f"GitLab(base_url={self.base_url!r})"
+    api_path: ClassVar[str] = "/api/v4"
 
     async def _auth_headers(self) -> dict[str, str]:
         return {"PRIVATE-TOKEN": self._token}
