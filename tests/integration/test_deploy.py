@@ -386,6 +386,11 @@ async def test_rolling_back_serves_the_previous_content_and_marks_the_replaced_d
     await mist.settings.set("images_per_app", "1")
     commit(repo, {"index.html": "third"}, "third")
     await deploy_and_wait(mist, ref)
+    # Images are pruned just after a deployment goes live, so that it is live as soon as it can be.
+    for _ in range(100):
+        if not await mist.core.engine.image_exists(second.image):
+            break
+        await asyncio.sleep(0.1)
     with pytest.raises(Conflict, match="was pruned"):
         await mist.apps.rollback(ref, to=second.id)
 
