@@ -1,5 +1,9 @@
 """Run one image build with BuildKit through the ``docker build`` command line, streaming its output line by
 line, with build secrets passed as files that never reach the image, its history or the log.
+
+The ``docker`` process runs on the host as Mist's user, so nothing a user sets reaches its environment:
+build-argument values travel as data on its command line, and its environment is the fixed one of
+``mist_core.procs.host_process_env``.
 """
 
 from __future__ import annotations
@@ -18,16 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from mist_core.errors import EngineUnavailable, InvalidInput, MistError
-from mist_core.procs import die_with_parent
+from mist_core.procs import HOST_PATH, die_with_parent, host_process_env
 
 SCRUBBED = "******"
 TAIL_LINES = 20
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# The docker CLI reads these from its own environment; a build variable with one of these names would
-# redirect or reconfigure the CLI itself (another engine, another config directory...).
-_RESERVED_ENV = re.compile(r"^(DOCKER_.*|BUILDKIT_.*|BUILDX_.*|HOME|PATH|TMPDIR)$")
 
 # What the docker CLI prints (in several spellings across versions) when it cannot reach the engine.
 _ENGINE_DOWN = (
@@ -76,21 +76,23 @@ async def build_image(
 ) -> str:
     """Build ``context_dir`` with ``dockerfile`` into ``tag`` and return the image id (``sha256:...``).
 
-    Build-argument values travel in the CLI's environment and secret values in 0600 files, so neither shows
-    in the process list. Every output line (stdout and stderr, in order) goes to ``on_line``, a plain or an
-    async function, with secret values masked. Raises
-    ``BuildFailed`` (non-zero exit or ``timeout`` seconds elapsed), ``BuildCancelled`` (``cancel`` was set)
-    or ``EngineUnavailable``. ``docker_host`` (``unix:///...``, ``tcp://...``) chooses the engine when it is
-    not the CLI's default.
+    Each build argument is one ``--build-arg=NAME=VALUE`` element of the CLI's argument list, so any value
+    (one that starts with ``-`` or holds ``=`` too) reaches the Dockerfile's ``ARG NAME`` intact and can
+    never configure the CLI, and any name is just a name (``LD_PRELOAD`` or ``DOCKER_HOST`` included). Like
+    any command line, these values are visible in the host's process list, and the image's history keeps
+    them: a secret belongs in ``secrets``, whose values go to BuildKit as 0600 files (``--secret``) that
+    reach neither. Every output line (stdout and stderr, in order) goes to ``on_line``, a plain or an async
+    function, with secret values masked. Raises ``BuildFailed`` (non-zero exit or ``timeout`` seconds
+    elapsed), ``BuildCancelled`` (``cancel`` was set) or ``EngineUnavailable``. ``docker_host``
+    (``unix:///...``, ``tcp://...``) chooses the engine when it is not the CLI's default.
     """
-    _check_names(build_args, "build variable", reserved=True)
-    _check_names(secrets, "build secret", reserved=False)
+    _check_names(build_args, "build variable")
+    _check_names(secrets, "build secret")
     if cancel is not None and cancel.is_set():
         raise BuildCancelled("The build was cancelled before it started.")
-    if (
-        not (os.path.isfile(docker_bin) and os.access(docker_bin, os.X_OK))
-        and shutil.which(docker_bin) is None
-    ):
+    # Looked up in the same fixed PATH the process gets, not in the daemon's.
+    docker_path = shutil.which(docker_bin, path=HOST_PATH)
+    if docker_path is None:
         raise EngineUnavailable(
             f"The docker command '{docker_bin}' was not found: install the Docker CLI or point Mist's "
             "docker binary setting at it."
@@ -103,8 +105,10 @@ async def build_image(
     reader: asyncio.Future[None] | None = None
     try:
         iidfile = workdir / "iid"
+        home = workdir / "home"
+        home.mkdir(mode=0o700)
         argv = [
-            docker_bin,
+            docker_path,
             "build",
             "--progress=plain",
             "-f",
@@ -116,8 +120,9 @@ async def build_image(
         ]
         for key, value in labels.items():
             argv += ["--label", f"{key}={value}"]
-        for name in build_args:
-            argv += ["--build-arg", name]
+        for name, value in build_args.items():
+            # One element, name and value together: nothing in the value can be read as an option.
+            argv.append(f"--build-arg={name}={value}")
         for index, (name, value) in enumerate(secrets.items()):
             path = workdir / f"secret-{index}"
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -127,7 +132,10 @@ async def build_image(
         # An absolute path cannot be mistaken for an option.
         argv.append(str(Path(context_dir).resolve()))
 
-        env = _cli_env(build_args, docker_host)
+        mist_set = {"DOCKER_BUILDKIT": "1"}
+        if docker_host:
+            mist_set["DOCKER_HOST"] = docker_host
+        env = host_process_env(home, mist_set)
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -206,35 +214,15 @@ async def build_image(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _check_names(values: dict[str, str], what: str, *, reserved: bool) -> None:
+def _check_names(values: dict[str, str], what: str) -> None:
     for name, value in values.items():
         if not _NAME.match(name):
             raise InvalidInput(
                 f"The {what} name '{name}' cannot be used in a build: use letters, digits and '_' only, "
                 "not starting with a digit."
             )
-        if reserved and _RESERVED_ENV.match(name):
-            raise InvalidInput(
-                f"The {what} name '{name}' is reserved for the docker command itself: rename the variable."
-            )
         if "\0" in value:
             raise InvalidInput(f"The value of the {what} '{name}' contains a NUL character.")
-
-
-def _cli_env(build_args: dict[str, str], docker_host: str | None) -> dict[str, str]:
-    """The CLI's environment: what it needs to find the engine, plus the build-argument values, and none of
-    the daemon's own variables (its master key among them)."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key in ("PATH", "HOME", "TMPDIR", "LANG", "LC_ALL") or key.startswith("DOCKER_")
-    }
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env["DOCKER_BUILDKIT"] = "1"
-    if docker_host:
-        env["DOCKER_HOST"] = docker_host
-    env.update(build_args)
-    return env
 
 
 async def _lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:

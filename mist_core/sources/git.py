@@ -1,11 +1,11 @@
 """Fetching one commit of a git repository into a work directory, with the real ``git`` run as a subprocess
 that no repository, server or user configuration can turn into running something else.
 
-Every git call gets an argument list, an environment built from scratch (an empty ``HOME``, no system or
-global config, no prompts, only the URL's own protocol allowed) and ``-c`` settings that switch off hooks,
-fsmonitor, submodules and credential helpers. URL and ref are validated again here, before any process starts.
-Credentials (an https token, an ssh deploy key, pinned host keys) reach git only through 0600 files in that
-temporary home, which is removed when the fetch ends.
+Every git call gets an argument list, an environment built from scratch by ``procs.host_process_env`` (an
+empty ``HOME``, no system or global config, no prompts, only the URL's own protocol allowed) and ``-c``
+settings that switch off hooks, fsmonitor, submodules and credential helpers. URL and ref are validated
+again here, before any process starts. Credentials (an https token, an ssh deploy key, pinned host keys)
+reach git only through 0600 files in that temporary home, which is removed when the fetch ends.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import validate
 from ..errors import Conflict, InvalidInput, MistError
-from ..procs import die_with_parent
+from ..procs import HOST_PATH, die_with_parent, host_process_env
 from .keys import public_key_of
 
 __all__ = ["Checkout", "FetchCancelled", "FetchFailed", "fetch"]
@@ -80,21 +80,6 @@ _HARDENING = (
     "-c", "init.defaultBranch=mist",
 )  # fmt: skip
 
-# Environment passed through when set: proxies and CA bundles, which an admin sets for the whole server.
-_PASSTHROUGH_ENV = (
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
-    "all_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "ALL_PROXY",
-    "GIT_SSL_CAINFO",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "TMPDIR",
-)
 _TAIL_LINES = 40
 _FINGERPRINT = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 
@@ -417,32 +402,27 @@ class _GitSession:
         self.cancel = cancel
         self.timeout = timeout
         self.deadline = asyncio.get_running_loop().time() + timeout
-        self.env = {key: os.environ[key] for key in _PASSTHROUGH_ENV if key in os.environ}
-        self.env.update(
-            {
-                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-                "HOME": str(home),
-                "XDG_CONFIG_HOME": str(home / ".config"),
-                "LANG": "C",
-                "LC_ALL": "C",
-                "GIT_CONFIG_NOSYSTEM": "1",
-                "GIT_CONFIG_GLOBAL": os.devnull,
-                "GIT_TERMINAL_PROMPT": "0",
-                "GIT_ASKPASS": "",
-                "SSH_ASKPASS": "",
-                "GIT_ALLOW_PROTOCOL": protocol,
-                "GIT_TEMPLATE_DIR": str(home / "template"),
-            }
-        )
+        # Only these and what procs.host_process_env fixes (PATH, locale, HOME, the operator's proxies and
+        # CA bundles) reach git: nothing from the daemon's own environment or from a user.
+        mist_set = {
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_ALLOW_PROTOCOL": protocol,
+            "GIT_TEMPLATE_DIR": str(home / "template"),
+        }
         if credentials.askpass is not None:
             # GIT_ASKPASS wins over the empty core.askPass above; the script only prints files from home.
-            self.env["GIT_ASKPASS"] = str(credentials.askpass)
+            mist_set["GIT_ASKPASS"] = str(credentials.askpass)
         if credentials.ca_file is not None:
-            self.env["GIT_SSL_CAINFO"] = str(credentials.ca_file)
+            mist_set["GIT_SSL_CAINFO"] = str(credentials.ca_file)
         if protocol == "ssh":
             # -F /dev/null: no ~/.ssh/config or /etc/ssh/ssh_config (ssh reads the passwd home, not $HOME).
             ssh = ["ssh", "-F", os.devnull, "-o", "BatchMode=yes", "-o", "ConnectTimeout=30"]
             if credentials.ssh_key is not None:
+                # The deploy key alone: not the operator's ssh agent, even when one is reachable.
                 ssh += [
                     "-i",
                     str(credentials.ssh_key),
@@ -451,8 +431,6 @@ class _GitSession:
                     "-o",
                     "IdentityAgent=none",
                 ]
-            elif "SSH_AUTH_SOCK" in os.environ:
-                self.env["SSH_AUTH_SOCK"] = os.environ["SSH_AUTH_SOCK"]
             ssh += [
                 "-o",
                 f"UserKnownHostsFile={credentials.known_hosts}",
@@ -469,8 +447,9 @@ class _GitSession:
                 "CheckHostIP=no",
             ]
             # git runs GIT_SSH_COMMAND through a shell; every part is Mist's own and quoted.
-            self.env["GIT_SSH_COMMAND"] = shlex.join(ssh)
-            self.env["GIT_SSH_VARIANT"] = "ssh"
+            mist_set["GIT_SSH_COMMAND"] = shlex.join(ssh)
+            mist_set["GIT_SSH_VARIANT"] = "ssh"
+        self.env = host_process_env(home, mist_set)
 
     def redact(self, text: str) -> str:
         text = validate.redact_url(text)
@@ -627,7 +606,7 @@ async def fetch(
         known_hosts = _check_known_hosts(known_hosts) or None
     if ca_file is not None:
         ca_file = _check_ca_file(ca_file)
-    git = shutil.which("git")
+    git = shutil.which("git", path=HOST_PATH)  # where the fixed PATH git runs with would find it
     if git is None:
         raise FetchFailed("git is not installed on this server: install it (apt-get install git)")
     dest = Path(dest).absolute()

@@ -17,8 +17,9 @@ import pytest
 from images import DOCKER, TEST_LABEL, image_exists
 
 from mist_core.builds import BuildCancelled, BuildFailed, build_image, plan_build
-from mist_core.errors import EngineUnavailable, InvalidInput
+from mist_core.errors import EngineUnavailable
 from mist_core.models import AppSpec
+from mist_core.procs import HOST_PATH, OPERATOR_ENV
 
 pytestmark = pytest.mark.docker
 
@@ -84,10 +85,12 @@ async def test_build_with_arg_and_secret_leaves_no_trace_of_the_secret(
     )
     tag = tag_for(tags, run_id, "secret")
     argvs: list[tuple[str, ...]] = []
+    envs: list[dict[str, str]] = []
     real_exec = asyncio.create_subprocess_exec
 
     async def recording_exec(*args: str, **kwargs: object) -> asyncio.subprocess.Process:
         argvs.append(args)
+        envs.append(dict(kwargs["env"]))  # type: ignore[call-overload]
         return await real_exec(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(asyncio, "create_subprocess_exec", recording_exec)
@@ -127,9 +130,15 @@ async def test_build_with_arg_and_secret_leaves_no_trace_of_the_secret(
     assert labels["dev.mist.app"] == "shop/web"
     assert labels["dev.mist.deployment"] == "42"
 
-    # Neither the secret nor the build variable's value is visible in the command line (`ps`).
+    # The secret is in neither the command line (`ps`) nor the environment of the docker process; the build
+    # variable is one argument, name and value together, and not in that environment either.
     assert len(argvs) == 1
-    assert not any(secret in arg or greeting in arg for arg in argvs[0])
+    assert not any(secret in arg for arg in argvs[0])
+    assert f"--build-arg=GREETING={greeting}" in argvs[0]
+    assert secret not in envs[0].values()
+    assert "GREETING" not in envs[0]
+    assert set(envs[0]) <= {"PATH", "LANG", "LC_ALL", "HOME", "DOCKER_BUILDKIT"} | OPERATOR_ENV
+    assert envs[0]["PATH"] == HOST_PATH
 
 
 async def test_failing_step_raises_build_failed_with_its_output(
@@ -274,18 +283,51 @@ async def test_build_cancelled_before_it_starts_runs_nothing(tmp_path: Path) -> 
     assert lines == []
 
 
-async def test_build_variable_that_would_reconfigure_docker_is_refused(tmp_path: Path) -> None:
-    ctx = context(tmp_path, "FROM scratch\n")
-    with pytest.raises(InvalidInput, match="reserved"):
-        await build_image(
-            context_dir=ctx,
-            dockerfile=ctx / "Dockerfile",
-            tag="mist-test-builds-none/x:1",
-            labels=TEST_LABELS,
-            build_args={"DOCKER_HOST": "tcp://elsewhere:2375"},
-            secrets={},
-            on_line=lambda line: None,
+async def test_build_variables_named_like_dockers_settings_reach_only_the_dockerfile(
+    tmp_path: Path, base: str, run_id: str, tags: list[str]
+) -> None:
+    build_args = {
+        # Each would redirect or subvert the docker command if it reached its environment.
+        "DOCKER_HOST": "tcp://127.0.0.1:9",
+        "BUILDKIT_HOST": "tcp://127.0.0.1:9",
+        "DOCKER_BUILDKIT": "0",
+        "DOCKER_CONFIG": str(tmp_path / "elsewhere"),
+        "LD_PRELOAD": str(tmp_path / "missing.so"),
+        "PATH": str(tmp_path / "bin"),
+        "HOME": str(tmp_path),
+        # Values must arrive exactly, whatever they look like.
+        "LOOKS_LIKE_AN_OPTION": "--network=host",
+        "HOLDS_EQUALS": "a=b==c",
+        "SPACES": "  two  words  ",
+        "EMPTY": "",
+    }
+    checks = " && ".join(f'test "${{{name}-unset}}" = "{value}"' for name, value in build_args.items())
+    ctx = context(
+        tmp_path,
+        f"FROM {base}\n"
+        + "".join(f"ARG {name}\n" for name in build_args)
+        # The shell joins the two quoted halves, so the printed line differs from the logged command.
+        + f'RUN {checks} && echo "args-arrived-""{run_id}"\n',
+    )
+    tag = tag_for(tags, run_id, "names")
+    lines: list[str] = []
+    try:
+        await asyncio.wait_for(
+            build_image(
+                context_dir=ctx,
+                dockerfile=ctx / "Dockerfile",
+                tag=tag,
+                labels=TEST_LABELS,
+                build_args=build_args,
+                secrets={},
+                on_line=lines.append,
+            ),
+            GUARD,
         )
+    except BuildFailed as exc:
+        raise AssertionError("\n".join(lines)) from exc
+    assert any(line.endswith(f"args-arrived-{run_id}") for line in lines)
+    assert image_exists(tag)  # built by the engine the caller chose, not the one DOCKER_HOST named
 
 
 async def test_generated_static_site_builds_and_serves_its_page(

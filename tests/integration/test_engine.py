@@ -16,7 +16,7 @@ from pathlib import Path
 
 import docker
 import pytest
-from images import BUSYBOX, DOCKER, busybox_image
+from images import DOCKER, busybox_image
 
 from mist_core.engine import (
     LABEL_APP,
@@ -95,9 +95,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def build_image(tag: str, labels: dict[str, str], extra: str = "") -> str:
+def build_image(base: str, tag: str, labels: dict[str, str], extra: str = "") -> str:
+    """``tag`` built on ``base``, which the caller gets from the ``image`` fixture: a test run on its own
+    must not rely on an earlier test having built the base image on this engine."""
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "Dockerfile").write_text(f"FROM {BUSYBOX}\n{extra}")
+        (Path(tmp) / "Dockerfile").write_text(f"FROM {base}\n{extra}")
         command = [DOCKER, "build", "-q", "-t", tag]
         for key, value in labels.items():
             command += ["--label", f"{key}={value}"]
@@ -230,11 +232,14 @@ async def test_run_applies_env_labels_limits_restart_volumes_ports_and_network(
     assert "GREETING=hello world" in info["Config"]["Env"]
     assert "EMPTY=" in info["Config"]["Env"]
     assert info["Config"]["Cmd"] == ["sh", "-c", "sleep 300"]
-    assert info["Config"]["Labels"] == {
-        LABEL_PROJECT: "shop",
-        LABEL_APP: "web",
-        LABEL_DEPLOYMENT: "7",
-        LABEL_MANAGED: "true",
+    # Every label Mist put is there with its value, and nothing else is beyond the image's own labels
+    # (which depend on how the engine's copy of the image was built, not on Mist).
+    put_by_mist = {LABEL_PROJECT: "shop", LABEL_APP: "web", LABEL_DEPLOYMENT: "7", LABEL_MANAGED: "true"}
+    labels = info["Config"]["Labels"]
+    image_labels = docker_api.inspect_image(info["Image"])["Config"].get("Labels") or {}
+    assert {key: labels.get(key) for key in put_by_mist} == put_by_mist
+    assert {k: v for k, v in labels.items() if k not in put_by_mist} == {
+        k: v for k, v in image_labels.items() if k not in put_by_mist
     }
     host = info["HostConfig"]
     assert host["NanoCpus"] == 500_000_000
@@ -590,9 +595,11 @@ async def test_stats_report_memory_and_cpu_of_running_mist_containers(
 
 
 @pytest.mark.docker
-async def test_image_exists_and_remove_image_only_for_mist_images(engine: Engine, prefix: str) -> None:
-    ours = build_image(f"{prefix}/ours:1", {LABEL_MANAGED: "true"})
-    theirs = build_image(f"{prefix}/theirs:1", {"maintainer": "someone"})
+async def test_image_exists_and_remove_image_only_for_mist_images(
+    engine: Engine, image: str, prefix: str
+) -> None:
+    ours = build_image(image, f"{prefix}/ours:1", {LABEL_MANAGED: "true"})
+    theirs = build_image(image, f"{prefix}/theirs:1", {"maintainer": "someone"})
     assert await engine.image_exists(ours)
     assert not await engine.image_exists(f"{prefix}/missing:1")
     with pytest.raises(Conflict, match="not built by Mist"):
@@ -605,7 +612,7 @@ async def test_image_exists_and_remove_image_only_for_mist_images(engine: Engine
 
 @pytest.mark.docker
 async def test_prune_keeps_the_newest_the_protected_and_the_used_images(
-    engine: Engine, prefix: str, network: str
+    engine: Engine, image: str, prefix: str, network: str
 ) -> None:
     project, app = prefix, "web"
 
@@ -613,7 +620,7 @@ async def test_prune_keeps_the_newest_the_protected_and_the_used_images(
         labels = {LABEL_PROJECT: project, LABEL_APP: app, LABEL_DEPLOYMENT: str(deployment)}
         if managed:
             labels[LABEL_MANAGED] = "true"
-        return build_image(f"{prefix}/web:{deployment}", labels)
+        return build_image(image, f"{prefix}/web:{deployment}", labels)
 
     tags = {n: app_image(n) for n in (1, 2, 3, 4, 5, 6)}
     foreign = app_image(0, managed=False)
@@ -640,12 +647,14 @@ async def test_prune_keeps_the_newest_the_protected_and_the_used_images(
 
 @pytest.mark.docker
 async def test_remove_deployment_leftovers_removes_its_containers_and_image_only(
-    engine: Engine, prefix: str, network: str
+    engine: Engine, image: str, prefix: str, network: str
 ) -> None:
     # Deployment ids are global: pick ones no other test on this engine uses.
     doomed, kept = (int(uuid.uuid4().hex[:7], 16) + 10**9 for _ in range(2))
-    failed = build_image(f"{prefix}/web:{doomed}", {LABEL_MANAGED: "true", LABEL_DEPLOYMENT: str(doomed)})
-    live = build_image(f"{prefix}/web:{kept}", {LABEL_MANAGED: "true", LABEL_DEPLOYMENT: str(kept)})
+    failed = build_image(
+        image, f"{prefix}/web:{doomed}", {LABEL_MANAGED: "true", LABEL_DEPLOYMENT: str(doomed)}
+    )
+    live = build_image(image, f"{prefix}/web:{kept}", {LABEL_MANAGED: "true", LABEL_DEPLOYMENT: str(kept)})
     labels = {LABEL_PROJECT: prefix, LABEL_APP: "web"}
     await engine.run(
         spec(
