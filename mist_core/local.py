@@ -193,28 +193,33 @@ class Core:
         )
 
     async def rotate_master_key(self, caller: Caller) -> tuple[str, int]:
-        """Re-seal every stored secret under a new master key; returns the new key id and the count.
+        """Re-seal every stored secret, wherever ``SEALED`` says one is kept (copies inside deployments'
+        config snapshots too), under a new master key; returns the new key id and the count.
 
         The new key is written to the key file before anything is re-sealed, with the old one still after
-        it, so every value opens at every moment, even after a crash halfway."""
+        it, so every value opens at every moment, even after a crash halfway. Everything is re-sealed in one
+        transaction: a value written meanwhile waits for it, so none is left under the retired key."""
         from .secrets import SEALED
 
         path = self.config.master_key_path
         key_id = self.secrets.begin_rotation(path)
         count = 0
         async with self.store.write() as w:
-            for col in SEALED:
+            for place in SEALED:
                 rows = await w.all(
-                    f"SELECT {', '.join(col.keys)}, {col.column} AS sealed FROM {col.table} WHERE {col.where}"
+                    f"SELECT {', '.join(place.keys)}, {place.column} AS sealed FROM {place.table} "
+                    f"WHERE {place.where}"
                 )
                 for row in rows:
-                    keys = {k: row[k] for k in col.keys}
-                    sealed = self.secrets.reseal(row["sealed"], bound_to=col.binding.format(**keys))
-                    where = " AND ".join(f"{k} = ?" for k in col.keys)
+                    keys = {k: row[k] for k in place.keys}
+                    sealed, resealed = place.reseal(self.secrets, row["sealed"], keys)
+                    if not resealed:
+                        continue
+                    where = " AND ".join(f"{k} = ?" for k in place.keys)
                     await w.execute(
-                        f"UPDATE {col.table} SET {col.column} = ? WHERE {where}", (sealed, *keys.values())
+                        f"UPDATE {place.table} SET {place.column} = ? WHERE {where}", (sealed, *keys.values())
                     )
-                    count += 1
+                    count += resealed
             await audit(w, caller, "secrets.rotate_key", key_id=key_id, resealed=count)
         self.secrets.finish_rotation(path)
         return key_id, count
@@ -993,18 +998,25 @@ class _Apps(Part, AppsAPI):
         """Queue a deployment of ``ref`` (default: the app's branch) for ``actor``, or for Mist itself
         (``triggered_by`` says what: "webhook")."""
         git_ref = validate.git_ref(ref or app.spec.branch)
-        env_rows = await self.store.all(
-            "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
-        )
-        # The snapshot a deployment runs with (and a rollback repeats); secret values stay sealed in it.
-        config = {
-            "spec": app.spec.model_dump(mode="json"),
-            "env": [
-                {"key": r["key"], "value": r["value"], "secret": bool(r["secret"]), "build": bool(r["build"])}
-                for r in env_rows
-            ],
-        }
         async with self.store.write() as w:
+            # Read in the transaction that writes the copy, so a key rotation cannot re-seal the originals in
+            # between and leave the copy under the retired key.
+            env_rows = await w.all(
+                "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
+            )
+            # The snapshot a deployment runs with (and a rollback repeats); secret values stay sealed in it.
+            config = {
+                "spec": app.spec.model_dump(mode="json"),
+                "env": [
+                    {
+                        "key": r["key"],
+                        "value": r["value"],
+                        "secret": bool(r["secret"]),
+                        "build": bool(r["build"]),
+                    }
+                    for r in env_rows
+                ],
+            }
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) "
                 "VALUES (?, 'queued', ?, ?, ?, ?)",
@@ -1079,9 +1091,14 @@ class _Apps(Part, AppsAPI):
                 "keep more images with `mist settings set images_per_app N`, or deploy its commit "
                 f"({(target['commit_sha'] or target['ref'])[:12]}) again"
             )
-        config = json.loads(target["config"])
-        config["image"] = target["image"]
         async with self.store.write() as w:
+            # The snapshot is read again in the transaction that copies it: a key rotation may have re-sealed
+            # it since the checks above.
+            snapshot = await w.one("SELECT config FROM deployments WHERE id = ?", (to,))
+            if snapshot is None:
+                raise NotFound(f"{app_ref} has no deployment {to}", field="to")
+            config = json.loads(snapshot["config"])
+            config["image"] = target["image"]
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, commit_sha, commit_message, commit_author, source, "
                 "rollback_of, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?, 'rollback', ?, ?, ?, ?)",
