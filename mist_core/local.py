@@ -1569,7 +1569,8 @@ class _Domains(Part, DomainsAPI):
         actor = await self.m.apps._allow("domains.add", app_ref)
         app = await self.m.apps._get(app_ref)
         options = domains.DomainOptions(**(settings or DomainSettings()).model_dump())
-        domain = await domains.add_domain(self.store, app.id, name, options)
+        visible = await self.m.visible_projects(actor)
+        domain = await domains.add_domain(self.store, app.id, name, options, visible_projects=visible)
         await self._changed(app, "add", domain.name, actor, https=domain.https)
         return domain
 
@@ -1577,7 +1578,11 @@ class _Domains(Part, DomainsAPI):
         actor = await self.m.apps._allow("domains.update", app_ref)
         app = await self.m.apps._get(app_ref)
         domain = await domains.update_domain(
-            self.store, app.id, name, domains.DomainOptions(**settings.model_dump())
+            self.store,
+            app.id,
+            name,
+            domains.DomainOptions(**settings.model_dump()),
+            visible_projects=await self.m.visible_projects(actor),
         )
         await self._changed(app, "update", domain.name, actor, settings=settings.model_dump())
         return domain
