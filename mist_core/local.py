@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import auth, domains, validate
+from . import auth, datadir, domains, validate
 from . import settings as settings_defs
 from .accounts import (
     USER_COLUMNS,
@@ -150,7 +150,9 @@ class Core:
 
     @classmethod
     async def open(cls, config: CoreConfig) -> Core:
-        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Open the core on ``config.data_dir``: made private first (or refused, saying why, when it cannot
+        be), then locked against a second core, then the store and the master key."""
+        datadir.prepare(config.data_dir)
         lock_fd = os.open(config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,6 +163,9 @@ class Core:
                 "connect to it with --host, or stop it first"
             ) from None
         try:
+            # SQLite would create the database with the default mode (and its WAL and shared-memory files
+            # after it): an empty file made private first is a new database to SQLite.
+            datadir.create_private_file(config.db_path)
             store = await Store.open(config.db_path)
             secrets = SecretBox.from_file(config.master_key_path)
         except BaseException:
@@ -499,12 +504,10 @@ class Core:
 def _instance_id(data_dir: Path) -> str:
     """This data directory's identity, put on every container and image it makes (created on first use)."""
     path = data_dir / "instance-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        value = uuid.uuid4().hex[:16]
-        path.write_text(value + "\n")
+    value = uuid.uuid4().hex[:16]
+    if datadir.create_private_file(path, value + "\n"):
         return value
+    return path.read_text().strip()
 
 
 def container_name_of(run: Any) -> str:
