@@ -25,7 +25,7 @@ from typing import Any
 import uvicorn
 
 from .config import CoreConfig, default_data_dir, default_socket_path
-from .errors import Conflict
+from .errors import Conflict, MistError
 from .server.security import MAX_BODY_BYTES, Rate
 
 log = logging.getLogger("mist.daemon")
@@ -520,6 +520,9 @@ def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
         asyncio.run(serve(options))
     except DaemonError as exc:
         print(f"mistd: {exc}", file=sys.stderr)
+        return 1
+    except MistError as exc:  # the core refused to open (an unsafe data directory, an unreadable key...)
+        print(f"mistd: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -9,6 +9,7 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 import idna
@@ -375,7 +376,7 @@ def redirect_source(name: str, www_redirect: str) -> str | None:
 
 
 DOMAIN_SELECT = """
-SELECT d.*, a.name AS app, p.name AS project
+SELECT d.*, a.name AS app, p.name AS project, p.id AS project_id
 FROM domains d JOIN apps a ON a.id = d.app_id JOIN projects p ON p.id = a.project_id
 """
 
@@ -410,8 +411,18 @@ async def get_domain(store: Store, name: str) -> Domain:
     return _domain(row)
 
 
-async def _check_free(store: Store, app_id: int, names: list[str], *, except_id: int | None = None) -> None:
-    """Refuse names another domain row uses, as its name or as the source of its www redirect."""
+async def _check_free(
+    store: Store,
+    app_id: int,
+    names: list[str],
+    *,
+    visible_projects: AbstractSet[int] | None,
+    except_id: int | None = None,
+) -> None:
+    """Refuse names another domain row uses, as its name or as the source of its www redirect. The app that
+    has the name is named only when the caller sees its project (``visible_projects``, None for all): to
+    anyone else, domains are one namespace whose names are taken or not, and nothing tells whose."""
+    project_id = await store.scalar("SELECT project_id FROM apps WHERE id = ?", (app_id,))
     rows = await store.all(DOMAIN_SELECT + " WHERE d.id != ?", (except_id or 0,))
     for row in rows:
         taken = {row["name"], redirect_source(row["name"], row["www_redirect"])}
@@ -422,6 +433,17 @@ async def _check_free(store: Store, app_id: int, names: list[str], *, except_id:
         if row["app_id"] == app_id:
             raise Conflict(
                 f"{clash} is already a domain of {owner} (as {row['name']}): remove it first to change it",
+                field="domain",
+            )
+        seen = (
+            row["project_id"] == project_id
+            or visible_projects is None
+            or row["project_id"] in visible_projects
+        )
+        if not seen:
+            raise Conflict(
+                f"{clash} is already used by an app of another project: choose another name, or ask an "
+                "instance admin to free it",
                 field="domain",
             )
         raise Conflict(
@@ -441,13 +463,16 @@ async def add_domain(
     options: DomainOptions | None = None,
     *,
     allow_wildcard: bool = False,
+    visible_projects: AbstractSet[int] | None = frozenset(),
 ) -> Domain:
-    """Give the app a domain. A name (or its www redirect) already used by any app is a ``Conflict``."""
+    """Give the app a domain. A name (or its www redirect) already used by any app is a ``Conflict``, which
+    names that app only if its project is the app's own or one of ``visible_projects`` (None: all), the
+    projects the caller sees."""
     name = validate_domain(name, allow_wildcard=allow_wildcard)
     opts = validate_options(name, options or DomainOptions())
     await _app_exists(store, app_id)
     names = [name, *filter(None, [redirect_source(name, opts.www_redirect)])]
-    await _check_free(store, app_id, names)
+    await _check_free(store, app_id, names, visible_projects=visible_projects)
     try:
         async with store.write() as w:
             domain_id = await w.execute(
@@ -467,19 +492,26 @@ async def add_domain(
             )
     except sqlite3.IntegrityError:
         # Another writer took the name between the check and the insert.
-        await _check_free(store, app_id, names)
+        await _check_free(store, app_id, names, visible_projects=visible_projects)
         raise
     row = await store.one(DOMAIN_SELECT + " WHERE d.id = ?", (domain_id,))
     assert row is not None
     return _domain(row)
 
 
-async def update_domain(store: Store, app_id: int, name: str, options: DomainOptions) -> Domain:
-    """Replace the options of one of the app's domains."""
+async def update_domain(
+    store: Store,
+    app_id: int,
+    name: str,
+    options: DomainOptions,
+    *,
+    visible_projects: AbstractSet[int] | None = frozenset(),
+) -> Domain:
+    """Replace the options of one of the app's domains (a name taken elsewhere is told as by ``add_domain``)."""
     current = await _own_domain(store, app_id, name)
     opts = validate_options(current.name, options)
     names = [current.name, *filter(None, [redirect_source(current.name, opts.www_redirect)])]
-    await _check_free(store, app_id, names, except_id=current.id)
+    await _check_free(store, app_id, names, visible_projects=visible_projects, except_id=current.id)
     async with store.write() as w:
         await w.execute(
             "UPDATE domains SET https = ?, hsts_max_age = ?, www_redirect = ?, path_prefix = ?, headers = ?, "

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import auth, domains, validate
+from . import auth, datadir, domains, validate
 from . import settings as settings_defs
 from .accounts import (
     USER_COLUMNS,
@@ -150,7 +150,9 @@ class Core:
 
     @classmethod
     async def open(cls, config: CoreConfig) -> Core:
-        config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Open the core on ``config.data_dir``: made private first (or refused, saying why, when it cannot
+        be), then locked against a second core, then the store and the master key."""
+        datadir.prepare(config.data_dir)
         lock_fd = os.open(config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -161,6 +163,9 @@ class Core:
                 "connect to it with --host, or stop it first"
             ) from None
         try:
+            # SQLite would create the database with the default mode (and its WAL and shared-memory files
+            # after it): an empty file made private first is a new database to SQLite.
+            datadir.create_private_file(config.db_path)
             store = await Store.open(config.db_path)
             secrets = SecretBox.from_file(config.master_key_path)
         except BaseException:
@@ -193,28 +198,33 @@ class Core:
         )
 
     async def rotate_master_key(self, caller: Caller) -> tuple[str, int]:
-        """Re-seal every stored secret under a new master key; returns the new key id and the count.
+        """Re-seal every stored secret, wherever ``SEALED`` says one is kept (copies inside deployments'
+        config snapshots too), under a new master key; returns the new key id and the count.
 
         The new key is written to the key file before anything is re-sealed, with the old one still after
-        it, so every value opens at every moment, even after a crash halfway."""
+        it, so every value opens at every moment, even after a crash halfway. Everything is re-sealed in one
+        transaction: a value written meanwhile waits for it, so none is left under the retired key."""
         from .secrets import SEALED
 
         path = self.config.master_key_path
         key_id = self.secrets.begin_rotation(path)
         count = 0
         async with self.store.write() as w:
-            for col in SEALED:
+            for place in SEALED:
                 rows = await w.all(
-                    f"SELECT {', '.join(col.keys)}, {col.column} AS sealed FROM {col.table} WHERE {col.where}"
+                    f"SELECT {', '.join(place.keys)}, {place.column} AS sealed FROM {place.table} "
+                    f"WHERE {place.where}"
                 )
                 for row in rows:
-                    keys = {k: row[k] for k in col.keys}
-                    sealed = self.secrets.reseal(row["sealed"], bound_to=col.binding.format(**keys))
-                    where = " AND ".join(f"{k} = ?" for k in col.keys)
+                    keys = {k: row[k] for k in place.keys}
+                    sealed, resealed = place.reseal(self.secrets, row["sealed"], keys)
+                    if not resealed:
+                        continue
+                    where = " AND ".join(f"{k} = ?" for k in place.keys)
                     await w.execute(
-                        f"UPDATE {col.table} SET {col.column} = ? WHERE {where}", (sealed, *keys.values())
+                        f"UPDATE {place.table} SET {place.column} = ? WHERE {where}", (sealed, *keys.values())
                     )
-                    count += 1
+                    count += resealed
             await audit(w, caller, "secrets.rotate_key", key_id=key_id, resealed=count)
         self.secrets.finish_rotation(path)
         return key_id, count
@@ -494,12 +504,10 @@ class Core:
 def _instance_id(data_dir: Path) -> str:
     """This data directory's identity, put on every container and image it makes (created on first use)."""
     path = data_dir / "instance-id"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        value = uuid.uuid4().hex[:16]
-        path.write_text(value + "\n")
+    value = uuid.uuid4().hex[:16]
+    if datadir.create_private_file(path, value + "\n"):
         return value
+    return path.read_text().strip()
 
 
 def container_name_of(run: Any) -> str:
@@ -993,18 +1001,25 @@ class _Apps(Part, AppsAPI):
         """Queue a deployment of ``ref`` (default: the app's branch) for ``actor``, or for Mist itself
         (``triggered_by`` says what: "webhook")."""
         git_ref = validate.git_ref(ref or app.spec.branch)
-        env_rows = await self.store.all(
-            "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
-        )
-        # The snapshot a deployment runs with (and a rollback repeats); secret values stay sealed in it.
-        config = {
-            "spec": app.spec.model_dump(mode="json"),
-            "env": [
-                {"key": r["key"], "value": r["value"], "secret": bool(r["secret"]), "build": bool(r["build"])}
-                for r in env_rows
-            ],
-        }
         async with self.store.write() as w:
+            # Read in the transaction that writes the copy, so a key rotation cannot re-seal the originals in
+            # between and leave the copy under the retired key.
+            env_rows = await w.all(
+                "SELECT key, value, secret, build FROM env_vars WHERE app_id = ? ORDER BY key", (app.id,)
+            )
+            # The snapshot a deployment runs with (and a rollback repeats); secret values stay sealed in it.
+            config = {
+                "spec": app.spec.model_dump(mode="json"),
+                "env": [
+                    {
+                        "key": r["key"],
+                        "value": r["value"],
+                        "secret": bool(r["secret"]),
+                        "build": bool(r["build"]),
+                    }
+                    for r in env_rows
+                ],
+            }
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, config, triggered_by, created_at) "
                 "VALUES (?, 'queued', ?, ?, ?, ?)",
@@ -1079,9 +1094,14 @@ class _Apps(Part, AppsAPI):
                 "keep more images with `mist settings set images_per_app N`, or deploy its commit "
                 f"({(target['commit_sha'] or target['ref'])[:12]}) again"
             )
-        config = json.loads(target["config"])
-        config["image"] = target["image"]
         async with self.store.write() as w:
+            # The snapshot is read again in the transaction that copies it: a key rotation may have re-sealed
+            # it since the checks above.
+            snapshot = await w.one("SELECT config FROM deployments WHERE id = ?", (to,))
+            if snapshot is None:
+                raise NotFound(f"{app_ref} has no deployment {to}", field="to")
+            config = json.loads(snapshot["config"])
+            config["image"] = target["image"]
             dep_id = await w.execute(
                 "INSERT INTO deployments (app_id, state, ref, commit_sha, commit_message, commit_author, source, "
                 "rollback_of, config, triggered_by, created_at) VALUES (?, 'queued', ?, ?, ?, ?, 'rollback', ?, ?, ?, ?)",
@@ -1552,7 +1572,8 @@ class _Domains(Part, DomainsAPI):
         actor = await self.m.apps._allow("domains.add", app_ref)
         app = await self.m.apps._get(app_ref)
         options = domains.DomainOptions(**(settings or DomainSettings()).model_dump())
-        domain = await domains.add_domain(self.store, app.id, name, options)
+        visible = await self.m.visible_projects(actor)
+        domain = await domains.add_domain(self.store, app.id, name, options, visible_projects=visible)
         await self._changed(app, "add", domain.name, actor, https=domain.https)
         return domain
 
@@ -1560,7 +1581,11 @@ class _Domains(Part, DomainsAPI):
         actor = await self.m.apps._allow("domains.update", app_ref)
         app = await self.m.apps._get(app_ref)
         domain = await domains.update_domain(
-            self.store, app.id, name, domains.DomainOptions(**settings.model_dump())
+            self.store,
+            app.id,
+            name,
+            domains.DomainOptions(**settings.model_dump()),
+            visible_projects=await self.m.visible_projects(actor),
         )
         await self._changed(app, "update", domain.name, actor, settings=settings.model_dump())
         return domain

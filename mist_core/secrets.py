@@ -5,7 +5,9 @@ the associated data binds the value to its row (``env:<app id>:<KEY>``), so a ci
 row does not decrypt.
 
 The key file holds one base64 key per line: the first seals, the others only open (during a rotation).
-``SEALED`` lists every column that holds sealed values, so a rotation re-seals them all.
+``SEALED`` lists every place that holds sealed values, columns and copies inside JSON documents alike (a
+deployment's config snapshot keeps its env secrets sealed), so a rotation re-seals them all: a value left
+under a retired key could never be opened again.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import secrets as _random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -37,8 +42,8 @@ def _key_id(key: bytes) -> str:
 
 @dataclass(frozen=True)
 class SealedColumn:
-    """Where sealed values live: ``SELECT <key columns>, <column> FROM <table> WHERE <where>``, each bound to
-    ``binding.format(**row)``."""
+    """A column of sealed values: ``SELECT <key columns>, <column> FROM <table> WHERE <where>``, each value
+    bound to ``binding.format(**row)``."""
 
     table: str
     column: str
@@ -46,9 +51,45 @@ class SealedColumn:
     binding: str
     where: str = "1"
 
+    def reseal(self, box: SecretBox, stored: str, row: Mapping[str, Any]) -> tuple[str, int]:
+        """The stored value sealed under ``box``'s current key, and how many secrets that was."""
+        return box.reseal(stored, bound_to=self.binding.format(**row)), 1
 
-SEALED: tuple[SealedColumn, ...] = (
+
+@dataclass(frozen=True)
+class SealedInDocument:
+    """Sealed values copied into a JSON document column: in each row's document, the items of the list
+    ``items`` whose ``flag`` is true hold a sealed ``field``, bound to ``binding`` formatted with the row's
+    key columns and the item's fields."""
+
+    table: str
+    column: str
+    keys: tuple[str, ...]
+    items: str
+    field: str
+    flag: str
+    binding: str
+    where: str = "1"
+
+    def reseal(self, box: SecretBox, stored: str, row: Mapping[str, Any]) -> tuple[str, int]:
+        document = json.loads(stored)
+        count = 0
+        for item in document.get(self.items) or []:
+            if item.get(self.flag):
+                bound_to = self.binding.format_map({**item, **row})
+                item[self.field] = box.reseal(item[self.field], bound_to=bound_to)
+                count += 1
+        return (json.dumps(document), count) if count else (stored, 0)
+
+
+# Every place a sealed value is kept. A feature that seals a value, or copies one somewhere else, adds it here;
+# tests/security/test_key_rotation.py scans the whole database after a rotation for any it missed.
+SEALED: tuple[SealedColumn | SealedInDocument, ...] = (
     SealedColumn("env_vars", "value", ("app_id", "key"), "env:{app_id}:{key}", "secret = 1"),
+    # The env snapshot a deployment ran with, repeated by a rollback to it.
+    SealedInDocument(
+        "deployments", "config", ("id", "app_id"), "env", "value", "secret", "env:{app_id}:{key}"
+    ),
     SealedColumn("users", "totp_secret", ("id",), "totp:{id}", "totp_secret IS NOT NULL"),
     SealedColumn("users", "totp_pending", ("id",), "totp-pending:{id}", "totp_pending IS NOT NULL"),
     SealedColumn("acme_accounts", "key_sealed", ("id",), "acme-account:{id}", "key_sealed != ''"),

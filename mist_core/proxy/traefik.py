@@ -217,7 +217,10 @@ def _replace_file(path: Path, text: str) -> bool:
     except FileNotFoundError:
         pass
     temp = path.with_name(f".{path.name}{_TEMP_SUFFIX}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    temp.unlink(missing_ok=True)  # O_CREAT keeps the mode of a file left by a crash: make a new one
+    # Private like everything in the data directory. Traefik still reads it: it runs as root in its container
+    # (or as this user, with rootless Docker), on a bind mount of the directory.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         try:
             _write_all(fd, data)
@@ -240,7 +243,7 @@ def write_traefik(
 ) -> list[str]:
     """Bring the file-provider directory in line with the table: changed files replaced atomically, files of
     apps no longer routed removed. Returns the names of the files written or removed."""
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     files = traefik_config(table, certificates=certificates, challenge_upstream=challenge_upstream)
     changed = [name for name, config in files.items() if _replace_file(directory / name, _render(config))]
     for entry in sorted(directory.iterdir()):
