@@ -1,7 +1,9 @@
 """``mistd`` (also ``mist daemon``): owns one data directory's core (store, deploy workers, samplers) and serves
 the API on a Unix socket it binds itself, and optionally on TCP, always with TLS (a certificate given, or a
 self-signed one it makes and prints the fingerprint of). With ``--hooks-listen``, it also serves the public
-``/hooks/`` routes alone (webhook deliveries, the GitHub App manifest pages) over plain HTTP, for the proxy."""
+``/hooks/`` routes alone (webhook deliveries, the GitHub App manifest pages) over plain HTTP, for the proxy.
+Each listener has its own bound on open connections, within what the open-file limit leaves after the core's
+own needs, and every connection its deadlines (``mist_core.server.listeners``)."""
 
 from __future__ import annotations
 
@@ -13,11 +15,11 @@ import grp
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +28,25 @@ import uvicorn
 
 from .config import CoreConfig, default_data_dir, default_socket_path
 from .errors import Conflict, MistError
+from .server.listeners import ClientTimeouts, ListenerServer, LogFloodFilter
 from .server.security import MAX_BODY_BYTES, Rate
 
 log = logging.getLogger("mist.daemon")
 
 SOCKET_GROUP = "mist"
 GRACEFUL_SHUTDOWN_SECONDS = 5
-# uvicorn wakes ten times a second to refresh its Date header and look for a stop request; once a second is
-# the header's resolution, and a stop request wakes the loop at once.
-SERVER_TICK = 1.0
+# Open connections at once: the Unix socket (the TUI, the CLI, scripts on this machine) and each TCP listener,
+# which anyone who can reach it may open connections to (so a modest bound).
+DEFAULT_SOCKET_CONNECTIONS = 256
+DEFAULT_PUBLIC_CONNECTIONS = 128
+# File descriptors kept out of the listeners' reach: the store (SQLite, its WAL and shared memory), the engine's
+# connections, the deploy workers' git and docker processes and their pipes, log and lock files.
+RESERVED_FILES = 256
+# A connection may hold a second descriptor: a log, event or metrics stream reads the engine's socket for it.
+FILES_PER_CONNECTION = 2
+MIN_CONNECTIONS = 8
+# Where the soft open-file limit is raised to when the hard limit is unlimited (Linux refuses "unlimited").
+OPEN_FILES_CEILING = 1 << 20
 # glibc's malloc: arenas for all threads together (its default is 8 per core, each holding on to freed
 # memory), and how often free heap pages go back to the system.
 MALLOC_ARENAS = 2
@@ -68,6 +80,11 @@ class DaemonOptions:
     # else 30 at once and one a second).
     auth_rate: Rate | None = None
     max_body: int = MAX_BODY_BYTES
+    # Bounds on open connections: each TCP listener's, and the Unix socket's (None: the defaults, lowered to
+    # fit a low open-file limit).
+    max_connections: int | None = None
+    max_socket_connections: int | None = None
+    timeouts: ClientTimeouts = field(default_factory=ClientTimeouts)
 
 
 # ---------------------------------------------------------------------------------------------- pieces
@@ -216,33 +233,79 @@ def bind_tcp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling: the daemon owns SIGTERM/SIGINT and stops every
-    listener together (uvicorn would re-raise the signal after shutdown and kill the process mid-cleanup).
-    Its idle loop ticks once a second instead of ten times."""
+@dataclass(frozen=True)
+class ConnectionBounds:
+    """How many connections may be open at once on the Unix socket, and on each TCP listener."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self._wake = asyncio.Event()
+    socket: int
+    public: int
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
-    def stop(self) -> None:
-        self.should_exit = True
-        self._wake.set()
+def connection_bounds(
+    open_files: int, *, socket_listener: bool, public_listeners: int, options: DaemonOptions
+) -> ConnectionBounds:
+    """The listeners' bounds, so that together (a stream may hold a second descriptor for each connection)
+    they leave ``RESERVED_FILES`` for the core even when every listener is full. Bounds given by the operator
+    are kept or refused; default ones are lowered to fit what remains."""
+    budget = (open_files - RESERVED_FILES) // FILES_PER_CONNECTION
+    listeners = {"socket": 1 if socket_listener else 0, "public": public_listeners}
+    given = {"socket": options.max_socket_connections, "public": options.max_connections}
+    defaults = {"socket": DEFAULT_SOCKET_CONNECTIONS, "public": DEFAULT_PUBLIC_CONNECTIONS}
+    fixed = sum(listeners[k] * (given[k] or 0) for k in listeners)
+    flexible = sum(listeners[k] * defaults[k] for k in listeners if not given[k])
+    remaining = budget - fixed
+    if 0 <= remaining and flexible <= remaining:
+        return ConnectionBounds(given["socket"] or defaults["socket"], given["public"] or defaults["public"])
+    scale = max(remaining, 0) / flexible if flexible else 0.0
+    bounds = ConnectionBounds(
+        given["socket"] or int(defaults["socket"] * scale), given["public"] or int(defaults["public"] * scale)
+    )
+    in_use = [
+        bound for kind, bound in (("socket", bounds.socket), ("public", bounds.public)) if listeners[kind]
+    ]
+    if remaining < 0 or min(in_use, default=MIN_CONNECTIONS) < MIN_CONNECTIONS:
+        raise DaemonError(
+            f"the open-file limit is {open_files}: after {RESERVED_FILES} kept for the core, it leaves room for "
+            f"{max(budget, 0)} connections at once, too few for these listeners' bounds; raise the limit "
+            "(ulimit -n, or LimitNOFILE= in the service unit) or lower --max-connections / "
+            "--max-socket-connections"
+        )
+    log.warning(
+        "the open-file limit is %d: open connections are bounded to %s; raise the limit (ulimit -n, or "
+        "LimitNOFILE= in the service unit) to allow more",
+        open_files,
+        " and ".join(
+            f"{bound} {what}"
+            for what, bound, used in (
+                ("on the socket", bounds.socket, listeners["socket"]),
+                ("on each TCP listener", bounds.public, listeners["public"]),
+            )
+            if used
+        ),
+    )
+    return bounds
 
-    async def main_loop(self) -> None:
-        # uvicorn's own loop, with a longer sleep: on_tick refreshes the Date header when the counter is a
-        # multiple of 10, so each tick advances it by 10.
-        counter = 0
-        should_exit = await self.on_tick(counter)
-        while not should_exit:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), SERVER_TICK)
-            counter = (counter + 10) % 864000
-            should_exit = await self.on_tick(counter)
+
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one (the usual soft 1024 is what a connection flood
+    exhausts first); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        log.info("open-file limit: %d", soft)
+        return soft if soft != resource.RLIM_INFINITY else OPEN_FILES_CEILING
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("cannot raise the open-file limit from %d to %d: %s", soft, target, exc)
+        return soft
+    log.info("raised the open-file limit from %d to %d (its hard limit)", soft, target)
+    return target
+
+
+def open_file_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return OPEN_FILES_CEILING if soft == resource.RLIM_INFINITY else soft
 
 
 def _libc() -> Any:
@@ -279,7 +342,7 @@ class Daemon:
     def __init__(self, options: DaemonOptions) -> None:
         self.options = options
         self.core: Any = None
-        self.servers: list[_Server] = []
+        self.servers: list[ListenerServer] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._socket_path: Path | None = None
         self._stopped = asyncio.Event()
@@ -327,17 +390,29 @@ class Daemon:
             # The client address is the peer's: a forwarded-for header would let anyone pick the address the
             # rate limit and the lockout count.
             "proxy_headers": False,
+            # The parser the listeners' protocol is built on; and no WebSocket upgrades (the API has none, and a
+            # connection handed to another protocol would leave its listener's count).
+            "http": "h11",
+            "ws": "none",
         }
-        listeners: list[tuple[uvicorn.Config, socket.socket]] = []
+        bounds = connection_bounds(
+            open_file_limit(),
+            socket_listener=self.options.socket_path is not None,
+            public_listeners=(tcp is not None) + (hooks is not None),
+            options=self.options,
+        )
+        # (config, socket, what to call it in the log, its bound on open connections)
+        listeners: list[tuple[uvicorn.Config, socket.socket, str, int]] = []
         if self.options.socket_path is not None:
             sock = bind_unix_socket(self.options.socket_path, self.options.socket_group)
             self._socket_path = self.options.socket_path
-            listeners.append((uvicorn.Config(app, **common), sock))
+            label = f"the socket {self.options.socket_path}"
+            listeners.append((uvicorn.Config(app, **common), sock, label, bounds.socket))
         if tcp is not None:
             cert, key, self.tls_fingerprint = tls_files(self.options, tcp[0])
             sock = bind_tcp_socket(*tcp)
             config = uvicorn.Config(app, **common, ssl_certfile=str(cert), ssl_keyfile=str(key))
-            listeners.append((config, sock))
+            listeners.append((config, sock, f"https://{tcp[0]}:{tcp[1]}", bounds.public))
         if hooks is not None:
             if not is_loopback(hooks[0]):
                 log.warning(
@@ -346,9 +421,12 @@ class Daemon:
                     *hooks,
                 )
             sock = bind_tcp_socket(*hooks)
-            listeners.append((uvicorn.Config(create_hooks_app(self.core), **common), sock))
-        for config, sock in listeners:
-            server = _Server(config)
+            config = uvicorn.Config(create_hooks_app(self.core), **common)
+            listeners.append((config, sock, f"http://{hooks[0]}:{hooks[1]}/hooks/", bounds.public))
+        for config, sock, label, bound in listeners:
+            server = ListenerServer(
+                config, where=label, max_connections=bound, timeouts=self.options.timeouts
+            )
             self.servers.append(server)
             self._tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
         while not all(s.started for s in self.servers):
@@ -363,6 +441,14 @@ class Daemon:
         if hooks is not None:
             where.append(f"http://{hooks[0]}:{hooks[1]}/hooks/ (webhooks only)")
         log.info("Mist daemon serving %s (data in %s)", " and ".join(where), self.options.data_dir)
+        log.info(
+            "open connections bounded to %s; a request head is due within %g s, a connection may idle %g s "
+            "between requests, a body may stall %g s",
+            ", ".join(f"{s.max_connections} on {s.where}" for s in self.servers),
+            self.options.timeouts.header,
+            self.options.timeouts.idle,
+            self.options.timeouts.body,
+        )
 
     def request_stop(self) -> None:
         for server in self.servers:
@@ -396,7 +482,17 @@ class Daemon:
         self._stopped.set()
 
 
-async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
+async def report_left_out_log_lines(filters: list[LogFloodFilter]) -> None:
+    """Say how many lines the log filters left out once a flood is over, not only when the next one starts."""
+    while True:
+        await asyncio.sleep(min((f.interval for f in filters), default=10.0))
+        for flood in filters:
+            flood.flush()
+
+
+async def serve(
+    options: DaemonOptions, *, handle_signals: bool = True, log_filters: list[LogFloodFilter] | None = None
+) -> None:
     """Run a daemon until SIGTERM/SIGINT (or until the task is cancelled)."""
     daemon = Daemon(options)
     loop = asyncio.get_running_loop()
@@ -406,6 +502,9 @@ async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
     trimmer = None
+    reporter = None
+    if log_filters:
+        reporter = asyncio.create_task(report_left_out_log_lines(log_filters), name="mist-log-flood")
     try:
         await daemon.start()
         if daemon.tls_fingerprint is not None:
@@ -416,12 +515,17 @@ async def serve(options: DaemonOptions, *, handle_signals: bool = True) -> None:
             trimmer = asyncio.create_task(trim_malloc(libc), name="mist-malloc-trim")
         await daemon.wait()
     finally:
-        if trimmer is not None:
-            trimmer.cancel()
+        for task in (trimmer, reporter):
+            if task is not None:
+                task.cancel()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-        await daemon.stop()
+        try:
+            await daemon.stop()
+        finally:
+            for flood in log_filters or []:
+                flood.flush(all_kinds=True)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -468,6 +572,44 @@ def build_parser(prog: str = "mistd") -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, metavar="N", help="deploys run in parallel (default 2)")
     parser.add_argument(
+        "--max-connections",
+        default=os.environ.get("MIST_MAX_CONNECTIONS"),
+        metavar="N",
+        help="open connections at once on each TCP listener (--listen, --hooks-listen); more are closed "
+        f"unread (default {DEFAULT_PUBLIC_CONNECTIONS}, lower if the open-file limit is low; env "
+        "MIST_MAX_CONNECTIONS)",
+    )
+    parser.add_argument(
+        "--max-socket-connections",
+        default=os.environ.get("MIST_MAX_SOCKET_CONNECTIONS"),
+        metavar="N",
+        help=f"open connections at once on the Unix socket (default {DEFAULT_SOCKET_CONNECTIONS}; env "
+        "MIST_MAX_SOCKET_CONNECTIONS)",
+    )
+    defaults = ClientTimeouts()
+    parser.add_argument(
+        "--header-timeout",
+        default=os.environ.get("MIST_HEADER_TIMEOUT"),
+        metavar="SECONDS",
+        help="a client must send a complete request head (and finish a TLS handshake) within this long of "
+        f"connecting or of starting a request (default {defaults.header:g}; env MIST_HEADER_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        default=os.environ.get("MIST_IDLE_TIMEOUT"),
+        metavar="SECONDS",
+        help="a connection idle this long between requests is closed (default "
+        f"{defaults.idle:g}; env MIST_IDLE_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        default=os.environ.get("MIST_BODY_TIMEOUT"),
+        metavar="SECONDS",
+        help="a connection whose request body stops arriving, or whose client stops reading the response, "
+        f"for this long is closed; streams that are quiet stay open (default {defaults.body:g}; env "
+        "MIST_BODY_TIMEOUT)",
+    )
+    parser.add_argument(
         "--log-level",
         default=os.environ.get("MIST_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
@@ -483,6 +625,16 @@ def options_from_args(args: argparse.Namespace) -> DaemonOptions:
         auth_rate = Rate.parse(args.auth_rate) if args.auth_rate else None
     except ValueError as exc:
         raise DaemonError(f"--auth-rate: {exc}") from None
+    max_connections = _count(args.max_connections, "--max-connections", "MIST_MAX_CONNECTIONS")
+    max_socket = _count(
+        args.max_socket_connections, "--max-socket-connections", "MIST_MAX_SOCKET_CONNECTIONS"
+    )
+    defaults = ClientTimeouts()
+    timeouts = ClientTimeouts(
+        header=_seconds(args.header_timeout, defaults.header, "--header-timeout", "MIST_HEADER_TIMEOUT"),
+        idle=_seconds(args.idle_timeout, defaults.idle, "--idle-timeout", "MIST_IDLE_TIMEOUT"),
+        body=_seconds(args.body_timeout, defaults.body, "--body-timeout", "MIST_BODY_TIMEOUT"),
+    )
     data_dir = args.data if args.data is not None else default_data_dir()
     socket_path = (
         None if args.no_socket else (args.socket if args.socket is not None else default_socket_path())
@@ -498,7 +650,34 @@ def options_from_args(args: argparse.Namespace) -> DaemonOptions:
         log_level=args.log_level,
         socket_group=args.socket_group,
         auth_rate=auth_rate,
+        max_connections=max_connections,
+        max_socket_connections=max_socket,
+        timeouts=timeouts,
     )
+
+
+def _count(text: str | None, flag: str, env: str) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise DaemonError(f"{flag} (or {env}) {text!r}: give a whole number of connections, 1 or more")
+    return value
+
+
+def _seconds(text: str | None, default: float, flag: str, env: str) -> float:
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:
+        raise DaemonError(f"{flag} (or {env}) {text!r}: give a number of seconds above 0, e.g. 15")
+    return value
 
 
 def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
@@ -510,14 +689,17 @@ def main(argv: list[str] | None = None, *, prog: str = "mistd") -> int:
     )
     # aiosqlite logs every statement with its parameters at debug level: secrets (sealed or not) stay out.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, logging.getLogger().level))
+    # A flood of clients must not become a flood of log lines (the disk is shared with the store).
+    log_filters = LogFloodFilter.install(logging.getLogger().handlers)
     try:
         options = options_from_args(args)
         check_tcp_options(options)
         check_hooks_options(options)
+        raise_open_file_limit()
         libc = _libc()
         if libc is not None:
             limit_malloc_arenas(libc)  # before any thread starts: arenas are made on a thread's first malloc
-        asyncio.run(serve(options))
+        asyncio.run(serve(options, log_filters=log_filters))
     except DaemonError as exc:
         print(f"mistd: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import importlib.util
 import os
+import resource
 import signal
 import struct
 import subprocess
@@ -97,10 +98,26 @@ def self_signed(domain: str) -> tuple[str, str]:
     return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem
 
 
+def _limit_open_files(limit: int) -> Any:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    return apply
+
+
 class Daemon:
     """One ``mistd`` process on its own data directory and Unix socket."""
 
-    def __init__(self, root: Path, *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        open_files: int | None = None,
+    ) -> None:
+        """``args`` are added to the daemon's command line; ``open_files`` sets its open-file limit, soft and
+        hard, as a service manager would (``LimitNOFILE=``)."""
         self.root = root
         self.data = root / "data"
         self.sock = root / "run" / "mist.sock"
@@ -126,10 +143,20 @@ class Daemon:
             self.env.pop(name, None)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mist_core.daemon", "--data", str(self.data), "--socket", str(self.sock)],
+            [
+                sys.executable,
+                "-m",
+                "mist_core.daemon",
+                "--data",
+                str(self.data),
+                "--socket",
+                str(self.sock),
+                *(args or []),
+            ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            preexec_fn=None if open_files is None else _limit_open_files(open_files),
         )
         self.http = httpx.Client(
             transport=httpx.HTTPTransport(uds=str(self.sock)), base_url="http://mist", timeout=60
