@@ -280,6 +280,9 @@ class Engine:
         self._host_memory: int | None = None
         # The previous CPU reading of each running container, by id: one-shot stats have none of their own.
         self._cpu_readings: dict[str, tuple[int, int, int]] = {}
+        # Docker's duplicate check is not atomic: concurrent creates of one name make several networks of that
+        # name. One core per data directory, so a lock per name here is enough.
+        self._network_locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -358,6 +361,12 @@ class Engine:
         """Create the bridge network ``name`` (labelled as Mist's, with ``labels``) unless it exists; True when
         it was created. With ``owner`` (labels), an existing network must be this instance's and carry them: a
         project's network is never one that someone else made under its name."""
+        async with self._network_locks.setdefault(name, asyncio.Lock()):
+            return await self._ensure_network(name, labels, owner)
+
+    async def _ensure_network(
+        self, name: str, labels: dict[str, str] | None, owner: dict[str, str] | None
+    ) -> bool:
         info = await self._inspect_network(name)
         if info is not None:
             if owner is not None and not self._owned_by(info.get("Labels") or {}, owner):
@@ -374,8 +383,8 @@ class Engine:
         try:
             await self.http.request("POST", "/networks/create", body=body)
         except DockerAPIError as error:
-            if error.status == 409:  # created meanwhile (by another deployment of the project): check it
-                await self.ensure_network(name, labels, owner)
+            if error.status == 409:  # created meanwhile by another process: check it
+                await self._ensure_network(name, labels, owner)
                 return False
             if any(words in error.explanation.lower() for words in _POOLS_EXHAUSTED):
                 raise MistError(
@@ -475,21 +484,27 @@ class Engine:
 
         An existing volume must carry Mist's labels for this instance and ``owner``'s labels: Mist never
         mounts a volume it did not make, nor one it made for another project."""
-        existing = await self._volume_labels(name)
-        if existing is not None:
-            if not self._owned_by(existing, owner):
-                raise Conflict(
-                    f"a Docker volume named {name} already exists and Mist did not make it for this project: "
-                    "Mist will not mount it. If its data belongs to this app, copy it into a new volume; "
-                    f"otherwise remove it (docker volume rm {name}) and deploy again",
-                    field="volumes",
-                )
-            return False
-        volume_labels = {**labels, LABEL_MANAGED: "true"}
-        if self.instance:
-            volume_labels[LABEL_INSTANCE] = self.instance
-        await self.http.request("POST", "/volumes/create", body={"Name": name, "Labels": volume_labels})
-        return True
+        found = await self._volume_labels(name)
+        created = found is None
+        existing = found or {}
+        if created:
+            volume_labels = {**labels, LABEL_MANAGED: "true"}
+            if self.instance:
+                volume_labels[LABEL_INSTANCE] = self.instance
+            # Docker answers a create of an existing name with that volume, whatever its labels: made by
+            # someone else since the look above, it is refused all the same.
+            answer = await self.http.request(
+                "POST", "/volumes/create", body={"Name": name, "Labels": volume_labels}
+            )
+            existing = dict((answer or {}).get("Labels") or {})
+        if not self._owned_by(existing, owner):
+            raise Conflict(
+                f"a Docker volume named {name} already exists and Mist did not make it for this project: "
+                "Mist will not mount it. If its data belongs to this app, copy it into a new volume; "
+                f"otherwise remove it (docker volume rm {name}) and deploy again",
+                field="volumes",
+            )
+        return created
 
     # ------------------------------------------------------------------------------------------ containers
 
