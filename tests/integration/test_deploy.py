@@ -182,7 +182,8 @@ async def test_resource_limits_restart_policy_volumes_and_ports_are_what_docker_
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 4}
     assert host["PortBindings"]["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(unused_tcp_port)}]
     mounts = inspect(dep.container_name)["Mounts"]
-    volume = f"mist_{inspect(dep.container_name)['Config']['Labels']['dev.mist.project-uid']}_{project_name}-data"
+    uid = inspect(dep.container_name)["Config"]["Labels"]["dev.mist.project-uid"]
+    volume = f"mist_{uid}_{project_name}-data"
     assert [(m["Name"], m["Destination"]) for m in mounts] == [(volume, "/data")]
 
     import httpx
