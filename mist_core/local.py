@@ -57,7 +57,7 @@ from .deploys.logs import DeploymentLogs
 from .deploys.pipeline import Pipeline
 from .deploys.queue import JobQueue
 from .domains import validate_domain
-from .engine import LABEL_DEPLOYMENT, NETWORK, Engine
+from .engine import LABEL_DEPLOYMENT, LABEL_PROJECT_UID, NETWORK, Engine, project_network
 from .errors import (
     Conflict,
     EngineUnavailable,
@@ -97,7 +97,7 @@ from .models import (
     SourceChanges,
     User,
 )
-from .proxy.install import PROXY_CONTAINER, TRAEFIK_IMAGE, traefik_spec
+from .proxy.install import PROXY_CONTAINER, TRAEFIK_IMAGE, connect_proxy, traefik_spec
 from .proxy.publish import RoutePublisher
 from .secrets import SecretBox
 from .store import Store, Writer, now, parse_ts, ts
@@ -320,11 +320,15 @@ class Core:
         return pems
 
     async def _container_address(self, name: str) -> str:
+        """Where a proxy on the host dials an app container: its address on its project's network (or on the
+        shared ``mist`` network, for a container deployed before projects had their own)."""
         info = await self.engine.inspect(name)
+        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+        network = project_network(labels[LABEL_PROJECT_UID]) if labels.get(LABEL_PROJECT_UID) else NETWORK
         networks = ((info or {}).get("NetworkSettings") or {}).get("Networks") or {}
-        address = (networks.get(NETWORK) or {}).get("IPAddress")
+        address = (networks.get(network) or {}).get("IPAddress")
         if not address:
-            raise MistError(f"container {name} has no address on the {NETWORK} network")
+            raise MistError(f"container {name} has no address on the {network} network")
         return str(address)
 
     async def publish_routes(self, pending: dict[int, int] | None = None) -> None:
@@ -751,6 +755,9 @@ def _visible_clause(ids: set[int] | None, column: str = "p.id") -> tuple[str, bu
 # ---------------------------------------------------------------------------------------------- projects
 
 
+_APPS_OF_PROJECT = "SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6"
+
+
 class _Projects(Part, ProjectsAPI):
     async def _row(self, name: str) -> Any:
         row = await self.store.one(rec.PROJECT_SELECT + " WHERE p.name = ?", (name,))
@@ -768,9 +775,12 @@ class _Projects(Part, ProjectsAPI):
         async with self.store.write() as w:
             if await w.one("SELECT 1 FROM projects WHERE name = ?", (name,)):
                 raise Conflict(f"a project named {name!r} already exists", field="name")
+            # The uid names the project's Docker network and volumes; a later project of the same name gets
+            # another, so it never finds this one's data.
             await w.execute(
-                "INSERT INTO projects (name, description, tags, owner_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, description, json.dumps(tag_list), actor.user.id, ts(), ts()),
+                "INSERT INTO projects (name, uid, description, tags, owner_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, uuid.uuid4().hex[:16], description, json.dumps(tag_list), actor.user.id, ts(), ts()),
             )
             # Whoever creates a project administers it.
             await w.execute(
@@ -837,20 +847,38 @@ class _Projects(Part, ProjectsAPI):
         return rec.project(await self._row(new_name))
 
     async def delete(self, name: str) -> None:
+        """Delete a project that has no apps, and its Docker network. Its volumes are kept (the audit entry
+        names them): data is removed by an operator, never as a side effect."""
         actor = await self.m.allow("projects.delete", project=name)
         project = rec.project(await self._row(name))
+        self._refuse_apps(name, project, await self.store.all(_APPS_OF_PROJECT, (project.id,)))
+        uid = str(await self.store.scalar("SELECT uid FROM projects WHERE id = ?", (project.id,)))
+        engine = self.core.engine
+        network = project_network(uid)
+        try:
+            await engine.disconnect(PROXY_CONTAINER, network)
+            await engine.remove_network(network, owner={LABEL_PROJECT_UID: uid})
+            kept = await engine.volumes([f"{LABEL_PROJECT_UID}={uid}"])
+        except EngineUnavailable as err:
+            raise EngineUnavailable(
+                f"cannot delete project {name!r} while the Docker Engine is down (its network must go "
+                f"with it): {err.message}"
+            ) from None
         async with self.store.write() as w:
-            apps = await w.all(
-                "SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6", (project.id,)
-            )
-            if apps:
-                names = ", ".join(r["name"] for r in apps[:5]) + (", ..." if len(apps) > 5 else "")
-                raise Conflict(
-                    f"project {name!r} still has {project.app_count} app(s) ({names}): delete them first"
-                )
+            # An app created meanwhile keeps the project.
+            self._refuse_apps(name, project, await w.all(_APPS_OF_PROJECT, (project.id,)))
             await w.execute("DELETE FROM projects WHERE id = ?", (project.id,))
-            await audit(w, actor, "project.delete", project=name)
+            await audit(w, actor, "project.delete", project=name, uid=uid, kept_volumes=kept)
         self.core.events.announce("project", "delete", project=name)
+
+    @staticmethod
+    def _refuse_apps(name: str, project: Project, apps: builtins.list[Any]) -> None:
+        if apps:
+            names = ", ".join(r["name"] for r in apps[:5]) + (", ..." if len(apps) > 5 else "")
+            raise Conflict(
+                f"project {name!r} still has {max(project.app_count, len(apps))} app(s) ({names}): "
+                "delete them first"
+            )
 
 
 # ---------------------------------------------------------------------------------------------- apps
@@ -1675,16 +1703,22 @@ class _Certificates(Part, CertificatesAPI):
 
 
 class _Proxy(Part, ProxyAPI):
+    async def _status(self, caller: Caller) -> ProxyStatus:
+        # Where Mist keeps files on the host is for instance admins (not a token bound to one project).
+        admin = caller.token_project_id is None and permissions.at_least(
+            caller.role, "admin", permissions.INSTANCE_RANK
+        )
+        return await self.core.routes.status(self.core.engine, host_details=admin)
+
     async def status(self) -> ProxyStatus:
-        await self.m.allow("proxy.status")
-        return await self.core.routes.status()
+        return await self._status(await self.m.allow("proxy.status"))
 
     async def reload(self) -> ProxyStatus:
         actor = await self.m.allow("proxy.reload")
         await self.core.publish_routes()
         async with self.store.write() as w:
             await audit(w, actor, "proxy.reload")
-        return await self.core.routes.status()
+        return await self._status(actor)
 
     async def install(self) -> ProxyStatus:
         actor = await self.m.allow("proxy.install")
@@ -1709,6 +1743,8 @@ class _Proxy(Part, ProxyAPI):
         await engine.ensure_network()
         await engine.remove(PROXY_CONTAINER)
         await engine.run(spec)
+        # Every project's network, so Traefik dials every app by name.
+        await connect_proxy(engine, await engine.networks([LABEL_PROJECT_UID]))
         async with self.store.write() as w:
             await audit(w, actor, "proxy.install", image=TRAEFIK_IMAGE)
-        return await self.core.routes.status()
+        return await self._status(actor)

@@ -251,6 +251,9 @@ class App(Model):
     live_since: datetime | None = None
     container_name: str | None = None
     image: str | None = None
+    # The Docker volume the live deployment mounts for each volume of the spec, by its name there: what an
+    # operator looks for with `docker volume inspect`.
+    docker_volumes: dict[str, str] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
 

@@ -89,6 +89,29 @@ class TestRun:
         return {"label": f"{self.label}={self.id}"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mist_project_networks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each Mist project has its own Docker network, and Docker's default address pools hold about 30: when
+    the session ends, remove the networks of every Mist instance it ran (their data directories, with the
+    ``instance-id`` file, are under the session's temporary directory), whichever test left them."""
+    yield
+    instances = {path.read_text().strip() for path in tmp_path_factory.getbasetemp().rglob("instance-id")}
+    if not instances:
+        return
+    client = docker.DockerClient(base_url=DOCKER_SOCKET)
+    try:
+        for instance in sorted(instances):
+            for network in client.networks.list(filters={"label": f"dev.mist.instance={instance}"}):
+                network.reload()
+                for container in network.containers:
+                    network.disconnect(container, force=True)
+                network.remove()
+    except docker.errors.DockerException:
+        pass  # the engine is gone: nothing to clean up there
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def mist_cleanup(docker_client: docker.DockerClient) -> Iterator[TestRun]:
     """Give resources ``labels=mist_cleanup.labels``; containers, networks, volumes and images carrying them

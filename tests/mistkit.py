@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import docker
 import httpx
@@ -37,7 +38,8 @@ def busybox_spec(repo: Path, **overrides: object) -> AppSpec:
 
 
 def remove_everything_of(project: str) -> None:
-    """Remove the containers, images and volumes Mist made for ``project`` (test project names are unique)."""
+    """Remove the containers, images, volumes and networks Mist made for ``project`` (test project names are
+    unique)."""
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     try:
         label = {"label": f"dev.mist.project={project}"}
@@ -47,8 +49,25 @@ def remove_everything_of(project: str) -> None:
             client.images.remove(image.id, force=True)
         for volume in client.volumes.list(filters=label):
             volume.remove(force=True)
+        remove_networks(client, label)
     finally:
         client.close()
+
+
+def remove_networks(client: docker.DockerClient, filters: dict[str, str]) -> None:
+    """Remove the networks that match ``filters``, detaching whatever is still on them first (a project's
+    network is a scarce thing: Docker's default address pools hold about 30)."""
+    for network in client.networks.list(filters=filters):
+        network.reload()
+        for container in network.containers:
+            try:
+                network.disconnect(container, force=True)
+            except docker.errors.APIError:
+                pass
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
 
 
 async def wait_final(mist: MistAPI, deployment_id: int, timeout: float = 180) -> Deployment:
@@ -69,11 +88,18 @@ async def log_text(mist: MistAPI, deployment_id: int) -> str:
     return "\n".join([line.text async for line in mist.deployments.log(deployment_id)])
 
 
+def container_network(attrs: dict[str, Any]) -> str:
+    """The network Mist put an app container on: its project's (named from the project's uid), or ``mist``
+    for one deployed before projects had their own."""
+    uid = (attrs["Config"]["Labels"] or {}).get("dev.mist.project-uid")
+    return f"mist_{uid}" if uid else "mist"
+
+
 def container_ip(name: str) -> str:
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     try:
-        networks = client.containers.get(name).attrs["NetworkSettings"]["Networks"]
-        return networks["mist"]["IPAddress"]
+        attrs = client.containers.get(name).attrs
+        return str(attrs["NetworkSettings"]["Networks"][container_network(attrs)]["IPAddress"])
     finally:
         client.close()
 

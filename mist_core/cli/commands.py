@@ -367,6 +367,17 @@ def describe_health(h: HealthCheck) -> str:
     )
 
 
+def describe_volumes(app: App) -> str:
+    """Each volume as ``name:/path``, with the Docker volume the live deployment mounts for it, so an operator
+    finds it (``docker volume inspect``); a volume added since then has none yet."""
+    return ", ".join(
+        f"{v.name}:{v.path} (Docker volume {app.docker_volumes[v.name]})"
+        if v.name in app.docker_volumes
+        else f"{v.name}:{v.path} (made at the next deployment)"
+        for v in app.spec.volumes
+    )
+
+
 def app_pairs(app: App) -> list[tuple[str, object]]:
     s = app.spec
     return [
@@ -382,7 +393,7 @@ def app_pairs(app: App) -> list[tuple[str, object]]:
         ("CPUs", f"{s.cpus:g}" if s.cpus else None),
         ("Restart", s.restart),
         ("Health", describe_health(s.health)),
-        ("Volumes", ", ".join(f"{v.name}:{v.path}" for v in s.volumes) or None),
+        ("Volumes", describe_volumes(app) or None),
         (
             "Switching",
             f"stop-then-start: {s.stop_then_start_reason}" if s.stop_then_start_reason else "zero downtime",

@@ -3,6 +3,9 @@
 Each step is persisted before it runs and writes to the deployment's log. The new container starts beside the
 old one; the old one is stopped only after the new one passed its health check. Whatever a failed, cancelled
 or interrupted deployment made is removed, and the live container is left alone.
+
+A container joins only its project's network (named from the project's uid) and mounts only volumes made for
+its project, so apps of different projects can neither reach each other nor share data.
 """
 
 from __future__ import annotations
@@ -23,12 +26,17 @@ from ..engine import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_PROJECT,
+    LABEL_PROJECT_UID,
+    LABEL_VOLUME,
     ContainerSpec,
     RunningContainer,
+    project_network,
+    project_volume,
 )
 from ..engine.health import wait_healthy
 from ..errors import EngineUnavailable, MistError
-from ..models import AppSpec, DeploymentState, StepTiming
+from ..models import AppSpec, DeploymentState, StepTiming, Volume
+from ..proxy.install import connect_proxy
 from ..sources import git
 from ..store import now, ts
 from ..store.records import DEPLOYMENT_SELECT
@@ -59,6 +67,8 @@ class Run:
     ref: str
     spec: AppSpec
     env: list[dict[str, Any]]
+    project_uid: str  # names the project's network and volumes
+    unscoped_volumes: bool  # the project existed before volumes were per project (migration 0006)
     steps: list[StepTiming] = field(default_factory=list)
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     image: str | None = None
@@ -79,11 +89,12 @@ def container_name(project: str, app: str, deployment_id: int) -> str:
     return f"mist-{project}-{app}-{deployment_id}"
 
 
-def labels(instance: str, project: str, app: str, deployment_id: int) -> dict[str, str]:
+def labels(instance: str, project: str, app: str, deployment_id: int, project_uid: str) -> dict[str, str]:
     return {
         LABEL_MANAGED: "true",
         LABEL_INSTANCE: instance,
         LABEL_PROJECT: project,
+        LABEL_PROJECT_UID: project_uid,
         LABEL_APP: app,
         LABEL_DEPLOYMENT: str(deployment_id),
     }
@@ -152,6 +163,12 @@ class Pipeline:
             raise MistError(f"deployment {job.deployment_id} vanished")
         config = json.loads(row["config"])
         dep = deployment_from_row(row)
+        project = await self.core.store.one(
+            "SELECT p.uid, p.unscoped_volumes FROM projects p JOIN apps a ON a.project_id = p.id WHERE a.id = ?",
+            (dep.app_id,),
+        )
+        if project is None:
+            raise MistError(f"the project of deployment {job.deployment_id} vanished")
         return Run(
             job=job,
             deployment_id=dep.id,
@@ -162,6 +179,8 @@ class Pipeline:
             ref=dep.ref,
             spec=AppSpec.model_validate(config["spec"]),
             env=config.get("env", []),
+            project_uid=project["uid"],
+            unscoped_volumes=bool(project["unscoped_volumes"]),
             steps=dep.steps,
             image=config.get("image"),
             generated=bool(config.get("generated")),
@@ -296,7 +315,7 @@ class Pipeline:
                 context_dir=plan.context_dir,
                 dockerfile=plan.dockerfile,
                 tag=tag,
-                labels=labels(core.instance_id, run.project, run.app, run.deployment_id),
+                labels=labels(core.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
                 build_args=build_args,
                 secrets=build_secrets,
                 on_line=on_line,
@@ -320,7 +339,8 @@ class Pipeline:
             self.log(run, f"Zero-downtime switch is not possible because {why}: stopping {old} first.")
             await core.engine.stop(old, grace=float(await core.setting("stop_grace_period")))
             run.stopped_old = old
-        await core.engine.ensure_network()
+        network = await self._project_network(run)
+        volumes = await self._volumes(run)
         name = container_name(run.project, run.app, run.deployment_id)
         command = (
             shlex.split(run.spec.start_command) if run.spec.start_command and not run.generated else None
@@ -332,13 +352,14 @@ class Pipeline:
                 name=name,
                 image=run.image,
                 env=runtime_env,
-                labels=labels(core.instance_id, run.project, run.app, run.deployment_id),
+                labels=labels(core.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
                 command=command,
                 publish=list(run.spec.publish),
                 memory=run.spec.memory,
                 cpus=run.spec.cpus,
                 restart=run.spec.restart,
-                volumes=list(run.spec.volumes),
+                volumes=volumes,
+                network=network,
                 aliases=[f"{run.app}.{run.project}"],
             )
         )
@@ -357,6 +378,68 @@ class Pipeline:
 
         await self._enter(run, S.switching)
         await self.switch(run, old)
+
+    async def _project_network(self, run: Run) -> str:
+        """The project's network, made on its first deployment, with the proxy attached: Traefik dials the app
+        by name there, so it must be on it before the switch publishes the route."""
+        network = project_network(run.project_uid)
+        created = await self.core.engine.ensure_network(
+            network,
+            labels={LABEL_PROJECT: run.project, LABEL_PROJECT_UID: run.project_uid},
+            owner={LABEL_PROJECT_UID: run.project_uid},
+        )
+        if created:
+            self.log(run, f"created network {network} for project {run.project}")
+        if await connect_proxy(self.core.engine, [network]):
+            self.log(run, f"attached the proxy to network {network}")
+        return network
+
+    async def _volumes(self, run: Run) -> list[Volume]:
+        """The Docker volumes to mount, made for this project (checked, or created labelled as its own), and
+        remembered in the deployment's snapshot so ``mist app show`` names them."""
+        engine = self.core.engine
+        mounts: list[Volume] = []
+        docker_names: dict[str, str] = {}
+        for volume in run.spec.volumes:
+            name = project_volume(run.project_uid, volume.name)
+            if run.unscoped_volumes and await self._unscoped_volume(run, volume.name, name):
+                name = volume.name
+                self.log(
+                    run,
+                    f"volume {volume.name}: mounting Docker volume {name}, made for this project before each "
+                    "project had its own volumes",
+                )
+            elif await engine.ensure_volume(
+                name,
+                labels={
+                    LABEL_PROJECT: run.project,
+                    LABEL_PROJECT_UID: run.project_uid,
+                    LABEL_APP: run.app,
+                    LABEL_VOLUME: volume.name,
+                },
+                owner={LABEL_PROJECT_UID: run.project_uid},
+            ):
+                self.log(run, f"volume {volume.name}: created Docker volume {name}")
+            mounts.append(Volume(name=name, path=volume.path))
+            docker_names[volume.name] = name
+        await self._remember(run, "docker_volumes", docker_names)
+        return mounts
+
+    async def _unscoped_volume(self, run: Run, bare: str, scoped: str) -> bool:
+        """Whether to keep mounting ``bare``, the volume an app of this project made before volumes were per
+        project: only while there is no per-project one yet, and only one that Mist's labels say it made for
+        this project on this instance (never another project's, whatever its name)."""
+        engine = self.core.engine
+        if await engine.volume_labels(scoped) is not None:
+            return False
+        found = await engine.volume_labels(bare)
+        return (
+            found is not None
+            and found.get(LABEL_MANAGED) == "true"
+            and found.get(LABEL_INSTANCE) == self.core.instance_id
+            and found.get(LABEL_PROJECT) == run.project
+            and LABEL_PROJECT_UID not in found
+        )
 
     def _env(self, run: Run) -> list[dict[str, Any]]:
         """The snapshot's env vars with secrets opened."""

@@ -4,6 +4,9 @@ stats, and prune the images Mist built.
 Every call is one HTTP request on the event loop (``transport``); logs and events are streamed answers
 decoded as they arrive (``streams``). Mist only ever changes containers, images and networks that carry its
 ``dev.mist.managed`` label, so an operator's own containers on the same engine are safe from it.
+
+Each project has its own bridge network and its own volumes, named from the project's uid (``project_network``,
+``project_volume``) and labelled with it, so one project's apps can neither reach nor mount another's.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ LABEL_DEPLOYMENT = "dev.mist.deployment"
 # Which Mist instance (data directory) made a resource: two instances may share one engine, and each must see
 # and clean up only its own containers and images, whose deployment numbers would otherwise collide.
 LABEL_INSTANCE = "dev.mist.instance"
+# The project's stable random id: names outlive a project (a new project may take a deleted one's name), so
+# its network and volumes are told apart by this instead.
+LABEL_PROJECT_UID = "dev.mist.project-uid"
+LABEL_VOLUME = "dev.mist.volume"  # a volume's name in the app's spec (its Docker name carries the uid too)
+# The network of containers deployed before each project had its own; the proxy stays on it so they keep
+# being routed until their next deployment.
 NETWORK = "mist"
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -52,7 +61,20 @@ _PUBLISH = re.compile(
     r"(?P<container>\d{1,5})(?:/(?P<proto>tcp|udp))?$"
 )
 _PORT_ALLOCATED = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated")
+# Docker's words when its address pools have no range left for another network.
+_POOLS_EXHAUSTED = ("could not find an available, non-overlapping", "non-overlapping ipv4 address pool")
 _ADDRESS_IN_USE = re.compile(r"listen (?:tcp|udp)[46]? (\S+?):(\d+): bind: address already in use")
+
+
+def project_network(project_uid: str) -> str:
+    """The Docker network of a project's containers."""
+    return f"mist_{project_uid}"
+
+
+def project_volume(project_uid: str, volume: str) -> str:
+    """The Docker volume behind the volume ``volume`` of a project's app spec."""
+    return f"mist_{project_uid}_{volume}"
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -258,6 +280,9 @@ class Engine:
         self._host_memory: int | None = None
         # The previous CPU reading of each running container, by id: one-shot stats have none of their own.
         self._cpu_readings: dict[str, tuple[int, int, int]] = {}
+        # Docker's duplicate check is not atomic: concurrent creates of one name make several networks of that
+        # name. One core per data directory, so a lock per name here is enough.
+        self._network_locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -310,34 +335,176 @@ class Engine:
         """Raise ``EngineUnavailable`` unless the engine answers."""
         await self.http.request("GET", "/_ping")
 
+    async def _inspect_network(self, name: str) -> dict[str, Any] | None:
+        try:
+            info = await self.http.request("GET", f"/networks/{path_part(name)}")
+        except DockerAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+        # Docker also finds a network by an id prefix: only an exact name is this one.
+        if not isinstance(info, dict) or info.get("Name") != name:
+            return None
+        return info
+
+    def _owned_by(self, labels: dict[str, str], owner: dict[str, str]) -> bool:
+        """Whether a resource's labels say Mist made it (for this instance, and for ``owner``'s labels)."""
+        wanted = {LABEL_MANAGED: "true", **owner}
+        if self.instance:
+            wanted[LABEL_INSTANCE] = self.instance
+        return all(labels.get(key) == value for key, value in wanted.items())
+
     @_refusals
-    async def ensure_network(self, name: str = NETWORK) -> None:
-        """Create the bridge network ``name`` (labelled as Mist's) unless it exists."""
-        # Docker's name filter matches parts of names too.
-        networks = await self.http.request("GET", "/networks", params={"filters": {"name": [name]}}) or []
-        if any(net.get("Name") == name for net in networks):
-            return
-        body = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": {LABEL_MANAGED: "true"}}
+    async def ensure_network(
+        self, name: str = NETWORK, labels: dict[str, str] | None = None, owner: dict[str, str] | None = None
+    ) -> bool:
+        """Create the bridge network ``name`` (labelled as Mist's, with ``labels``) unless it exists; True when
+        it was created. With ``owner`` (labels), an existing network must be this instance's and carry them: a
+        project's network is never one that someone else made under its name."""
+        async with self._network_locks.setdefault(name, asyncio.Lock()):
+            return await self._ensure_network(name, labels, owner)
+
+    async def _ensure_network(
+        self, name: str, labels: dict[str, str] | None, owner: dict[str, str] | None
+    ) -> bool:
+        info = await self._inspect_network(name)
+        if info is not None:
+            if owner is not None and not self._owned_by(info.get("Labels") or {}, owner):
+                raise Conflict(
+                    f"a Docker network named {name} exists but Mist did not make it for this project: Mist "
+                    f"will not put the project's apps on it; remove it (docker network rm {name}) and deploy "
+                    "again"
+                )
+            return False
+        network_labels = {**(labels or {}), LABEL_MANAGED: "true"}
+        if self.instance and owner is not None:
+            network_labels[LABEL_INSTANCE] = self.instance
+        body = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": network_labels}
         try:
             await self.http.request("POST", "/networks/create", body=body)
         except DockerAPIError as error:
-            if error.status != 409:  # created meanwhile by someone else: fine
+            if error.status == 409:  # created meanwhile by another process: check it
+                await self._ensure_network(name, labels, owner)
+                return False
+            if any(words in error.explanation.lower() for words in _POOLS_EXHAUSTED):
+                raise MistError(
+                    f"the Docker Engine has no address range left for network {name} (each Mist project has "
+                    "its own network, and Docker's default pools hold about 30): add larger pools to "
+                    '/etc/docker/daemon.json, e.g. "default-address-pools": [{"base": "10.200.0.0/16", '
+                    '"size": 24}], restart Docker, and deploy again'
+                ) from error
+            raise
+        return True
+
+    @_refusals
+    async def networks(self, labels: list[str]) -> list[str]:
+        """The names of this instance's Mist networks that carry ``labels`` (``key`` or ``key=value``)."""
+        params = {"filters": {"label": [*self.scope, *labels]}}
+        rows = await self.http.request("GET", "/networks", params=params) or []
+        return sorted(str(row["Name"]) for row in rows)
+
+    @_refusals
+    async def connect(self, container: str, network: str) -> bool:
+        """Attach a Mist container to a network, unless it is on it already; True when it was attached."""
+        info = await self._managed(container)
+        if info is None:
+            raise NotFound(f"container {container} does not exist")
+        if network in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
+            return False
+        try:
+            await self.http.request(
+                "POST", f"/networks/{path_part(network)}/connect", body={"Container": container}
+            )
+        except DockerAPIError as error:
+            if "already exists" not in error.explanation:  # attached meanwhile
+                raise
+        return True
+
+    @_refusals
+    async def disconnect(self, container: str, network: str) -> None:
+        """Detach a container from a network. Either one missing, or not attached, is not an error."""
+        try:
+            await self.http.request(
+                "POST",
+                f"/networks/{path_part(network)}/disconnect",
+                body={"Container": container, "Force": True},
+            )
+        except DockerAPIError as error:
+            if error.status not in (404, 403, 409):  # 403/409: not attached
                 raise
 
-    async def _ensure_volume(self, volume: Volume, labels: dict[str, str]) -> None:
-        try:
-            await self.http.request("GET", f"/volumes/{path_part(volume.name)}")
+    @_refusals
+    async def remove_network(self, name: str, owner: dict[str, str]) -> None:
+        """Remove a network Mist made for ``owner`` (labels). A missing one is not an error; one that is not
+        Mist's or still has containers is refused, naming them."""
+        info = await self._inspect_network(name)
+        if info is None:
             return
+        if not self._owned_by(info.get("Labels") or {}, owner):
+            raise Conflict(
+                f"Docker network {name} was not made by Mist for this project: Mist leaves it alone; "
+                "remove it with docker directly"
+            )
+        attached = sorted(str(c.get("Name")) for c in (info.get("Containers") or {}).values())
+        if attached:
+            raise Conflict(
+                f"Docker network {name} still has containers attached ({', '.join(attached)}): remove or "
+                f"disconnect them (docker network disconnect {name} CONTAINER) and try again"
+            )
+        try:
+            await self.http.request("DELETE", f"/networks/{path_part(name)}")
         except DockerAPIError as error:
             if error.status != 404:
                 raise
-        volume_labels = {LABEL_MANAGED: "true"}
-        volume_labels.update(
-            {k: v for k, v in labels.items() if k in (LABEL_PROJECT, LABEL_APP, LABEL_INSTANCE)}
-        )
-        await self.http.request(
-            "POST", "/volumes/create", body={"Name": volume.name, "Labels": volume_labels}
-        )
+
+    async def _volume_labels(self, name: str) -> dict[str, str] | None:
+        try:
+            info = await self.http.request("GET", f"/volumes/{path_part(name)}")
+        except DockerAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict((info or {}).get("Labels") or {})
+
+    @_refusals
+    async def volumes(self, labels: list[str]) -> list[str]:
+        """The names of this instance's Mist volumes that carry ``labels`` (``key`` or ``key=value``)."""
+        params = {"filters": {"label": [*self.scope, *labels]}}
+        answer = await self.http.request("GET", "/volumes", params=params) or {}
+        return sorted(str(v["Name"]) for v in answer.get("Volumes") or [])
+
+    @_refusals
+    async def volume_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of Docker volume ``name``, or None if there is no such volume."""
+        return await self._volume_labels(name)
+
+    @_refusals
+    async def ensure_volume(self, name: str, labels: dict[str, str], owner: dict[str, str]) -> bool:
+        """Create Docker volume ``name`` with ``labels`` (and Mist's), unless it exists; True when created.
+
+        An existing volume must carry Mist's labels for this instance and ``owner``'s labels: Mist never
+        mounts a volume it did not make, nor one it made for another project."""
+        found = await self._volume_labels(name)
+        created = found is None
+        existing = found or {}
+        if created:
+            volume_labels = {**labels, LABEL_MANAGED: "true"}
+            if self.instance:
+                volume_labels[LABEL_INSTANCE] = self.instance
+            # Docker answers a create of an existing name with that volume, whatever its labels: made by
+            # someone else since the look above, it is refused all the same.
+            answer = await self.http.request(
+                "POST", "/volumes/create", body={"Name": name, "Labels": volume_labels}
+            )
+            existing = dict((answer or {}).get("Labels") or {})
+        if not self._owned_by(existing, owner):
+            raise Conflict(
+                f"a Docker volume named {name} already exists and Mist did not make it for this project: "
+                "Mist will not mount it. If its data belongs to this app, copy it into a new volume; "
+                f"otherwise remove it (docker volume rm {name}) and deploy again",
+                field="volumes",
+            )
+        return created
 
     # ------------------------------------------------------------------------------------------ containers
 
@@ -348,8 +515,13 @@ class Engine:
         if self.instance:
             labels[LABEL_INSTANCE] = self.instance
         body = create_body(spec, labels)  # validates the spec before anything is made
+        volume_labels = {
+            k: v
+            for k, v in labels.items()
+            if k in (LABEL_PROJECT, LABEL_PROJECT_UID, LABEL_APP, LABEL_INSTANCE)
+        }
         for volume in spec.volumes:
-            await self._ensure_volume(volume, spec.labels)
+            await self.ensure_volume(volume.name, volume_labels, owner={})
         try:
             created = await self.http.request(
                 "POST", "/containers/create", params={"name": spec.name}, body=body

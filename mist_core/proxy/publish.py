@@ -1,6 +1,7 @@
 """Hands the route table to the proxy chosen by the ``proxy_backend`` setting: Caddy through its admin API,
 or Traefik through its file-provider directory. Every change (a deployment switching, a domain added, a
-certificate issued) goes through ``RoutePublisher.publish``, one at a time."""
+certificate issued) goes through ``RoutePublisher.publish``, one at a time. ``RoutePublisher.status`` says
+whether the proxy really serves, having checked."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+from ..engine import Engine
 from ..errors import MistError
 from ..models import ProxyStatus
 from ..store import Store
 from .caddy import CaddyProxy
-from .install import CHALLENGE_HOST
+from .install import CHALLENGE_HOST, traefik_health
 from .routes import RouteTable, route_table, with_hooks_route
 from .traefik import CertFiles, write_traefik
 
@@ -125,25 +127,36 @@ class RoutePublisher:
                 entry.unlink(missing_ok=True)
         return files
 
-    async def status(self) -> ProxyStatus:
+    async def status(self, engine: Engine, *, host_details: bool) -> ProxyStatus:
+        """What the proxy does, checked: Caddy's admin API answers, or Traefik's container runs and its entry
+        points accept connections. ``host_details``: the caller may see where on the host Mist keeps the
+        proxy's files and why the proxy refused a change (instance admins only)."""
         backend = await self._setting("proxy_backend")
         table = await self.table()
         domains = sum(len(r.domains) for r in table.routes)
-        reachable, detail = True, "routes written to " + str(self.traefik_dir / "dynamic")
+        http_address = await self._setting("proxy_http_address")
+        https_address = await self._setting("proxy_https_address")
         if backend == "caddy":
             try:
                 await (await self._caddy()).status()
-                detail = f"Caddy answers at {await self._setting('caddy_admin_url')}"
+                reachable, detail = True, f"Caddy answers at {await self._setting('caddy_admin_url')}"
             except MistError as err:
                 reachable, detail = False, err.message
+        else:
+            reachable, detail = await traefik_health(engine, http_address, https_address)
+            if host_details:
+                detail += "; routes written to " + str(self.traefik_dir / "dynamic")
         if self.last_error:
-            detail += f"; the last change was refused: {self.last_error}"
+            if host_details:
+                detail += f"; the last change was refused: {self.last_error}"
+            else:
+                detail += "; the last change was refused (an instance admin sees why in `mist proxy status`)"
         return ProxyStatus(
             backend=backend,  # type: ignore[arg-type]
             reachable=reachable,
             detail=detail,
             routes=len(table.routes),
             domains=domains,
-            http_address=await self._setting("proxy_http_address"),
-            https_address=await self._setting("proxy_https_address"),
+            http_address=http_address,
+            https_address=https_address,
         )

@@ -22,7 +22,8 @@ FROM projects p LEFT JOIN users u ON u.id = p.owner_id
 APP_SELECT = """
 SELECT a.id, a.name, a.spec, a.status, a.live_deployment_id, a.created_at, a.updated_at,
        p.name AS project, d.commit_sha AS live_commit, d.finished_at AS live_since,
-       d.container_name AS container_name, d.image AS image
+       d.container_name AS container_name, d.image AS image,
+       json_extract(d.config, '$.docker_volumes') AS docker_volumes
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
 """
@@ -34,7 +35,8 @@ APP_JSON_COLUMNS = """
 json_object(
     'id', a.id, 'project', p.name, 'name', a.name, 'spec', json(a.spec), 'status', a.status,
     'live_deployment_id', a.live_deployment_id, 'live_commit', d.commit_sha, 'live_since', d.finished_at,
-    'container_name', d.container_name, 'image', d.image, 'created_at', a.created_at, 'updated_at', a.updated_at
+    'container_name', d.container_name, 'image', d.image, 'created_at', a.created_at, 'updated_at', a.updated_at,
+    'docker_volumes', json(COALESCE(json_extract(d.config, '$.docker_volumes'), '{}'))
 ) AS app_json
 """
 APP_FROM = """
@@ -74,6 +76,7 @@ def app(row: Row) -> App:
         live_since=parse_ts(row["live_since"]),
         container_name=row["container_name"],
         image=row["image"],
+        docker_volumes=json.loads(row["docker_volumes"] or "{}"),
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
     )

@@ -46,7 +46,8 @@ class ServerStrip(Static):
 
 
 def proxy_text(status: ProxyStatus | None, error: str | None = None) -> Text:
-    """The proxy line: which proxy, whether Mist can reach it (or what is wrong), what it routes."""
+    """The proxy line: which proxy, whether it serves (as the core checked it; else what is wrong and the
+    command that fixes it), what it routes."""
     text = Text(" PROXY ", style="bold")
     if status is None:
         text.append(error or "checking…", style="red" if error else "dim")
@@ -57,8 +58,10 @@ def proxy_text(status: ProxyStatus | None, error: str | None = None) -> Text:
     else:
         text.append("  ✕ ", style="bold red")
         text.append(status.detail or "not reachable", style="red")
+    # Routes are only served when the proxy is: otherwise they wait for it, and the line says so.
+    apps = f"{status.routes} app{'s' if status.routes != 1 else ''}"
     text.append(
-        f"   {status.routes} app{'s' if status.routes != 1 else ''} routed · "
+        f"   {apps} {'routed' if status.reachable else 'waiting for the proxy'} · "
         f"{status.domains} domain{'s' if status.domains != 1 else ''}",
     )
     text.append(f"   http {status.http_address} · https {status.https_address}", style="dim")

@@ -226,7 +226,8 @@ async def test_renewing_a_domain_without_a_certificate_is_not_found(mist: MistAP
 async def test_the_proxy_status_answers_with_traefik_by_default(mist: MistAPI) -> None:
     status = await mist.proxy.status()
     assert status.backend == "traefik"
-    assert status.reachable is True
+    # No Traefik runs in the tests, and the status says so rather than assuming it serves.
+    assert status.reachable is False and "mist proxy install" in status.detail
     assert status.routes >= 0 and status.domains >= 0
 
 
@@ -236,6 +237,6 @@ async def test_a_proxy_reload_routes_only_apps_that_have_a_live_deployment(mist:
     await mist.domains.add(ref, f"{_unique('web')}.example.com")
     status = await mist.proxy.reload()
     assert status.backend == "traefik"
-    assert status.reachable is True
+    assert status.reachable is False  # the routes are written; no Traefik runs here to serve them
     assert (status.routes, status.domains) == (before.routes, before.domains)
     assert status.http_address and status.https_address

@@ -182,7 +182,9 @@ async def test_resource_limits_restart_policy_volumes_and_ports_are_what_docker_
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 4}
     assert host["PortBindings"]["8080/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(unused_tcp_port)}]
     mounts = inspect(dep.container_name)["Mounts"]
-    assert [(m["Name"], m["Destination"]) for m in mounts] == [(f"{project_name}-data", "/data")]
+    uid = inspect(dep.container_name)["Config"]["Labels"]["dev.mist.project-uid"]
+    volume = f"mist_{uid}_{project_name}-data"
+    assert [(m["Name"], m["Destination"]) for m in mounts] == [(volume, "/data")]
 
     import httpx
 
@@ -195,7 +197,7 @@ async def test_resource_limits_restart_policy_volumes_and_ports_are_what_docker_
     assert "Zero-downtime switch is not possible" in await log_text(mist, again.id)
     await mist.apps.delete(ref)
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
-    client.volumes.get(f"{project_name}-data").remove(force=True)
+    client.volumes.get(volume).remove(force=True)
     client.close()
 
 

@@ -713,3 +713,68 @@ async def test_a_silent_follow_ends_its_reader_thread_when_the_reader_gives_up(
             break
         await asyncio.sleep(0.05)
     assert not any(t.name == f"mist-logs-{name}" for t in threading.enumerate())
+
+
+# ---------------------------------------------------------------------------------------------- project isolation
+
+
+@pytest.mark.docker
+async def test_concurrent_ensures_of_a_project_network_make_one_network(prefix: str, docker_api) -> None:
+    engine = Engine(SOCKET, instance=prefix)
+    name = f"{prefix}-net"
+    created = await asyncio.gather(
+        *(engine.ensure_network(name, labels={"dev.mist.project-uid": "u1"}, owner={}) for _ in range(6))
+    )
+    assert sorted(created) == [False] * 5 + [True]
+    networks = docker_api.networks(names=[name])
+    assert len(networks) == 1
+    assert networks[0]["Labels"] == {
+        LABEL_MANAGED: "true",
+        "dev.mist.instance": prefix,
+        "dev.mist.project-uid": "u1",
+    }
+
+
+@pytest.mark.docker
+async def test_a_network_of_that_name_made_by_someone_else_is_refused_and_left_alone(
+    prefix: str, docker_api
+) -> None:
+    engine = Engine(SOCKET, instance=prefix)
+    name = f"{prefix}-net"
+    docker_api.create_network(name, driver="bridge")
+    with pytest.raises(Conflict, match="did not make it"):
+        await engine.ensure_network(
+            name, labels={"dev.mist.project-uid": "u1"}, owner={"dev.mist.project-uid": "u1"}
+        )
+    with pytest.raises(Conflict, match="not made by Mist"):
+        await engine.remove_network(name, owner={"dev.mist.project-uid": "u1"})
+    assert len(docker_api.networks(names=[name])) == 1
+
+
+@pytest.mark.docker
+async def test_a_project_network_with_a_container_attached_is_not_removed_and_the_message_names_it(
+    prefix: str, image: str, docker_api
+) -> None:
+    engine = Engine(SOCKET, instance=prefix)
+    name = f"{prefix}-net"
+    owner = {"dev.mist.project-uid": "u1"}
+    await engine.ensure_network(name, labels=owner, owner=owner)
+    foreign_container(docker_api, image, f"{prefix}-guest", name, ["sleep", "300"])
+    with pytest.raises(Conflict, match=f"{prefix}-guest"):
+        await engine.remove_network(name, owner=owner)
+    docker_api.remove_container(f"{prefix}-guest", force=True)
+    await engine.remove_network(name, owner=owner)
+    assert docker_api.networks(names=[name]) == []
+
+
+@pytest.mark.docker
+async def test_a_volume_without_mists_labels_for_the_owner_is_refused(prefix: str, docker_api) -> None:
+    engine = Engine(SOCKET, instance=prefix)
+    owner = {"dev.mist.project-uid": "u1"}
+    docker_api.create_volume(f"{prefix}-planted")
+    with pytest.raises(Conflict, match="did not make it"):
+        await engine.ensure_volume(f"{prefix}-planted", labels=owner, owner=owner)
+    assert await engine.ensure_volume(f"{prefix}-own", labels=owner, owner=owner) is True
+    assert await engine.ensure_volume(f"{prefix}-own", labels=owner, owner=owner) is False
+    with pytest.raises(Conflict, match="did not make it"):
+        await engine.ensure_volume(f"{prefix}-own", labels=owner, owner={"dev.mist.project-uid": "u2"})

@@ -13,7 +13,8 @@ async def test_installing_traefik_without_its_image_says_how_to_get_it(mist):
     with pytest.raises(NotFound, match=r"docker pull traefik:v3"):
         await mist.proxy.install()
     status = await mist.proxy.status()
-    assert status.backend == "traefik" and status.reachable
+    assert status.backend == "traefik" and not status.reachable
+    assert "Traefik is not running" in status.detail and "`mist proxy install`" in status.detail
 
 
 async def test_installing_with_the_caddy_backend_explains_that_caddy_is_run_by_the_admin(mist):

@@ -264,7 +264,8 @@ class Daemon:
         self._remove_docker_leftovers()
 
     def _remove_docker_leftovers(self) -> None:
-        """Containers and images this daemon made (they carry its instance id); nothing else is touched."""
+        """Containers, images, volumes and networks this daemon made (they carry its instance id); nothing else
+        is touched."""
         instance = self.instance_id
         if not instance:
             return
@@ -280,6 +281,11 @@ class Daemon:
                     pass
             for volume in client.volumes.list(filters=label):
                 volume.remove(force=True)
+            for network in client.networks.list(filters=label):
+                network.reload()
+                for container in network.containers:
+                    network.disconnect(container, force=True)
+                network.remove()
         finally:
             client.close()
 

@@ -7,9 +7,11 @@ from datetime import timedelta
 
 import pytest
 
+from mist_core.models import ProxyStatus
 from mist_tui.config import Config, Credentials
 from mist_tui.format import human_age, human_bytes, human_duration, parse_size, short_sha
 from mist_tui.widgets.log_view import LogBuffer, LogEntry, clean
+from mist_tui.widgets.server_strip import proxy_text
 from tests.tui.fake_api import NOW
 
 
@@ -110,3 +112,20 @@ def test_table_cells_are_padded_to_their_column_or_cut_with_an_ellipsis():
     assert fit("● live", 8) == "● live  "
     assert fit("日本語のアプリ", 6) == "日本… "  # wide characters take two cells
     assert fit("anything", 0) == ""
+
+
+def test_the_proxy_line_says_what_is_wrong_and_that_routes_wait_when_the_proxy_does_not_serve():
+    down = ProxyStatus(
+        backend="traefik",
+        reachable=False,
+        detail="Traefik is not running (there is no container mist-proxy): start it with `mist proxy install`",
+        routes=2,
+        domains=3,
+        http_address=":80",
+        https_address=":443",
+    )
+    shown = proxy_text(down).plain
+    assert "Traefik is not running" in shown and "mist proxy install" in shown
+    assert "2 apps waiting for the proxy" in shown and "reachable" not in shown and "routed" not in shown
+    up = proxy_text(down.model_copy(update={"reachable": True, "detail": "Traefik runs"})).plain
+    assert "● reachable" in up and "2 apps routed" in up
