@@ -662,9 +662,11 @@ class LocalMist(MistAPI):
             raise PermissionDenied(
                 "this instance requires two-factor authentication: enable it first with `mist 2fa enable`"
             )
-        if caller.token_project_id is not None and rule.on == "self" and operation != "auth.whoami":
+        if caller.token_project_id is not None and not rule.bound and rule.on != "public":
+            bound_to = await self.bound_project_name(caller)
             raise PermissionDenied(
-                "a token bound to one project cannot manage its owner's account, sessions or tokens"
+                f"this API token is bound to project {bound_to!r}: {operation} is not an operation on that "
+                "project; use a token that is not bound to a project (or log in) for it"
             )
         if caller.scope and not permissions.token_allows(caller.scope, operation):
             raise PermissionDenied(
@@ -688,6 +690,11 @@ class LocalMist(MistAPI):
                     f"{operation} needs the role {rule.role} in project {project!r}; you are {role}"
                 )
         return caller
+
+    async def bound_project_name(self, caller: Caller) -> str:
+        """The name of the project the caller's API token is bound to."""
+        row = await self.core.store.one("SELECT name FROM projects WHERE id = ?", (caller.token_project_id,))
+        return str(row["name"]) if row else f"#{caller.token_project_id}"
 
     async def project_role(self, caller: Caller, project: str) -> str:
         """The caller's role in ``project``; ``NotFound`` when it does not exist or they cannot see it."""
@@ -752,8 +759,6 @@ class _Projects(Part, ProjectsAPI):
 
     async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
         actor = await self.m.allow("projects.create")
-        if actor.token_project_id is not None:
-            raise PermissionDenied("this API token is bound to one project: it cannot create projects")
         name = validate.name(name, "project name")
         description = validate.description(description)
         tag_list = validate.tags(tags or [])
@@ -1415,8 +1420,9 @@ class _Events(Part, EventsAPI):
         caller = await self.m.allow("events.stream")
         names = await self.m.visible_project_names(caller)
         async for event in self.core.events.subscribe():
-            if names is not None and event.project is not None and event.project not in names:
-                if event.kind != "project":
+            # Someone who sees only some projects hears only about those (an event of no project included).
+            if names is not None and event.project not in names:
+                if event.kind != "project" or event.project is None:
                     continue
                 # A project created, renamed or joined since the stream began: look again.
                 names = await self.m.visible_project_names(caller)
@@ -1426,6 +1432,28 @@ class _Events(Part, EventsAPI):
 
 
 class _Audit(Part, AuditAPI):
+    async def _visible(self, caller: Caller) -> tuple[builtins.list[str], builtins.list[Any]]:
+        """The entries the caller may read: instance admins all; project admins their projects'; everyone
+        what they did themselves. A token bound to a project reads only that project's entries among those,
+        never what its user did elsewhere."""
+        admin = permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK)
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if caller.token_project_id is not None:
+            clauses.append("project = ?")
+            params.append(await self.m.bound_project_name(caller))
+        if not admin:
+            rows = await self.store.all(
+                "SELECT p.name FROM project_members m JOIN projects p ON p.id = m.project_id "
+                "WHERE m.user_id = ? AND m.role = 'admin'",
+                (caller.user.id,),
+            )
+            administered = [r["name"] for r in rows]
+            marks = ",".join("?" * len(administered))
+            clauses.append(f"(actor = ?{f' OR project IN ({marks})' if administered else ''})")
+            params += [caller.username, *administered]
+        return clauses, params
+
     async def list(
         self,
         *,
@@ -1439,19 +1467,7 @@ class _Audit(Part, AuditAPI):
     ) -> Page[AuditEntry]:
         caller = await self.m.allow("audit.list")
         limit, offset = page_args(limit, offset)
-        clauses: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if not permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK):
-            # Project admins see their projects' entries; everyone sees what they did themselves.
-            rows = await self.store.all(
-                "SELECT p.name FROM project_members m JOIN projects p ON p.id = m.project_id "
-                "WHERE m.user_id = ? AND m.role = 'admin'",
-                (caller.user.id,),
-            )
-            administered = [r["name"] for r in rows]
-            marks = ",".join("?" * len(administered))
-            clauses.append(f"(actor = ?{f' OR project IN ({marks})' if administered else ''})")
-            params += [caller.username, *administered]
+        clauses, params = await self._visible(caller)
         if actor:
             clauses.append("actor = ?")
             params.append(actor)

@@ -4,7 +4,10 @@ there is caught here).
 
 Callers: each instance role; members of the project with each project role; an instance developer who is not
 a member; an instance viewer who is a member as developer (an instance viewer is at most a viewer anywhere);
-API tokens of the project admin with each scope; and an admin-scoped token bound to another project.
+API tokens of the project admin with each scope; an admin-scoped token bound to another project; and tokens
+bound to the project itself held by powerful users (an instance admin's admin- and read-scoped tokens, a
+project developer's deploy-scoped one), which reach the project's operations, the lists (filtered to the
+project) and their own identity, and nothing of the instance.
 
 Allowed means a 2xx, or a 4xx other than 401/403/404 where the arguments are inert on purpose (rolling back an
 app that never went live: 409). Denied means 403 or 404 problem+json, and the state the call would have changed
@@ -17,7 +20,7 @@ import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,20 +50,27 @@ COLUMNS = (
     "t_deploy",
     "t_admin",
     "t_other",  # admin-scoped token of p_admin bound to another project (where p_admin is admin too)
+    "b_admin",  # admin-scoped token of the instance admin, bound to the project
+    "b_read",  # read-scoped token of the instance admin, bound to the project
+    "b_dev",  # deploy-scoped token of p_dev, bound to the project
 )
 # Who must get 404 rather than 403 for the project's things: they cannot see it at all.
 OUTSIDERS = ("dev", "t_other")
 
-# Written by hand, in column order: instance roles | members | tokens | bound token. "Y" allowed, "." denied.
-EVERYONE = "YYYY YYY YYY Y"
-OWN_ACCOUNT = "YYYY YYY ..Y ."  # any user on their own account; tokens only with the admin scope
-INSTANCE_ADMIN = "YY.. ... ... ."
-INSTANCE_OWNER = "Y... ... ... ."
-CREATE_PROJECT = "YYY. YYY ..Y ."  # instance developers and up
-VIEW = "YY.Y YYY YYY ."
-DEVELOP = "YY.. YY. ..Y ."
-DEPLOY = "YY.. YY. .YY ."  # a deploy-scoped token adds these to reading
-ADMINISTER = "YY.. Y.. ..Y ."
+# Written by hand, in column order: instance roles | members | tokens | token bound elsewhere | tokens bound to
+# the project. "Y" allowed, "." denied.
+EVERYONE = "YYYY YYY YYY Y YYY"  # public, one's own identity, and the lists (shown scoped to the caller)
+SIGNED_IN = "YYYY YYY YYY . ..."  # about the instance: any login or token, but no token bound to a project
+OWN_ACCOUNT = "YYYY YYY ..Y . ..."  # any user on their own account; tokens only with the admin scope
+INSTANCE_ADMIN = "YY.. ... ... . ..."
+INSTANCE_OWNER = "Y... ... ... . ..."
+CREATE_PROJECT = "YYY. YYY ..Y . ..."  # instance developers and up
+VIEW = "YY.Y YYY YYY . YYY"
+DEVELOP = "YY.. YY. ..Y . Y.."
+DEPLOY = "YY.. YY. .YY . Y.Y"  # a deploy-scoped token adds these to reading
+ADMINISTER = "YY.. Y.. ..Y . Y.."
+# Who holds a token bound to the project.
+BOUND = ("b_admin", "b_read", "b_dev")
 
 Stream = Literal["finite", "endless"] | None
 
@@ -175,13 +185,16 @@ class World:
         self.principals: dict[str, Principal] = {}
         for key in COLUMNS[:7]:
             self.principals[key] = Principal(key, self.user[key], self.session_of(self.user[key]))
-        for key, scope, project in (
-            ("t_read", "read", None),
-            ("t_deploy", "deploy", None),
-            ("t_admin", "admin", None),
-            ("t_other", "admin", self.q),
+        for key, holder, scope, project in (
+            ("t_read", "p_admin", "read", None),
+            ("t_deploy", "p_admin", "deploy", None),
+            ("t_admin", "p_admin", "admin", None),
+            ("t_other", "p_admin", "admin", self.q),
+            ("b_admin", "admin", "admin", self.p),
+            ("b_read", "admin", "read", self.p),
+            ("b_dev", "p_dev", "deploy", self.p),
         ):
-            principal = Principal(key, self.user["p_admin"], "", scope, project)
+            principal = Principal(key, self.user[holder], "", scope, project)
             principal.token = self.mint(principal)
             self.principals[key] = principal
 
@@ -425,7 +438,11 @@ def _(w: World, who: Principal) -> Call:
     for username, role in w.members():
         if username != w.user["owner"]:
             w.owner("PUT", f"/projects/{name}/members/{username}", json={"role": role})
-    return Call("DELETE", f"/projects/{name}", state=lambda: w.status_as_owner(f"/projects/{name}"))
+    # A token bound to P: the same kind of token bound to this project instead (P must stay).
+    token = w.mint(replace(who, project=name)) if who.project == w.p else None
+    return Call(
+        "DELETE", f"/projects/{name}", token=token, state=lambda: w.status_as_owner(f"/projects/{name}")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- rows: apps
@@ -633,12 +650,12 @@ def _(w: World, who: Principal) -> Call:
 # ---------------------------------------------------------------------------------------------- rows: users
 
 
-@row("users.list", EVERYONE)
+@row("users.list", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/users")
 
 
-@row("users.get+self", EVERYONE)
+@row("users.get+self", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", f"/users/{who.username}")
 
@@ -846,12 +863,12 @@ def _(w: World, who: Principal) -> Call:
     return Call("GET", "/audit")
 
 
-@row("settings.list", EVERYONE)
+@row("settings.list", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/settings")
 
 
-@row("settings.get", EVERYONE)
+@row("settings.get", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/settings/images_per_app")
 
@@ -932,7 +949,7 @@ def _(w: World, who: Principal) -> Call:
 
 # ---------------------------------------------------------------------------------------------- rows: git
 
-GIT_USER = "YYY. YYY ..Y Y"  # instance developers and up; tokens only with the admin scope
+GIT_USER = "YYY. YYY ..Y . ..."  # instance developers and up; tokens only with the admin scope, unbound
 
 
 def _providers(w: World) -> list[str]:
@@ -943,7 +960,7 @@ def _gitea_spec(w: World, name: str) -> dict[str, Any]:
     return {"name": name, "kind": "gitea", "url": w.forge.url, "token": w.forge.gitea_token}
 
 
-@row("git.providers", EVERYONE)
+@row("git.providers", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/git/providers")
 
@@ -1001,7 +1018,7 @@ def _(w: World, who: Principal) -> Call:
 # ---------------------------------------------------------------------------------------------- rows: proxy
 
 
-@row("proxy.status", EVERYONE)
+@row("proxy.status", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/proxy")
 
