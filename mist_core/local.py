@@ -179,10 +179,12 @@ class Core:
         user_agent: str | None = None,
         refresh_token: str | None = None,
         on_session: Callable[[Session], None] | None = None,
+        one_request: bool = False,
     ) -> LocalMist:
         """A view of the core for one caller. ``source`` is where the call comes from (an address, "unix");
         with ``refresh_token``, an expired access token is renewed by itself and ``on_session`` gets the new
-        pair to keep."""
+        pair to keep. A view made for ``one_request`` (the daemon makes one per HTTP request) checks its
+        token once and keeps the caller it found for the rest of that request."""
         return LocalMist(
             self,
             token,
@@ -190,6 +192,7 @@ class Core:
             user_agent=user_agent,
             refresh_token=refresh_token,
             on_session=on_session,
+            one_request=one_request,
         )
 
     async def rotate_master_key(self, caller: Caller) -> tuple[str, int]:
@@ -537,9 +540,12 @@ class LocalMist(MistAPI):
         user_agent: str | None = None,
         refresh_token: str | None = None,
         on_session: Callable[[Session], None] | None = None,
+        one_request: bool = False,
     ) -> None:
         self.core = core
         self.token = token
+        self._one_request = one_request
+        self._caller: Caller | None = None  # the caller of this one request, once checked
         self.source = source
         self.user_agent = user_agent
         self.refresh_token = refresh_token
@@ -575,11 +581,13 @@ class LocalMist(MistAPI):
     def signed_in(self, session: Session) -> None:
         """A login, a refresh or an accepted invitation gave this view a new session."""
         self.token, self.refresh_token = session.token, session.refresh_token
+        self._caller = None
         if self.on_session is not None:
             self.on_session(session)
 
     def signed_out(self) -> None:
         self.token, self.refresh_token = None, None
+        self._caller = None
 
     async def actor(self) -> User:
         """The user behind the token."""
@@ -588,7 +596,9 @@ class LocalMist(MistAPI):
     async def caller(self) -> Caller:
         """Who is calling: the token is checked against its session (or API token) row on every call, so a
         revoked session or a changed role counts at once; an expired access token is renewed when a
-        refresh token is at hand."""
+        refresh token is at hand. A view of one request checks once: the same caller for the whole request."""
+        if self._caller is not None:
+            return self._caller
         if not self.token:
             if await needs_setup(self.core.store):
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
@@ -600,6 +610,8 @@ class LocalMist(MistAPI):
                 raise
             await self.auth.refresh(self.refresh_token)
             caller = await self._resolve(self.token or "")
+        if self._one_request:
+            self._caller = caller
         return caller
 
     async def _resolve(self, token: str) -> Caller:

@@ -2,7 +2,8 @@
 
 Each operation is named ``"<part>.<method>"`` after ``MistAPI`` (``"apps.deploy"``). ``LocalMist`` checks the
 table before doing anything, whatever the caller (CLI, TUI, HTTP, a script), and a test fails when an
-operation of the interface has no row here.
+operation of the interface has no row here. The HTTP layer reads it too, for one thing only: which routes
+answer without a token (``public``); every other route authenticates its caller before it reads the request.
 
 ``on`` says which role counts:
 

@@ -16,6 +16,7 @@ is the same afterwards. Someone who cannot see the project gets 404, never a hin
 
 from __future__ import annotations
 
+import re
 import time
 import typing
 import uuid
@@ -25,12 +26,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import jwt
 import pytest
+from fastapi.routing import APIRoute
 from gitutil import init_repo
 from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
 from mist_core.auth.permissions import PERMISSIONS
+from mist_core.server.app import build_router
 
 from .conftest import Daemon, describe, is_problem, self_signed, strong_password, totp_code
 
@@ -1142,6 +1146,15 @@ def test_the_permission_table_and_the_interface_name_the_same_operations() -> No
     assert sorted(PERMISSIONS.keys() - operations) == [], "rules in PERMISSIONS for no operation"
 
 
+def test_every_route_of_the_api_names_one_operation_of_the_table() -> None:
+    # The HTTP layer decides from a route's operation whether it answers without a token: a route naming no
+    # operation, or two routes naming one, would make that decision about the wrong thing.
+    routes = [r for r in build_router().routes if isinstance(r, APIRoute)]
+    named = sorted(str(r.operation_id) for r in routes)
+    assert sorted(set(named)) == named, "two routes name the same operation"
+    assert set(named) == PERMISSIONS.keys()
+
+
 def test_every_row_has_a_mark_for_every_column() -> None:
     for name, r in ROWS.items():
         marks = r.expect.replace(" ", "")
@@ -1187,6 +1200,104 @@ def test_without_a_token_only_the_public_operations_answer(world: World) -> None
         elif outcome.status != 401 or not outcome.problem:
             problems.append(f"{operation}: expected 401 problem+json, got {outcome.text}")
     assert not problems, "\n".join(problems)
+
+
+def _credentials_that_are_not(world: World) -> dict[str, dict[str, str]]:
+    """Authorization headers that name no caller: absent, garbage, the wrong scheme, an expired access token
+    (genuinely signed), a revoked API token and the access token of a session that has ended."""
+    d = world.d
+    username = world.user["p_dev"]
+    session = world.login(username)
+    claims = jwt.decode(session["token"], options={"verify_signature": False})
+    now = int(time.time())
+    expired = jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, d.signing_key, algorithm="HS256")
+    revoked = d.create_token(world.session_of(username), "admin")
+    d.ok("DELETE", f"/tokens/{revoked['info']['id']}", token=world.session_of(username))
+    ended = world.login(username)["token"]
+    d.ok("POST", "/logout", token=ended)
+    bearer = {
+        "garbage": "not-a-token",
+        "garbage JWT": "a.b.c",
+        "unknown API token": "mist_t_" + uuid.uuid4().hex,
+        "expired access token": expired,
+        "revoked API token": revoked["token"],
+        "ended session": ended,
+    }
+    return {
+        "no token": {},
+        "another scheme": {"Authorization": f"Basic {session['token']}"},
+        **{what: {"Authorization": f"Bearer {value}"} for what, value in bearer.items()},
+    }
+
+
+# Request parts no route accepts: the answer must still be 401, never a 422 that describes the schema.
+NOT_JSON = b'{"name": '
+WRONG_BODY = {"name": ["not", "a", "string"], "port": "many", "role": 7, "no_such_field": {"x": 1}}
+WRONG_QUERY = {
+    "limit": "lots",
+    "offset": "-x",
+    "all": "maybe",
+    "reveal": "perhaps",
+    "seconds": "long",
+    "follow": "sometimes",
+    "since": "yesterday",
+    "repo": "",
+}
+
+
+def _variants(call: Call) -> dict[str, dict[str, Any]]:
+    """The row's own request, then with a body that is not JSON, a body of the wrong shape, and wrong query
+    and path parameters (a number in the path becomes a word)."""
+    as_built: dict[str, Any] = {"params": call.params}
+    if call.json is not None:
+        as_built["json"] = call.json
+    return {
+        "as built": {"path": call.path, **as_built},
+        "a body that is not JSON": {
+            "path": call.path,
+            "params": call.params,
+            "content": NOT_JSON,
+            "headers": {"Content-Type": "application/json"},
+        },
+        "a body of the wrong shape": {"path": call.path, "params": call.params, "json": WRONG_BODY},
+        "wrong query and path parameters": {
+            "path": re.sub(r"/\d+(?=/|$)", "/not-a-number", call.path),
+            "params": {**(call.params or {}), **WRONG_QUERY},
+            **({"json": call.json} if call.json is not None else {}),
+        },
+    }
+
+
+def test_a_request_without_a_valid_credential_is_refused_before_anything_in_it_is_read(world: World) -> None:
+    public = {"auth.status", "auth.setup", "auth.login", "auth.refresh", "invites.accept"}
+    credentials = _credentials_that_are_not(world)
+    nobody = Principal("nobody", world.user["p_dev"], "")
+    problems = []
+    for operation, r in ROWS.items():
+        if operation.split("+")[0] in public:
+            continue
+        call = r.build(world, nobody)
+        try:
+            for what, variant in _variants(call).items():
+                for credential, auth_headers in credentials.items():
+                    request = dict(variant)
+                    path = request.pop("path")
+                    request["headers"] = {**request.get("headers", {}), **auth_headers}
+                    with world.d.http.stream(call.method, "/v1" + path, **request) as response:
+                        if response.status_code == 401 and is_problem(response):
+                            continue
+                        # An answer that opened a stream is left unread: it would never end.
+                        body = "(a stream)" if response.status_code == 200 else response.read()[:200]
+                        problems.append(
+                            f"{operation} with {what}, {credential}: {call.method} {path} -> "
+                            f"{response.status_code} {body!r}"
+                        )
+        finally:
+            if call.cleanup:
+                call.cleanup()
+    assert not problems, f"{len(problems)} requests were not refused with 401 first:\n" + "\n".join(
+        problems[:60]
+    )
 
 
 # ---------------------------------------------------------------------------------------------- escalation
