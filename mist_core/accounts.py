@@ -365,7 +365,7 @@ class Auth(_Accounts, AuthAPI):
         if not await asyncio.to_thread(auth.verify_password, password, row["password_hash"]):
             raise PermissionDenied("the password is wrong", field="password")
 
-    async def change_password(self, current: str, new: str) -> None:
+    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
         caller = await self.m.allow("auth.change_password")
         await self._check_password(caller, current)
         auth.check_password_strength(new, username=caller.username)
@@ -377,7 +377,21 @@ class Auth(_Accounts, AuthAPI):
                 "WHERE user_id = ? AND revoked_at IS NULL AND id != ?",
                 (ts(), caller.user.id, caller.session_id or 0),
             )
-            await audit(w, caller, "user.password", username=caller.username, sessions_revoked=revoked)
+            # API tokens are separate credentials (a CI job's, a script's): they end only when asked.
+            tokens = 0
+            if revoke_tokens:
+                tokens = await w.execute(
+                    "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                    (ts(), caller.user.id),
+                )
+            await audit(
+                w,
+                caller,
+                "user.password",
+                username=caller.username,
+                sessions_revoked=revoked,
+                tokens_revoked=tokens,
+            )
 
     async def totp_setup(self) -> TotpSetup:
         caller = await self.m.allow("auth.totp_setup")

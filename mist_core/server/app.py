@@ -126,6 +126,7 @@ class RefreshRequest(Body_):
 class PasswordChange(Body_):
     current: str
     new: str
+    revoke_tokens: bool = False  # also revoke every API token of the user
 
 
 class TotpCode(Body_):
@@ -479,7 +480,7 @@ def build_router() -> APIRouter:
 
     @router.post("/me/password", operation_id="auth.change_password", status_code=204, tags=["auth"])
     async def change_password(m: Mist, body: PasswordChange) -> Response:
-        await m.auth.change_password(body.current, body.new)
+        await m.auth.change_password(body.current, body.new, revoke_tokens=body.revoke_tokens)
         return _no_content()
 
     @router.post("/me/totp", operation_id="auth.totp_setup", response_model=TotpSetup, tags=["auth"])
