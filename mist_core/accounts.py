@@ -111,6 +111,16 @@ def _may_grant(caller: Caller, role: str) -> None:
         raise PermissionDenied(f"you are {caller.role}: you cannot grant the role {role}")
 
 
+def _account_key(username: str) -> str:
+    """The lockout counter of an account (``login_failures.key``)."""
+    return f"user:{username.lower()}"
+
+
+class _CodeRefused(Exception):
+    """A login's two-factor or recovery code that it cannot claim: wrong, or used already (perhaps by a
+    concurrent login with the same code)."""
+
+
 def _is_admin(caller: Caller) -> bool:
     return permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK)
 
@@ -182,41 +192,59 @@ class Auth(_Accounts, AuthAPI):
             session_id, refresh, expires = await self._open_session(w, user_id)
         return await self._session(user_id, session_id, refresh, expires)
 
-    async def _locked(self, *keys: str) -> None:
-        for key in keys:
-            row = await self.store.one("SELECT locked_until FROM login_failures WHERE key = ?", (key,))
-            until = parse_ts(row["locked_until"]) if row else None
-            if until is not None and until > now():
-                wait = int((until - now()).total_seconds()) + 1
-                what = "this account" if key.startswith("user:") else "your address"
-                raise TooManyAttempts(
-                    f"too many failed logins for {what}: try again in {wait} s", retry_after=wait
-                )
-
     def _lock_keys(self, username: str) -> list[tuple[str, int]]:
-        """The counters a failed login adds to: the account's, and the address's (not for the local socket
+        """The counters a login attempt adds to: the account's, and the address's (not for the local socket
         or an embedded core, where every caller has the same "address" and one could lock out all)."""
-        keys = [(f"user:{username.lower()}", lockout.ACCOUNT_THRESHOLD)]
+        keys = [(_account_key(username), lockout.ACCOUNT_THRESHOLD)]
         if self.m.source not in ("unix", "local"):
             keys.append((f"source:{self.m.source}", lockout.SOURCE_THRESHOLD))
         return keys
 
-    async def _failed(self, username: str, reason: str) -> None:
+    async def _reserve_attempt(self, keys: list[tuple[str, int]]) -> None:
+        """Count a login attempt as failed before its password is checked, in one write transaction, or
+        refuse it when a counter is locked. Checking first and counting after the (slow) password check would
+        let any number of concurrent guesses through before the first one is counted; this way at most the
+        threshold of attempts reach the check, and an attempt that turns out right gives its count back."""
         async with self.store.write() as w:
-            for key, threshold in self._lock_keys(username):
-                row = await w.one("SELECT failures, last_at FROM login_failures WHERE key = ?", (key,))
+            for key, threshold in keys:
+                row = await w.one(
+                    "SELECT failures, locked_until, last_at FROM login_failures WHERE key = ?", (key,)
+                )
+                until = parse_ts(row["locked_until"]) if row else None
+                if until is not None and until > now():
+                    wait = int((until - now()).total_seconds()) + 1
+                    what = "this account" if key.startswith("user:") else "your address"
+                    raise TooManyAttempts(
+                        f"too many failed logins for {what}: try again in {wait} s", retry_after=wait
+                    )
                 recent = (
                     row is not None and (parse_ts(row["last_at"]) or now()) > now() - lockout.FORGET_AFTER
                 )
                 failures = (row["failures"] if recent and row else 0) + 1
                 seconds = lockout.lock_seconds(failures, threshold)
-                until = ts(now() + timedelta(seconds=seconds)) if seconds else None
                 await w.execute(
                     "INSERT INTO login_failures (key, failures, locked_until, last_at) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (key) DO UPDATE SET failures = excluded.failures, "
                     "locked_until = excluded.locked_until, last_at = excluded.last_at",
-                    (key, failures, until, ts()),
+                    (key, failures, ts(now() + timedelta(seconds=seconds)) if seconds else None, ts()),
                 )
+
+    @staticmethod
+    async def _give_back(w: Writer, keys: list[tuple[str, int]]) -> None:
+        """Undo one reserved attempt (it was not a failure): one count less, and no lock below the threshold."""
+        for key, threshold in keys:
+            await w.execute(
+                "UPDATE login_failures SET failures = failures - 1, "
+                "locked_until = CASE WHEN failures - 1 >= ? THEN locked_until END WHERE key = ? AND failures > 0",
+                (threshold, key),
+            )
+
+    async def _not_a_failure(self, keys: list[tuple[str, int]]) -> None:
+        async with self.store.write() as w:
+            await self._give_back(w, keys)
+
+    async def _audit_failure(self, username: str, reason: str) -> None:
+        async with self.store.write() as w:
             await audit(
                 w, None, "auth.login_failed", actor=username[:64], source=self.m.source, reason=reason
             )
@@ -224,7 +252,8 @@ class Auth(_Accounts, AuthAPI):
     async def login(self, username: str, password: str, *, totp: str | None = None) -> Session:
         if len(username) > 200 or len(password) > auth.MAX_PASSWORD_LENGTH:
             raise Unauthenticated("wrong username or password")
-        await self._locked(*(key for key, _ in self._lock_keys(username)))
+        keys = self._lock_keys(username)
+        await self._reserve_attempt(keys)
         row = await self.store.one(
             "SELECT id, password_hash, totp_secret, totp_last_step FROM users WHERE username = ?", (username,)
         )
@@ -233,40 +262,52 @@ class Auth(_Accounts, AuthAPI):
         )
         if row is None or not ok:
             if await needs_setup(self.store):
+                await self._not_a_failure(keys)
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
-            await self._failed(username, "password")
+            await self._audit_failure(username, "password")
             raise Unauthenticated("wrong username or password")
         user_id = int(row["id"])
         step: int | None = None
         if row["totp_secret"]:
             if not totp:
+                # The password was right: not a failure, yet no success either (the counter stays).
+                await self._not_a_failure(keys)
                 raise TotpRequired(
                     "this account uses two-factor authentication: give the code from your authenticator app "
                     "(or a recovery code)"
                 )
             secret = self.core.secrets.open(row["totp_secret"], bound_to=f"totp:{user_id}")
             step = totp_codes.verify(secret, totp, last_step=row["totp_last_step"])
-            if step is None and not await self._use_recovery_code(user_id, totp):
-                await self._failed(username, "two-factor code")
-                raise Unauthenticated("the two-factor code is wrong, expired or was used already")
-        async with self.store.write() as w:
-            await w.execute("DELETE FROM login_failures WHERE key = ?", (f"user:{username.lower()}",))
-            await w.execute(
-                "UPDATE users SET last_login_at = ?, totp_last_step = COALESCE(?, totp_last_step) WHERE id = ?",
-                (ts(), step, user_id),
-            )
-            session_id, refresh, expires = await self._open_session(w, user_id)
-            await audit(w, None, "auth.login", actor=username, source=self.m.source, session=session_id)
+        try:
+            async with self.store.write() as w:
+                # A code works once: it is claimed by a conditional UPDATE in the transaction that opens the
+                # session, so of concurrent logins with the same code exactly one gets a session.
+                if step is not None:
+                    claimed = await w.execute(
+                        "UPDATE users SET totp_last_step = ? WHERE id = ? "
+                        "AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                        (step, user_id, step),
+                    )
+                    if not claimed:
+                        raise _CodeRefused
+                elif row["totp_secret"]:
+                    claimed = await w.execute(
+                        "UPDATE recovery_codes SET used_at = ? "
+                        "WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
+                        (ts(), user_id, auth.token_hash((totp or "").strip().lower())),
+                    )
+                    if not claimed:
+                        raise _CodeRefused
+                # A success clears the account's counter and gives back the address's count.
+                await w.execute("DELETE FROM login_failures WHERE key = ?", (_account_key(username),))
+                await self._give_back(w, keys[1:])
+                await w.execute("UPDATE users SET last_login_at = ? WHERE id = ?", (ts(), user_id))
+                session_id, refresh, expires = await self._open_session(w, user_id)
+                await audit(w, None, "auth.login", actor=username, source=self.m.source, session=session_id)
+        except _CodeRefused:
+            await self._audit_failure(username, "two-factor code")
+            raise Unauthenticated("the two-factor code is wrong, expired or was used already") from None
         return await self._session(user_id, session_id, refresh, expires)
-
-    async def _use_recovery_code(self, user_id: int, code: str) -> bool:
-        digest = auth.token_hash(code.strip().lower())
-        async with self.store.write() as w:
-            used = await w.execute(
-                "UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at IS NULL",
-                (ts(), user_id, digest),
-            )
-        return bool(used)
 
     async def refresh(self, refresh_token: str) -> Session:
         digest = auth.token_hash(refresh_token)
@@ -324,7 +365,7 @@ class Auth(_Accounts, AuthAPI):
         if not await asyncio.to_thread(auth.verify_password, password, row["password_hash"]):
             raise PermissionDenied("the password is wrong", field="password")
 
-    async def change_password(self, current: str, new: str) -> None:
+    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
         caller = await self.m.allow("auth.change_password")
         await self._check_password(caller, current)
         auth.check_password_strength(new, username=caller.username)
@@ -336,7 +377,21 @@ class Auth(_Accounts, AuthAPI):
                 "WHERE user_id = ? AND revoked_at IS NULL AND id != ?",
                 (ts(), caller.user.id, caller.session_id or 0),
             )
-            await audit(w, caller, "user.password", username=caller.username, sessions_revoked=revoked)
+            # API tokens are separate credentials (a CI job's, a script's): they end only when asked.
+            tokens = 0
+            if revoke_tokens:
+                tokens = await w.execute(
+                    "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                    (ts(), caller.user.id),
+                )
+            await audit(
+                w,
+                caller,
+                "user.password",
+                username=caller.username,
+                sessions_revoked=revoked,
+                tokens_revoked=tokens,
+            )
 
     async def totp_setup(self) -> TotpSetup:
         caller = await self.m.allow("auth.totp_setup")

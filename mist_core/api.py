@@ -89,8 +89,9 @@ class AuthAPI(ABC):
         """End this session (the access and the refresh token stop working)."""
 
     @abstractmethod
-    async def change_password(self, current: str, new: str) -> None:
-        """Change the caller's password; every other session of theirs is revoked."""
+    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
+        """Change the caller's password; every other session of theirs is revoked, and with
+        ``revoke_tokens`` every API token of theirs too (the calling one included)."""
 
     @abstractmethod
     async def totp_setup(self) -> TotpSetup:

@@ -545,8 +545,9 @@ class _RemoteAuth(AuthAPI):
         self._t.token = None
         self._t.refresh_token = None
 
-    async def change_password(self, current: str, new: str) -> None:
-        await self._t.request("POST", "/v1/me/password", json_body={"current": current, "new": new})
+    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
+        body = {"current": current, "new": new, "revoke_tokens": revoke_tokens}
+        await self._t.request("POST", "/v1/me/password", json_body=body)
 
     async def totp_setup(self) -> TotpSetup:
         return await self._t.model(TotpSetup, "POST", "/v1/me/totp")

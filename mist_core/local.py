@@ -184,10 +184,12 @@ class Core:
         user_agent: str | None = None,
         refresh_token: str | None = None,
         on_session: Callable[[Session], None] | None = None,
+        one_request: bool = False,
     ) -> LocalMist:
         """A view of the core for one caller. ``source`` is where the call comes from (an address, "unix");
         with ``refresh_token``, an expired access token is renewed by itself and ``on_session`` gets the new
-        pair to keep."""
+        pair to keep. A view made for ``one_request`` (the daemon makes one per HTTP request) checks its
+        token once and keeps the caller it found for the rest of that request."""
         return LocalMist(
             self,
             token,
@@ -195,6 +197,7 @@ class Core:
             user_agent=user_agent,
             refresh_token=refresh_token,
             on_session=on_session,
+            one_request=one_request,
         )
 
     async def rotate_master_key(self, caller: Caller) -> tuple[str, int]:
@@ -549,9 +552,12 @@ class LocalMist(MistAPI):
         user_agent: str | None = None,
         refresh_token: str | None = None,
         on_session: Callable[[Session], None] | None = None,
+        one_request: bool = False,
     ) -> None:
         self.core = core
         self.token = token
+        self._one_request = one_request
+        self._caller: Caller | None = None  # the caller of this one request, once checked
         self.source = source
         self.user_agent = user_agent
         self.refresh_token = refresh_token
@@ -587,11 +593,13 @@ class LocalMist(MistAPI):
     def signed_in(self, session: Session) -> None:
         """A login, a refresh or an accepted invitation gave this view a new session."""
         self.token, self.refresh_token = session.token, session.refresh_token
+        self._caller = None
         if self.on_session is not None:
             self.on_session(session)
 
     def signed_out(self) -> None:
         self.token, self.refresh_token = None, None
+        self._caller = None
 
     async def actor(self) -> User:
         """The user behind the token."""
@@ -600,7 +608,9 @@ class LocalMist(MistAPI):
     async def caller(self) -> Caller:
         """Who is calling: the token is checked against its session (or API token) row on every call, so a
         revoked session or a changed role counts at once; an expired access token is renewed when a
-        refresh token is at hand."""
+        refresh token is at hand. A view of one request checks once: the same caller for the whole request."""
+        if self._caller is not None:
+            return self._caller
         if not self.token:
             if await needs_setup(self.core.store):
                 raise SetupRequired("no account exists yet: create the first one with `mist setup`")
@@ -612,6 +622,8 @@ class LocalMist(MistAPI):
                 raise
             await self.auth.refresh(self.refresh_token)
             caller = await self._resolve(self.token or "")
+        if self._one_request:
+            self._caller = caller
         return caller
 
     async def _resolve(self, token: str) -> Caller:
@@ -674,9 +686,11 @@ class LocalMist(MistAPI):
             raise PermissionDenied(
                 "this instance requires two-factor authentication: enable it first with `mist 2fa enable`"
             )
-        if caller.token_project_id is not None and rule.on == "self" and operation != "auth.whoami":
+        if caller.token_project_id is not None and not rule.bound and rule.on != "public":
+            bound_to = await self.bound_project_name(caller)
             raise PermissionDenied(
-                "a token bound to one project cannot manage its owner's account, sessions or tokens"
+                f"this API token is bound to project {bound_to!r}: {operation} is not an operation on that "
+                "project; use a token that is not bound to a project (or log in) for it"
             )
         if caller.scope and not permissions.token_allows(caller.scope, operation):
             raise PermissionDenied(
@@ -700,6 +714,11 @@ class LocalMist(MistAPI):
                     f"{operation} needs the role {rule.role} in project {project!r}; you are {role}"
                 )
         return caller
+
+    async def bound_project_name(self, caller: Caller) -> str:
+        """The name of the project the caller's API token is bound to."""
+        row = await self.core.store.one("SELECT name FROM projects WHERE id = ?", (caller.token_project_id,))
+        return str(row["name"]) if row else f"#{caller.token_project_id}"
 
     async def project_role(self, caller: Caller, project: str) -> str:
         """The caller's role in ``project``; ``NotFound`` when it does not exist or they cannot see it."""
@@ -767,8 +786,6 @@ class _Projects(Part, ProjectsAPI):
 
     async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
         actor = await self.m.allow("projects.create")
-        if actor.token_project_id is not None:
-            raise PermissionDenied("this API token is bound to one project: it cannot create projects")
         name = validate.name(name, "project name")
         description = validate.description(description)
         tag_list = validate.tags(tags or [])
@@ -1463,8 +1480,9 @@ class _Events(Part, EventsAPI):
         caller = await self.m.allow("events.stream")
         names = await self.m.visible_project_names(caller)
         async for event in self.core.events.subscribe():
-            if names is not None and event.project is not None and event.project not in names:
-                if event.kind != "project":
+            # Someone who sees only some projects hears only about those (an event of no project included).
+            if names is not None and event.project not in names:
+                if event.kind != "project" or event.project is None:
                     continue
                 # A project created, renamed or joined since the stream began: look again.
                 names = await self.m.visible_project_names(caller)
@@ -1474,6 +1492,28 @@ class _Events(Part, EventsAPI):
 
 
 class _Audit(Part, AuditAPI):
+    async def _visible(self, caller: Caller) -> tuple[builtins.list[str], builtins.list[Any]]:
+        """The entries the caller may read: instance admins all; project admins their projects'; everyone
+        what they did themselves. A token bound to a project reads only that project's entries among those,
+        never what its user did elsewhere."""
+        admin = permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK)
+        clauses: builtins.list[str] = []
+        params: builtins.list[Any] = []
+        if caller.token_project_id is not None:
+            clauses.append("project = ?")
+            params.append(await self.m.bound_project_name(caller))
+        if not admin:
+            rows = await self.store.all(
+                "SELECT p.name FROM project_members m JOIN projects p ON p.id = m.project_id "
+                "WHERE m.user_id = ? AND m.role = 'admin'",
+                (caller.user.id,),
+            )
+            administered = [r["name"] for r in rows]
+            marks = ",".join("?" * len(administered))
+            clauses.append(f"(actor = ?{f' OR project IN ({marks})' if administered else ''})")
+            params += [caller.username, *administered]
+        return clauses, params
+
     async def list(
         self,
         *,
@@ -1487,19 +1527,7 @@ class _Audit(Part, AuditAPI):
     ) -> Page[AuditEntry]:
         caller = await self.m.allow("audit.list")
         limit, offset = page_args(limit, offset)
-        clauses: builtins.list[str] = []
-        params: builtins.list[Any] = []
-        if not permissions.at_least(caller.role, "admin", permissions.INSTANCE_RANK):
-            # Project admins see their projects' entries; everyone sees what they did themselves.
-            rows = await self.store.all(
-                "SELECT p.name FROM project_members m JOIN projects p ON p.id = m.project_id "
-                "WHERE m.user_id = ? AND m.role = 'admin'",
-                (caller.user.id,),
-            )
-            administered = [r["name"] for r in rows]
-            marks = ",".join("?" * len(administered))
-            clauses.append(f"(actor = ?{f' OR project IN ({marks})' if administered else ''})")
-            params += [caller.username, *administered]
+        clauses, params = await self._visible(caller)
         if actor:
             clauses.append("actor = ?")
             params.append(actor)

@@ -2,7 +2,8 @@
 
 Each operation is named ``"<part>.<method>"`` after ``MistAPI`` (``"apps.deploy"``). ``LocalMist`` checks the
 table before doing anything, whatever the caller (CLI, TUI, HTTP, a script), and a test fails when an
-operation of the interface has no row here.
+operation of the interface has no row here. The HTTP layer reads it too, for one thing only: which routes
+answer without a token (``public``); every other route authenticates its caller before it reads the request.
 
 ``on`` says which role counts:
 
@@ -16,9 +17,25 @@ operation of the interface has no row here.
 Lists (projects, apps, containers, events...) need only a login and show what the caller may see.
 
 An API token acts as its user, further limited by its scope: ``read`` allows the operations a viewer may
-call, ``deploy`` adds those in ``DEPLOY_OPERATIONS``, ``admin`` allows whatever the user may do. A token bound
-to a project reaches nothing else. Tokens never manage accounts, sessions or other tokens, except
-``admin``-scoped ones.
+call, ``deploy`` adds those in ``DEPLOY_OPERATIONS``, ``admin`` allows whatever the user may do. Tokens never
+manage accounts, sessions or other tokens, except ``admin``-scoped ones.
+
+A token bound to a project (``mist token create --project P``) reaches that project and nothing else, whatever
+its scope and whoever its user (an instance owner's too). ``bound`` in each rule says whether such a token may
+call the operation at all:
+
+- operations on a project (``on="project"``): yes, on its own project only; any other project does not exist
+  for it (``NotFound``), and something of no project (a certificate no app serves) is refused;
+- the lists every login may call (``LIST``: projects, apps, containers, metrics, events, audit,
+  certificates): yes, and they show only the bound project's things (metrics keep the server's own figures,
+  which name no project; the audit log shows only entries about the project, not what the token's user did
+  elsewhere);
+- ``auth.whoami``: yes, a token may read whose it is;
+- everything else, which is about the instance rather than one project (users, invitations, settings,
+  secrets, the proxy, git providers, creating projects, the user's own account, sessions and tokens): no,
+  refused with ``PermissionDenied`` naming the project the token is bound to.
+
+The ``public`` operations need no token, so a binding changes nothing there.
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ On = Literal["public", "self", "instance", "project"]
 class Rule:
     on: On
     role: str = "viewer"  # the least role (instance or project, after ``on``)
+    bound: bool = False  # whether a token bound to one project may call it (see the module's docstring)
 
     @property
     def scope(self) -> str:
@@ -46,32 +64,34 @@ class Rule:
         return "read" if self.role == "viewer" and self.on != "self" else "admin"
 
 
-def _r(on: On, role: str = "viewer") -> Rule:
-    return Rule(on, role)
+def _r(on: On, role: str = "viewer", *, bound: bool | None = None) -> Rule:
+    # A bound token reaches the operations on its project; anything else is said explicitly.
+    return Rule(on, role, on == "project" if bound is None else bound)
 
 
 PUBLIC, SELF = _r("public"), _r("self")
 VIEW, DEVELOP, ADMINISTER = _r("project"), _r("project", "developer"), _r("project", "admin")
-SIGNED_IN = _r("instance")  # any instance role; what is shown is scoped to the caller
+LIST = _r("instance", bound=True)  # any login; shows only what the caller sees (a bound token: its project)
+SIGNED_IN = _r("instance")  # any login; about the instance, so not for a token bound to a project
 
 PERMISSIONS: dict[str, Rule] = {
     "auth.status": PUBLIC,
     "auth.setup": PUBLIC,
     "auth.login": PUBLIC,
     "auth.refresh": PUBLIC,
-    "auth.whoami": _r("self", "viewer"),
+    "auth.whoami": _r("self", "viewer", bound=True),
     "auth.logout": SELF,
     "auth.change_password": SELF,
     "auth.totp_setup": SELF,
     "auth.totp_enable": SELF,
     "auth.totp_disable": SELF,
     "projects.create": _r("instance", "developer"),
-    "projects.list": SIGNED_IN,
+    "projects.list": LIST,
     "projects.get": VIEW,
     "projects.update": ADMINISTER,
     "projects.delete": ADMINISTER,
     "apps.create": DEVELOP,
-    "apps.list": SIGNED_IN,
+    "apps.list": LIST,
     "apps.get": VIEW,
     "apps.update": DEVELOP,
     "apps.delete": ADMINISTER,
@@ -93,11 +113,11 @@ PERMISSIONS: dict[str, Rule] = {
     "deployments.get": VIEW,
     "deployments.log": VIEW,
     "deployments.cancel": DEVELOP,
-    "containers.list": SIGNED_IN,
-    "metrics.current": SIGNED_IN,
-    "metrics.history": SIGNED_IN,
-    "metrics.stream": SIGNED_IN,
-    "events.stream": SIGNED_IN,
+    "containers.list": LIST,
+    "metrics.current": LIST,
+    "metrics.history": LIST,
+    "metrics.stream": LIST,
+    "events.stream": LIST,
     "users.list": SIGNED_IN,
     "users.get": SIGNED_IN,  # oneself, or anyone for an admin
     "users.create": _r("instance", "admin"),
@@ -125,7 +145,7 @@ PERMISSIONS: dict[str, Rule] = {
     "git.branches": _r("instance", "developer"),
     "webhooks.list": VIEW,
     "previews.list": VIEW,
-    "audit.list": SIGNED_IN,  # admins: everything; project admins: their projects; others: nothing
+    "audit.list": LIST,  # admins: everything; project admins: their projects; everyone: what they did
     "settings.list": SIGNED_IN,
     "settings.get": SIGNED_IN,
     "settings.set": _r("instance", "admin"),
@@ -133,7 +153,7 @@ PERMISSIONS: dict[str, Rule] = {
     "domains.add": DEVELOP,
     "domains.update": DEVELOP,
     "domains.remove": DEVELOP,
-    "certificates.list": SIGNED_IN,  # the certificates of the apps the caller sees
+    "certificates.list": LIST,  # the certificates of the apps the caller sees
     "certificates.renew": DEVELOP,
     "certificates.upload": ADMINISTER,
     "proxy.status": SIGNED_IN,

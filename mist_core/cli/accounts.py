@@ -185,11 +185,14 @@ async def cmd_passwd(ctx: Context) -> int:
             "give the current password, then the new one (with --password-stdin: one per line)",
             field="password",
         )
-    await ctx.api.auth.change_password(current, new)
+    revoke_tokens = bool(ctx.args.revoke_tokens)
+    await ctx.api.auth.change_password(current, new, revoke_tokens=revoke_tokens)
     if ctx.out.json_mode:
-        ctx.out.data({"password_changed": True})
+        ctx.out.data({"password_changed": True, "tokens_revoked": revoke_tokens})
+    elif revoke_tokens:
+        ctx.out.line("Password changed; your other sessions have been ended and your API tokens revoked")
     else:
-        ctx.out.line("Password changed; your other sessions have been ended")
+        ctx.out.line("Password changed; your other sessions have been ended (your API tokens still work)")
     return EXIT_OK
 
 

@@ -320,6 +320,11 @@ def _account_commands(commands: argparse._SubParsersAction, command: Any, subcom
     command(commands, "whoami", "show the logged-in user")
     p = command(commands, "passwd", "change your password (your other sessions end)")
     _password_stdin(p, "read the current password, then the new one, from stdin (one per line)")
+    p.add_argument(
+        "--revoke-tokens",
+        action="store_true",
+        help="also revoke all your API tokens (they outlive a password)",
+    )
 
     twofa = subcommands(
         command(commands, "2fa", "two-factor authentication (TOTP) of your account"), "subcommand"

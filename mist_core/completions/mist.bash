@@ -103,7 +103,7 @@ _mist() {
         completion) subs="bash zsh" ;;
         setup) opts="$opts --username --password-stdin --fingerprint" ;;
         login) opts="$opts --username --password-stdin --totp --fingerprint" ;;
-        passwd) opts="$opts --password-stdin" ;;
+        passwd) opts="$opts --password-stdin --revoke-tokens" ;;
         deploy) opts="$opts --ref --wait" ;;
         rollback) opts="$opts --to --wait" ;;
         deployments|webhooks) opts="$opts --limit" ;;

@@ -1,23 +1,28 @@
 """The daemon's HTTP API: every route under ``/v1`` turns its bearer token into a ``MistAPI`` bound to that
-actor (``core.api(token, source=..., user_agent=...)``) and calls one method on it. Authorization, validation
-and everything else live in the core; this module only translates HTTP to calls and results (or ``MistError``)
-back to HTTP. Transport hardening (headers, body size, rate limits) is in ``security``; the public ``/hooks``
-routes (webhook deliveries, the GitHub App manifest pages) are in ``hooks``."""
+actor (``core.api(token, source=..., user_agent=...)``) and calls one method on it. Each route names its
+operation of the permission table (``operation_id``); for every operation that is not public the caller is
+authenticated before the request is read (``AuthenticatedRoute``). Authorization, validation and everything
+else live in the core; this module only translates HTTP to calls and results (or ``MistError``) back to HTTP.
+Transport hardening (headers, body size, rate limits) is in ``security``; the public ``/hooks`` routes (webhook
+deliveries, the GitHub App manifest pages) are in ``hooks``."""
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Protocol
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from ..api import MistAPI
+from ..auth import permissions
 from ..errors import InvalidInput, MistError
 from ..models import (
     ApiToken,
@@ -84,7 +89,9 @@ class CoreLike(Protocol):
     """What the routes need from the core: a ``MistAPI`` bound to whoever the token names, told where the
     call comes from (an address, or ``"unix"``) for the lockout and the audit log."""
 
-    def api(self, token: str | None, *, source: str = ..., user_agent: str | None = ...) -> MistAPI: ...
+    def api(
+        self, token: str | None, *, source: str = ..., user_agent: str | None = ..., one_request: bool = ...
+    ) -> MistAPI: ...
 
 
 # ---------------------------------------------------------------------------------------------- bodies
@@ -119,6 +126,7 @@ class RefreshRequest(Body_):
 class PasswordChange(Body_):
     current: str
     new: str
+    revoke_tokens: bool = False  # also revoke every API token of the user
 
 
 class TotpCode(Body_):
@@ -388,12 +396,49 @@ def _tail(value: str | None) -> int | None:
     return tail
 
 
-async def _mist(request: Request) -> MistAPI:
-    # async: a plain function would be run in a worker thread for every request.
+def _view(request: Request) -> MistAPI:
     core: CoreLike = request.app.state.core
     return core.api(
-        _token(request), source=source_of(request.scope), user_agent=request.headers.get("user-agent")
+        _token(request),
+        source=source_of(request.scope),
+        user_agent=request.headers.get("user-agent"),
+        one_request=True,
     )
+
+
+async def _mist(request: Request) -> MistAPI:
+    # async: a plain function would be run in a worker thread for every request.
+    authenticated: MistAPI | None = getattr(request.state, "mist", None)
+    return authenticated if authenticated is not None else _view(request)
+
+
+class AuthenticatedRoute(APIRoute):
+    """A route of the API named after its operation (``operation_id="apps.deploy"``), which authenticates the
+    caller before FastAPI reads anything else of the request.
+
+    FastAPI parses and validates the body, the query and the path before it runs any dependency, so without
+    this an anonymous request would learn the schema's rules (422) before being told to log in (401). Here the
+    token is checked first, for every operation that is not ``public`` in the permission table, and the view
+    it made (caller resolved once) serves the rest of the request."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        operation = self.operation_id
+        if operation not in permissions.PERMISSIONS:
+            raise ValueError(
+                f"the route {self.path} names the operation {operation!r}, which the permission table lacks: "
+                "give it operation_id='<part>.<method>' of MistAPI"
+            )
+        if permissions.rule(operation).on == "public":
+            return handle
+
+        async def authenticated_first(request: Request) -> Response:
+            mist = _view(request)
+            await mist.auth.whoami()  # 401 (or 409 before setup) here, before the request is read
+            request.state.mist = mist
+            return await handle(request)
+
+        return authenticated_first
 
 
 # Module level on purpose: FastAPI resolves these (string) annotations in the module's namespace.
@@ -404,81 +449,91 @@ Offset = int
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(prefix="/v1", route_class=AuthenticatedRoute)
 
     # ------------------------------------------------------------------------------------------ auth
 
-    @router.get("/setup", response_model=SetupStatus, tags=["auth"])
+    @router.get("/setup", operation_id="auth.status", response_model=SetupStatus, tags=["auth"])
     async def setup_status(m: Mist) -> Response:
         return _json(await m.auth.status())
 
-    @router.post("/setup", response_model=Session, status_code=201, tags=["auth"])
+    @router.post("/setup", operation_id="auth.setup", response_model=Session, status_code=201, tags=["auth"])
     async def setup(m: Mist, body: Credentials) -> Response:
         return _json(await m.auth.setup(body.username, body.password), 201)
 
-    @router.post("/login", response_model=Session, tags=["auth"])
+    @router.post("/login", operation_id="auth.login", response_model=Session, tags=["auth"])
     async def login(m: Mist, body: Login) -> Response:
         return _json(await m.auth.login(body.username, body.password, totp=body.totp))
 
-    @router.post("/refresh", response_model=Session, tags=["auth"])
+    @router.post("/refresh", operation_id="auth.refresh", response_model=Session, tags=["auth"])
     async def refresh(m: Mist, body: RefreshRequest) -> Response:
         return _json(await m.auth.refresh(body.refresh_token))
 
-    @router.post("/logout", status_code=204, tags=["auth"])
+    @router.post("/logout", operation_id="auth.logout", status_code=204, tags=["auth"])
     async def logout(m: Mist) -> Response:
         await m.auth.logout()
         return _no_content()
 
-    @router.get("/me", response_model=User, tags=["auth"])
+    @router.get("/me", operation_id="auth.whoami", response_model=User, tags=["auth"])
     async def whoami(m: Mist) -> Response:
         return _json(await m.auth.whoami())
 
-    @router.post("/me/password", status_code=204, tags=["auth"])
+    @router.post("/me/password", operation_id="auth.change_password", status_code=204, tags=["auth"])
     async def change_password(m: Mist, body: PasswordChange) -> Response:
-        await m.auth.change_password(body.current, body.new)
+        await m.auth.change_password(body.current, body.new, revoke_tokens=body.revoke_tokens)
         return _no_content()
 
-    @router.post("/me/totp", response_model=TotpSetup, tags=["auth"])
+    @router.post("/me/totp", operation_id="auth.totp_setup", response_model=TotpSetup, tags=["auth"])
     async def totp_setup(m: Mist) -> Response:
         return _json(await m.auth.totp_setup())
 
-    @router.post("/me/totp/enable", response_model=RecoveryCodes, tags=["auth"])
+    @router.post(
+        "/me/totp/enable", operation_id="auth.totp_enable", response_model=RecoveryCodes, tags=["auth"]
+    )
     async def totp_enable(m: Mist, body: TotpCode) -> Response:
         return _json(await m.auth.totp_enable(body.code))
 
-    @router.post("/me/totp/disable", status_code=204, tags=["auth"])
+    @router.post("/me/totp/disable", operation_id="auth.totp_disable", status_code=204, tags=["auth"])
     async def totp_disable(m: Mist, body: PasswordConfirmation) -> Response:
         await m.auth.totp_disable(body.password)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ projects
 
-    @router.get("/projects", response_model=Page[Project], tags=["projects"])
+    @router.get("/projects", operation_id="projects.list", response_model=Page[Project], tags=["projects"])
     async def list_projects(
         m: Mist, q: str | None = None, limit: Limit = 100, offset: Offset = 0
     ) -> Response:
         return _json(await m.projects.list(query=q, limit=limit, offset=offset))
 
-    @router.post("/projects", response_model=Project, status_code=201, tags=["projects"])
+    @router.post(
+        "/projects",
+        operation_id="projects.create",
+        response_model=Project,
+        status_code=201,
+        tags=["projects"],
+    )
     async def create_project(m: Mist, body: ProjectCreate) -> Response:
         return _json(await m.projects.create(body.name, body.description, body.tags), 201)
 
-    @router.get("/projects/{name}", response_model=Project, tags=["projects"])
+    @router.get("/projects/{name}", operation_id="projects.get", response_model=Project, tags=["projects"])
     async def get_project(m: Mist, name: str) -> Response:
         return _json(await m.projects.get(name))
 
-    @router.patch("/projects/{name}", response_model=Project, tags=["projects"])
+    @router.patch(
+        "/projects/{name}", operation_id="projects.update", response_model=Project, tags=["projects"]
+    )
     async def update_project(m: Mist, name: str, body: ProjectChanges) -> Response:
         return _json(await m.projects.update(name, body))
 
-    @router.delete("/projects/{name}", status_code=204, tags=["projects"])
+    @router.delete("/projects/{name}", operation_id="projects.delete", status_code=204, tags=["projects"])
     async def delete_project(m: Mist, name: str) -> Response:
         await m.projects.delete(name)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ apps
 
-    @router.get("/apps", response_model=Page[App], tags=["apps"])
+    @router.get("/apps", operation_id="apps.list", response_model=Page[App], tags=["apps"])
     async def list_apps(
         m: Mist,
         project: str | None = None,
@@ -488,26 +543,40 @@ def build_router() -> APIRouter:
     ) -> Response:
         return _json(await m.apps.list(project=project, query=q, limit=limit, offset=offset))
 
-    @router.post("/projects/{project}/apps", response_model=App, status_code=201, tags=["apps"])
+    @router.post(
+        "/projects/{project}/apps",
+        operation_id="apps.create",
+        response_model=App,
+        status_code=201,
+        tags=["apps"],
+    )
     async def create_app_(m: Mist, project: str, body: AppCreate) -> Response:
         spec = AppSpec.model_validate(body.model_dump(exclude={"name"}))
         return _json(await m.apps.create(_ref(project, body.name), spec), 201)
 
-    @router.get("/projects/{project}/apps/{app}", response_model=App, tags=["apps"])
+    @router.get("/projects/{project}/apps/{app}", operation_id="apps.get", response_model=App, tags=["apps"])
     async def get_app(m: Mist, project: str, app: str) -> Response:
         return _json(await m.apps.get(_ref(project, app)))
 
-    @router.patch("/projects/{project}/apps/{app}", response_model=App, tags=["apps"])
+    @router.patch(
+        "/projects/{project}/apps/{app}", operation_id="apps.update", response_model=App, tags=["apps"]
+    )
     async def update_app(m: Mist, project: str, app: str, body: AppChanges) -> Response:
         return _json(await m.apps.update(_ref(project, app), body))
 
-    @router.delete("/projects/{project}/apps/{app}", status_code=204, tags=["apps"])
+    @router.delete(
+        "/projects/{project}/apps/{app}", operation_id="apps.delete", status_code=204, tags=["apps"]
+    )
     async def delete_app(m: Mist, project: str, app: str) -> Response:
         await m.apps.delete(_ref(project, app))
         return _no_content()
 
     @router.post(
-        "/projects/{project}/apps/{app}/deploy", response_model=Deployment, status_code=202, tags=["apps"]
+        "/projects/{project}/apps/{app}/deploy",
+        operation_id="apps.deploy",
+        response_model=Deployment,
+        status_code=202,
+        tags=["apps"],
     )
     async def deploy(
         m: Mist, project: str, app: str, body: Annotated[DeployRequest | None, Body()] = None
@@ -516,7 +585,11 @@ def build_router() -> APIRouter:
         return _json(await m.apps.deploy(_ref(project, app), ref=ref), 202)
 
     @router.post(
-        "/projects/{project}/apps/{app}/rollback", response_model=Deployment, status_code=202, tags=["apps"]
+        "/projects/{project}/apps/{app}/rollback",
+        operation_id="apps.rollback",
+        response_model=Deployment,
+        status_code=202,
+        tags=["apps"],
     )
     async def rollback(
         m: Mist, project: str, app: str, body: Annotated[RollbackRequest | None, Body()] = None
@@ -524,35 +597,60 @@ def build_router() -> APIRouter:
         to = body.to if body is not None else None
         return _json(await m.apps.rollback(_ref(project, app), to=to), 202)
 
-    @router.get("/projects/{project}/apps/{app}/source", response_model=AppSource, tags=["apps"])
+    @router.get(
+        "/projects/{project}/apps/{app}/source",
+        operation_id="apps.source",
+        response_model=AppSource,
+        tags=["apps"],
+    )
     async def app_source(m: Mist, project: str, app: str, reveal: bool = False) -> Response:
         return _json(await m.apps.source(_ref(project, app), reveal=reveal))
 
-    @router.patch("/projects/{project}/apps/{app}/source", response_model=AppSource, tags=["apps"])
+    @router.patch(
+        "/projects/{project}/apps/{app}/source",
+        operation_id="apps.set_source",
+        response_model=AppSource,
+        tags=["apps"],
+    )
     async def set_app_source(m: Mist, project: str, app: str, body: SourceChanges) -> Response:
         return _json(await m.apps.set_source(_ref(project, app), body))
 
-    @router.post("/projects/{project}/apps/{app}/source/deploy-key", response_model=AppSource, tags=["apps"])
+    @router.post(
+        "/projects/{project}/apps/{app}/source/deploy-key",
+        operation_id="apps.deploy_key",
+        response_model=AppSource,
+        tags=["apps"],
+    )
     async def app_deploy_key(
         m: Mist, project: str, app: str, body: Annotated[DeployKeyRequest | None, Body()] = None
     ) -> Response:
         regenerate = body.regenerate if body is not None else False
         return _json(await m.apps.deploy_key(_ref(project, app), regenerate=regenerate))
 
-    @router.post("/projects/{project}/apps/{app}/start", response_model=App, tags=["apps"])
+    @router.post(
+        "/projects/{project}/apps/{app}/start", operation_id="apps.start", response_model=App, tags=["apps"]
+    )
     async def start(m: Mist, project: str, app: str) -> Response:
         return _json(await m.apps.start(_ref(project, app)))
 
-    @router.post("/projects/{project}/apps/{app}/stop", response_model=App, tags=["apps"])
+    @router.post(
+        "/projects/{project}/apps/{app}/stop", operation_id="apps.stop", response_model=App, tags=["apps"]
+    )
     async def stop(m: Mist, project: str, app: str) -> Response:
         return _json(await m.apps.stop(_ref(project, app)))
 
-    @router.post("/projects/{project}/apps/{app}/restart", response_model=App, tags=["apps"])
+    @router.post(
+        "/projects/{project}/apps/{app}/restart",
+        operation_id="apps.restart",
+        response_model=App,
+        tags=["apps"],
+    )
     async def restart(m: Mist, project: str, app: str) -> Response:
         return _json(await m.apps.restart(_ref(project, app)))
 
     @router.get(
         "/projects/{project}/apps/{app}/logs",
+        operation_id="apps.logs",
         tags=["apps"],
         response_class=Response,
         responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "SSE: one LogLine per event"}},
@@ -572,31 +670,55 @@ def build_router() -> APIRouter:
         await m.apps.get(app_ref)
         return sse.stream_response(request, m.apps.logs(app_ref, follow=follow, tail=lines, since=since))
 
-    @router.get("/projects/{project}/apps/{app}/webhooks", response_model=list[WebhookDelivery], tags=["git"])
+    @router.get(
+        "/projects/{project}/apps/{app}/webhooks",
+        operation_id="webhooks.list",
+        response_model=list[WebhookDelivery],
+        tags=["git"],
+    )
     async def list_webhooks(m: Mist, project: str, app: str, limit: Limit = 50) -> Response:
         return _json(await m.webhooks.list(_ref(project, app), limit=limit))
 
-    @router.get("/projects/{project}/apps/{app}/previews", response_model=list[Preview], tags=["git"])
+    @router.get(
+        "/projects/{project}/apps/{app}/previews",
+        operation_id="previews.list",
+        response_model=list[Preview],
+        tags=["git"],
+    )
     async def list_previews(m: Mist, project: str, app: str) -> Response:
         return _json(await m.previews.list(_ref(project, app)))
 
     # ------------------------------------------------------------------------------------------ env
 
-    @router.get("/projects/{project}/apps/{app}/env", response_model=list[EnvVar], tags=["env"])
+    @router.get(
+        "/projects/{project}/apps/{app}/env",
+        operation_id="env.list",
+        response_model=list[EnvVar],
+        tags=["env"],
+    )
     async def list_env(m: Mist, project: str, app: str, reveal: bool = False) -> Response:
         return _json(await m.env.list(_ref(project, app), reveal=reveal))
 
-    @router.post("/projects/{project}/apps/{app}/env", response_model=EnvVar, tags=["env"])
+    @router.post(
+        "/projects/{project}/apps/{app}/env", operation_id="env.set", response_model=EnvVar, tags=["env"]
+    )
     async def set_env(m: Mist, project: str, app: str, body: EnvSet) -> Response:
         var = await m.env.set(_ref(project, app), body.key, body.value, secret=body.secret, build=body.build)
         return _json(var)
 
-    @router.delete("/projects/{project}/apps/{app}/env/{key}", status_code=204, tags=["env"])
+    @router.delete(
+        "/projects/{project}/apps/{app}/env/{key}", operation_id="env.unset", status_code=204, tags=["env"]
+    )
     async def unset_env(m: Mist, project: str, app: str, key: str) -> Response:
         await m.env.unset(_ref(project, app), key)
         return _no_content()
 
-    @router.post("/projects/{project}/apps/{app}/env/import", response_model=list[EnvVar], tags=["env"])
+    @router.post(
+        "/projects/{project}/apps/{app}/env/import",
+        operation_id="env.import_dotenv",
+        response_model=list[EnvVar],
+        tags=["env"],
+    )
     async def import_env(m: Mist, project: str, app: str, body: EnvImport) -> Response:
         return _json(
             await m.env.import_dotenv(_ref(project, app), body.text, secret=body.secret, build=body.build)
@@ -604,6 +726,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/projects/{project}/apps/{app}/env/export",
+        operation_id="env.export_dotenv",
         response_class=PlainTextResponse,
         tags=["env"],
     )
@@ -613,19 +736,28 @@ def build_router() -> APIRouter:
     # ------------------------------------------------------------------------------------------ deployments
 
     @router.get(
-        "/projects/{project}/apps/{app}/deployments", response_model=Page[Deployment], tags=["deployments"]
+        "/projects/{project}/apps/{app}/deployments",
+        operation_id="deployments.list",
+        response_model=Page[Deployment],
+        tags=["deployments"],
     )
     async def list_deployments(
         m: Mist, project: str, app: str, limit: Limit = 50, offset: Offset = 0
     ) -> Response:
         return _json(await m.deployments.list(_ref(project, app), limit=limit, offset=offset))
 
-    @router.get("/deployments/{deployment_id}", response_model=Deployment, tags=["deployments"])
+    @router.get(
+        "/deployments/{deployment_id}",
+        operation_id="deployments.get",
+        response_model=Deployment,
+        tags=["deployments"],
+    )
     async def get_deployment(m: Mist, deployment_id: int) -> Response:
         return _json(await m.deployments.get(deployment_id))
 
     @router.get(
         "/deployments/{deployment_id}/log",
+        operation_id="deployments.log",
         tags=["deployments"],
         response_class=Response,
         responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "SSE: one LogLine per event"}},
@@ -640,26 +772,39 @@ def build_router() -> APIRouter:
         await m.deployments.get(deployment_id)
         return sse.stream_response(request, m.deployments.log(deployment_id, follow=follow, after=after))
 
-    @router.post("/deployments/{deployment_id}/cancel", response_model=Deployment, tags=["deployments"])
+    @router.post(
+        "/deployments/{deployment_id}/cancel",
+        operation_id="deployments.cancel",
+        response_model=Deployment,
+        tags=["deployments"],
+    )
     async def cancel_deployment(m: Mist, deployment_id: int) -> Response:
         return _json(await m.deployments.cancel(deployment_id))
 
     # ------------------------------------------------------------------------------------------ runtime
 
-    @router.get("/containers", response_model=list[ContainerInfo], tags=["runtime"])
+    @router.get(
+        "/containers", operation_id="containers.list", response_model=list[ContainerInfo], tags=["runtime"]
+    )
     async def list_containers(m: Mist, all: bool = False) -> Response:
         return _json(await m.containers.list(all=all))
 
-    @router.get("/metrics", response_model=MetricsSample, tags=["runtime"])
+    @router.get("/metrics", operation_id="metrics.current", response_model=MetricsSample, tags=["runtime"])
     async def metrics_current(m: Mist) -> Response:
         return _json(await m.metrics.current())
 
-    @router.get("/metrics/history", response_model=list[MetricsSample], tags=["runtime"])
+    @router.get(
+        "/metrics/history",
+        operation_id="metrics.history",
+        response_model=list[MetricsSample],
+        tags=["runtime"],
+    )
     async def metrics_history(m: Mist, seconds: int = 300) -> Response:
         return _json(await m.metrics.history(seconds=seconds))
 
     @router.get(
         "/metrics/stream",
+        operation_id="metrics.stream",
         tags=["runtime"],
         response_class=Response,
         responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "SSE: one MetricsSample per tick"}},
@@ -671,6 +816,7 @@ def build_router() -> APIRouter:
 
     @router.get(
         "/events",
+        operation_id="events.stream",
         tags=["runtime"],
         response_class=Response,
         responses={200: {"content": {sse.MEDIA_TYPE: {}}, "description": "SSE: one Event per change"}},
@@ -681,50 +827,71 @@ def build_router() -> APIRouter:
 
     # ------------------------------------------------------------------------------------------ admin
 
-    @router.get("/users", response_model=list[User], tags=["users"])
+    @router.get("/users", operation_id="users.list", response_model=list[User], tags=["users"])
     async def list_users(m: Mist) -> Response:
         return _json(await m.users.list())
 
-    @router.post("/users", response_model=User, status_code=201, tags=["users"])
+    @router.post("/users", operation_id="users.create", response_model=User, status_code=201, tags=["users"])
     async def create_user(m: Mist, body: UserCreate) -> Response:
         user = await m.users.create(body.username, body.password, role=body.role, email=body.email)
         return _json(user, 201)
 
-    @router.get("/users/{username}", response_model=User, tags=["users"])
+    @router.get("/users/{username}", operation_id="users.get", response_model=User, tags=["users"])
     async def get_user(m: Mist, username: str) -> Response:
         return _json(await m.users.get(username))
 
-    @router.patch("/users/{username}", response_model=User, tags=["users"])
+    @router.patch("/users/{username}", operation_id="users.update", response_model=User, tags=["users"])
     async def update_user(m: Mist, username: str, body: UserChanges) -> Response:
         return _json(await m.users.update(username, body))
 
-    @router.put("/users/{username}/role", response_model=User, tags=["users"])
+    @router.put("/users/{username}/role", operation_id="users.set_role", response_model=User, tags=["users"])
     async def set_user_role(m: Mist, username: str, body: RoleChange) -> Response:
         return _json(await m.users.set_role(username, body.role))
 
-    @router.delete("/users/{username}", status_code=204, tags=["users"])
+    @router.delete("/users/{username}", operation_id="users.delete", status_code=204, tags=["users"])
     async def delete_user(m: Mist, username: str, reassign_to: str | None = None) -> Response:
         await m.users.delete(username, reassign_to=reassign_to or None)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ members
 
-    @router.get("/projects/{project}/members", response_model=list[Member], tags=["members"])
+    @router.get(
+        "/projects/{project}/members",
+        operation_id="members.list",
+        response_model=list[Member],
+        tags=["members"],
+    )
     async def list_members(m: Mist, project: str) -> Response:
         return _json(await m.members.list(project))
 
-    @router.put("/projects/{project}/members/{username}", response_model=Member, tags=["members"])
+    @router.put(
+        "/projects/{project}/members/{username}",
+        operation_id="members.add",
+        response_model=Member,
+        tags=["members"],
+    )
     async def add_member(m: Mist, project: str, username: str, body: MemberRole) -> Response:
         return _json(await m.members.add(project, username, body.role))
 
-    @router.delete("/projects/{project}/members/{username}", status_code=204, tags=["members"])
+    @router.delete(
+        "/projects/{project}/members/{username}",
+        operation_id="members.remove",
+        status_code=204,
+        tags=["members"],
+    )
     async def remove_member(m: Mist, project: str, username: str) -> Response:
         await m.members.remove(project, username)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ invites
 
-    @router.post("/invites", response_model=InviteCreated, status_code=201, tags=["invites"])
+    @router.post(
+        "/invites",
+        operation_id="invites.create",
+        response_model=InviteCreated,
+        status_code=201,
+        tags=["invites"],
+    )
     async def create_invite(m: Mist, body: InviteRequest) -> Response:
         created = await m.invites.create(
             username=body.username,
@@ -736,61 +903,79 @@ def build_router() -> APIRouter:
         )
         return _json(created, 201)
 
-    @router.get("/invites", response_model=list[Invite], tags=["invites"])
+    @router.get("/invites", operation_id="invites.list", response_model=list[Invite], tags=["invites"])
     async def list_invites(m: Mist) -> Response:
         return _json(await m.invites.list())
 
-    @router.post("/invites/accept", response_model=Session, status_code=201, tags=["invites"])
+    @router.post(
+        "/invites/accept",
+        operation_id="invites.accept",
+        response_model=Session,
+        status_code=201,
+        tags=["invites"],
+    )
     async def accept_invite(m: Mist, body: InviteAcceptance) -> Response:
         session = await m.invites.accept(body.token, body.username, body.password, email=body.email)
         return _json(session, 201)
 
-    @router.delete("/invites/{invite_id}", status_code=204, tags=["invites"])
+    @router.delete("/invites/{invite_id}", operation_id="invites.revoke", status_code=204, tags=["invites"])
     async def revoke_invite(m: Mist, invite_id: int) -> Response:
         await m.invites.revoke(invite_id)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ sessions
 
-    @router.get("/sessions", response_model=list[SessionInfo], tags=["sessions"])
+    @router.get(
+        "/sessions", operation_id="sessions.list", response_model=list[SessionInfo], tags=["sessions"]
+    )
     async def list_sessions(
         m: Mist,
         username: Annotated[str | None, Query(description="another user's (admins), or '*' for all")] = None,
     ) -> Response:
         return _json(await m.sessions.list(username=username or None))
 
-    @router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"])
+    @router.delete(
+        "/sessions/{session_id}", operation_id="sessions.revoke", status_code=204, tags=["sessions"]
+    )
     async def revoke_session(m: Mist, session_id: int) -> Response:
         await m.sessions.revoke(session_id)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ tokens
 
-    @router.post("/tokens", response_model=ApiTokenCreated, status_code=201, tags=["tokens"])
+    @router.post(
+        "/tokens",
+        operation_id="tokens.create",
+        response_model=ApiTokenCreated,
+        status_code=201,
+        tags=["tokens"],
+    )
     async def create_token(m: Mist, body: TokenRequest) -> Response:
         created = await m.tokens.create(
             body.name, scope=body.scope, project=body.project, expires_days=body.expires_days
         )
         return _json(created, 201)
 
-    @router.get("/tokens", response_model=list[ApiToken], tags=["tokens"])
+    @router.get("/tokens", operation_id="tokens.list", response_model=list[ApiToken], tags=["tokens"])
     async def list_tokens(m: Mist, all: bool = False) -> Response:
         return _json(await m.tokens.list(all=all))
 
-    @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
+    @router.delete("/tokens/{token_id}", operation_id="tokens.revoke", status_code=204, tags=["tokens"])
     async def revoke_token(m: Mist, token_id: int) -> Response:
         await m.tokens.revoke(token_id)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ secrets
 
-    @router.post("/secrets/rotate-key", response_model=KeyRotation, tags=["admin"])
+    @router.post(
+        "/secrets/rotate-key", operation_id="secrets.rotate_key", response_model=KeyRotation, tags=["admin"]
+    )
     async def rotate_key(m: Mist) -> Response:
         return _json(await m.secrets.rotate_key())
 
     # ------------------------------------------------------------------------------------------ audit
 
-    @router.get("/audit", response_model=Page[AuditEntry], tags=["admin"])
+    @router.get("/audit", operation_id="audit.list", response_model=Page[AuditEntry], tags=["admin"])
     async def list_audit(
         m: Mist,
         actor: str | None = None,
@@ -812,96 +997,151 @@ def build_router() -> APIRouter:
         )
         return _json(page)
 
-    @router.get("/settings", response_model=list[Setting], tags=["admin"])
+    @router.get("/settings", operation_id="settings.list", response_model=list[Setting], tags=["admin"])
     async def list_settings(m: Mist) -> Response:
         return _json(await m.settings.list())
 
-    @router.get("/settings/{key}", response_model=Setting, tags=["admin"])
+    @router.get("/settings/{key}", operation_id="settings.get", response_model=Setting, tags=["admin"])
     async def get_setting(m: Mist, key: str) -> Response:
         return _json(await m.settings.get(key))
 
-    @router.put("/settings/{key}", response_model=Setting, tags=["admin"])
+    @router.put("/settings/{key}", operation_id="settings.set", response_model=Setting, tags=["admin"])
     async def set_setting(m: Mist, key: str, body: SettingValue) -> Response:
         return _json(await m.settings.set(key, body.value))
 
     # ------------------------------------------------------------------------------------------ domains
 
-    @router.get("/projects/{project}/apps/{app}/domains", response_model=list[Domain], tags=["domains"])
+    @router.get(
+        "/projects/{project}/apps/{app}/domains",
+        operation_id="domains.list",
+        response_model=list[Domain],
+        tags=["domains"],
+    )
     async def list_domains(m: Mist, project: str, app: str) -> Response:
         return _json(await m.domains.list(_ref(project, app)))
 
     @router.post(
-        "/projects/{project}/apps/{app}/domains", response_model=Domain, status_code=201, tags=["domains"]
+        "/projects/{project}/apps/{app}/domains",
+        operation_id="domains.add",
+        response_model=Domain,
+        status_code=201,
+        tags=["domains"],
     )
     async def add_domain(m: Mist, project: str, app: str, body: DomainCreate) -> Response:
         settings = DomainSettings.model_validate(body.model_dump(exclude={"name"}))
         return _json(await m.domains.add(_ref(project, app), body.name, settings), 201)
 
-    @router.put("/projects/{project}/apps/{app}/domains/{name}", response_model=Domain, tags=["domains"])
+    @router.put(
+        "/projects/{project}/apps/{app}/domains/{name}",
+        operation_id="domains.update",
+        response_model=Domain,
+        tags=["domains"],
+    )
     async def update_domain(m: Mist, project: str, app: str, name: str, body: DomainSettings) -> Response:
         return _json(await m.domains.update(_ref(project, app), name, body))
 
-    @router.delete("/projects/{project}/apps/{app}/domains/{name}", status_code=204, tags=["domains"])
+    @router.delete(
+        "/projects/{project}/apps/{app}/domains/{name}",
+        operation_id="domains.remove",
+        status_code=204,
+        tags=["domains"],
+    )
     async def remove_domain(m: Mist, project: str, app: str, name: str) -> Response:
         await m.domains.remove(_ref(project, app), name)
         return _no_content()
 
     # ------------------------------------------------------------------------------------------ certificates
 
-    @router.get("/certificates", response_model=list[Certificate], tags=["certificates"])
+    @router.get(
+        "/certificates",
+        operation_id="certificates.list",
+        response_model=list[Certificate],
+        tags=["certificates"],
+    )
     async def list_certificates(
         m: Mist, app: Annotated[str | None, Query(description="only this app's domains: project/app")] = None
     ) -> Response:
         return _json(await m.certificates.list(app or None))
 
-    @router.post("/certificates/{domain}/renew", response_model=Certificate, tags=["certificates"])
+    @router.post(
+        "/certificates/{domain}/renew",
+        operation_id="certificates.renew",
+        response_model=Certificate,
+        tags=["certificates"],
+    )
     async def renew_certificate(m: Mist, domain: str) -> Response:
         return _json(await m.certificates.renew(domain))
 
-    @router.put("/certificates/{domain}", response_model=Certificate, tags=["certificates"])
+    @router.put(
+        "/certificates/{domain}",
+        operation_id="certificates.upload",
+        response_model=Certificate,
+        tags=["certificates"],
+    )
     async def upload_certificate(m: Mist, domain: str, body: CertificateUpload) -> Response:
         return _json(await m.certificates.upload(domain, body.cert_pem, body.key_pem))
 
     # ------------------------------------------------------------------------------------------ proxy
 
-    @router.get("/proxy", response_model=ProxyStatus, tags=["proxy"])
+    @router.get("/proxy", operation_id="proxy.status", response_model=ProxyStatus, tags=["proxy"])
     async def proxy_status(m: Mist) -> Response:
         return _json(await m.proxy.status())
 
-    @router.post("/proxy/reload", response_model=ProxyStatus, tags=["proxy"])
+    @router.post("/proxy/reload", operation_id="proxy.reload", response_model=ProxyStatus, tags=["proxy"])
     async def proxy_reload(m: Mist) -> Response:
         return _json(await m.proxy.reload())
 
-    @router.post("/proxy/install", response_model=ProxyStatus, tags=["proxy"])
+    @router.post("/proxy/install", operation_id="proxy.install", response_model=ProxyStatus, tags=["proxy"])
     async def proxy_install(m: Mist) -> Response:
         return _json(await m.proxy.install())
 
     # ------------------------------------------------------------------------------------------ git
 
-    @router.get("/git/providers", response_model=list[GitProvider], tags=["git"])
+    @router.get(
+        "/git/providers", operation_id="git.providers", response_model=list[GitProvider], tags=["git"]
+    )
     async def list_git_providers(m: Mist) -> Response:
         return _json(await m.git.providers())
 
-    @router.post("/git/providers", response_model=GitProvider, status_code=201, tags=["git"])
+    @router.post(
+        "/git/providers",
+        operation_id="git.add_provider",
+        response_model=GitProvider,
+        status_code=201,
+        tags=["git"],
+    )
     async def add_git_provider(m: Mist, body: ProviderCreate) -> Response:
         spec = GitProviderSpec.model_validate(body.model_dump())
         return _json(await m.git.add_provider(spec), 201)
 
-    @router.post("/git/github-manifest", response_model=ManifestStart, status_code=201, tags=["git"])
+    @router.post(
+        "/git/github-manifest",
+        operation_id="git.github_manifest",
+        response_model=ManifestStart,
+        status_code=201,
+        tags=["git"],
+    )
     async def start_github_manifest(m: Mist, body: ManifestRequest) -> Response:
         start = await m.git.github_manifest(body.name, url=body.url, organization=body.organization)
         return _json(start, 201)
 
-    @router.delete("/git/providers/{name}", status_code=204, tags=["git"])
+    @router.delete("/git/providers/{name}", operation_id="git.remove_provider", status_code=204, tags=["git"])
     async def remove_git_provider(m: Mist, name: str) -> Response:
         await m.git.remove_provider(name)
         return _no_content()
 
-    @router.get("/git/providers/{name}/repos", response_model=list[RepoInfo], tags=["git"])
+    @router.get(
+        "/git/providers/{name}/repos", operation_id="git.repos", response_model=list[RepoInfo], tags=["git"]
+    )
     async def list_git_repos(m: Mist, name: str) -> Response:
         return _json(await m.git.repos(name))
 
-    @router.get("/git/providers/{name}/branches", response_model=list[BranchInfo], tags=["git"])
+    @router.get(
+        "/git/providers/{name}/branches",
+        operation_id="git.branches",
+        response_model=list[BranchInfo],
+        tags=["git"],
+    )
     async def list_git_branches(
         m: Mist, name: str, repo: Annotated[str, Query(description="the repository: owner/name")]
     ) -> Response:

@@ -122,15 +122,24 @@ class AccountScreen(Screen):
     # ------------------------------------------------------------------------------------------ actions
 
     def action_password(self) -> None:
-        async def change(values: dict[str, Any]) -> bool:
+        async def change(values: dict[str, Any]) -> dict[str, Any]:
             assert self.mist.api is not None
             if values["new"] != values["again"]:
                 raise InvalidInput("The two new passwords differ: type the same one twice.", field="again")
-            await self.mist.api.auth.change_password(values["current"], values["new"])
-            return True
+            revoke_tokens = bool(values["revoke_tokens"])
+            await self.mist.api.auth.change_password(
+                values["current"], values["new"], revoke_tokens=revoke_tokens
+            )
+            return {"revoke_tokens": revoke_tokens}
 
-        def done(changed: bool | None) -> None:
-            if changed:
+        def done(changed: dict[str, Any] | None) -> None:
+            if changed is None:
+                return
+            if changed["revoke_tokens"]:
+                self.mist.notify(
+                    "Password changed. Your other sessions were logged out and your API tokens revoked."
+                )
+            else:
                 self.mist.notify("Password changed. Your other sessions were logged out.")
 
         self.app.push_screen(
@@ -140,10 +149,12 @@ class AccountScreen(Screen):
                     FormField("current", "Current password", password=True),
                     FormField("new", "New password (at least 12 characters)", password=True),
                     FormField("again", "New password again", password=True),
+                    FormField("revoke_tokens", "Also revoke all my API tokens", checkbox=True),
                 ],
                 submit=change,
                 submit_label="Change password",
-                note="Your other sessions end; this one stays logged in.",
+                note="Your other sessions end; this one stays logged in. API tokens keep working unless you "
+                "revoke them here.",
             ),
             done,
         )

@@ -4,7 +4,10 @@ there is caught here).
 
 Callers: each instance role; members of the project with each project role; an instance developer who is not
 a member; an instance viewer who is a member as developer (an instance viewer is at most a viewer anywhere);
-API tokens of the project admin with each scope; and an admin-scoped token bound to another project.
+API tokens of the project admin with each scope; an admin-scoped token bound to another project; and tokens
+bound to the project itself held by powerful users (an instance admin's admin- and read-scoped tokens, a
+project developer's deploy-scoped one), which reach the project's operations, the lists (filtered to the
+project) and their own identity, and nothing of the instance.
 
 Allowed means a 2xx, or a 4xx other than 401/403/404 where the arguments are inert on purpose (rolling back an
 app that never went live: 409). Denied means 403 or 404 problem+json, and the state the call would have changed
@@ -13,21 +16,25 @@ is the same afterwards. Someone who cannot see the project gets 404, never a hin
 
 from __future__ import annotations
 
+import re
 import time
 import typing
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
+import jwt
 import pytest
+from fastapi.routing import APIRoute
 from gitutil import init_repo
 from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
 from mist_core.auth.permissions import PERMISSIONS
+from mist_core.server.app import build_router
 
 from .conftest import Daemon, describe, is_problem, self_signed, strong_password, totp_code
 
@@ -47,20 +54,27 @@ COLUMNS = (
     "t_deploy",
     "t_admin",
     "t_other",  # admin-scoped token of p_admin bound to another project (where p_admin is admin too)
+    "b_admin",  # admin-scoped token of the instance admin, bound to the project
+    "b_read",  # read-scoped token of the instance admin, bound to the project
+    "b_dev",  # deploy-scoped token of p_dev, bound to the project
 )
 # Who must get 404 rather than 403 for the project's things: they cannot see it at all.
 OUTSIDERS = ("dev", "t_other")
 
-# Written by hand, in column order: instance roles | members | tokens | bound token. "Y" allowed, "." denied.
-EVERYONE = "YYYY YYY YYY Y"
-OWN_ACCOUNT = "YYYY YYY ..Y ."  # any user on their own account; tokens only with the admin scope
-INSTANCE_ADMIN = "YY.. ... ... ."
-INSTANCE_OWNER = "Y... ... ... ."
-CREATE_PROJECT = "YYY. YYY ..Y ."  # instance developers and up
-VIEW = "YY.Y YYY YYY ."
-DEVELOP = "YY.. YY. ..Y ."
-DEPLOY = "YY.. YY. .YY ."  # a deploy-scoped token adds these to reading
-ADMINISTER = "YY.. Y.. ..Y ."
+# Written by hand, in column order: instance roles | members | tokens | token bound elsewhere | tokens bound to
+# the project. "Y" allowed, "." denied.
+EVERYONE = "YYYY YYY YYY Y YYY"  # public, one's own identity, and the lists (shown scoped to the caller)
+SIGNED_IN = "YYYY YYY YYY . ..."  # about the instance: any login or token, but no token bound to a project
+OWN_ACCOUNT = "YYYY YYY ..Y . ..."  # any user on their own account; tokens only with the admin scope
+INSTANCE_ADMIN = "YY.. ... ... . ..."
+INSTANCE_OWNER = "Y... ... ... . ..."
+CREATE_PROJECT = "YYY. YYY ..Y . ..."  # instance developers and up
+VIEW = "YY.Y YYY YYY . YYY"
+DEVELOP = "YY.. YY. ..Y . Y.."
+DEPLOY = "YY.. YY. .YY . Y.Y"  # a deploy-scoped token adds these to reading
+ADMINISTER = "YY.. Y.. ..Y . Y.."
+# Who holds a token bound to the project.
+BOUND = ("b_admin", "b_read", "b_dev")
 
 Stream = Literal["finite", "endless"] | None
 
@@ -175,13 +189,16 @@ class World:
         self.principals: dict[str, Principal] = {}
         for key in COLUMNS[:7]:
             self.principals[key] = Principal(key, self.user[key], self.session_of(self.user[key]))
-        for key, scope, project in (
-            ("t_read", "read", None),
-            ("t_deploy", "deploy", None),
-            ("t_admin", "admin", None),
-            ("t_other", "admin", self.q),
+        for key, holder, scope, project in (
+            ("t_read", "p_admin", "read", None),
+            ("t_deploy", "p_admin", "deploy", None),
+            ("t_admin", "p_admin", "admin", None),
+            ("t_other", "p_admin", "admin", self.q),
+            ("b_admin", "admin", "admin", self.p),
+            ("b_read", "admin", "read", self.p),
+            ("b_dev", "p_dev", "deploy", self.p),
         ):
-            principal = Principal(key, self.user["p_admin"], "", scope, project)
+            principal = Principal(key, self.user[holder], "", scope, project)
             principal.token = self.mint(principal)
             self.principals[key] = principal
 
@@ -425,7 +442,11 @@ def _(w: World, who: Principal) -> Call:
     for username, role in w.members():
         if username != w.user["owner"]:
             w.owner("PUT", f"/projects/{name}/members/{username}", json={"role": role})
-    return Call("DELETE", f"/projects/{name}", state=lambda: w.status_as_owner(f"/projects/{name}"))
+    # A token bound to P: the same kind of token bound to this project instead (P must stay).
+    token = w.mint(replace(who, project=name)) if who.project == w.p else None
+    return Call(
+        "DELETE", f"/projects/{name}", token=token, state=lambda: w.status_as_owner(f"/projects/{name}")
+    )
 
 
 # ---------------------------------------------------------------------------------------------- rows: apps
@@ -633,12 +654,12 @@ def _(w: World, who: Principal) -> Call:
 # ---------------------------------------------------------------------------------------------- rows: users
 
 
-@row("users.list", EVERYONE)
+@row("users.list", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/users")
 
 
-@row("users.get+self", EVERYONE)
+@row("users.get+self", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", f"/users/{who.username}")
 
@@ -846,12 +867,12 @@ def _(w: World, who: Principal) -> Call:
     return Call("GET", "/audit")
 
 
-@row("settings.list", EVERYONE)
+@row("settings.list", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/settings")
 
 
-@row("settings.get", EVERYONE)
+@row("settings.get", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/settings/images_per_app")
 
@@ -932,7 +953,7 @@ def _(w: World, who: Principal) -> Call:
 
 # ---------------------------------------------------------------------------------------------- rows: git
 
-GIT_USER = "YYY. YYY ..Y Y"  # instance developers and up; tokens only with the admin scope
+GIT_USER = "YYY. YYY ..Y . ..."  # instance developers and up; tokens only with the admin scope, unbound
 
 
 def _providers(w: World) -> list[str]:
@@ -943,7 +964,7 @@ def _gitea_spec(w: World, name: str) -> dict[str, Any]:
     return {"name": name, "kind": "gitea", "url": w.forge.url, "token": w.forge.gitea_token}
 
 
-@row("git.providers", EVERYONE)
+@row("git.providers", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/git/providers")
 
@@ -1001,7 +1022,7 @@ def _(w: World, who: Principal) -> Call:
 # ---------------------------------------------------------------------------------------------- rows: proxy
 
 
-@row("proxy.status", EVERYONE)
+@row("proxy.status", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/proxy")
 
@@ -1125,6 +1146,15 @@ def test_the_permission_table_and_the_interface_name_the_same_operations() -> No
     assert sorted(PERMISSIONS.keys() - operations) == [], "rules in PERMISSIONS for no operation"
 
 
+def test_every_route_of_the_api_names_one_operation_of_the_table() -> None:
+    # The HTTP layer decides from a route's operation whether it answers without a token: a route naming no
+    # operation, or two routes naming one, would make that decision about the wrong thing.
+    routes = [r for r in build_router().routes if isinstance(r, APIRoute)]
+    named = sorted(str(r.operation_id) for r in routes)
+    assert sorted(set(named)) == named, "two routes name the same operation"
+    assert set(named) == PERMISSIONS.keys()
+
+
 def test_every_row_has_a_mark_for_every_column() -> None:
     for name, r in ROWS.items():
         marks = r.expect.replace(" ", "")
@@ -1170,6 +1200,104 @@ def test_without_a_token_only_the_public_operations_answer(world: World) -> None
         elif outcome.status != 401 or not outcome.problem:
             problems.append(f"{operation}: expected 401 problem+json, got {outcome.text}")
     assert not problems, "\n".join(problems)
+
+
+def _credentials_that_are_not(world: World) -> dict[str, dict[str, str]]:
+    """Authorization headers that name no caller: absent, garbage, the wrong scheme, an expired access token
+    (genuinely signed), a revoked API token and the access token of a session that has ended."""
+    d = world.d
+    username = world.user["p_dev"]
+    session = world.login(username)
+    claims = jwt.decode(session["token"], options={"verify_signature": False})
+    now = int(time.time())
+    expired = jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, d.signing_key, algorithm="HS256")
+    revoked = d.create_token(world.session_of(username), "admin")
+    d.ok("DELETE", f"/tokens/{revoked['info']['id']}", token=world.session_of(username))
+    ended = world.login(username)["token"]
+    d.ok("POST", "/logout", token=ended)
+    bearer = {
+        "garbage": "not-a-token",
+        "garbage JWT": "a.b.c",
+        "unknown API token": "mist_t_" + uuid.uuid4().hex,
+        "expired access token": expired,
+        "revoked API token": revoked["token"],
+        "ended session": ended,
+    }
+    return {
+        "no token": {},
+        "another scheme": {"Authorization": f"Basic {session['token']}"},
+        **{what: {"Authorization": f"Bearer {value}"} for what, value in bearer.items()},
+    }
+
+
+# Request parts no route accepts: the answer must still be 401, never a 422 that describes the schema.
+NOT_JSON = b'{"name": '
+WRONG_BODY = {"name": ["not", "a", "string"], "port": "many", "role": 7, "no_such_field": {"x": 1}}
+WRONG_QUERY = {
+    "limit": "lots",
+    "offset": "-x",
+    "all": "maybe",
+    "reveal": "perhaps",
+    "seconds": "long",
+    "follow": "sometimes",
+    "since": "yesterday",
+    "repo": "",
+}
+
+
+def _variants(call: Call) -> dict[str, dict[str, Any]]:
+    """The row's own request, then with a body that is not JSON, a body of the wrong shape, and wrong query
+    and path parameters (a number in the path becomes a word)."""
+    as_built: dict[str, Any] = {"params": call.params}
+    if call.json is not None:
+        as_built["json"] = call.json
+    return {
+        "as built": {"path": call.path, **as_built},
+        "a body that is not JSON": {
+            "path": call.path,
+            "params": call.params,
+            "content": NOT_JSON,
+            "headers": {"Content-Type": "application/json"},
+        },
+        "a body of the wrong shape": {"path": call.path, "params": call.params, "json": WRONG_BODY},
+        "wrong query and path parameters": {
+            "path": re.sub(r"/\d+(?=/|$)", "/not-a-number", call.path),
+            "params": {**(call.params or {}), **WRONG_QUERY},
+            **({"json": call.json} if call.json is not None else {}),
+        },
+    }
+
+
+def test_a_request_without_a_valid_credential_is_refused_before_anything_in_it_is_read(world: World) -> None:
+    public = {"auth.status", "auth.setup", "auth.login", "auth.refresh", "invites.accept"}
+    credentials = _credentials_that_are_not(world)
+    nobody = Principal("nobody", world.user["p_dev"], "")
+    problems = []
+    for operation, r in ROWS.items():
+        if operation.split("+")[0] in public:
+            continue
+        call = r.build(world, nobody)
+        try:
+            for what, variant in _variants(call).items():
+                for credential, auth_headers in credentials.items():
+                    request = dict(variant)
+                    path = request.pop("path")
+                    request["headers"] = {**request.get("headers", {}), **auth_headers}
+                    with world.d.http.stream(call.method, "/v1" + path, **request) as response:
+                        if response.status_code == 401 and is_problem(response):
+                            continue
+                        # An answer that opened a stream is left unread: it would never end.
+                        body = "(a stream)" if response.status_code == 200 else response.read()[:200]
+                        problems.append(
+                            f"{operation} with {what}, {credential}: {call.method} {path} -> "
+                            f"{response.status_code} {body!r}"
+                        )
+        finally:
+            if call.cleanup:
+                call.cleanup()
+    assert not problems, f"{len(problems)} requests were not refused with 401 first:\n" + "\n".join(
+        problems[:60]
+    )
 
 
 # ---------------------------------------------------------------------------------------------- escalation

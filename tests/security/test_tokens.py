@@ -276,3 +276,38 @@ def test_a_deleted_users_tokens_are_refused(
     assert_refused(daemon, api_token)
     response = daemon.call("POST", "/refresh", json={"refresh_token": session["refresh_token"]})
     assert response.status_code == 401 and is_problem(response), describe(response)
+
+
+def test_a_password_change_leaves_api_tokens_alone_unless_asked(daemon: Daemon, account: Account) -> None:
+    mine = account.login()
+    kept = daemon.create_token(mine["token"], "read")["token"]
+    new = strong_password()
+    daemon.ok("POST", "/me/password", token=mine["token"], json={"current": account.password, "new": new})
+    assert daemon.call("GET", "/me", token=kept).status_code == 200
+
+
+def test_a_password_change_can_revoke_every_api_token_of_the_user(daemon: Daemon, account: Account) -> None:
+    mine, other = account.login(), account.login()
+    tokens = [daemon.create_token(mine["token"], scope)["token"] for scope in ("read", "deploy", "admin")]
+    someone_elses = Account(daemon)
+    theirs = daemon.create_token(someone_elses.login()["token"], "read")["token"]
+    new = strong_password()
+    daemon.ok(
+        "POST",
+        "/me/password",
+        token=mine["token"],
+        json={"current": account.password, "new": new, "revoke_tokens": True},
+    )
+    for token in tokens:
+        assert_refused(daemon, token)
+    assert_refused(daemon, other["token"])
+    assert daemon.call("GET", "/me", token=mine["token"]).status_code == 200  # the session that asked
+    assert daemon.ok("GET", "/tokens", token=mine["token"]) == []
+    assert daemon.call("GET", "/me", token=theirs).status_code == 200  # nobody else's
+    entries = daemon.ok(
+        "GET",
+        "/audit",
+        token=daemon.owner_token,
+        params={"actor": account.username, "action": "user.password"},
+    )["items"]
+    assert entries and entries[0]["detail"]["tokens_revoked"] == 3, entries

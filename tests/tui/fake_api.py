@@ -1173,13 +1173,20 @@ class _Auth(_Part, AuthAPI):
         self.mist.calls.append(("auth.logout",))
         self.mist.token = None
 
-    async def change_password(self, current: str, new: str) -> None:
+    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
         me = self.mist.me()
-        self.mist.calls.append(("auth.change_password", me.username))
+        self.mist.calls.append(
+            ("auth.change_password", me.username, *(["revoke_tokens"] if revoke_tokens else []))
+        )
         if current != PASSWORD:
             raise Unauthenticated("The current password is wrong.", field="current")
         if len(new) < 12:
             raise InvalidInput("The new password is too short: use at least 12 characters.", field="new")
+        if revoke_tokens:
+            tokens = self.data.tokens
+            for i, t in enumerate(tokens):
+                if t.username == me.username and t.revoked_at is None:
+                    tokens[i] = t.model_copy(update={"revoked_at": NOW})
 
     async def totp_setup(self) -> TotpSetup:
         me = self.mist.me()

@@ -519,6 +519,27 @@ async def test_changing_the_password_checks_the_two_new_ones_match_before_sendin
         assert any("other sessions were logged out" in m for m in notifications(app))
 
 
+async def test_changing_the_password_can_also_revoke_the_api_tokens():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_account(pilot)
+        mine = [t for t in app.fake.data.tokens if t.username == "ada" and t.revoked_at is None]
+        assert mine, "the sample data has API tokens of ada's"
+        dialog = await form(pilot, "p")
+        for name, value in (
+            ("current", "correct horse"),
+            ("new", "a new long password"),
+            ("again", "a new long password"),
+        ):
+            dialog.query_one(f"#field-{name}").value = value
+        dialog.query_one("#field-revoke_tokens").value = True
+        dialog._submitted()
+        await until(pilot, lambda: screen_name(pilot) == "AccountScreen")
+        assert ("auth.change_password", "ada", "revoke_tokens") in app.fake.calls
+        assert all(t.revoked_at is not None for t in app.fake.data.tokens if t.username == "ada")
+        assert any("API tokens revoked" in m for m in notifications(app))
+
+
 async def test_a_session_that_must_enrol_in_two_factor_opens_the_setup_after_login():
     app = make_app(token=None)
     async with app.run_test(size=SIZE) as pilot:

@@ -95,7 +95,8 @@ PARSES = [
         "login -u bob --totp 123456 --fingerprint SHA256:ab:cd",
         {"totp": "123456", "fingerprint": "SHA256:ab:cd"},
     ),
-    ("passwd --password-stdin", {"command": "passwd", "password_stdin": True}),
+    ("passwd --password-stdin", {"command": "passwd", "password_stdin": True, "revoke_tokens": False}),
+    ("passwd --revoke-tokens", {"command": "passwd", "revoke_tokens": True}),
     ("2fa enable", {"command": "2fa", "subcommand": "enable"}),
     ("2fa disable --password-stdin", {"subcommand": "disable", "password_stdin": True}),
     (
@@ -1335,15 +1336,18 @@ def test_2fa_enable_shows_the_secret_reads_the_code_and_prints_recovery_codes() 
 def test_passwd_reads_the_current_then_the_new_password() -> None:
     seen = []
 
-    async def change_password(current: str, new: str) -> None:
-        seen.append((current, new))
+    async def change_password(current: str, new: str, *, revoke_tokens: bool = False) -> None:
+        seen.append((current, new, revoke_tokens))
 
     api = _Api(auth=SimpleNamespace(change_password=change_password))
     code, out, _ = _run(["passwd", "--password-stdin"], api, stdin="old one\nnew one\n")
-    assert code == 0 and seen == [("old one", "new one")]
-    assert "other sessions" in out
+    assert code == 0 and seen == [("old one", "new one", False)]
+    assert "other sessions" in out and "API tokens still work" in out
     code, _, err = _run(["passwd", "--password-stdin"], api, stdin="only one\n")
     assert code == 2 and len(seen) == 1
+    code, out, _ = _run(["passwd", "--password-stdin", "--revoke-tokens"], api, stdin="old one\nnew one\n")
+    assert code == 0 and seen[-1] == ("old one", "new one", True)
+    assert "API tokens revoked" in out
 
 
 def _entry(i: int) -> AuditEntry:
