@@ -389,14 +389,6 @@ class GitOps:
         except webhooks.WebhookRefused as err:
             await record("refused", err.message)
             return err.status, err.message
-        if await self.store.one(
-            "SELECT 1 FROM webhook_deliveries WHERE hook_id = ? AND delivery_id = ?",
-            (hook_id, event.delivery_id),
-        ):
-            await record(
-                "refused", f"delivery {event.delivery_id} was received already (a replay)", event.event
-            )
-            return 409, "delivery already received"
 
         if source is not None:
             targets = [int(source["app_id"])]
@@ -407,34 +399,95 @@ class GitOps:
                 (provider_id, event.repo),
             )
             targets = [int(r["app_id"]) for r in rows]
+        claim = await self._claim(hook_id, app_id, targets[0] if targets else None, provider_id, event)
+        if claim is None:
+            return 409, "delivery already received"
         if not targets:
             async with self.store.write() as w:
-                await self._record(
-                    w,
-                    hook_id,
-                    None,
-                    provider_id,
-                    event.event,
-                    "ignored",
-                    f"no app follows {event.repo or 'this repository'}",
-                    delivery_id=event.delivery_id,
-                )
+                await self._settle(w, claim, "ignored", f"no app follows {event.repo or 'this repository'}")
             return 202, "ignored"
         for target in targets:
-            outcome, reason, extra = await self._handle(target, event)
+            failure: Exception | None = None
+            try:
+                outcome, reason, extra = await self._handle(target, event)
+            except Exception as err:
+                # A bug, not the delivery: its record says so rather than "being handled" for ever.
+                outcome, reason, extra = "refused", "Mist failed while handling it: see the daemon's log", {}
+                failure = err
             async with self.store.write() as w:
+                if target == targets[0]:
+                    await self._settle(w, claim, outcome, reason, **extra)
+                else:
+                    await self._record(
+                        w,
+                        hook_id,
+                        target,
+                        provider_id,
+                        event.event,
+                        outcome,
+                        reason,
+                        delivery_id=event.delivery_id,
+                        **extra,
+                    )
+            if failure is not None:
+                raise failure
+        return 202, "accepted"
+
+    async def _claim(
+        self,
+        hook_id: str,
+        hook_app_id: int | None,
+        first_target: int | None,
+        provider_id: int | None,
+        event: WebhookEvent,
+    ) -> int | None:
+        """Take ``event``'s delivery id for this hook: the id of the row that records it, or None when it
+        was taken before (a replay, recorded as refused). Checked and taken in one write transaction, so of
+        deliveries that arrive together exactly one is handled."""
+        async with self.store.write() as w:
+            if await w.one(
+                "SELECT 1 FROM webhook_deliveries WHERE hook_id = ? AND delivery_id = ?",
+                (hook_id, event.delivery_id),
+            ):
+                # Recorded without the id: the id stays the first delivery's.
                 await self._record(
                     w,
                     hook_id,
-                    target,
+                    hook_app_id,
                     provider_id,
                     event.event,
-                    outcome,
-                    reason,
-                    delivery_id=event.delivery_id,
-                    **extra,
+                    "refused",
+                    f"delivery {event.delivery_id} was received already (a replay)",
                 )
-        return 202, "accepted"
+                return None
+            # Settled with what was done once it is done; the reason says so if the daemon stops first.
+            return await self._record(
+                w,
+                hook_id,
+                first_target,
+                provider_id,
+                event.event,
+                "ignored",
+                "received and being handled (if this stays, Mist stopped before it finished)",
+                delivery_id=event.delivery_id,
+            )
+
+    @staticmethod
+    async def _settle(w: Writer, record_id: int, outcome: str, reason: str, **extra: Any) -> None:
+        """Record what was done with a claimed delivery."""
+        await w.execute(
+            "UPDATE webhook_deliveries SET outcome = ?, reason = ?, ref = ?, sha = ?, pr_number = ?, "
+            "deployment_id = ? WHERE id = ?",
+            (
+                outcome,
+                reason[:500],
+                extra.get("ref"),
+                extra.get("sha"),
+                extra.get("pr_number"),
+                extra.get("deployment_id"),
+                record_id,
+            ),
+        )
 
     @staticmethod
     async def _record(
@@ -446,8 +499,8 @@ class GitOps:
         outcome: str,
         reason: str,
         **extra: Any,
-    ) -> None:
-        await w.execute(
+    ) -> int:
+        return await w.execute(
             "INSERT INTO webhook_deliveries (hook_id, app_id, provider_id, delivery_id, event, received_at, "
             "outcome, reason, ref, sha, pr_number, deployment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
