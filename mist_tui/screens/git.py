@@ -742,6 +742,7 @@ class GitPane(Vertical):
                 limit=parse_limit(values["limit"]),
                 domain_pattern=values["domain_pattern"].strip() or current.domain_pattern,
                 env=parse_env_lines(values["env"]),
+                share_secrets=bool(values["share_secrets"]),
             )
             return await self.mist.api.apps.set_source(self.app_ref, SourceChanges(previews=settings))
 
@@ -775,6 +776,12 @@ class GitPane(Vertical):
                         "\n".join(f"{k}={v}" for k, v in current.env.items()),
                         "STRIPE_KEY=sk_test_123",
                         multiline=True,
+                    ),
+                    FormField(
+                        "share_secrets",
+                        "Share the app's secrets with previews (pull requests from forks never get them)",
+                        checkbox=True,
+                        checked=current.share_secrets,
                     ),
                 ],
                 submit=save,

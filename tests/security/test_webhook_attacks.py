@@ -1,7 +1,8 @@
 """Attacks on the public webhook endpoint of a real daemon (``mistd`` on its Unix socket, which serves the
 ``/hooks/`` routes too), with deliveries signed by the app's own webhook secret, as the git host would sign
-whatever a pull request author or a pusher wrote into them: hostile refs are refused and store nothing, and
-concurrent replays and deeply nested bodies are clean, recorded refusals instead of server errors. Payloads come from the
+whatever a pull request author or a pusher wrote into them: hostile refs are refused and store nothing, a
+preview gets the app's secrets only when its owner shares them and never for a fork, and concurrent replays
+and deeply nested bodies are clean, recorded refusals instead of server errors. Payloads come from the
 stand-in of GitHub, GitLab and Gitea (``tests/standins/forge.py``)."""
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ CANARY = f"/tmp/mist-canary-{uuid.uuid4().hex}"
 HOSTILE_REF = f"--upload-pack=touch {CANARY} \x1b[2J\x1b]0;owned\x07"
 # A commit that is not in the repository: a preview's deployment fails at its fetch, with no build.
 ABSENT_SHA = "ab" * 20
+SECRETS = {"API_KEY": "sk_live_production", "DB_PASSWORD": "production-db-password"}
 
 
 @dataclass
@@ -127,6 +129,66 @@ def test_a_signed_push_of_a_hostile_ref_is_refused_and_queues_nothing(daemon: Da
     assert [d["outcome"] for d in app.deliveries()] == ["refused"] * 6
     assert all("\x1b" not in d["reason"] and d["ref"] is None for d in app.deliveries())
     assert app.get(app.path + "/deployments")["items"] == []
+
+
+# ---------------------------------------------------------------------------------------------- secrets
+
+
+@pytest.mark.parametrize("kind", ["github", "gitlab", "gitea"])
+def test_previews_get_the_apps_secrets_only_when_shared_and_never_for_a_fork(
+    daemon: Daemon, kind: str
+) -> None:
+    app = hooked_app(daemon, kind, previews={"enabled": True, "limit": 10, "env": {"STAGE": "preview"}})
+    owner = daemon.owner_token
+    daemon.ok("POST", app.path + "/env", token=owner, json={"key": "PLAIN", "value": "visible"})
+    for key, value in SECRETS.items():
+        daemon.ok("POST", app.path + "/env", token=owner, json={"key": key, "value": value, "secret": True})
+    # A preview override of a secret gives the preview its own value instead.
+    daemon.ok(
+        "POST", app.path + "/env", token=owner, json={"key": "STAGE", "value": "production", "secret": True}
+    )
+
+    def open_pr(number: int, action: str = "opened", **fork: Any) -> dict[str, Any]:
+        payload = pull_request_payload(
+            kind, "acme/web", action=action, number=number, head_sha=ABSENT_SHA, **fork
+        )
+        response = app.deliver("pull_request", payload)
+        assert response.status_code == 202, response.text
+        delivery = app.deliveries()[0]
+        assert delivery["outcome"] == "preview", delivery
+        return delivery
+
+    without = {"PLAIN": "visible", "STAGE": "preview"}
+    with_secrets = {**without, **SECRETS}
+
+    # Off by default: the pull request's code runs without the app's secrets, and the delivery says so.
+    delivery = open_pr(1)
+    assert app.env("web-pr-1") == without
+    assert "without the app's 2 secret" in delivery["reason"]
+
+    # The owner shares them: the next deployment of the same pull request has them, a new one too.
+    app.set_previews(enabled=True, limit=10, env={"STAGE": "preview"}, share_secrets=True)
+    assert app.get(app.path + "/source")["previews"]["share_secrets"] is True
+    open_pr(1, action="synchronize")
+    assert app.env("web-pr-1") == with_secrets
+    open_pr(2)
+    assert app.env("web-pr-2") == with_secrets
+
+    # A fork's pull request never gets them, nor one whose head repository the payload does not show.
+    delivery = open_pr(3, fork="mallory/web")
+    assert app.env("web-pr-3") == without
+    assert "fork" in delivery["reason"]
+    open_pr(4, fork_deleted=True)
+    assert app.env("web-pr-4") == without
+
+    # Sharing turned off again: the next deployment of a preview that had them no longer does.
+    app.set_previews(enabled=True, limit=10, env={"STAGE": "preview"}, share_secrets=False)
+    open_pr(2, action="synchronize")
+    assert app.env("web-pr-2") == without
+    # Nowhere in those previews' variables, revealed, is any secret value of the app.
+    for name in ("web-pr-2", "web-pr-3", "web-pr-4"):
+        shown = json.dumps(app.get(f"/projects/{app.project}/apps/{name}/env", reveal="true"))
+        assert not any(value in shown for value in SECRETS.values()), name
 
 
 # ---------------------------------------------------------------------------------------------- edge cases
