@@ -1,10 +1,13 @@
-"""Stored text made safe for a terminal (``mist_core.printable``): what is neutralised, what is kept, and
-that nothing else changes."""
+"""Stored text made safe for a terminal (``mist_core.printable``) and the CLI's JSON, which stays exact: what
+is neutralised, what is kept, and that nothing else changes."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from mist_core.cli.output import json_text
 from mist_core.printable import REPLACEMENT, printable, printable_log
 
 R = REPLACEMENT
@@ -41,3 +44,12 @@ def test_an_apps_colours_survive_on_a_terminal_and_nothing_else_does() -> None:
     )
     assert printable_log(line, colour=False) == f"red {R}[2J {R}]8;;http://x{R}\\link orange"
     assert printable_log("no sequences \u202e", colour=True) == f"no sequences {R}"
+
+
+def test_cli_json_escapes_what_could_act_on_a_terminal_and_decodes_to_the_same_value() -> None:
+    value = {"text": "\x1b[2J \x9b \u202e \U000e0001 \ud800 é ✓ 🚀", "n": [1, 2]}
+    for indent in (None, 2):
+        document = json_text(value, indent=indent)
+        assert json.loads(document) == value
+        assert not any(ch in document for ch in "\x1b\x9b\u202e\U000e0001\ud800")
+        assert "é ✓ 🚀" in document
