@@ -2,7 +2,7 @@
 commit message, a line of a build log and a line an app prints all carry escape sequences (clear the screen,
 set the window title, a one-byte CSI, a bidi override). The ``mist`` command prints them as visible text and
 never as sequences; its JSON keeps them exact; ``mist logs`` keeps an app's colours on a terminal and nothing
-else."""
+else. The TUI shows them as text too."""
 
 from __future__ import annotations
 
@@ -184,3 +184,49 @@ def test_build_output_commit_messages_and_app_output_reach_the_terminal_as_text(
         assert "marker" in plain and not unsafe_in(plain), plain
     finally:
         d.call("DELETE", app_path, token=owner)
+
+
+async def test_the_tui_shows_stored_control_characters_and_markup_as_text(daemon: Daemon) -> None:
+    from mist_tui.__main__ import connect
+    from mist_tui.app import MistApp
+    from mist_tui.config import Config, Credentials, Target
+    from tests.tui.scenarios import SIZE, screen_name, until
+
+    d = daemon
+    project = new_project(d)
+    repo = init_repo(d.repos / project, {"README.md": "nothing to build\n"})
+    d.ok("POST", f"/projects/{project}/apps", token=d.owner_token, json={"name": "web", "git_url": str(repo)})
+    owner = d.owner_token
+    d.ok("POST", f"/projects/{project}/apps/web/env", token=owner, json={"key": "GREETING", "value": PAYLOAD})
+    # Markup, too: read as markup it would restyle the screen or bind a click to quitting the app.
+    markup = "[bold]loud[/bold] [@click=app.quit]quit[/]"
+    d.ok("POST", f"/projects/{project}/apps/web/env", token=owner, json={"key": "MARKUP", "value": markup})
+
+    app = MistApp(
+        connect,
+        Config(theme="textual-dark"),
+        target=Target("daemon", f"unix://{d.sock}", d.owner_token),
+        credentials=Credentials(Path(d.root) / f"tui-{uuid.uuid4().hex[:8]}.json"),
+        cursor_blink=False,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+        app.open_app(f"{project}/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen" and app.screen.current is not None)  # type: ignore[attr-defined]
+        await pilot.press("4")
+        await until(pilot, lambda: app.screen.query_one("#env").row_count == 2, timeout=10)
+        await pilot.pause()
+        screen = app.export_screenshot()
+        assert not unsafe_in(screen), unsafe_in(screen)
+        assert "\ufffd[2J\ufffd]0;owned\ufffd" in screen.replace("&#160;", " ")
+        assert markup in screen.replace("&#160;", " ")
+
+        # Editing it: the form shows the value as text, and keeps it exact.
+        await pilot.press("e")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+        await pilot.pause()
+        screen = app.export_screenshot()
+        assert not unsafe_in(screen), unsafe_in(screen)
+        assert app.screen.values()["value"] == PAYLOAD  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
