@@ -389,14 +389,6 @@ class GitOps:
         except webhooks.WebhookRefused as err:
             await record("refused", err.message)
             return err.status, err.message
-        if await self.store.one(
-            "SELECT 1 FROM webhook_deliveries WHERE hook_id = ? AND delivery_id = ?",
-            (hook_id, event.delivery_id),
-        ):
-            await record(
-                "refused", f"delivery {event.delivery_id} was received already (a replay)", event.event
-            )
-            return 409, "delivery already received"
 
         if source is not None:
             targets = [int(source["app_id"])]
@@ -407,34 +399,95 @@ class GitOps:
                 (provider_id, event.repo),
             )
             targets = [int(r["app_id"]) for r in rows]
+        claim = await self._claim(hook_id, app_id, targets[0] if targets else None, provider_id, event)
+        if claim is None:
+            return 409, "delivery already received"
         if not targets:
             async with self.store.write() as w:
-                await self._record(
-                    w,
-                    hook_id,
-                    None,
-                    provider_id,
-                    event.event,
-                    "ignored",
-                    f"no app follows {event.repo or 'this repository'}",
-                    delivery_id=event.delivery_id,
-                )
+                await self._settle(w, claim, "ignored", f"no app follows {event.repo or 'this repository'}")
             return 202, "ignored"
         for target in targets:
-            outcome, reason, extra = await self._handle(target, event)
+            failure: Exception | None = None
+            try:
+                outcome, reason, extra = await self._handle(target, event)
+            except Exception as err:
+                # A bug, not the delivery: its record says so rather than "being handled" for ever.
+                outcome, reason, extra = "refused", "Mist failed while handling it: see the daemon's log", {}
+                failure = err
             async with self.store.write() as w:
+                if target == targets[0]:
+                    await self._settle(w, claim, outcome, reason, **extra)
+                else:
+                    await self._record(
+                        w,
+                        hook_id,
+                        target,
+                        provider_id,
+                        event.event,
+                        outcome,
+                        reason,
+                        delivery_id=event.delivery_id,
+                        **extra,
+                    )
+            if failure is not None:
+                raise failure
+        return 202, "accepted"
+
+    async def _claim(
+        self,
+        hook_id: str,
+        hook_app_id: int | None,
+        first_target: int | None,
+        provider_id: int | None,
+        event: WebhookEvent,
+    ) -> int | None:
+        """Take ``event``'s delivery id for this hook: the id of the row that records it, or None when it
+        was taken before (a replay, recorded as refused). Checked and taken in one write transaction, so of
+        deliveries that arrive together exactly one is handled."""
+        async with self.store.write() as w:
+            if await w.one(
+                "SELECT 1 FROM webhook_deliveries WHERE hook_id = ? AND delivery_id = ?",
+                (hook_id, event.delivery_id),
+            ):
+                # Recorded without the id: the id stays the first delivery's.
                 await self._record(
                     w,
                     hook_id,
-                    target,
+                    hook_app_id,
                     provider_id,
                     event.event,
-                    outcome,
-                    reason,
-                    delivery_id=event.delivery_id,
-                    **extra,
+                    "refused",
+                    f"delivery {event.delivery_id} was received already (a replay)",
                 )
-        return 202, "accepted"
+                return None
+            # Settled with what was done once it is done; the reason says so if the daemon stops first.
+            return await self._record(
+                w,
+                hook_id,
+                first_target,
+                provider_id,
+                event.event,
+                "ignored",
+                "received and being handled (if this stays, Mist stopped before it finished)",
+                delivery_id=event.delivery_id,
+            )
+
+    @staticmethod
+    async def _settle(w: Writer, record_id: int, outcome: str, reason: str, **extra: Any) -> None:
+        """Record what was done with a claimed delivery."""
+        await w.execute(
+            "UPDATE webhook_deliveries SET outcome = ?, reason = ?, ref = ?, sha = ?, pr_number = ?, "
+            "deployment_id = ? WHERE id = ?",
+            (
+                outcome,
+                reason[:500],
+                extra.get("ref"),
+                extra.get("sha"),
+                extra.get("pr_number"),
+                extra.get("deployment_id"),
+                record_id,
+            ),
+        )
 
     @staticmethod
     async def _record(
@@ -446,8 +499,8 @@ class GitOps:
         outcome: str,
         reason: str,
         **extra: Any,
-    ) -> None:
-        await w.execute(
+    ) -> int:
+        return await w.execute(
             "INSERT INTO webhook_deliveries (hook_id, app_id, provider_id, delivery_id, event, received_at, "
             "outcome, reason, ref, sha, pr_number, deployment_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -529,8 +582,13 @@ class GitOps:
     async def upsert_preview(
         self, app: App, source: Row, settings: PreviewSettings, event: WebhookEvent, extra: dict[str, Any]
     ) -> tuple[str, str, dict[str, Any]]:
+        """Create or update the preview of the pull request ``event`` names, and queue a deployment of its
+        head commit."""
         number = int(event.number or 0)
         assert event.head_sha is not None
+        # The pull request's code runs with these variables: the app's secrets only when its owner shares
+        # them with previews, and never with a fork's pull request, which anyone can open.
+        with_secrets = settings.share_secrets and not event.from_fork
         existing = await self.store.one(
             "SELECT id FROM apps WHERE preview_of = ? AND pr_number = ?", (app.id, number)
         )
@@ -538,29 +596,67 @@ class GitOps:
             live = await self.store.one("SELECT COUNT(*) AS n FROM apps WHERE preview_of = ?", (app.id,))
             if live is not None and live["n"] >= settings.limit:
                 return "ignored", f"{app.ref} has {live['n']} previews, its limit: close one first", extra
-            preview_id = await self._create_preview(app, settings, number, event.head_ref)
+            preview_id, left_out = await self._create_preview(
+                app, settings, number, event.head_ref, with_secrets=with_secrets
+            )
         else:
             preview_id = int(existing["id"])
+            async with self.store.write() as w:
+                left_out = await self._preview_env(w, app.id, preview_id, settings, with_secrets=with_secrets)
         preview = await self._app(preview_id)
         deployment = await self.core.api(None).apps.queue_deployment(
             preview, event.head_sha, None, triggered_by="webhook"
         )
         self.background(self._comment(preview_id, f"deploying {event.head_sha[:12]}"))
-        return (
-            "preview",
-            f"preview {preview.ref}: queued deployment {deployment.id}",
-            {
-                **extra,
-                "deployment_id": deployment.id,
-            },
-        )
+        reason = f"preview {preview.ref}: queued deployment {deployment.id}"
+        if left_out:
+            why = (
+                "a pull request from a fork never gets them"
+                if event.from_fork
+                else "previews get them only when the app shares its secrets with previews"
+            )
+            reason += f", without the app's {left_out} secret variable(s) ({why})"
+        return "preview", reason, {**extra, "deployment_id": deployment.id}
+
+    async def _preview_env(
+        self, w: Writer, parent_id: int, preview_id: int, settings: PreviewSettings, *, with_secrets: bool
+    ) -> int:
+        """Make a preview's variables afresh for its next deployment: the app's (its secrets re-sealed for the
+        preview, and only ``with_secrets``), then the preview overrides. Returns how many of the app's secrets
+        the preview has no value for. Made afresh each time, so a change of the app's variables or of the setting reaches the preview
+        at its next deployment."""
+        await w.execute("DELETE FROM env_vars WHERE app_id = ?", (preview_id,))
+        left_out = 0
+        for var in await w.all("SELECT * FROM env_vars WHERE app_id = ?", (parent_id,)):
+            value = var["value"]
+            if var["secret"]:
+                if not with_secrets:
+                    left_out += var["key"] not in settings.env  # an override gives it a value of its own
+                    continue
+                plain = self._open(value, f"env:{parent_id}:{var['key']}")
+                value = self._seal(plain, f"env:{preview_id}:{var['key']}")
+            await w.execute(
+                "INSERT INTO env_vars (app_id, key, value, secret, build, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (preview_id, var["key"], value, var["secret"], var["build"], ts()),
+            )
+        for key, value in settings.env.items():
+            await w.execute(
+                "INSERT INTO env_vars (app_id, key, value, secret, build, updated_at) VALUES (?, ?, ?, 0, 0, ?) "
+                "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value, secret = 0",
+                (preview_id, key, value, ts()),
+            )
+        return left_out
 
     async def _create_preview(
-        self, app: App, settings: PreviewSettings, number: int, head_ref: str | None
-    ) -> int:
+        self, app: App, settings: PreviewSettings, number: int, head_ref: str | None, *, with_secrets: bool
+    ) -> tuple[int, int]:
+        """A new preview app for pull request ``number``: its id, and how many of the app's secrets it was
+        not given."""
         suffix = f"-pr-{number}"
         name = app.name[: validate.NAME_MAX - len(suffix)].rstrip("-") + suffix
-        spec = app.spec.model_copy(update={"branch": head_ref or app.spec.branch, "publish": []})
+        # The head ref was checked when the delivery was read; checked again because it becomes the spec's.
+        branch = validate.git_ref(head_ref, "the pull request's head ref") if head_ref else app.spec.branch
+        spec = app.spec.model_copy(update={"branch": branch, "publish": []})
         parent_domains = await domains.list_domains(self.store, app.id)
         host = None
         if parent_domains:
@@ -573,21 +669,7 @@ class GitOps:
                 "pr_head_ref) VALUES (?, ?, ?, 'new', ?, ?, ?, ?, ?)",
                 (project["project_id"], name, spec.model_dump_json(), ts(), ts(), app.id, number, head_ref),
             )
-            for var in await w.all("SELECT * FROM env_vars WHERE app_id = ?", (app.id,)):
-                value = var["value"]
-                if var["secret"]:
-                    plain = self._open(value, f"env:{app.id}:{var['key']}")
-                    value = self._seal(plain, f"env:{preview_id}:{var['key']}")
-                await w.execute(
-                    "INSERT INTO env_vars (app_id, key, value, secret, build, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (preview_id, var["key"], value, var["secret"], var["build"], ts()),
-                )
-            for key, value in settings.env.items():
-                await w.execute(
-                    "INSERT INTO env_vars (app_id, key, value, secret, build, updated_at) VALUES (?, ?, ?, 0, 0, ?) "
-                    "ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value, secret = 0",
-                    (preview_id, key, value, ts()),
-                )
+            left_out = await self._preview_env(w, app.id, preview_id, settings, with_secrets=with_secrets)
             await audit(
                 w,
                 None,
@@ -597,6 +679,7 @@ class GitOps:
                 actor="webhook",
                 parent=app.name,
                 number=number,
+                secrets="shared" if with_secrets else "not shared",
             )
         if host is not None:
             parent_options = parent_domains[0]
@@ -605,7 +688,7 @@ class GitOps:
             with contextlib.suppress(MistError):
                 await self.core.publish_routes()
         self.core.events.announce("app", "create", project=app.project, app=name)
-        return preview_id
+        return preview_id, left_out
 
     async def remove_preview(self, app: App, number: int) -> bool:
         row = await self.store.one(

@@ -614,12 +614,15 @@ class BranchInfo(Model):
 
 
 class PreviewSettings(Model):
-    """Preview environments per pull request: off unless ``enabled``."""
+    """Preview environments per pull request: off unless ``enabled``. A preview runs the pull request's code,
+    so it gets the app's secret variables only with ``share_secrets``, and never for a pull request from a
+    fork; the app's other variables and the ``env`` overrides it always gets."""
 
     enabled: bool = False
     limit: int = 3  # live previews at once; further pull requests wait
     domain_pattern: str = "pr-{number}.{app_domain}"
     env: dict[str, str] = Field(default_factory=dict)  # overrides of the app's variables in previews
+    share_secrets: bool = False  # previews of pull requests from the repository itself get the app's secrets
 
 
 class AppSource(Model):

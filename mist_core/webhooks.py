@@ -1,6 +1,10 @@
 """Checking and reading the webhook deliveries GitHub, GitLab and Gitea send: signature (or secret token)
 verification in constant time, and a provider-neutral ``WebhookEvent`` for pushes and pull requests.
-Pure functions of headers and body: no I/O, no clock; remembering delivery ids is the caller's job."""
+Pure functions of headers and body: no I/O, no clock; remembering delivery ids is the caller's job.
+
+A signed delivery is trusted to come from the git host, not to hold safe values: its refs are written by
+whoever pushed or opened the pull request, so they pass the same checks as refs a user types, and its JSON is
+read only when it is nested no deeper than a provider ever nests it."""
 
 from __future__ import annotations
 
@@ -12,11 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, get_args
 
-from .errors import MistError
+from . import validate
+from .errors import InvalidInput, MistError
 from .models import ProviderKind
 
 __all__ = [
     "MAX_BODY",
+    "MAX_DEPTH",
     "WebhookEvent",
     "WebhookMalformed",
     "WebhookRefused",
@@ -26,6 +32,9 @@ __all__ = [
 ]
 
 MAX_BODY = 1024 * 1024
+# Providers nest their payloads about six levels deep. Python's JSON reader recurses once per level, and a
+# few thousand levels (a few kilobytes of brackets) exhaust its stack, so deeper bodies are refused unread.
+MAX_DEPTH = 64
 
 _LABELS = {"github": "GitHub", "gitlab": "GitLab", "gitea": "Gitea"}
 _ZERO_SHA = re.compile(r"^0+$")
@@ -33,6 +42,10 @@ _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 _DELIVERY_ID = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces: it is stored and shown
 _EVENT_NAME_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+# A JSON string, escapes included (possessive, so a string left open costs one pass, not a backtrack).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_OPENING = b"[{"
+_NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 # Headers in the order they are tried. Forgejo sends its own names beside Gitea's; Gitea also sends
 # GitHub's, which is the last resort for the event name and delivery id but never for the signature.
@@ -89,7 +102,9 @@ class WebhookEvent:
 
     ``event`` is "push", "pull_request", "ping" or "other:<provider's name>". Push fields are set for pushes
     (``sha`` is None when the push deleted the ref), pull request fields for pull (merge) requests, where
-    ``action`` is opened | synchronize | reopened | closed | other.
+    ``action`` is opened | synchronize | reopened | closed | other. Refs (``ref``, ``branch``, ``tag``,
+    ``head_ref``) are valid git refs. ``from_fork`` is False only when the payload shows the pull request's
+    head in the same repository as its base: a fork's pull request is anyone's code.
     """
 
     kind: ProviderKind
@@ -109,6 +124,7 @@ class WebhookEvent:
     head_ref: str | None = None
     merged: bool = False
     title: str | None = None
+    from_fork: bool = True
 
 
 def verify(kind: ProviderKind, headers: Mapping[str, str], body: bytes, secret: str) -> None:
@@ -170,6 +186,11 @@ def parse(kind: ProviderKind, headers: Mapping[str, str], body: bytes) -> Webhoo
     _, raw_event = _first(found, _EVENT_HEADERS[kind])
     if not raw_event or not raw_event.strip():
         raise WebhookMalformed(f"the {label} delivery has no {_title(_EVENT_HEADERS[kind][0])} header")
+    if _nesting_over(body, MAX_DEPTH):
+        raise WebhookMalformed(
+            f"the {label} delivery body nests JSON more than {MAX_DEPTH} levels deep; no git host sends "
+            "that, so Mist does not read it"
+        )
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -238,9 +259,12 @@ def _gitlab(r: _Reader, delivery: str) -> WebhookEvent:
             action=action,
             number=r.integer(*attrs, "iid"),
             head_sha=r.sha(*attrs, "last_commit", "id"),
-            head_ref=r.text(*attrs, "source_branch"),
+            head_ref=r.ref("the merge request's source branch", *attrs, "source_branch"),
             merged=raw_action == "merge" or state == "merged",
             title=r.text(*attrs, "title", required=False) or "",
+            from_fork=not _same_project(
+                r.get(*attrs, "source_project_id"), r.get(*attrs, "target_project_id")
+            ),
         )
     return WebhookEvent(
         "gitlab", delivery, _other(event), r.text("project", "path_with_namespace", required=False)
@@ -248,14 +272,18 @@ def _gitlab(r: _Reader, delivery: str) -> WebhookEvent:
 
 
 def _push_like(kind: ProviderKind, r: _Reader, delivery: str, *, repo: str | None) -> WebhookEvent:
-    ref = r.text("ref")
-    assert ref is not None
+    ref = r.ref("the pushed ref", "ref")
     after = r.text("after")
     assert after is not None
     deleted_flag = r.get("deleted")
     deleted = bool(_ZERO_SHA.match(after)) or deleted_flag is True
     branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
     tag = ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else None
+    # A branch or tag is used by its short name: "refs/heads/--upload-pack=x" is a fine ref but an option.
+    if branch is not None:
+        r.check_ref("the pushed branch", branch)
+    if tag is not None:
+        r.check_ref("the pushed tag", tag)
     if deleted:
         return WebhookEvent(
             kind, delivery, "push", repo, ref=ref, branch=branch, tag=tag, sha=None, deleted=True
@@ -310,10 +338,39 @@ def _pull_request_like(kind: ProviderKind, r: _Reader, delivery: str) -> Webhook
         action=_PR_ACTIONS.get(raw_action, "other"),
         number=number,
         head_sha=r.sha(*pr, "head", "sha"),
-        head_ref=r.text(*pr, "head", "ref"),
+        head_ref=r.ref("the pull request's head ref", *pr, "head", "ref"),
         merged=r.get(*pr, "merged") is True,
         title=r.text(*pr, "title", required=False) or "",
+        from_fork=not _same_repository(r.get(*pr, "head"), r.get(*pr, "base")),
     )
+
+
+def _same_repository(head: Any, base: Any) -> bool:
+    """Whether a pull request's head and base (GitHub's and Gitea's ``head``/``base`` objects) are in one
+    repository: by the repositories' ids when both have one (a rename keeps them), else by full name. Whatever
+    the payload leaves out counts as another repository (GitHub sends ``head.repo: null`` once a fork is
+    deleted)."""
+    if not isinstance(head, dict) or not isinstance(base, dict):
+        return False
+    head_repo, base_repo = head.get("repo"), base.get("repo")
+    if not isinstance(head_repo, dict) or not isinstance(base_repo, dict):
+        return False
+    head_id, base_id = head_repo.get("id"), base_repo.get("id")
+    if _is_id(head_id) and _is_id(base_id):
+        return bool(head_id == base_id)
+    head_name, base_name = head_repo.get("full_name"), base_repo.get("full_name")
+    if isinstance(head_name, str) and isinstance(base_name, str) and head_name:
+        return head_name.lower() == base_name.lower()
+    return False
+
+
+def _same_project(source: Any, target: Any) -> bool:
+    """Whether a GitLab merge request's source and target projects (by id) are one."""
+    return _is_id(source) and _is_id(target) and source == target
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -342,6 +399,23 @@ class _Reader:
         if value is None and not required:
             return None
         raise self._missing(path, "text")
+
+    def ref(self, what: str, *path: str) -> str:
+        """A git ref from the payload, checked as a ref a user typed would be: it was written by whoever
+        pushed or opened the pull request, and it ends up in git's arguments and on people's screens."""
+        value = self.text(*path)
+        assert value is not None
+        return self.check_ref(what, value)
+
+    def check_ref(self, what: str, value: str) -> str:
+        try:
+            return validate.git_ref(value, what)
+        except InvalidInput as err:
+            problem = err.message.removesuffix(": give a branch, a tag or a commit sha")
+            raise WebhookMalformed(
+                f"the {self.label} '{self.event[:60]}' delivery names a ref Mist does not accept: {problem}; "
+                "nothing was done"
+            ) from None
 
     def integer(self, *path: str) -> int:
         value = self.get(*path)
@@ -374,6 +448,28 @@ def _check_size(body: bytes) -> None:
         raise WebhookTooLarge(
             f"the delivery body is {len(body)} bytes, over the {MAX_BODY} byte limit; Mist does not read it"
         )
+
+
+def _nesting_over(body: bytes, limit: int) -> bool:
+    """Whether ``body``, read as JSON, opens more than ``limit`` arrays or objects inside one another, found
+    in one pass without recursing (brackets inside strings do not count). A string left open runs to the end
+    of the body, as a JSON reader would read it."""
+    outside = _JSON_STRING.sub(b"", body)
+    unclosed = outside.find(b'"')
+    if unclosed >= 0:
+        outside = outside[:unclosed]
+    brackets = outside.translate(None, _NOT_A_BRACKET)
+    if sum(brackets.count(b) for b in _OPENING) <= limit:
+        return False
+    depth = 0
+    for byte in brackets:
+        if byte in _OPENING:
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:

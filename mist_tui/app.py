@@ -11,11 +11,13 @@ from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.notifications import SeverityLevel
 from textual.widgets import Input
 
 from mist_core.api import MistAPI
 from mist_core.errors import DaemonUnavailable, MistError, Unauthenticated
 from mist_core.models import Session, User
+from mist_core.printable import printable
 
 from . import heap
 from .commands import ScreenCommands
@@ -88,9 +90,25 @@ class MistApp(App[None]):
 
     def format_title(self, title: str, sub_title: str) -> Content:
         # A middle dot reads as a separator in every font; Textual's em dash looked like a stray hyphen.
+        title, sub_title = printable(title), printable(sub_title)
         if not sub_title:
             return Content(title)
         return Content.assemble(Content(title).stylize("bold"), (" · ", "dim"), Content(sub_title))
+
+    def notify(  # type: ignore[override]
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A notification, plain text unless ``markup``: messages name what users typed and quote errors
+        servers sent, which must neither be read as markup nor reach the terminal as control characters."""
+        super().notify(
+            printable(message), title=printable(title), severity=severity, timeout=timeout, markup=markup
+        )
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         # Snapshot tests need a still cursor; Input has no app-wide switch.

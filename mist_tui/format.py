@@ -1,12 +1,35 @@
 """How values look on screen: human sizes, ages, durations, short shas and status colours, in one place so
-every screen says them the same way."""
+every screen says them the same way; and stored text made safe to show (``shown``, ``printable_text``)."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
 
+from rich.style import Style
 from rich.text import Text
+
+from mist_core.printable import printable
+
+
+def shown(value: object, style: str | Style = "", **options: object) -> Text:
+    """Stored text (a name, a message, a ref, a reason) as it may reach the screen: control characters
+    neutralised, so it cannot act on the terminal, and never read as markup, whatever brackets it holds.
+    A ``str`` given to a Static, a Label, a border title or a Rich table would be read as markup."""
+    return Text(printable(str(value)), style=style, **options)  # type: ignore[arg-type]
+
+
+def printable_text(text: Text) -> Text:
+    """``text`` with its characters made printable: the same ``Text`` when nothing needed it, else a copy
+    (each character is replaced by one, so its styles stay where they were)."""
+    plain = text.plain
+    fixed = printable(plain)
+    if fixed is plain:
+        return text
+    copy = text.copy()
+    copy.plain = fixed
+    return copy
+
 
 STATUS_STYLES = {
     "live": "bold green",

@@ -522,8 +522,7 @@ async def cmd_env_export(ctx: Context) -> int:
     if ctx.out.json_mode:
         ctx.out.data({"dotenv": text})
     else:
-        ctx.out.stdout.write(text if text.endswith("\n") or not text else text + "\n")
-        ctx.out.stdout.flush()
+        ctx.out.document(text)
     return EXIT_OK
 
 
@@ -725,9 +724,9 @@ async def cmd_logs(ctx: Context) -> int:
         if ctx.out.json_mode:
             ctx.out.record(line)
         elif a.timestamps:
-            ctx.out.line(f"{line.ts.isoformat()} {line.text}")
+            ctx.out.app_line(f"{line.ts.isoformat()} {line.text}")
         else:
-            ctx.out.line(line.text)
+            ctx.out.app_line(line.text)
     return EXIT_OK
 
 

@@ -1,15 +1,19 @@
 """Where the command line writes: human text or one JSON document on stdout, notes and errors on stderr,
-and the mapping from errors to exit codes."""
+and the mapping from errors to exit codes. Every human line passes through ``printable`` on its way out, so
+nothing stored (a name, a commit message, a log line) can act on the terminal; JSON keeps values exact."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 from pydantic import BaseModel
 
 from ..errors import MistError
+from ..printable import is_unsafe, printable, printable_log
 
 # Errors the user can fix by changing what they typed or did: exit 2. Anything else (engine down,
 # daemon unreachable, a bug): exit 1.
@@ -47,6 +51,33 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+# json.dumps escapes the C0 controls; C1 controls, bidi overrides and the other characters that could act on a
+# terminal are escaped here too (as \uXXXX, which decodes to the same text), so even JSON read on a terminal
+# is safe. Outside strings a JSON document holds only ASCII, so every match is inside a string.
+_NON_ASCII = re.compile(r"[^\x00-\x7e]")
+
+
+def _escape_unsafe(match: re.Match[str]) -> str:
+    ch = match.group()
+    if not is_unsafe(ch):
+        return ch
+    return "".join(f"\\u{unit:04x}" for unit in _utf16_units(ch))
+
+
+def _utf16_units(ch: str) -> tuple[int, ...]:
+    code = ord(ch)
+    if code < 0x10000:
+        return (code,)
+    code -= 0x10000
+    return (0xD800 + (code >> 10), 0xDC00 + (code & 0x3FF))
+
+
+def json_text(value: Any, *, indent: int | None = None) -> str:
+    """``value`` as a JSON document that is exact and safe to print."""
+    text = json.dumps(to_jsonable(value), indent=indent, ensure_ascii=False)
+    return _NON_ASCII.sub(_escape_unsafe, text)
+
+
 def error_document(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "field": field}}
 
@@ -60,23 +91,47 @@ class Output:
         self.stdout = stdout
         self.stderr = stderr
 
+    @property
+    def terminal(self) -> bool:
+        """Whether stdout is a terminal (rather than a file or a pipe)."""
+        isatty = getattr(self.stdout, "isatty", None)
+        return bool(isatty and isatty())
+
+    @property
+    def colour(self) -> bool:
+        """Whether an app's own colours may reach stdout: only a terminal's, unless NO_COLOR is set."""
+        return self.terminal and not os.environ.get("NO_COLOR")
+
     def data(self, value: Any) -> None:
-        json.dump(to_jsonable(value), self.stdout, indent=2, ensure_ascii=False)
-        self.stdout.write("\n")
+        self.stdout.write(json_text(value, indent=2) + "\n")
         self.stdout.flush()
 
     def record(self, value: Any) -> None:
         """One compact JSON document on one line: used while following a stream."""
-        self.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False) + "\n")
+        self.stdout.write(json_text(value) + "\n")
         self.stdout.flush()
 
     def line(self, text: str = "") -> None:
-        self.stdout.write(text + "\n")
+        self.stdout.write(printable(text) + "\n")
+        self.stdout.flush()
+
+    def app_line(self, text: str) -> None:
+        """A line an app wrote (its logs): its colours survive on a terminal, nothing else it could send
+        to one does."""
+        self.stdout.write(printable_log(text, colour=self.colour) + "\n")
+        self.stdout.flush()
+
+    def document(self, text: str) -> None:
+        """A text meant to be saved (``mist env export > .env``): exact into a file or a pipe, made printable
+        on a terminal, where a control character in it would act instead of being shown."""
+        if self.terminal:
+            text = printable(text)
+        self.stdout.write(text if text.endswith("\n") or not text else text + "\n")
         self.stdout.flush()
 
     def note(self, text: str) -> None:
         """A message for the person at the terminal, kept off stdout so pipes see only the data."""
-        self.stderr.write(text + "\n")
+        self.stderr.write(printable(text) + "\n")
         self.stderr.flush()
 
     def error(self, code: str, message: str, field: str | None = None) -> None:

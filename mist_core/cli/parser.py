@@ -516,6 +516,13 @@ def _app_source_commands(app: argparse._SubParsersAction, command: Any) -> None:
     previews.add_argument(
         "--preview-env-unset", action="append", metavar="KEY", help="drop a preview variable (repeatable)"
     )
+    _switch(
+        previews,
+        "preview-secrets",
+        "preview_secrets",
+        "give previews of the repository's own pull requests the app's secrets (never a fork's)",
+        "previews get no secret of the app (the default)",
+    )
     p.add_argument("--reveal", action="store_true", help="show the webhook secret")
     p.set_defaults(_check=lambda args: _check_app_source(p, args))
 

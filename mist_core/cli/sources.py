@@ -408,6 +408,12 @@ def source_pairs(source: AppSource, app: App | None = None) -> list[tuple[str, o
         ("Deploy tags", s.deploy_tags),
         ("Previews", preview_text),
         ("Preview env", ", ".join(f"{k}={v}" for k, v in previews.env.items()) or None),
+        (
+            "Preview secrets",
+            "the app's, for pull requests from the repository itself (never from a fork)"
+            if previews.share_secrets
+            else "none of the app's (--preview-secrets shares them)",
+        ),
     ]
     return [(label, value) for label, value in pairs if not (label == "App" and value is None)]
 
@@ -423,6 +429,8 @@ def _preview_changes(ctx: Context, current: PreviewSettings) -> PreviewSettings 
         fields["limit"] = a.preview_limit
     if a.preview_domain is not None:
         fields["domain_pattern"] = a.preview_domain
+    if a.preview_secrets is not None:
+        fields["share_secrets"] = a.preview_secrets
     added = [parse_assignment(text) for text in a.preview_env or []]
     removed = list(a.preview_env_unset or [])
     if added or removed:
@@ -466,7 +474,14 @@ def source_changes(ctx: Context, current: AppSource | None) -> SourceChanges | N
     return SourceChanges(**fields) if fields else None  # type: ignore[arg-type]
 
 
-PREVIEW_OPTIONS = ("previews", "preview_limit", "preview_domain", "preview_env", "preview_env_unset")
+PREVIEW_OPTIONS = (
+    "previews",
+    "preview_limit",
+    "preview_domain",
+    "preview_env",
+    "preview_env_unset",
+    "preview_secrets",
+)
 
 
 @command("app", "source")

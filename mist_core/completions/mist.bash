@@ -145,7 +145,7 @@ _mist() {
         "app create") opts="$opts $app_opts --provider --repo" ;;
         "app set") opts="$opts $app_opts --health-none --clear" ;;
         "app deploy-key") opts="$opts --regenerate" ;;
-        "app source") opts="$opts --token-stdin --no-token --provider --repo --unlink --forget-host-keys --webhook-kind --new-webhook-secret --deploy-on-push --no-deploy-on-push --deploy-tags --no-deploy-tags --previews --no-previews --preview-limit --preview-domain --preview-env --preview-env-unset --reveal" ;;
+        "app source") opts="$opts --token-stdin --no-token --provider --repo --unlink --forget-host-keys --webhook-kind --new-webhook-secret --deploy-on-push --no-deploy-on-push --deploy-tags --no-deploy-tags --previews --no-previews --preview-limit --preview-domain --preview-env --preview-env-unset --preview-secrets --no-preview-secrets --reveal" ;;
         "git provider add") opts="$opts --kind --github-manifest --url --api-url --token-stdin --app-id --private-key-file --webhook-secret-stdin --installation-id --organization" ;;
         "env set"|"env import") opts="$opts --secret --build" ;;
         "env list"|"env export") opts="$opts --reveal" ;;

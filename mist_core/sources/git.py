@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from .. import validate
 from ..errors import Conflict, InvalidInput, MistError
+from ..printable import printable
 from ..procs import HOST_PATH, die_with_parent, host_process_env
 from .keys import public_key_of
 
@@ -105,12 +106,6 @@ def _secrets(url: str) -> list[str]:
         found.append(parts.username)
     found += [unquote(s) for s in found]
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
-
-
-def _printable(text: str) -> str:
-    """``text`` with control and invisible characters replaced, so a hostile server or commit cannot send
-    terminal escape sequences or bidi overrides to whoever reads the log."""
-    return "".join("\ufffd" if unicodedata.category(ch) in ("Cc", "Cf") and ch != "\t" else ch for ch in text)
 
 
 @dataclass(frozen=True)
@@ -455,7 +450,8 @@ class _GitSession:
         text = validate.redact_url(text)
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        return _printable(text)
+        # A hostile server's messages must not send terminal sequences to whoever reads the log.
+        return printable(text)
 
     async def emit(self, line: str) -> None:
         if self.on_line is None:
@@ -727,7 +723,8 @@ async def fetch(
         if len(fields) != 3 or not validate.is_sha(fields[0]) or len(fields[0]) != 40:
             raise FetchFailed(f"could not read the commit checked out from {shown_url}")
         sha = fields[0]
-        author, message = _printable(fields[1]), _printable(fields[2])
+        # A hostile commit must not send terminal sequences or bidi overrides to whoever reads the log.
+        author, message = printable(fields[1]), printable(fields[2])
         await session.emit(f"Checked out {sha[:12]}: {message}")
         learned = None
         if credentials.known_hosts is not None and not credentials.pinned:

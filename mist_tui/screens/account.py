@@ -15,7 +15,7 @@ from textual.widgets import Footer, Header, Static
 from mist_core.errors import InvalidInput
 from mist_core.models import RecoveryCodes, TotpSetup, User, UserChanges
 
-from ..format import human_age, role_text, utc_time
+from ..format import human_age, role_text, shown, utc_time
 from ..workers import api_work
 from .dialogs import FormDialog, FormField, SecretDialog
 
@@ -106,8 +106,8 @@ class AccountScreen(Screen):
         )
         for label, value in (
             ("Username", Text(user.username, style="bold")),
-            ("Name", user.full_name or Text("—", style="dim")),
-            ("Email", user.email or Text("—", style="dim")),
+            ("Name", shown(user.full_name) if user.full_name else Text("—", style="dim")),
+            ("Email", shown(user.email) if user.email else Text("—", style="dim")),
             ("Role on this server", role_text(user.role)),
             ("Two-factor", two_factor),
             ("Member since", f"{utc_time(user.created_at)} UTC ({human_age(user.created_at, now)} ago)"),

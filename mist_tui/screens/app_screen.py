@@ -38,13 +38,14 @@ from ..format import (
     parse_size,
     right,
     short_sha,
+    shown,
     status_text,
 )
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
 from ..workers import api_work
-from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
+from .dialogs import PRINTABLE, ConfirmDialog, FormDialog, FormField, PromptDialog
 from .domains import DomainsPane
 from .git import GitPane
 
@@ -90,7 +91,7 @@ def deployment_row(d: Deployment, now, history: list[Deployment] | None = None) 
     if d.source == "rollback":
         origin = rollback_origin(d, history or [])
         message.append(f"↩ rollback to #{origin.id} " if origin else "↩ rollback ", style="bold magenta")
-    message.append((d.commit_message or d.ref).splitlines()[0][:60])
+    message.append_text(shown((d.commit_message or d.ref).splitlines()[0][:60]))
     return [
         right(f"#{d.id}"),
         status_text(d.state.value, icon=False),
@@ -156,7 +157,7 @@ class EnvironmentPane(Vertical):
             value = (
                 Text(MASK, style="dim")
                 if var.value is None
-                else Text(var.value, style="yellow" if var.secret else "")
+                else shown(var.value, style="yellow" if var.secret else "")
             )
             flags = " ".join(f for f, on_ in (("secret", var.secret), ("build", var.build)) if on_)
             table.add_row(
@@ -305,7 +306,9 @@ class SettingsPane(VerticalScroll):
             with Horizontal(classes="form-row"):
                 yield Label(label, classes="form-label")
                 with Vertical(classes="form-field"):
-                    yield Input(placeholder=placeholder, id=f"set-{name}", compact=True)
+                    yield Input(
+                        placeholder=placeholder, id=f"set-{name}", compact=True, highlighter=PRINTABLE
+                    )
                     yield Label("", id=f"err-{name}", classes="field-error")
         with Horizontal(classes="form-row"):
             yield Label("Restart policy", classes="form-label")
@@ -329,7 +332,9 @@ class SettingsPane(VerticalScroll):
                         id="set-health",
                         compact=True,
                     )
-                    yield Input(placeholder="/healthz", id="set-health_path", compact=True)
+                    yield Input(
+                        placeholder="/healthz", id="set-health_path", compact=True, highlighter=PRINTABLE
+                    )
                 yield Label("", id="err-health", classes="field-error")
         with Horizontal(classes="form-row"):
             yield Label("Switching", classes="form-label")
@@ -345,9 +350,11 @@ class SettingsPane(VerticalScroll):
         spec = app.spec
         reason = spec.stop_then_start_reason
         self.query_one("#switch-note", Static).update(
-            f"stop-then-start: {reason}, so a deployment stops the old container before starting the new one"
-            if reason
-            else "zero downtime: the new container starts beside the old one and takes over once healthy"
+            shown(
+                f"stop-then-start: {reason}, so a deployment stops the old container before starting the new one"
+                if reason
+                else "zero downtime: the new container starts beside the old one and takes over once healthy"
+            )
         )
         values = {
             "git_url": spec.git_url,
@@ -447,7 +454,7 @@ class SettingsPane(VerticalScroll):
         names = {n for n, _, _ in SETTINGS_FIELDS} | {"restart", "health"}
         if field in names:
             label = self.query_one(f"#err-{field}", Label)
-            label.update(f"✕ {error.message}")
+            label.update(shown(f"✕ {error.message}"))
             label.add_class("-shown")
             widget = self.query_one(f"#set-{field}")
             widget.focus()
@@ -666,10 +673,11 @@ class AppScreen(Screen):
         mem_cell.justify = "left"
         if mem is not None and limit:
             mem_cell.append(f" of {human_bytes(limit)}", style="dim")
-        facts.add_row("status", status_text(app.status), "source", Text(spec.git_url))
-        facts.add_row("container", app.container_name or "—", "branch", spec.branch)
-        facts.add_row("image", app.image or "—", "port", str(spec.port or "—"))
-        facts.add_row("cpu", cpu_cell, "published", ports)
+        # Strings in a Rich table are read as markup: what the app's spec holds is given as plain Text.
+        facts.add_row("status", status_text(app.status), "source", shown(spec.git_url))
+        facts.add_row("container", shown(app.container_name or "—"), "branch", shown(spec.branch))
+        facts.add_row("image", shown(app.image or "—"), "port", str(spec.port or "—"))
+        facts.add_row("cpu", cpu_cell, "published", shown(ports))
         facts.add_row(
             "memory",
             mem_cell,
@@ -678,7 +686,7 @@ class AppScreen(Screen):
         )
         facts.add_row(
             "health",
-            f"{spec.health.type} {spec.health.path if spec.health.type == 'http' else ''}",
+            shown(f"{spec.health.type} {spec.health.path if spec.health.type == 'http' else ''}"),
             "restart",
             spec.restart,
         )

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Static
 from mist_core.errors import Conflict, InvalidInput
 from mist_core.models import AuditEntry
 
-from ..format import parse_since, role_text, utc_time
+from ..format import parse_since, printable_text, role_text, shown, utc_time
 from ..widgets.table import MistTable
 from .admin import _ListScreen
 from .dialogs import PromptDialog
@@ -125,11 +125,11 @@ class AuditScreen(_ListScreen):
         for entry in page.items:
             table.add_row(*self.cells(entry), key=str(entry.id))
         self.show_detail(page.items[0] if page.items else None)
-        shown = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
-        title = f"Audit log · newest first · {shown} {'entry' if page.total == 1 else 'entries'}"
+        count = f"{len(page.items)} of {page.total}" if page.total > len(page.items) else f"{page.total}"
+        title = f"Audit log · newest first · {count} {'entry' if page.total == 1 else 'entries'}"
         if described := self.filter.describe():
             title += f" · {described}"
-        table.border_title = title
+        table.border_title = shown(title)  # the filter is what the user typed: never markup
 
     @staticmethod
     def cells(entry: AuditEntry) -> list[object]:
@@ -140,7 +140,7 @@ class AuditScreen(_ListScreen):
             role_text(entry.actor_role),
             Text(entry.source or "—", style="dim"),
             Text(entry.action, style=action_style(entry.action)),
-            target or Text("—", style="dim"),
+            shown(target) if target else Text("—", style="dim"),
         ]
 
     @on(DataTable.RowHighlighted)
@@ -168,7 +168,8 @@ class AuditScreen(_ListScreen):
             f"  by {who}",
         )
         body = Text(detail_text(entry.detail) or "no details", style="" if entry.detail else "dim")
-        panel.update(Text("\n").join([head, body]))
+        # Details hold what users gave (names, messages, values): shown as text, control characters neutralised.
+        panel.update(printable_text(Text("\n").join([head, body])))
 
     # ------------------------------------------------------------------------------------------ filters
 

@@ -11,6 +11,7 @@ from textual.widgets import Input, Select
 from mist_core.errors import InvalidInput, MistError
 from mist_core.models import App, AppSpec, HealthCheck, Project, ProjectChanges, RepoInfo, SourceChanges
 
+from ..format import shown
 from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField, PromptDialog
 
@@ -58,7 +59,9 @@ class AppForm(FormDialog):
         providers = await api.git.providers()
         if not providers:
             return  # the form stays as it always was: a git URL
-        choices = [("none: the git URL below", "")] + [(f"{p.name} ({p.url})", p.name) for p in providers]
+        choices = [("none: the git URL below", "")] + [
+            (shown(f"{p.name} ({p.url})"), p.name) for p in providers
+        ]
         select = self.query_one("#field-provider", Select)
         select.set_options(choices)
         select.value = ""
@@ -79,7 +82,9 @@ class AppForm(FormDialog):
         select.set_options([])
         repos = await api.git.repos(provider)
         self.repos = {r.full_name: r for r in repos}
-        select.set_options([(r.full_name + (" (private)" if r.private else ""), r.full_name) for r in repos])
+        select.set_options(
+            [(shown(r.full_name + (" (private)" if r.private else "")), r.full_name) for r in repos]
+        )
         if not repos:
             self.show_error(
                 InvalidInput(

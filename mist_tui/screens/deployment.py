@@ -14,7 +14,7 @@ from textual.widgets import Footer, Header, Static
 from mist_core.errors import NotFound
 from mist_core.models import PIPELINE_STEPS, Deployment, DeploymentState
 
-from ..format import human_age, human_duration, right, short_sha, status_text
+from ..format import human_age, human_duration, printable_text, right, short_sha, status_text
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
@@ -143,14 +143,15 @@ class DeploymentScreen(Screen):
         text.append(f" · started {human_age(d.created_at, now)} ago", style="dim")
         if d.duration is not None:
             text.append(f" · took {human_duration(d.duration)}", style="dim")
-        self.query_one("#deployment-summary", Static).update(text)
+        # The commit's message and author, the ref: stored text, shown with its control characters neutralised.
+        self.query_one("#deployment-summary", Static).update(printable_text(text))
         table = self.query_one("#steps", MistTable)
         table.clear()
         for step, state, took in step_rows(d, now):
             table.add_row(Text(step), state, took, key=step)
         error = self.query_one("#deployment-error", Static)
         if d.error:
-            error.update(Text.assemble(("Failed\n", "bold red"), (d.error, "red")))
+            error.update(printable_text(Text.assemble(("Failed\n", "bold red"), (d.error, "red"))))
             error.display = True
         else:
             error.display = False

@@ -1,6 +1,7 @@
 """Modal dialogs: a confirmation that names what will be destroyed, a small form whose errors from the
 API appear next to the field they concern (``err.field``) while the dialog stays open, and the one
-showing of a secret (a new API token, an invitation, recovery codes)."""
+showing of a secret (a new API token, an invitation, recovery codes). Titles, messages and values name
+stored things: they are shown as plain text, never as markup, with control characters neutralised."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rich.highlighter import Highlighter
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -18,7 +20,29 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static, Text
 
 from mist_core.errors import MistError
 
+from ..format import printable_text, shown
 from ..workers import api_work
+
+
+class PrintableHighlighter(Highlighter):
+    """Shows an input's value with its control characters neutralised; the value itself stays exact."""
+
+    def highlight(self, text: Text) -> None:
+        text.plain = printable_text(text).plain
+
+
+class PrintableTextArea(TextArea):
+    """A ``TextArea`` that shows its lines with their control characters neutralised, its text exact."""
+
+    def get_line(self, line_index: int) -> Text:
+        return printable_text(super().get_line(line_index))
+
+
+PRINTABLE = PrintableHighlighter()
+
+
+def _as_text(value: str | Text) -> Text:
+    return printable_text(value) if isinstance(value, Text) else shown(value)
 
 
 class ConfirmDialog(ModalScreen[bool]):
@@ -41,9 +65,9 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog" if self.danger else "dialog -safe"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(shown(self.title_text), classes="dialog-title")
             # Names in messages come from users: never read as markup.
-            yield Static(self.message, classes="dialog-message", markup=False)
+            yield Static(shown(self.message), classes="dialog-message")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
@@ -111,17 +135,17 @@ class FormDialog(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         classes = "dialog" + (" -compact" if self.compact else "") + (" -danger" if self.danger else "")
         with Vertical(classes=classes):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(shown(self.title_text), classes="dialog-title")
             if self.note:
-                yield Static(self.note, classes="dialog-message", markup=False)
+                yield Static(_as_text(self.note), classes="dialog-message")
             for field in self.fields:
                 if field.checkbox:
-                    yield Checkbox(field.label, field.checked, id=f"field-{field.name}")
+                    yield Checkbox(shown(field.label), field.checked, id=f"field-{field.name}")
                 elif field.choices is not None:
-                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
+                    yield Label(shown(field.label), classes="field-label", id=f"label-{field.name}")
                     if field.choices:
                         yield Select(
-                            field.choices,
+                            [(shown(label), value) for label, value in field.choices],
                             value=field.value,
                             allow_blank=False,
                             id=f"field-{field.name}",
@@ -135,8 +159,8 @@ class FormDialog(ModalScreen[Any]):
                             compact=self.compact,
                         )
                 elif field.multiline:
-                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
-                    yield TextArea(
+                    yield Label(shown(field.label), classes="field-label", id=f"label-{field.name}")
+                    yield PrintableTextArea(
                         field.value,
                         id=f"field-{field.name}",
                         soft_wrap=False,
@@ -145,11 +169,12 @@ class FormDialog(ModalScreen[Any]):
                         compact=self.compact,
                     )
                 else:
-                    yield Label(field.label, classes="field-label", id=f"label-{field.name}")
+                    yield Label(shown(field.label), classes="field-label", id=f"label-{field.name}")
                     yield Input(
                         field.value,
                         placeholder=field.placeholder,
                         password=field.password,
+                        highlighter=PRINTABLE,
                         id=f"field-{field.name}",
                         compact=self.compact,
                     )
@@ -174,7 +199,7 @@ class FormDialog(ModalScreen[Any]):
         field = self.aliases.get(error.field or "", error.field)
         target = field if field in names else "form"
         label = self.query_one(f"#error-{target}", Label)
-        label.update(f"✕ {error.message}")
+        label.update(shown(f"✕ {error.message}"))
         label.add_class("-shown")
 
     @on(Input.Submitted)
@@ -256,9 +281,9 @@ class SecretDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog -secret"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-message", markup=False)
-            yield Static(self.secret, id="secret-value", markup=False)
+            yield Label(shown(self.title_text), classes="dialog-title")
+            yield Static(shown(self.message), classes="dialog-message")
+            yield Static(shown(self.secret), id="secret-value")
             yield Static(self.NOTE + (f"\n{self.hint}" if self.hint else ""), classes="dialog-hint")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Copy", id="copy")

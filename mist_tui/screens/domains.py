@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 from mist_core.errors import InvalidInput
 from mist_core.models import Certificate, Domain, DomainSettings
 
-from ..format import human_age
+from ..format import human_age, printable_text
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField
@@ -227,7 +227,8 @@ class DomainsPane(Vertical):
         if domain.security_headers:
             parts.append("security headers (nosniff, frame options, referrer policy)")
         text.append(" · ".join(parts) or "none", style="" if parts else "dim")
-        detail.update(text)
+        # The certificate's last error comes from the ACME server: shown with control characters neutralised.
+        detail.update(printable_text(text))
 
     def _selected(self) -> Domain | None:
         key = self.query_one(MistTable).selected_key

@@ -28,7 +28,7 @@ from mist_core.models import (
 )
 from mist_core.sources.keys import known_host_keys
 
-from ..format import human_age, right, short_sha, utc_time
+from ..format import human_age, right, short_sha, shown, utc_time
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import ConfirmDialog, CopyDialog, FormDialog, FormField
@@ -89,12 +89,12 @@ def delivery_row(d: WebhookDelivery, now) -> list[object]:
     refused = d.outcome == "refused"
     return [
         right(human_age(d.received_at, now), "red" if refused else ""),
-        Text(d.event, style="red" if refused else ""),
+        shown(d.event, style="red" if refused else ""),
         Text(d.outcome, style=OUTCOME_STYLES.get(d.outcome, "")),
-        Text(ref_text(d), style="" if d.ref or d.pr_number else "dim"),
-        Text(short_sha(d.sha), style="" if d.sha else "dim"),
+        shown(ref_text(d), style="" if d.ref or d.pr_number else "dim"),
+        shown(short_sha(d.sha), style="" if d.sha else "dim"),
         right(f"#{d.deployment_id}") if d.deployment_id else right("—", "dim"),
-        Text(d.reason, style="red" if refused else "dim"),
+        shown(d.reason, style="red" if refused else "dim"),
     ]
 
 
@@ -102,9 +102,9 @@ def preview_row(p: Preview, now) -> list[object]:
     head = " ".join(x for x in (p.head_ref, short_sha(p.head_sha) if p.head_sha else None) if x)
     return [
         right(f"#{p.number}"),
-        Text(p.app, style="bold"),
-        Text(head or "—", style="" if head else "dim"),
-        Text(p.url or "no domain (the app has none)", style="underline" if p.url else "dim"),
+        shown(p.app, style="bold"),
+        shown(head or "—", style="" if head else "dim"),
+        shown(p.url or "no domain (the app has none)", style="underline" if p.url else "dim"),
         right(human_age(p.updated_at, now)),
     ]
 
@@ -113,10 +113,12 @@ def previews_text(previews: PreviewSettings) -> Text:
     if not previews.enabled:
         return Text("off", style="dim")
     text = Text.assemble(("on", "green"))
-    text.append(f" · up to {previews.limit} at once · at {previews.domain_pattern}")
+    text.append_text(shown(f" · up to {previews.limit} at once · at {previews.domain_pattern}"))
     if previews.env:
         text.append(" · env ", style="dim")
-        text.append(", ".join(f"{k}={v}" for k, v in previews.env.items()))
+        text.append_text(shown(", ".join(f"{k}={v}" for k, v in previews.env.items())))
+    if previews.share_secrets:  # off by default, and then not worth a word
+        text.append(" · with the app's secrets (not for forks)", style="yellow")
     return text
 
 
@@ -215,7 +217,9 @@ class LinkDialog(FormDialog):
         select = self.query_one("#field-repo", Select)
         select.set_options([])
         repos = await api.git.repos(provider)
-        select.set_options([(r.full_name + (" (private)" if r.private else ""), r.full_name) for r in repos])
+        select.set_options(
+            [(shown(r.full_name + (" (private)" if r.private else "")), r.full_name) for r in repos]
+        )
         if self.linked[0] == provider and self.linked[1] in {r.full_name for r in repos}:
             select.value = self.linked[1]
         if not repos:
@@ -349,24 +353,24 @@ class GitPane(Vertical):
         facts.add_column()
         facts.add_row("fetches with", Text(AUTH_NAMES.get(source.auth, source.auth), style="bold"))
         if source.provider:
-            facts.add_row("provider", Text(f"{source.provider} · {source.repo or '—'}"))
+            facts.add_row("provider", shown(f"{source.provider} · {source.repo or '—'}"))
         if source.deploy_key:
             key = Text.assemble((source.deploy_key_fingerprint or "", "bold"))
             key.append(f"   {self._key('copy_key')} copies the public key", style="dim")
             facts.add_row("deploy key", key)
-            facts.add_row("", Text(source.deploy_key, style="yellow", overflow="fold"))
+            facts.add_row("", shown(source.deploy_key, style="yellow", overflow="fold"))
         else:
             facts.add_row("deploy key", Text(f"none ({self._key('deploy_key')} makes one)", style="dim"))
         hosts = host_key_lines(source.known_hosts)
         if hosts:
             for i, line in enumerate(hosts):
-                facts.add_row("host keys" if i == 0 else "", Text(line))
+                facts.add_row("host keys" if i == 0 else "", shown(line))
         else:
             facts.add_row(
                 "host keys", Text("none pinned yet: the first ssh fetch pins the server's", style="dim")
             )
         if source.webhook_url:
-            url = Text.assemble(source.webhook_url)
+            url = shown(source.webhook_url)
             if source.webhook_kind:
                 url.append(f"   signed as {source.webhook_kind}", style="dim")
             else:
@@ -381,7 +385,7 @@ class GitPane(Vertical):
                 Text("none: set Mist's public address first (the public_url server setting)", style="yellow"),
             )
         if source.webhook_secret is not None:
-            secret = Text(source.webhook_secret, style="yellow")
+            secret = shown(source.webhook_secret, style="yellow")
         elif source.auth == "provider" and source.webhook_kind == "github":
             secret = Text("the GitHub App's", style="dim")
         else:
@@ -390,7 +394,7 @@ class GitPane(Vertical):
         facts.add_row("secret", secret)
         push = Text.assemble(("yes", "green") if source.deploy_on_push else ("no", "yellow"))
         if source.deploy_on_push and app is not None:
-            push.append(f", pushes to {app.spec.branch}")
+            push.append_text(shown(f", pushes to {app.spec.branch}"))
         push.append(" · tags ", style="dim")
         push.append("deployed" if source.deploy_tags else "not deployed")
         facts.add_row("deploy on push", push)
@@ -434,16 +438,16 @@ class GitPane(Vertical):
             return
         text = Text()
         text.append(f"{utc_time(delivery.received_at)} UTC", style="dim")
-        text.append(f"  {delivery.event}", style="bold")
+        text.append_text(shown(f"  {delivery.event}", style="bold"))
         if delivery.delivery_id:
-            text.append(f"  delivery {delivery.delivery_id}", style="dim")
+            text.append_text(shown(f"  delivery {delivery.delivery_id}", style="dim"))
         if delivery.sha:
             text.append(f"  commit {delivery.sha[:12]}", style="dim")
         if delivery.deployment_id:
             text.append(f"  Enter opens deployment #{delivery.deployment_id}", style="dim")
         text.append("\n")
         text.append(f"{delivery.outcome}: ", style=OUTCOME_STYLES.get(delivery.outcome, ""))
-        text.append(delivery.reason, style="red" if delivery.outcome == "refused" else "")
+        text.append_text(shown(delivery.reason, style="red" if delivery.outcome == "refused" else ""))
         detail.update(text)
 
     # ------------------------------------------------------------------------------------------ actions
@@ -742,6 +746,7 @@ class GitPane(Vertical):
                 limit=parse_limit(values["limit"]),
                 domain_pattern=values["domain_pattern"].strip() or current.domain_pattern,
                 env=parse_env_lines(values["env"]),
+                share_secrets=bool(values["share_secrets"]),
             )
             return await self.mist.api.apps.set_source(self.app_ref, SourceChanges(previews=settings))
 
@@ -775,6 +780,12 @@ class GitPane(Vertical):
                         "\n".join(f"{k}={v}" for k, v in current.env.items()),
                         "STRIPE_KEY=sk_test_123",
                         multiline=True,
+                    ),
+                    FormField(
+                        "share_secrets",
+                        "Share the app's secrets with previews (pull requests from forks never get them)",
+                        checkbox=True,
+                        checked=current.share_secrets,
                     ),
                 ],
                 submit=save,

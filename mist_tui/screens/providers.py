@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select
 from mist_core.errors import InvalidInput
 from mist_core.models import BranchInfo, GitProvider, GitProviderSpec, ManifestStart, RepoInfo
 
-from ..format import human_age, right, short_sha
+from ..format import human_age, right, short_sha, shown
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .admin import _ListScreen
@@ -331,7 +331,7 @@ class RepositoriesScreen(_ListScreen):
         yield Footer()
 
     def setup_columns(self, table: MistTable) -> None:
-        table.border_title = f"Repositories of {self.provider}"
+        table.border_title = shown(f"Repositories of {self.provider}")
         table.add_column("Repository", key="repo", width=30)
         table.add_column("Default", key="default", width=10)
         table.add_column("Private", key="private", width=7)
@@ -353,7 +353,7 @@ class RepositoriesScreen(_ListScreen):
                 Text("yes", style="yellow") if r.private else Text("no", style="dim"),
                 key=r.full_name,
             )
-        table.border_title = f"Repositories of {self.provider} · {len(repos)}"
+        table.border_title = shown(f"Repositories of {self.provider} · {len(repos)}")
         table.border_subtitle = (
             "Enter lists the branches"
             if repos
@@ -378,5 +378,6 @@ class RepositoriesScreen(_ListScreen):
             if b.name == default:
                 name.append(" (default)", style="dim")
             table.add_row(name, short_sha(b.sha), key=b.name)
-        table.border_title = f"Branches of {repo} · {len(branches)}"
+        # Repository names come from the git host: a title string would be read as markup.
+        table.border_title = shown(f"Branches of {repo} · {len(branches)}")
         table.border_subtitle = ""

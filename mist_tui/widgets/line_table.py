@@ -23,6 +23,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets.data_table import RowKey
 
+from mist_core.printable import printable
+
 Cell = str | tuple[str, str | Style]
 """A cell: its text, or its text and a Rich style for it (``"bold red"``)."""
 
@@ -564,5 +566,7 @@ class LineTable(ScrollView, can_focus=True):
                 style = base + (Style.parse(own) if isinstance(own, str) else own) + over
             if grouped and index == self._group_by:
                 text = ""
+            # Segments go to the terminal as they are: a control character in a stored name would act on it.
+            text = printable(text)
             segments.append(Segment(pad + fit(text, column.width, column.justify) + pad, style))
         return Strip(segments, self._row_width)

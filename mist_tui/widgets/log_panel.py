@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
+from ..format import shown
 from .log_view import LogView
 
 TAIL_CHOICES = [
@@ -86,7 +87,7 @@ class LogPanel(Vertical):
     def compose(self) -> ComposeResult:
         if self.range_choices or self.title:
             with Horizontal(classes="log-bar"):
-                yield Label(self.title, classes="log-title")
+                yield Label(shown(self.title), classes="log-title")
                 if self.range_choices:
                     yield Select(TAIL_CHOICES, value=200, allow_blank=False, id="log-tail", compact=True)
                     yield Select(SINCE_CHOICES, value=0, allow_blank=False, id="log-since", compact=True)
@@ -101,7 +102,7 @@ class LogPanel(Vertical):
     def set_title(self, title: str) -> None:
         self.title = title
         for label in self.query(".log-title").results(Label):
-            label.update(title)
+            label.update(shown(title))
 
     def on_log_view_flushed(self) -> None:
         self._refresh_status()

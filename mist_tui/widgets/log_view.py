@@ -26,6 +26,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
+from mist_core.printable import printable
+
 from .. import heap
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07|[\x00-\x08\x0a-\x1f\x7f]")
@@ -56,8 +58,9 @@ class LogEntry(NamedTuple):
 
 def clean(text: str) -> str:
     """Container output may carry colour codes and control characters: they would corrupt the screen and
-    break column maths, so they are removed and tabs expanded."""
-    return ANSI_ESCAPE.sub("", text.rstrip("\n")).expandtabs(4)
+    break column maths, so the sequences are removed, tabs expanded, and any control or bidi character left
+    replaced (``mist_core.printable``)."""
+    return printable(ANSI_ESCAPE.sub("", text.rstrip("\n")).expandtabs(4))
 
 
 class LogBuffer:

@@ -1,4 +1,5 @@
-"""The one table class every list uses: a row-cursor ``DataTable`` with vim keys."""
+"""The one table class every list uses: a row-cursor ``DataTable`` with vim keys, whose cells show stored
+text as it is: never read as markup, control characters neutralised."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
-from textual.widgets._data_table import ColumnKey, Row, RowKey
+from textual.widgets._data_table import ColumnKey, Row, RowKey, RowRenderables
+
+from ..format import printable_text, shown
+
+
+def _cell(value: object) -> object:
+    """A cell as the table keeps it: DataTable reads a ``str`` cell as markup, so a name with brackets in it
+    would restyle the row or bind a click to an action; as a ``Text`` it is shown as it is."""
+    return shown(value) if isinstance(value, str) else value
 
 
 class FastRowKey(str, RowKey):
@@ -83,7 +92,16 @@ class MistTable(DataTable):
         entry = self._fast_keys.get(row_key.value if isinstance(row_key, RowKey) else row_key)  # type: ignore[arg-type]
         if entry is not None:
             entry[2] = None
-        super().update_cell(row_key, column_key, value, update_width=update_width)
+        super().update_cell(row_key, column_key, _cell(value), update_width=update_width)
+
+    def _compute_row_renderables(self, row_index: int) -> RowRenderables:
+        # Only for rows being drawn (and cached with them): a control character in a cell's text would reach
+        # the terminal as it is, so each is replaced before it is drawn.
+        computed = super()._compute_row_renderables(row_index)
+        if row_index < 0:
+            return computed
+        cells = [printable_text(c) if isinstance(c, Text) else c for c in computed.cells]
+        return RowRenderables(computed.label, cells)
 
     def add_column(self, *args, **kwargs) -> ColumnKey:  # type: ignore[override]
         self._fast_keys.clear()  # a column added to rows changes their cell dicts
@@ -93,9 +111,9 @@ class MistTable(DataTable):
         self._fast_keys.clear()
         super().remove_column(column_key)
 
-    def add_row(self, *args, **kwargs) -> RowKey:  # type: ignore[override]
+    def add_row(self, *cells, **kwargs) -> RowKey:  # type: ignore[override]
         self._fast_order = None
-        return super().add_row(*args, **kwargs)
+        return super().add_row(*map(_cell, cells), **kwargs)
 
     def remove_row(self, row_key: RowKey | str) -> None:
         self._fast_order = None
@@ -233,7 +251,7 @@ class MistTable(DataTable):
                 entry = known[key] = [row_key, Row(row_key, 1, None, False), None, None]
             row_key, row, last_cells, row_data = entry
             if cells is not last_cells:
-                row_data = entry[3] = dict(zip(columns, cells, strict=False))
+                row_data = entry[3] = dict(zip(columns, map(_cell, cells), strict=False))
                 entry[2] = cells
             keys.append(row_key)
             ordered.append(row)

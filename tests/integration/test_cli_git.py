@@ -254,7 +254,15 @@ def test_app_source_changes_push_and_preview_settings_and_reveals_the_secret(
         "limit": 2,
         "domain_pattern": "pr-{number}.preview.example.com",
         "env": {"STAGE": "preview"},
+        "share_secrets": False,
     }
+    assert (
+        "Preview secrets  none of the app's (--preview-secrets shares them)"
+        in ok(owner("app", "source", "shop/web")).stdout
+    )
+    shared = doc(owner("app", "source", "shop/web", "--preview-secrets", "--json"))
+    assert shared["previews"]["share_secrets"] is True and shared["previews"]["env"] == {"STAGE": "preview"}
+    assert "never from a fork" in ok(owner("app", "source", "shop/web")).stdout
     assert "--preview-limit" in refused(owner("app", "source", "shop/web", "--preview-limit", "99"))
 
     renewed = ok(owner("app", "source", "shop/web", "--new-webhook-secret"))

@@ -101,10 +101,13 @@ async def test_a_pull_request_opens_updates_and_closes_its_preview(
     await mist.projects.create(project_name)
     await mist.apps.create(ref, busybox_spec(repo))
     await mist.domains.add(ref, f"{project_name}.example.com", DomainSettings(https=False))
+    # Shared with previews of the repository's own pull requests (below): re-encrypted for the preview.
     await mist.env.set(ref, "API_KEY", "kept secret in previews", secret=True)
     await mist.apps.set_source(
         ref,
-        SourceChanges(previews=PreviewSettings(enabled=True, limit=1, env={"PREVIEW": "yes"})),
+        SourceChanges(
+            previews=PreviewSettings(enabled=True, limit=1, env={"PREVIEW": "yes"}, share_secrets=True)
+        ),
     )
     hook_id, secret = await hook(mist, ref, kind="github")
 

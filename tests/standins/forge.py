@@ -949,10 +949,15 @@ def sign_delivery(
     return headers, body
 
 
-def _repository(kind: str, repo: str) -> dict[str, Any]:
+def _repository(kind: str, repo: str, ident: int | None = None) -> dict[str, Any]:
+    item = {"full_name": repo, "private": True, "default_branch": "main"}
     if kind == "github":
-        return _github_repo({"full_name": repo, "private": True, "default_branch": "main"}, 500)
-    return _gitea_repo({"full_name": repo, "private": True, "default_branch": "main"}, 700)
+        return _github_repo(item, ident or 500)
+    return _gitea_repo(item, ident or 700)
+
+
+# The id the stand-in gives a fork: any repository other than the base has another id.
+FORK_ID = 4242
 
 
 def push_payload(
@@ -1038,9 +1043,12 @@ def pull_request_payload(
     head_ref: str = "feature/login",
     title: str = "Add a login page",
     merged: bool = False,
+    fork: str | None = None,
+    fork_deleted: bool = False,
 ) -> dict[str, Any]:
     """The body of a pull (merge) request event; ``action`` is opened | synchronize | reopened | closed (or
-    any provider word, passed through)."""
+    any provider word, passed through). The head is in ``repo`` itself unless ``fork`` names the fork it
+    comes from; ``fork_deleted`` sends what GitHub sends once the fork is gone (no head repository)."""
     if kind == "gitlab":
         words = {
             "opened": "open",
@@ -1049,6 +1057,9 @@ def pull_request_payload(
             "closed": "merge" if merged else "close",
         }
         project = _gitlab_project({"full_name": repo, "private": True, "default_branch": "main"}, 300)
+        source = project
+        if fork is not None:
+            source = _gitlab_project({"full_name": fork, "private": False, "default_branch": "main"}, FORK_ID)
         attrs: dict[str, Any] = {
             "id": 9000 + number,
             "iid": number,
@@ -1058,7 +1069,7 @@ def pull_request_payload(
             "action": words.get(action, action),
             "source_branch": head_ref,
             "target_branch": "main",
-            "source_project_id": 300,
+            "source_project_id": None if fork_deleted else source["id"],
             "target_project_id": 300,
             "merge_status": "can_be_merged",
             "url": f"https://gitlab.example.com/{repo}/-/merge_requests/{number}",
@@ -1069,7 +1080,7 @@ def pull_request_payload(
                 "timestamp": "2024-05-01T12:00:00+02:00",
                 "author": {"name": "Ada Lovelace", "email": "ada@example.com"},
             },
-            "source": project,
+            "source": None if fork_deleted else source,
             "target": project,
         }
         if action == "synchronize":
@@ -1085,6 +1096,7 @@ def pull_request_payload(
             "changes": {},
         }
     repository = _repository(kind, repo)
+    head_repository = repository if fork is None else _repository(kind, fork, FORK_ID)
     word = "synchronized" if (kind == "gitea" and action == "synchronize") else action
     pull = {
         "id": 8000 + number,
@@ -1094,7 +1106,12 @@ def pull_request_payload(
         "body": "",
         "merged": merged,
         "html_url": f"https://{kind}.example.com/{repo}/pull/{number}",
-        "head": {"label": f"acme:{head_ref}", "ref": head_ref, "sha": head_sha, "repo": repository},
+        "head": {
+            "label": f"{(fork or repo).split('/')[0]}:{head_ref}",
+            "ref": head_ref,
+            "sha": head_sha,
+            "repo": None if fork_deleted else head_repository,
+        },
         "base": {"label": "acme:main", "ref": "main", "sha": "f" * 40, "repo": repository},
         "user": {"login": "ada", "id": 5},
     }

@@ -10,6 +10,7 @@ from standins.forge import ping_payload, pull_request_payload, push_payload, sig
 
 from mist_core.webhooks import (
     MAX_BODY,
+    MAX_DEPTH,
     WebhookMalformed,
     WebhookRefused,
     WebhookTooLarge,
@@ -375,3 +376,75 @@ def test_refusals_are_reported_as_mist_errors_with_a_problem_body() -> None:
     problem = caught.value.to_problem()
     assert problem["code"] == "webhook_malformed"
     assert problem["status"] == 400
+
+
+# --- what a signed payload may carry ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "head_ref", ["--upload-pack=touch /tmp/x", "a..b", "feature\x1b[2J", "has space", "x:y", "@{u}"]
+)
+def test_a_pull_request_whose_head_ref_git_would_refuse_or_misread_is_malformed(
+    kind: str, head_ref: str
+) -> None:
+    payload = pull_request_payload(
+        kind, "acme/web", action="opened", number=1, head_sha=SHA, head_ref=head_ref
+    )
+    with pytest.raises(WebhookMalformed) as caught:
+        parse(kind, *delivery(kind, "pull_request", payload))
+    assert caught.value.status == 400
+    assert "ref Mist does not accept" in caught.value.reason and "\x1b" not in caught.value.reason
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_push_of_a_ref_git_would_misread_is_malformed(kind: str) -> None:
+    payload = push_payload(kind, "acme/web", sha=SHA, ref="refs/heads/--upload-pack=x")
+    with pytest.raises(WebhookMalformed, match="ref Mist does not accept"):
+        parse(kind, *delivery(kind, "push", payload))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_pull_request_from_a_fork_or_an_unknown_head_repository_counts_as_a_fork(kind: str) -> None:
+    def read(**fork: object) -> bool:
+        payload = pull_request_payload(kind, "acme/web", action="opened", number=1, head_sha=SHA, **fork)
+        return parse(kind, *delivery(kind, "pull_request", payload)).from_fork
+
+    assert read() is False
+    assert read(fork="mallory/web") is True
+    assert read(fork_deleted=True) is True
+
+
+def test_a_github_pull_request_without_repository_ids_is_compared_by_full_name() -> None:
+    payload = pull_request_payload("github", "acme/web", action="opened", number=1, head_sha=SHA)
+    for side in ("head", "base"):  # each side its own copy: the stand-in shares one object
+        repo = dict(payload["pull_request"][side]["repo"])
+        del repo["id"]
+        payload["pull_request"][side]["repo"] = repo
+    assert parse("github", *delivery("github", "pull_request", payload)).from_fork is False
+    payload["pull_request"]["head"]["repo"]["full_name"] = "mallory/web"
+    assert parse("github", *delivery("github", "pull_request", payload)).from_fork is True
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_body_nested_deeper_than_the_bound_is_malformed_without_reading_it(kind: str) -> None:
+    payload = push_payload(kind, "acme/web", sha=SHA)
+    for depth in (MAX_DEPTH + 1, 200_000):
+        body = (json.dumps(payload)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}").encode()
+        headers, _ = delivery(kind, "push", payload)
+        with pytest.raises(WebhookMalformed, match="levels deep"):
+            parse(kind, headers, body)
+    # Left open, brackets count as deep as they go; inside strings they do not count at all.
+    headers, _ = delivery(kind, "push", payload)
+    with pytest.raises(WebhookMalformed, match="levels deep"):
+        parse(kind, headers, b'{"x": ' + b"[" * 100_000)
+    padded = {**payload, "note": "[{" * 10_000 + '\\" ]]'}
+    assert parse(kind, *delivery(kind, "push", padded)).sha == SHA
+
+
+def test_a_body_exactly_at_the_nesting_bound_is_read() -> None:
+    payload = push_payload("github", "acme/web", sha=SHA)
+    inner = MAX_DEPTH - 1  # the body itself is the first level
+    body = (json.dumps(payload)[:-1] + ', "x": ' + "[" * inner + "]" * inner + "}").encode()
+    headers, _ = delivery("github", "push", payload)
+    assert parse("github", headers, body).sha == SHA
