@@ -93,6 +93,25 @@ class DeploymentLogs:
             live.changed.notify_all()
         del self._live[deployment_id]
 
+    async def append_after_end(self, deployment_id: int, text: str, stream: str = "system") -> None:
+        """Store a line for a deployment whose log was closed (work that goes on after it went live, such as
+        retiring the previous container): readers see it, followers that were released are not held for it."""
+        if deployment_id in self._live:
+            self.append(deployment_id, text, stream=stream)
+            return
+        async with self._store.write() as w:
+            row = await w.one(
+                "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?", (deployment_id,)
+            )
+            seq = int(row[0]) if row else 0
+            await w.executemany(
+                "INSERT INTO deployment_logs (deployment_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (deployment_id, seq + n, ts(now()), stream, part)
+                    for n, part in enumerate(text.splitlines() or [""], start=1)
+                ],
+            )
+
     async def shutdown(self) -> None:
         await self.flush()
         if self._flusher is not None:

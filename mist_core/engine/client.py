@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import queue
 import re
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -139,6 +140,58 @@ def _version(text: str) -> tuple[int, int]:
     return int(major), int(minor or 0)
 
 
+class CallThreads:
+    """A bounded pool of daemon threads for blocking engine calls. Unlike ``ThreadPoolExecutor``'s, these
+    threads do not hold up the process's exit: a daemon stopping while a container is being stopped with a
+    long grace period exits at once (the next start finishes the work)."""
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the engine connection is closed")
+            self._work.put((future, call))
+            if self._idle == 0 and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle -= 1 if self._idle else 0
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            future, call = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as error:  # noqa: BLE001 - handed to the caller
+                    future.set_exception(error)
+            with self._lock:
+                self._idle += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            threads = len(self._threads)
+        for _ in range(threads):
+            self._work.put(None)
+
+
 class EngineConnection:
     """docker-py's client for one engine, made (and the API version negotiated) on the first call, and the
     pool of threads its blocking calls run on."""
@@ -158,7 +211,7 @@ class EngineConnection:
         # at the end, so they neither take the calls' pooled connections nor hand closed ones back to them.
         self._stream_api: docker.APIClient | None = None
         self._connecting = threading.Lock()
-        self._executor: ThreadPoolExecutor | None = None
+        self._threads: CallThreads | None = None
         self.api_version: str | None = None
         self.server: dict[str, Any] = {}
 
@@ -242,6 +295,7 @@ class EngineConnection:
     ) -> docker.APIClient:
         import docker
         import docker.utils
+
         if address.kind == "ssh":
             from .ssh import mount_ssh
 
@@ -272,15 +326,14 @@ class EngineConnection:
 
     async def call(self, call: Callable[[docker.APIClient], T]) -> T:
         """``call(api)`` on one of the pool's threads; its errors come back translated."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=ENGINE_THREADS, thread_name_prefix="mist-engine")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, functools.partial(self._run, call))
+        if self._threads is None:
+            self._threads = CallThreads(ENGINE_THREADS, "mist-engine")
+        return await asyncio.wrap_future(self._threads.submit(functools.partial(self._run, call)))
 
     def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        threads, self._threads = self._threads, None
+        if threads is not None:
+            threads.close()
         for api in (self._api, self._stream_api):
             if api is not None:
                 api.close()

@@ -720,7 +720,7 @@ class Engine:
     @_refusals
     async def exec(self, name: str, command: list[str]) -> ExecResult:
         """Run ``command`` (an argument list, no shell) in a running Mist container and wait for it: its exit
-        code and its output, stdout and stderr together in the order written (at most ``EXEC_OUTPUT_MAX``
+        code and its output, stdout and stderr together as they arrive (at most ``EXEC_OUTPUT_MAX``
         bytes are kept)."""
         exec_id = await self._exec_create(name, command, tty=False, stdin=False)
 

@@ -16,6 +16,7 @@ from mistkit import (
     fetch,
     log_text,
     wait_final,
+    wait_retired,
 )
 
 from mist_core.errors import InvalidInput
@@ -71,6 +72,7 @@ async def test_deploying_a_repository_with_a_dockerfile_serves_it_and_a_second_c
     assert await fetch(second.container_name) == "version two"
 
     assert (await mist.deployments.get(first.id)).state == DeploymentState.superseded
+    await wait_retired(mist, second.id)
     assert running_app_containers(project_name, "web") == [second.container_name]
     app = await mist.apps.get(f"{project_name}/web")
     assert app.status == "live" and app.live_deployment_id == second.id and app.live_commit == sha2
@@ -213,6 +215,8 @@ async def test_twenty_concurrent_deploys_over_four_apps_end_final_with_one_live_
     deployments = await asyncio.gather(*(mist.apps.deploy(refs[i % 4]) for i in range(20)))
     finals = [await wait_final(mist, d.id, timeout=300) for d in deployments]
     assert all(d.state.is_final for d in finals)
+    for d in finals:  # each previous container goes once its replacement is live
+        await wait_retired(mist, d.id)
     for i, ref in enumerate(refs):
         app = await mist.apps.get(ref)
         assert app.status == "live", ref
