@@ -427,3 +427,75 @@ async def test_a_container_that_dies_shows_as_crashed_from_docker_events_without
     finally:
         await events.aclose()
         client.close()
+
+
+async def test_a_deployment_is_live_before_the_old_container_that_ignores_sigterm_is_retired(
+    mist, git_repo, project_name
+):
+    """busybox httpd as PID 1 ignores SIGTERM, so stopping it takes the whole grace period: the new
+    deployment is live (and the app serves it) while that goes on, and the old container goes afterwards."""
+    repo = git_repo(busybox_site("old"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    first = await deploy_and_wait(mist, ref)
+    await mist.settings.set("stop_grace_period", "20")
+    commit(repo, {"index.html": "new"}, "new")
+
+    second = await deploy_and_wait(mist, ref)
+
+    assert second.state == DeploymentState.live
+    assert second.retiring == first.container_name
+    assert (await mist.apps.get(ref)).status == "live"
+    assert inspect(first.container_name)["State"]["Running"]  # still inside its grace period
+    assert await fetch(second.container_name) == "new"
+    assert "retiring the previous container" in await log_text(mist, second.id)
+
+    await wait_retired(mist, second.id)
+    assert running_app_containers(project_name, "web") == [second.container_name]
+    log = await log_text(mist, second.id)
+    assert f"stopping the previous container {first.container_name}" in log
+    assert f"removed the previous container {first.container_name}" in log
+
+
+async def test_an_old_container_that_cannot_be_restarted_after_a_failed_switch_marks_the_app_down(
+    mist, git_repo, project_name, unused_tcp_port, caplog
+):
+    """Stop-then-start (a published host port) stops the old container first; when the new one fails its
+    health check and the old one cannot be started again (removed behind Mist's back), the app says it is
+    down and why, in its status, the deployment's log and the daemon's log."""
+    repo = git_repo(busybox_site("good"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo, publish=[f"127.0.0.1:{unused_tcp_port}:8080"]))
+    good = await deploy_and_wait(mist, ref)
+    assert good.state == DeploymentState.live
+    commit(
+        repo,
+        busybox_site("hangs", 'FROM mist-test/busybox:1\nCOPY index.html /www/\nCMD ["sleep", "300"]\n'),
+        "no server",
+    )
+    await mist.apps.update(
+        ref, AppChanges(health=HealthCheck(type="http", path="/", interval=0.2, retries=40))
+    )
+    broken = await mist.apps.deploy(ref)
+    async with asyncio.timeout(120):
+        while (await mist.deployments.get(broken.id)).state != DeploymentState.checking:
+            await asyncio.sleep(0.05)
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        assert client.containers.get(good.container_name).status == "exited"  # stopped to free the port
+        client.containers.get(good.container_name).remove(force=True)
+    finally:
+        client.close()
+
+    with caplog.at_level("WARNING", logger="mist.core"):
+        failed = await wait_final(mist, broken.id)
+
+    assert failed.state == DeploymentState.failed
+    app = await mist.apps.get(ref)
+    assert app.status == "crashed"
+    assert app.status_reason and good.container_name in app.status_reason
+    assert "could not be started again" in app.status_reason
+    assert "could not be started again" in await log_text(mist, broken.id)
+    assert any("could not be started again" in r.getMessage() for r in caplog.records)
