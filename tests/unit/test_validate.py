@@ -735,6 +735,9 @@ def test_port_bindings_refuse_what_publish_refuses(bad):
 def test_restart_policies_map_to_docker():
     assert validate.restart_policy_for_docker("unless-stopped") == {"Name": "unless-stopped"}
     assert validate.restart_policy_for_docker("no") == {"Name": "no"}
-    assert validate.restart_policy_for_docker("on-failure:5") == {"Name": "on-failure", "MaximumRetryCount": 5}
+    assert validate.restart_policy_for_docker("on-failure:5") == {
+        "Name": "on-failure",
+        "MaximumRetryCount": 5,
+    }
     for bad in ("sometimes", "always:3", "on-failure:x", "on-failure:0"):
         assert refused(validate.restart_policy_for_docker, bad).field == "restart"
