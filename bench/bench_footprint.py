@@ -40,8 +40,9 @@ from images import busybox_image
 from mist_core.client import RemoteMist
 from mist_core.models import AppSpec, HealthCheck
 
-# What a running daemon has imported: the core, the HTTP API and the daemon itself.
-DAEMON_IMPORTS = "import mist_core.daemon, mist_core.local, mist_core.server.app"
+# What a running daemon has imported: the core, the HTTP API and the daemon itself, and what it imports once
+# it uses an engine (docker-py) and checks an app over HTTP (httpx).
+DAEMON_IMPORTS = "import mist_core.daemon, mist_core.local, mist_core.server.app, docker, httpx"
 IDLE_BEFORE = 10.0  # seconds of rest after the deploys (or a restart) before measuring
 SAMPLE_EVERY = 1.0
 MB = 1024 * 1024

@@ -42,6 +42,7 @@ from ..engine.health import wait_healthy
 from ..errors import EngineUnavailable, MistError
 from ..models import AppSpec, DeploymentState, StepTiming, Volume
 from ..proxy.install import connect_proxy
+from ..secrets import SecretError
 from ..sources import git
 from ..store import now, ts
 from ..store.records import DEPLOYMENT_SELECT
@@ -265,11 +266,11 @@ class Pipeline:
         work = core.config.work_dir / str(run.deployment_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        run.secret_values = [e["value"] for e in self._env(run) if e["secret"] and e["value"]]
-        build_env = {e["key"]: e["value"] for e in self._env(run) if e["build"]}
-        build_secrets = {e["key"]: e["value"] for e in self._env(run) if e["build"] and e["secret"]}
+        opened = await self._open_env(run)
+        run.secret_values = [e["value"] for e in opened if e["secret"] and e["value"]]
+        build_env = {e["key"]: e["value"] for e in opened if e["build"]}
+        build_secrets = {e["key"]: e["value"] for e in opened if e["build"] and e["secret"]}
         build_args = {k: v for k, v in build_env.items() if k not in build_secrets}
-        runtime_env = {e["key"]: e["value"] for e in self._env(run) if not e["build"]}
 
         def on_line(text: str) -> None:
             self.log(run, text, stream="stdout")
@@ -343,6 +344,10 @@ class Pipeline:
             await self._update(run, image=run.image)
 
         await self._enter(run, S.starting)
+        # Opened again here, not kept from before the build: the master key may have been rotated meanwhile.
+        opened = await self._open_env(run)
+        run.secret_values = [e["value"] for e in opened if e["secret"] and e["value"]]
+        runtime_env = {e["key"]: e["value"] for e in opened if not e["build"]}
         old = await self._live_container(run)
         why = run.spec.stop_then_start_reason
         if old and why:
@@ -450,6 +455,25 @@ class Pipeline:
             and found.get(LABEL_PROJECT) == run.project
             and LABEL_PROJECT_UID not in found
         )
+
+    async def _open_env(self, run: Run) -> list[dict[str, Any]]:
+        """The snapshot's env vars with secrets opened. A master-key rotation re-seals the stored snapshot
+        and then retires the old key: when the copy read earlier no longer opens, it is read again."""
+        try:
+            return self._env(run)
+        except SecretError:
+            row = await self.core.store.one(
+                "SELECT json_extract(config, '$.env') AS env FROM deployments WHERE id = ?",
+                (run.deployment_id,),
+            )
+            fresh = json.loads(row["env"]) if row and row["env"] else []
+            if fresh == run.env:
+                raise
+            run.env = fresh
+            self.log(
+                run, "the master key was rotated while this deployment ran: read its config snapshot again"
+            )
+            return self._env(run)
 
     def _env(self, run: Run) -> list[dict[str, Any]]:
         """The snapshot's env vars with secrets opened."""

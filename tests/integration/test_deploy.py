@@ -499,3 +499,29 @@ async def test_an_old_container_that_cannot_be_restarted_after_a_failed_switch_m
     assert "could not be started again" in app.status_reason
     assert "could not be started again" in await log_text(mist, broken.id)
     assert any("could not be started again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_master_key_rotation_while_a_deployment_builds_does_not_fail_it(mist, git_repo, project_name):
+    """The deployment read its config snapshot (secrets sealed under the old key) before the rotation; it
+    opens them after, and reads the snapshot again when the old key is gone."""
+    dockerfile = (
+        "FROM mist-test/busybox:1\n"
+        f"RUN echo {project_name} && sleep 3\n"
+        "COPY index.html /www/index.html\n"
+        'CMD ["sh", "-c", "echo $API_KEY > /www/key.txt; exec httpd -f -p 8080 -h /www"]\n'
+    )
+    repo = git_repo(busybox_site("rotating", dockerfile))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    await mist.env.set(ref, "API_KEY", "k3y-before-rotation", secret=True)
+    dep = await mist.apps.deploy(ref)
+    async with asyncio.timeout(60):
+        while (await mist.deployments.get(dep.id)).state != DeploymentState.building:
+            await asyncio.sleep(0.05)
+    await mist.secrets.rotate_key()
+    done = await wait_final(mist, dep.id)
+    log = await log_text(mist, dep.id)
+    assert done.state == DeploymentState.live, log
+    assert "the master key was rotated while this deployment ran: read its config snapshot again" in log
+    assert await fetch(done.container_name, path="/key.txt") == "k3y-before-rotation\n"
