@@ -527,3 +527,42 @@ def test_the_cli_loads_no_docker_client_library_until_it_uses_an_engine() -> Non
         env=dict(os.environ),
     )
     assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------- ssh
+
+
+@pytest.mark.docker
+async def test_an_ssh_engine_address_runs_a_container_and_reads_its_logs(
+    tmp_path: Path, image: str, prefix: str, network: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ssh://`` as the Docker CLI does it: the system's ssh runs ``docker system dial-stdio`` on the
+    server (here an sshd of the test's own on 127.0.0.1), keys and host keys from the ssh configuration."""
+    from gitserver import ssh_git_server, sshd_missing
+
+    if why := sshd_missing():
+        pytest.fail(why)
+    key = tmp_path / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    with ssh_git_server(tmp_path / "sshd") as server:
+        server.authorize(key.with_suffix(".pub").read_text())
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(server.known_hosts_line + "\n")
+        config = tmp_path / "ssh_config"
+        config.write_text(
+            f"Host engine-over-ssh\n  HostName 127.0.0.1\n  Port {server.port}\n  User {server.user}\n"
+            f"  IdentityFile {key}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known_hosts}\n"
+            "  StrictHostKeyChecking yes\n"
+        )
+        monkeypatch.setenv("MIST_DOCKER_SSH_CONFIG", str(config))
+        engine = Engine("ssh://engine-over-ssh")
+        try:
+            await engine.ping()
+            name = f"{prefix}-ssh"
+            await engine.run(spec(name, image, network, ["sh", "-c", "echo over ssh"], restart="no"))
+            await wait_exited(engine, name)
+            assert [line.text async for line in engine.logs(name)] == ["over ssh"]
+            await engine.remove(name)
+            assert await engine.inspect(name) is None
+        finally:
+            engine.close()
