@@ -283,11 +283,13 @@ class _Waiter:
 
 
 def _http_client(timeout: float) -> httpx.AsyncClient:
-    """A client for one container's checks: no proxy from the environment, redirects not followed (a 3xx
-    passes), a new connection per probe."""
+    """A client for one container's checks: plain HTTP, no proxy from the environment, redirects not
+    followed (a 3xx passes), a new connection per probe."""
     import httpx
 
     return httpx.AsyncClient(
+        # Plain HTTP only: without this, every client would load the system's CA bundle for nothing.
+        verify=False,
         trust_env=False,
         follow_redirects=False,
         timeout=timeout,
