@@ -331,7 +331,7 @@ class Pipeline:
                 secrets=build_secrets,
                 on_line=on_line,
                 docker_bin=core.config.docker_bin,
-                docker_host=core.config.docker_host,
+                docker_host=core.engine.base_url,  # the address the engine resolved (MIST_DOCKER_HOST, DOCKER_HOST)
                 cancel=run.cancel,
             )
             run.image = tag
