@@ -33,12 +33,18 @@ T = TypeVar("T")
 # The oldest engine API Mist works with (one-shot stats came in 1.41, Docker 20.10). Older engines get a clear
 # refusal; newer ones speak the highest version both sides know.
 API_VERSION_MIN = "1.41"
-# Threads that run blocking engine calls. A stats sweep of 100+ containers is that many one-shot readings of
-# a few milliseconds each, so eight threads finish it in well under a second; more would only add memory.
+# Threads that run blocking engine calls (stats readings have their own, below). Deployments, API calls and
+# the proxy's look-ups rarely need more than a few at once; each thread costs about 50 KB resident.
 ENGINE_THREADS = 8
 # Streams open at once that may keep their (closed) connection objects for the next: more are made as
 # needed, these are only what is kept.
 STREAM_POOL = 64
+# Threads that only read container stats. Docker answers a one-shot reading at its next collection tick
+# (up to a second), so a sweep of 100 containers takes about 100 / STATS_THREADS seconds; on their own
+# threads, the sweep never makes other calls wait.
+STATS_THREADS = 32
+# A thread with no work for this long leaves: an idle daemon keeps none of the sweep's threads.
+IDLE_THREAD_SECONDS = 60.0
 # Per call, connection included (docker-py's default); stop and restart add their grace period.
 DEFAULT_TIMEOUT = 60
 # How Docker words a missing image (docker-py's list): a 404 from create means the image, or the network.
@@ -141,18 +147,26 @@ def _version(text: str) -> tuple[int, int]:
 
 
 class CallThreads:
-    """A bounded pool of daemon threads for blocking engine calls. Unlike ``ThreadPoolExecutor``'s, these
-    threads do not hold up the process's exit: a daemon stopping while a container is being stopped with a
-    long grace period exits at once (the next start finishes the work)."""
+    """A bounded pool of daemon threads for blocking engine calls, started as calls need them and leaving
+    after ``idle_exit`` seconds without work. Unlike ``ThreadPoolExecutor``'s, these threads do not hold up
+    the process's exit: a daemon stopping while Docker is still stopping a container (a long grace period)
+    exits at once, and its next start finishes the work."""
 
-    def __init__(self, size: int, name: str) -> None:
+    def __init__(self, size: int, name: str, *, idle_exit: float = IDLE_THREAD_SECONDS) -> None:
         self._size = size
         self._name = name
+        self._idle_exit = idle_exit
         self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._idle = 0
+        self._threads: set[threading.Thread] = set()
+        self._waiting = 0  # threads waiting for work
+        self._pending = 0  # calls queued and not taken yet
+        self._count = 0
         self._lock = threading.Lock()
         self._closed = False
+
+    @property
+    def threads(self) -> int:
+        return len(self._threads)
 
     def submit(self, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -160,29 +174,40 @@ class CallThreads:
             if self._closed:
                 raise RuntimeError("the engine connection is closed")
             self._work.put((future, call))
-            if self._idle == 0 and len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._serve, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
+            self._pending += 1
+            if self._pending > self._waiting and len(self._threads) < self._size:
+                self._count += 1
+                thread = threading.Thread(target=self._serve, name=f"{self._name}-{self._count}", daemon=True)
+                self._threads.add(thread)
                 thread.start()
-            else:
-                self._idle -= 1 if self._idle else 0
         return future
 
     def _serve(self) -> None:
+        me = threading.current_thread()
         while True:
-            item = self._work.get()
-            if item is None:
-                return
+            with self._lock:
+                self._waiting += 1
+            try:
+                item = self._work.get(timeout=self._idle_exit)
+            except queue.Empty:
+                with self._lock:
+                    self._waiting -= 1
+                    if self._pending == 0:  # nothing came meanwhile: leave (a new call starts a thread)
+                        self._threads.discard(me)
+                        return
+                continue
+            with self._lock:
+                self._waiting -= 1
+                if item is None:
+                    self._threads.discard(me)
+                    return
+                self._pending -= 1
             future, call = item
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(call())
                 except BaseException as error:  # noqa: BLE001 - handed to the caller
                     future.set_exception(error)
-            with self._lock:
-                self._idle += 1
 
     def close(self) -> None:
         with self._lock:
@@ -212,6 +237,7 @@ class EngineConnection:
         self._stream_api: docker.APIClient | None = None
         self._connecting = threading.Lock()
         self._threads: CallThreads | None = None
+        self._stats_threads: CallThreads | None = None
         self.api_version: str | None = None
         self.server: dict[str, Any] = {}
 
@@ -291,7 +317,7 @@ class EngineConnection:
         return self._make_client(address, version), self._make_client(address, version, pool=STREAM_POOL)
 
     def _make_client(
-        self, address: EngineAddress, version: str, *, pool: int = ENGINE_THREADS
+        self, address: EngineAddress, version: str, *, pool: int = ENGINE_THREADS + STATS_THREADS
     ) -> docker.APIClient:
         import docker
         import docker.utils
@@ -324,16 +350,24 @@ class EngineConnection:
                 raise
             raise translated from error
 
-    async def call(self, call: Callable[[docker.APIClient], T]) -> T:
-        """``call(api)`` on one of the pool's threads; its errors come back translated."""
-        if self._threads is None:
-            self._threads = CallThreads(ENGINE_THREADS, "mist-engine")
-        return await asyncio.wrap_future(self._threads.submit(functools.partial(self._run, call)))
+    async def call(self, call: Callable[[docker.APIClient], T], *, stats: bool = False) -> T:
+        """``call(api)`` on one of the pool's threads (the stats pool's for ``stats``); its errors come back
+        translated."""
+        if stats:
+            if self._stats_threads is None:
+                self._stats_threads = CallThreads(STATS_THREADS, "mist-stats")
+            threads = self._stats_threads
+        else:
+            if self._threads is None:
+                self._threads = CallThreads(ENGINE_THREADS, "mist-engine")
+            threads = self._threads
+        return await asyncio.wrap_future(threads.submit(functools.partial(self._run, call)))
 
     def close(self) -> None:
-        threads, self._threads = self._threads, None
-        if threads is not None:
-            threads.close()
+        for threads in (self._threads, self._stats_threads):
+            if threads is not None:
+                threads.close()
+        self._threads = self._stats_threads = None
         for api in (self._api, self._stream_api):
             if api is not None:
                 api.close()

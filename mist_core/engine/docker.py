@@ -882,8 +882,8 @@ class Engine:
     async def stats(self) -> list[ContainerStats]:
         """CPU, memory and network of every running Mist container.
 
-        Every reading is a one-shot one (Docker answers at once, without waiting for its next collection
-        tick), all requested at once on the engine's threads. A container's CPU share comes from its reading
+        Every reading is a one-shot one (Docker answers at its next collection tick, without waiting for a
+        second one), all requested at once on the engine's stats threads. A container's CPU share comes from its reading
         and the one before: the last sweep's, or, for a container seen for the first time, a second reading
         ``FIRST_READING_GAP`` after the first.
         """
@@ -933,7 +933,9 @@ class Engine:
 
     async def _read_stats(self, container_id: str) -> dict[str, Any] | None:
         try:
-            raw = await self._call(lambda api: api.stats(container_id, stream=False, one_shot=True))
+            raw = await self.connection.call(
+                lambda api: api.stats(container_id, stream=False, one_shot=True), stats=True
+            )
         except (DockerAPIError, MistError) as error:
             log.debug("no stats for %s: %s", container_id, error)
             return None
