@@ -1,7 +1,13 @@
 """How long a deployment takes through a real ``mistd``, beside the same work done by hand in the same run
 (``git clone`` + ``docker build`` + ``docker run`` + polling the same HTTP check + stopping the old container).
 
-    .venv/bin/python bench/bench_deploy.py [-n 5]
+    .venv/bin/python bench/bench_deploy.py [-n 5] [--only tuned|user]
+
+Two cases. "tuned": health interval 0.1 s and an app that exits on SIGTERM, driven through RemoteMist.
+"user": what a user gets with default settings (an HTTP check on /, interval 2 s, stop grace period 10 s),
+through the CLI process (``mist deploy --wait``), on busybox httpd as PID 1 (which ignores SIGTERM, like many
+apps with a shell-form CMD): a first deployment and one redeployment, against ``docker build`` + ``docker
+run`` + polling + ``docker rm -f`` of the old container by hand.
 
 Prints median/min/max seconds for both, Mist's per-step times, and the ratio; asserts nothing.
 """
@@ -11,9 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +47,10 @@ from images import busybox_image
 
 from mist_core.client import RemoteMist
 from mist_core.models import AppSpec, Deployment, DeploymentState, HealthCheck
+
+# The user's app: busybox httpd as PID 1, which ignores SIGTERM.
+PLAIN_DOCKERFILE = 'FROM mist-test/busybox:1\nCOPY index.html /www/index.html\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+USER_POLL = 0.1  # the hand-made baseline polls the app this often
 
 HEALTH_INTERVAL = 0.1  # both sides poll the app this often until it answers
 DEPLOY_POLL = 0.05  # how often the benchmark asks the daemon for the deployment's state
@@ -99,8 +111,8 @@ def run(*args: str, cwd: Path | None = None) -> str:
     return result.stdout.strip()
 
 
-async def wait_http(url: str, timeout: float = 60) -> None:
-    """GET ``url`` every HEALTH_INTERVAL until it answers 2xx/3xx, as Mist's http health check does."""
+async def wait_http(url: str, timeout: float = 60, poll: float = HEALTH_INTERVAL) -> None:
+    """GET ``url`` every ``poll`` seconds until it answers 2xx/3xx, as Mist's http health check does."""
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=3, trust_env=False) as client:
         while time.monotonic() < deadline:
@@ -109,7 +121,7 @@ async def wait_http(url: str, timeout: float = 60) -> None:
                     return
             except httpx.HTTPError:
                 pass
-            await asyncio.sleep(HEALTH_INTERVAL)
+            await asyncio.sleep(poll)
     raise SystemExit(f"{url} did not answer within {timeout:g} s")
 
 
@@ -275,13 +287,144 @@ def report(mist_rounds: list[MistRound], base_rounds: list[BaselineRound]) -> No
     )
 
 
+# ---------------------------------------------------------------------------------------------- the user's case
+
+
+def cli(host: str, token: str, *args: str) -> float:
+    """Run the ``mist`` command line (a new process, as a user does) and return how long it took."""
+    env = {**os.environ, "MIST_HOST": host, "MIST_TOKEN": token}
+    t0 = time.perf_counter()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "mist"), *args], capture_output=True, text=True, env=env
+    )
+    elapsed = time.perf_counter() - t0
+    if result.returncode != 0:
+        raise SystemExit(f"mist {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return elapsed
+
+
+async def user_mist_round(mist: RemoteMist, host: str, token: str, project: str, tmp: Path, i: int) -> float:
+    """A new app with default settings (an HTTP check on /): the first deployment and one redeployment,
+    each ``mist deploy --wait`` in its own process. Returns the two together."""
+    repo = init_repo(tmp / f"user-repo-{i}", {"Dockerfile": PLAIN_DOCKERFILE, "index.html": "first\n"})
+    app_ref = f"{project}/site{i}"
+    await mist.apps.create(
+        app_ref, AppSpec(git_url=str(repo), port=8080, health=HealthCheck(type="http", path="/"))
+    )
+    first = await asyncio.to_thread(cli, host, token, "deploy", app_ref, "--wait")
+    commit(repo, {"index.html": "second\n"}, "second")
+    second = await asyncio.to_thread(cli, host, token, "deploy", app_ref, "--wait")
+    await mist.apps.delete(app_ref)
+    return first + second
+
+
+class UserBaseline:
+    """The same by hand: build, run, poll until it answers; then build, run the new one, poll, and
+    ``docker rm -f`` the old one."""
+
+    def __init__(self, tmp: Path, run_id: str) -> None:
+        self.tmp = tmp
+        self.run_id = run_id
+
+    async def deploy(self, repo: Path, name: str, tag: str, old: str | None) -> None:
+        dest = self.tmp / f"clone-{name}"
+        await asyncio.to_thread(
+            run, "git", "clone", "-q", "--depth=1", "--branch", "main", f"file://{repo}", str(dest)
+        )
+        await asyncio.to_thread(
+            run, DOCKER, "build", "-q", "-t", tag, "--label", f"{BENCH_LABEL}={self.run_id}", str(dest)
+        )
+        await asyncio.to_thread(
+            run, DOCKER, "run", "-d", "--name", name, "--label", f"{BENCH_LABEL}={self.run_id}", tag
+        )
+        ip = await asyncio.to_thread(run, DOCKER, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", name)
+        await wait_http(f"http://{ip}:8080/", poll=USER_POLL)
+        if old is not None:
+            await asyncio.to_thread(run, DOCKER, "rm", "-f", old)
+        shutil.rmtree(dest, ignore_errors=True)
+
+    async def round(self, i: int) -> float:
+        repo = init_repo(
+            self.tmp / f"base-repo-{i}", {"Dockerfile": PLAIN_DOCKERFILE, "index.html": "first\n"}
+        )
+        first, second = f"{self.run_id}-site{i}-1", f"{self.run_id}-site{i}-2"
+        t0 = time.perf_counter()
+        await self.deploy(repo, first, f"{self.run_id}/site{i}:1", None)
+        commit(repo, {"index.html": "second\n"}, "second")
+        await self.deploy(repo, second, f"{self.run_id}/site{i}:2", first)
+        elapsed = time.perf_counter() - t0
+        await asyncio.to_thread(run, DOCKER, "rm", "-f", second)
+        return elapsed
+
+
+async def bench_user(n: int, tmp: Path) -> None:
+    project = unique("benchuser")
+    run_id = unique("mistuser")
+    daemon = start_daemon(tmp)
+    print(f"user's case: mistd pid {daemon.pid}, project {project}, baseline prefix {run_id}")
+    mist = RemoteMist(daemon.host, timeout=60)
+    try:
+        await mist.auth.setup("bench", PASSWORD)
+        await mist.auth.login("bench", PASSWORD)
+        await mist.projects.create(project)
+        token = (await mist.tokens.create("bench", scope="deploy", expires_days=None)).token
+        baseline = UserBaseline(tmp, run_id)
+        await user_mist_round(mist, daemon.host, token, project, tmp, 0)  # warm-up, both sides
+        await baseline.round(0)
+        mist_times: list[float] = []
+        base_times: list[float] = []
+        for i in range(1, n + 1):
+            m = await user_mist_round(mist, daemon.host, token, project, tmp, i)
+            b = await baseline.round(i)
+            mist_times.append(m)
+            base_times.append(b)
+            print(f"round {i}/{n}: mist deploy + redeploy {m:.3f} s, by hand {b:.3f} s")
+        mist_med, base_med = statistics.median(mist_times), statistics.median(base_times)
+        ratio, diff = mist_med / base_med, mist_med - base_med
+        print()
+        print(f"user's case, first deployment + one redeployment, n={n} ({datetime.now(UTC):%Y-%m-%d}):")
+        print(
+            table(
+                ["", "median s", "min s", "max s"],
+                [
+                    ["Mist (mist deploy --wait, twice)", *fmt(mist_times)],
+                    ["by hand (docker build/run/poll/rm -f)", *fmt(base_times)],
+                ],
+            )
+        )
+        verdict = "within" if ratio <= 1.2 or diff <= 0.3 else "OVER"
+        print(f"ratio {ratio:.2f}x, difference {diff:+.3f} s ({verdict} the target of <= 1.2x or <= 0.3 s)")
+        print(
+            "json:",
+            json.dumps(
+                {
+                    "mist": [round(t, 3) for t in mist_times],
+                    "baseline": [round(t, 3) for t in base_times],
+                    "ratio": round(ratio, 3),
+                    "difference": round(diff, 3),
+                }
+            ),
+        )
+        await mist.projects.delete(project)
+    finally:
+        await mist.close()
+        stop_daemon(daemon)
+        removed = remove_mist_project(project) + remove_bench_run(run_id)
+        print(f"cleaned up ({removed} leftover containers/images removed after the API's own clean-up)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("-n", type=int, default=5, help="measured deployments on each side")
+    parser.add_argument("--only", choices=["tuned", "user"], help="run one case only")
     args = parser.parse_args()
     busybox_image()
-    with temp_dir("mist-bench-deploy-") as tmp:
-        asyncio.run(bench(args.n, tmp))
+    if args.only != "user":
+        with temp_dir("mist-bench-deploy-") as tmp:
+            asyncio.run(bench(args.n, tmp))
+    if args.only != "tuned":
+        with temp_dir("mist-bench-deploy-user-") as tmp:
+            asyncio.run(bench_user(args.n, tmp))
 
 
 if __name__ == "__main__":

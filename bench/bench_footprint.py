@@ -40,8 +40,10 @@ from images import busybox_image
 from mist_core.client import RemoteMist
 from mist_core.models import AppSpec, HealthCheck
 
-# What a running daemon has imported: the core, the HTTP API and the daemon itself.
-DAEMON_IMPORTS = "import mist_core.daemon, mist_core.local, mist_core.server.app"
+# What a running daemon has imported: the core, the HTTP API and the daemon itself, and what it imports once
+# it uses an engine (docker-py) and checks an app over HTTP (httpx).
+DAEMON_IMPORTS = "import mist_core.daemon, mist_core.local, mist_core.server.app, docker, httpx"
+RSS_TARGET_MB = 90.0  # decision 0011 (80 with Mist's own Docker client, 0007)
 IDLE_BEFORE = 10.0  # seconds of rest after the deploys (or a restart) before measuring
 SAMPLE_EVERY = 1.0
 MB = 1024 * 1024
@@ -261,9 +263,9 @@ def report(
     print()
     for label, figures in results:
         daemon = next(f for f in figures if f.name == "mistd")
-        ok = daemon.rss_mean <= 80 and daemon.cpu_percent <= 1.0
+        ok = daemon.rss_mean <= RSS_TARGET_MB and daemon.cpu_percent <= 1.0
         print(
-            f"{label}: RSS {daemon.rss_mean:.1f} MB (target <= 80), CPU {daemon.cpu_percent:.2f}% (target <= 1%): "
+            f"{label}: RSS {daemon.rss_mean:.1f} MB (target <= {RSS_TARGET_MB:g}), CPU {daemon.cpu_percent:.2f}% (target <= 1%): "
             f"{'within' if ok else 'OVER'} the target"
         )
     print("json:", json.dumps({label: [f.__dict__ for f in figures] for label, figures in results}))

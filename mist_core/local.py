@@ -416,6 +416,11 @@ class Core:
             await w.execute(
                 "UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), row["id"])
             )
+            if status == "live":  # running again: whatever kept it down is over
+                await w.execute(
+                    "UPDATE deployments SET config = json_remove(config, '$.down_reason') WHERE id = ?",
+                    (int(deployment_id),),
+                )
         self.events.announce("app", "status", project=row["project"], app=row["name"], state=status)
 
     async def recover(self) -> None:
@@ -446,29 +451,44 @@ class Core:
                         continue
                 except MistError as err:
                     self.pipeline.log(run, f"could not finish the switch: {err.message}")
-            with contextlib.suppress(Exception):
+            try:
                 await self.engine.remove_deployment_leftovers(run.deployment_id)
+            except Exception as err:  # noqa: BLE001 - reported; the sweep below and the next start try again
+                log.warning("deployment %s: could not remove what it made: %s", run.deployment_id, err)
+                self.pipeline.log(run, f"could not remove what this deployment made: {err}")
             await self.pipeline._finish(
                 run,
                 DeploymentState.failed,
                 f"interrupted: the daemon stopped while this deployment was {state}; what it had made was removed "
                 "and the live version was left as it was",
             )
-            await self._restart_stopped_live(run.app_id)
+            await self._restart_stopped_live(run.app_id, run.deployment_id)
+        await self.pipeline.resume_retirements()
         await self._sweep_containers()
 
-    async def _restart_stopped_live(self, app_id: int) -> None:
+    async def _restart_stopped_live(self, app_id: int, interrupted: int) -> None:
+        """Start the app's live container again if a stop-then-start deployment had stopped it; when that
+        fails, the app is marked down with the reason (in the interrupted deployment's log too)."""
         row = await self.store.one(
-            "SELECT a.status, d.container_name FROM apps a JOIN deployments d ON d.id = a.live_deployment_id "
+            "SELECT a.status, a.name, p.name AS project, d.container_name FROM apps a "
+            "JOIN projects p ON p.id = a.project_id JOIN deployments d ON d.id = a.live_deployment_id "
             "WHERE a.id = ?",
             (app_id,),
         )
         if row is None or row["status"] == "stopped" or not row["container_name"]:
             return
-        with contextlib.suppress(Exception):
-            info = await self.engine.inspect(row["container_name"])
-            if info and not info.get("State", {}).get("Running"):
-                await self.engine.start(row["container_name"])
+        name = row["container_name"]
+        try:
+            info = await self.engine.inspect(name)
+            if info is None:
+                raise NotFound(f"container {name} does not exist")
+            if not info.get("State", {}).get("Running"):
+                await self.engine.start(name)
+        except MistError as err:
+            reason = f"the live container {name} is not running and could not be started: {err.message}; deploy the app again"
+            log.warning("app %s/%s: %s", row["project"], row["name"], reason)
+            await self.pipeline._after_end(interrupted, reason)
+            await self.pipeline.mark_down(app_id, row["project"], row["name"], reason)
 
     async def _sweep_containers(self) -> None:
         """Remove Mist containers whose deployment is neither live nor in progress (left by a crash)."""
@@ -480,13 +500,17 @@ class Core:
             if c.deployment_id is None:
                 continue
             row = await self.store.one("SELECT state FROM deployments WHERE id = ?", (c.deployment_id,))
+            if c.name in self.pipeline.retirements:
+                continue  # being retired with its grace period
             if row is None or DeploymentState(row["state"]) in (
                 DeploymentState.failed,
                 DeploymentState.cancelled,
                 DeploymentState.superseded,
             ):
-                with contextlib.suppress(MistError):
+                try:
                     await self.engine.remove(c.name)
+                except MistError as err:
+                    log.warning("could not remove the leftover container %s: %s", c.name, err.message)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -495,6 +519,7 @@ class Core:
             with contextlib.suppress(BaseException):
                 await task
         self._tasks.clear()
+        await self.pipeline.close()
         await self.gitops.close()
         with contextlib.suppress(Exception):
             await self.sampler.stop()
@@ -502,6 +527,7 @@ class Core:
             with contextlib.suppress(Exception):
                 await self.responder.stop()
         await self.logs.shutdown()
+        self.engine.close()
         await self.store.close()
         with contextlib.suppress(OSError):
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)

@@ -138,11 +138,12 @@ class MetricsSampler:
         system = await asyncio.to_thread(self._system)
         if not sweep:
             return MetricsSample(system=system, containers=list(self._last_containers))
-        started, cpu_before = time.monotonic(), time.thread_time()
+        started, cpu_before = time.monotonic(), time.process_time()
         containers = await self._containers()
-        # The event loop's CPU time over the sweep; other tasks that ran meanwhile count too, which only
-        # spaces sweeps out further while the daemon is busy.
-        cost = time.thread_time() - cpu_before
+        # The process's CPU time over the sweep, the engine's threads included (the readings are made and
+        # decoded there); other work that ran meanwhile counts too, which only spaces sweeps out further
+        # while the daemon is busy.
+        cost = time.process_time() - cpu_before
         self._next_sweep = started + max(self.interval, cost / CONTAINER_CPU_BUDGET)
         self._last_containers = containers
         return MetricsSample(system=system, containers=list(containers))

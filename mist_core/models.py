@@ -254,6 +254,8 @@ class App(Model):
     # The Docker volume the live deployment mounts for each volume of the spec, by its name there: what an
     # operator looks for with `docker volume inspect`.
     docker_volumes: dict[str, str] = Field(default_factory=dict)
+    # Why the app is down when Mist could not bring its live container back (``status`` is then ``crashed``).
+    status_reason: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -360,6 +362,9 @@ class Deployment(Model):
     rollback_of: int | None = None  # for a rollback: the deployment whose image and config it runs again
     triggered_by: str | None = None
     steps: list[StepTiming] = Field(default_factory=list)
+    # The previous live container, while it is being retired after this deployment went live (drain,
+    # SIGTERM, grace period, removal): the deployment is live already, the old container not gone yet.
+    retiring: str | None = None
     created_at: datetime
     finished_at: datetime | None = None
 

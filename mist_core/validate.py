@@ -41,10 +41,12 @@ __all__ = [
     "name",
     "parse_dotenv",
     "port",
+    "port_bindings",
     "publish",
     "redact_url",
     "repo_path",
     "restart_policy",
+    "restart_policy_for_docker",
     "tags",
     "volume",
     "volume_spec",
@@ -497,8 +499,9 @@ def port(value: int | str, what: str = "port") -> int:
 
 
 def publish(value: str) -> str:
-    """A published port: ``[ip:]hostport:containerport[/tcp|/udp]`` or ``containerport``, normalised
-    (``/tcp`` is the default and dropped; IPv6 addresses in brackets)."""
+    """A published port: ``[ip:]hostport:containerport[/tcp|/udp]``, ``ip::containerport`` (a host port
+    Docker picks, on that address) or ``containerport``, normalised (``/tcp`` is the default and dropped;
+    IPv6 addresses in brackets)."""
     spec = _require_str(value, "publish")
     usage = (
         "use 'hostport:containerport', 'ip:hostport:containerport' or 'containerport', with an optional /udp"
@@ -539,13 +542,43 @@ def publish(value: str) -> str:
             ports = fields[1:]
         else:
             ports = fields
-    numbers = [port(p, "publish") if re.fullmatch(r"[0-9]+", p) else None for p in ports]
+    # With an address, an empty host port lets Docker pick one (``127.0.0.1::8080``), as ``docker run -p``.
+    any_host_port = ip is not None and ports[0] == ""
+    numbers = [port(p, "publish") if re.fullmatch(r"[0-9]+", p) else None for p in ports[any_host_port:]]
     if None in numbers:
         raise _fail("publish", f"published port {_show(spec)} is not valid: {usage}")
-    text = ":".join(str(n) for n in numbers)
+    text = ":".join([""] * any_host_port + [str(n) for n in numbers])
     if ip is not None:
         text = f"{ip}:{text}"
     return text + ("/udp" if proto == "udp" else "")
+
+
+PortBinding = int | tuple[str, int] | None
+
+
+def port_bindings(specs: Iterable[str]) -> dict[str, list[PortBinding]]:
+    """Docker's port bindings by ``port/proto`` for publish specs, each checked by ``publish``: a host port
+    (``int``), an address and host port (``(ip, port)``), or ``None`` for a bare container port, which
+    Docker publishes on a host port it picks."""
+    bindings: dict[str, list[PortBinding]] = {}
+    for spec in specs:
+        body, _, proto = publish(spec).partition("/")
+        ip: str | None = None
+        if body.startswith("["):
+            close = body.index("]")
+            ip, body = body[1:close], body[close + 2 :]
+        numbers = body.split(":")
+        if len(numbers) == 3:
+            ip, numbers = numbers[0], numbers[1:]
+        binding: PortBinding
+        if len(numbers) == 1:
+            binding = None
+        elif ip is not None:
+            binding = (ip, int(numbers[0] or 0))
+        else:
+            binding = int(numbers[0])
+        bindings.setdefault(f"{numbers[-1]}/{proto or 'tcp'}", []).append(binding)
+    return bindings
 
 
 _MEMORY_UNITS = {
@@ -616,6 +649,15 @@ def restart_policy(value: str) -> str:
         raise _fail("restart", f"restart policy {_show(policy)} is unknown: {allowed}")
     if match.group(1) is not None and not 1 <= int(match.group(1)) <= 100:
         raise _fail("restart", f"restart policy {_show(policy)} has a retry count out of range: {allowed}")
+    return policy
+
+
+def restart_policy_for_docker(value: str) -> dict[str, Any]:
+    """Docker's ``RestartPolicy`` for a policy ``restart_policy`` accepts."""
+    name, _, retries = restart_policy(value).partition(":")
+    policy: dict[str, Any] = {"Name": name}
+    if retries:
+        policy["MaximumRetryCount"] = int(retries)
     return policy
 
 

@@ -84,6 +84,17 @@ async def deploy_and_wait(mist: MistAPI, app_ref: str, ref: str | None = None) -
     return await wait_final(mist, dep.id)
 
 
+async def wait_retired(mist: MistAPI, deployment_id: int, timeout: float = 60) -> Deployment:
+    """The deployment once the previous container it replaced is retired (stopped and removed): a deployment
+    is live as soon as traffic switched, and the old container goes in the background."""
+    async with asyncio.timeout(timeout):
+        while True:
+            dep = await mist.deployments.get(deployment_id)
+            if dep.retiring is None:
+                return dep
+            await asyncio.sleep(0.1)
+
+
 async def log_text(mist: MistAPI, deployment_id: int) -> str:
     return "\n".join([line.text async for line in mist.deployments.log(deployment_id)])
 

@@ -8,6 +8,7 @@ in-memory lines, then waits for more until the deployment is final.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ class DeploymentLogs:
         self._store = store
         self._live: dict[int, _Live] = {}
         self._flusher: asyncio.Task[None] | None = None
+        # Set when a deployment's log opens or closes: a follower waiting for a queued deployment to start
+        # (or a finished one to be stored) looks again at once instead of at its next poll.
+        self._changed = asyncio.Event()
 
     async def open(self, deployment_id: int) -> None:
         """Start collecting lines for a deployment (continuing after what is already stored)."""
@@ -41,6 +45,11 @@ class DeploymentLogs:
             "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?", (deployment_id,)
         )
         self._live[deployment_id] = _Live(base=int(row[0]) if row else 0)
+        self._announce()
+
+    def _announce(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     def append(self, deployment_id: int, text: str, stream: str = "stdout", source: str = "") -> None:
         live = self._live.get(deployment_id)
@@ -92,6 +101,26 @@ class DeploymentLogs:
         async with live.changed:
             live.changed.notify_all()
         del self._live[deployment_id]
+        self._announce()
+
+    async def append_after_end(self, deployment_id: int, text: str, stream: str = "system") -> None:
+        """Store a line for a deployment whose log was closed (work that goes on after it went live, such as
+        retiring the previous container): readers see it, followers that were released are not held for it."""
+        if deployment_id in self._live:
+            self.append(deployment_id, text, stream=stream)
+            return
+        async with self._store.write() as w:
+            row = await w.one(
+                "SELECT COALESCE(MAX(seq), 0) FROM deployment_logs WHERE deployment_id = ?", (deployment_id,)
+            )
+            seq = int(row[0]) if row else 0
+            await w.executemany(
+                "INSERT INTO deployment_logs (deployment_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (deployment_id, seq + n, ts(now()), stream, part)
+                    for n, part in enumerate(text.splitlines() or [""], start=1)
+                ],
+            )
 
     async def shutdown(self) -> None:
         await self.flush()
@@ -128,9 +157,11 @@ class DeploymentLogs:
                 for line in await self.read(deployment_id, last):
                     last = line.seq
                     yield line
+                changed = self._changed
                 if await self._is_final(deployment_id):
                     return
-                await asyncio.sleep(QUEUED_POLL)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), timeout=QUEUED_POLL)
                 continue
             async with live.changed:
                 fresh = [line for line in live.lines if line.seq > last]

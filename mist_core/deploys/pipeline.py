@@ -1,8 +1,13 @@
 """The deployment pipeline: ``queued → fetching → building → starting → checking → switching → live``.
 
 Each step is persisted before it runs and writes to the deployment's log. The new container starts beside the
-old one; the old one is stopped only after the new one passed its health check. Whatever a failed, cancelled
-or interrupted deployment made is removed, and the live container is left alone.
+old one; the old one is retired only after the new one passed its health check and traffic moved to it. A
+deployment is live as soon as traffic has switched: retiring the previous container (drain, SIGTERM, grace
+period, removal) goes on in the background, written in the deployment's log and remembered in its snapshot
+(``retiring``), so a daemon that stops meanwhile finishes it when it starts again. Whatever a failed,
+cancelled or interrupted deployment made is removed, and the live container is left alone; when Mist cannot
+bring back a previous container it had stopped, the app is marked down with the reason, never left silently
+down.
 
 A container joins only its project's network (named from the project's uid) and mounts only volumes made for
 its project, so apps of different projects can neither reach each other nor share data.
@@ -37,6 +42,7 @@ from ..engine.health import wait_healthy
 from ..errors import EngineUnavailable, MistError
 from ..models import AppSpec, DeploymentState, StepTiming, Volume
 from ..proxy.install import connect_proxy
+from ..secrets import SecretError
 from ..sources import git
 from ..store import now, ts
 from ..store.records import DEPLOYMENT_SELECT
@@ -79,6 +85,7 @@ class Run:
     port: int | None = None  # the port the app listens on, when the build found it (a rollback reuses it)
     routed: bool = False  # the proxy was pointed at this deployment's container
     task: asyncio.Task[Any] | None = None
+    down_reason: str | None = None  # the app's live container could not be brought back, and why
 
 
 def image_tag(project: str, app: str, deployment_id: int) -> str:
@@ -104,6 +111,8 @@ class Pipeline:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.runs: dict[int, Run] = {}
+        # Previous containers being retired after their replacement went live, by container name.
+        self.retirements: dict[str, asyncio.Task[None]] = {}
 
     # ------------------------------------------------------------------------------------------ bookkeeping
 
@@ -247,19 +256,21 @@ class Pipeline:
     async def _heartbeat(self, job: Job) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT)
-            with contextlib.suppress(Exception):
+            try:
                 await self.core.queue.heartbeat(job)
+            except Exception as err:  # noqa: BLE001 - the next beat tries again; the lease outlives one miss
+                self.core.log.warning("deployment %s: could not renew its lease: %s", job.deployment_id, err)
 
     async def _execute(self, run: Run) -> None:
         core = self.core
         work = core.config.work_dir / str(run.deployment_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        run.secret_values = [e["value"] for e in self._env(run) if e["secret"] and e["value"]]
-        build_env = {e["key"]: e["value"] for e in self._env(run) if e["build"]}
-        build_secrets = {e["key"]: e["value"] for e in self._env(run) if e["build"] and e["secret"]}
+        opened = await self._open_env(run)
+        run.secret_values = [e["value"] for e in opened if e["secret"] and e["value"]]
+        build_env = {e["key"]: e["value"] for e in opened if e["build"]}
+        build_secrets = {e["key"]: e["value"] for e in opened if e["build"] and e["secret"]}
         build_args = {k: v for k, v in build_env.items() if k not in build_secrets}
-        runtime_env = {e["key"]: e["value"] for e in self._env(run) if not e["build"]}
 
         def on_line(text: str) -> None:
             self.log(run, text, stream="stdout")
@@ -320,7 +331,7 @@ class Pipeline:
                 secrets=build_secrets,
                 on_line=on_line,
                 docker_bin=core.config.docker_bin,
-                docker_host=core.config.docker_host,
+                docker_host=core.engine.base_url,  # the address the engine resolved (MIST_DOCKER_HOST, DOCKER_HOST)
                 cancel=run.cancel,
             )
             run.image = tag
@@ -333,6 +344,10 @@ class Pipeline:
             await self._update(run, image=run.image)
 
         await self._enter(run, S.starting)
+        # Opened again here, not kept from before the build: the master key may have been rotated meanwhile.
+        opened = await self._open_env(run)
+        run.secret_values = [e["value"] for e in opened if e["secret"] and e["value"]]
+        runtime_env = {e["key"]: e["value"] for e in opened if not e["build"]}
         old = await self._live_container(run)
         why = run.spec.stop_then_start_reason
         if old and why:
@@ -441,6 +456,25 @@ class Pipeline:
             and LABEL_PROJECT_UID not in found
         )
 
+    async def _open_env(self, run: Run) -> list[dict[str, Any]]:
+        """The snapshot's env vars with secrets opened. A master-key rotation re-seals the stored snapshot
+        and then retires the old key: when the copy read earlier no longer opens, it is read again."""
+        try:
+            return self._env(run)
+        except SecretError:
+            row = await self.core.store.one(
+                "SELECT json_extract(config, '$.env') AS env FROM deployments WHERE id = ?",
+                (run.deployment_id,),
+            )
+            fresh = json.loads(row["env"]) if row and row["env"] else []
+            if fresh == run.env:
+                raise
+            run.env = fresh
+            self.log(
+                run, "the master key was rotated while this deployment ran: read its config snapshot again"
+            )
+            return self._env(run)
+
     def _env(self, run: Run) -> list[dict[str, Any]]:
         """The snapshot's env vars with secrets opened."""
         out = []
@@ -459,26 +493,28 @@ class Pipeline:
         return row["container_name"] if row else None
 
     async def switch(self, run: Run, old: str | None) -> None:
-        """Drain and remove the old container, then make the new deployment the live one.
+        """Move traffic to the new container and make the new deployment the live one; the old container is
+        retired afterwards, in the background.
 
         Idempotent, so a core that died in the middle of it can run it again on restart.
         """
+        drain = 0
         if await self.core.store.scalar("SELECT COUNT(*) FROM domains WHERE app_id = ?", (run.app_id,)):
             self.log(run, "pointing the proxy at the new container")
             run.routed = True
             await self.core.publish_routes({run.app_id: run.deployment_id})
             drain = int(await self.core.setting("drain_seconds"))
-            if old and drain:
-                self.log(run, f"the previous container finishes the requests it has for {drain} s")
-                await asyncio.sleep(drain)
-        if old and (run.container is None or old != run.container.name):
-            self.log(run, f"stopping the previous container {old}")
-            with contextlib.suppress(MistError):
-                await self.core.engine.stop(old, grace=float(await self.core.setting("stop_grace_period")))
-                await self.core.engine.remove(old)
+        new_name = run.container.name if run.container is not None else container_name_of(run)
+        retiring = old if old and old != new_name else None
         stamp = now()
         run.steps[-1].finished_at = stamp
         async with self.core.store.write() as w:
+            if retiring:
+                # Remembered before it is live: a daemon that stops from here on still retires it.
+                await w.execute(
+                    "UPDATE deployments SET config = json_set(config, '$.retiring', ?) WHERE id = ?",
+                    (retiring, run.deployment_id),
+                )
             # The live deployment a rollback replaces was rolled back; one a new deployment replaces, superseded.
             await w.execute(
                 "UPDATE deployments SET state = ? WHERE app_id = ? AND state = 'live' AND id != ?",
@@ -494,15 +530,118 @@ class Pipeline:
             )
             await JobQueue.finish_in(w, run.job)
         self.log(run, f"deployment {run.deployment_id} is live")
+        if retiring:
+            self.log(run, f"retiring the previous container {retiring} in the background")
         self._publish(run, S.live.value)
         self.core.events.announce("app", "status", project=run.project, app=run.app, state="live")
         await self.core.logs.close(run.deployment_id)
+        if retiring:
+            self.retire(run.deployment_id, run.project, run.app, retiring, drain=drain)
         await self._prune_logs(run)
-        with contextlib.suppress(MistError):
+        await self._prune_images(run.deployment_id, run.project, run.app, run.image)
+
+    async def _prune_images(self, deployment_id: int, project: str, app: str, image: str | None) -> None:
+        """Remove the app's images beyond ``images_per_app`` (an image a container still uses is kept: the
+        retired container's goes when it is gone)."""
+        try:
             keep = int(await self.core.setting("images_per_app"))
-            removed = await self.core.engine.prune_app_images(run.project, run.app, keep, {run.image or ""})
+            removed = await self.core.engine.prune_app_images(project, app, keep, {image or ""})
             for tag in removed:
                 self.core.log.info("pruned image %s", tag)
+        except MistError as err:
+            await self._after_end(
+                deployment_id,
+                f"could not prune the app's old images (they stay until the next deployment): {err.message}",
+            )
+
+    # ------------------------------------------------------------------------------------------ retiring
+
+    def retire(self, deployment_id: int, project: str, app: str, container: str, *, drain: int = 0) -> None:
+        """Retire ``container``, replaced by deployment ``deployment_id``, in the background: let it finish
+        the requests it has for ``drain`` seconds, stop it (SIGTERM, then SIGKILL after the stop grace
+        period) and remove it."""
+        if container in self.retirements:
+            return
+        task = asyncio.create_task(
+            self._retire(deployment_id, project, app, container, drain), name=f"mist-retire-{container}"
+        )
+        self.retirements[container] = task
+        task.add_done_callback(lambda _: self.retirements.pop(container, None))
+
+    async def _retire(self, deployment_id: int, project: str, app: str, container: str, drain: int) -> None:
+        self.core.events.announce(
+            "deployment",
+            "retiring",
+            project=project,
+            app=app,
+            deployment_id=deployment_id,
+            state="retiring previous container",
+        )
+        grace = float(await self.core.setting("stop_grace_period"))
+        if drain:
+            await self._after_end(
+                deployment_id,
+                f"the previous container {container} finishes the requests it has for {drain} s",
+            )
+            await asyncio.sleep(drain)
+        await self._after_end(
+            deployment_id,
+            f"stopping the previous container {container} (SIGTERM, then SIGKILL after {grace:g} s)",
+        )
+        try:
+            await self.core.engine.stop(container, grace=grace)
+            await self.core.engine.remove(container)
+        except MistError as err:
+            await self._after_end(
+                deployment_id,
+                f"could not remove the previous container {container}: {err.message}; Mist tries again when "
+                "the daemon starts next, or remove it with docker rm -f",
+            )
+            return
+        async with self.core.store.write() as w:
+            await w.execute(
+                "UPDATE deployments SET config = json_remove(config, '$.retiring') WHERE id = ?",
+                (deployment_id,),
+            )
+        await self._after_end(deployment_id, f"removed the previous container {container}")
+        image = await self.core.store.scalar("SELECT image FROM deployments WHERE id = ?", (deployment_id,))
+        await self._prune_images(deployment_id, project, app, image)
+        self.core.events.announce(
+            "deployment", "retired", project=project, app=app, deployment_id=deployment_id, state="live"
+        )
+
+    async def resume_retirements(self) -> None:
+        """Retire again the previous containers a stopped daemon was retiring (never an app's live one)."""
+        rows = await self.core.store.all(
+            "SELECT d.id, json_extract(d.config, '$.retiring') AS retiring, a.name AS app, p.name AS project, "
+            "(SELECT container_name FROM deployments WHERE id = a.live_deployment_id) AS live "
+            "FROM deployments d JOIN apps a ON a.id = d.app_id JOIN projects p ON p.id = a.project_id "
+            "WHERE json_extract(d.config, '$.retiring') IS NOT NULL"
+        )
+        for row in rows:
+            if row["retiring"] == row["live"]:
+                continue
+            await self._after_end(
+                row["id"], f"the daemon stopped while retiring {row['retiring']}: retiring it again"
+            )
+            self.retire(row["id"], row["project"], row["app"], row["retiring"])
+
+    async def close(self) -> None:
+        """Stop retiring (a daemon that starts again finishes what is left)."""
+        tasks = list(self.retirements.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _after_end(self, deployment_id: int, text: str) -> None:
+        """A line for a deployment's log after it ended, and for the daemon's log."""
+        self.core.log.info("deployment %s: %s", deployment_id, text)
+        try:
+            await self.core.logs.append_after_end(deployment_id, text)
+        except Exception:  # noqa: BLE001 - the daemon's log has it
+            self.core.log.warning("deployment %s: could not store a log line", deployment_id, exc_info=True)
 
     async def _prune_logs(self, run: Run) -> None:
         """Keep the logs of the app's last ``log_retention_deployments`` deployments."""
@@ -515,16 +654,34 @@ class Pipeline:
             )
 
     async def _discard(self, run: Run) -> None:
-        """Remove what this deployment made, and bring back the old container if stop-then-start stopped it."""
+        """Remove what this deployment made, and bring back the old container if stop-then-start stopped it.
+
+        Nothing here hides a failure: each is written in the deployment's log and the daemon's, and an old
+        container that cannot be started again marks the app down with the reason."""
         if run.routed:  # the proxy was pointed at the new container: point it back at the live one
-            with contextlib.suppress(Exception):
+            try:
                 await self.core.publish_routes()
-        with contextlib.suppress(Exception):
+            except Exception as err:  # noqa: BLE001 - reported; the failure being handled goes on
+                self._trouble(run, f"could not point the proxy back at the live container: {_reason(err)}")
+        try:
             await self.core.engine.remove_deployment_leftovers(run.deployment_id)
+        except Exception as err:  # noqa: BLE001 - reported; the next daemon start sweeps what is left
+            self._trouble(run, f"could not remove what this deployment made: {_reason(err)}")
         if run.stopped_old:
-            with contextlib.suppress(Exception):
+            try:
                 await self.core.engine.start(run.stopped_old)
+            except Exception as err:  # noqa: BLE001 - reported, and the app is marked down
+                run.down_reason = (
+                    f"the previous container {run.stopped_old} was stopped for this deployment and could not "
+                    f"be started again: {_reason(err)}; deploy the app again"
+                )
+                self._trouble(run, run.down_reason)
+            else:
                 self.log(run, f"restarted the previous container {run.stopped_old}")
+
+    def _trouble(self, run: Run, text: str) -> None:
+        self.core.log.warning("deployment %s: %s", run.deployment_id, text)
+        self.log(run, text)
 
     async def _finish(self, run: Run, state: DeploymentState, error: str | None) -> None:
         stamp = now()
@@ -543,19 +700,36 @@ class Pipeline:
         await self._restore_app_status(run)
 
     async def _restore_app_status(self, run: Run) -> None:
+        if run.down_reason:
+            await self.mark_down(run.app_id, run.project, run.app, run.down_reason)
+            return
         await self.restore_app_status(run.app_id, run.project, run.app, never_live="failed")
+
+    async def mark_down(self, app_id: int, project: str, app: str, reason: str) -> None:
+        """The app's live container is not running and Mist could not bring it back: the app shows as
+        crashed, with ``reason`` (kept with the live deployment, so the next one that goes live clears it)."""
+        async with self.core.store.write() as w:
+            await w.execute("UPDATE apps SET status = 'crashed', updated_at = ? WHERE id = ?", (ts(), app_id))
+            await w.execute(
+                "UPDATE deployments SET config = json_set(config, '$.down_reason', ?) "
+                "WHERE id = (SELECT live_deployment_id FROM apps WHERE id = ?)",
+                (reason, app_id),
+            )
+        self.core.events.announce("app", "status", project=project, app=app, state="crashed")
 
     async def restore_app_status(self, app_id: int, project: str, app: str, *, never_live: str) -> None:
         """After a deployment ended or left the queue: deploying while another waits, else live if a
         deployment is, else ``never_live`` (``failed`` after a failure, ``new`` after a cancelled first one)."""
         row = await self.core.store.one(
-            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending "
+            "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending, "
+            "(SELECT json_extract(config, '$.down_reason') FROM deployments WHERE id = live_deployment_id) AS down "
             "FROM apps WHERE id = ?",
             (app_id,),
         )
         if row is None:
             return
-        status = "deploying" if row["pending"] else ("live" if row["live_deployment_id"] else never_live)
+        live = "crashed" if row["down"] else "live"  # a live container Mist could not bring back stays down
+        status = "deploying" if row["pending"] else (live if row["live_deployment_id"] else never_live)
         await self._set_app_status(app_id, project, app, status)
 
     def cancel(self, deployment_id: int) -> bool:
@@ -566,6 +740,14 @@ class Pipeline:
         if run.task is not None:
             run.task.cancel(msg="mist:user-cancel")
         return True
+
+
+def container_name_of(run: Run) -> str:
+    return container_name(run.project, run.app, run.deployment_id)
+
+
+def _reason(err: BaseException) -> str:
+    return err.message if isinstance(err, MistError) else f"{type(err).__name__}: {err}"
 
 
 def _steps_json(steps: list[StepTiming]) -> str:

@@ -12,10 +12,8 @@ from .docker import (
     ContainerSpec,
     Engine,
     RunningContainer,
-    parse_publish,
     project_network,
     project_volume,
-    restart_policy,
 )
 
 __all__ = [
@@ -30,8 +28,6 @@ __all__ = [
     "ContainerSpec",
     "Engine",
     "RunningContainer",
-    "parse_publish",
     "project_network",
     "project_volume",
-    "restart_policy",
 ]

@@ -1,9 +1,10 @@
 """Mist's only door to the Docker Engine: run, stop and remove app containers, read their logs, events and
-stats, and prune the images Mist built.
+stats, pull images, run commands in containers, and prune the images Mist built.
 
-Every call is one HTTP request on the event loop (``transport``); logs and events are streamed answers
-decoded as they arrive (``streams``). Mist only ever changes containers, images and networks that carry its
-``dev.mist.managed`` label, so an operator's own containers on the same engine are safe from it.
+Calls go through docker-py on a bounded pool of threads (``client``), with the API version negotiated with
+the engine; logs and events are streamed answers decoded as they arrive and shared between their followers
+(``streams``). Mist only ever changes containers, images and networks that carry its ``dev.mist.managed``
+label, so an operator's own containers on the same engine are safe from it.
 
 Each project has its own bridge network and its own volumes, named from the project's uid (``project_network``,
 ``project_volume``) and labelled with it, so one project's apps can neither reach nor mount another's.
@@ -13,20 +14,26 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import math
 import os
 import re
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ..errors import Conflict, EngineUnavailable, InvalidInput, MistError, NotFound
+from .. import validate
+from ..errors import Conflict, EngineUnavailable, MistError, NotFound
 from ..models import ContainerInfo, ContainerStats, LogLine, Volume
 from . import stats as stats_math
-from .streams import JsonLinesDecoder, LogDecoder, parse_log_line
-from .transport import DEFAULT_TIMEOUT, DockerAPIError, DockerTransport, path_part
+from .client import DockerAPIError, EngineConnection, interrupt
+from .streams import JsonLinesDecoder, LogDecoder, StreamHub, parse_log_line
+
+if TYPE_CHECKING:
+    import docker
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +53,17 @@ LABEL_VOLUME = "dev.mist.volume"  # a volume's name in the app's spec (its Docke
 NETWORK = "mist"
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# The events and log streams a follower gets are shared; these say which ones are being read.
+EVENTS_STREAM = "events"
 # Container logs are capped so a chatty app cannot fill the server's disk.
 LOG_CONFIG = {"max-size": "10m", "max-file": "3"}
 
 MANAGED_FILTER = f"{LABEL_MANAGED}=true"
-RESTART_POLICIES = ("no", "always", "unless-stopped", "on-failure")
-# Concurrent stats requests: Docker holds each until its next collection tick (about a second), so a sweep
-# takes one tick per this many containers.
-STATS_CONCURRENCY = 64
-STATS_TIMEOUT = 10.0
-
-_PUBLISH = re.compile(
-    r"^(?:(?P<ip>\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):(?P<ip_host>\d{0,5}):|(?P<host>\d{1,5}):)?"
-    r"(?P<container>\d{1,5})(?:/(?P<proto>tcp|udp))?$"
-)
+# A container seen for the first time has no earlier CPU reading: a second one-shot reading this long after
+# the first gives its CPU share at once (Docker's own two-reading answer holds a thread for a second or two).
+FIRST_READING_GAP = 1.0
+# Lines of an exec's output kept in memory; more is cut (an exec is for short commands).
+EXEC_OUTPUT_MAX = 1024 * 1024
 _PORT_ALLOCATED = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated")
 # Docker's words when its address pools have no range left for another network.
 _POOLS_EXHAUSTED = ("could not find an available, non-overlapping", "non-overlapping ipv4 address pool")
@@ -106,51 +110,6 @@ class RunningContainer:
     id: str
     name: str
     ip: str | None  # on the spec's network; the host reaches it directly on Linux
-
-
-def parse_publish(specs: list[str]) -> dict[str, list[int | tuple[str, int] | None]]:
-    """Port bindings by ``port/proto`` from publish specs: ``[ip:]host:container[/proto]`` or ``container``.
-
-    A bare container port (or ``ip::container``) is published on a host port Docker picks.
-    """
-    bindings: dict[str, list[int | tuple[str, int] | None]] = {}
-    for spec in specs:
-        match = _PUBLISH.match(spec.strip())
-        if not match:
-            raise InvalidInput(
-                f"publish spec {spec!r} is not valid: write HOST_PORT:CONTAINER_PORT, "
-                "IP:HOST_PORT:CONTAINER_PORT or CONTAINER_PORT (optionally with /tcp or /udp)",
-                field="publish",
-            )
-        host = match["host"] or match["ip_host"]
-        ports = [int(p) for p in (host, match["container"]) if p]
-        if any(not 1 <= p <= 65535 for p in ports):
-            raise InvalidInput(f"publish spec {spec!r} has a port outside 1-65535", field="publish")
-        key = f"{match['container']}/{match['proto'] or 'tcp'}"
-        binding: int | tuple[str, int] | None
-        if not host:
-            binding = (match["ip"].strip("[]"), 0) if match["ip"] else None
-        elif match["ip"]:
-            binding = (match["ip"].strip("[]"), int(host))
-        else:
-            binding = int(host)
-        bindings.setdefault(key, []).append(binding)
-    return bindings
-
-
-def restart_policy(restart: str) -> dict[str, Any]:
-    """Docker's RestartPolicy for ``no``, ``always``, ``unless-stopped``, ``on-failure`` or ``on-failure:N``."""
-    name, _, retries = restart.partition(":")
-    if name not in RESTART_POLICIES or (retries and (name != "on-failure" or not retries.isdigit())):
-        raise InvalidInput(
-            f"restart policy {restart!r} is not valid: use no, always, unless-stopped, on-failure "
-            "or on-failure:N",
-            field="restart",
-        )
-    policy: dict[str, Any] = {"Name": name}
-    if retries:
-        policy["MaximumRetryCount"] = int(retries)
-    return policy
 
 
 def _unix_time(moment: datetime) -> str:
@@ -210,10 +169,10 @@ def _port_binding(binding: int | tuple[str, int] | None) -> dict[str, str]:
 def create_body(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
     """The ``POST /containers/create`` body for ``spec``: detached, no TTY, on the spec's network only, with
     capped json-file logs. Options the spec leaves unset are left out, so Docker's defaults apply."""
-    port_bindings = parse_publish(list(spec.publish))
+    port_bindings = validate.port_bindings(spec.publish)
     host_config: dict[str, Any] = {
         "NetworkMode": spec.network,
-        "RestartPolicy": restart_policy(spec.restart),
+        "RestartPolicy": validate.restart_policy_for_docker(spec.restart),
         "LogConfig": {"Type": "json-file", "Config": dict(LOG_CONFIG)},
     }
     if port_bindings:
@@ -268,30 +227,105 @@ def _refusals(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return guarded
 
 
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run in a container left: its exit code, and its output (stdout and stderr as one)."""
+
+    exit_code: int
+    output: str
+
+
+@dataclass
+class ExecSession:
+    """An interactive command in a container, with a TTY: ``socket`` carries the terminal both ways (write
+    keystrokes, read the screen), ``resize`` follows the user's window, ``exit_code`` is known once it ended.
+    Blocking socket: use it from a thread, or hand its file descriptor to the event loop."""
+
+    id: str
+    socket: socket.socket
+    _engine: Engine
+    _connection: Any = None  # docker-py's side of the socket: kept, or collecting it would close the socket
+
+    async def resize(self, height: int, width: int) -> None:
+        await self._engine._call(lambda api: api.exec_resize(self.id, height=height, width=width))
+
+    async def exit_code(self) -> int | None:
+        info = await self._engine._call(lambda api: api.exec_inspect(self.id))
+        return None if info.get("Running") else info.get("ExitCode")
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@dataclass(frozen=True)
+class SwarmInfo:
+    """What the engine says of Docker Swarm: ``state`` is ``inactive``, ``pending``, ``active``, ``error``
+    or ``locked``; the rest is known when this engine is part of a swarm."""
+
+    state: str
+    node_id: str | None
+    node_address: str | None
+    is_manager: bool
+    cluster_id: str | None
+    nodes: int | None
+    managers: int | None
+    error: str | None
+
+
+def _socket_of(hijacked: Any) -> socket.socket:
+    """The plain socket behind what docker-py hands back for a hijacked connection."""
+    sock = getattr(hijacked, "_sock", hijacked)
+    if not isinstance(sock, socket.socket):
+        raise MistError("the Docker Engine connection cannot carry an interactive session")
+    return sock
+
+
 class Engine:
     """An async face on one Docker Engine, limited to what Mist manages."""
 
     def __init__(self, base_url: str | None = None, *, instance: str | None = None) -> None:
-        self.base_url = base_url or os.environ.get("MIST_DOCKER_HOST") or DEFAULT_DOCKER_HOST
+        self.base_url = (
+            base_url
+            or os.environ.get("MIST_DOCKER_HOST")
+            or os.environ.get("DOCKER_HOST")
+            or DEFAULT_DOCKER_HOST
+        )
         self.instance = instance
         # The label filter that selects what this engine object may see and touch.
         self.scope = [MANAGED_FILTER] + ([f"{LABEL_INSTANCE}={instance}"] if instance else [])
-        self.http = DockerTransport(self.base_url)
+        self.connection = EngineConnection(
+            self.base_url, ssh_config=os.environ.get("MIST_DOCKER_SSH_CONFIG") or None
+        )
         self._host_memory: int | None = None
         # The previous CPU reading of each running container, by id: one-shot stats have none of their own.
         self._cpu_readings: dict[str, tuple[int, int, int]] = {}
         # Docker's duplicate check is not atomic: concurrent creates of one name make several networks of that
         # name. One core per data directory, so a lock per name here is enough.
         self._network_locks: dict[str, asyncio.Lock] = {}
+        # The engine streams being read, shared by their followers: the events, and each followed container's
+        # logs (by container id and the name its lines are labelled with).
+        self._hubs: dict[Any, StreamHub[Any]] = {}
 
     # ------------------------------------------------------------------------------------------ plumbing
 
+    @property
+    def api_version(self) -> str | None:
+        """The API version negotiated with the engine (None before the first call)."""
+        return self.connection.api_version
+
     def unavailable(self) -> EngineUnavailable:
-        return self.http.unavailable()
+        return self.connection.unavailable()
 
     def close(self) -> None:
-        """Nothing stays open between calls (streams close with their readers); kept for symmetry."""
+        """Stop the streams being read and the call threads, and close the connections."""
+        for hub in list(self._hubs.values()):
+            hub.close()
+        self._hubs.clear()
         self._cpu_readings.clear()
+        self.connection.close()
+
+    async def _call(self, call: Callable[[docker.APIClient], R]) -> R:
+        return await self.connection.call(call)
 
     async def _containers(
         self, *, all: bool = False, labels: list[str] | None = None, **filters: list[str]
@@ -299,51 +333,63 @@ class Engine:
         query_filters: dict[str, list[str]] = dict(filters)
         if labels is not None:
             query_filters["label"] = labels
-        params: dict[str, Any] = {"all": all}
-        if query_filters:
-            params["filters"] = query_filters
-        return await self.http.request("GET", "/containers/json", params=params) or []
+        return await self._call(lambda api: api.containers(all=all, filters=query_filters or None)) or []
 
     async def _images(self, labels: list[str]) -> Any:
-        return await self.http.request("GET", "/images/json", params={"filters": {"label": labels}}) or []
+        return await self._call(lambda api: api.images(filters={"label": labels})) or []
+
+    async def _inspect(self, inspect: Callable[[docker.APIClient], Any]) -> dict[str, Any] | None:
+        try:
+            info = await self._call(inspect)
+        except DockerAPIError as error:
+            if error.status == 404:
+                return None
+            raise
+        return info if isinstance(info, dict) else None
 
     async def _inspect_container(self, name: str) -> dict[str, Any] | None:
-        try:
-            info = await self.http.request("GET", f"/containers/{path_part(name)}/json")
-        except DockerAPIError as error:
-            if error.status == 404:
-                return None
-            raise
-        return info if isinstance(info, dict) else None
+        return await self._inspect(lambda api: api.inspect_container(name))
 
     async def _inspect_image(self, tag: str) -> dict[str, Any] | None:
-        try:
-            info = await self.http.request("GET", f"/images/{path_part(tag)}/json")
-        except DockerAPIError as error:
-            if error.status == 404:
-                return None
-            raise
-        return info if isinstance(info, dict) else None
+        return await self._inspect(lambda api: api.inspect_image(tag))
 
     async def _delete_image(self, tag: str) -> None:
-        await self.http.request("DELETE", f"/images/{path_part(tag)}")
+        await self._call(lambda api: api.remove_image(tag))
 
     # ------------------------------------------------------------------------------------------ engine
 
     @_refusals
     async def ping(self) -> None:
-        """Raise ``EngineUnavailable`` unless the engine answers."""
-        await self.http.request("GET", "/_ping")
+        """Raise ``EngineUnavailable`` unless the engine answers (and speaks an API Mist can use)."""
+        await self._call(lambda api: api.ping())
+
+    @_refusals
+    async def version(self) -> dict[str, Any]:
+        """The engine's ``/version`` answer, with ``NegotiatedAPIVersion``: the API version Mist speaks."""
+        answer = dict(await self._call(lambda api: api.version()))
+        answer["NegotiatedAPIVersion"] = self.connection.api_version
+        return answer
+
+    @_refusals
+    async def swarm_info(self) -> SwarmInfo:
+        """Whether this engine is part of a Docker Swarm, and as what."""
+        swarm = (await self._call(lambda api: api.info())).get("Swarm") or {}
+        cluster = swarm.get("Cluster") or {}
+        return SwarmInfo(
+            state=str(swarm.get("LocalNodeState") or "inactive"),
+            node_id=swarm.get("NodeID") or None,
+            node_address=swarm.get("NodeAddr") or None,
+            is_manager=bool(swarm.get("ControlAvailable")),
+            cluster_id=cluster.get("ID") or None,
+            nodes=swarm.get("Nodes"),
+            managers=swarm.get("Managers"),
+            error=swarm.get("Error") or None,
+        )
 
     async def _inspect_network(self, name: str) -> dict[str, Any] | None:
-        try:
-            info = await self.http.request("GET", f"/networks/{path_part(name)}")
-        except DockerAPIError as error:
-            if error.status == 404:
-                return None
-            raise
+        info = await self._inspect(lambda api: api.inspect_network(name))
         # Docker also finds a network by an id prefix: only an exact name is this one.
-        if not isinstance(info, dict) or info.get("Name") != name:
+        if info is None or info.get("Name") != name:
             return None
         return info
 
@@ -379,9 +425,12 @@ class Engine:
         network_labels = {**(labels or {}), LABEL_MANAGED: "true"}
         if self.instance and owner is not None:
             network_labels[LABEL_INSTANCE] = self.instance
-        body = {"Name": name, "Driver": "bridge", "CheckDuplicate": True, "Labels": network_labels}
         try:
-            await self.http.request("POST", "/networks/create", body=body)
+            await self._call(
+                lambda api: api.create_network(
+                    name, driver="bridge", check_duplicate=True, labels=network_labels
+                )
+            )
         except DockerAPIError as error:
             if error.status == 409:  # created meanwhile by another process: check it
                 await self._ensure_network(name, labels, owner)
@@ -399,8 +448,7 @@ class Engine:
     @_refusals
     async def networks(self, labels: list[str]) -> list[str]:
         """The names of this instance's Mist networks that carry ``labels`` (``key`` or ``key=value``)."""
-        params = {"filters": {"label": [*self.scope, *labels]}}
-        rows = await self.http.request("GET", "/networks", params=params) or []
+        rows = await self._call(lambda api: api.networks(filters={"label": [*self.scope, *labels]})) or []
         return sorted(str(row["Name"]) for row in rows)
 
     @_refusals
@@ -412,9 +460,7 @@ class Engine:
         if network in ((info.get("NetworkSettings") or {}).get("Networks") or {}):
             return False
         try:
-            await self.http.request(
-                "POST", f"/networks/{path_part(network)}/connect", body={"Container": container}
-            )
+            await self._call(lambda api: api.connect_container_to_network(container, network))
         except DockerAPIError as error:
             if "already exists" not in error.explanation:  # attached meanwhile
                 raise
@@ -424,10 +470,8 @@ class Engine:
     async def disconnect(self, container: str, network: str) -> None:
         """Detach a container from a network. Either one missing, or not attached, is not an error."""
         try:
-            await self.http.request(
-                "POST",
-                f"/networks/{path_part(network)}/disconnect",
-                body={"Container": container, "Force": True},
+            await self._call(
+                lambda api: api.disconnect_container_from_network(container, network, force=True)
             )
         except DockerAPIError as error:
             if error.status not in (404, 403, 409):  # 403/409: not attached
@@ -452,25 +496,19 @@ class Engine:
                 f"disconnect them (docker network disconnect {name} CONTAINER) and try again"
             )
         try:
-            await self.http.request("DELETE", f"/networks/{path_part(name)}")
+            await self._call(lambda api: api.remove_network(name))
         except DockerAPIError as error:
             if error.status != 404:
                 raise
 
     async def _volume_labels(self, name: str) -> dict[str, str] | None:
-        try:
-            info = await self.http.request("GET", f"/volumes/{path_part(name)}")
-        except DockerAPIError as error:
-            if error.status == 404:
-                return None
-            raise
-        return dict((info or {}).get("Labels") or {})
+        info = await self._inspect(lambda api: api.inspect_volume(name))
+        return None if info is None else dict(info.get("Labels") or {})
 
     @_refusals
     async def volumes(self, labels: list[str]) -> list[str]:
         """The names of this instance's Mist volumes that carry ``labels`` (``key`` or ``key=value``)."""
-        params = {"filters": {"label": [*self.scope, *labels]}}
-        answer = await self.http.request("GET", "/volumes", params=params) or {}
+        answer = await self._call(lambda api: api.volumes(filters={"label": [*self.scope, *labels]})) or {}
         return sorted(str(v["Name"]) for v in answer.get("Volumes") or [])
 
     @_refusals
@@ -493,9 +531,7 @@ class Engine:
                 volume_labels[LABEL_INSTANCE] = self.instance
             # Docker answers a create of an existing name with that volume, whatever its labels: made by
             # someone else since the look above, it is refused all the same.
-            answer = await self.http.request(
-                "POST", "/volumes/create", body={"Name": name, "Labels": volume_labels}
-            )
+            answer = await self._call(lambda api: api.create_volume(name, labels=volume_labels))
             existing = dict((answer or {}).get("Labels") or {})
         if not self._owned_by(existing, owner):
             raise Conflict(
@@ -523,9 +559,7 @@ class Engine:
         for volume in spec.volumes:
             await self.ensure_volume(volume.name, volume_labels, owner={})
         try:
-            created = await self.http.request(
-                "POST", "/containers/create", params={"name": spec.name}, body=body
-            )
+            created = await self._call(lambda api: api.create_container_from_config(body, name=spec.name))
         except DockerAPIError as error:
             if error.image_missing:
                 raise NotFound(f"image {spec.image} does not exist: build the app again") from error
@@ -541,7 +575,7 @@ class Engine:
             raise MistError(f"Docker refused to create container {spec.name}: {error.explanation}") from error
         container_id = created["Id"]
         try:
-            await self.http.request("POST", f"/containers/{container_id}/start")
+            await self._call(lambda api: api.start(container_id))
             info = await self._inspect_container(container_id) or {}
         except DockerAPIError as error:
             await self._remove_quietly(container_id)
@@ -556,7 +590,7 @@ class Engine:
         return RunningContainer(id=container_id, name=spec.name, ip=ip)
 
     async def _remove_container(self, container: str) -> None:
-        await self.http.request("DELETE", f"/containers/{path_part(container)}", params={"force": True})
+        await self._call(lambda api: api.remove_container(container, force=True))
 
     async def _remove_quietly(self, container: str) -> None:
         try:
@@ -584,12 +618,8 @@ class Engine:
             return
         seconds = math.ceil(grace)
         try:
-            await self.http.request(
-                "POST",
-                f"/containers/{path_part(name)}/stop",
-                params={"t": seconds},
-                timeout=DEFAULT_TIMEOUT + seconds,
-            )
+            # docker-py waits its own timeout plus the grace period for the answer.
+            await self._call(lambda api: api.stop(name, timeout=seconds))
         except DockerAPIError as error:
             if error.status != 404:
                 raise
@@ -599,7 +629,7 @@ class Engine:
         if await self._managed(name) is None:
             raise NotFound(f"container {name} does not exist: deploy the app again")
         try:
-            await self.http.request("POST", f"/containers/{path_part(name)}/start")
+            await self._call(lambda api: api.start(name))
         except DockerAPIError as error:
             raise _port_in_use(error) or MistError(
                 f"container {name} did not start: {error.explanation}"
@@ -610,12 +640,7 @@ class Engine:
         if await self._managed(name) is None:
             raise NotFound(f"container {name} does not exist: deploy the app again")
         seconds = math.ceil(grace)
-        await self.http.request(
-            "POST",
-            f"/containers/{path_part(name)}/restart",
-            params={"t": seconds},
-            timeout=DEFAULT_TIMEOUT + seconds,
-        )
+        await self._call(lambda api: api.restart(name, timeout=seconds))
 
     @_refusals
     async def remove(self, name: str) -> None:
@@ -673,7 +698,96 @@ class Engine:
             created_at=_created_at(row.get("Created", 0)),
         )
 
+    # ------------------------------------------------------------------------------------------ exec
+
+    async def _exec_create(self, name: str, command: list[str], *, tty: bool, stdin: bool) -> str:
+        if not command:
+            raise MistError("there is no command to run: give the command and its arguments")
+        if await self._managed(name) is None:
+            raise NotFound(f"container {name} does not exist: is the app deployed?")
+        try:
+            created = await self._call(
+                lambda api: api.exec_create(
+                    name, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True
+                )
+            )
+        except DockerAPIError as error:
+            if error.status == 409:
+                raise Conflict(f"container {name} is not running: start the app first") from error
+            raise
+        return str(created["Id"])
+
+    @_refusals
+    async def exec(self, name: str, command: list[str]) -> ExecResult:
+        """Run ``command`` (an argument list, no shell) in a running Mist container and wait for it: its exit
+        code and its output, stdout and stderr together as they arrive (at most ``EXEC_OUTPUT_MAX``
+        bytes are kept)."""
+        exec_id = await self._exec_create(name, command, tty=False, stdin=False)
+
+        def run(api: docker.APIClient) -> bytes:
+            kept = bytearray()
+            for piece in api.exec_start(exec_id, stream=True):
+                if len(kept) < EXEC_OUTPUT_MAX:
+                    kept += piece[: EXEC_OUTPUT_MAX - len(kept)]
+            return bytes(kept)
+
+        output = await self._call(run)
+        info = await self._call(lambda api: api.exec_inspect(exec_id))
+        code = info.get("ExitCode")
+        return ExecResult(
+            exit_code=int(code) if code is not None else -1, output=output.decode(errors="replace")
+        )
+
+    @_refusals
+    async def exec_interactive(self, name: str, command: list[str]) -> ExecSession:
+        """Start ``command`` in a running Mist container with a TTY and standard input, for a person at a
+        terminal: the session's socket carries what they type and what the command shows."""
+        exec_id = await self._exec_create(name, command, tty=True, stdin=True)
+        hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=True, socket=True))
+        sock = _socket_of(hijacked)
+        sock.settimeout(None)
+        return ExecSession(id=exec_id, socket=sock, _engine=self, _connection=hijacked)
+
     # ------------------------------------------------------------------------------------------ streams
+
+    def _hub(
+        self,
+        key: Any,
+        path: str,
+        params: dict[str, Any],
+        decoder: Any,
+        *,
+        name: str,
+        shared: bool,
+    ) -> StreamHub[Any]:
+        """The hub reading ``path``: the shared one under ``key`` if it is being read (and ``shared``), else
+        a new one (registered under ``key`` when shared)."""
+        if shared and (hub := self._hubs.get(key)) is not None and not hub.closed:
+            return hub
+
+        def forget(done: StreamHub[Any]) -> None:
+            if self._hubs.get(key) is done:
+                del self._hubs[key]
+
+        hub = StreamHub(
+            lambda: self.connection.open_stream(path, params),
+            decoder,
+            name=name,
+            translate=self.connection.translate,
+            interrupt=interrupt,
+            on_close=forget if shared else None,
+        )
+        if shared:
+            self._hubs[key] = hub
+        return hub
+
+    async def _read(self, hub: StreamHub[Any]) -> AsyncIterator[Any]:
+        queue = await hub.join()
+        try:
+            async for item in hub.items(queue):
+                yield item
+        finally:
+            hub.leave(queue)
 
     async def logs(
         self,
@@ -684,7 +798,10 @@ class Engine:
         since: datetime | None = None,
     ) -> AsyncIterator[LogLine]:
         """A container's output, one ``LogLine`` per line, stdout and stderr kept apart, with Docker's
-        timestamps. With ``follow`` it goes on until the caller stops iterating or the container is removed.
+        timestamps. With ``follow`` it goes on until the caller stops iterating or the container stops.
+
+        Followers of one container share one engine stream of its new lines; each reads the lines from
+        before it came (``tail``, ``since``) on its own first.
         """
         missing = f"container {name} does not exist: is the app deployed?"
         try:
@@ -693,48 +810,71 @@ class Engine:
             raise MistError(f"the Docker Engine refused the request: {error.explanation}") from error
         if info is None:
             raise NotFound(missing)
-        decoder = LogDecoder(name, tty=bool((info.get("Config") or {}).get("Tty")))
-        params: dict[str, Any] = {
-            "stdout": 1,
-            "stderr": 1,
-            "timestamps": 1,
-            "follow": int(follow),
-            "tail": "all" if tail is None else str(max(tail, 0)),
-        }
+        tty = bool((info.get("Config") or {}).get("Tty"))
+        path = f"/containers/{info['Id']}/logs"
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 1}
+        past = {**params, "follow": 0, "tail": "all" if tail is None else str(max(tail, 0))}
         if since is not None:
-            params["since"] = _unix_time(since)
-        body = self.http.stream("GET", f"/containers/{path_part(name)}/logs", params=params)
+            past["since"] = _unix_time(since)
         try:
-            async for piece in body:
-                for line in decoder.feed(piece):
+            if not follow:
+                history = self._hub(None, path, past, LogDecoder(name, tty=tty), name=name, shared=False)
+                async for line in self._read(history):
                     yield line
+                return
+            live = self._hub(
+                ("logs", info["Id"], name),
+                path,
+                {**params, "follow": 1, "tail": "0"},
+                LogDecoder(name, tty=tty),
+                name=name,
+                shared=True,
+            )
+            queue = await live.join()
+            try:
+                # Joined first, then the past: a line written in between is in both, and is given once.
+                last: datetime | None = None
+                at_last: set[tuple[str, str]] = set()
+                history = self._hub(None, path, past, LogDecoder(name, tty=tty), name=name, shared=False)
+                async for line in self._read(history):
+                    if line.ts != last:
+                        last, at_last = line.ts, set()
+                    at_last.add((line.stream, line.text))
+                    yield line
+                async for line in live.items(queue):
+                    if since is not None and line.ts < since.astimezone(UTC):
+                        continue
+                    if last is not None and (
+                        line.ts < last or (line.ts == last and (line.stream, line.text) in at_last)
+                    ):
+                        continue
+                    yield line
+            finally:
+                live.leave(queue)
         except DockerAPIError as error:
             if error.status == 404:
                 raise NotFound(missing) from error
             raise MistError(f"the Docker Engine refused the request: {error.explanation}") from error
-        finally:
-            await body.aclose()
-        for line in decoder.end():
-            yield line
 
     async def events(self, *, since: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
         """Docker's container events (start, die, restart, oom, health_status...) for Mist's containers,
-        as Docker sends them, until the caller stops iterating. ``since`` replays the recent past first."""
-        params: dict[str, Any] = {"filters": {"type": ["container"], "label": self.scope}}
+        as Docker sends them, until the caller stops iterating. ``since`` replays the recent past first.
+
+        Readers without ``since`` share one engine stream."""
+        filters = {"type": ["container"], "label": self.scope}
+        params: dict[str, Any] = {"filters": json.dumps(filters, separators=(",", ":"))}
         if since is not None:
             params["since"] = _unix_time(since)
-        decoder = JsonLinesDecoder()
-        body = self.http.stream("GET", "/events", params=params)
+        hub = self._hub(
+            EVENTS_STREAM, "/events", params, JsonLinesDecoder(), name="events", shared=since is None
+        )
         try:
-            async for piece in body:
-                for event in decoder.feed(piece):
-                    yield event
+            async for event in self._read(hub):
+                yield event
         except DockerAPIError as error:
             raise MistError(f"the Docker Engine refused the request: {error.explanation}") from error
         except ValueError as error:
             raise MistError(f"the Docker Engine sent an event Mist cannot read: {error}") from error
-        finally:
-            await body.aclose()
 
     # ------------------------------------------------------------------------------------------ stats
 
@@ -742,20 +882,29 @@ class Engine:
     async def stats(self) -> list[ContainerStats]:
         """CPU, memory and network of every running Mist container.
 
-        Docker answers a stats request at its next collection tick (about a second), whichever container
-        it is for, so the requests run concurrently and a sweep costs about one tick. Containers seen before
-        get a one-shot reading and their CPU share since this engine's previous reading; a new container gets
-        Docker's two-reading answer, which carries its own previous reading.
+        Every reading is a one-shot one (Docker answers at its next collection tick, without waiting for a
+        second one), all requested at once on the engine's stats threads. A container's CPU share comes from its reading
+        and the one before: the last sweep's, or, for a container seen for the first time, a second reading
+        ``FIRST_READING_GAP`` after the first.
         """
         rows = await self._containers(labels=self.scope, status=["running"])
         if not rows:
             self._cpu_readings.clear()
             return []
         if self._host_memory is None:
-            info = await self.http.request("GET", "/info") or {}
+            info = await self._call(lambda api: api.info()) or {}
             self._host_memory = int(info.get("MemTotal") or 0) or None
-        readings = await self._read_all_stats([(row["Id"], row["Id"] in self._cpu_readings) for row in rows])
+        ids = [row["Id"] for row in rows]
         previous, self._cpu_readings = self._cpu_readings, {}
+        readings = await self._read_all_stats(ids)
+        new = [cid for cid in ids if cid not in previous and cid in readings]
+        if new:
+            for cid in new:
+                reading = stats_math.cpu_reading(readings[cid])
+                if reading is not None:
+                    previous[cid] = reading
+            await asyncio.sleep(FIRST_READING_GAP)
+            readings.update(await self._read_all_stats(new))
         result = []
         for row in rows:
             cid = row["Id"]
@@ -765,12 +914,11 @@ class Engine:
             current = stats_math.cpu_reading(raw)
             if current is not None:
                 self._cpu_readings[cid] = current
-            before = previous.get(cid) or stats_math.cpu_reading({"cpu_stats": raw.get("precpu_stats")})
             sample = stats_math.container_stats(
                 (row.get("Names") or ["/" + cid[:12]])[0].lstrip("/"),
                 row.get("Labels") or {},
                 raw,
-                before,
+                previous.get(cid),
                 host_memory=self._host_memory,
                 project_label=LABEL_PROJECT,
                 app_label=LABEL_APP,
@@ -778,25 +926,15 @@ class Engine:
             result.append(sample)
         return result
 
-    async def _read_all_stats(self, containers: list[tuple[str, bool]]) -> dict[str, dict[str, Any]]:
-        """Raw stats by container id, all requested at once. ``(id, seen)``: a seen container gets a
-        one-shot reading. Containers that vanished or failed are left out."""
-        gate = asyncio.Semaphore(STATS_CONCURRENCY)
+    async def _read_all_stats(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """One-shot raw stats by container id; containers that vanished or failed are left out."""
+        results = await asyncio.gather(*(self._read_stats(cid) for cid in ids))
+        return {cid: raw for cid, raw in zip(ids, results, strict=True) if raw is not None}
 
-        async def read(cid: str, seen: bool) -> dict[str, Any] | None:
-            async with gate:
-                return await self._read_stats(cid, seen)
-
-        results = await asyncio.gather(*(read(cid, seen) for cid, seen in containers))
-        return {cid: raw for (cid, _), raw in zip(containers, results, strict=True) if raw is not None}
-
-    async def _read_stats(self, container_id: str, seen: bool) -> dict[str, Any] | None:
-        params: dict[str, Any] = {"stream": False}
-        if seen:
-            params["one-shot"] = True
+    async def _read_stats(self, container_id: str) -> dict[str, Any] | None:
         try:
-            raw = await self.http.request(
-                "GET", f"/containers/{container_id}/stats", params=params, timeout=STATS_TIMEOUT
+            raw = await self.connection.call(
+                lambda api: api.stats(container_id, stream=False, one_shot=True), stats=True
             )
         except (DockerAPIError, MistError) as error:
             log.debug("no stats for %s: %s", container_id, error)
@@ -808,6 +946,40 @@ class Engine:
     @_refusals
     async def image_exists(self, tag: str) -> bool:
         return await self._inspect_image(tag) is not None
+
+    @_refusals
+    async def pull(
+        self,
+        image: str,
+        auth: dict[str, str] | None = None,
+        *,
+        on_progress: Callable[[str], None] | None = None,
+    ) -> None:
+        """Pull ``image`` (``name[:tag]`` or ``name@digest``; ``latest`` when no tag is given) from its
+        registry. ``auth`` (``username``, ``password``, optionally ``serveraddress``) goes to the engine as
+        data in the request, never through a file or a process's arguments. ``on_progress`` gets Docker's
+        status lines (from a worker thread)."""
+        _check_reference(image)
+
+        def run(api: docker.APIClient) -> None:
+            for event in api.pull(image, stream=True, decode=True, auth_config=auth):
+                if "error" in event:
+                    raise DockerAPIError(500, str(event.get("error") or "the pull failed"))
+                if on_progress is not None and event.get("status"):
+                    on_progress(" ".join(str(event[k]) for k in ("id", "status") if event.get(k)))
+
+        try:
+            await self._call(run)
+        except DockerAPIError as error:
+            if error.status in (401, 403) or "unauthorized" in error.explanation.lower():
+                raise MistError(
+                    f"the registry refused to give image {image}: {error.explanation}. Check the registry "
+                    "user name and password (or token) for it"
+                ) from error
+            raise NotFound(
+                f"cannot pull image {image}: {error.explanation}. Check the image's name and tag, that the "
+                "registry is reachable from this server, and its credentials"
+            ) from error
 
     @_refusals
     async def remove_image(self, tag: str) -> None:
@@ -874,3 +1046,9 @@ class Engine:
                     await self._delete_image(tag)
                 except DockerAPIError as error:
                     log.info("kept image %s: %s", tag, error.explanation)
+
+
+def _check_reference(image: str) -> None:
+    """Refuse what cannot be an image reference before it reaches the engine."""
+    if not image or any(ch.isspace() or not ch.isprintable() for ch in image) or image.startswith("-"):
+        raise MistError(f"{image!r} is not an image reference: write name[:tag] or name@sha256:digest")

@@ -1,17 +1,28 @@
-"""Decoding Docker's streamed answers as they arrive: container logs (8-byte frame headers unless the
-container has a TTY) into ``LogLine``s, and the events stream (one JSON object per line) into dicts.
+"""Docker's streamed answers (container logs, events): read as they arrive, decoded incrementally, and shared.
 
-Both decoders are fed whatever pieces the connection delivers; a frame, a line or a JSON object may be split
-across pieces anywhere.
+The decoders turn container logs (8-byte frame headers unless the container has a TTY) into ``LogLine``s and
+the events stream (one JSON object per line) into dicts. They are fed whatever pieces the connection
+delivers; a frame, a line or a JSON object may be split across pieces anywhere, and a huge line is handed
+out in parts rather than held whole (docker-py's own readers keep it whole).
+
+A ``StreamHub`` is one engine stream read by one thread, its decoded items handed to every follower that
+joined it: followers of one container's logs (and every reader of the events) share one connection to the
+engine, and the thread stops when the last follower leaves. Each follower has a bounded backlog; the reader
+waits for the slowest, so a noisy container cannot fill the daemon's memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import re
 import struct
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..models import LogLine
 
@@ -127,3 +138,199 @@ class JsonLinesDecoder:
         if not isinstance(value, dict):
             raise ValueError(f"an event is not a JSON object: {line[:80]!r}")
         return value
+
+
+# ------------------------------------------------------------------------------------------------ sharing
+
+T = TypeVar("T")
+# The largest piece read from the engine at once, and the batches a follower may be behind by.
+READ_SIZE = 64 * 1024
+FOLLOWER_BACKLOG = 64
+# How often a reader waiting for a slow follower looks whether the event loop is still there.
+LOOP_CHECK = 1.0
+
+
+class Decoder(Protocol[T]):
+    def feed(self, data: bytes) -> list[T]: ...
+
+    def end(self) -> list[T]: ...
+
+
+class _End:
+    """What a follower receives last: nothing (the engine ended the stream) or the error that ended it."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+class StreamHub(Generic[T]):
+    """One streamed answer of the engine, read on its own thread and shared by the followers that join it.
+
+    ``open_response`` (blocking, run on the reader thread) sends the request and returns the response whose
+    head was read; its errors reach every follower waiting in ``join``. ``translate`` turns an error the
+    reader met into what followers raise. ``on_close`` runs once, when the hub stops taking followers.
+    """
+
+    def __init__(
+        self,
+        open_response: Callable[[], Any],
+        decoder: Decoder[T],
+        *,
+        name: str,
+        translate: Callable[[BaseException], BaseException] = lambda error: error,
+        interrupt: Callable[[Any], None] = lambda response: None,
+        on_close: Callable[[StreamHub[T]], None] | None = None,
+    ) -> None:
+        self._open_response = open_response
+        self._decoder = decoder
+        self._name = name
+        self._translate = translate
+        self._interrupt = interrupt
+        self._on_close = on_close
+        self._followers: list[asyncio.Queue[list[T] | _End]] = []
+        self._opened: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._response: Any = None
+        self._thread: threading.Thread | None = None
+        self.closed = False  # no new followers: the last one left, or the stream ended
+
+    @property
+    def followers(self) -> int:
+        return len(self._followers)
+
+    @property
+    def reader(self) -> threading.Thread | None:
+        return self._thread
+
+    async def join(self) -> asyncio.Queue[list[T] | _End]:
+        """A new follower's queue, once the engine accepted the request (its errors are raised here)."""
+        queue: asyncio.Queue[list[T] | _End] = asyncio.Queue(maxsize=FOLLOWER_BACKLOG)
+        self._followers.append(queue)
+        if self._opened is None:
+            self._loop = asyncio.get_running_loop()
+            self._opened = self._loop.create_future()
+            # Followers that gave up waiting do not leave the error unread.
+            self._opened.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._thread = threading.Thread(target=self._read, name=f"mist-stream-{self._name}", daemon=True)
+            self._thread.start()
+        try:
+            await asyncio.shield(self._opened)
+        except BaseException:
+            self.leave(queue)
+            raise
+        return queue
+
+    def leave(self, queue: asyncio.Queue[list[T] | _End]) -> None:
+        """A follower is gone; the last one to leave stops the stream."""
+        with contextlib.suppress(ValueError):
+            self._followers.remove(queue)
+        # Whatever the reader waits to put there can go in now.
+        while not queue.empty():
+            queue.get_nowait()
+        if not self._followers:
+            self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._on_close is not None:
+            self._on_close(self)
+        # The reader looks at `closed` before every read: either it sees it, or the response is set by now.
+        self._interrupt(self._response)
+
+    @staticmethod
+    async def items(queue: asyncio.Queue[list[T] | _End]) -> AsyncIterator[T]:
+        """A follower's items until the stream ends; the error that ended it is raised."""
+        while True:
+            batch = await queue.get()
+            if isinstance(batch, _End):
+                if batch.error is not None:
+                    raise batch.error
+                return
+            for item in batch:
+                yield item
+
+    # ------------------------------------------------------------------------------------------ the reader
+
+    def _read(self) -> None:
+        loop = self._loop
+        assert loop is not None and self._opened is not None
+        opened = self._opened
+        try:
+            response = self._open_response()
+        except BaseException as refused:  # noqa: BLE001 - handed to the followers
+            loop.call_soon_threadsafe(_settle, opened, self._translate(refused))
+            loop.call_soon_threadsafe(self._end_now)
+            return
+        self._response = response
+        loop.call_soon_threadsafe(_settle, opened, None)
+        error: BaseException | None = None
+        try:
+            while not self.closed:
+                piece = response.raw.read1(READ_SIZE)
+                if not piece:
+                    break
+                batch = self._decoder.feed(piece)
+                if batch and not self._hand_over(loop, batch):
+                    return
+            if not self.closed:
+                rest = self._decoder.end()
+                if rest and not self._hand_over(loop, rest):
+                    return
+        except BaseException as failure:  # noqa: BLE001 - handed to the followers
+            error = None if self.closed else self._translate(failure)
+        finally:
+            with contextlib.suppress(Exception):
+                response.close()
+        _on_loop(loop, lambda: self._finish(error))
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, batch: list[T]) -> bool:
+        """Give a batch to every follower, waiting for room; False if the loop is gone."""
+        return _on_loop(loop, lambda: self._deliver(batch))
+
+    async def _deliver(self, batch: list[T]) -> None:
+        for queue in list(self._followers):
+            await queue.put(batch)
+
+    async def _finish(self, error: BaseException | None) -> None:
+        self.close()
+        for queue in list(self._followers):
+            await queue.put(_End(error))
+
+    def _end_now(self) -> None:
+        self.close()
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop, make: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Run a coroutine on ``loop`` from the reader thread and wait for it; False when the loop is gone (closed
+    while waiting too: nobody is following any more)."""
+    if loop.is_closed():
+        return False
+    coroutine = make()
+    try:
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
+    except RuntimeError:
+        coroutine.close()
+        return False
+    while True:
+        try:
+            future.result(timeout=LOOP_CHECK)
+            return True
+        except concurrent.futures.TimeoutError:
+            if loop.is_closed():
+                future.cancel()
+                with contextlib.suppress(RuntimeError):
+                    coroutine.close()  # never run: no warning that it was not awaited
+                return False
+        except (concurrent.futures.CancelledError, RuntimeError):
+            return False
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)

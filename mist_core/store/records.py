@@ -23,7 +23,8 @@ APP_SELECT = """
 SELECT a.id, a.name, a.spec, a.status, a.live_deployment_id, a.created_at, a.updated_at,
        p.name AS project, d.commit_sha AS live_commit, d.finished_at AS live_since,
        d.container_name AS container_name, d.image AS image,
-       json_extract(d.config, '$.docker_volumes') AS docker_volumes
+       json_extract(d.config, '$.docker_volumes') AS docker_volumes,
+       json_extract(d.config, '$.down_reason') AS status_reason
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
 """
@@ -36,7 +37,8 @@ json_object(
     'id', a.id, 'project', p.name, 'name', a.name, 'spec', json(a.spec), 'status', a.status,
     'live_deployment_id', a.live_deployment_id, 'live_commit', d.commit_sha, 'live_since', d.finished_at,
     'container_name', d.container_name, 'image', d.image, 'created_at', a.created_at, 'updated_at', a.updated_at,
-    'docker_volumes', json(COALESCE(json_extract(d.config, '$.docker_volumes'), '{}'))
+    'docker_volumes', json(COALESCE(json_extract(d.config, '$.docker_volumes'), '{}')),
+    'status_reason', json_extract(d.config, '$.down_reason')
 ) AS app_json
 """
 APP_FROM = """
@@ -77,6 +79,7 @@ def app(row: Row) -> App:
         container_name=row["container_name"],
         image=row["image"],
         docker_volumes=json.loads(row["docker_volumes"] or "{}"),
+        status_reason=row["status_reason"],
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
     )
@@ -110,6 +113,7 @@ def deployment(row: Row) -> Deployment:
         rollback_of=row["rollback_of"],
         triggered_by=row["triggered_by"],
         steps=[StepTiming.model_validate(s) for s in json.loads(row["steps"])],
+        retiring=json.loads(row["config"]).get("retiring") if "config" in row.keys() else None,
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         finished_at=parse_ts(row["finished_at"]),
     )

@@ -142,3 +142,53 @@ async def test_kill_9_during_a_deployment_then_restart_leaves_a_consistent_state
         await mist.close()
         client.close()
         await asyncio.to_thread(remove_everything_of, project_name)
+
+
+async def test_a_container_being_retired_when_the_daemon_stops_is_retired_when_it_starts_again(
+    tmp_path, git_repo, project_name, busybox
+):
+    """The old container ignores SIGTERM and has a long grace period: the core stops while Docker is still
+    waiting it out. The next start finds the retirement in the deployment's snapshot and finishes it."""
+    from mistkit import log_text, wait_retired
+
+    data = tmp_path / "data"
+    repo = git_repo(busybox_site("one"))
+    ref = f"{project_name}/web"
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    mist = await open_embedded(data, git_roots=[tmp_path])
+    try:
+        await mist.auth.setup("admin", PASSWORD)
+        await mist.projects.create(project_name)
+        await mist.apps.create(ref, busybox_spec(repo))
+        first = await deploy_and_wait(mist, ref)
+        await mist.settings.set("stop_grace_period", "600")
+        commit(repo, {"index.html": "two"}, "two")
+        second = await deploy_and_wait(mist, ref)
+        assert second.state == DeploymentState.live and second.retiring == first.container_name
+    finally:
+        await mist.close()
+    try:
+        assert client.containers.get(first.container_name).status == "running"  # Docker still waits
+
+        mist = await open_embedded(data, git_roots=[tmp_path], run_workers=False)
+        try:
+            await mist.auth.login("admin", PASSWORD)
+            await mist.settings.set("stop_grace_period", "1")
+        finally:
+            await mist.close()
+
+        mist = await open_embedded(data, git_roots=[tmp_path])  # starting the core resumes the retirement
+        try:
+            await mist.auth.login("admin", PASSWORD)
+            await wait_retired(mist, second.id)
+            assert not client.containers.list(all=True, filters={"name": f"^/{first.container_name}$"})
+            log = await log_text(mist, second.id)
+            assert f"the daemon stopped while retiring {first.container_name}" in log
+            assert f"removed the previous container {first.container_name}" in log
+            assert (await mist.apps.get(ref)).status == "live"
+            assert await fetch(second.container_name) == "two"
+        finally:
+            await mist.close()
+    finally:
+        client.close()
+        await asyncio.to_thread(remove_everything_of, project_name)

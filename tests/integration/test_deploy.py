@@ -16,6 +16,7 @@ from mistkit import (
     fetch,
     log_text,
     wait_final,
+    wait_retired,
 )
 
 from mist_core.errors import InvalidInput
@@ -71,6 +72,7 @@ async def test_deploying_a_repository_with_a_dockerfile_serves_it_and_a_second_c
     assert await fetch(second.container_name) == "version two"
 
     assert (await mist.deployments.get(first.id)).state == DeploymentState.superseded
+    await wait_retired(mist, second.id)
     assert running_app_containers(project_name, "web") == [second.container_name]
     app = await mist.apps.get(f"{project_name}/web")
     assert app.status == "live" and app.live_deployment_id == second.id and app.live_commit == sha2
@@ -213,6 +215,8 @@ async def test_twenty_concurrent_deploys_over_four_apps_end_final_with_one_live_
     deployments = await asyncio.gather(*(mist.apps.deploy(refs[i % 4]) for i in range(20)))
     finals = [await wait_final(mist, d.id, timeout=300) for d in deployments]
     assert all(d.state.is_final for d in finals)
+    for d in finals:  # each previous container goes once its replacement is live
+        await wait_retired(mist, d.id)
     for i, ref in enumerate(refs):
         app = await mist.apps.get(ref)
         assert app.status == "live", ref
@@ -423,3 +427,101 @@ async def test_a_container_that_dies_shows_as_crashed_from_docker_events_without
     finally:
         await events.aclose()
         client.close()
+
+
+async def test_a_deployment_is_live_before_the_old_container_that_ignores_sigterm_is_retired(
+    mist, git_repo, project_name
+):
+    """busybox httpd as PID 1 ignores SIGTERM, so stopping it takes the whole grace period: the new
+    deployment is live (and the app serves it) while that goes on, and the old container goes afterwards."""
+    repo = git_repo(busybox_site("old"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    first = await deploy_and_wait(mist, ref)
+    await mist.settings.set("stop_grace_period", "20")
+    commit(repo, {"index.html": "new"}, "new")
+
+    second = await deploy_and_wait(mist, ref)
+
+    assert second.state == DeploymentState.live
+    assert second.retiring == first.container_name
+    assert (await mist.apps.get(ref)).status == "live"
+    assert inspect(first.container_name)["State"]["Running"]  # still inside its grace period
+    assert await fetch(second.container_name) == "new"
+    assert "retiring the previous container" in await log_text(mist, second.id)
+
+    await wait_retired(mist, second.id)
+    assert running_app_containers(project_name, "web") == [second.container_name]
+    log = await log_text(mist, second.id)
+    assert f"stopping the previous container {first.container_name}" in log
+    assert f"removed the previous container {first.container_name}" in log
+
+
+async def test_an_old_container_that_cannot_be_restarted_after_a_failed_switch_marks_the_app_down(
+    mist, git_repo, project_name, unused_tcp_port, caplog
+):
+    """Stop-then-start (a published host port) stops the old container first; when the new one fails its
+    health check and the old one cannot be started again (removed behind Mist's back), the app says it is
+    down and why, in its status, the deployment's log and the daemon's log."""
+    repo = git_repo(busybox_site("good"))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo, publish=[f"127.0.0.1:{unused_tcp_port}:8080"]))
+    good = await deploy_and_wait(mist, ref)
+    assert good.state == DeploymentState.live
+    commit(
+        repo,
+        busybox_site("hangs", 'FROM mist-test/busybox:1\nCOPY index.html /www/\nCMD ["sleep", "300"]\n'),
+        "no server",
+    )
+    await mist.apps.update(
+        ref, AppChanges(health=HealthCheck(type="http", path="/", interval=0.2, retries=40))
+    )
+    broken = await mist.apps.deploy(ref)
+    async with asyncio.timeout(120):
+        while (await mist.deployments.get(broken.id)).state != DeploymentState.checking:
+            await asyncio.sleep(0.05)
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        assert client.containers.get(good.container_name).status == "exited"  # stopped to free the port
+        client.containers.get(good.container_name).remove(force=True)
+    finally:
+        client.close()
+
+    with caplog.at_level("WARNING", logger="mist.core"):
+        failed = await wait_final(mist, broken.id)
+
+    assert failed.state == DeploymentState.failed
+    app = await mist.apps.get(ref)
+    assert app.status == "crashed"
+    assert app.status_reason and good.container_name in app.status_reason
+    assert "could not be started again" in app.status_reason
+    assert "could not be started again" in await log_text(mist, broken.id)
+    assert any("could not be started again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_master_key_rotation_while_a_deployment_builds_does_not_fail_it(mist, git_repo, project_name):
+    """The deployment read its config snapshot (secrets sealed under the old key) before the rotation; it
+    opens them after, and reads the snapshot again when the old key is gone."""
+    dockerfile = (
+        "FROM mist-test/busybox:1\n"
+        f"RUN echo {project_name} && sleep 3\n"
+        "COPY index.html /www/index.html\n"
+        'CMD ["sh", "-c", "echo $API_KEY > /www/key.txt; exec httpd -f -p 8080 -h /www"]\n'
+    )
+    repo = git_repo(busybox_site("rotating", dockerfile))
+    ref = f"{project_name}/web"
+    await mist.projects.create(project_name)
+    await mist.apps.create(ref, busybox_spec(repo))
+    await mist.env.set(ref, "API_KEY", "k3y-before-rotation", secret=True)
+    dep = await mist.apps.deploy(ref)
+    async with asyncio.timeout(60):
+        while (await mist.deployments.get(dep.id)).state != DeploymentState.building:
+            await asyncio.sleep(0.05)
+    await mist.secrets.rotate_key()
+    done = await wait_final(mist, dep.id)
+    log = await log_text(mist, dep.id)
+    assert done.state == DeploymentState.live, log
+    assert "the master key was rotated while this deployment ran: read its config snapshot again" in log
+    assert await fetch(done.container_name, path="/key.txt") == "k3y-before-rotation\n"

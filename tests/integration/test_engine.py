@@ -25,10 +25,8 @@ from mist_core.engine import (
     LABEL_PROJECT,
     ContainerSpec,
     Engine,
-    parse_publish,
-    restart_policy,
 )
-from mist_core.errors import Conflict, EngineUnavailable, InvalidInput, NotFound
+from mist_core.errors import Conflict, EngineUnavailable, NotFound
 from mist_core.models import LogLine, Volume
 
 SOCKET = "unix:///var/run/docker.sock"
@@ -139,31 +137,6 @@ async def wait_for_state(engine: Engine, name: str, status: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- pure
-
-
-def test_publish_specs_become_port_bindings() -> None:
-    assert parse_publish(["127.0.0.1:18080:8080", "18081:8081", "8082", "127.0.0.1::8083", "53:53/udp"]) == {
-        "8080/tcp": [("127.0.0.1", 18080)],
-        "8081/tcp": [18081],
-        "8082/tcp": [None],
-        "8083/tcp": [("127.0.0.1", 0)],
-        "53/udp": [53],
-    }
-
-
-@pytest.mark.parametrize("bad", ["", "http", "1:2:3:4", "99999:80", "0", "127.0.0.1:80", "80/sctp"])
-def test_malformed_publish_spec_is_refused_with_the_expected_forms(bad: str) -> None:
-    with pytest.raises(InvalidInput, match="publish spec"):
-        parse_publish([bad])
-
-
-def test_restart_policies_map_to_docker() -> None:
-    assert restart_policy("unless-stopped") == {"Name": "unless-stopped"}
-    assert restart_policy("no") == {"Name": "no"}
-    assert restart_policy("on-failure:5") == {"Name": "on-failure", "MaximumRetryCount": 5}
-    for bad in ("sometimes", "always:3", "on-failure:x"):
-        with pytest.raises(InvalidInput, match="restart policy"):
-            restart_policy(bad)
 
 
 async def test_engine_down_says_where_it_looked_and_what_to_do(tmp_path: Path) -> None:
@@ -503,12 +476,12 @@ async def test_following_logs_streams_new_lines_and_stops_when_the_reader_stops(
     lines = await collect(engine.logs(name, follow=True, tail=0, since=None), count=5)
     numbers = [int(line.text.split()[1]) for line in lines]
     assert numbers == list(range(numbers[0], numbers[0] + 5))
-    # The reader thread ends once the consumer is gone.
+    # The engine stream's reader thread ends once its only follower is gone.
     for _ in range(100):
-        if not any(t.name == f"mist-logs-{name}" for t in threading.enumerate()):
+        if not any(t.name == f"mist-stream-{name}" and t.is_alive() for t in threading.enumerate()):
             break
         await asyncio.sleep(0.05)
-    assert not any(t.name == f"mist-logs-{name}" for t in threading.enumerate())
+    assert not any(t.name == f"mist-stream-{name}" and t.is_alive() for t in threading.enumerate())
 
 
 @pytest.mark.docker
@@ -709,10 +682,10 @@ async def test_a_silent_follow_ends_its_reader_thread_when_the_reader_gives_up(
         async with asyncio.timeout(0.5):
             await collect(engine.logs(name, follow=True, tail=None, since=None))
     for _ in range(100):
-        if not any(t.name == f"mist-logs-{name}" for t in threading.enumerate()):
+        if not any(t.name == f"mist-stream-{name}" and t.is_alive() for t in threading.enumerate()):
             break
         await asyncio.sleep(0.05)
-    assert not any(t.name == f"mist-logs-{name}" for t in threading.enumerate())
+    assert not any(t.name == f"mist-stream-{name}" and t.is_alive() for t in threading.enumerate())
 
 
 # ---------------------------------------------------------------------------------------------- project isolation

@@ -16,7 +16,7 @@ import pytest
 from images import BUSYBOX, DOCKER, busybox_image
 
 from mist_core.engine import LABEL_APP, LABEL_MANAGED, LABEL_PROJECT, ContainerSpec, Engine, RunningContainer
-from mist_core.engine.health import HealthCheckCancelled, HealthCheckFailed, wait_healthy
+from mist_core.engine.health import HealthCheckCancelled, HealthCheckFailed, backoff, wait_healthy
 from mist_core.errors import InvalidInput
 from mist_core.models import HealthCheck
 
@@ -82,7 +82,7 @@ async def test_http_check_passes_once_the_path_answers_200(engine: Engine, image
     lines: list[str] = []
     await wait_healthy(engine, container, quick("http", path="/health"), 8080, lines.append)
     assert lines[-1].endswith(": GET /health -> 200")
-    assert lines[-1].startswith(f"health check {len(lines)}/25")
+    assert lines[-1].startswith(f"health check {len(lines)}/{25 + len(backoff(0.2))}")
 
 
 async def test_http_check_fails_on_a_404_path_with_the_last_answer(
@@ -96,8 +96,9 @@ async def test_http_check_fails_on_a_404_path_with_the_last_answer(
 
     with pytest.raises(HealthCheckFailed) as caught:
         await wait_healthy(engine, container, quick("http", path="/missing", retries=3), 8080, on_line)
-    assert lines[-1] == "health check 3/3: GET /missing -> 404"
-    assert "after 3 attempts: GET /missing -> 404" in caught.value.message
+    # Three at the interval, after the quick probes of 0.05 and 0.1 s.
+    assert lines[-1] == "health check 5/5: GET /missing -> 404"
+    assert "after 5 attempts: GET /missing -> 404" in caught.value.message
     assert caught.value.code == "health_check_failed"
 
 
@@ -113,7 +114,7 @@ async def test_tcp_check_fails_when_nothing_listens(engine: Engine, image: str, 
     lines: list[str] = []
     with pytest.raises(HealthCheckFailed, match="connection refused"):
         await wait_healthy(engine, container, quick("tcp", retries=2), 9090, lines.append)
-    assert len(lines) == 2
+    assert len(lines) == 2 + len(backoff(0.2))
 
 
 async def test_container_exiting_during_the_check_fails_at_once_with_its_code_and_output(
@@ -202,3 +203,32 @@ async def test_cancelling_stops_the_wait(engine: Engine, image: str, prefix: str
     cancel.set()
     with pytest.raises(HealthCheckCancelled):
         await waiting
+
+
+async def test_a_failed_first_probe_is_followed_at_once_not_after_the_interval(
+    engine: Engine, image: str, prefix: str
+) -> None:
+    """With an interval of ten minutes, an app that starts listening just after the first probe still passes
+    within a minute: the next probes come 50 ms, 100 ms... later."""
+    name = f"{prefix}-app"
+    container = await run(
+        engine, prefix, image, ["sh", "-c", "while [ ! -f /tmp/go ]; do sleep 0.05; done; " + HTTPD[2]]
+    )
+    lines: list[str] = []
+
+    async def on_line(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 1:  # the first probe failed: now the app may start
+            assert (await engine.exec(name, ["touch", "/tmp/go"])).exit_code == 0
+
+    async with asyncio.timeout(60):
+        await wait_healthy(
+            engine, container, quick("http", path="/health", interval=600, retries=3), 8080, on_line
+        )
+    assert "connection refused" in lines[0]
+    assert lines[-1].endswith("GET /health -> 200")
+
+
+def test_quick_probes_double_up_to_the_interval() -> None:
+    assert backoff(2.0) == [0.05, 0.1, 0.2, 0.4, 0.8, 1.6]
+    assert backoff(0.05) == []

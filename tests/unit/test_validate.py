@@ -708,3 +708,36 @@ def test_invisible_characters_are_refused_in_shown_text(value):
     assert refused(validate.description, value).field == "description"
     assert refused(validate.command, value, "start_command").field == "start_command"
     assert refused(validate.health_path, "/" + value).field == "health.path"
+
+
+def test_publish_accepts_an_address_with_a_host_port_docker_picks():
+    assert validate.publish("127.0.0.1::8083") == "127.0.0.1::8083"
+    assert validate.publish("[::1]::80/udp") == "[::1]::80/udp"
+
+
+def test_port_bindings_are_what_docker_expects_for_each_publish_form():
+    specs = ["127.0.0.1:18080:8080", "18081:8081", "8082", "127.0.0.1::8083", "53:53/udp", "[::1]:8084:84"]
+    assert validate.port_bindings(specs) == {
+        "8080/tcp": [("127.0.0.1", 18080)],
+        "8081/tcp": [18081],
+        "8082/tcp": [None],
+        "8083/tcp": [("127.0.0.1", 0)],
+        "53/udp": [53],
+        "84/tcp": [("::1", 8084)],
+    }
+
+
+@pytest.mark.parametrize("bad", ["", "http", "1:2:3:4", "99999:80", "0", "127.0.0.1:80", "80/sctp", ":80"])
+def test_port_bindings_refuse_what_publish_refuses(bad):
+    assert refused(validate.port_bindings, [bad]).field == "publish"
+
+
+def test_restart_policies_map_to_docker():
+    assert validate.restart_policy_for_docker("unless-stopped") == {"Name": "unless-stopped"}
+    assert validate.restart_policy_for_docker("no") == {"Name": "no"}
+    assert validate.restart_policy_for_docker("on-failure:5") == {
+        "Name": "on-failure",
+        "MaximumRetryCount": 5,
+    }
+    for bad in ("sometimes", "always:3", "on-failure:x", "on-failure:0"):
+        assert refused(validate.restart_policy_for_docker, bad).field == "restart"

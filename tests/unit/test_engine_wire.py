@@ -3,41 +3,19 @@ multiplexed log frames, events split across reads, request bodies and engine add
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from datetime import UTC, datetime
 
 import pytest
 
-from mist_core.engine import ContainerSpec
+from mist_core.engine import ContainerSpec, Engine
+from mist_core.engine.client import DockerAPIError, negotiate_version, parse_engine_address
 from mist_core.engine.docker import LABEL_MANAGED, create_body
+from mist_core.engine.ssh import ssh_command
 from mist_core.engine.streams import JsonLinesDecoder, LogDecoder, parse_log_line
-from mist_core.engine.transport import (
-    DockerAPIError,
-    DockerTransport,
-    ProtocolError,
-    build_request,
-    encode_query,
-    iter_body,
-    parse_engine_address,
-    parse_head,
-    read_head,
-)
-from mist_core.errors import InvalidInput
+from mist_core.errors import EngineUnavailable, InvalidInput
 from mist_core.models import Volume
-
-
-def reader_of(*pieces: bytes) -> asyncio.StreamReader:
-    reader = asyncio.StreamReader()
-    for piece in pieces:
-        reader.feed_data(piece)
-    reader.feed_eof()
-    return reader
-
-
-async def body_of(reader: asyncio.StreamReader, headers: dict[str, str], status: int = 200) -> bytes:
-    return b"".join([piece async for piece in iter_body(reader, status, headers, "GET")])
 
 
 def frame(kind: int, payload: bytes) -> bytes:
@@ -47,119 +25,87 @@ def frame(kind: int, payload: bytes) -> bytes:
 STAMP = b"2024-05-01T10:00:00.123456789Z "
 
 
-# ---------------------------------------------------------------------------------------------- heads
-
-
-def test_status_line_and_headers_are_parsed_with_lowercase_names() -> None:
-    status, headers = parse_head(
-        b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nX-A: 1\r\nX-A: 2"
-    )
-    assert status == 404
-    assert headers == {"content-type": "application/json", "x-a": "1, 2"}
-
-
-def test_status_line_without_reason_phrase_is_accepted() -> None:
-    assert parse_head(b"HTTP/1.0 204")[0] == 204
-
-
-@pytest.mark.parametrize(
-    "head",
-    [b"SSH-2.0-OpenSSH_9.2", b"HTTP/2 200 OK", b"HTTP/1.1 20 OK", b"HTTP/1.1 OK", b"HTTP/1.1 200 OK\r\nbad"],
-)
-def test_what_is_not_http_1_is_a_protocol_error(head: bytes) -> None:
-    with pytest.raises(ProtocolError):
-        parse_head(head)
-
-
-async def test_interim_1xx_answers_are_skipped() -> None:
-    reader = reader_of(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
-    assert await read_head(reader) == (201, {"content-length": "2"})
-
-
-# ---------------------------------------------------------------------------------------------- bodies
-
-
-async def test_chunked_body_is_decoded_whatever_the_read_boundaries() -> None:
-    raw = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
-    for cut in range(1, len(raw)):
-        reader = reader_of(raw[:cut], raw[cut:])
-        assert await body_of(reader, {"transfer-encoding": "chunked"}) == b"hello world"
-
-
-async def test_chunk_larger_than_a_read_comes_in_bounded_pieces() -> None:
-    data = b"x" * 200_000
-    reader = reader_of(f"{len(data):x}\r\n".encode() + data + b"\r\n0\r\n\r\n")
-    pieces = [p async for p in iter_body(reader, 200, {"transfer-encoding": "chunked"}, "GET")]
-    assert b"".join(pieces) == data
-    assert max(len(p) for p in pieces) <= 64 * 1024
-
-
-async def test_a_truncated_chunked_body_is_an_incomplete_read() -> None:
-    with pytest.raises(asyncio.IncompleteReadError):
-        await body_of(reader_of(b"10\r\nonly-part"), {"transfer-encoding": "chunked"})
-
-
-async def test_a_malformed_chunk_size_is_a_protocol_error() -> None:
-    with pytest.raises(ProtocolError):
-        await body_of(reader_of(b"zz\r\nabc\r\n0\r\n\r\n"), {"transfer-encoding": "chunked"})
-
-
-async def test_content_length_body_is_read_exactly_and_the_rest_ignored() -> None:
-    assert await body_of(reader_of(b"abcdefgh"), {"content-length": "3"}) == b"abc"
-    with pytest.raises(asyncio.IncompleteReadError):
-        await body_of(reader_of(b"ab"), {"content-length": "3"})
-
-
-async def test_body_without_length_is_read_to_the_end_and_204_has_none() -> None:
-    assert await body_of(reader_of(b"to the end"), {}) == b"to the end"
-    assert await body_of(reader_of(b"ignored"), {}, status=204) == b""
-
-
-# ---------------------------------------------------------------------------------------------- requests
-
-
-def test_request_carries_host_close_and_a_json_body_with_its_length() -> None:
-    body = json.dumps({"Image": "x"}).encode()
-    raw = build_request("POST", "/v1.41/containers/create?name=a", "docker", body)
-    head, _, sent = raw.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n") == [
-        b"POST /v1.41/containers/create?name=a HTTP/1.1",
-        b"Host: docker",
-        b"Connection: close",
-        b"Content-Type: application/json",
-        f"Content-Length: {len(body)}".encode(),
-    ]
-    assert sent == body
-    assert b"Content-Length: 0" in build_request("POST", "/v1.41/containers/x/start", "docker")
-
-
-def test_query_encodes_booleans_as_digits_and_filters_as_json() -> None:
-    query = encode_query({"all": True, "stream": False, "since": None, "filters": {"label": ["a=b"]}})
-    assert query == "all=1&stream=0&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D"
+# ---------------------------------------------------------------------------------------------- addresses
 
 
 def test_engine_addresses_in_the_forms_mist_docker_host_accepts() -> None:
-    assert parse_engine_address("unix:///var/run/docker.sock").path == "/var/run/docker.sock"
-    tcp = parse_engine_address("tcp://127.0.0.1:2375")
-    assert (tcp.host, tcp.port, tcp.tls, tcp.host_header) == ("127.0.0.1", 2375, False, "127.0.0.1:2375")
-    assert parse_engine_address("https://[::1]:2376").tls
-    for bad in ("ssh://user@host", "unix://relative.sock", "tcp://:2375", "tcp://host:port", "docker.sock"):
+    assert parse_engine_address("unix:///var/run/docker.sock").kind == "unix"
+    assert parse_engine_address("tcp://127.0.0.1:2375").kind == "tcp"
+    assert parse_engine_address("https://[::1]:2376").kind == "tcp"
+    ssh = parse_engine_address("ssh://deploy@build-1.example:2222")
+    assert (ssh.kind, ssh.ssh_user, ssh.ssh_host, ssh.ssh_port) == ("ssh", "deploy", "build-1.example", 2222)
+    for bad in (
+        "ftp://host",
+        "unix://relative.sock",
+        "tcp://:2375",
+        "tcp://host:port",
+        "docker.sock",
+        "ssh://-oProxyCommand=x",
+        "ssh://user:pw@host",
+        "tcp://host:2375/path",
+    ):
         with pytest.raises(ValueError):
             parse_engine_address(bad)
 
 
+def test_the_ssh_command_is_an_argument_list_with_the_host_after_a_double_dash() -> None:
+    address = parse_engine_address("ssh://deploy@build-1.example:2222")
+    assert ssh_command(address, "/etc/mist/ssh_config") == [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-F",
+        "/etc/mist/ssh_config",
+        "-l",
+        "deploy",
+        "-p",
+        "2222",
+        "--",
+        "build-1.example",
+        "docker",
+        "system",
+        "dial-stdio",
+    ]
+
+
 async def test_a_bad_engine_address_is_invalid_input_naming_the_setting() -> None:
-    transport = DockerTransport("ssh://root@server")
-    with pytest.raises(InvalidInput) as caught:
-        await transport.request("GET", "/_ping")
+    engine = Engine("ftp://root@server")
+    try:
+        with pytest.raises(InvalidInput) as caught:
+            await engine.ping()
+    finally:
+        engine.close()
     assert caught.value.field == "MIST_DOCKER_HOST"
-    assert "'ssh://root@server' is not a Docker Engine address" in caught.value.message
+    assert "'ftp://root@server' is not a Docker Engine address" in caught.value.message
 
 
 def test_a_404_naming_a_missing_image_is_told_apart_from_other_404s() -> None:
     assert DockerAPIError(404, "No such image: mist/web:3").image_missing
     assert not DockerAPIError(404, "network mist-x not found").image_missing
     assert not DockerAPIError(409, "No such image: x").image_missing
+
+
+# ---------------------------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize(
+    ("server", "newest", "chosen"),
+    [
+        ({"ApiVersion": "1.41", "MinAPIVersion": "1.12"}, "1.45", "1.41"),  # Docker 20.10
+        ({"ApiVersion": "1.52", "MinAPIVersion": "1.44"}, "1.45", "1.45"),  # Docker 29
+        ({"ApiVersion": "1.60", "MinAPIVersion": "1.50"}, "1.45", "1.50"),  # one newer than Mist knows
+        ({"ApiVersion": "1.44"}, "1.45", "1.44"),
+    ],
+)
+def test_the_version_spoken_is_the_highest_both_know_never_below_the_engines_minimum(
+    server: dict, newest: str, chosen: str
+) -> None:
+    assert negotiate_version("unix:///x", server, newest) == chosen
+
+
+def test_an_engine_below_mists_minimum_is_refused_with_its_version() -> None:
+    with pytest.raises(EngineUnavailable, match="Docker 17.06.2-ce speaks API 1.30"):
+        negotiate_version("unix:///x", {"ApiVersion": "1.30", "Version": "17.06.2-ce"}, "1.45")
 
 
 # ---------------------------------------------------------------------------------------------- create body
