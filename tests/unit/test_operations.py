@@ -1,0 +1,165 @@
+"""The operation table (``mist_core.operations``) against the interface and the permission table, and what the
+daemon's routes, ``RemoteMist`` and docs/api.md make of it: a row that disagrees with ``MistAPI`` is refused
+with a message naming the mistake, the OpenAPI document says what the table says, ``RemoteMist`` builds each
+request from its arguments, and the committed docs/api.md is what ``make docs`` writes."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mist_core.auth import permissions
+from mist_core.errors import InvalidInput
+from mist_core.operations import (
+    EMPTY,
+    OPERATIONS,
+    ROWS,
+    TAIL,
+    Row,
+    TableError,
+    interface_operations,
+    op,
+    parts,
+    resolve_table,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _rows(name: str, **changes: Any) -> list[Row]:
+    """The table with the row of ``name`` changed."""
+    return [replace(r, **changes) if r.name == name else r for r in ROWS]
+
+
+def _refused(rows: list[Row]) -> str:
+    with pytest.raises(TableError) as caught:
+        resolve_table(rows)
+    return str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------- agreement
+
+
+def test_the_table_the_interface_and_the_permission_table_name_the_same_operations() -> None:
+    assert list(OPERATIONS) == [r.name for r in ROWS]
+    assert sorted(OPERATIONS) == sorted(interface_operations())
+    assert sorted(OPERATIONS) == sorted(permissions.PERMISSIONS)
+
+
+def test_an_operation_of_the_interface_without_a_row_is_refused() -> None:
+    message = _refused([r for r in ROWS if r.name != "apps.restart"])
+    assert "apps.restart" in message and "no row" in message
+
+
+def test_a_row_that_names_no_operation_of_the_interface_is_refused() -> None:
+    message = _refused([*ROWS, op("apps.frobnicate", "POST", "/projects/{project}/apps/{app}/frobnicate")])
+    assert "apps.frobnicate" in message and "names no operation" in message
+
+
+def test_two_rows_for_one_operation_are_refused() -> None:
+    assert "two rows for apps.get" in _refused([*ROWS, op("apps.get", "GET", "/apps/{app_ref}")])
+
+
+def test_an_operation_without_a_permission_rule_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(permissions.PERMISSIONS, "env.unset")
+    assert "env.unset has no rule in the permission table" in _refused(list(ROWS))
+
+
+def test_a_permission_rule_for_no_operation_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(permissions.PERMISSIONS, "apps.frobnicate", permissions.DEVELOP)
+    message = _refused(list(ROWS))
+    assert "apps.frobnicate" in message and "permission table" in message
+
+
+def test_a_path_placeholder_that_names_no_argument_is_refused() -> None:
+    message = _refused(_rows("users.get", path="/users/{user}"))
+    assert "users.get" in message and "{user}" in message and "names no argument" in message
+
+
+def test_an_argument_that_cannot_travel_is_refused() -> None:
+    # A model has no place in a query string, and a GET has no body.
+    message = _refused(_rows("projects.update", method="GET"))
+    assert "projects.update" in message and "'changes'" in message and "cannot travel" in message
+
+
+def test_an_option_for_an_argument_the_method_does_not_have_is_refused() -> None:
+    message = _refused(_rows("projects.list", wire={"search": "q"}))
+    assert "projects.list" in message and "'search'" in message and "not an argument" in message
+
+
+def test_two_arguments_under_one_name_are_refused() -> None:
+    message = _refused(_rows("projects.list", wire={"query": "limit"}))
+    assert "projects.list" in message and "'limit'" in message
+
+
+def test_two_operations_on_one_route_are_refused() -> None:
+    message = _refused(_rows("apps.stop", path="/projects/{project}/apps/{app}/start"))
+    assert "apps.start" in message and "apps.stop" in message
+
+
+def test_a_secret_that_is_no_field_of_the_body_is_refused() -> None:
+    message = _refused(_rows("auth.login", secret=frozenset({"password", "pasword"})))
+    assert "auth.login" in message and "pasword" in message
+
+
+def test_a_stream_check_must_name_an_operation_it_can_call() -> None:
+    assert "is not an operation" in _refused(_rows("apps.logs", check="apps.peek"))
+    assert "needs ['deployment_id']" in _refused(_rows("apps.logs", check="deployments.get"))
+    assert "only a stream" in _refused(_rows("apps.get", check="apps.get"))
+
+
+# ---------------------------------------------------------------------------------------------- derived
+
+
+def test_arguments_are_placed_from_the_signature() -> None:
+    def placed(name: str) -> list[tuple[str, str, str]]:
+        return [(a.name, a.where, a.wire) for a in OPERATIONS[name].arguments]
+
+    assert placed("apps.deploy") == [("app_ref", "app", "project/app"), ("ref", "body", "ref")]
+    assert placed("apps.create") == [("app_ref", "project+name", "project/app"), ("spec", "spread", "spec")]
+    assert placed("projects.update") == [("name", "path", "name"), ("changes", "model", "changes")]
+    assert placed("git.branches") == [("provider", "path", "name"), ("repo", "query", "repo")]
+    assert placed("certificates.list") == [("app_ref", "query", "app")]
+    assert OPERATIONS["apps.delete"].status == 204 and OPERATIONS["apps.get"].status == 200
+    assert OPERATIONS["apps.logs"].stream and not OPERATIONS["apps.get"].stream
+    assert OPERATIONS["apps.deploy"].body_optional and not OPERATIONS["env.set"].body_optional
+
+
+def test_the_bodies_never_show_a_secret_in_a_repr() -> None:
+    seen = 0
+    for operation in OPERATIONS.values():
+        model = operation.body_model
+        if model is None or not operation.row.secret:
+            continue
+        # Required fields get a value (every one of them is a string here), secret ones a recognisable one.
+        values = {name: f"sentinel-{name}" for name, _, default in operation.body_fields if default is EMPTY}
+        values |= {name: f"sentinel-{name}" for name in operation.row.secret}
+        body = model.model_validate(values)
+        for name in operation.row.secret:
+            assert f"sentinel-{name}" not in repr(body), (operation.name, name)
+            assert getattr(body, name) == f"sentinel-{name}"
+        seen += 1
+    assert seen >= 9
+
+
+def test_every_body_field_that_carries_a_credential_is_secret() -> None:
+    # A new operation taking a password or a key must say so in its row, or this fails.
+    credential = re.compile(r"password|token|totp|code|current|new|key_pem|private_key|webhook_secret")
+    for operation in OPERATIONS.values():
+        for name, annotation, _ in operation.body_fields:
+            if credential.fullmatch(name) and str in (annotation, *getattr(annotation, "__args__", ())):
+                assert name in operation.row.secret, f"{operation.name}: {name} is not in its row's secret"
+
+
+def test_the_tail_codec_turns_every_line_into_all_and_back() -> None:
+    default = inspect.signature(parts()["apps"].logs).parameters["tail"].default
+    assert TAIL.decode(None) == default == 200
+    assert TAIL.encode(None) == "all" and TAIL.decode("all") is None
+    assert TAIL.decode(TAIL.encode(5)) == 5
+    with pytest.raises(InvalidInput):
+        TAIL.decode("-1")
