@@ -163,3 +163,61 @@ def test_the_tail_codec_turns_every_line_into_all_and_back() -> None:
     assert TAIL.decode(TAIL.encode(5)) == 5
     with pytest.raises(InvalidInput):
         TAIL.decode("-1")
+
+
+# ---------------------------------------------------------------------------------------------- the daemon
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    from mist_core.server.app import create_app
+
+    class NoCore:
+        def api(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("not called")
+
+    return create_app(NoCore()).openapi()
+
+
+def test_the_openapi_document_describes_every_operation_as_the_table_says(openapi: dict[str, Any]) -> None:
+    routes = {
+        route["operationId"]: (method.upper(), path, route)
+        for path, item in openapi["paths"].items()
+        for method, route in item.items()
+    }
+    assert sorted(routes) == sorted(OPERATIONS)
+    for name, operation in OPERATIONS.items():
+        method, path, route = routes[name]
+        assert (method, path) == (operation.method, "/v1" + operation.path), name
+        assert str(operation.status) in route["responses"], name
+        where = {(p["name"], p["in"]): p for p in route.get("parameters", [])}
+        expected = {(a.wire, "query") for a in operation.placed("query")}
+        expected |= {(w, "path") for w in re.findall(r"\{([^}]+)\}", operation.path)}
+        assert set(where) == expected, name
+        for a in operation.placed("query"):
+            assert where[a.wire, "query"].get("required", False) == (a.required and a.codec is None), name
+        body = route.get("requestBody")
+        assert (body is not None) == (operation.body_model is not None), name
+        if body is not None:
+            assert bool(body.get("required")) != operation.body_optional, name
+        content = route["responses"][str(operation.status)].get("content", {})
+        if operation.stream:
+            assert list(content) == ["text/event-stream"], name
+        elif operation.returns is str:
+            assert list(content) == ["text/plain"], name
+        elif operation.returns is not None:
+            assert "$ref" in str(content["application/json"]["schema"]), name
+
+
+def test_the_openapi_document_types_query_parameters_and_body_fields(openapi: dict[str, Any]) -> None:
+    audit = openapi["paths"]["/v1/audit"]["get"]
+    types = {p["name"]: p["schema"] for p in audit["parameters"]}
+    assert types["limit"]["type"] == "integer" and types["limit"]["default"] == 100
+    assert {"type": "string", "format": "date-time"} in types["since"]["anyOf"]
+    schemas = openapi["components"]["schemas"]
+    body = schemas["TokensCreateRequest"]
+    assert body["required"] == ["name"] and body["additionalProperties"] is False
+    assert body["properties"]["scope"]["enum"] == ["read", "deploy", "admin"]
+    assert body["properties"]["expires_days"]["default"] == 90
+    create = schemas["AppsCreateRequest"]
+    assert "name" in create["required"] and "git_url" in create["required"]
