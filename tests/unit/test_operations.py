@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from mist_core.api import MistAPI
 from mist_core.auth import permissions
+from mist_core.client import RemoteMist, _Call
 from mist_core.errors import InvalidInput
+from mist_core.models import AppSpec, DomainSettings, ProjectChanges
 from mist_core.operations import (
     EMPTY,
     OPERATIONS,
@@ -221,3 +224,64 @@ def test_the_openapi_document_types_query_parameters_and_body_fields(openapi: di
     assert body["properties"]["expires_days"]["default"] == 90
     create = schemas["AppsCreateRequest"]
     assert "name" in create["required"] and "git_url" in create["required"]
+
+
+# ---------------------------------------------------------------------------------------------- the client
+
+
+def test_remote_mist_has_every_method_of_the_interface_with_its_signature() -> None:
+    remote = RemoteMist("unix:///nonexistent/mist.sock")
+    assert isinstance(remote, MistAPI)
+    for name in OPERATIONS:
+        part, method = name.split(".")
+        interface = getattr(parts()[part], method)
+        implemented = getattr(getattr(remote, part), method)
+        assert inspect.signature(implemented) == inspect.signature(interface).replace(
+            parameters=list(inspect.signature(interface).parameters.values())[1:]
+        ), name
+        assert inspect.iscoroutinefunction(implemented) == inspect.iscoroutinefunction(interface), name
+
+
+def _request(name: str, *args: Any, **kwargs: Any) -> tuple[str, dict[str, Any], Any]:
+    return _Call(OPERATIONS[name]).request(args, kwargs)
+
+
+def test_remote_requests_are_built_from_the_arguments() -> None:
+    assert _request("apps.deploy", "shop/web") == ("/v1/projects/shop/apps/web/deploy", {}, {"ref": None})
+    assert _request("apps.logs", "shop/web", tail=None, follow=True) == (
+        "/v1/projects/shop/apps/web/logs",
+        {"follow": "true", "tail": "all"},
+        None,
+    )
+    assert _request("projects.list", query="we") == (
+        "/v1/projects",
+        {"q": "we", "limit": 100, "offset": 0},
+        None,
+    )
+    assert _request("apps.create", "shop/web", AppSpec(git_url="https://example.com/a.git")) == (
+        "/v1/projects/shop/apps",
+        {},
+        {"name": "web", "git_url": "https://example.com/a.git"},
+    )
+    assert _request("domains.add", "shop/web", "example.com", DomainSettings(https=False))[2] == {
+        "name": "example.com",
+        "https": False,
+    }
+    # Only the fields given travel, so a partial update changes only them.
+    assert _request("projects.update", "shop", ProjectChanges(description="d"))[2] == {"description": "d"}
+    # ``null`` is "never expires", so it is sent rather than left out.
+    assert _request("tokens.create", "ci", expires_days=None)[2]["expires_days"] is None
+    assert _request("deployments.get", 12) == ("/v1/deployments/12", {}, None)
+
+
+def test_remote_names_are_escaped_so_they_cannot_reach_another_route() -> None:
+    assert _request("domains.remove", "shop/web", "..")[0] == "/v1/projects/shop/apps/web/domains/%2E%2E"
+    assert _request("users.get", "a/b?c")[0] == "/v1/users/a%2Fb%3Fc"
+
+
+@pytest.mark.parametrize("name", ["apps.get", "certificates.list", "apps.create"])
+def test_a_malformed_app_name_is_refused_before_anything_is_sent(name: str) -> None:
+    args: tuple[Any, ...] = ("web",) if name != "apps.create" else ("web", AppSpec(git_url="x"))
+    with pytest.raises(InvalidInput) as caught:
+        _request(name, *args)
+    assert caught.value.field == "app" and "project/app" in caught.value.message
