@@ -5,6 +5,7 @@ request from its arguments, and the committed docs/api.md is what ``make docs`` 
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from dataclasses import replace
@@ -285,3 +286,17 @@ def test_a_malformed_app_name_is_refused_before_anything_is_sent(name: str) -> N
     with pytest.raises(InvalidInput) as caught:
         _request(name, *args)
     assert caught.value.field == "app" and "project/app" in caught.value.message
+
+
+# ---------------------------------------------------------------------------------------------- the docs
+
+
+def test_docs_api_md_is_what_make_docs_writes() -> None:
+    spec = importlib.util.spec_from_file_location("api_docs", ROOT / "scripts" / "api_docs.py")
+    assert spec is not None and spec.loader is not None
+    api_docs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(api_docs)
+    committed = (ROOT / "docs" / "api.md").read_text()
+    assert api_docs.render(committed) == committed, "docs/api.md is not up to date: run `make docs`"
+    for name in OPERATIONS:
+        assert committed.count(f"| `{name}` |") == 1, name
