@@ -16,7 +16,7 @@ SOCKET := $(DATA)/mist.sock
 PYTEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
 
-.PHONY: help venv docker system-packages run test lint fmt typecheck screenshots bench clean
+.PHONY: help venv docker system-packages run test lint fmt typecheck screenshots docs bench clean
 
 help:
 	@echo "make venv             .venv with mist and its dev tools (pip install -e '.[dev]')"
@@ -26,6 +26,7 @@ help:
 	@echo "make test             lint, type-check and the whole test suite (what CI runs)"
 	@echo "make lint / fmt       ruff check / ruff format"
 	@echo "make screenshots      regenerate screenshots/*.svg"
+	@echo "make docs             regenerate the route tables and models of docs/api.md"
 	@echo "make bench            run every bench/bench_*.py"
 	@echo "make clean            remove .venv and .mist-data"
 
@@ -93,6 +94,9 @@ typecheck: venv
 
 screenshots: venv
 	$(BIN)/python scripts/screenshots.py
+
+docs: venv
+	$(BIN)/python scripts/api_docs.py
 
 bench: venv docker
 	@shopt -s nullglob; benches=(bench/bench_*.py); \

@@ -82,7 +82,8 @@ class AuthAPI(ABC):
         used refresh token again revokes the whole session (someone copied it)."""
 
     @abstractmethod
-    async def whoami(self) -> User: ...
+    async def whoami(self) -> User:
+        """The caller's own account (an API token may ask too)."""
 
     @abstractmethod
     async def logout(self) -> None:
@@ -108,13 +109,16 @@ class AuthAPI(ABC):
 
 class ProjectsAPI(ABC):
     @abstractmethod
-    async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project: ...
+    async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
+        """A new project. Refused (Conflict) when the name is taken."""
 
     @abstractmethod
-    async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]: ...
+    async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
+        """The projects the caller sees, by name; ``query`` matches part of the name."""
 
     @abstractmethod
-    async def get(self, name: str) -> Project: ...
+    async def get(self, name: str) -> Project:
+        """One project (``NotFound`` for someone who cannot see it, as for one that does not exist)."""
 
     @abstractmethod
     async def update(self, name: str, changes: ProjectChanges) -> Project:
@@ -122,24 +126,31 @@ class ProjectsAPI(ABC):
 
     @abstractmethod
     async def delete(self, name: str) -> None:
-        """Refused (Conflict) while the project still has apps."""
+        """Refused (Conflict) while the project still has apps. Removes the project's Docker network and keeps
+        its volumes."""
 
 
 class AppsAPI(ABC):
     @abstractmethod
-    async def create(self, app_ref: str, spec: AppSpec) -> App: ...
+    async def create(self, app_ref: str, spec: AppSpec) -> App:
+        """A new app in an existing project, not deployed yet. Refused (Conflict) when the name is taken."""
 
     @abstractmethod
     async def list(
         self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
-    ) -> Page[App]: ...
+    ) -> Page[App]:
+        """The apps the caller sees, by project and name; ``project`` keeps one project's, ``query`` matches
+        part of ``project/app``."""
 
     @abstractmethod
-    async def get(self, app_ref: str) -> App: ...
+    async def get(self, app_ref: str) -> App:
+        """One app with its spec and status; ``docker_volumes`` names the Docker volume the live deployment
+        mounts for each of the spec's volumes."""
 
     @abstractmethod
     async def update(self, app_ref: str, changes: AppChanges) -> App:
-        """Change the spec; takes effect at the next deployment."""
+        """Change the spec (only the fields given; ``clear`` resets fields to their defaults); takes effect at
+        the next deployment."""
 
     @abstractmethod
     async def delete(self, app_ref: str) -> None:
@@ -153,7 +164,8 @@ class AppsAPI(ABC):
     @abstractmethod
     async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
         """Queue a deployment of an earlier deployment's image and config snapshot (default: the one before
-        the live one), through the same checks and switch. Refused when that image was pruned."""
+        the live one), through the same checks and switch; its ``source`` is ``"rollback"``. Refused
+        (Conflict) when that image was pruned."""
 
     @abstractmethod
     async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
@@ -161,7 +173,10 @@ class AppsAPI(ABC):
         pinned host keys, the webhook URL (and its secret with ``reveal``), push and preview settings."""
 
     @abstractmethod
-    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource: ...
+    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:
+        """Change how the app's repository is reached: only the fields given change, and ``previews`` is
+        replaced whole. ``previews.share_secrets`` (off by default) gives previews of pull requests from the
+        repository itself the app's secret variables; a fork's pull request never gets them."""
 
     @abstractmethod
     async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
@@ -169,13 +184,16 @@ class AppsAPI(ABC):
         ``regenerate``); the result shows the public key to add to the repository."""
 
     @abstractmethod
-    async def start(self, app_ref: str) -> App: ...
+    async def start(self, app_ref: str) -> App:
+        """Start the live deployment's container."""
 
     @abstractmethod
-    async def stop(self, app_ref: str) -> App: ...
+    async def stop(self, app_ref: str) -> App:
+        """Stop the live deployment's container (it stays, ready to start)."""
 
     @abstractmethod
-    async def restart(self, app_ref: str) -> App: ...
+    async def restart(self, app_ref: str) -> App:
+        """Restart the live deployment's container."""
 
     @abstractmethod
     def logs(
@@ -186,7 +204,8 @@ class AppsAPI(ABC):
         tail: int | None = 200,
         since: datetime | None = None,
     ) -> AsyncIterator[LogLine]:
-        """The live container's output."""
+        """The live container's output: the last ``tail`` lines (``None``: all of them) since ``since``, then
+        with ``follow`` the new lines as they come."""
 
 
 class EnvAPI(ABC):
@@ -197,10 +216,13 @@ class EnvAPI(ABC):
     @abstractmethod
     async def set(
         self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
-    ) -> EnvVar: ...
+    ) -> EnvVar:
+        """Set a variable; ``secret`` stores it encrypted and masks it, ``build`` makes it available to the
+        build (secrets through BuildKit's ``--secret``) instead of the running container."""
 
     @abstractmethod
-    async def unset(self, app_ref: str, key: str) -> None: ...
+    async def unset(self, app_ref: str, key: str) -> None:
+        """Remove a variable; takes effect at the next deployment."""
 
     @abstractmethod
     async def import_dotenv(
@@ -215,17 +237,21 @@ class EnvAPI(ABC):
 
 class DeploymentsAPI(ABC):
     @abstractmethod
-    async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]: ...
+    async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]:
+        """The app's deployments, newest first."""
 
     @abstractmethod
-    async def get(self, deployment_id: int) -> Deployment: ...
+    async def get(self, deployment_id: int) -> Deployment:
+        """One deployment: its state, its steps with their timings, the commit, the error."""
 
     @abstractmethod
     def log(self, deployment_id: int, *, follow: bool = False, after: int = 0) -> AsyncIterator[LogLine]:
-        """The stored log from line ``after`` on; with ``follow``, then the live lines until it is final."""
+        """The stored log from line ``after`` on; with ``follow``, then the live lines until it is final.
+        Resume a broken follow with ``after`` set to the last ``seq`` seen."""
 
     @abstractmethod
-    async def cancel(self, deployment_id: int) -> Deployment: ...
+    async def cancel(self, deployment_id: int) -> Deployment:
+        """Cancel a deployment that is not final yet (Conflict once it is)."""
 
 
 class ContainersAPI(ABC):
@@ -236,10 +262,12 @@ class ContainersAPI(ABC):
 
 class MetricsAPI(ABC):
     @abstractmethod
-    async def current(self) -> MetricsSample: ...
+    async def current(self) -> MetricsSample:
+        """The latest sample: the server and every Mist container."""
 
     @abstractmethod
-    async def history(self, *, seconds: int = 300) -> builtins.list[MetricsSample]: ...
+    async def history(self, *, seconds: int = 300) -> builtins.list[MetricsSample]:
+        """The samples of the last ``seconds``, oldest first."""
 
     @abstractmethod
     def stream(self) -> AsyncIterator[MetricsSample]:
@@ -248,7 +276,9 @@ class MetricsAPI(ABC):
 
 class EventsAPI(ABC):
     @abstractmethod
-    def stream(self) -> AsyncIterator[Event]: ...
+    def stream(self) -> AsyncIterator[Event]:
+        """What changes as it happens (deployments, apps, projects, containers, environment), for as long as
+        the caller iterates."""
 
 
 class UsersAPI(ABC):
@@ -257,7 +287,8 @@ class UsersAPI(ABC):
         """Every account for instance owners and admins; only the caller for anyone else."""
 
     @abstractmethod
-    async def get(self, username: str) -> User: ...
+    async def get(self, username: str) -> User:
+        """One account: one's own, or anyone's for an admin."""
 
     @abstractmethod
     async def create(
@@ -267,11 +298,12 @@ class UsersAPI(ABC):
 
     @abstractmethod
     async def update(self, username: str, changes: UserChanges) -> User:
-        """Change a profile (email, full name): one's own, or anyone's for an admin."""
+        """Change a profile (email, full name; ``""`` clears the email): one's own, or anyone's for an
+        admin."""
 
     @abstractmethod
     async def set_role(self, username: str, role: Role) -> User:
-        """Change an instance role. The last owner cannot be demoted; only owners make owners."""
+        """Change an instance role. The last owner cannot be demoted (Conflict); only owners make owners."""
 
     @abstractmethod
     async def delete(self, username: str, *, reassign_to: str | None = None) -> None:
@@ -281,14 +313,16 @@ class UsersAPI(ABC):
 
 class MembersAPI(ABC):
     @abstractmethod
-    async def list(self, project: str) -> builtins.list[Member]: ...
+    async def list(self, project: str) -> builtins.list[Member]:
+        """The project's members with their roles."""
 
     @abstractmethod
     async def add(self, project: str, username: str, role: ProjectRole) -> Member:
         """Add a member to a project, or change their role there."""
 
     @abstractmethod
-    async def remove(self, project: str, username: str) -> None: ...
+    async def remove(self, project: str, username: str) -> None:
+        """Take a member out of a project."""
 
 
 class InvitesAPI(ABC):
@@ -304,13 +338,16 @@ class InvitesAPI(ABC):
         expires_hours: int = 72,
     ) -> InviteCreated:
         """A one-time invitation for one username or email, with the role the inviter chooses (never above
-        their own). With ``project``, the new account also joins it with ``project_role``."""
+        their own). With ``project``, the new account also joins it with ``project_role``. The invitation's
+        token is in the answer this once."""
 
     @abstractmethod
-    async def list(self) -> builtins.list[Invite]: ...
+    async def list(self) -> builtins.list[Invite]:
+        """Every invitation, newest first (never its token)."""
 
     @abstractmethod
-    async def revoke(self, invite_id: int) -> None: ...
+    async def revoke(self, invite_id: int) -> None:
+        """Withdraw an invitation; its token stops working."""
 
     @abstractmethod
     async def accept(self, token: str, username: str, password: str, *, email: str | None = None) -> Session:
@@ -340,19 +377,22 @@ class TokensAPI(ABC):
     ) -> ApiTokenCreated:
         """An API token acting as the caller, limited to ``scope`` (``read``: look only; ``deploy``: also
         deploy, roll back, start, stop, restart, cancel; ``admin``: everything the caller may do) and, with
-        ``project``, to one project. ``expires_days=None`` never expires."""
+        ``project``, to one project. ``expires_days=None`` never expires. The token is in the answer this
+        once; Mist keeps only its hash."""
 
     @abstractmethod
     async def list(self, *, all: bool = False) -> builtins.list[ApiToken]:
         """The caller's tokens; everyone's with ``all`` (admins)."""
 
     @abstractmethod
-    async def revoke(self, token_id: int) -> None: ...
+    async def revoke(self, token_id: int) -> None:
+        """Revoke an API token (one's own, or anyone's for an admin); it stops working at once."""
 
 
 class GitAPI(ABC):
     @abstractmethod
-    async def providers(self) -> builtins.list[GitProvider]: ...
+    async def providers(self) -> builtins.list[GitProvider]:
+        """The registered git providers (never a credential)."""
 
     @abstractmethod
     async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
@@ -363,17 +403,20 @@ class GitAPI(ABC):
     async def github_manifest(
         self, name: str, *, url: str = "https://github.com", organization: str | None = None
     ) -> ManifestStart:
-        """Start creating a GitHub App from Mist's manifest (needs the ``public_url`` setting)."""
+        """Start creating a GitHub App from Mist's manifest: open the answer's ``url`` in a browser signed in
+        to GitHub. Refused (Conflict) without the ``public_url`` setting."""
 
     @abstractmethod
     async def remove_provider(self, name: str) -> None:
         """Refused while apps use it, naming them."""
 
     @abstractmethod
-    async def repos(self, provider: str) -> builtins.list[RepoInfo]: ...
+    async def repos(self, provider: str) -> builtins.list[RepoInfo]:
+        """The repositories the provider's credentials reach."""
 
     @abstractmethod
-    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]: ...
+    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]:
+        """The branches of one of those repositories (``owner/name``), with their head commits."""
 
 
 class WebhooksAPI(ABC):
@@ -384,7 +427,8 @@ class WebhooksAPI(ABC):
 
 class PreviewsAPI(ABC):
     @abstractmethod
-    async def list(self, app_ref: str) -> builtins.list[Preview]: ...
+    async def list(self, app_ref: str) -> builtins.list[Preview]:
+        """The app's previews of pull requests."""
 
 
 class SecretsAPI(ABC):
@@ -412,10 +456,12 @@ class AuditAPI(ABC):
 
 class SettingsAPI(ABC):
     @abstractmethod
-    async def list(self) -> builtins.list[Setting]: ...
+    async def list(self) -> builtins.list[Setting]:
+        """Every setting with its value, default and description."""
 
     @abstractmethod
-    async def get(self, key: str) -> Setting: ...
+    async def get(self, key: str) -> Setting:
+        """One setting."""
 
     @abstractmethod
     async def set(self, key: str, value: str) -> Setting:
@@ -424,7 +470,8 @@ class SettingsAPI(ABC):
 
 class DomainsAPI(ABC):
     @abstractmethod
-    async def list(self, app_ref: str) -> builtins.list[Domain]: ...
+    async def list(self, app_ref: str) -> builtins.list[Domain]:
+        """The domains routed to the app."""
 
     @abstractmethod
     async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
@@ -432,10 +479,12 @@ class DomainsAPI(ABC):
         HTTPS on, a certificate is requested for it."""
 
     @abstractmethod
-    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain: ...
+    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
+        """Replace a domain's settings whole: fields left out take their defaults."""
 
     @abstractmethod
-    async def remove(self, app_ref: str, name: str) -> None: ...
+    async def remove(self, app_ref: str, name: str) -> None:
+        """Stop routing the domain; its certificate is forgotten."""
 
 
 class CertificatesAPI(ABC):
@@ -445,7 +494,8 @@ class CertificatesAPI(ABC):
 
     @abstractmethod
     async def renew(self, domain: str) -> Certificate:
-        """Ask the ACME server for a new certificate now (the scheduler does it in the background)."""
+        """Ask for a new certificate now: it becomes ``pending`` and the renewal scheduler picks it up at once
+        (it also renews in the background by itself)."""
 
     @abstractmethod
     async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
@@ -455,7 +505,10 @@ class CertificatesAPI(ABC):
 
 class ProxyAPI(ABC):
     @abstractmethod
-    async def status(self) -> ProxyStatus: ...
+    async def status(self) -> ProxyStatus:
+        """Which proxy serves the routes and whether it is reachable (checked: Traefik's container runs and
+        its entry points accept connections; Caddy's admin API answers). Host paths in ``detail`` are shown
+        to instance admins only."""
 
     @abstractmethod
     async def reload(self) -> ProxyStatus:
@@ -463,7 +516,8 @@ class ProxyAPI(ABC):
 
     @abstractmethod
     async def install(self) -> ProxyStatus:
-        """Start (or replace) the proxy container Mist supervises (Traefik), then load the routes."""
+        """Start (or replace) the proxy container Mist supervises (Traefik), then load the routes. Refused
+        (Conflict) with the Caddy backend; ``NotFound`` when the Traefik image is not on the server."""
 
 
 class MistAPI(ABC):

@@ -7,7 +7,6 @@ Also here: pinning a daemon's self-signed certificate (``RemoteMist(..., certifi
 from __future__ import annotations
 
 import asyncio
-import builtins
 import hashlib
 import inspect
 import ipaddress
@@ -23,96 +22,12 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from .api import (
-    AppsAPI,
-    AuditAPI,
-    AuthAPI,
-    CertificatesAPI,
-    ContainersAPI,
-    DeploymentsAPI,
-    DomainsAPI,
-    EnvAPI,
-    EventsAPI,
-    GitAPI,
-    InvitesAPI,
-    MembersAPI,
-    MetricsAPI,
-    MistAPI,
-    PreviewsAPI,
-    ProjectsAPI,
-    ProxyAPI,
-    SecretsAPI,
-    SessionsAPI,
-    SettingsAPI,
-    TokensAPI,
-    UsersAPI,
-    WebhooksAPI,
-)
+from .api import MistAPI
 from .errors import DaemonUnavailable, InvalidInput, MistError, error_from_problem
-from .models import (
-    ApiToken,
-    ApiTokenCreated,
-    App,
-    AppChanges,
-    AppSource,
-    AppSpec,
-    AuditEntry,
-    BranchInfo,
-    Certificate,
-    ContainerInfo,
-    Deployment,
-    Domain,
-    DomainSettings,
-    EnvVar,
-    Event,
-    GitProvider,
-    GitProviderSpec,
-    Invite,
-    InviteCreated,
-    KeyRotation,
-    LogLine,
-    ManifestStart,
-    Member,
-    MetricsSample,
-    Page,
-    Preview,
-    Project,
-    ProjectChanges,
-    ProjectRole,
-    ProxyStatus,
-    RecoveryCodes,
-    RepoInfo,
-    Role,
-    Session,
-    SessionInfo,
-    Setting,
-    SetupStatus,
-    SourceChanges,
-    TokenScope,
-    TotpSetup,
-    User,
-    UserChanges,
-    WebhookDelivery,
-)
+from .models import Session
+from .operations import OPERATIONS, Operation, parts
 
 M = TypeVar("M", bound=BaseModel)
-
-_ENV_LIST = TypeAdapter(list[EnvVar])
-_CONTAINERS = TypeAdapter(list[ContainerInfo])
-_SAMPLES = TypeAdapter(list[MetricsSample])
-_USERS = TypeAdapter(list[User])
-_SETTINGS = TypeAdapter(list[Setting])
-_DOMAINS = TypeAdapter(list[Domain])
-_CERTIFICATES = TypeAdapter(list[Certificate])
-_MEMBERS = TypeAdapter(list[Member])
-_INVITES = TypeAdapter(list[Invite])
-_SESSIONS = TypeAdapter(list[SessionInfo])
-_TOKENS = TypeAdapter(list[ApiToken])
-_PROVIDERS = TypeAdapter(list[GitProvider])
-_REPOS = TypeAdapter(list[RepoInfo])
-_BRANCHES = TypeAdapter(list[BranchInfo])
-_DELIVERIES = TypeAdapter(list[WebhookDelivery])
-_PREVIEWS = TypeAdapter(list[Preview])
 
 # Called with the new session after an expired access token was renewed, so the caller can save the pair
 # (a coroutine function works too).
@@ -225,14 +140,14 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _app_path(app_ref: str) -> str:
+def _app_parts(app_ref: str) -> tuple[str, str]:
     project, sep, app = app_ref.partition("/")
     if not sep or not project or not app or "/" in app:
         raise InvalidInput(
             f"an app is named 'project/app', not {app_ref!r}: give the project and the app, e.g. 'shop/web'",
             field="app",
         )
-    return f"/v1/projects/{_seg(project)}/apps/{_seg(app)}"
+    return project, app
 
 
 def _params(**values: Any) -> dict[str, Any]:
@@ -416,14 +331,6 @@ class _Transport:
             raise _error_of(response)
         return response
 
-    async def model(self, model: type[M], method: str, path: str, **kw: Any) -> M:
-        response = await self.request(method, path, **kw)
-        return model.model_validate_json(response.content)
-
-    async def adapted(self, adapter: TypeAdapter[Any], method: str, path: str, **kw: Any) -> Any:
-        response = await self.request(method, path, **kw)
-        return adapter.validate_json(response.content)
-
     async def stream(self, model: type[M], path: str, params: Mapping[str, Any]) -> AsyncIterator[M]:
         """Parse an SSE stream into models. Closing the generator closes the response. An expired access
         token is renewed before the stream starts."""
@@ -510,482 +417,110 @@ def _error_of(response: httpx.Response) -> MistError:
     return MistError(f"the Mist daemon answered {response.status_code} {response.reason_phrase}")
 
 
-# ---------------------------------------------------------------------------------------------- sub-APIs
+# ---------------------------------------------------------------------------------------------- the calls
+
+
+class _Call:
+    """How ``RemoteMist`` sends one operation of the table: the arguments bound to the interface's signature
+    become the path, the query and the JSON body; the answer becomes the annotated result."""
+
+    def __init__(self, operation: Operation) -> None:
+        self.operation = operation
+        returns = operation.returns
+        self.parse: Callable[[httpx.Response], Any]
+        if operation.stream or returns is None:
+            self.parse = lambda response: None
+        elif returns is str:
+            self.parse = lambda response: response.text
+        elif isinstance(returns, type) and issubclass(returns, BaseModel):
+            self.parse = lambda response: returns.model_validate_json(response.content)
+        else:
+            adapter: TypeAdapter[Any] = TypeAdapter(returns)
+            self.parse = lambda response: adapter.validate_json(response.content)
+
+    def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
+        """``(path, query, body)`` for a call with these arguments (``body`` is None without one). A bad
+        argument (an app that is not ``project/app``) fails here, before anything is sent."""
+        bound = self.operation.signature.bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        segments: dict[str, str] = {}
+        query: dict[str, Any] = {}
+        body: dict[str, Any] | None = None
+        for argument in self.operation.arguments:
+            value = bound.arguments[argument.name]
+            where = argument.where
+            if where in ("app", "project+name"):
+                project, app = _app_parts(value)
+                segments["project"] = _seg(project)
+                if where == "app":
+                    segments["app"] = _seg(app)
+                else:
+                    body = {**(body or {}), "name": app}
+            elif where == "path":
+                segments[argument.wire] = str(int(value)) if argument.annotation is int else _seg(value)
+            elif where == "query":
+                if argument.name == "app_ref" and value is not None:
+                    # The same refusal of a malformed name as every other call taking an app.
+                    _app_parts(value)
+                query[argument.wire] = argument.codec.encode(value) if argument.codec else value
+            elif where == "body":
+                body = {**(body or {}), argument.wire: value}
+            elif value is not None:  # a model: the body, or its fields beside the others
+                body = {**(body or {}), **value.model_dump(mode="json", exclude_unset=True)}
+            elif body is None:
+                body = {}
+        return "/v1" + self.operation.path.format(**segments), _params(**query), body
+
+
+class _RemotePart:
+    """A part of ``RemoteMist`` (``mist.apps``): its methods are made from the operation table."""
+
+    def __init__(self, transport: _Transport) -> None:
+        self._t = transport
+
+
+def _remote_method(operation: Operation) -> Callable[..., Any]:
+    call = _Call(operation)
+    method: Callable[..., Any]
+    if operation.stream:
+
+        def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            path, query, _ = call.request(args, kwargs)
+            return self._t.stream(operation.returns, path, query)
+
+    else:
+
+        async def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> Any:
+            path, query, body = call.request(args, kwargs)
+            response = await self._t.request(
+                operation.method, path, params=query, json_body=body, authenticated=not operation.public
+            )
+            result = call.parse(response)
+            if isinstance(result, Session):
+                self._t.keep(result)  # setup, login, refresh, accepting an invitation: the new tokens serve
+            elif operation.name == "auth.logout":
+                self._t.token = self._t.refresh_token = None
+            return result
+
+    method.__name__ = operation.attribute
+    method.__doc__ = operation.doc
+    setattr(method, "__signature__", operation.signature)  # noqa: B010 (mypy refuses the plain assignment)
+    return method
+
+
+def _remote_parts() -> dict[str, type[_RemotePart]]:
+    """One class per part of ``MistAPI``, implementing each of its methods through the table."""
+    classes = {}
+    for part, interface in parts().items():
+        name = f"Remote{interface.__name__}"
+        methods = {o.attribute: _remote_method(o) for o in OPERATIONS.values() if o.part == part}
+        for method in methods.values():
+            method.__qualname__ = f"{name}.{method.__name__}"
+        classes[part] = type(name, (_RemotePart, interface), {"__module__": __name__, **methods})
+    return classes
 
 
-class _RemoteAuth(AuthAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def _session(self, path: str, body: dict[str, Any]) -> Session:
-        session = await self._t.model(Session, "POST", path, json_body=body, authenticated=False)
-        self._t.keep(session)
-        return session
-
-    async def status(self) -> SetupStatus:
-        return await self._t.model(SetupStatus, "GET", "/v1/setup", authenticated=False)
-
-    async def setup(self, username: str, password: str) -> Session:
-        return await self._session("/v1/setup", {"username": username, "password": password})
-
-    async def login(self, username: str, password: str, *, totp: str | None = None) -> Session:
-        body: dict[str, Any] = {"username": username, "password": password}
-        if totp is not None:
-            body["totp"] = totp
-        return await self._session("/v1/login", body)
-
-    async def refresh(self, refresh_token: str) -> Session:
-        return await self._session("/v1/refresh", {"refresh_token": refresh_token})
-
-    async def whoami(self) -> User:
-        return await self._t.model(User, "GET", "/v1/me")
-
-    async def logout(self) -> None:
-        await self._t.request("POST", "/v1/logout")
-        self._t.token = None
-        self._t.refresh_token = None
-
-    async def change_password(self, current: str, new: str, *, revoke_tokens: bool = False) -> None:
-        body = {"current": current, "new": new, "revoke_tokens": revoke_tokens}
-        await self._t.request("POST", "/v1/me/password", json_body=body)
-
-    async def totp_setup(self) -> TotpSetup:
-        return await self._t.model(TotpSetup, "POST", "/v1/me/totp")
-
-    async def totp_enable(self, code: str) -> RecoveryCodes:
-        return await self._t.model(RecoveryCodes, "POST", "/v1/me/totp/enable", json_body={"code": code})
-
-    async def totp_disable(self, password: str) -> None:
-        await self._t.request("POST", "/v1/me/totp/disable", json_body={"password": password})
-
-
-class _RemoteProjects(ProjectsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def create(self, name: str, description: str = "", tags: list[str] | None = None) -> Project:
-        body = {"name": name, "description": description, "tags": tags}
-        return await self._t.model(Project, "POST", "/v1/projects", json_body=body)
-
-    async def list(self, *, query: str | None = None, limit: int = 100, offset: int = 0) -> Page[Project]:
-        params = _params(q=query, limit=limit, offset=offset)
-        return await self._t.model(Page[Project], "GET", "/v1/projects", params=params)
-
-    async def get(self, name: str) -> Project:
-        return await self._t.model(Project, "GET", f"/v1/projects/{_seg(name)}")
-
-    async def update(self, name: str, changes: ProjectChanges) -> Project:
-        body = changes.model_dump(mode="json", exclude_unset=True)
-        return await self._t.model(Project, "PATCH", f"/v1/projects/{_seg(name)}", json_body=body)
-
-    async def delete(self, name: str) -> None:
-        await self._t.request("DELETE", f"/v1/projects/{_seg(name)}")
-
-
-class _RemoteApps(AppsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def create(self, app_ref: str, spec: AppSpec) -> App:
-        path = _app_path(app_ref)
-        project_path, _, name = path.rpartition("/")
-        body = {"name": app_ref.partition("/")[2], **spec.model_dump(mode="json")}
-        return await self._t.model(App, "POST", project_path, json_body=body)
-
-    async def list(
-        self, *, project: str | None = None, query: str | None = None, limit: int = 100, offset: int = 0
-    ) -> Page[App]:
-        params = _params(project=project, q=query, limit=limit, offset=offset)
-        return await self._t.model(Page[App], "GET", "/v1/apps", params=params)
-
-    async def get(self, app_ref: str) -> App:
-        return await self._t.model(App, "GET", _app_path(app_ref))
-
-    async def update(self, app_ref: str, changes: AppChanges) -> App:
-        body = changes.model_dump(mode="json", exclude_unset=True)
-        return await self._t.model(App, "PATCH", _app_path(app_ref), json_body=body)
-
-    async def delete(self, app_ref: str) -> None:
-        await self._t.request("DELETE", _app_path(app_ref))
-
-    async def deploy(self, app_ref: str, *, ref: str | None = None) -> Deployment:
-        return await self._t.model(Deployment, "POST", _app_path(app_ref) + "/deploy", json_body={"ref": ref})
-
-    async def rollback(self, app_ref: str, *, to: int | None = None) -> Deployment:
-        return await self._t.model(Deployment, "POST", _app_path(app_ref) + "/rollback", json_body={"to": to})
-
-    async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
-        params = _params(reveal=reveal)
-        return await self._t.model(AppSource, "GET", _app_path(app_ref) + "/source", params=params)
-
-    async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:
-        body = changes.model_dump(mode="json", exclude_unset=True)
-        return await self._t.model(AppSource, "PATCH", _app_path(app_ref) + "/source", json_body=body)
-
-    async def deploy_key(self, app_ref: str, *, regenerate: bool = False) -> AppSource:
-        path = _app_path(app_ref) + "/source/deploy-key"
-        return await self._t.model(AppSource, "POST", path, json_body={"regenerate": regenerate})
-
-    async def start(self, app_ref: str) -> App:
-        return await self._t.model(App, "POST", _app_path(app_ref) + "/start")
-
-    async def stop(self, app_ref: str) -> App:
-        return await self._t.model(App, "POST", _app_path(app_ref) + "/stop")
-
-    async def restart(self, app_ref: str) -> App:
-        return await self._t.model(App, "POST", _app_path(app_ref) + "/restart")
-
-    def logs(
-        self,
-        app_ref: str,
-        *,
-        follow: bool = False,
-        tail: int | None = 200,
-        since: datetime | None = None,
-    ) -> AsyncIterator[LogLine]:
-        params = _params(follow=follow, tail="all" if tail is None else tail, since=since)
-        return self._t.stream(LogLine, _app_path(app_ref) + "/logs", params)
-
-
-class _RemoteEnv(EnvAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str, *, reveal: bool = False) -> list[EnvVar]:
-        params = _params(reveal=reveal)
-        return await self._t.adapted(_ENV_LIST, "GET", _app_path(app_ref) + "/env", params=params)
-
-    async def set(
-        self, app_ref: str, key: str, value: str, *, secret: bool = False, build: bool = False
-    ) -> EnvVar:
-        body = {"key": key, "value": value, "secret": secret, "build": build}
-        return await self._t.model(EnvVar, "POST", _app_path(app_ref) + "/env", json_body=body)
-
-    async def unset(self, app_ref: str, key: str) -> None:
-        await self._t.request("DELETE", _app_path(app_ref) + f"/env/{_seg(key)}")
-
-    async def import_dotenv(
-        self, app_ref: str, text: str, *, secret: bool = False, build: bool = False
-    ) -> builtins.list[EnvVar]:  # ``list`` here is the method above
-        body = {"text": text, "secret": secret, "build": build}
-        return await self._t.adapted(_ENV_LIST, "POST", _app_path(app_ref) + "/env/import", json_body=body)
-
-    async def export_dotenv(self, app_ref: str, *, reveal: bool = False) -> str:
-        response = await self._t.request(
-            "GET", _app_path(app_ref) + "/env/export", params=_params(reveal=reveal)
-        )
-        return response.text
-
-
-class _RemoteDeployments(DeploymentsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str, *, limit: int = 50, offset: int = 0) -> Page[Deployment]:
-        params = _params(limit=limit, offset=offset)
-        return await self._t.model(
-            Page[Deployment], "GET", _app_path(app_ref) + "/deployments", params=params
-        )
-
-    async def get(self, deployment_id: int) -> Deployment:
-        return await self._t.model(Deployment, "GET", f"/v1/deployments/{int(deployment_id)}")
-
-    def log(self, deployment_id: int, *, follow: bool = False, after: int = 0) -> AsyncIterator[LogLine]:
-        params = _params(follow=follow, after=after)
-        return self._t.stream(LogLine, f"/v1/deployments/{int(deployment_id)}/log", params)
-
-    async def cancel(self, deployment_id: int) -> Deployment:
-        return await self._t.model(Deployment, "POST", f"/v1/deployments/{int(deployment_id)}/cancel")
-
-
-class _RemoteContainers(ContainersAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, *, all: bool = False) -> list[ContainerInfo]:
-        return await self._t.adapted(_CONTAINERS, "GET", "/v1/containers", params=_params(all=all))
-
-
-class _RemoteMetrics(MetricsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def current(self) -> MetricsSample:
-        return await self._t.model(MetricsSample, "GET", "/v1/metrics")
-
-    async def history(self, *, seconds: int = 300) -> list[MetricsSample]:
-        return await self._t.adapted(_SAMPLES, "GET", "/v1/metrics/history", params={"seconds": seconds})
-
-    def stream(self) -> AsyncIterator[MetricsSample]:
-        return self._t.stream(MetricsSample, "/v1/metrics/stream", {})
-
-
-class _RemoteEvents(EventsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    def stream(self) -> AsyncIterator[Event]:
-        return self._t.stream(Event, "/v1/events", {})
-
-
-class _RemoteUsers(UsersAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self) -> builtins.list[User]:
-        return await self._t.adapted(_USERS, "GET", "/v1/users")
-
-    async def get(self, username: str) -> User:
-        return await self._t.model(User, "GET", f"/v1/users/{_seg(username)}")
-
-    async def create(
-        self, username: str, password: str, *, role: Role = "developer", email: str | None = None
-    ) -> User:
-        body = {"username": username, "password": password, "role": role, "email": email}
-        return await self._t.model(User, "POST", "/v1/users", json_body=body)
-
-    async def update(self, username: str, changes: UserChanges) -> User:
-        body = changes.model_dump(mode="json", exclude_unset=True)
-        return await self._t.model(User, "PATCH", f"/v1/users/{_seg(username)}", json_body=body)
-
-    async def set_role(self, username: str, role: Role) -> User:
-        return await self._t.model(User, "PUT", f"/v1/users/{_seg(username)}/role", json_body={"role": role})
-
-    async def delete(self, username: str, *, reassign_to: str | None = None) -> None:
-        params = _params(reassign_to=reassign_to)
-        await self._t.request("DELETE", f"/v1/users/{_seg(username)}", params=params)
-
-
-class _RemoteMembers(MembersAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, project: str) -> builtins.list[Member]:
-        return await self._t.adapted(_MEMBERS, "GET", f"/v1/projects/{_seg(project)}/members")
-
-    async def add(self, project: str, username: str, role: ProjectRole) -> Member:
-        path = f"/v1/projects/{_seg(project)}/members/{_seg(username)}"
-        return await self._t.model(Member, "PUT", path, json_body={"role": role})
-
-    async def remove(self, project: str, username: str) -> None:
-        await self._t.request("DELETE", f"/v1/projects/{_seg(project)}/members/{_seg(username)}")
-
-
-class _RemoteInvites(InvitesAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def create(
-        self,
-        *,
-        username: str | None = None,
-        email: str | None = None,
-        role: Role = "developer",
-        project: str | None = None,
-        project_role: ProjectRole | None = None,
-        expires_hours: int = 72,
-    ) -> InviteCreated:
-        body = {
-            "username": username,
-            "email": email,
-            "role": role,
-            "project": project,
-            "project_role": project_role,
-            "expires_hours": expires_hours,
-        }
-        return await self._t.model(InviteCreated, "POST", "/v1/invites", json_body=body)
-
-    async def list(self) -> builtins.list[Invite]:
-        return await self._t.adapted(_INVITES, "GET", "/v1/invites")
-
-    async def revoke(self, invite_id: int) -> None:
-        await self._t.request("DELETE", f"/v1/invites/{int(invite_id)}")
-
-    async def accept(self, token: str, username: str, password: str, *, email: str | None = None) -> Session:
-        body = {"token": token, "username": username, "password": password, "email": email}
-        session = await self._t.model(
-            Session, "POST", "/v1/invites/accept", json_body=body, authenticated=False
-        )
-        self._t.keep(session)
-        return session
-
-
-class _RemoteSessions(SessionsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, *, username: str | None = None) -> builtins.list[SessionInfo]:
-        return await self._t.adapted(_SESSIONS, "GET", "/v1/sessions", params=_params(username=username))
-
-    async def revoke(self, session_id: int) -> None:
-        await self._t.request("DELETE", f"/v1/sessions/{int(session_id)}")
-
-
-class _RemoteTokens(TokensAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def create(
-        self,
-        name: str,
-        *,
-        scope: TokenScope = "read",
-        project: str | None = None,
-        expires_days: int | None = 90,
-    ) -> ApiTokenCreated:
-        # ``expires_days`` is always sent: ``null`` means "never expires", unlike a missing field.
-        body = {"name": name, "scope": scope, "project": project, "expires_days": expires_days}
-        return await self._t.model(ApiTokenCreated, "POST", "/v1/tokens", json_body=body)
-
-    async def list(self, *, all: bool = False) -> builtins.list[ApiToken]:
-        return await self._t.adapted(_TOKENS, "GET", "/v1/tokens", params=_params(all=all))
-
-    async def revoke(self, token_id: int) -> None:
-        await self._t.request("DELETE", f"/v1/tokens/{int(token_id)}")
-
-
-class _RemoteGit(GitAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def providers(self) -> builtins.list[GitProvider]:
-        return await self._t.adapted(_PROVIDERS, "GET", "/v1/git/providers")
-
-    async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
-        body = spec.model_dump(mode="json")
-        return await self._t.model(GitProvider, "POST", "/v1/git/providers", json_body=body)
-
-    async def github_manifest(
-        self, name: str, *, url: str = "https://github.com", organization: str | None = None
-    ) -> ManifestStart:
-        body = {"name": name, "url": url, "organization": organization}
-        return await self._t.model(ManifestStart, "POST", "/v1/git/github-manifest", json_body=body)
-
-    async def remove_provider(self, name: str) -> None:
-        await self._t.request("DELETE", f"/v1/git/providers/{_seg(name)}")
-
-    async def repos(self, provider: str) -> builtins.list[RepoInfo]:
-        return await self._t.adapted(_REPOS, "GET", f"/v1/git/providers/{_seg(provider)}/repos")
-
-    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]:
-        path = f"/v1/git/providers/{_seg(provider)}/branches"
-        return await self._t.adapted(_BRANCHES, "GET", path, params={"repo": repo})
-
-
-class _RemoteWebhooks(WebhooksAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str, *, limit: int = 50) -> builtins.list[WebhookDelivery]:
-        params = _params(limit=limit)
-        return await self._t.adapted(_DELIVERIES, "GET", _app_path(app_ref) + "/webhooks", params=params)
-
-
-class _RemotePreviews(PreviewsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str) -> builtins.list[Preview]:
-        return await self._t.adapted(_PREVIEWS, "GET", _app_path(app_ref) + "/previews")
-
-
-class _RemoteSecrets(SecretsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def rotate_key(self) -> KeyRotation:
-        return await self._t.model(KeyRotation, "POST", "/v1/secrets/rotate-key")
-
-
-class _RemoteAudit(AuditAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(
-        self,
-        *,
-        actor: str | None = None,
-        project: str | None = None,
-        action: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> Page[AuditEntry]:
-        params = _params(
-            actor=actor,
-            project=project,
-            action=action,
-            since=since,
-            until=until,
-            limit=limit,
-            offset=offset,
-        )
-        return await self._t.model(Page[AuditEntry], "GET", "/v1/audit", params=params)
-
-
-class _RemoteSettings(SettingsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self) -> list[Setting]:
-        return await self._t.adapted(_SETTINGS, "GET", "/v1/settings")
-
-    async def get(self, key: str) -> Setting:
-        return await self._t.model(Setting, "GET", f"/v1/settings/{_seg(key)}")
-
-    async def set(self, key: str, value: str) -> Setting:
-        return await self._t.model(Setting, "PUT", f"/v1/settings/{_seg(key)}", json_body={"value": value})
-
-
-class _RemoteDomains(DomainsAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str) -> builtins.list[Domain]:
-        return await self._t.adapted(_DOMAINS, "GET", _app_path(app_ref) + "/domains")
-
-    async def add(self, app_ref: str, name: str, settings: DomainSettings | None = None) -> Domain:
-        body = {"name": name, **(settings or DomainSettings()).model_dump(mode="json")}
-        return await self._t.model(Domain, "POST", _app_path(app_ref) + "/domains", json_body=body)
-
-    async def update(self, app_ref: str, name: str, settings: DomainSettings) -> Domain:
-        path = _app_path(app_ref) + f"/domains/{_seg(name)}"
-        return await self._t.model(Domain, "PUT", path, json_body=settings.model_dump(mode="json"))
-
-    async def remove(self, app_ref: str, name: str) -> None:
-        await self._t.request("DELETE", _app_path(app_ref) + f"/domains/{_seg(name)}")
-
-
-class _RemoteCertificates(CertificatesAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def list(self, app_ref: str | None = None) -> builtins.list[Certificate]:
-        if app_ref is not None:
-            _app_path(app_ref)  # the same refusal of a malformed name as every other call taking an app
-        return await self._t.adapted(_CERTIFICATES, "GET", "/v1/certificates", params=_params(app=app_ref))
-
-    async def renew(self, domain: str) -> Certificate:
-        return await self._t.model(Certificate, "POST", f"/v1/certificates/{_seg(domain)}/renew")
-
-    async def upload(self, domain: str, cert_pem: str, key_pem: str) -> Certificate:
-        body = {"cert_pem": cert_pem, "key_pem": key_pem}
-        return await self._t.model(Certificate, "PUT", f"/v1/certificates/{_seg(domain)}", json_body=body)
-
-
-class _RemoteProxy(ProxyAPI):
-    def __init__(self, t: _Transport) -> None:
-        self._t = t
-
-    async def status(self) -> ProxyStatus:
-        return await self._t.model(ProxyStatus, "GET", "/v1/proxy")
-
-    async def reload(self) -> ProxyStatus:
-        return await self._t.model(ProxyStatus, "POST", "/v1/proxy/reload")
-
-    async def install(self) -> ProxyStatus:
-        return await self._t.model(ProxyStatus, "POST", "/v1/proxy/install")
+_REMOTE_PARTS = _remote_parts()
 
 
 class RemoteMist(MistAPI):
@@ -1023,28 +558,8 @@ class RemoteMist(MistAPI):
             certificate=certificate,
         )
         self.host = host
-        self.auth = _RemoteAuth(self._t)
-        self.projects = _RemoteProjects(self._t)
-        self.apps = _RemoteApps(self._t)
-        self.env = _RemoteEnv(self._t)
-        self.deployments = _RemoteDeployments(self._t)
-        self.containers = _RemoteContainers(self._t)
-        self.metrics = _RemoteMetrics(self._t)
-        self.events = _RemoteEvents(self._t)
-        self.users = _RemoteUsers(self._t)
-        self.members = _RemoteMembers(self._t)
-        self.invites = _RemoteInvites(self._t)
-        self.sessions = _RemoteSessions(self._t)
-        self.tokens = _RemoteTokens(self._t)
-        self.secrets = _RemoteSecrets(self._t)
-        self.git = _RemoteGit(self._t)
-        self.webhooks = _RemoteWebhooks(self._t)
-        self.previews = _RemotePreviews(self._t)
-        self.audit = _RemoteAudit(self._t)
-        self.settings = _RemoteSettings(self._t)
-        self.domains = _RemoteDomains(self._t)
-        self.certificates = _RemoteCertificates(self._t)
-        self.proxy = _RemoteProxy(self._t)
+        for part, remote in _REMOTE_PARTS.items():
+            setattr(self, part, remote(self._t))
 
     @property
     def token(self) -> str | None:

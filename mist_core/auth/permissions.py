@@ -1,9 +1,11 @@
 """Who may do what: one table from every operation of the Mist API to the least role it needs.
 
-Each operation is named ``"<part>.<method>"`` after ``MistAPI`` (``"apps.deploy"``). ``LocalMist`` checks the
-table before doing anything, whatever the caller (CLI, TUI, HTTP, a script), and a test fails when an
-operation of the interface has no row here. The HTTP layer reads it too, for one thing only: which routes
-answer without a token (``public``); every other route authenticates its caller before it reads the request.
+Each operation is named ``"<part>.<method>"`` after ``MistAPI`` (``"apps.deploy"``), the name of its row in the
+operation table too (``mist_core.operations``: how it travels over HTTP). ``LocalMist`` checks this table before
+doing anything, whatever the caller (CLI, TUI, HTTP, a script), and the operation table refuses to load when an
+operation of the interface has no row here or a row here names no operation. The HTTP layer and ``RemoteMist``
+read it too, for one thing only: which operations answer without a token (``public``); every other route
+authenticates its caller before it reads the request.
 
 ``on`` says which role counts:
 

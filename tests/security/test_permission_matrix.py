@@ -34,6 +34,7 @@ from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
 from mist_core.auth.permissions import PERMISSIONS
+from mist_core.operations import OPERATIONS
 from mist_core.server.app import build_router
 
 from .conftest import Daemon, describe, is_problem, self_signed, strong_password, totp_code
@@ -1153,6 +1154,15 @@ def test_every_route_of_the_api_names_one_operation_of_the_table() -> None:
     named = sorted(str(r.operation_id) for r in routes)
     assert sorted(set(named)) == named, "two routes name the same operation"
     assert set(named) == PERMISSIONS.keys()
+    # Each route is the one the operation table gives its operation, which RemoteMist calls too.
+    for r in routes:
+        operation = OPERATIONS[str(r.operation_id)]
+        assert (r.methods, r.path) == ({operation.method}, "/v1" + operation.path), r.operation_id
+
+
+def test_the_operation_table_and_the_permission_table_name_the_same_operations() -> None:
+    assert sorted(OPERATIONS) == sorted(interface_operations())
+    assert sorted(OPERATIONS) == sorted(PERMISSIONS)
 
 
 def test_every_row_has_a_mark_for_every_column() -> None:
