@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from .. import validate
 from ..api import MistAPI
+from ..credentials import CredentialStore
 from ..errors import InvalidInput, NotFound
 from ..models import (
     MASK,
@@ -33,7 +34,6 @@ from ..models import (
     ProjectChanges,
     ProxyStatus,
 )
-from .credentials import CredentialStore
 from .format import (
     format_pairs,
     format_table,

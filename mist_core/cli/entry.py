@@ -12,16 +12,15 @@ import traceback
 from argparse import Namespace
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from .. import config
 from ..api import MistAPI
+from ..credentials import CredentialStore
 from ..errors import InvalidInput, MistError, Unauthenticated
 from ..models import Session
 from .commands import Context, call_handler, is_anonymous
-from .credentials import CredentialStore, access_token_expiry
 from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, Output
 from .parser import UsageError, first_command, parse_args
 from .trust import certificate_verifies, fingerprints_match
@@ -198,9 +197,6 @@ async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory:
         return EXIT_FAILURE
 
 
-RENEW_MARGIN = timedelta(seconds=30)
-
-
 async def _renew_if_expiring(
     args: Namespace,
     host: str,
@@ -209,23 +205,20 @@ async def _renew_if_expiring(
     api_factory: ApiFactory,
 ) -> tuple[str | None, str | None]:
     """The stored session, renewed first when its access token is (nearly) expired. The API would renew it by
-    itself too, but only within this process: two ``mist`` commands started together would both spend the
-    one-use refresh token, and the second would end the session. The lock makes the second wait, then find
-    the pair the first one saved."""
-    with credentials.locked():
-        token, refresh_token = credentials.token(host), credentials.refresh_token(host)
-        expiry = access_token_expiry(token) if token else None
-        if not refresh_token or expiry is None or expiry - RENEW_MARGIN > datetime.now(UTC):
-            return token, refresh_token
+    itself too, but only within this process: two ``mist`` commands (or a command and the TUI) started
+    together would both spend the one-use refresh token, and the second would end the session. The store's
+    lock makes the second wait, then find the pair the first one saved."""
+
+    async def refresh(refresh_token: str) -> Session:
         opened = api_factory(args, Connection(certificate=certificate))
         api = await opened if inspect.isawaitable(opened) else opened
-        try:
-            async with api:
-                session = await api.auth.refresh(refresh_token)
-        except Unauthenticated:
-            return token, None  # the session is over: the command says to log in again
-        credentials.update_tokens(host, session.token, session.refresh_token)
-        return session.token, session.refresh_token
+        async with api:
+            return await api.auth.refresh(refresh_token)
+
+    try:
+        return await credentials.renew(host, refresh)
+    except Unauthenticated:
+        return credentials.token(host), None  # the session is over: the command says to log in again
 
 
 async def _certificate(

@@ -5,11 +5,13 @@ saved sessions are apart, as on separate machines."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
@@ -588,3 +590,143 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     assert again.returncode == 0, again.stderr
     assert mist("--host", url, "logout").returncode == 0
     assert "certificate" in _credentials(tmp_path, "remote")[url]
+
+
+# ---------------------------------------------------------------------------------------------- shared store
+
+
+def _waiting_for_a_lock(pid: int) -> bool:
+    """Whether process ``pid`` is blocked on a file lock: ``/proc/locks`` lists waiters after ``->``."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "->" and fields[5] == str(pid):
+            return True
+    return False
+
+
+def test_the_tui_saves_a_login_only_once_a_cli_renewal_has_released_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "cfg-ada" / "credentials.json"
+    path.parent.mkdir(mode=0o700)
+    save = (
+        "import sys; from pathlib import Path; from mist_tui.config import Credentials; "
+        "Credentials(Path(sys.argv[1])).save('unix:///tui.sock', 'tui-token', 'ada', 'mist_r_tui')"
+    )
+    lock = os.open(path.with_name("credentials.json.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what a `mist` command holds while it renews its session
+        tui = subprocess.Popen([sys.executable, "-c", save, str(path)], env=_env(tmp_path, "ada"))
+        while tui.poll() is None and not _waiting_for_a_lock(tui.pid):
+            time.sleep(0.01)
+        assert tui.poll() is None, "the TUI wrote credentials.json while a CLI held its lock"
+        assert not path.exists()
+    finally:
+        os.close(lock)
+    assert tui.wait(timeout=60) == 0
+    assert _credentials(tmp_path, "ada")["unix:///tui.sock"]["refresh_token"] == "mist_r_tui"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.fixture
+def daemon_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A daemon on a Unix socket, whose access tokens live 20 s (so every `mist` command renews its session
+    first, the renewal margin being 30 s), reached under two host names: its socket and a link to it."""
+    sock = tmp_path / "run" / "mist.sock"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mist_core.daemon",
+        "--data",
+        str(tmp_path / "daemon"),
+        "--socket",
+        str(sock),
+    ]
+    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="20", MIST_AUTH_RATE="100000/10000")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _daemon_answers(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the daemon did not start: {proc.communicate(timeout=10)[1].decode()}")
+            time.sleep(0.1)
+        link = tmp_path / "link.sock"
+        link.symlink_to(sock)
+        yield f"unix://{sock}", f"unix://{link}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+ROTATIONS = 40
+
+# The CLI: one `mist whoami` after another, in one process; each renews the session of its host first.
+CLI_ROTATING = """
+import sys
+from mist_core.cli import main
+host, rounds = sys.argv[1], int(sys.argv[2])
+for _ in range(rounds):
+    if main(["--host", host, "whoami", "--json"]) != 0:
+        sys.exit(1)
+"""
+
+# The TUI: renew the session of its host and keep the new pair the way the app does when its connection
+# renewed an expired access token (MistApp.session_renewed).
+TUI_ROTATING = """
+import asyncio, sys
+from mist_core.client import RemoteMist
+from mist_tui.__main__ import connect
+from mist_tui.app import MistApp
+from mist_tui.config import Config, Credentials, Target
+host, rounds = sys.argv[1], int(sys.argv[2])
+credentials = Credentials()
+app = MistApp(connect, Config(), target=Target("daemon", host), credentials=credentials)
+
+async def refresh(refresh_token):
+    async with RemoteMist(host) as api:
+        return await api.auth.refresh(refresh_token)
+
+for _ in range(rounds):
+    app.session_renewed(asyncio.run(refresh(credentials.refresh_token(host))))
+"""
+
+
+def test_a_cli_and_a_tui_rotating_their_sessions_at_once_lose_neither_refresh_token(
+    daemon_hosts: tuple[str, str], tmp_path: Path
+) -> None:
+    cli_host, tui_host = daemon_hosts
+
+    def mist(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(MIST), *args],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path, "ada"),
+        )
+
+    assert mist("--host", cli_host, "setup", "-u", "admin", "--password-stdin").returncode == 0
+    login = mist("--host", tui_host, "login", "-u", "admin", "--password-stdin")
+    assert login.returncode == 0, login.stderr
+    before = _credentials(tmp_path, "ada")
+
+    rotating = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, host, str(ROTATIONS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(tmp_path, "ada"),
+        )
+        for script, host in ((CLI_ROTATING, cli_host), (TUI_ROTATING, tui_host))
+    ]
+    outcomes = [p.communicate(timeout=300) for p in rotating]
+    assert [p.returncode for p in rotating] == [0, 0], [err[-2000:] for _, err in outcomes]
+
+    after = _credentials(tmp_path, "ada")
+    for host in (cli_host, tui_host):
+        assert after[host]["refresh_token"] != before[host]["refresh_token"]
+        # The stored refresh token is the last one issued: it still renews the session.
+        with httpx.Client(transport=httpx.HTTPTransport(uds=cli_host[len("unix://") :])) as client:
+            renewed = client.post(
+                "http://mist/v1/refresh", json={"refresh_token": after[host]["refresh_token"]}
+            )
+        assert renewed.status_code == 200, renewed.text

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from mist_core.cli import run
-from mist_core.cli.credentials import CredentialStore, access_token_expiry
+from mist_core.credentials import CredentialStore, access_token_expiry
 from mist_core.cli.format import (
     format_pairs,
     format_table,
