@@ -17,9 +17,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -626,11 +628,21 @@ def test_the_tui_saves_a_login_only_once_a_cli_renewal_has_released_the_lock(tmp
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+@dataclass
+class ShortTokenDaemon:
+    """A daemon on a Unix socket whose access tokens live 20 s, so every `mist` command renews its session
+    first (the renewal margin is 30 s). It is reached under two host names, its socket and a link to it, and
+    signs tokens with ``signing_key`` (so a test can make an expired copy of one)."""
+
+    host: str
+    other_host: str
+    signing_key: bytes
+
+
 @pytest.fixture
-def daemon_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """A daemon on a Unix socket, whose access tokens live 20 s (so every `mist` command renews its session
-    first, the renewal margin being 30 s), reached under two host names: its socket and a link to it."""
+def short_token_daemon(tmp_path: Path) -> Iterator[ShortTokenDaemon]:
     sock = tmp_path / "run" / "mist.sock"
+    key = os.urandom(32)
     cmd = [
         sys.executable,
         "-m",
@@ -640,7 +652,13 @@ def daemon_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
         "--socket",
         str(sock),
     ]
-    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="20", MIST_AUTH_RATE="100000/10000")
+    env = _env(
+        tmp_path,
+        "daemon",
+        MIST_ACCESS_TOKEN_SECONDS="20",
+        MIST_AUTH_RATE="100000/10000",
+        MIST_SIGNING_KEY=base64.b64encode(key).decode(),
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -650,10 +668,26 @@ def daemon_hosts(tmp_path: Path) -> Iterator[tuple[str, str]]:
             time.sleep(0.1)
         link = tmp_path / "link.sock"
         link.symlink_to(sock)
-        yield f"unix://{sock}", f"unix://{link}"
+        yield ShortTokenDaemon(f"unix://{sock}", f"unix://{link}", key)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def _remote(tmp_path: Path, person: str) -> Run:
+    """``mist ARGS`` (no --embedded) with ``person``'s config: for a daemon named by --host."""
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(MIST), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path, person),
+            timeout=60,
+        )
+
+    return run
 
 
 ROTATIONS = 40
@@ -690,21 +724,13 @@ for _ in range(rounds):
 
 
 def test_a_cli_and_a_tui_rotating_their_sessions_at_once_lose_neither_refresh_token(
-    daemon_hosts: tuple[str, str], tmp_path: Path
+    short_token_daemon: ShortTokenDaemon, tmp_path: Path
 ) -> None:
-    cli_host, tui_host = daemon_hosts
-
-    def mist(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(MIST), *args],
-            input=PASSWORD + "\n",
-            capture_output=True,
-            text=True,
-            env=_env(tmp_path, "ada"),
-        )
-
-    assert mist("--host", cli_host, "setup", "-u", "admin", "--password-stdin").returncode == 0
-    login = mist("--host", tui_host, "login", "-u", "admin", "--password-stdin")
+    cli_host, tui_host = short_token_daemon.host, short_token_daemon.other_host
+    mist = _remote(tmp_path, "ada")
+    setup = mist("--host", cli_host, "setup", "-u", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert setup.returncode == 0, setup.stderr
+    login = mist("--host", tui_host, "login", "-u", "admin", "--password-stdin", input=PASSWORD + "\n")
     assert login.returncode == 0, login.stderr
     before = _credentials(tmp_path, "ada")
 
@@ -719,7 +745,7 @@ def test_a_cli_and_a_tui_rotating_their_sessions_at_once_lose_neither_refresh_to
         for script, host in ((CLI_ROTATING, cli_host), (TUI_ROTATING, tui_host))
     ]
     outcomes = [p.communicate(timeout=300) for p in rotating]
-    assert [p.returncode for p in rotating] == [0, 0], [err[-2000:] for _, err in outcomes]
+    assert [p.returncode for p in rotating] == [0, 0], [(out[-1000:], err[-1000:]) for out, err in outcomes]
 
     after = _credentials(tmp_path, "ada")
     for host in (cli_host, tui_host):
@@ -730,3 +756,69 @@ def test_a_cli_and_a_tui_rotating_their_sessions_at_once_lose_neither_refresh_to
                 "http://mist/v1/refresh", json={"refresh_token": after[host]["refresh_token"]}
             )
         assert renewed.status_code == 200, renewed.text
+
+
+# The TUI's connect screen: it reads the saved session of the host, then connects with it (here, once the test
+# has let a `mist` command renew that session in between).
+TUI_CONNECTING = """
+import argparse, asyncio, sys
+from mist_tui.__main__ import choose_target, connect
+from mist_tui.app import MistApp
+from mist_tui.config import Config, Credentials
+host = sys.argv[1]
+credentials = Credentials()
+target = choose_target(argparse.Namespace(embedded=False, host=host, data_dir=None), Config(), credentials)
+print("read the saved session", flush=True)
+sys.stdin.readline()
+
+async def main():
+    app = MistApp(connect, Config(), credentials=credentials)
+    api = await app.use(target)
+    try:
+        print((await api.auth.whoami()).username)
+    finally:
+        await api.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_tui_connecting_while_a_cli_renews_the_same_saved_session_keeps_the_session(
+    short_token_daemon: ShortTokenDaemon, tmp_path: Path
+) -> None:
+    host = short_token_daemon.host
+    mist = _remote(tmp_path, "ada")
+    assert (
+        mist("--host", host, "setup", "-u", "admin", "--password-stdin", input=PASSWORD + "\n").returncode
+        == 0
+    )
+    # The saved access token has expired since (an expired copy, signed like the daemon's own).
+    path = tmp_path / "cfg-ada" / "credentials.json"
+    stored = json.loads(path.read_text())
+    claims = jwt.decode(stored[host]["token"], options={"verify_signature": False})
+    now = int(time.time())
+    expired = {**claims, "iat": now - 120, "exp": now - 60}
+    stored[host]["token"] = jwt.encode(expired, short_token_daemon.signing_key, algorithm="HS256")
+    path.write_text(json.dumps(stored))
+
+    tui = subprocess.Popen(
+        [sys.executable, "-c", TUI_CONNECTING, host],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, "ada"),
+    )
+    assert tui.stdout is not None and tui.stdin is not None
+    try:
+        assert tui.stdout.readline() == "read the saved session\n"
+        renewed = mist("--host", host, "whoami", "--json")  # spends the refresh token the TUI read
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        out, err = tui.communicate("\n", timeout=60)
+    finally:
+        if tui.poll() is None:
+            tui.kill()
+    assert tui.returncode == 0, err[-2000:]
+    assert out.strip() == "admin"
+    again = mist("--host", host, "whoami", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr
