@@ -1,5 +1,6 @@
-"""The ``mist`` command line: every Mist API call as a command, with human tables or ``--json`` output.
-``mist`` alone opens the TUI; ``mist daemon`` runs the daemon."""
+"""The ``mist`` command line: every Mist API call as a command, with human tables or ``--json`` output, run
+as ``python -m mist_core.cli`` or, through ``mist_tui.launch``, as ``mist`` (which opens the TUI when given no
+command). ``mist daemon`` runs the daemon."""
 
 from __future__ import annotations
 

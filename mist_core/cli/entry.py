@@ -1,6 +1,7 @@
-"""The ``mist`` entry point: choose between the TUI, the daemon and a command; open the Mist API (remote or
-embedded) with the stored session (renewed silently when its access token expires, and saved again); hand
-the command to the module that implements it; turn errors into a message and an exit code."""
+"""The command line's entry point: run the daemon or a command; open the Mist API (remote or embedded) with
+the stored session (renewed silently when its access token expires, and saved again); hand the command to
+the module that implements it; turn errors into a message and an exit code. ``mist`` without a command (the
+terminal UI) is the business of ``mist_tui.launch``: this package never imports the TUI."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from ..models import Session
 from . import accounts, apps, deployments, domains, env, projects, proxy, runtime, settings, sources
 from .context import CommandKey, Context, Handler, command_key, invalid_from_validation, is_anonymous
 from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output
-from .parser import UsageError, first_command, parse_args
+from .parser import UsageError, build_parser, first_command, parse_args
 from .trust import certificate_verifies, fingerprints_match
 
 
@@ -91,24 +92,6 @@ def default_api_factory(args: Namespace, conn: Connection) -> MistAPI | Awaitabl
     )
 
 
-def open_tui(argv: list[str]) -> int:
-    """``mist`` without a command: the terminal UI, given the same connection options."""
-    import importlib
-
-    tui = importlib.import_module("mist_tui.app")
-    if not hasattr(tui, "main"):
-        tui = importlib.import_module("mist_tui.__main__")
-    # The TUI names the data directory --data-dir and has no JSON output.
-    translated: list[str] = []
-    for arg in argv:
-        if arg == "--json":
-            continue
-        if arg == "--data" or arg.startswith("--data="):
-            arg = "--data-dir" + arg[len("--data") :]
-        translated.append(arg)
-    return int(tui.main(translated) or 0)
-
-
 def completion_script(shell: str) -> str:
     return (COMPLETIONS_DIR / COMPLETION_FILES[shell]).read_text()
 
@@ -163,8 +146,6 @@ def _run(
     argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO, api_factory: ApiFactory | None
 ) -> int:
     index = first_command(argv)
-    if index is None and "-h" not in argv and "--help" not in argv:
-        return open_tui(argv)
     if index is not None and argv[index] == "daemon":
         from ..daemon import main as daemon_main
 
@@ -177,7 +158,11 @@ def _run(
         return out.usage_error(err.message, err.field, err.usage)
     out = Output(json_mode=args.json, stdout=stdout, stderr=stderr)
     if args.command is None:
-        return open_tui(argv)
+        return out.usage_error(
+            "mist: give a command (mist --help lists them); `mist` alone opens the terminal UI",
+            "command",
+            build_parser().format_usage(),
+        )
     if args.command == "completion":
         stdout.write(completion_script(args.shell))
         return EXIT_OK

@@ -437,3 +437,50 @@ def test_deploy_wait_exits_1_when_the_build_fails(
         assert doc["deployment"]["state"] == "failed"
     finally:
         cli("app", "delete", ref, "--yes", timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------- headless
+
+# An interpreter where Textual and the TUI cannot be imported, as on a server with only the core installed.
+WITHOUT_TEXTUAL = """
+import importlib.abc, runpy, sys
+
+
+class NoTerminalUI(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("textual", "mist_tui"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTerminalUI())
+runpy.run_module("mist_core.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_python_m_mist_core_cli_runs_commands_without_textual(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MIST_CONFIG_DIR": str(tmp_path / "cfg"),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    env.pop("MIST_TOKEN", None)
+    env.pop("MIST_HOST", None)
+
+    def headless(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_TEXTUAL, "--embedded", "--data", str(tmp_path / "data"), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    setup = headless("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert setup.returncode == 0, setup.stderr
+    assert json.loads(headless("whoami", "--json").stdout)["username"] == "admin"
+    bare = headless()
+    assert bare.returncode == 2
+    assert "give a command (mist --help lists them)" in bare.stderr
+    assert "Traceback" not in bare.stderr

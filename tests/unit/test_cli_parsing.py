@@ -1913,6 +1913,52 @@ def test_every_command_of_the_grammar_has_one_handler_and_every_handler_a_comman
     assert set(HANDLERS) == grammar
 
 
+@pytest.mark.parametrize(
+    ("argv", "tui"),
+    [
+        ([], True),
+        (["--host", "unix:///x", "--json"], True),
+        (["--embedded", "--data", "/d"], True),
+        (["--help"], False),
+        (["project", "list"], False),
+        (["--json", "daemon"], False),
+    ],
+)
+def test_mist_opens_the_tui_only_without_a_command(argv: list[str], tui: bool) -> None:
+    from mist_tui.launch import opens_the_tui
+
+    assert opens_the_tui(argv) is tui
+
+
+def test_the_tui_gets_the_connection_options_under_its_own_names() -> None:
+    from mist_tui.launch import tui_arguments
+
+    assert tui_arguments(["--json", "--data", "/d", "--host=unix:///x"]) == [
+        "--data-dir",
+        "/d",
+        "--host=unix:///x",
+    ]
+    assert tui_arguments(["--data=/d", "--embedded"]) == ["--data-dir=/d", "--embedded"]
+
+
+def test_the_core_never_imports_the_terminal_ui() -> None:
+    import mist_core
+
+    package = Path(mist_core.__file__).parent
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif (
+                isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args
+            ):
+                names = [getattr(node.args[0], "value", "")]
+            assert not any(str(n).split(".")[0] in ("mist_tui", "textual") for n in names), path
+
+
 # ---------------------------------------------------------------------------------------------- completions
 
 
