@@ -1,6 +1,8 @@
-"""The account commands of ``mist`` as people run them: subprocesses on an embedded core (a real SQLite file),
-and on a daemon over TLS for pinning its certificate. Each person has their own config directory, so their
-saved sessions are apart, as on separate machines."""
+"""The account commands of ``mist`` as people run them: on an embedded core (a real SQLite file), in this
+process (``mist_core.cli.run`` with each command's own streams and environment); as the installed ``mist``
+program on a daemon over TLS, for pinning its certificate; and as several processes sharing one credentials
+file, for what must hold between processes. Each person has their own config directory, so their saved
+sessions are apart, as on separate machines."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import base64
 import fcntl
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
@@ -23,6 +26,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+
+from mist_core.cli import run as run_mist
 
 ROOT = Path(__file__).resolve().parents[2]
 MIST = Path(sys.executable).parent / "mist"
@@ -55,19 +60,23 @@ def _env(tmp_path: Path, person: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _in_process(argv: list[str], env: dict[str, str], stdin: io.StringIO) -> subprocess.CompletedProcess[str]:
+    """``mist ARGV`` run in this process, with ``env`` as its whole environment and its own streams."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run_mist(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    return subprocess.CompletedProcess(["mist", *argv], code, stdout.getvalue(), stderr.getvalue())
+
+
 @pytest.fixture
 def as_person(tmp_path: Path) -> Callable[..., Run]:
     """``as_person("bob")`` runs ``mist --embedded`` on the shared data directory with bob's own config."""
 
     def make(person: str, **extra_env: str) -> Run:
         def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-            return subprocess.run(
-                [str(MIST), "--embedded", "--data", str(tmp_path / "data"), *args],
-                input=input,
-                capture_output=True,
-                text=True,
-                env={**_env(tmp_path, person, **extra_env), **(env or {})},
-                timeout=120,
+            return _in_process(
+                ["--embedded", "--data", str(tmp_path / "data"), *args],
+                {**_env(tmp_path, person, **extra_env), **(env or {})},
+                io.StringIO(input or ""),
             )
 
         return run
@@ -334,35 +343,40 @@ def test_passwd_changes_the_password_and_ends_the_other_sessions(
 # ---------------------------------------------------------------------------------------------- 2fa
 
 
-def _enable_2fa(tmp_path: Path, person: str) -> tuple[str, list[str]]:
-    """``mist 2fa enable`` driven like a person: read the secret it shows, answer with the current code."""
-    proc = subprocess.Popen(
-        [str(MIST), "--embedded", "--data", str(tmp_path / "data"), "2fa", "enable"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(tmp_path, person),
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        secret = ""
-        for line in proc.stdout:
+class _Authenticator(io.StringIO):
+    """What a person types into ``mist 2fa enable``: once it asks, the current code for the secret it showed
+    on ``shown`` (its stdout), read there as the person would read it."""
+
+    def __init__(self, shown: io.StringIO) -> None:
+        super().__init__()
+        self.shown = shown
+        self.secret = ""
+
+    def readline(self, size: int | None = -1) -> str:
+        for line in self.shown.getvalue().splitlines():
             if line.startswith("Secret"):
-                secret = line.split()[-1]
+                self.secret = line.split()[-1]
             if line.startswith("URI"):
                 assert line.split()[-1].startswith("otpauth://totp/")
-                break
-        assert secret, proc.stderr.read() if proc.stderr else ""
-        proc.stdin.write(totp(secret) + "\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    codes = [line.strip() for line in out.splitlines() if line.startswith("  ")]
-    return secret, codes
+        assert self.secret, "the code was asked for before the secret was shown"
+        return totp(self.secret) + "\n"
+
+
+def _enable_2fa(tmp_path: Path, person: str) -> tuple[str, list[str]]:
+    """``mist 2fa enable`` driven like a person: read the secret it shows, answer with the current code."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    authenticator = _Authenticator(stdout)
+    code = run_mist(
+        ["--embedded", "--data", str(tmp_path / "data"), "2fa", "enable"],
+        stdin=authenticator,
+        stdout=stdout,
+        stderr=stderr,
+        env=_env(tmp_path, person),
+    )
+    assert code == 0, stderr.getvalue()
+    assert authenticator.secret
+    codes = [line.strip() for line in stdout.getvalue().splitlines() if line.startswith("  ")]
+    return authenticator.secret, codes
 
 
 def test_2fa_enable_then_login_needs_the_code(admin: Run, tmp_path: Path) -> None:
@@ -488,14 +502,17 @@ def _daemon_answers(sock: Path) -> bool:
 @pytest.fixture
 def tls_daemon(tmp_path: Path, unused_tcp_port: int) -> Iterator[tuple[str, Path]]:
     """A daemon serving TLS on 127.0.0.1 with the self-signed certificate it makes, and access tokens that
-    last one second; (https URL, socket)."""
+    last 20 s, less than the 30 s before expiry at which a command renews its session first: every command
+    renews it; (https URL, socket)."""
     sock = tmp_path / "run" / "mist.sock"
     listen = f"127.0.0.1:{unused_tcp_port}"
     cmd = [
         sys.executable, "-m", "mist_core.daemon", "--data", str(tmp_path / "daemon"), "--socket", str(sock),
         "--listen", listen,
     ]  # fmt: skip
-    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="1")
+    # Not shorter: a token that expired between a command's renewal and its call would be renewed again by
+    # the connection itself, outside the lock, racing the other commands.
+    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="20")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -567,8 +584,8 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     assert me.returncode == 0, me.stderr
     assert _json(me)["username"] == "admin"  # type: ignore[index]
 
-    # Commands started together after the access token expired renew it once, and the session lives on.
-    time.sleep(1.5)
+    # Commands started together, all renewing the session first, renew it one after the other, and the
+    # session lives on.
     together = [
         subprocess.Popen(
             [str(MIST), "--host", url, "whoami", "--json"],
@@ -584,7 +601,6 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     renewed = _credentials(tmp_path, "remote")[url]
     assert renewed["refresh_token"] != entry["refresh_token"]
     assert renewed["certificate"] == entry["certificate"]
-    time.sleep(1.5)
     assert mist("--host", url, "whoami").returncode == 0
 
     # Logging in again needs no fingerprint: the pinned certificate is checked instead.
