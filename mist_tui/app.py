@@ -126,9 +126,31 @@ class MistApp(App[None]):
                 pass
         if target.on_session is None:
             target.on_session = self.session_renewed
+        if target.kind == "daemon" and target.refresh_token:
+            await self._renew_saved_session(target)
         self.target = target
         self.api = await self.connect_to(target)
         return self.api
+
+    async def _renew_saved_session(self, target: Target) -> None:
+        """Take the saved session of ``target``'s host, renewed first if its access token is (nearly) expired,
+        under the lock of the credentials store, as the CLI does. Without it, a ``mist`` command renewing the
+        same session at the same moment would spend the refresh token this connection is about to present,
+        and presenting a spent one ends the session for both."""
+
+        async def refresh(refresh_token: str) -> Session:
+            api = await self.connect_to(Target("daemon", target.address))
+            try:
+                return await api.auth.refresh(refresh_token)
+            finally:
+                await api.close()
+
+        try:
+            token, refresh_token = await self.credentials.renew(target.address, refresh)
+        except Unauthenticated:
+            return  # the session is over: the first call says so and the login screen opens
+        if token and refresh_token:
+            target.token, target.refresh_token = token, refresh_token
 
     def session_renewed(self, session: Session) -> None:
         """The connection renewed an expired access token: keep the new pair (the old refresh token is

@@ -1,5 +1,6 @@
 """The TUI's settings and saved logins: ``$MIST_CONFIG_DIR/config.toml`` (theme, default host, keymap, log
-buffer size) and ``credentials.json`` (access and refresh tokens per host, shared with the CLI, mode 0600)."""
+buffer size) and ``credentials.json`` (access and refresh tokens per host): the core's ``CredentialStore``,
+the one the CLI uses, under the same lock."""
 
 from __future__ import annotations
 
@@ -10,9 +11,13 @@ import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
+from mist_core.credentials import CredentialStore
 from mist_core.models import Session
+
+# The saved logins are the core's store, shared with the CLI and scripts; the TUI knows it by this name.
+Credentials = CredentialStore
 
 
 def config_dir() -> Path:
@@ -84,67 +89,3 @@ class Config:
             text = f"{line}\n{text}"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(text)
-
-
-class Credentials:
-    """``credentials.json``: ``{"<host>": {"token": "...", "refresh_token": "...", "username": "...",
-    "certificate": "..."}}``, readable only by its owner. The CLI reads and writes the same file: keys this
-    class does not know (a pinned certificate...) are kept as they are when an entry is rewritten."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or config_dir() / "credentials.json"
-
-    def _read(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def entry(self, host: str) -> dict[str, Any]:
-        entry = self._read().get(host)
-        return entry if isinstance(entry, dict) else {}
-
-    def get(self, host: str) -> tuple[str | None, str | None]:
-        """``(token, username)`` saved for ``host``."""
-        entry = self.entry(host)
-        return entry.get("token"), entry.get("username")
-
-    def refresh_token(self, host: str) -> str | None:
-        return self.entry(host).get("refresh_token")
-
-    def save(self, host: str, token: str, username: str, refresh_token: str | None = None) -> None:
-        data = self._read()
-        entry = data.get(host) if isinstance(data.get(host), dict) else {}
-        assert entry is not None
-        entry.update(token=token, username=username)
-        if refresh_token:
-            entry["refresh_token"] = refresh_token
-        else:
-            # A refresh token belongs to the session it came with: a new session without one ends it.
-            entry.pop("refresh_token", None)
-        data[host] = entry
-        self.save_all(data)
-
-    def forget(self, host: str) -> None:
-        """Drop the tokens saved for ``host`` (a pinned certificate stays: the server is still trusted)."""
-        data = self._read()
-        entry = data.get(host)
-        if not isinstance(entry, dict):
-            return
-        kept = {k: v for k, v in entry.items() if k not in ("token", "refresh_token", "username")}
-        if kept:
-            data[host] = kept
-        else:
-            del data[host]
-        self.save_all(data)
-
-    def save_all(self, data: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        # Created 0600 from the start, so a token is never readable by others, not even for a moment.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, self.path)

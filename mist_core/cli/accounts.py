@@ -8,18 +8,18 @@ from datetime import UTC, datetime
 
 from ..errors import InvalidInput, TotpRequired, Unauthenticated
 from ..models import ApiToken, AuditEntry, Invite, Session, SessionInfo, User
-from .commands import Context, command, confirm_deletion
+from .context import CommandTable, Context, confirm_deletion
 from .format import format_pairs, format_table, human_age, human_time, parse_time
-from .output import EXIT_FAILURE, EXIT_OK
+from .output import EXIT_FAILURE, EXIT_OK, Text
+
+command = CommandTable()
 
 # ---------------------------------------------------------------------------------------------- input
 
 
 def _ask(ctx: Context, prompt: str, field: str) -> str:
     """One line typed at the terminal, or the next line of stdin when a script drives the command."""
-    ctx.out.stderr.write(prompt)
-    ctx.out.stderr.flush()
-    answer = ctx.stdin.readline().strip()
+    answer = ctx.ask(prompt)
     if not answer:
         raise InvalidInput(f"nothing was given for the {field}: type it when asked", field=field)
     return answer
@@ -52,7 +52,7 @@ def read_username(ctx: Context) -> str:
     if ctx.args.username:
         return str(ctx.args.username)
     if ctx.stdin.isatty() and not ctx.args.password_stdin:
-        name = input("Username: ").strip()
+        name = ctx.ask("Username: ")
         if name:
             return name
     raise InvalidInput("no username given: pass --username NAME", field="username")
@@ -83,17 +83,15 @@ def save_session(ctx: Context, session: Session) -> None:
 
 def _logged_in(ctx: Context, session: Session, verb: str) -> int:
     save_session(ctx, session)
-    if ctx.out.json_mode:
-        ctx.out.data(
-            {
-                "host": ctx.host,
-                "user": session.user,
-                "expires_at": session.expires_at,
-                "totp_enrollment_required": session.totp_enrollment_required,
-            }
-        )
-    else:
-        ctx.out.line(f"{verb} {session.user.username} on {ctx.host}")
+    ctx.out.result(
+        {
+            "host": ctx.host,
+            "user": session.user,
+            "expires_at": session.expires_at,
+            "totp_enrollment_required": session.totp_enrollment_required,
+        },
+        f"{verb} {session.user.username} on {ctx.host}",
+    )
     if session.totp_enrollment_required:
         ctx.out.note(
             "This instance requires two-factor authentication: run `mist 2fa enable` now "
@@ -134,10 +132,10 @@ async def cmd_logout(ctx: Context) -> int:
     except Unauthenticated:
         pass  # an expired session is as good as logged out; still forget it below
     forgot = ctx.credentials.forget(ctx.host)
-    if ctx.out.json_mode:
-        ctx.out.data({"host": ctx.host, "logged_out": True})
-    else:
-        ctx.out.line(f"Logged out of {ctx.host}" if forgot else f"No stored session for {ctx.host}")
+    ctx.out.result(
+        {"host": ctx.host, "logged_out": True},
+        f"Logged out of {ctx.host}" if forgot else f"No stored session for {ctx.host}",
+    )
     return EXIT_OK
 
 
@@ -156,11 +154,8 @@ def user_pairs(user: User) -> list[tuple[str, object]]:
 @command("whoami")
 async def cmd_whoami(ctx: Context) -> int:
     user = await ctx.api.auth.whoami()
-    if ctx.out.json_mode:
-        ctx.out.data(user)
-    else:
-        pairs = user_pairs(user)
-        ctx.out.line(format_pairs([*pairs[:2], ("Host", ctx.host), *pairs[2:]]))
+    pairs = user_pairs(user)
+    ctx.out.pairs(user, lambda: [*pairs[:2], ("Host", ctx.host), *pairs[2:]])
     return EXIT_OK
 
 
@@ -187,12 +182,12 @@ async def cmd_passwd(ctx: Context) -> int:
         )
     revoke_tokens = bool(ctx.args.revoke_tokens)
     await ctx.api.auth.change_password(current, new, revoke_tokens=revoke_tokens)
-    if ctx.out.json_mode:
-        ctx.out.data({"password_changed": True, "tokens_revoked": revoke_tokens})
-    elif revoke_tokens:
-        ctx.out.line("Password changed; your other sessions have been ended and your API tokens revoked")
-    else:
-        ctx.out.line("Password changed; your other sessions have been ended (your API tokens still work)")
+    ctx.out.result(
+        {"password_changed": True, "tokens_revoked": revoke_tokens},
+        "Password changed; your other sessions have been ended and your API tokens revoked"
+        if revoke_tokens
+        else "Password changed; your other sessions have been ended (your API tokens still work)",
+    )
     return EXIT_OK
 
 
@@ -202,31 +197,27 @@ async def cmd_passwd(ctx: Context) -> int:
 @command("2fa", "enable")
 async def cmd_2fa_enable(ctx: Context) -> int:
     setup = await ctx.api.auth.totp_setup()
-    # In JSON mode stdout holds one document, written at the end; the secret goes to the person first.
-    show = ctx.out.note if ctx.out.json_mode else ctx.out.line
-    show(format_pairs([("Secret", setup.secret), ("URI", setup.uri)]))
+    # The person needs the secret before answering, whatever the mode: with --json, where stdout holds one
+    # document written at the end, it goes to stderr.
+    ctx.out.aside(format_pairs([("Secret", setup.secret), ("URI", setup.uri)]))
     ctx.out.note(
         "Add the secret to your authenticator app (or make a QR code of the URI), then type the code it shows."
     )
     code = _ask(ctx, "Code: ", "code")
     recovery = await ctx.api.auth.totp_enable(code)
-    if ctx.out.json_mode:
-        ctx.out.data({"secret": setup.secret, "uri": setup.uri, "recovery_codes": recovery.codes})
-        return EXIT_OK
-    ctx.out.line("Two-factor authentication is on. Recovery codes (each works once in place of a code):")
-    for one in recovery.codes:
-        ctx.out.line(f"  {one}")
-    ctx.out.note("Keep the recovery codes somewhere safe now: they are not shown again.")
+    ctx.out.result(
+        {"secret": setup.secret, "uri": setup.uri, "recovery_codes": recovery.codes},
+        Text("Two-factor authentication is on. Recovery codes (each works once in place of a code):")
+        .lines(f"  {one}" for one in recovery.codes)
+        .note("Keep the recovery codes somewhere safe now: they are not shown again."),
+    )
     return EXIT_OK
 
 
 @command("2fa", "disable")
 async def cmd_2fa_disable(ctx: Context) -> int:
     await ctx.api.auth.totp_disable(read_password(ctx, confirm=False))
-    if ctx.out.json_mode:
-        ctx.out.data({"totp_enabled": False})
-    else:
-        ctx.out.line("Two-factor authentication is off")
+    ctx.out.result({"totp_enabled": False}, "Two-factor authentication is off")
     return EXIT_OK
 
 
@@ -254,10 +245,7 @@ async def cmd_user_create(ctx: Context) -> int:
     a = ctx.args
     password = read_password(ctx, confirm=True)
     user = await ctx.api.users.create(a.username, password, role=a.role, email=a.email)
-    if ctx.out.json_mode:
-        ctx.out.data(user)
-    else:
-        ctx.out.line(f"Created user {user.username} ({user.role})")
+    ctx.out.result(user, f"Created user {user.username} ({user.role})")
     return EXIT_OK
 
 
@@ -265,30 +253,21 @@ async def cmd_user_create(ctx: Context) -> int:
 @command("users")
 async def cmd_user_list(ctx: Context) -> int:
     users = await ctx.api.users.list()
-    if ctx.out.json_mode:
-        ctx.out.data(users)
-    else:
-        ctx.out.line(users_table(users))
+    ctx.out.result(users, lambda: users_table(users))
     return EXIT_OK
 
 
 @command("user", "show")
 async def cmd_user_show(ctx: Context) -> int:
     user = await ctx.api.users.get(ctx.args.username)
-    if ctx.out.json_mode:
-        ctx.out.data(user)
-    else:
-        ctx.out.line(format_pairs(user_pairs(user)))
+    ctx.out.pairs(user, lambda: user_pairs(user))
     return EXIT_OK
 
 
 @command("user", "set-role")
 async def cmd_user_set_role(ctx: Context) -> int:
     user = await ctx.api.users.set_role(ctx.args.username, ctx.args.role)
-    if ctx.out.json_mode:
-        ctx.out.data(user)
-    else:
-        ctx.out.line(f"{user.username} is now {user.role}")
+    ctx.out.result(user, f"{user.username} is now {user.role}")
     return EXIT_OK
 
 
@@ -298,11 +277,10 @@ async def cmd_user_delete(ctx: Context) -> int:
     if not confirm_deletion(ctx, "the account", a.username):
         return EXIT_FAILURE
     await ctx.api.users.delete(a.username, reassign_to=a.reassign_to)
-    if ctx.out.json_mode:
-        ctx.out.data({"deleted": a.username, "reassigned_to": a.reassign_to})
-    else:
-        heir = a.reassign_to or "you"
-        ctx.out.line(f"Deleted user {a.username}; the projects it owned now belong to {heir}")
+    ctx.out.result(
+        {"deleted": a.username, "reassigned_to": a.reassign_to},
+        f"Deleted user {a.username}; the projects it owned now belong to {a.reassign_to or 'you'}",
+    )
     return EXIT_OK
 
 
@@ -343,20 +321,22 @@ async def cmd_invite_create(ctx: Context) -> int:
         project_role=(a.project_role or "developer") if a.project else None,
         expires_hours=a.expires_hours,
     )
-    if ctx.out.json_mode:
-        ctx.out.data(created)
-        return EXIT_OK
     inv = created.invite
     joins = f", {inv.project_role} of {inv.project}" if inv.project else ""
-    ctx.out.note(
-        f"Invitation {inv.id} for {_invitee(inv)} as {inv.role}{joins}, until {human_time(inv.expires_at)} UTC:"
-    )
-    ctx.out.line(created.token)
     host = "" if ctx.host.startswith(("embedded:", "unix:")) else f" --host {ctx.host}"
     name = inv.username or "NAME"
-    ctx.out.note(
-        f"Hand the token to them; they run: mist{host} invite accept TOKEN --username {name}\n"
-        "It works once and is not shown again."
+    ctx.out.result(
+        created,
+        Text()
+        .note(
+            f"Invitation {inv.id} for {_invitee(inv)} as {inv.role}{joins}, "
+            f"until {human_time(inv.expires_at)} UTC:"
+        )
+        .line(created.token)
+        .note(
+            f"Hand the token to them; they run: mist{host} invite accept TOKEN --username {name}\n"
+            "It works once and is not shown again."
+        ),
     )
     return EXIT_OK
 
@@ -364,12 +344,11 @@ async def cmd_invite_create(ctx: Context) -> int:
 @command("invite", "list")
 async def cmd_invite_list(ctx: Context) -> int:
     invites = await ctx.api.invites.list()
-    if ctx.out.json_mode:
-        ctx.out.data(invites)
-        return EXIT_OK
     now = datetime.now(UTC)
-    rows = [
-        (
+    ctx.out.table(
+        invites,
+        ["ID", "FOR", "ROLE", "PROJECT", "BY", "EXPIRES", "STATE"],
+        lambda i: (
             i.id,
             _invitee(i),
             i.role,
@@ -377,20 +356,15 @@ async def cmd_invite_list(ctx: Context) -> int:
             i.created_by,
             human_time(i.expires_at),
             invite_state(i, now),
-        )
-        for i in invites
-    ]
-    ctx.out.line(format_table(["ID", "FOR", "ROLE", "PROJECT", "BY", "EXPIRES", "STATE"], rows))
+        ),
+    )
     return EXIT_OK
 
 
 @command("invite", "revoke")
 async def cmd_invite_revoke(ctx: Context) -> int:
     await ctx.api.invites.revoke(ctx.args.id)
-    if ctx.out.json_mode:
-        ctx.out.data({"revoked": ctx.args.id})
-    else:
-        ctx.out.line(f"Revoked invitation {ctx.args.id}")
+    ctx.out.result({"revoked": ctx.args.id}, f"Revoked invitation {ctx.args.id}")
     return EXIT_OK
 
 
@@ -409,10 +383,7 @@ async def cmd_invite_accept(ctx: Context) -> int:
 async def cmd_member_add(ctx: Context) -> int:
     a = ctx.args
     member = await ctx.api.members.add(a.project, a.username, a.role)
-    if ctx.out.json_mode:
-        ctx.out.data(member)
-    else:
-        ctx.out.line(f"{member.username} is now {member.role} of {a.project}")
+    ctx.out.result(member, f"{member.username} is now {member.role} of {a.project}")
     return EXIT_OK
 
 
@@ -420,21 +391,18 @@ async def cmd_member_add(ctx: Context) -> int:
 async def cmd_member_remove(ctx: Context) -> int:
     a = ctx.args
     await ctx.api.members.remove(a.project, a.username)
-    if ctx.out.json_mode:
-        ctx.out.data({"removed": a.username, "project": a.project})
-    else:
-        ctx.out.line(f"Removed {a.username} from {a.project}")
+    ctx.out.result({"removed": a.username, "project": a.project}, f"Removed {a.username} from {a.project}")
     return EXIT_OK
 
 
 @command("member", "list")
 async def cmd_member_list(ctx: Context) -> int:
     members = await ctx.api.members.list(ctx.args.project)
-    if ctx.out.json_mode:
-        ctx.out.data(members)
-        return EXIT_OK
-    rows = [(m.username, m.role, human_age(m.added_at) if m.added_at else None) for m in members]
-    ctx.out.line(format_table(["USERNAME", "ROLE", "ADDED"], rows))
+    ctx.out.table(
+        members,
+        ["USERNAME", "ROLE", "ADDED"],
+        lambda m: (m.username, m.role, human_age(m.added_at) if m.added_at else None),
+    )
     return EXIT_OK
 
 
@@ -461,22 +429,17 @@ def sessions_table(sessions: list[SessionInfo]) -> str:
 async def cmd_session_list(ctx: Context) -> int:
     a = ctx.args
     sessions = await ctx.api.sessions.list(username="*" if a.all else a.user)
-    if ctx.out.json_mode:
-        ctx.out.data(sessions)
-        return EXIT_OK
-    ctx.out.line(sessions_table(sessions))
+    text = Text(sessions_table(sessions))
     if any(s.current for s in sessions):
-        ctx.out.note("* this session")
+        text.note("* this session")
+    ctx.out.result(sessions, text)
     return EXIT_OK
 
 
 @command("session", "revoke")
 async def cmd_session_revoke(ctx: Context) -> int:
     await ctx.api.sessions.revoke(ctx.args.id)
-    if ctx.out.json_mode:
-        ctx.out.data({"revoked": ctx.args.id})
-    else:
-        ctx.out.line(f"Ended session {ctx.args.id}")
+    ctx.out.result({"revoked": ctx.args.id}, f"Ended session {ctx.args.id}")
     return EXIT_OK
 
 
@@ -519,17 +482,18 @@ async def cmd_token_create(ctx: Context) -> int:
     if expires_days is not None and expires_days < 1:
         raise InvalidInput("--expires-days must be 1 or more (or --no-expiry)", field="expires_days")
     created = await ctx.api.tokens.create(a.name, scope=a.scope, project=a.project, expires_days=expires_days)
-    if ctx.out.json_mode:
-        ctx.out.data(created)
-        return EXIT_OK
     info = created.info
     reach = f"project {info.project}" if info.project else "every project you reach"
     until = f"expires {human_time(info.expires_at)} UTC" if info.expires_at else "never expires"
-    ctx.out.note(f"Created API token {info.id} {info.name!r}: scope {info.scope}, {reach}, {until}:")
-    ctx.out.line(created.token)
-    ctx.out.note(
-        "Copy it now: Mist keeps only its hash and cannot show it again. "
-        "Scripts pass it as MIST_TOKEN=... or the header Authorization: Bearer ..."
+    ctx.out.result(
+        created,
+        Text()
+        .note(f"Created API token {info.id} {info.name!r}: scope {info.scope}, {reach}, {until}:")
+        .line(created.token)
+        .note(
+            "Copy it now: Mist keeps only its hash and cannot show it again. "
+            "Scripts pass it as MIST_TOKEN=... or the header Authorization: Bearer ..."
+        ),
     )
     return EXIT_OK
 
@@ -537,20 +501,14 @@ async def cmd_token_create(ctx: Context) -> int:
 @command("token", "list")
 async def cmd_token_list(ctx: Context) -> int:
     tokens = await ctx.api.tokens.list(all=ctx.args.all)
-    if ctx.out.json_mode:
-        ctx.out.data(tokens)
-    else:
-        ctx.out.line(tokens_table(tokens))
+    ctx.out.result(tokens, lambda: tokens_table(tokens))
     return EXIT_OK
 
 
 @command("token", "revoke")
 async def cmd_token_revoke(ctx: Context) -> int:
     await ctx.api.tokens.revoke(ctx.args.id)
-    if ctx.out.json_mode:
-        ctx.out.data({"revoked": ctx.args.id})
-    else:
-        ctx.out.line(f"Revoked API token {ctx.args.id}")
+    ctx.out.result({"revoked": ctx.args.id}, f"Revoked API token {ctx.args.id}")
     return EXIT_OK
 
 
@@ -596,12 +554,10 @@ async def cmd_audit(ctx: Context) -> int:
         await _export_audit(ctx, filters, a.limit)
         return EXIT_OK
     page = await ctx.api.audit.list(**filters, limit=a.limit or 50)  # type: ignore[arg-type]
-    if ctx.out.json_mode:
-        ctx.out.data(page.items)
-        return EXIT_OK
-    ctx.out.line(audit_table(page.items))
+    text = Text(audit_table(page.items))
     if page.next_offset is not None:
-        ctx.out.note(f"(the newest {len(page.items)}; more with --limit N, or all with --jsonl)")
+        text.note(f"(the newest {len(page.items)}; more with --limit N, or all with --jsonl)")
+    ctx.out.result(page.items, text)
     return EXIT_OK
 
 
@@ -629,10 +585,8 @@ async def _export_audit(ctx: Context, filters: dict[str, object], limit: int | N
 @command("secrets", "rotate-key")
 async def cmd_secrets_rotate_key(ctx: Context) -> int:
     rotation = await ctx.api.secrets.rotate_key()
-    if ctx.out.json_mode:
-        ctx.out.data(rotation)
-    else:
-        ctx.out.line(
-            f"Re-encrypted {rotation.resealed} stored secrets under the new master key {rotation.key_id}"
-        )
+    ctx.out.result(
+        rotation,
+        f"Re-encrypted {rotation.resealed} stored secrets under the new master key {rotation.key_id}",
+    )
     return EXIT_OK

@@ -1,6 +1,7 @@
-"""The ``mist`` entry point: choose between the TUI, the daemon and a command; open the Mist API (remote or
-embedded) with the stored session (renewed silently when its access token expires, and saved again); run the
-command; turn errors into a message and an exit code."""
+"""The command line's entry point: run the daemon or a command; open the Mist API (remote or embedded) with
+the stored session (renewed silently when its access token expires, and saved again); hand the command to
+the module that implements it; turn errors into a message and an exit code. ``mist`` without a command (the
+terminal UI) is the business of ``mist_tui.launch``: this package never imports the TUI."""
 
 from __future__ import annotations
 
@@ -10,21 +11,38 @@ import os
 import sys
 import traceback
 from argparse import Namespace
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from .. import config
 from ..api import MistAPI
+from ..credentials import CredentialStore
 from ..errors import InvalidInput, MistError, Unauthenticated
 from ..models import Session
-from .commands import Context, call_handler, is_anonymous
-from .credentials import CredentialStore, access_token_expiry
-from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, Output
-from .parser import UsageError, first_command, parse_args
+from . import accounts, apps, deployments, domains, env, projects, proxy, runtime, settings, sources
+from .context import CommandKey, Context, Handler, command_key, invalid_from_validation, is_anonymous
+from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output
+from .parser import UsageError, build_parser, first_command, parse_args
 from .trust import certificate_verifies, fingerprints_match
+
+
+def _join_tables() -> dict[CommandKey, Handler]:
+    handlers: dict[CommandKey, Handler] = {}
+    for module in (projects, apps, env, deployments, runtime, domains, proxy, settings, accounts, sources):
+        for key, handler in module.command.handlers.items():
+            if key in handlers:
+                raise ValueError(f"mist {' '.join(w for w in key if w)} is registered twice")
+            handlers[key] = handler
+    return handlers
+
+
+# Every command, by the words that name it: ``("project", "create")``, ``("git", "provider add")``.
+HANDLERS = _join_tables()
 
 
 @dataclass
@@ -74,31 +92,22 @@ def default_api_factory(args: Namespace, conn: Connection) -> MistAPI | Awaitabl
     )
 
 
-def open_tui(argv: list[str]) -> int:
-    """``mist`` without a command: the terminal UI, given the same connection options."""
-    import importlib
-
-    tui = importlib.import_module("mist_tui.app")
-    if not hasattr(tui, "main"):
-        tui = importlib.import_module("mist_tui.__main__")
-    # The TUI names the data directory --data-dir and has no JSON output.
-    translated: list[str] = []
-    for arg in argv:
-        if arg == "--json":
-            continue
-        if arg == "--data" or arg.startswith("--data="):
-            arg = "--data-dir" + arg[len("--data") :]
-        translated.append(arg)
-    return int(tui.main(translated) or 0)
-
-
 def completion_script(shell: str) -> str:
     return (COMPLETIONS_DIR / COMPLETION_FILES[shell]).read_text()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``mist [options] [command ...]``; returns the exit code."""
-    return run(sys.argv[1:] if argv is None else list(argv))
+def main(
+    argv: list[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """``mist [options] command ...``; returns the exit code. See ``run`` for the keyword arguments."""
+    return run(
+        sys.argv[1:] if argv is None else list(argv), stdin=stdin, stdout=stdout, stderr=stderr, env=env
+    )
 
 
 def run(
@@ -107,15 +116,36 @@ def run(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
     api_factory: ApiFactory | None = None,
 ) -> int:
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
-    stderr = stderr or sys.stderr
+    """Run one command in this process, reading ``stdin`` and writing ``stdout``/``stderr`` (default: the
+    process's own). ``env``, when given, is the whole environment the command runs with, as if it were
+    started with it (the command and an embedded core read their settings from there); the process's own
+    is back afterwards. ``api_factory`` opens the API instead of the default (a daemon, or ``--embedded``)."""
+    with _environment(env):
+        return _run(argv, stdin or sys.stdin, stdout or sys.stdout, stderr or sys.stderr, api_factory)
 
+
+@contextmanager
+def _environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    if env is None:
+        yield
+        return
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run(
+    argv: list[str], stdin: TextIO, stdout: TextIO, stderr: TextIO, api_factory: ApiFactory | None
+) -> int:
     index = first_command(argv)
-    if index is None and "-h" not in argv and "--help" not in argv:
-        return open_tui(argv)
     if index is not None and argv[index] == "daemon":
         from ..daemon import main as daemon_main
 
@@ -124,17 +154,15 @@ def run(
     try:
         args = parse_args(argv)
     except UsageError as err:
-        if "--json" in argv:
-            Output(json_mode=True, stdout=stdout, stderr=stderr).error(
-                "invalid_input", err.message, err.field
-            )
-        else:
-            stderr.write(err.usage + err.message + "\n")
-        return EXIT_USER_ERROR
-    if args.command is None:
-        return open_tui(argv)
-
+        out = Output(json_mode="--json" in argv, stdout=stdout, stderr=stderr)
+        return out.usage_error(err.message, err.field, err.usage)
     out = Output(json_mode=args.json, stdout=stdout, stderr=stderr)
+    if args.command is None:
+        return out.usage_error(
+            "mist: give a command (mist --help lists them); `mist` alone opens the terminal UI",
+            "command",
+            build_parser().format_usage(),
+        )
     if args.command == "completion":
         stdout.write(completion_script(args.shell))
         return EXIT_OK
@@ -177,7 +205,7 @@ async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory:
                 stdin=stdin,
                 certificate=trusted_now,
             )
-            return await call_handler(ctx)
+            return await _call_handler(ctx)
     except Unauthenticated as err:
         if not anonymous and "mist login" not in err.message:
             if token is None:
@@ -198,7 +226,13 @@ async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory:
         return EXIT_FAILURE
 
 
-RENEW_MARGIN = timedelta(seconds=30)
+async def _call_handler(ctx: Context) -> int:
+    """Run the handler the parsed command names."""
+    handler = HANDLERS[command_key(ctx.args)]
+    try:
+        return await handler(ctx)
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None
 
 
 async def _renew_if_expiring(
@@ -209,23 +243,20 @@ async def _renew_if_expiring(
     api_factory: ApiFactory,
 ) -> tuple[str | None, str | None]:
     """The stored session, renewed first when its access token is (nearly) expired. The API would renew it by
-    itself too, but only within this process: two ``mist`` commands started together would both spend the
-    one-use refresh token, and the second would end the session. The lock makes the second wait, then find
-    the pair the first one saved."""
-    with credentials.locked():
-        token, refresh_token = credentials.token(host), credentials.refresh_token(host)
-        expiry = access_token_expiry(token) if token else None
-        if not refresh_token or expiry is None or expiry - RENEW_MARGIN > datetime.now(UTC):
-            return token, refresh_token
+    itself too, but only within this process: two ``mist`` commands (or a command and the TUI) started
+    together would both spend the one-use refresh token, and the second would end the session. The store's
+    lock makes the second wait, then find the pair the first one saved."""
+
+    async def refresh(refresh_token: str) -> Session:
         opened = api_factory(args, Connection(certificate=certificate))
         api = await opened if inspect.isawaitable(opened) else opened
-        try:
-            async with api:
-                session = await api.auth.refresh(refresh_token)
-        except Unauthenticated:
-            return token, None  # the session is over: the command says to log in again
-        credentials.update_tokens(host, session.token, session.refresh_token)
-        return session.token, session.refresh_token
+        async with api:
+            return await api.auth.refresh(refresh_token)
+
+    try:
+        return await credentials.renew(host, refresh)
+    except Unauthenticated:
+        return credentials.token(host), None  # the session is over: the command says to log in again
 
 
 async def _certificate(

@@ -6,33 +6,22 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from ..errors import InvalidInput, MistError, NotFound, PermissionDenied
+from ..errors import InvalidInput
 from ..models import (
     App,
     AppSource,
-    AppSpec,
     GitProvider,
     GitProviderSpec,
-    HealthCheck,
     Preview,
     PreviewSettings,
-    RepoInfo,
     SourceChanges,
     WebhookDelivery,
 )
-from .commands import (
-    Context,
-    _health,
-    _spec_fields,
-    app_ref,
-    command,
-    confirm_deletion,
-    invalid_from_validation,
-)
+from .context import CommandTable, Context, app_ref, confirm_deletion
 from .format import format_pairs, format_table, human_age, human_time, parse_assignment
-from .output import EXIT_FAILURE, EXIT_OK
+from .output import EXIT_FAILURE, EXIT_OK, Text
+
+command = CommandTable()
 
 # ---------------------------------------------------------------------------------------------- input
 
@@ -143,29 +132,26 @@ async def cmd_git_provider_add(ctx: Context) -> int:
         return await _github_manifest(ctx)
     _refuse_options(ctx, ("organization",), "is for --github-manifest")
     provider = await ctx.api.git.add_provider(provider_spec(ctx))
-    if ctx.out.json_mode:
-        ctx.out.data(provider)
-        return EXIT_OK
-    ctx.out.line(f"Added {provider.kind} provider {provider.name} ({provider.url})")
+    text = Text(f"Added {provider.kind} provider {provider.name} ({provider.url})")
     if provider.kind == "github":
         if provider.installation_id is None:
-            ctx.out.note(
+            text.note(
                 "The App is not installed anywhere yet: install it on the account or organization whose "
                 "repositories Mist should deploy, then add the provider again (or give --installation-id)."
             )
-        _github_webhook_note(ctx, provider)
-    ctx.out.note(f"Its repositories: mist git repos {provider.name}")
+        text.note(_github_webhook_note(provider))
+    text.note(f"Its repositories: mist git repos {provider.name}")
+    ctx.out.result(provider, text)
     return EXIT_OK
 
 
-def _github_webhook_note(ctx: Context, provider: GitProvider) -> None:
+def _github_webhook_note(provider: GitProvider) -> str:
     if provider.webhook_url:
-        ctx.out.note(f"The App's webhook URL must be {provider.webhook_url}")
-    else:
-        ctx.out.note(
-            "Mist has no public address yet, so GitHub cannot deliver pushes: set it with "
-            "`mist settings set public_url https://mist.example.com`"
-        )
+        return f"The App's webhook URL must be {provider.webhook_url}"
+    return (
+        "Mist has no public address yet, so GitHub cannot deliver pushes: set it with "
+        "`mist settings set public_url https://mist.example.com`"
+    )
 
 
 async def _github_manifest(ctx: Context) -> int:
@@ -178,15 +164,17 @@ async def _github_manifest(ctx: Context) -> int:
     started = await ctx.api.git.github_manifest(
         a.name, url=a.url or "https://github.com", organization=a.organization
     )
-    if ctx.out.json_mode:
-        ctx.out.data(started)
-        return EXIT_OK
-    ctx.out.note("Open this address in a browser signed in to GitHub:")
-    ctx.out.line(started.url)
-    ctx.out.note(
-        "It asks GitHub to create an App with the name, permissions and webhook Mist needs. Once you confirm, "
-        f"GitHub brings the browser back to Mist, which keeps the App as provider {started.name}: it then "
-        "appears in `mist git provider list`. Install the App on the repositories to deploy from there."
+    ctx.out.result(
+        started,
+        Text()
+        .note("Open this address in a browser signed in to GitHub:")
+        .line(started.url)
+        .note(
+            "It asks GitHub to create an App with the name, permissions and webhook Mist needs. Once you "
+            f"confirm, GitHub brings the browser back to Mist, which keeps the App as provider {started.name}: "
+            "it then appears in `mist git provider list`. Install the App on the repositories to deploy from "
+            "there."
+        ),
     )
     return EXIT_OK
 
@@ -210,10 +198,7 @@ def providers_table(providers: list[GitProvider]) -> str:
 @command("git", "provider list")
 async def cmd_git_provider_list(ctx: Context) -> int:
     providers = await ctx.api.git.providers()
-    if ctx.out.json_mode:
-        ctx.out.data(providers)
-    else:
-        ctx.out.line(providers_table(providers))
+    ctx.out.result(providers, lambda: providers_table(providers))
     return EXIT_OK
 
 
@@ -223,83 +208,29 @@ async def cmd_git_provider_remove(ctx: Context) -> int:
     if not confirm_deletion(ctx, "git provider", name):
         return EXIT_FAILURE
     await ctx.api.git.remove_provider(name)
-    if ctx.out.json_mode:
-        ctx.out.data({"removed": name})
-    else:
-        ctx.out.line(f"Removed git provider {name}")
+    ctx.out.result({"removed": name}, f"Removed git provider {name}")
     return EXIT_OK
 
 
 @command("git", "repos")
 async def cmd_git_repos(ctx: Context) -> int:
     repos = await ctx.api.git.repos(ctx.args.provider)
-    if ctx.out.json_mode:
-        ctx.out.data(repos)
-        return EXIT_OK
-    rows = [(r.full_name, r.default_branch, r.private, r.clone_url) for r in repos]
-    ctx.out.line(format_table(["REPO", "DEFAULT BRANCH", "PRIVATE", "CLONE URL"], rows))
+    ctx.out.table(
+        repos,
+        ["REPO", "DEFAULT BRANCH", "PRIVATE", "CLONE URL"],
+        lambda r: (r.full_name, r.default_branch, r.private, r.clone_url),
+    )
     return EXIT_OK
 
 
 @command("git", "branches")
 async def cmd_git_branches(ctx: Context) -> int:
     branches = await ctx.api.git.branches(ctx.args.provider, ctx.args.repo)
-    if ctx.out.json_mode:
-        ctx.out.data(branches)
-        return EXIT_OK
-    ctx.out.line(format_table(["BRANCH", "COMMIT"], [(b.name, b.sha[:12]) for b in branches]))
+    ctx.out.table(branches, ["BRANCH", "COMMIT"], lambda b: (b.name, b.sha[:12]))
     return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- apps
-
-
-def _same_repo(a: str, b: str) -> bool:
-    def norm(name: str) -> str:
-        return name.strip().strip("/").removesuffix(".git").lower()
-
-    return norm(a) == norm(b)
-
-
-async def provider_repo(ctx: Context, provider: str, repo: str) -> RepoInfo:
-    """The repository ``repo`` as ``provider`` lists it, or a refusal that says where to look."""
-    for info in await ctx.api.git.repos(provider):
-        if _same_repo(info.full_name, repo):
-            return info
-    raise NotFound(
-        f"git provider {provider} gives Mist no repository {repo}: see `mist git repos {provider}` (for a "
-        "GitHub App, install it on that repository)",
-        field="repo",
-    )
-
-
-async def create_from_provider(ctx: Context) -> App:
-    """``app create --provider P --repo R``: the app starts from the repository's clone URL (and default
-    branch, unless ``--branch``), then is linked to the provider, which fetches with its own credentials."""
-    a = ctx.args
-    ref = app_ref(a.app)
-    info = await provider_repo(ctx, a.provider, a.repo)
-    fields = _spec_fields(a)
-    fields["git_url"] = info.clone_url
-    fields.setdefault("branch", info.default_branch)
-    health = _health(a, HealthCheck())
-    if health is not None:
-        fields["health"] = health
-    try:
-        spec = AppSpec(**fields)
-    except ValidationError as err:
-        raise invalid_from_validation(err) from None
-    await ctx.api.apps.create(ref, spec)
-    try:
-        await ctx.api.apps.set_source(ref, SourceChanges(provider=a.provider, repo=info.full_name))
-    except MistError:
-        # An app that cannot fetch from where it was asked to would only fail later: take it back.
-        try:
-            await ctx.api.apps.delete(ref)
-        except MistError:
-            pass
-        raise
-    return await ctx.api.apps.get(ref)
 
 
 def deploy_key_help(source: AppSource, app: App | None) -> list[str]:
@@ -344,23 +275,20 @@ def host_key_lines(known_hosts: str | None) -> list[str]:
 async def cmd_app_deploy_key(ctx: Context) -> int:
     ref = app_ref(ctx.args.app)
     source = await ctx.api.apps.deploy_key(ref, regenerate=ctx.args.regenerate)
-    if ctx.out.json_mode:
-        ctx.out.data(source)
-        return EXIT_OK
     app = await ctx.api.apps.get(ref)
     verb = "New deploy key" if ctx.args.regenerate else "Deploy key"
-    ctx.out.note(f"{verb} of {ref} ({source.deploy_key_fingerprint}):")
     # The key alone on stdout, so `mist app deploy-key shop/web > key.pub` keeps just the key.
-    ctx.out.line(source.deploy_key or "")
+    text = Text().note(f"{verb} of {ref} ({source.deploy_key_fingerprint}):").line(source.deploy_key or "")
     for line in deploy_key_help(source, app):
-        ctx.out.note(line)
+        text.note(line)
     hosts = host_key_lines(source.known_hosts)
     if hosts:
-        ctx.out.note("Pinned host keys (fetches accept only these; --forget-host-keys on `mist app source`):")
+        text.note("Pinned host keys (fetches accept only these; --forget-host-keys on `mist app source`):")
         for line in hosts:
-            ctx.out.note(f"  {line}")
+            text.note(f"  {line}")
     else:
-        ctx.out.note("No host key pinned yet: the first fetch over ssh pins the one the server shows.")
+        text.note("No host key pinned yet: the first fetch over ssh pins the one the server shows.")
+    ctx.out.result(source, text)
     return EXIT_OK
 
 
@@ -495,26 +423,17 @@ async def cmd_app_source(ctx: Context) -> int:
     if changes is not None:
         await ctx.api.apps.set_source(ref, changes)
     source = await ctx.api.apps.source(ref, reveal=a.reveal)
-    if ctx.out.json_mode:
-        ctx.out.data(source)
-        return EXIT_OK
     app = await ctx.api.apps.get(ref)
+    text = Text()
     if changes is not None:
-        ctx.out.note(f"Updated the source of {ref}")
-    ctx.out.line(format_pairs(source_pairs(source, app)))
+        text.note(f"Updated the source of {ref}")
+    text.line(format_pairs(source_pairs(source, app)))
     if changes is not None and changes.new_webhook_secret and not a.reveal:
-        ctx.out.note(
+        text.note(
             f"Paste the new webhook secret into the git host's webhook: `mist app source {ref} --reveal` shows it"
         )
+    ctx.out.result(source, text)
     return EXIT_OK
-
-
-async def webhook_url_of(ctx: Context, ref: str) -> str | None:
-    """The app's webhook URL for ``app show``; None for a caller who may not see the source."""
-    try:
-        return (await ctx.api.apps.source(ref)).webhook_url
-    except PermissionDenied:
-        return None
 
 
 # ---------------------------------------------------------------------------------------------- deliveries
@@ -549,13 +468,10 @@ async def cmd_webhooks(ctx: Context) -> int:
         raise InvalidInput("--limit must be between 1 and 1000", field="limit")
     ref = app_ref(ctx.args.app)
     deliveries = await ctx.api.webhooks.list(ref, limit=ctx.args.limit)
-    if ctx.out.json_mode:
-        ctx.out.data(deliveries)
-    elif deliveries:
-        ctx.out.line(deliveries_table(deliveries))
-    else:
-        ctx.out.line(deliveries_table([]))
-        ctx.out.note(f"No delivery yet: the git host sends them to the URL `mist app source {ref}` shows.")
+    text = Text(deliveries_table(deliveries))
+    if not deliveries:
+        text.note(f"No delivery yet: the git host sends them to the URL `mist app source {ref}` shows.")
+    ctx.out.result(deliveries, text)
     return EXIT_OK
 
 
@@ -576,8 +492,5 @@ def previews_table(previews: list[Preview]) -> str:
 @command("previews")
 async def cmd_previews(ctx: Context) -> int:
     previews = await ctx.api.previews.list(app_ref(ctx.args.app))
-    if ctx.out.json_mode:
-        ctx.out.data(previews)
-    else:
-        ctx.out.line(previews_table(previews))
+    ctx.out.result(previews, lambda: previews_table(previews))
     return EXIT_OK

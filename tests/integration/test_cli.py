@@ -1,10 +1,12 @@
-"""The ``mist`` command as a user runs it: a subprocess on an embedded core with a real SQLite file, real
-git repositories and (for deployments) the real Docker Engine. Asserts on what the user sees: output, exit
-codes, the credentials file."""
+"""The ``mist`` command as a user runs it, on an embedded core with a real SQLite file, real git repositories
+and (for deployments) the real Docker Engine. Commands run in this process (``mist_core.cli.run`` with their
+own stdin, stdout, stderr and environment, as a separate process would have); one test starts the installed
+``mist`` program itself. Asserts on what the user sees: output, exit codes, the credentials file."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import stat
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from mist_core.cli import run as run_mist
+
 ROOT = Path(__file__).resolve().parents[2]
 MIST = Path(sys.executable).parent / "mist"
 PASSWORD = "correct horse battery staple"
@@ -23,28 +27,47 @@ PASSWORD = "correct horse battery staple"
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Run:
-    """Runs ``mist --embedded --data <tmp>/data ARGS`` with its config and allowed git roots in tmp."""
+def _environment(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "MIST_CONFIG_DIR": str(tmp_path / "cfg"),
         "MIST_GIT_ROOTS": str(tmp_path),
         "MIST_METRICS_INTERVAL": "1",
-        # The checkout's code, whatever the state of the editable install.
+        # The checkout's code, whatever the state of the editable install (for the `mist` program).
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     }
     env.pop("MIST_TOKEN", None)
     env.pop("MIST_HOST", None)
+    return env
 
-    def run(*args: str, input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Run:
+    """Runs ``mist --embedded --data <tmp>/data ARGS`` in this process, with its config and allowed git roots
+    in tmp."""
+    env = _environment(tmp_path)
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = ["--embedded", "--data", str(tmp_path / "data"), *args]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = run_mist(argv, stdin=io.StringIO(input or ""), stdout=stdout, stderr=stderr, env=env)
+        return subprocess.CompletedProcess(["mist", *argv], code, stdout.getvalue(), stderr.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Run:
+    """Runs the installed ``mist`` program, as a user does, on the same data and config as ``cli``."""
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(MIST), "--embedded", "--data", str(tmp_path / "data"), *args],
             input=input,
             capture_output=True,
             text=True,
-            env=env,
-            timeout=timeout,
+            env=_environment(tmp_path),
+            timeout=120,
         )
 
     return run
@@ -80,8 +103,9 @@ def _json(result: subprocess.CompletedProcess[str]) -> object:
 # ---------------------------------------------------------------------------------------------- accounts
 
 
-def test_setup_stores_a_token_readable_only_by_the_user(cli: Run, tmp_path: Path) -> None:
-    result = cli("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+def test_setup_stores_a_token_readable_only_by_the_user(program: Run, tmp_path: Path) -> None:
+    """Through the installed ``mist`` program, as a user runs it."""
+    result = program("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
     assert result.returncode == 0, result.stderr
     assert "admin" in result.stdout
     creds = tmp_path / "cfg" / "credentials.json"
@@ -91,6 +115,7 @@ def test_setup_stores_a_token_readable_only_by_the_user(cli: Run, tmp_path: Path
     key = f"embedded:{(tmp_path / 'data').resolve()}"
     assert stored[key]["username"] == "admin"
     assert stored[key]["token"]
+    assert "admin" in program("whoami").stdout
 
 
 def test_whoami_after_setup_names_the_owner(owner: Run) -> None:
@@ -407,7 +432,7 @@ def test_deploy_wait_goes_live_and_the_app_answers(cli: Run, busybox: str, repo:
     created = cli("app", "create", ref, "--git", str(repo), "--port", "8080", "--health-path", "/")
     assert created.returncode == 0, created.stderr
     try:
-        deployed = cli("deploy", ref, "--wait", timeout=300)
+        deployed = cli("deploy", ref, "--wait")
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         assert "is live" in deployed.stdout
         history = _json(cli("deployments", ref, "--json"))
@@ -417,7 +442,7 @@ def test_deploy_wait_goes_live_and_the_app_answers(cli: Run, busybox: str, repo:
         ps = _json(cli("ps", "--json"))
         assert any(c["project"] == project and c["state"] == "running" for c in ps)
     finally:
-        cli("app", "delete", ref, "--yes", timeout=120)
+        cli("app", "delete", ref, "--yes")
 
 
 @pytest.mark.docker
@@ -431,9 +456,56 @@ def test_deploy_wait_exits_1_when_the_build_fails(
     ref = f"{project}/broken"
     assert cli("app", "create", ref, "--git", str(path)).returncode == 0
     try:
-        deployed = cli("deploy", ref, "--wait", "--json", timeout=300)
+        deployed = cli("deploy", ref, "--wait", "--json")
         assert deployed.returncode == 1
         doc = json.loads(deployed.stdout)
         assert doc["deployment"]["state"] == "failed"
     finally:
-        cli("app", "delete", ref, "--yes", timeout=120)
+        cli("app", "delete", ref, "--yes")
+
+
+# ---------------------------------------------------------------------------------------------- headless
+
+# An interpreter where Textual and the TUI cannot be imported, as on a server with only the core installed.
+WITHOUT_TEXTUAL = """
+import importlib.abc, runpy, sys
+
+
+class NoTerminalUI(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("textual", "mist_tui"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, NoTerminalUI())
+runpy.run_module("mist_core.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_python_m_mist_core_cli_runs_commands_without_textual(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MIST_CONFIG_DIR": str(tmp_path / "cfg"),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
+    env.pop("MIST_TOKEN", None)
+    env.pop("MIST_HOST", None)
+
+    def headless(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", WITHOUT_TEXTUAL, "--embedded", "--data", str(tmp_path / "data"), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    setup = headless("setup", "--username", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert setup.returncode == 0, setup.stderr
+    assert json.loads(headless("whoami", "--json").stdout)["username"] == "admin"
+    bare = headless()
+    assert bare.returncode == 2
+    assert "give a command (mist --help lists them)" in bare.stderr
+    assert "Traceback" not in bare.stderr

@@ -1,24 +1,33 @@
-"""The account commands of ``mist`` as people run them: subprocesses on an embedded core (a real SQLite file),
-and on a daemon over TLS for pinning its certificate. Each person has their own config directory, so their
-saved sessions are apart, as on separate machines."""
+"""The account commands of ``mist`` as people run them: on an embedded core (a real SQLite file), in this
+process (``mist_core.cli.run`` with each command's own streams and environment); as the installed ``mist``
+program on a daemon over TLS, for pinning its certificate; and as several processes sharing one credentials
+file, for what must hold between processes. Each person has their own config directory, so their saved
+sessions are apart, as on separate machines."""
 
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import hmac
+import io
 import json
 import os
 import signal
+import stat
 import struct
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+
+from mist_core.cli import run as run_mist
 
 ROOT = Path(__file__).resolve().parents[2]
 MIST = Path(sys.executable).parent / "mist"
@@ -51,19 +60,23 @@ def _env(tmp_path: Path, person: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _in_process(argv: list[str], env: dict[str, str], stdin: io.StringIO) -> subprocess.CompletedProcess[str]:
+    """``mist ARGV`` run in this process, with ``env`` as its whole environment and its own streams."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run_mist(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env)
+    return subprocess.CompletedProcess(["mist", *argv], code, stdout.getvalue(), stderr.getvalue())
+
+
 @pytest.fixture
 def as_person(tmp_path: Path) -> Callable[..., Run]:
     """``as_person("bob")`` runs ``mist --embedded`` on the shared data directory with bob's own config."""
 
     def make(person: str, **extra_env: str) -> Run:
         def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):
-            return subprocess.run(
-                [str(MIST), "--embedded", "--data", str(tmp_path / "data"), *args],
-                input=input,
-                capture_output=True,
-                text=True,
-                env={**_env(tmp_path, person, **extra_env), **(env or {})},
-                timeout=120,
+            return _in_process(
+                ["--embedded", "--data", str(tmp_path / "data"), *args],
+                {**_env(tmp_path, person, **extra_env), **(env or {})},
+                io.StringIO(input or ""),
             )
 
         return run
@@ -330,35 +343,40 @@ def test_passwd_changes_the_password_and_ends_the_other_sessions(
 # ---------------------------------------------------------------------------------------------- 2fa
 
 
-def _enable_2fa(tmp_path: Path, person: str) -> tuple[str, list[str]]:
-    """``mist 2fa enable`` driven like a person: read the secret it shows, answer with the current code."""
-    proc = subprocess.Popen(
-        [str(MIST), "--embedded", "--data", str(tmp_path / "data"), "2fa", "enable"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(tmp_path, person),
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        secret = ""
-        for line in proc.stdout:
+class _Authenticator(io.StringIO):
+    """What a person types into ``mist 2fa enable``: once it asks, the current code for the secret it showed
+    on ``shown`` (its stdout), read there as the person would read it."""
+
+    def __init__(self, shown: io.StringIO) -> None:
+        super().__init__()
+        self.shown = shown
+        self.secret = ""
+
+    def readline(self, size: int | None = -1) -> str:
+        for line in self.shown.getvalue().splitlines():
             if line.startswith("Secret"):
-                secret = line.split()[-1]
+                self.secret = line.split()[-1]
             if line.startswith("URI"):
                 assert line.split()[-1].startswith("otpauth://totp/")
-                break
-        assert secret, proc.stderr.read() if proc.stderr else ""
-        proc.stdin.write(totp(secret) + "\n")
-        proc.stdin.flush()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    codes = [line.strip() for line in out.splitlines() if line.startswith("  ")]
-    return secret, codes
+        assert self.secret, "the code was asked for before the secret was shown"
+        return totp(self.secret) + "\n"
+
+
+def _enable_2fa(tmp_path: Path, person: str) -> tuple[str, list[str]]:
+    """``mist 2fa enable`` driven like a person: read the secret it shows, answer with the current code."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    authenticator = _Authenticator(stdout)
+    code = run_mist(
+        ["--embedded", "--data", str(tmp_path / "data"), "2fa", "enable"],
+        stdin=authenticator,
+        stdout=stdout,
+        stderr=stderr,
+        env=_env(tmp_path, person),
+    )
+    assert code == 0, stderr.getvalue()
+    assert authenticator.secret
+    codes = [line.strip() for line in stdout.getvalue().splitlines() if line.startswith("  ")]
+    return authenticator.secret, codes
 
 
 def test_2fa_enable_then_login_needs_the_code(admin: Run, tmp_path: Path) -> None:
@@ -484,14 +502,17 @@ def _daemon_answers(sock: Path) -> bool:
 @pytest.fixture
 def tls_daemon(tmp_path: Path, unused_tcp_port: int) -> Iterator[tuple[str, Path]]:
     """A daemon serving TLS on 127.0.0.1 with the self-signed certificate it makes, and access tokens that
-    last one second; (https URL, socket)."""
+    last 20 s, less than the 30 s before expiry at which a command renews its session first: every command
+    renews it; (https URL, socket)."""
     sock = tmp_path / "run" / "mist.sock"
     listen = f"127.0.0.1:{unused_tcp_port}"
     cmd = [
         sys.executable, "-m", "mist_core.daemon", "--data", str(tmp_path / "daemon"), "--socket", str(sock),
         "--listen", listen,
     ]  # fmt: skip
-    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="1")
+    # Not shorter: a token that expired between a command's renewal and its call would be renewed again by
+    # the connection itself, outside the lock, racing the other commands.
+    env = _env(tmp_path, "daemon", MIST_ACCESS_TOKEN_SECONDS="20")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -563,8 +584,8 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     assert me.returncode == 0, me.stderr
     assert _json(me)["username"] == "admin"  # type: ignore[index]
 
-    # Commands started together after the access token expired renew it once, and the session lives on.
-    time.sleep(1.5)
+    # Commands started together, all renewing the session first, renew it one after the other, and the
+    # session lives on.
     together = [
         subprocess.Popen(
             [str(MIST), "--host", url, "whoami", "--json"],
@@ -580,7 +601,6 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     renewed = _credentials(tmp_path, "remote")[url]
     assert renewed["refresh_token"] != entry["refresh_token"]
     assert renewed["certificate"] == entry["certificate"]
-    time.sleep(1.5)
     assert mist("--host", url, "whoami").returncode == 0
 
     # Logging in again needs no fingerprint: the pinned certificate is checked instead.
@@ -588,3 +608,233 @@ def test_login_over_tls_pins_the_daemons_self_signed_certificate(
     assert again.returncode == 0, again.stderr
     assert mist("--host", url, "logout").returncode == 0
     assert "certificate" in _credentials(tmp_path, "remote")[url]
+
+
+# ---------------------------------------------------------------------------------------------- shared store
+
+
+def _waiting_for_a_lock(pid: int) -> bool:
+    """Whether process ``pid`` is blocked on a file lock: ``/proc/locks`` lists waiters after ``->``."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "->" and fields[5] == str(pid):
+            return True
+    return False
+
+
+def test_the_tui_saves_a_login_only_once_a_cli_renewal_has_released_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "cfg-ada" / "credentials.json"
+    path.parent.mkdir(mode=0o700)
+    save = (
+        "import sys; from pathlib import Path; from mist_tui.config import Credentials; "
+        "Credentials(Path(sys.argv[1])).save('unix:///tui.sock', 'tui-token', 'ada', 'mist_r_tui')"
+    )
+    lock = os.open(path.with_name("credentials.json.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # what a `mist` command holds while it renews its session
+        tui = subprocess.Popen([sys.executable, "-c", save, str(path)], env=_env(tmp_path, "ada"))
+        while tui.poll() is None and not _waiting_for_a_lock(tui.pid):
+            time.sleep(0.01)
+        assert tui.poll() is None, "the TUI wrote credentials.json while a CLI held its lock"
+        assert not path.exists()
+    finally:
+        os.close(lock)
+    assert tui.wait(timeout=60) == 0
+    assert _credentials(tmp_path, "ada")["unix:///tui.sock"]["refresh_token"] == "mist_r_tui"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@dataclass
+class ShortTokenDaemon:
+    """A daemon on a Unix socket whose access tokens live 20 s, so every `mist` command renews its session
+    first (the renewal margin is 30 s). It is reached under two host names, its socket and a link to it, and
+    signs tokens with ``signing_key`` (so a test can make an expired copy of one)."""
+
+    host: str
+    other_host: str
+    signing_key: bytes
+
+
+@pytest.fixture
+def short_token_daemon(tmp_path: Path) -> Iterator[ShortTokenDaemon]:
+    sock = tmp_path / "run" / "mist.sock"
+    key = os.urandom(32)
+    cmd = [
+        sys.executable,
+        "-m",
+        "mist_core.daemon",
+        "--data",
+        str(tmp_path / "daemon"),
+        "--socket",
+        str(sock),
+    ]
+    env = _env(
+        tmp_path,
+        "daemon",
+        MIST_ACCESS_TOKEN_SECONDS="20",
+        MIST_AUTH_RATE="100000/10000",
+        MIST_SIGNING_KEY=base64.b64encode(key).decode(),
+    )
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not _daemon_answers(sock):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the daemon did not start: {proc.communicate(timeout=10)[1].decode()}")
+            time.sleep(0.1)
+        link = tmp_path / "link.sock"
+        link.symlink_to(sock)
+        yield ShortTokenDaemon(f"unix://{sock}", f"unix://{link}", key)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def _remote(tmp_path: Path, person: str) -> Run:
+    """``mist ARGS`` (no --embedded) with ``person``'s config: for a daemon named by --host."""
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(MIST), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=_env(tmp_path, person),
+            timeout=60,
+        )
+
+    return run
+
+
+ROTATIONS = 40
+
+# The CLI: one `mist whoami` after another, in one process; each renews the session of its host first.
+CLI_ROTATING = """
+import sys
+from mist_core.cli import main
+host, rounds = sys.argv[1], int(sys.argv[2])
+for _ in range(rounds):
+    if main(["--host", host, "whoami", "--json"]) != 0:
+        sys.exit(1)
+"""
+
+# The TUI: renew the session of its host and keep the new pair the way the app does when its connection
+# renewed an expired access token (MistApp.session_renewed).
+TUI_ROTATING = """
+import asyncio, sys
+from mist_core.client import RemoteMist
+from mist_tui.__main__ import connect
+from mist_tui.app import MistApp
+from mist_tui.config import Config, Credentials, Target
+host, rounds = sys.argv[1], int(sys.argv[2])
+credentials = Credentials()
+app = MistApp(connect, Config(), target=Target("daemon", host), credentials=credentials)
+
+async def refresh(refresh_token):
+    async with RemoteMist(host) as api:
+        return await api.auth.refresh(refresh_token)
+
+for _ in range(rounds):
+    app.session_renewed(asyncio.run(refresh(credentials.refresh_token(host))))
+"""
+
+
+def test_a_cli_and_a_tui_rotating_their_sessions_at_once_lose_neither_refresh_token(
+    short_token_daemon: ShortTokenDaemon, tmp_path: Path
+) -> None:
+    cli_host, tui_host = short_token_daemon.host, short_token_daemon.other_host
+    mist = _remote(tmp_path, "ada")
+    setup = mist("--host", cli_host, "setup", "-u", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert setup.returncode == 0, setup.stderr
+    login = mist("--host", tui_host, "login", "-u", "admin", "--password-stdin", input=PASSWORD + "\n")
+    assert login.returncode == 0, login.stderr
+    before = _credentials(tmp_path, "ada")
+
+    rotating = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, host, str(ROTATIONS)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(tmp_path, "ada"),
+        )
+        for script, host in ((CLI_ROTATING, cli_host), (TUI_ROTATING, tui_host))
+    ]
+    outcomes = [p.communicate(timeout=300) for p in rotating]
+    assert [p.returncode for p in rotating] == [0, 0], [(out[-1000:], err[-1000:]) for out, err in outcomes]
+
+    after = _credentials(tmp_path, "ada")
+    for host in (cli_host, tui_host):
+        assert after[host]["refresh_token"] != before[host]["refresh_token"]
+        # The stored refresh token is the last one issued: it still renews the session.
+        with httpx.Client(transport=httpx.HTTPTransport(uds=cli_host[len("unix://") :])) as client:
+            renewed = client.post(
+                "http://mist/v1/refresh", json={"refresh_token": after[host]["refresh_token"]}
+            )
+        assert renewed.status_code == 200, renewed.text
+
+
+# The TUI's connect screen: it reads the saved session of the host, then connects with it (here, once the test
+# has let a `mist` command renew that session in between).
+TUI_CONNECTING = """
+import argparse, asyncio, sys
+from mist_tui.__main__ import choose_target, connect
+from mist_tui.app import MistApp
+from mist_tui.config import Config, Credentials
+host = sys.argv[1]
+credentials = Credentials()
+target = choose_target(argparse.Namespace(embedded=False, host=host, data_dir=None), Config(), credentials)
+print("read the saved session", flush=True)
+sys.stdin.readline()
+
+async def main():
+    app = MistApp(connect, Config(), credentials=credentials)
+    api = await app.use(target)
+    try:
+        print((await api.auth.whoami()).username)
+    finally:
+        await api.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_tui_connecting_while_a_cli_renews_the_same_saved_session_keeps_the_session(
+    short_token_daemon: ShortTokenDaemon, tmp_path: Path
+) -> None:
+    host = short_token_daemon.host
+    mist = _remote(tmp_path, "ada")
+    assert (
+        mist("--host", host, "setup", "-u", "admin", "--password-stdin", input=PASSWORD + "\n").returncode
+        == 0
+    )
+    # The saved access token has expired since (an expired copy, signed like the daemon's own).
+    path = tmp_path / "cfg-ada" / "credentials.json"
+    stored = json.loads(path.read_text())
+    claims = jwt.decode(stored[host]["token"], options={"verify_signature": False})
+    now = int(time.time())
+    expired = {**claims, "iat": now - 120, "exp": now - 60}
+    stored[host]["token"] = jwt.encode(expired, short_token_daemon.signing_key, algorithm="HS256")
+    path.write_text(json.dumps(stored))
+
+    tui = subprocess.Popen(
+        [sys.executable, "-c", TUI_CONNECTING, host],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, "ada"),
+    )
+    assert tui.stdout is not None and tui.stdin is not None
+    try:
+        assert tui.stdout.readline() == "read the saved session\n"
+        renewed = mist("--host", host, "whoami", "--json")  # spends the refresh token the TUI read
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        out, err = tui.communicate("\n", timeout=60)
+    finally:
+        if tui.poll() is None:
+            tui.kill()
+    assert tui.returncode == 0, err[-2000:]
+    assert out.strip() == "admin"
+    again = mist("--host", host, "whoami", "--json")
+    assert again.returncode == 0, again.stdout + again.stderr

@@ -1,11 +1,13 @@
 """The git commands of ``mist`` as a user runs them: git providers (against the local stand-in for GitHub, GitLab
 and Gitea), apps created from a provider's repository, deploy keys, app sources, webhook deliveries and previews.
-Subprocesses on an embedded core with a real SQLite file; deliveries are handed to the same core in this process,
-as the daemon's public webhook endpoint would."""
+Commands run on an embedded core with a real SQLite file, in this process (``mist_core.cli.run`` with their own
+streams and environment), and one test starts the installed ``mist`` program itself; deliveries are handed to
+the same core in this process, as the daemon's public webhook endpoint would."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -19,6 +21,7 @@ from gitutil import git
 from mistkit import PASSWORD, busybox_site
 from standins.forge import Forge, pull_request_payload, push_payload, serve_forge, sign_delivery
 
+from mist_core.cli import run as run_mist
 from mist_core.local import LocalMist, open_embedded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,9 +31,7 @@ PUBLIC_URL = "https://mist.example.com"
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
-def cli(tmp_path: Path) -> Run:
-    """Runs ``mist --embedded --data <tmp>/data ARGS`` with its config and allowed git roots in tmp."""
+def _environment(tmp_path: Path) -> dict[str, str]:
     env = {
         **os.environ,
         "MIST_CONFIG_DIR": str(tmp_path / "cfg"),
@@ -39,6 +40,27 @@ def cli(tmp_path: Path) -> Run:
     }
     env.pop("MIST_TOKEN", None)
     env.pop("MIST_HOST", None)
+    return env
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Run:
+    """Runs ``mist --embedded --data <tmp>/data ARGS`` in this process, with its config and allowed git roots
+    in tmp."""
+    env = _environment(tmp_path)
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        argv = ["--embedded", "--data", str(tmp_path / "data"), *args]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = run_mist(argv, stdin=io.StringIO(input or ""), stdout=stdout, stderr=stderr, env=env)
+        return subprocess.CompletedProcess(["mist", *argv], code, stdout.getvalue(), stderr.getvalue())
+
+    return run
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Run:
+    """Runs the installed ``mist`` program, as a user does, on the same data and config as ``cli``."""
 
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -46,7 +68,7 @@ def cli(tmp_path: Path) -> Run:
             input=input,
             capture_output=True,
             text=True,
-            env=env,
+            env=_environment(tmp_path),
             timeout=120,
         )
 
@@ -161,14 +183,15 @@ def test_a_github_app_is_added_by_id_and_key_and_shows_its_webhook(
     assert "acme/site" in ok(owner("git", "repos", "gh")).stdout
 
 
-def test_github_manifest_prints_the_address_to_open_in_a_browser(owner: Run, cli: Run) -> None:
-    started = ok(owner("git", "provider", "add", "gh", "--github-manifest", "--organization", "acme"))
+def test_github_manifest_prints_the_address_to_open_in_a_browser(owner: Run, program: Run) -> None:
+    """Through the installed ``mist`` program, as a user runs it."""
+    started = ok(program("git", "provider", "add", "gh", "--github-manifest", "--organization", "acme"))
     assert re.fullmatch(rf"{re.escape(PUBLIC_URL)}/hooks/github/manifest/\S+\n", started.stdout)
     assert "brings the browser back" in started.stderr and "mist git provider list" in started.stderr
     # The App does not exist until GitHub sends the browser back.
-    assert doc(owner("git", "provider", "list", "--json")) == []
-    ok(owner("settings", "set", "public_url", ""))
-    assert "public_url" in refused(owner("git", "provider", "add", "gh2", "--github-manifest"))
+    assert doc(program("git", "provider", "list", "--json")) == []
+    ok(program("settings", "set", "public_url", ""))
+    assert "public_url" in refused(program("git", "provider", "add", "gh2", "--github-manifest"))
 
 
 # ---------------------------------------------------------------------------------------------- apps

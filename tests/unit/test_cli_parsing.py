@@ -4,6 +4,7 @@ formatting, exit codes; and what a few commands print, driven by an in-memory st
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import io
 import json
@@ -12,12 +13,12 @@ import shlex
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from mist_core.cli import run
-from mist_core.cli.credentials import CredentialStore, access_token_expiry
 from mist_core.cli.format import (
     format_pairs,
     format_table,
@@ -32,6 +33,7 @@ from mist_core.cli.format import (
 from mist_core.cli.output import exit_code_for
 from mist_core.cli.parser import ACTIONS, COMMANDS, UsageError, build_parser, first_command, parse_args
 from mist_core.cli.trust import fingerprints_match
+from mist_core.credentials import CredentialStore, access_token_expiry
 from mist_core.errors import (
     Conflict,
     DaemonUnavailable,
@@ -1867,6 +1869,94 @@ def test_previews_is_a_table_of_pull_requests_and_their_apps() -> None:
         "d" * 8,
         "https://pr-7.shop.example.com",
     ]
+
+
+# ---------------------------------------------------------------------------------------------- structure
+
+
+def _relative_imports(path: Path) -> set[str]:
+    """The sibling modules a module of ``mist_core.cli`` imports (``from .x import ...``, ``from . import x``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+    return found
+
+
+def test_no_command_module_imports_another_and_all_share_one_context_module() -> None:
+    from mist_core.cli import entry
+
+    package = Path(entry.__file__).parent
+    command_modules = {
+        path.stem for path in package.glob("*.py") if "command = CommandTable()" in path.read_text()
+    }
+    assert {"projects", "apps", "env", "deployments", "runtime", "domains", "accounts", "sources"} <= (
+        command_modules
+    )
+    for name in command_modules:
+        imported = _relative_imports(package / f"{name}.py")
+        assert not imported & command_modules, f"{name} imports {sorted(imported & command_modules)}"
+        assert "context" in imported, name
+        assert "entry" not in imported, name
+
+
+def test_every_command_of_the_grammar_has_one_handler_and_every_handler_a_command() -> None:
+    from mist_core.cli.entry import HANDLERS
+
+    grammar: set[tuple[str, str | None]] = set()
+    for name, subs in COMMANDS.items():
+        if name in ("daemon", "completion"):  # handled before any command runs
+            continue
+        for sub in subs or [None]:
+            actions = ACTIONS.get((name, sub)) if sub else None
+            grammar.update((name, f"{sub} {a}") for a in actions) if actions else grammar.add((name, sub))
+    assert set(HANDLERS) == grammar
+
+
+@pytest.mark.parametrize(
+    ("argv", "tui"),
+    [
+        ([], True),
+        (["--host", "unix:///x", "--json"], True),
+        (["--embedded", "--data", "/d"], True),
+        (["--help"], False),
+        (["project", "list"], False),
+        (["--json", "daemon"], False),
+    ],
+)
+def test_mist_opens_the_tui_only_without_a_command(argv: list[str], tui: bool) -> None:
+    from mist_tui.launch import opens_the_tui
+
+    assert opens_the_tui(argv) is tui
+
+
+def test_the_tui_gets_the_connection_options_under_its_own_names() -> None:
+    from mist_tui.launch import tui_arguments
+
+    assert tui_arguments(["--json", "--data", "/d", "--host=unix:///x"]) == [
+        "--data-dir",
+        "/d",
+        "--host=unix:///x",
+    ]
+    assert tui_arguments(["--data=/d", "--embedded"]) == ["--data-dir=/d", "--embedded"]
+
+
+def test_the_core_never_imports_the_terminal_ui() -> None:
+    import mist_core
+
+    package = Path(mist_core.__file__).parent
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif (
+                isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args
+            ):
+                names = [getattr(node.args[0], "value", "")]
+            assert not any(str(n).split(".")[0] in ("mist_tui", "textual") for n in names), path
 
 
 # ---------------------------------------------------------------------------------------------- completions
