@@ -10,9 +10,9 @@ from Mist's arguments.
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests.adapters
@@ -20,14 +20,14 @@ import urllib3
 import urllib3.connection
 import urllib3.connectionpool
 
+from ..procs import host_process_env
+
 if TYPE_CHECKING:
     import docker
 
     from .client import EngineAddress
 
 SSH_BINARY = "ssh"
-# What ssh and the agent need, and nothing a caller could have set for another purpose.
-_SSH_ENVIRONMENT = ("PATH", "HOME", "USER", "LOGNAME", "SSH_AUTH_SOCK")
 
 
 def ssh_command(address: EngineAddress, config: str | None = None) -> list[str]:
@@ -56,7 +56,9 @@ class SSHConnection(urllib3.connection.HTTPConnection):
                 stdin=theirs.fileno(),
                 stdout=theirs.fileno(),
                 stderr=subprocess.DEVNULL,
-                env={k: v for k, v in os.environ.items() if k in _SSH_ENVIRONMENT},
+                # ssh reads keys and its configuration from the passwd home, whatever HOME says; the agent
+                # (SSH_AUTH_SOCK) is among the operator's variables host_process_env keeps.
+                env=host_process_env(Path.home()),
                 start_new_session=True,
             )
         except BaseException:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import http.client
 import json
 import re
 import struct
@@ -279,7 +280,14 @@ class StreamHub(Generic[T]):
                 if rest and not self._hand_over(loop, rest):
                     return
         except BaseException as failure:  # noqa: BLE001 - handed to the followers
-            error = None if self.closed else self._translate(failure)
+            if _cut_at_a_chunk_boundary(failure):
+                # The last, empty chunk never came (an ssh engine's dial-stdio may close first): every chunk
+                # before it arrived whole, so the stream ended where it would have.
+                rest = self._decoder.end()
+                if rest and not self._hand_over(loop, rest):
+                    return
+            else:
+                error = None if self.closed else self._translate(failure)
         finally:
             with contextlib.suppress(Exception):
                 response.close()
@@ -334,3 +342,18 @@ def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _cut_at_a_chunk_boundary(failure: BaseException) -> bool:
+    """Whether ``failure`` (or what caused it) is a chunked answer that ended between two chunks."""
+    seen: BaseException | None = failure
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, http.client.IncompleteRead) and not seen.partial:
+            return True
+        for candidate in seen.args:
+            if isinstance(candidate, http.client.IncompleteRead) and not candidate.partial:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
