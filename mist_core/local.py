@@ -363,7 +363,12 @@ class Core:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
                 continue
-            await self.pipeline.run(job)
+            try:
+                await self.pipeline.run(job)
+            except Exception:
+                # The pipeline records its own failures; this is a bug in it. Keep the worker alive for the next
+                # job; the job's lease runs out and recovery takes it back.
+                log.exception("running deployment job %s failed", job.id)
             self.wake_workers()
 
     async def _idle_wait(self) -> float:

@@ -5,20 +5,23 @@ one reader connection (WAL lets it read while the writer writes), and numbered S
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from ..errors import InvalidInput
 
 Row = aiosqlite.Row
+T = TypeVar("T")
+log = logging.getLogger("mist.store")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -63,6 +66,7 @@ class Store:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        self._write_owner: asyncio.Task[Any] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -131,16 +135,51 @@ class Store:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[Writer]:
-        """One write transaction (``BEGIN IMMEDIATE``); committed when the block ends, rolled back on error."""
+        """One write transaction (``BEGIN IMMEDIATE``); committed when the block ends, rolled back on error.
+
+        BEGIN, COMMIT and ROLLBACK run to their end even when the task awaiting them is cancelled: the statement
+        goes on in the connection's thread regardless, and a lock released while it does would leave the next
+        writer inside someone else's transaction ("cannot start a transaction within a transaction").
+        """
+        if self._write_owner is not None and self._write_owner is asyncio.current_task():
+            raise RuntimeError("Store.write() entered again by the task that holds it; it would wait forever")
         async with self._write_lock:
-            await _run(self._writer, "BEGIN IMMEDIATE")
+            self._write_owner = asyncio.current_task()
             try:
-                yield Writer(self._writer)
-            except BaseException:
-                await _run(self._writer, "ROLLBACK")
+                if self._writer.in_transaction:
+                    # Only a statement cut off outside these guards could leave this; never commit its work.
+                    log.error("the database writer was left inside a transaction; rolling it back")
+                    await _settled(_run(self._writer, "ROLLBACK"))
+                try:
+                    await _settled(_run(self._writer, "BEGIN IMMEDIATE"))
+                    yield Writer(self._writer)
+                    await _settled(_run(self._writer, "COMMIT"))
+                except BaseException:
+                    if self._writer.in_transaction:
+                        await _settled(_run(self._writer, "ROLLBACK"))
+                    raise
+            finally:
+                self._write_owner = None
+
+
+async def _settled(statement: Awaitable[T]) -> T:
+    """Await ``statement`` to its end even if the awaiting task is cancelled meanwhile, then honour the cancel."""
+    future = asyncio.ensure_future(statement)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(future)
+            break
+        except asyncio.CancelledError:
+            if future.cancelled():
                 raise
-            else:
-                await _run(self._writer, "COMMIT")
+            if future.done():
+                # The statement finished (with an error) and we were cancelled too: its error says more.
+                future.result()
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
 
 
 @contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 
@@ -68,6 +69,43 @@ async def _seed(store: Store, apps: int, deployments_per_app: int) -> None:
                     (a, json.dumps({}), ts()),
                 )
                 await JobQueue.enqueue(w, dep, a)
+
+
+async def test_a_writer_cancelled_at_any_point_leaves_the_next_writer_a_clean_connection(tmp_path):
+    store = await Store.open(tmp_path / "mist.db")
+    try:
+
+        async def insert(name: str) -> None:
+            async with store.write() as w:
+                await w.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?)", (name, "1", ts())
+                )
+
+        # Cancel writers after every number of loop turns, so some are cut off while BEGIN, the INSERT or
+        # COMMIT is still running on the connection's thread.
+        for turns in range(12):
+            task = asyncio.create_task(insert(f"cut-{turns}"))
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await insert(f"after-{turns}")  # would fail "cannot start a transaction within a transaction"
+        names = {r["key"] for r in await store.all("SELECT key FROM settings")}
+        assert {f"after-{n}" for n in range(12)} <= names
+    finally:
+        await store.close()
+
+
+async def test_a_write_entered_again_by_its_own_task_is_refused_not_left_waiting(tmp_path):
+    store = await Store.open(tmp_path / "mist.db")
+    try:
+        async with store.write():
+            with pytest.raises(RuntimeError, match="entered again"):
+                async with store.write():
+                    pass
+    finally:
+        await store.close()
 
 
 async def test_the_queue_never_hands_out_two_jobs_of_the_same_app_at_once(tmp_path):
