@@ -55,8 +55,15 @@ if ! answers; then
     else
         echo "docker: starting dockerd (log: $DOCKERD_LOG)"
         mkdir -p "$(dirname "$DOCKERD_LOG")"
-        # shellcheck disable=SC2086  # DOCKERD_FLAGS is a list of flags on purpose
-        setsid nohup dockerd ${DOCKERD_FLAGS:-} >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        flags="${DOCKERD_FLAGS:-}"
+        # Docker's default address pools hold about 30 bridge networks; every Mist project gets one, and the
+        # test suite makes many at once. Unless the admin chose pools, give the engine room for 256.
+        if ! grep -qs '"default-address-pools"' /etc/docker/daemon.json \
+            && [[ "$flags" != *default-address-pool* ]]; then
+            flags="$flags --default-address-pool base=10.200.0.0/16,size=24"
+        fi
+        # shellcheck disable=SC2086  # the flags are a list on purpose
+        setsid nohup dockerd $flags >>"$DOCKERD_LOG" 2>&1 </dev/null &
         started=$!
     fi
 fi
