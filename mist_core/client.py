@@ -11,21 +11,23 @@ import hashlib
 import inspect
 import ipaddress
 import json
+import os
 import re
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
+from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
-import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from .api import MistAPI
 from .errors import DaemonUnavailable, InvalidInput, MistError, error_from_problem
 from .models import Session
 from .operations import OPERATIONS, Operation, parts
+from .wire import Client, ConnectFailed, ProtocolFailed, Response, TimedOut
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -123,6 +125,25 @@ def _is_certificate_error(exc: BaseException) -> bool:
     return False
 
 
+def _tls_context(verify: ssl.SSLContext | str | bool) -> ssl.SSLContext:
+    """The TLS context for ``RemoteMist(verify=...)``."""
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is False:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if verify is True:
+        return ssl.create_default_context()
+    try:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    except (OSError, ssl.SSLError) as exc:
+        raise InvalidInput(f"cannot load the CA bundle {verify}: {exc}", field="verify") from None
+
+
 def _loopback(hostname: str) -> bool:
     if hostname == "localhost":
         return True
@@ -135,7 +156,8 @@ def _loopback(hostname: str) -> bool:
 def _seg(value: str) -> str:
     """One path segment, escaped so a name can never reach another route."""
     if value in (".", ".."):
-        # httpx removes dot segments from a path: `.../domains/..` would become a DELETE of the app itself.
+        # A client or proxy may remove dot segments from a path: `.../domains/..` would become a DELETE of the
+        # app itself.
         return value.replace(".", "%2E")
     return quote(value, safe="")
 
@@ -165,7 +187,7 @@ def _params(**values: Any) -> dict[str, Any]:
 
 
 class _Transport:
-    """The HTTP side of ``RemoteMist``: one ``httpx.AsyncClient``, the tokens, renewal of an expired access
+    """The HTTP side of ``RemoteMist``: one ``wire.Client``, the tokens, renewal of an expired access
     token, and the error mapping."""
 
     def __init__(
@@ -187,38 +209,57 @@ class _Transport:
         # One renewal at a time: two calls that both see the token expire must not both spend the refresh
         # token, since presenting a used one revokes the session.
         self._renewing = asyncio.Lock()
+        # Streams stay open for as long as the caller reads them and the daemon sends (a heartbeat at least
+        # every 15 s); every wait for the daemon's bytes is bounded by `timeout`, connecting by at most 10 s.
+        connect_timeout = min(timeout, 10.0)
+        headers = {"User-Agent": "mist-client"}
         if host.startswith("unix://"):
             path = host[len("unix://") :]
             if not path:
                 raise InvalidInput(
                     "a unix host needs a socket path: unix:///run/mist/mist.sock", field="host"
                 )
-            transport = httpx.AsyncHTTPTransport(uds=path)
-            base_url = "http://mist"
+            self.client = Client(
+                uds=path,
+                authority="mist",
+                headers=headers,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+            )
         elif host.startswith(("https://", "http://")):
-            hostname = urlsplit(host).hostname or ""
+            url = urlsplit(host)
+            hostname = url.hostname or ""
             if host.startswith("http://") and not _loopback(hostname):
                 raise InvalidInput(
                     f"refusing plain http:// to {hostname or host}: tokens would cross the network in clear; "
                     "use https://host:port",
                     field="host",
                 )
-            if certificate is not None:
-                verify = pinned_context(certificate)
-            transport = httpx.AsyncHTTPTransport(verify=verify)
-            base_url = host.rstrip("/")
+            try:
+                port = url.port or (443 if url.scheme == "https" else 80)
+            except ValueError:
+                raise InvalidInput(
+                    f"{host!r} has no valid port: give https://host:port", field="host"
+                ) from None
+            if not hostname:
+                raise InvalidInput(f"{host!r} names no host: give https://host:port", field="host")
+            tls = None
+            if url.scheme == "https":
+                tls = pinned_context(certificate) if certificate is not None else _tls_context(verify)
+            self.client = Client(
+                host=hostname,
+                port=port,
+                tls=tls,
+                authority=url.netloc,
+                headers=headers,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+            )
         else:
             raise InvalidInput(
                 f"cannot use {host!r} as a Mist host: give unix:///path/to/mist.sock or https://host:port",
                 field="host",
             )
-        self.client = httpx.AsyncClient(
-            transport=transport,
-            base_url=base_url,
-            # Streams stay open for as long as the caller reads them: only connecting is bounded.
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": "mist-client"},
-        )
 
     def _headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
@@ -258,18 +299,19 @@ class _Transport:
         token: str | None,
         *,
         stream: bool = False,
-    ) -> httpx.Response:
-        request = self.client.build_request(
-            method, path, params=params, json=json_body, headers=self._headers(token)
-        )
+    ) -> Response:
         try:
-            return await self.client.send(request, stream=stream)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, FileNotFoundError, ConnectionError) as exc:
+            return await self.client.send(
+                method, path, params=params, json_body=json_body, headers=self._headers(token), stream=stream
+            )
+        except (ConnectFailed, ProtocolFailed) as exc:
             raise await self.unavailable(exc) from exc
-        except httpx.TimeoutException as exc:
+        except TimedOut as exc:
             raise DaemonUnavailable(
                 f"the Mist daemon at {self.host} did not answer in time; check that it is running"
             ) from exc
+        except ValueError:  # a line break in a header: only the token comes from outside
+            raise InvalidInput("the token holds a line break: give the token alone", field="token") from None
 
     async def _send_renewing(
         self,
@@ -280,7 +322,7 @@ class _Transport:
         *,
         stream: bool = False,
         authenticated: bool = True,
-    ) -> httpx.Response:
+    ) -> Response:
         """Send; when the access token has expired and a refresh token is at hand, renew and send once more."""
         token = self.token if authenticated else None
         response = await self._send(method, path, params, json_body, token, stream=stream)
@@ -325,7 +367,7 @@ class _Transport:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         authenticated: bool = True,
-    ) -> httpx.Response:
+    ) -> Response:
         response = await self._send_renewing(method, path, params, json_body, authenticated=authenticated)
         if response.status_code >= 400:
             raise _error_of(response)
@@ -358,9 +400,13 @@ class _Transport:
                         data.append(value)
                     elif name == "event":
                         event = value
-        except httpx.RemoteProtocolError as exc:
+        except ProtocolFailed as exc:
             raise DaemonUnavailable(
                 f"the Mist daemon at {self.host} closed the stream (was it stopped?)"
+            ) from exc
+        except TimedOut as exc:
+            raise DaemonUnavailable(
+                f"the Mist daemon at {self.host} sent nothing on the stream for too long; check that it is running"
             ) from exc
         finally:
             await response.aclose()
@@ -369,9 +415,8 @@ class _Transport:
         await self.client.aclose()
 
 
-async def _lines(response: httpx.Response) -> AsyncIterator[str]:
-    # aiter_lines() would hold back a line until the next chunk arrives on some versions; SSE frames end in
-    # "\n\n", so splitting the text ourselves delivers each event as soon as its bytes are in.
+async def _lines(response: Response) -> AsyncIterator[str]:
+    # SSE frames end in "\n\n": each line is handed on as soon as its bytes are in.
     buffer = ""
     async for chunk in response.aiter_text():
         buffer += chunk
@@ -385,7 +430,7 @@ async def _lines(response: httpx.Response) -> AsyncIterator[str]:
         yield buffer
 
 
-def _problem_of(response: httpx.Response) -> dict[str, Any] | None:
+def _problem_of(response: Response) -> dict[str, Any] | None:
     if not response.headers.get("content-type", "").startswith(
         ("application/problem+json", "application/json")
     ):
@@ -397,7 +442,7 @@ def _problem_of(response: httpx.Response) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and "code" in body else None
 
 
-def _code_of(response: httpx.Response) -> str | None:
+def _code_of(response: Response) -> str | None:
     problem = _problem_of(response)
     return str(problem["code"]) if problem else None
 
@@ -410,7 +455,7 @@ def _error_of_problem(body: dict[str, Any]) -> MistError:
     return error
 
 
-def _error_of(response: httpx.Response) -> MistError:
+def _error_of(response: Response) -> MistError:
     problem = _problem_of(response)
     if problem is not None:
         return _error_of_problem(problem)
@@ -427,7 +472,7 @@ class _Call:
     def __init__(self, operation: Operation) -> None:
         self.operation = operation
         returns = operation.returns
-        self.parse: Callable[[httpx.Response], Any]
+        self.parse: Callable[[Response], Any]
         if operation.stream or returns is None:
             self.parse = lambda response: None
         elif returns is str:
@@ -435,8 +480,15 @@ class _Call:
         elif isinstance(returns, type) and issubclass(returns, BaseModel):
             self.parse = lambda response: returns.model_validate_json(response.content)
         else:
-            adapter: TypeAdapter[Any] = TypeAdapter(returns)
-            self.parse = lambda response: adapter.validate_json(response.content)
+            self.parse = self._parse_with_adapter
+
+    @cached_property
+    def _adapter(self) -> TypeAdapter[Any]:
+        # Built on first use: a process (one `mist` command) makes one or two kinds of call, not all of them.
+        return TypeAdapter(self.operation.returns)
+
+    def _parse_with_adapter(self, response: Response) -> Any:
+        return self._adapter.validate_json(response.content)
 
     def request(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, dict[str, Any], Any]:
         """``(path, query, body)`` for a call with these arguments (``body`` is None without one). A bad
@@ -533,8 +585,8 @@ class RemoteMist(MistAPI):
     and the call retried once; ``on_session`` then gets the new ``Session`` so the caller can save the pair.
 
     TLS: ``certificate`` (a PEM) pins the daemon's certificate: exactly that one is trusted, whatever the
-    host name, and another one fails with ``CertificateMismatch``. Without it, ``verify`` goes to httpx:
-    ``True`` (system CAs), a CA bundle path, or an ``ssl.SSLContext``.
+    host name, and another one fails with ``CertificateMismatch``. Without it, ``verify`` is ``True`` (the
+    system's CAs), a CA bundle file or directory, an ``ssl.SSLContext``, or ``False`` (no check at all).
     """
 
     def __init__(

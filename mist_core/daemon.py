@@ -26,6 +26,7 @@ from typing import Any
 
 import uvicorn
 
+from . import auth
 from .config import CoreConfig, default_data_dir, default_socket_path
 from .errors import Conflict, MistError
 from .server.listeners import ClientTimeouts, ListenerServer, LogFloodFilter
@@ -367,6 +368,8 @@ class Daemon:
                 f"another Mist daemon is already running on {self.options.data_dir}: stop it first, "
                 f"or give this one another --data directory ({exc.message})"
             ) from None
+        # Made before the first request, so the first login of an unknown name takes as long as any other.
+        auth.dummy_hash()
         try:
             await self._listen(tcp, hooks)
             await self.core.start_background()

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import secrets
 from importlib import resources
+from typing import Any
 
 from ..errors import InvalidInput
 
@@ -63,8 +64,18 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(candidate.hex(), digest)
 
 
-# A hash to verify against when the username does not exist, so both paths take the same time.
-DUMMY_HASH = hash_password(secrets.token_hex(8))
+@functools.cache
+def dummy_hash() -> str:
+    """A hash to verify against when the username does not exist, so both paths take the same time. Made on
+    first use: a scrypt hash costs about 50 ms, which every importer of this package (the command line too)
+    would otherwise pay."""
+    return hash_password(secrets.token_hex(8))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DUMMY_HASH":
+        return dummy_hash()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def new_token(prefix: str = "mist_") -> str:

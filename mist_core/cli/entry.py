@@ -6,12 +6,13 @@ terminal UI) is the business of ``mist_tui.launch``: this package never imports 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import os
 import sys
 import traceback
 from argparse import Namespace
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,16 +25,49 @@ from ..api import MistAPI
 from ..credentials import CredentialStore
 from ..errors import InvalidInput, MistError, Unauthenticated
 from ..models import Session
-from . import accounts, apps, deployments, domains, env, projects, proxy, runtime, settings, sources
 from .context import CommandKey, Context, Handler, command_key, invalid_from_validation, is_anonymous
 from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output
 from .parser import UsageError, build_parser, first_command, parse_args
 from .trust import certificate_verifies, fingerprints_match
 
+# The modules that implement each command word. A command imports only its own module(s): a process runs
+# one command, and loading the other modules (and what they import) costs it about 50 ms.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "project": ("projects",),
+    "app": ("apps", "sources"),
+    "env": ("env",),
+    **dict.fromkeys(("deploy", "rollback", "deployments", "deployment", "cancel"), ("deployments",)),
+    **dict.fromkeys(("ps", "logs", "start", "stop", "restart", "metrics"), ("runtime",)),
+    **dict.fromkeys(("domain", "cert"), ("domains",)),
+    "proxy": ("proxy",),
+    "settings": ("settings",),
+    **dict.fromkeys(
+        (
+            "setup",
+            "login",
+            "logout",
+            "whoami",
+            "passwd",
+            "2fa",
+            "user",
+            "users",
+            "member",
+            "invite",
+            "token",
+            "session",
+            "secrets",
+            "audit",
+        ),
+        ("accounts",),
+    ),
+    **dict.fromkeys(("git", "webhooks", "previews"), ("sources",)),
+}
 
-def _join_tables() -> dict[CommandKey, Handler]:
+
+def _tables(names: Iterable[str]) -> dict[CommandKey, Handler]:
     handlers: dict[CommandKey, Handler] = {}
-    for module in (projects, apps, env, deployments, runtime, domains, proxy, settings, accounts, sources):
+    for name in names:
+        module = importlib.import_module(f"{__package__}.{name}")
         for key, handler in module.command.handlers.items():
             if key in handlers:
                 raise ValueError(f"mist {' '.join(w for w in key if w)} is registered twice")
@@ -41,8 +75,15 @@ def _join_tables() -> dict[CommandKey, Handler]:
     return handlers
 
 
-# Every command, by the words that name it: ``("project", "create")``, ``("git", "provider add")``.
-HANDLERS = _join_tables()
+def all_handlers() -> dict[CommandKey, Handler]:
+    """Every command, by the words that name it: ``("project", "create")``, ``("git", "provider add")``
+    (this imports every command module)."""
+    return _tables(dict.fromkeys(m for names in COMMAND_MODULES.values() for m in names))
+
+
+def handler_for(key: CommandKey) -> Handler:
+    """The handler of one command, importing only the module(s) of its first word."""
+    return _tables(COMMAND_MODULES[key[0]])[key]
 
 
 @dataclass
@@ -228,7 +269,7 @@ async def _run_command(args: Namespace, out: Output, stdin: TextIO, api_factory:
 
 async def _call_handler(ctx: Context) -> int:
     """Run the handler the parsed command names."""
-    handler = HANDLERS[command_key(ctx.args)]
+    handler = handler_for(command_key(ctx.args))
     try:
         return await handler(ctx)
     except ValidationError as err:

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -1901,7 +1902,9 @@ def test_no_command_module_imports_another_and_all_share_one_context_module() ->
 
 
 def test_every_command_of_the_grammar_has_one_handler_and_every_handler_a_command() -> None:
-    from mist_core.cli.entry import HANDLERS
+    from mist_core.cli.entry import all_handlers, handler_for
+
+    handlers = all_handlers()
 
     grammar: set[tuple[str, str | None]] = set()
     for name, subs in COMMANDS.items():
@@ -1910,7 +1913,22 @@ def test_every_command_of_the_grammar_has_one_handler_and_every_handler_a_comman
         for sub in subs or [None]:
             actions = ACTIONS.get((name, sub)) if sub else None
             grammar.update((name, f"{sub} {a}") for a in actions) if actions else grammar.add((name, sub))
-    assert set(HANDLERS) == grammar
+    assert set(handlers) == grammar
+    for key, handler in handlers.items():  # each found through the modules named for its first word
+        assert handler_for(key) is handler, key
+
+
+def test_a_command_imports_only_its_own_module() -> None:
+    code = (
+        "import json, sys\n"
+        "from mist_core.cli.entry import handler_for\n"
+        "handler_for(('deploy', None))\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith('mist_core.cli.')]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(result.stdout))
+    assert "mist_core.cli.deployments" in loaded
+    assert not loaded & {f"mist_core.cli.{m}" for m in ("accounts", "apps", "sources", "domains")}
 
 
 @pytest.mark.parametrize(
