@@ -393,6 +393,30 @@ def redact_url(url: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ git refs
 
+
+def http_url(value: str, field: str) -> str:
+    """An http(s) address without credentials in it (a git provider's, its API's)."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        raise InvalidInput(f"{value!r} is not an http(s) address without credentials", field=field)
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise InvalidInput(f"{value!r} contains spaces or control characters", field=field)
+    return value
+
+
+_REPO_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+
+
+def repo_name(repo: str) -> str:
+    """A repository on a git provider, ``OWNER/NAME`` (GitLab groups nest: ``GROUP/SUB/NAME``)."""
+    repo = repo.strip().strip("/").removesuffix(".git")
+    parts = repo.split("/")
+    if not 2 <= len(parts) <= 20 or any(not _REPO_PART.fullmatch(p) or ".." in p for p in parts):
+        raise InvalidInput(f"{repo!r} is not OWNER/NAME (letters, digits, . _ -)", field="repo")
+    return repo
+
+
 _HEX = re.compile(r"[0-9a-f]{7,40}")
 # git allows these in ref names, but no real branch needs them and each one means something to a shell,
 # a log viewer or a config file that a ref may end up in.
