@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import InvalidInput, MistError
+from ..errors import HealthCheckCancelled, HealthCheckFailed, InvalidInput, MistError
 from ..models import HealthCheck
 from .docker import Engine, RunningContainer
 
@@ -36,18 +36,6 @@ FIRST_BACKOFF = 0.05
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 LineSink = Callable[[str], Awaitable[None] | None]
-
-
-class HealthCheckFailed(MistError):
-    code = "health_check_failed"
-    status = 422
-
-
-class HealthCheckCancelled(HealthCheckFailed):
-    """The wait was given up because the deployment was cancelled."""
-
-    code = "health_check_cancelled"
-    status = 409
 
 
 class _Exited(Exception):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import MistError
+from ..errors import ProxyError
 from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, validate_upstream
 
 if TYPE_CHECKING:
@@ -28,13 +28,6 @@ HTTPS_SERVER = "mist_https"
 # so a SYN the app's full listen backlog dropped (Linux resends it after 1 s) would become a 502.
 UPSTREAM_TRY_DURATION = "1s"
 UPSTREAM_TRY_INTERVAL = "50ms"
-
-
-class ProxyError(MistError):
-    """The proxy refused the configuration or could not be reached."""
-
-    code = "proxy_error"
-    status = 502
 
 
 def _port_of(address: str) -> int:
