@@ -577,6 +577,57 @@ def publish(value: str) -> str:
     return text + ("/udp" if proto == "udp" else "")
 
 
+LOG_TAIL_MAX = 100_000
+
+
+def log_tail(value: int | str | None) -> int | None:
+    """How many of the last log lines to show: a number from 0 to ``LOG_TAIL_MAX``, or None (``"all"``) for
+    every line; an empty value is the default, 200."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return 200
+        if text == "all":
+            return None
+        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+            raise _fail("tail", f"tail must be a number of lines or 'all', not {_show(value)}")
+        value = int(text)
+    if isinstance(value, bool) or not 0 <= value <= LOG_TAIL_MAX:
+        raise _fail("tail", f"tail must be between 0 and {LOG_TAIL_MAX} lines (or 'all')")
+    return value
+
+
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]")
+
+
+def listen_address(value: str, what: str = "address", *, host_required: bool = False) -> tuple[str, int]:
+    """``[host]:port`` (``[::1]:8443`` for IPv6) -> (host without brackets, port). The host may be left out
+    (``:80``: every address) unless ``host_required``."""
+    example = "127.0.0.1:8443 or 0.0.0.0:8443" if host_required else ":80 or 127.0.0.1:8080"
+    shape = "HOST:PORT" if host_required else "[host]:port"
+    host, sep, port_text = value.rpartition(":")
+    if not sep or (host_required and not host):
+        raise _fail(what, f"{what} {_show(value)} is not {shape}: for example {example}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise _fail(what, f"{what} {_show(value)}: the port must be a number between 1 and 65535")
+    if host and not _LISTEN_HOST.fullmatch(host):
+        raise _fail(what, f"{what} {_show(value)}: {host!r} is not a host name or IP address")
+    return host.strip("[]"), int(port_text)
+
+
+_UPSTREAM = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
+
+
+def upstream(value: str, what: str = "upstream") -> str:
+    """``host:port`` that a proxy can dial, with nothing a config syntax could give meaning to."""
+    match = _UPSTREAM.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match.group("port")) <= 65535:
+        raise InvalidInput(f"{what} {value!r} is not host:port (for example 127.0.0.1:8081)", field=what)
+    return value
+
+
 PortBinding = int | tuple[str, int] | None
 
 

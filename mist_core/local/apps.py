@@ -9,7 +9,7 @@ from typing import Any
 from .. import validate
 from ..api import AppsAPI
 from ..calls import Caller, audit, like, page, page_args
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, NotFound
 from ..models import App, AppChanges, AppSource, AppSpec, Deployment, LogLine, Page, SourceChanges
 from ..store import records as rec
 from ..store import ts
@@ -157,8 +157,7 @@ class Apps(Part, AppsAPI):
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
     ) -> AsyncIterator[LogLine]:
         await self.m.allow_app("apps.logs", app_ref)
-        if tail is not None and not 0 <= tail <= 100_000:
-            raise InvalidInput("tail must be between 0 and 100000 lines", field="tail")
+        tail = validate.log_tail(tail)
         _, name = await self._live_container(app_ref)
         async for line in self.core.engine.logs(name, follow=follow, tail=tail, since=since):
             yield line

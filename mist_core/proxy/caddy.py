@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .. import validate
 from ..errors import ProxyError
-from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, validate_upstream
+from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable
 
 if TYPE_CHECKING:
     import httpx
@@ -112,7 +113,7 @@ def caddy_config(
     challenge_upstream: str | None = None,
 ) -> dict[str, Any]:
     """The whole Caddy config for the table. ``certificates`` maps a domain to ``(chain_pem, key_pem)``."""
-    challenge = validate_upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
+    challenge = validate.upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
     https_port = _port_of(https_address)
     port_suffix = "" if https_port == 443 else f":{https_port}"
     http_port = _port_of(http_address)
