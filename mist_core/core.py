@@ -367,14 +367,25 @@ class Core:
         return min(IDLE_WAIT, max(0.05, seconds))
 
     async def _watch_docker(self) -> None:
+        """Follow Docker's container events, which keep apps' statuses (crashed, live) true. While the stream
+        is broken, statuses are not updated: that is logged once when it breaks and once when it is back."""
+        broken = False
         while True:
             try:
                 async for event in self.engine.events():
+                    if broken:
+                        log.info("following Docker's events again")
+                        broken = False
                     await self._on_container_event(event)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:
-                log.debug("docker events: %s", err)
+            except Exception as err:  # noqa: BLE001 - retried below; the engine may be restarting
+                reason = err.message if isinstance(err, MistError) else f"{type(err).__name__}: {err}"
+                if not broken:
+                    log.warning("lost Docker's events (apps' statuses wait until they are back): %s", reason)
+                else:
+                    log.debug("docker events: %s", reason)
+                broken = True
             await asyncio.sleep(5)
 
     async def _on_container_event(self, event: dict[str, Any]) -> None:
@@ -509,8 +520,12 @@ class Core:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(BaseException):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001 - shutting down: the rest must still close
+                log.warning("the background task %s failed", task.get_name(), exc_info=True)
         self._tasks.clear()
         await self.pipeline.close()
         await self.gitops.close()

@@ -16,7 +16,6 @@ its project, so apps of different projects can neither reach each other nor shar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import shlex
@@ -679,8 +678,12 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(BaseException):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001 - shutting down: the next start finishes the retirement
+                log.warning("retiring a previous container failed", exc_info=True)
 
     async def note_after_end(self, deployment_id: int, text: str) -> None:
         """A line for a deployment's log after it ended, and for the daemon's log."""

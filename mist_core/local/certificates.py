@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-import contextlib
+import logging
 
 from .. import domains
 from ..api import CertificatesAPI
@@ -14,6 +14,8 @@ from ..models import Certificate
 from ..store import now
 from ..tls.upload import validate_upload
 from .part import Part, visible_clause
+
+log = logging.getLogger("mist.core")
 
 
 class Certificates(Part, CertificatesAPI):
@@ -85,6 +87,12 @@ class Certificates(Part, CertificatesAPI):
             await audit(
                 w, actor, "certificate.upload", domain=name, serial=parsed.serial, issuer=parsed.issuer
             )
-        with contextlib.suppress(MistError):
+        try:
             await self.core.publish_routes()
+        except MistError as err:
+            # The certificate is stored either way; the proxy status says what went wrong, and the next change
+            # or `mist proxy reload` tries again.
+            log.warning(
+                "the proxy refused the routes after uploading a certificate for %s: %s", name, err.message
+            )
         return await self.core.certs.require(name)
