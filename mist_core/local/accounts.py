@@ -13,7 +13,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from .. import __version__, auth, validate
+from .. import auth, validate
 from ..api import AuthAPI, InvitesAPI, MembersAPI, SecretsAPI, SessionsAPI, TokensAPI, UsersAPI
 from ..auth import lockout, permissions
 from ..auth import totp as totp_codes
@@ -47,6 +47,7 @@ from ..models import (
     UserChanges,
 )
 from ..store import Row, Store, Writer, now, parse_ts, ts
+from ..version import __version__
 from .part import Part
 
 SESSION_LIFETIME = timedelta(days=30)  # a session unused (never refreshed) this long ends
