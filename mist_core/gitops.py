@@ -57,7 +57,8 @@ def new_hook_id() -> str:
 
 
 def provider_api_url(kind: str, url: str) -> str:
-    """The API address of a provider at ``url`` (GitHub's is another host; GitHub Enterprise's is under it)."""
+    """The API address of a provider at ``url`` (GitHub's is on another host; GitHub Enterprise's is under
+    its own address)."""
     if kind == "github":
         return (
             "https://api.github.com"

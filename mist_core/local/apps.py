@@ -1,4 +1,5 @@
-"""Apps: their spec, lifecycle (start, stop, restart), logs and source; deploying and rolling back are handed to the deployment orders."""
+"""Apps: their spec, lifecycle (start, stop, restart), logs and source; deploying and rolling back are handed
+to the deployment orders."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """How Mist reaches an app's repository: the provider clients (cached, so a GitHub installation token is
-reused until it expires) and the credentials a fetch needs, which the pipeline asks for before each checkout."""
+reused until it expires) and the credentials a fetch needs, which the pipeline asks for before each
+checkout."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""When certificates are issued, retried and renewed, as pure functions: the renewal window, the back-off after
-a failure, and what a pass of the scheduler does with one certificate. The certificate store filters with it
-and the scheduler acts on it."""
+"""When certificates are issued, retried and renewed, as pure functions: the renewal window, the back-off
+after a failure, and what a pass of the scheduler does with one certificate. The certificate store filters
+with it and the scheduler acts on it."""
 
 from __future__ import annotations
 
