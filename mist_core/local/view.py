@@ -65,6 +65,9 @@ async def open_embedded(
 
 
 class LocalMist(MistAPI):
+    """The Mist API for the caller whose ``token`` it holds, on ``core``; ``owns_core``: closing it closes the
+    core (``open_embedded``)."""
+
     def __init__(
         self,
         core: Core,
@@ -88,9 +91,9 @@ class LocalMist(MistAPI):
         self._owns_core = owns_core
         self.auth = Auth(self)
         self.projects = Projects(self)
-        self.apps: Apps = Apps(self)
-        self.env: Env = Env(self)
-        self.deployments: Deployments = Deployments(self)
+        self.apps = Apps(self)
+        self.env = Env(self)
+        self.deployments = Deployments(self)
         self.containers = Containers(self)
         self.metrics = Metrics(self)
         self.events = Events(self)
