@@ -1,18 +1,15 @@
-"""What every call of ``LocalMist`` shares: who is calling (``Caller``), the audit record written in the same
-transaction as a change, and the paging helpers."""
+"""What every call shares, in the API parts and in the orders under them: who is calling (``Caller``), the
+audit record written in the same transaction as a change, and the paging helpers."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import InvalidInput
 from .models import Page, User
 from .store import Writer, ts
-
-if TYPE_CHECKING:
-    from .local import LocalMist
 
 MAX_PAGE = 1000
 MAX_OFFSET = 2**53  # far past any real list, and within what SQLite binds
@@ -89,12 +86,3 @@ def page(items: list[Any], total: int, limit: int, offset: int) -> Page[Any]:
 
 def like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-class Part:
-    """One part of ``LocalMist`` (``projects``, ``apps``...), with its shortcuts to the core."""
-
-    def __init__(self, mist: LocalMist) -> None:
-        self.m = mist
-        self.core = mist.core
-        self.store = mist.core.store

@@ -26,9 +26,9 @@ from typing import Any
 
 import uvicorn
 
-from . import auth
+from . import auth, validate
 from .config import CoreConfig, default_data_dir, default_socket_path
-from .errors import Conflict, MistError
+from .errors import Conflict, InvalidInput, MistError
 from .server.listeners import ClientTimeouts, ListenerServer, LogFloodFilter
 from .server.security import MAX_BODY_BYTES, Rate
 
@@ -93,17 +93,10 @@ class DaemonOptions:
 
 def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8443`` for IPv6) -> (host, port)."""
-    host, sep, port_text = listen.rpartition(":")
-    if not sep or not host:
-        raise DaemonError(f"{flag} {listen!r}: give HOST:PORT, e.g. 127.0.0.1:8443 or 0.0.0.0:8443")
-    host = host.strip("[]")
     try:
-        port = int(port_text)
-    except ValueError:
-        raise DaemonError(f"{flag} {listen!r}: the port must be a number") from None
-    if not 0 < port < 65536:
-        raise DaemonError(f"{flag} {listen!r}: the port must be between 1 and 65535")
-    return host, port
+        return validate.listen_address(listen, flag, host_required=True)
+    except InvalidInput as err:
+        raise DaemonError(err.message) from None
 
 
 def is_loopback(host: str) -> bool:

@@ -17,7 +17,7 @@ import pwd
 import stat
 from pathlib import Path
 
-from .errors import MistError
+from .errors import DataDirUnsafe
 
 log = logging.getLogger("mist.core")
 
@@ -38,11 +38,6 @@ KEY_FILES = {
     "master.key": "rotate the master key with `mist secrets rotate-key`",
     "signing.key": "delete it and restart Mist to make a new one (access tokens signed with it stop working)",
 }
-
-
-class DataDirUnsafe(MistError):
-    code = "data_dir_unsafe"
-    status = 500
 
 
 def _user(uid: int) -> str:

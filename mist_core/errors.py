@@ -19,8 +19,7 @@ class MistError(Exception):
     status: ClassVar[int] = 500
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # Every error class, wherever it is defined (builds, sources, engine...), is known by its code, so
-        # RemoteMist raises the same class the daemon raised.
+        # Every error class is known by its code, so RemoteMist raises the same class the daemon raised.
         super().__init_subclass__(**kwargs)
         ERRORS_BY_CODE[cls.code] = cls
 
@@ -120,37 +119,105 @@ class DaemonUnavailable(MistError):
     status = 503
 
 
+# raised by builds.runner
+class BuildFailed(MistError):
+    """The image build did not succeed; the message ends with the last lines of its output."""
+
+    code = "build_failed"
+    status = 422
+
+
+# raised by builds.runner
+class BuildCancelled(MistError):
+    """The build was stopped on request before it finished."""
+
+    code = "build_cancelled"
+    status = 409
+
+
+# raised by secrets
+class SecretError(MistError):
+    code = "secret_error"
+    status = 500
+
+
+# raised by providers
+class ProviderError(MistError):
+    """A git provider refused a request, answered something unexpected, or could not be reached."""
+
+    code: ClassVar[str] = "provider_error"
+    status: ClassVar[int] = 502
+
+
+# raised by engine.health
+class HealthCheckFailed(MistError):
+    code = "health_check_failed"
+    status = 422
+
+
+# raised by engine.health
+class HealthCheckCancelled(HealthCheckFailed):
+    """The wait was given up because the deployment was cancelled."""
+
+    code = "health_check_cancelled"
+    status = 409
+
+
+# raised by sources.git
+class FetchFailed(MistError):
+    """git could not get the requested commit: repository not found or not reachable, ref not found,
+    authentication refused, or the fetch timed out."""
+
+    code: ClassVar[str] = "fetch_failed"
+    status: ClassVar[int] = 422
+
+
+# raised by datadir
+class DataDirUnsafe(MistError):
+    code = "data_dir_unsafe"
+    status = 500
+
+
+# raised by webhooks
+class WebhookRefused(MistError):
+    """A delivery that does not prove it comes from the provider: no signature, a wrong one, a wrong token."""
+
+    code: ClassVar[str] = "webhook_refused"
+    status: ClassVar[int] = 401
+
+    def __init__(self, reason: str, **extra: Any) -> None:
+        super().__init__(reason, **extra)
+        self.reason = reason
+
+
+# raised by proxy.caddy
+class ProxyError(MistError):
+    """The proxy refused the configuration or could not be reached."""
+
+    code = "proxy_error"
+    status = 502
+
+
+# raised by tls.acme_client
+class AcmeError(MistError):
+    """The ACME server refused or failed an order; the message carries its problem detail."""
+
+    code = "acme_error"
+    status = 502
+
+
 ERRORS_BY_CODE[MistError.code] = MistError
 
 
 def error_from_problem(body: dict[str, Any]) -> MistError:
     """Rebuild the error a daemon reported, so remote callers catch the same classes as local ones.
 
-    Modules that define their own error classes register them on import; the client imports them all.
+    Every error class is defined in this module, so every code is known without importing anything else.
     """
     code = str(body.get("code"))
-    if code not in ERRORS_BY_CODE:
-        _import_error_modules()
     cls = ERRORS_BY_CODE.get(code, MistError)
     raw = body.get("extra")
     extra: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return cls(
         str(body.get("detail") or body.get("title") or "unknown error"), field=body.get("field"), **extra
     )
-
-
-def _import_error_modules() -> None:
-    """Import the modules that define error classes of their own, which registers them."""
-    import importlib
-
-    for module in (
-        "mist_core.builds.runner",
-        "mist_core.sources.git",
-        "mist_core.engine.health",
-        "mist_core.secrets",
-        "mist_core.proxy.caddy",
-        "mist_core.tls.acme_client",
-        "mist_core.providers",
-        "mist_core.webhooks",
-    ):
-        importlib.import_module(module)

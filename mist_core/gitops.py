@@ -1,45 +1,41 @@
-"""Where code lives: git providers, how each app reaches its repository, webhook deliveries (push to deploy,
-pull requests to previews) and the commit statuses and comments Mist writes back.
+"""Where code lives, on the core's side: git providers, how each app reaches its repository, webhook
+deliveries (push to deploy, pull requests to previews) and the commit statuses and comments Mist writes back.
 
-``GitOps`` is the core's side (one per ``Core``): provider clients (cached, so a GitHub installation token is
-reused until it expires), fetch credentials for the pipeline, the webhook receiver, previews, and a task that
-follows deployment events to post commit statuses. ``Git``, ``Webhooks`` and ``Previews`` are the API parts.
+``GitOps`` (one per ``Core``) holds the webhook receiver, previews, the GitHub App manifest flow, and a task
+that follows deployment events to post commit statuses. It gets its collaborators from the core: the store,
+the provider clients and fetch credentials (``sources.credentials``), and the deployment orders it places for
+a push or a pull request. The API parts over it are in ``local/git.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
-import re
 import secrets as random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from . import domains, validate
-from .api import GitAPI, PreviewsAPI, WebhooksAPI
-from .calls import Caller, Part, audit
+from .calls import Caller, audit
+from .deploys.orders import DeploymentOrders
 from .errors import Conflict, InvalidInput, MistError, NotFound
+from .events import EventBus
 from .models import (
     App,
     AppSource,
-    BranchInfo,
     GitProvider,
     GitProviderSpec,
-    ManifestStart,
     Preview,
     PreviewSettings,
-    RepoInfo,
     SourceChanges,
-    WebhookDelivery,
 )
+from .secrets import SecretBox
+from .sources.credentials import SourceCredentials
 from .store import Row, Store, Writer, ts
 
 if TYPE_CHECKING:
-    from .local import Core, LocalMist
-    from .providers import ProviderClient
     from .webhooks import WebhookEvent
 
 log = logging.getLogger("mist.git")
@@ -55,11 +51,14 @@ STATUS_STATES: dict[str, StatusState] = {
 }
 
 
-def _hook_id() -> str:
+def new_hook_id() -> str:
+    """The random part of an app's or a provider's webhook address."""
     return random.token_urlsafe(18)
 
 
-def _api_url(kind: str, url: str) -> str:
+def provider_api_url(kind: str, url: str) -> str:
+    """The API address of a provider at ``url`` (GitHub's is on another host; GitHub Enterprise's is under
+    its own address)."""
     if kind == "github":
         return (
             "https://api.github.com"
@@ -69,42 +68,34 @@ def _api_url(kind: str, url: str) -> str:
     return url.rstrip("/")
 
 
-def _http_url(value: str, field: str) -> str:
-    value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
-        raise InvalidInput(f"{value!r} is not an http(s) address without credentials", field=field)
-    if any(c.isspace() or ord(c) < 32 for c in value):
-        raise InvalidInput(f"{value!r} contains spaces or control characters", field=field)
-    return value
-
-
-_REPO_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
-
-
-def _repo_name(repo: str) -> str:
-    repo = repo.strip().strip("/").removesuffix(".git")
-    parts = repo.split("/")
-    if not 2 <= len(parts) <= 20 or any(not _REPO_PART.fullmatch(p) or ".." in p for p in parts):
-        raise InvalidInput(f"{repo!r} is not OWNER/NAME (letters, digits, . _ -)", field="repo")
-    return repo
-
-
 class GitOps:
-    def __init__(self, core: Core) -> None:
-        self.core = core
-        self._clients: dict[int, ProviderClient] = {}
+    def __init__(
+        self,
+        *,
+        store: Store,
+        secrets: SecretBox,
+        events: EventBus,
+        credentials: SourceCredentials,
+        orders: DeploymentOrders,
+        setting: Callable[[str], Awaitable[str]],
+        publish_routes: Callable[[], Awaitable[None]],
+        git_roots: list[Path],
+    ) -> None:
+        self.store = store
+        self.secrets = secrets
+        self.events = events
+        self.credentials = credentials
+        self.orders = orders
+        self.setting = setting
+        self.publish_routes = publish_routes
+        self.git_roots = git_roots
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    @property
-    def store(self) -> Store:
-        return self.core.store
-
     def _seal(self, value: str, binding: str) -> str:
-        return self.core.secrets.seal(value, bound_to=binding)
+        return self.secrets.seal(value, bound_to=binding)
 
     def _open(self, value: str, binding: str) -> str:
-        return self.core.secrets.open(value, bound_to=binding)
+        return self.secrets.open(value, bound_to=binding)
 
     def background(self, coro: Any) -> None:
         """Run provider calls (statuses, comments, removals) after the request that caused them."""
@@ -115,54 +106,11 @@ class GitOps:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        for client in self._clients.values():
-            with contextlib.suppress(Exception):
-                await client.close()
-        self._clients.clear()
 
     # ------------------------------------------------------------------------------------------ providers
 
-    def client_for(self, row: Row) -> ProviderClient:
-        if (cached := self._clients.get(int(row["id"]))) is not None:
-            return cached
-        pid = int(row["id"])
-        client: ProviderClient
-        if row["kind"] == "github":
-            from .providers.github import GitHubApp
-
-            client = GitHubApp(
-                int(row["app_id"]),
-                self._open(row["key_sealed"], f"provider:{pid}:key"),
-                row["installation_id"],
-                api_url=row["api_url"],
-            )
-        elif row["kind"] == "gitlab":
-            from .providers.gitlab import GitLab
-
-            client = GitLab(row["api_url"], self._open(row["token_sealed"], f"provider:{pid}:token"))
-        else:
-            from .providers.gitea import Gitea
-
-            client = Gitea(row["api_url"], self._open(row["token_sealed"], f"provider:{pid}:token"))
-        self._clients[pid] = client
-        return client
-
-    async def forget_client(self, provider_id: int) -> None:
-        client = self._clients.pop(provider_id, None)
-        if client is not None:
-            with contextlib.suppress(Exception):
-                await client.close()
-
-    async def provider_row(self, name: str) -> Row:
-        row = await self.store.one("SELECT * FROM git_providers WHERE name = ?", (name,))
-        if row is None:
-            raise NotFound(
-                f"there is no git provider {name!r}: see `mist git provider list`", field="provider"
-            )
-        return row
-
     async def public_url(self) -> str | None:
-        return (await self.core.setting("public_url")).rstrip("/") or None
+        return (await self.setting("public_url")).rstrip("/") or None
 
     async def hook_url(self, hook_id: str) -> str | None:
         base = await self.public_url()
@@ -182,14 +130,115 @@ class GitOps:
             created_at=row["created_at"],
         )
 
-    # ------------------------------------------------------------------------------------------ app sources
+    async def store_provider(
+        self,
+        caller: Caller | None,
+        name: str,
+        spec: GitProviderSpec,
+        url: str,
+        api_url: str,
+        slug: str | None = None,
+        hook_id: str | None = None,
+    ) -> GitProvider:
+        """Keep a provider once its credentials work (``caller`` None: GitHub, finishing an App's creation)."""
+        async with self.store.write() as w:
+            if await w.one("SELECT 1 FROM git_providers WHERE name = ?", (name,)):
+                raise Conflict(f"a git provider named {name!r} exists already", field="name")
+            pid = await w.execute(
+                "INSERT INTO git_providers (name, kind, url, api_url, app_id, app_slug, installation_id, hook_id, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    spec.kind,
+                    url,
+                    api_url,
+                    spec.app_id,
+                    slug,
+                    spec.installation_id,
+                    hook_id or new_hook_id(),
+                    ts(),
+                ),
+            )
+            seal = self.secrets.seal
+            await w.execute(
+                "UPDATE git_providers SET token_sealed = ?, key_sealed = ?, secret_sealed = ? WHERE id = ?",
+                (
+                    seal(spec.token, bound_to=f"provider:{pid}:token") if spec.token else None,
+                    seal(spec.private_key, bound_to=f"provider:{pid}:key") if spec.private_key else None,
+                    seal(spec.webhook_secret, bound_to=f"provider:{pid}:secret")
+                    if spec.webhook_secret
+                    else None,
+                    pid,
+                ),
+            )
+            row = await w.one("SELECT * FROM git_providers WHERE id = ?", (pid,))
+            assert row is not None
+            # The credentials must work before the provider is kept: a failure rolls the insert back.
+            client = self.credentials.client_for(row)
+            try:
+                if spec.kind == "github" and not spec.installation_id:
+                    installations = await client.installations()  # type: ignore[attr-defined]
+                    if installations:
+                        await w.execute(
+                            "UPDATE git_providers SET installation_id = ? WHERE id = ?",
+                            (installations[0].id, pid),
+                        )
+                        await self.credentials.forget_client(pid)
+                        row = await w.one("SELECT * FROM git_providers WHERE id = ?", (pid,))
+                        assert row is not None
+                        client = self.credentials.client_for(row)
+                if spec.kind != "github" or row["installation_id"]:
+                    await client.repos()
+            except BaseException:
+                await self.credentials.forget_client(pid)
+                raise
+            await audit(
+                w, caller, "git.provider_add", actor=None if caller else "github", name=name, kind=spec.kind
+            )
+        return await self.provider(row)
 
-    async def source_row(self, app_id: int) -> Row | None:
-        return await self.store.one(
-            "SELECT s.*, p.name AS provider_name, p.kind AS provider_kind FROM app_sources s "
-            "LEFT JOIN git_providers p ON p.id = s.provider_id WHERE s.app_id = ?",
-            (app_id,),
+    async def manifest_page(self, state: str) -> str:
+        """The page the browser opens to create the App: a form that posts Mist's manifest to GitHub."""
+        from .providers.github import build_manifest, manifest_form
+
+        row = await self.store.one("SELECT * FROM github_manifests WHERE state = ?", (state,))
+        base = await self.public_url()
+        if row is None or base is None:
+            raise NotFound("this GitHub App creation is unknown or finished already: start again")
+        manifest = build_manifest(
+            f"Mist {row['name']}",
+            base,
+            f"{base}/hooks/{row['hook_id']}",
+            f"{base}/hooks/github/callback",
         )
+        return manifest_form(row["url"], manifest, state)
+
+    async def finish_manifest(self, state: str, code: str) -> GitProvider:
+        """GitHub sent the browser back with ``code``: turn it into the App's credentials and keep them."""
+        from .providers.github import convert_manifest
+
+        row = await self.store.one("SELECT * FROM github_manifests WHERE state = ?", (state,))
+        if row is None:
+            raise NotFound("this GitHub App creation is unknown or finished already: start again")
+        async with self.store.write() as w:
+            await w.execute("DELETE FROM github_manifests WHERE state = ?", (state,))
+        url = row["url"].split("/organizations/")[0]
+        api_url = provider_api_url("github", url)
+        credentials = await convert_manifest(code, api_url)
+        spec = GitProviderSpec(
+            name=row["name"],
+            kind="github",
+            url=url,
+            api_url=api_url,
+            app_id=credentials.id,
+            private_key=credentials.pem,
+            webhook_secret=credentials.webhook_secret,
+        )
+        return await self.store_provider(
+            None, row["name"], spec, url, api_url, slug=credentials.slug, hook_id=row["hook_id"]
+        )
+
+    # ------------------------------------------------------------------------------------------ app sources
 
     async def ensure_source(self, w: Writer, app_id: int) -> None:
         """Every app gets a source row (with its webhook id and secret) the first time one is needed."""
@@ -197,15 +246,15 @@ class GitOps:
             return
         await w.execute(
             "INSERT INTO app_sources (app_id, hook_id, secret_sealed) VALUES (?, ?, ?)",
-            (app_id, _hook_id(), self._seal(random.token_hex(20), f"source:{app_id}:secret")),
+            (app_id, new_hook_id(), self._seal(random.token_hex(20), f"source:{app_id}:secret")),
         )
 
     async def source(self, app: App, *, reveal: bool) -> AppSource:
-        row = await self.source_row(app.id)
+        row = await self.credentials.source_row(app.id)
         if row is None:
             async with self.store.write() as w:
                 await self.ensure_source(w, app.id)
-            row = await self.source_row(app.id)
+            row = await self.credentials.source_row(app.id)
             assert row is not None
         auth = "none"
         if row["provider_id"]:
@@ -231,39 +280,6 @@ class GitOps:
             previews=PreviewSettings.model_validate_json(row["previews"] or "{}"),
         )
 
-    async def fetch_options(self, app_id: int) -> dict[str, Any]:
-        """The credentials ``sources.git.fetch`` needs for an app (a preview uses its parent's)."""
-        parent = await self.store.one("SELECT preview_of FROM apps WHERE id = ?", (app_id,))
-        if parent is not None and parent["preview_of"]:
-            app_id = int(parent["preview_of"])
-        row = await self.source_row(app_id)
-        if row is None:
-            return {}
-        if row["provider_id"]:
-            prow = await self.store.one("SELECT * FROM git_providers WHERE id = ?", (row["provider_id"],))
-            assert prow is not None
-            username, token = await self.client_for(prow).clone_credentials(row["repo"])
-            return {"token": token, "token_username": username}
-        if row["key_sealed"]:
-            return {
-                "ssh_private_key": self._open(row["key_sealed"], f"source:{app_id}:key"),
-                "known_hosts": row["known_hosts"],
-            }
-        if row["token_sealed"]:
-            return {"token": self._open(row["token_sealed"], f"source:{app_id}:token")}
-        return {}
-
-    async def pin_known_hosts(self, app_id: int, known_hosts: str) -> None:
-        """Keep the host keys ssh saw on the first fetch: later fetches accept only them."""
-        parent = await self.store.one("SELECT preview_of FROM apps WHERE id = ?", (app_id,))
-        if parent is not None and parent["preview_of"]:
-            app_id = int(parent["preview_of"])
-        async with self.store.write() as w:
-            await w.execute(
-                "UPDATE app_sources SET known_hosts = ? WHERE app_id = ? AND known_hosts IS NULL",
-                (known_hosts, app_id),
-            )
-
     async def set_source(self, app: App, changes: SourceChanges, caller: Caller) -> App:
         """Apply ``changes``; linking a provider repository also points the app's git URL at it."""
         spec = app.spec
@@ -278,11 +294,11 @@ class GitOps:
                 detail["token"] = "set" if changes.token else "removed"
             if changes.provider is not None:
                 if changes.provider:
-                    prow = await self.provider_row(changes.provider)
-                    repo = _repo_name(changes.repo or "")
+                    prow = await self.credentials.provider_row(changes.provider)
+                    repo = validate.repo_name(changes.repo or "")
                     sets.update(provider_id=prow["id"], repo=repo)
                     spec = spec.model_copy(update={"git_url": f"{prow['url']}/{repo}.git"})
-                    spec = validate.app_spec(spec, allowed_roots=self.core.config.git_roots)
+                    spec = validate.app_spec(spec, allowed_roots=self.git_roots)
                 else:
                     sets.update(provider_id=None, repo=None)
                 detail["provider"] = changes.provider or None
@@ -324,7 +340,7 @@ class GitOps:
     async def deploy_key(self, app: App, caller: Caller, *, regenerate: bool) -> None:
         from .sources.keys import generate_deploy_key
 
-        row = await self.source_row(app.id)
+        row = await self.credentials.source_row(app.id)
         if row is not None and row["key_sealed"] and not regenerate:
             return
         key = generate_deploy_key(f"mist-{app.project}-{app.name}")
@@ -529,7 +545,7 @@ class GitOps:
 
     async def _handle(self, app_id: int, event: WebhookEvent) -> tuple[str, str, dict[str, Any]]:
         app = await self._app(app_id)
-        source = await self.source_row(app_id)
+        source = await self.credentials.source_row(app_id)
         assert source is not None
         if event.event == "ping":
             return "ignored", "a ping: the webhook works", {}
@@ -548,9 +564,7 @@ class GitOps:
                 return "ignored", "deploy on push is off for this app", extra
             assert event.sha is not None  # a push that did not delete its ref
             try:
-                deployment = await self.core.api(None).apps.queue_deployment(
-                    app, event.sha, None, triggered_by="webhook"
-                )
+                deployment = await self.orders.queue(app, event.sha, None, triggered_by="webhook")
             except MistError as err:
                 return "refused", f"the deployment could not be queued: {err.message}", extra
             return (
@@ -604,9 +618,7 @@ class GitOps:
             async with self.store.write() as w:
                 left_out = await self._preview_env(w, app.id, preview_id, settings, with_secrets=with_secrets)
         preview = await self._app(preview_id)
-        deployment = await self.core.api(None).apps.queue_deployment(
-            preview, event.head_sha, None, triggered_by="webhook"
-        )
+        deployment = await self.orders.queue(preview, event.head_sha, None, triggered_by="webhook")
         self.background(self._comment(preview_id, f"deploying {event.head_sha[:12]}"))
         reason = f"preview {preview.ref}: queued deployment {deployment.id}"
         if left_out:
@@ -685,9 +697,11 @@ class GitOps:
             parent_options = parent_domains[0]
             options = domains.DomainOptions(https=parent_options.https)
             await domains.add_domain(self.store, preview_id, host, options)
-            with contextlib.suppress(MistError):
-                await self.core.publish_routes()
-        self.core.events.announce("app", "create", project=app.project, app=name)
+            try:
+                await self.publish_routes()
+            except MistError as err:
+                log.warning("the proxy refused the routes after adding preview %s: %s", name, err.message)
+        self.events.announce("app", "create", project=app.project, app=name)
         return preview_id, left_out
 
     async def remove_preview(self, app: App, number: int) -> bool:
@@ -697,18 +711,8 @@ class GitOps:
         if row is None:
             return False
         preview = await self._app(int(row["id"]))
-        self.background(self.remove_preview_now(preview))
+        self.background(self.orders.remove_preview(preview))
         return True
-
-    async def remove_preview_now(self, preview: App) -> None:
-        """Remove a preview app with its certificates and routes."""
-        for d in await domains.list_domains(self.store, preview.id):
-            for host in (d.name, d.redirect_from):
-                if host:
-                    await self.core.certs.remove(host)
-        await self.core.api(None).apps.remove(preview, None)
-        with contextlib.suppress(MistError):
-            await self.core.publish_routes()
 
     async def previews(self, app: App) -> builtins.list[Preview]:
         rows = await self.store.all(
@@ -738,7 +742,7 @@ class GitOps:
 
     async def follow_deployments(self) -> None:
         """Post commit statuses (and preview comments) as deployments of provider-linked apps move."""
-        async for event in self.core.events.subscribe():
+        async for event in self.events.subscribe():
             if event.kind != "deployment" or event.state not in STATUS_STATES or not event.deployment_id:
                 continue
             try:
@@ -753,7 +757,7 @@ class GitOps:
         )
         if row is None:
             return None
-        source = await self.source_row(int(row["owner"]))
+        source = await self.credentials.source_row(int(row["owner"]))
         if source is None or not source["provider_id"]:
             return None
         provider = await self.store.one("SELECT * FROM git_providers WHERE id = ?", (source["provider_id"],))
@@ -781,7 +785,7 @@ class GitOps:
             "failure": (dep["error"] or "the deployment failed")[:130],
             "error": "The deployment was cancelled",
         }[STATUS_STATES[state]]
-        await self.client_for(provider).set_status(
+        await self.credentials.client_for(provider).set_status(
             source["repo"],
             sha,
             STATUS_STATES[state],
@@ -809,7 +813,7 @@ class GitOps:
         )
         body = f"**Mist preview** of #{row['pr_number']}: {where}\n\nStatus: {status}."
         try:
-            comment_id = await self.client_for(provider).comment(
+            comment_id = await self.credentials.client_for(provider).comment(
                 source["repo"], int(row["pr_number"]), body, comment_id=row["pr_comment_id"]
             )
         except MistError as err:
@@ -832,246 +836,3 @@ def _preview_domain(pattern: str, number: int, app_domain: str) -> str:
             field="previews.domain_pattern",
         ) from None
     return domains.validate_domain(host)
-
-
-# ---------------------------------------------------------------------------------------------- API parts
-
-
-class Git(Part, GitAPI):
-    @property
-    def ops(self) -> GitOps:
-        return self.core.gitops
-
-    async def providers(self) -> builtins.list[GitProvider]:
-        await self.m.allow("git.providers")
-        rows = await self.store.all("SELECT * FROM git_providers ORDER BY name")
-        return [await self.ops.provider(r) for r in rows]
-
-    async def add_provider(self, spec: GitProviderSpec) -> GitProvider:
-        caller = await self.m.allow("git.add_provider")
-        name = validate.name(spec.name, "provider name")
-        raw_url = spec.url or DEFAULT_URLS.get(spec.kind)
-        if raw_url is None:
-            raise InvalidInput(f"a {spec.kind} provider needs its address (--url https://...)", field="url")
-        url = _http_url(raw_url, "url")
-        api_url = _http_url(spec.api_url, "api_url") if spec.api_url else _api_url(spec.kind, url)
-        if spec.kind == "github":
-            if not (spec.app_id and spec.private_key and spec.webhook_secret):
-                raise InvalidInput(
-                    "a GitHub App needs its id, private key and webhook secret (or create one with "
-                    "`mist git provider add NAME --github-manifest`)",
-                    field="app_id",
-                )
-        elif not spec.token:
-            raise InvalidInput(f"a {spec.kind} provider needs an access token", field="token")
-        return await self._store_provider(caller, name, spec, url, api_url)
-
-    async def _store_provider(
-        self,
-        caller: Caller | None,
-        name: str,
-        spec: GitProviderSpec,
-        url: str,
-        api_url: str,
-        slug: str | None = None,
-        hook_id: str | None = None,
-    ) -> GitProvider:
-        async with self.store.write() as w:
-            if await w.one("SELECT 1 FROM git_providers WHERE name = ?", (name,)):
-                raise Conflict(f"a git provider named {name!r} exists already", field="name")
-            pid = await w.execute(
-                "INSERT INTO git_providers (name, kind, url, api_url, app_id, app_slug, installation_id, hook_id, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    name,
-                    spec.kind,
-                    url,
-                    api_url,
-                    spec.app_id,
-                    slug,
-                    spec.installation_id,
-                    hook_id or _hook_id(),
-                    ts(),
-                ),
-            )
-            seal = self.core.secrets.seal
-            await w.execute(
-                "UPDATE git_providers SET token_sealed = ?, key_sealed = ?, secret_sealed = ? WHERE id = ?",
-                (
-                    seal(spec.token, bound_to=f"provider:{pid}:token") if spec.token else None,
-                    seal(spec.private_key, bound_to=f"provider:{pid}:key") if spec.private_key else None,
-                    seal(spec.webhook_secret, bound_to=f"provider:{pid}:secret")
-                    if spec.webhook_secret
-                    else None,
-                    pid,
-                ),
-            )
-            row = await w.one("SELECT * FROM git_providers WHERE id = ?", (pid,))
-            assert row is not None
-            # The credentials must work before the provider is kept: a failure rolls the insert back.
-            client = self.ops.client_for(row)
-            try:
-                if spec.kind == "github" and not spec.installation_id:
-                    installations = await client.installations()  # type: ignore[attr-defined]
-                    if installations:
-                        await w.execute(
-                            "UPDATE git_providers SET installation_id = ? WHERE id = ?",
-                            (installations[0].id, pid),
-                        )
-                        await self.ops.forget_client(pid)
-                        row = await w.one("SELECT * FROM git_providers WHERE id = ?", (pid,))
-                        assert row is not None
-                        client = self.ops.client_for(row)
-                if spec.kind != "github" or row["installation_id"]:
-                    await client.repos()
-            except BaseException:
-                await self.ops.forget_client(pid)
-                raise
-            await audit(
-                w, caller, "git.provider_add", actor=None if caller else "github", name=name, kind=spec.kind
-            )
-        return await self.ops.provider(row)
-
-    async def github_manifest(
-        self, name: str, *, url: str = "https://github.com", organization: str | None = None
-    ) -> ManifestStart:
-        caller = await self.m.allow("git.github_manifest")
-        name = validate.name(name, "provider name")
-        url = _http_url(url, "url")
-        if organization is not None:
-            organization = validate.name(organization, "organization")
-        base = await self.ops.public_url()
-        if base is None:
-            raise Conflict(
-                "GitHub must reach Mist to send webhooks and bring the browser back: set public_url first "
-                "(`mist settings set public_url https://mist.example.com`)"
-            )
-        if await self.store.one("SELECT 1 FROM git_providers WHERE name = ?", (name,)):
-            raise Conflict(f"a git provider named {name!r} exists already", field="name")
-        state = random.token_urlsafe(24)
-        target = f"{url}/organizations/{organization}" if organization else url
-        async with self.store.write() as w:
-            await w.execute(
-                "INSERT INTO github_manifests (state, name, url, hook_id, created_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (state, name, target, _hook_id(), caller.user.id, ts()),
-            )
-            await audit(w, caller, "git.manifest_start", name=name, url=target)
-        return ManifestStart(name=name, url=f"{base}/hooks/github/manifest/{state}", state=state)
-
-    async def remove_provider(self, name: str) -> None:
-        caller = await self.m.allow("git.remove_provider")
-        row = await self.ops.provider_row(name)
-        async with self.store.write() as w:
-            users = await w.all(
-                "SELECT p.name || '/' || a.name AS ref FROM app_sources s JOIN apps a ON a.id = s.app_id "
-                "JOIN projects p ON p.id = a.project_id WHERE s.provider_id = ? LIMIT 6",
-                (row["id"],),
-            )
-            if users:
-                refs = ", ".join(r["ref"] for r in users[:5]) + (", ..." if len(users) > 5 else "")
-                raise Conflict(f"apps still use provider {name!r} ({refs}): unlink them first")
-            await w.execute("DELETE FROM git_providers WHERE id = ?", (row["id"],))
-            await audit(w, caller, "git.provider_remove", name=name)
-        await self.ops.forget_client(int(row["id"]))
-
-    async def repos(self, provider: str) -> builtins.list[RepoInfo]:
-        await self.m.allow("git.repos")
-        client = self.ops.client_for(await self.ops.provider_row(provider))
-        return [
-            RepoInfo(
-                full_name=r.full_name,
-                clone_url=r.clone_url,
-                ssh_url=r.ssh_url,
-                default_branch=r.default_branch or "main",
-                private=r.private,
-            )
-            for r in await client.repos()
-        ]
-
-    async def branches(self, provider: str, repo: str) -> builtins.list[BranchInfo]:
-        await self.m.allow("git.branches")
-        client = self.ops.client_for(await self.ops.provider_row(provider))
-        return [BranchInfo(name=b.name, sha=b.sha) for b in await client.branches(_repo_name(repo))]
-
-
-class Webhooks(Part, WebhooksAPI):
-    async def list(self, app_ref: str, *, limit: int = 50) -> builtins.list[WebhookDelivery]:
-        await self.m.apps._allow("webhooks.list", app_ref)
-        app = await self.m.apps._get(app_ref)
-        if not 1 <= limit <= 1000:
-            raise InvalidInput("limit must be between 1 and 1000", field="limit")
-        rows = await self.store.all(
-            "SELECT w.*, p.name AS provider FROM webhook_deliveries w LEFT JOIN git_providers p "
-            "ON p.id = w.provider_id WHERE w.app_id = ? ORDER BY w.id DESC LIMIT ?",
-            (app.id, limit),
-        )
-        return [
-            WebhookDelivery(
-                id=r["id"],
-                app=app.ref,
-                provider=r["provider"],
-                delivery_id=r["delivery_id"],
-                event=r["event"],
-                received_at=r["received_at"],
-                outcome=r["outcome"],
-                reason=r["reason"],
-                ref=r["ref"],
-                sha=r["sha"],
-                pr_number=r["pr_number"],
-                deployment_id=r["deployment_id"],
-            )
-            for r in rows
-        ]
-
-
-class Previews(Part, PreviewsAPI):
-    async def list(self, app_ref: str) -> builtins.list[Preview]:
-        await self.m.apps._allow("previews.list", app_ref)
-        return await self.core.gitops.previews(await self.m.apps._get(app_ref))
-
-
-async def manifest_page(core: Core, state: str) -> str:
-    """The page the browser opens to create the App: a form that posts Mist's manifest to GitHub."""
-    from .providers.github import build_manifest, manifest_form
-
-    row = await core.store.one("SELECT * FROM github_manifests WHERE state = ?", (state,))
-    base = await core.gitops.public_url()
-    if row is None or base is None:
-        raise NotFound("this GitHub App creation is unknown or finished already: start again")
-    manifest = build_manifest(
-        f"Mist {row['name']}",
-        base,
-        f"{base}/hooks/{row['hook_id']}",
-        f"{base}/hooks/github/callback",
-    )
-    return manifest_form(row["url"], manifest, state)
-
-
-async def finish_manifest(core: Core, state: str, code: str) -> GitProvider:
-    """GitHub sent the browser back with ``code``: turn it into the App's credentials and keep them."""
-    from .providers.github import convert_manifest
-
-    row = await core.store.one("SELECT * FROM github_manifests WHERE state = ?", (state,))
-    if row is None:
-        raise NotFound("this GitHub App creation is unknown or finished already: start again")
-    async with core.store.write() as w:
-        await w.execute("DELETE FROM github_manifests WHERE state = ?", (state,))
-    url = row["url"].split("/organizations/")[0]
-    api_url = _api_url("github", url)
-    credentials = await convert_manifest(code, api_url)
-    spec = GitProviderSpec(
-        name=row["name"],
-        kind="github",
-        url=url,
-        api_url=api_url,
-        app_id=credentials.id,
-        private_key=credentials.pem,
-        webhook_secret=credentials.webhook_secret,
-    )
-    mist: LocalMist = core.api(None)
-    git = mist.git
-    assert isinstance(git, Git)
-    return await git._store_provider(
-        None, row["name"], spec, url, api_url, slug=credentials.slug, hook_id=row["hook_id"]
-    )

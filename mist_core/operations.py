@@ -35,9 +35,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from . import validate
 from .api import MistAPI
 from .auth import permissions
-from .errors import InvalidInput
 
 # ---------------------------------------------------------------------------------------------- rows
 
@@ -59,17 +59,7 @@ class Codec:
 
 
 def _tail_of(value: str | None) -> int | None:
-    if value is None or value == "":
-        return 200
-    if value == "all":
-        return None
-    try:
-        tail = int(value)
-    except ValueError:
-        raise InvalidInput(f"tail must be a number of lines or 'all', not {value!r}", field="tail") from None
-    if tail < 0:
-        raise InvalidInput("tail must be 0 or more (or 'all')", field="tail")
-    return tail
+    return validate.log_tail(value if value is not None else "")
 
 
 # ``tail=None`` (every line) is ``?tail=all`` on the wire.

@@ -26,14 +26,9 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import MistError
+from .errors import SecretError
 
 _PREFIX = "v1"
-
-
-class SecretError(MistError):
-    code = "secret_error"
-    status = 500
 
 
 def _key_id(key: bytes) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from . import validate
 from .errors import InvalidInput
 
 
@@ -49,11 +50,7 @@ def _http_url(value: str) -> str:
 
 
 def _listen_address(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise InvalidInput(f"{value!r} is not [host]:port (for example :80 or 127.0.0.1:8080)")
-    if host and not re.fullmatch(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]", host):
-        raise InvalidInput(f"{host!r} is not a host name or IP address")
+    validate.listen_address(value)
     return value
 
 
@@ -85,15 +82,7 @@ def _optional_public_url(value: str) -> str:
 
 
 def _optional_upstream(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if value and (
-        not sep
-        or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]", host)
-        or not port.isdigit()
-        or not 1 <= int(port) <= 65535
-    ):
-        raise InvalidInput(f"{value!r} is not host:port (for example 127.0.0.1:8787)")
-    return value
+    return validate.upstream(value, "hooks_upstream") if value else value
 
 
 DEFINITIONS: dict[str, SettingDef] = {

@@ -393,6 +393,30 @@ def redact_url(url: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ git refs
 
+
+def http_url(value: str, field: str) -> str:
+    """An http(s) address without credentials in it (a git provider's, its API's)."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.username or parts.password:
+        raise InvalidInput(f"{value!r} is not an http(s) address without credentials", field=field)
+    if any(c.isspace() or ord(c) < 32 for c in value):
+        raise InvalidInput(f"{value!r} contains spaces or control characters", field=field)
+    return value
+
+
+_REPO_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+
+
+def repo_name(repo: str) -> str:
+    """A repository on a git provider, ``OWNER/NAME`` (GitLab groups nest: ``GROUP/SUB/NAME``)."""
+    repo = repo.strip().strip("/").removesuffix(".git")
+    parts = repo.split("/")
+    if not 2 <= len(parts) <= 20 or any(not _REPO_PART.fullmatch(p) or ".." in p for p in parts):
+        raise InvalidInput(f"{repo!r} is not OWNER/NAME (letters, digits, . _ -)", field="repo")
+    return repo
+
+
 _HEX = re.compile(r"[0-9a-f]{7,40}")
 # git allows these in ref names, but no real branch needs them and each one means something to a shell,
 # a log viewer or a config file that a ref may end up in.
@@ -551,6 +575,57 @@ def publish(value: str) -> str:
     if ip is not None:
         text = f"{ip}:{text}"
     return text + ("/udp" if proto == "udp" else "")
+
+
+LOG_TAIL_MAX = 100_000
+
+
+def log_tail(value: int | str | None) -> int | None:
+    """How many of the last log lines to show: a number from 0 to ``LOG_TAIL_MAX``, or None (``"all"``) for
+    every line; an empty value is the default, 200."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text == "":
+            return 200
+        if text == "all":
+            return None
+        if not re.fullmatch(r"-?[0-9]{1,12}", text):
+            raise _fail("tail", f"tail must be a number of lines or 'all', not {_show(value)}")
+        value = int(text)
+    if isinstance(value, bool) or not 0 <= value <= LOG_TAIL_MAX:
+        raise _fail("tail", f"tail must be between 0 and {LOG_TAIL_MAX} lines (or 'all')")
+    return value
+
+
+_LISTEN_HOST = re.compile(r"[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\]")
+
+
+def listen_address(value: str, what: str = "address", *, host_required: bool = False) -> tuple[str, int]:
+    """``[host]:port`` (``[::1]:8443`` for IPv6) -> (host without brackets, port). The host may be left out
+    (``:80``: every address) unless ``host_required``."""
+    example = "127.0.0.1:8443 or 0.0.0.0:8443" if host_required else ":80 or 127.0.0.1:8080"
+    shape = "HOST:PORT" if host_required else "[host]:port"
+    host, sep, port_text = value.rpartition(":")
+    if not sep or (host_required and not host):
+        raise _fail(what, f"{what} {_show(value)} is not {shape}: for example {example}")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise _fail(what, f"{what} {_show(value)}: the port must be a number between 1 and 65535")
+    if host and not _LISTEN_HOST.fullmatch(host):
+        raise _fail(what, f"{what} {_show(value)}: {host!r} is not a host name or IP address")
+    return host.strip("[]"), int(port_text)
+
+
+_UPSTREAM = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
+
+
+def upstream(value: str, what: str = "upstream") -> str:
+    """``host:port`` that a proxy can dial, with nothing a config syntax could give meaning to."""
+    match = _UPSTREAM.fullmatch(value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match.group("port")) <= 65535:
+        raise InvalidInput(f"{what} {value!r} is not host:port (for example 127.0.0.1:8081)", field=what)
+    return value
 
 
 PortBinding = int | tuple[str, int] | None

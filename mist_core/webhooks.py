@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, get_args
 
 from . import validate
-from .errors import InvalidInput, MistError
+from .errors import InvalidInput, WebhookRefused
 from .models import ProviderKind
 
 __all__ = [
@@ -69,17 +69,6 @@ _PR_ACTIONS = {
     "synchronized": "synchronize",  # Gitea's word for new commits on the head branch
 }
 _GITLAB_MR_ACTIONS = {"open": "opened", "reopen": "reopened", "close": "closed", "merge": "closed"}
-
-
-class WebhookRefused(MistError):
-    """A delivery that does not prove it comes from the provider: no signature, a wrong one, a wrong token."""
-
-    code: ClassVar[str] = "webhook_refused"
-    status: ClassVar[int] = 401
-
-    def __init__(self, reason: str, **extra: Any) -> None:
-        super().__init__(reason, **extra)
-        self.reason = reason
 
 
 class WebhookMalformed(WebhookRefused):

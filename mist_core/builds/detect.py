@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mist_core import validate
 from mist_core.errors import InvalidInput
 from mist_core.models import AppSpec
 
@@ -79,10 +80,8 @@ def plan_build(
     root = repo_dir.resolve()
     if not root.is_dir():
         raise InvalidInput(f"The checkout {repo_dir} is not a directory.")
-    if spec.port is not None and not 0 < spec.port < 65536:
-        raise InvalidInput(
-            f"Port {spec.port} is not a TCP port: give a number from 1 to 65535.", field="port"
-        )
+    if spec.port is not None:
+        validate.port(spec.port)
     secrets = _check_names(build_secret_names, "build secret")
     args = _check_names(build_arg_names, "build variable")
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from mist_core.errors import EngineUnavailable, InvalidInput, MistError
+from mist_core.errors import BuildCancelled, BuildFailed, EngineUnavailable, InvalidInput
 from mist_core.procs import HOST_PATH, die_with_parent, host_process_env
 
 SCRUBBED = "******"
@@ -44,20 +44,6 @@ _MAX_LINE = 64 * 1024
 _KILL_GRACE = 5.0
 
 LineSink = Callable[[str], Awaitable[None] | None]
-
-
-class BuildFailed(MistError):
-    """The image build did not succeed; the message ends with the last lines of its output."""
-
-    code = "build_failed"
-    status = 422
-
-
-class BuildCancelled(MistError):
-    """The build was stopped on request before it finished."""
-
-    code = "build_cancelled"
-    status = 409
 
 
 async def build_image(

@@ -16,12 +16,14 @@ its project, so apps of different projects can neither reach each other nor shar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import logging
 import shlex
 import shutil
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..builds import plan_build
 from ..builds.runner import build_image
@@ -50,7 +52,22 @@ from ..store.records import deployment as deployment_from_row
 from .queue import Job, JobQueue
 
 if TYPE_CHECKING:
-    from ..local import Core
+    from ..engine import Engine
+    from ..events import EventBus
+    from ..secrets import SecretBox
+    from ..store import Store
+    from .logs import DeploymentLogs
+
+log = logging.getLogger("mist.core")
+
+
+class SourceCredentials(Protocol):
+    """Where the pipeline gets what a checkout needs (``sources.credentials.SourceCredentials``)."""
+
+    async def fetch_options(self, app_id: int) -> dict[str, Any]: ...
+
+    async def pin_known_hosts(self, app_id: int, known_hosts: str) -> None: ...
+
 
 S = DeploymentState
 HEARTBEAT = 10.0
@@ -108,8 +125,38 @@ def labels(instance: str, project: str, app: str, deployment_id: int, project_ui
 
 
 class Pipeline:
-    def __init__(self, core: Core) -> None:
-        self.core = core
+    """Runs one deployment job at a time per call of ``run``; its collaborators are handed in by the core."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        engine: Engine,
+        events: EventBus,
+        logs: DeploymentLogs,
+        queue: JobQueue,
+        secrets: SecretBox,
+        setting: Callable[[str], Awaitable[str]],
+        publish_routes: Callable[[dict[int, int] | None], Awaitable[None]],
+        sources: SourceCredentials,
+        work_dir: Path,
+        git_roots: list[Path],
+        docker_bin: str,
+        instance_id: str,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.events = events
+        self.logs = logs
+        self.queue = queue
+        self.secrets = secrets
+        self.setting = setting
+        self.publish_routes = publish_routes
+        self.sources = sources
+        self.work_dir = work_dir
+        self.git_roots = git_roots
+        self.docker_bin = docker_bin
+        self.instance_id = instance_id
         self.runs: dict[int, Run] = {}
         # Previous containers being retired after their replacement went live, by container name.
         self.retirements: dict[str, asyncio.Task[None]] = {}
@@ -119,7 +166,7 @@ class Pipeline:
     def log(self, run: Run, text: str, stream: str = "system") -> None:
         for secret in run.secret_values:
             text = text.replace(secret, "******")
-        self.core.logs.append(run.deployment_id, text, stream=stream)
+        self.logs.append(run.deployment_id, text, stream=stream)
 
     async def _enter(self, run: Run, state: DeploymentState) -> None:
         """Persist the new step before doing it."""
@@ -136,7 +183,7 @@ class Pipeline:
     async def _remember(self, run: Run, key: str, value: object) -> None:
         """Record a fact learnt while building in the deployment's snapshot (whether the image's CMD is Mist's,
         the port the app listens on), so a rollback and the proxy's routes use it too."""
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute(
                 "UPDATE deployments SET config = json_set(config, '$.' || ?, json(?)) WHERE id = ?",
                 (key, json.dumps(value), run.deployment_id),
@@ -144,13 +191,13 @@ class Pipeline:
 
     async def _update(self, run: Run, **columns: Any) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute(
                 f"UPDATE deployments SET {assignments} WHERE id = ?", (*columns.values(), run.deployment_id)
             )
 
     def _publish(self, run: Run, state: str) -> None:
-        self.core.events.announce(
+        self.events.announce(
             "deployment",
             "state",
             project=run.project,
@@ -160,19 +207,19 @@ class Pipeline:
         )
 
     async def _set_app_status(self, app_id: int, project: str, app: str, status: str) -> None:
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app_id))
-        self.core.events.announce("app", "status", project=project, app=app, state=status)
+        self.events.announce("app", "status", project=project, app=app, state=status)
 
     # ------------------------------------------------------------------------------------------ running a job
 
     async def load(self, job: Job) -> Run:
-        row = await self.core.store.one(DEPLOYMENT_SELECT + " WHERE d.id = ?", (job.deployment_id,))
+        row = await self.store.one(DEPLOYMENT_SELECT + " WHERE d.id = ?", (job.deployment_id,))
         if row is None:
             raise MistError(f"deployment {job.deployment_id} vanished")
         config = json.loads(row["config"])
         dep = deployment_from_row(row)
-        project = await self.core.store.one(
+        project = await self.store.one(
             "SELECT p.uid, p.unscoped_volumes FROM projects p JOIN apps a ON a.project_id = p.id WHERE a.id = ?",
             (dep.app_id,),
         )
@@ -200,17 +247,17 @@ class Pipeline:
         """Carry out one claimed job to a final state (or back to the queue for a retry)."""
         run = await self.load(job)
         self.runs[run.deployment_id] = run
-        await self.core.logs.open(run.deployment_id)
+        await self.logs.open(run.deployment_id)
         heartbeat = asyncio.create_task(self._heartbeat(job))
         await self._set_app_status(run.app_id, run.project, run.app, "deploying")
-        timeout = float(await self.core.setting("deploy_timeout"))
+        timeout = float(await self.setting("deploy_timeout"))
         try:
             run.task = asyncio.current_task()  # type: ignore[assignment]
             async with asyncio.timeout(timeout):
                 await self._execute(run)
         except Cancelled:
             await self._discard(run)
-            await self._finish(run, S.cancelled, "cancelled by the user")
+            await self.finish(run, S.cancelled, "cancelled by the user")
         except asyncio.CancelledError:
             if not run.cancel.is_set():
                 raise  # the core is shutting down: the job stays 'running' and the next start recovers it
@@ -218,13 +265,13 @@ class Pipeline:
             if current is not None:
                 current.uncancel()
             await self._discard(run)
-            await self._finish(run, S.cancelled, "cancelled by the user")
+            await self.finish(run, S.cancelled, "cancelled by the user")
         except TimeoutError:
             await self._discard(run)
-            await self._finish(run, S.failed, f"timed out after {timeout:.0f} s (setting deploy_timeout)")
+            await self.finish(run, S.failed, f"timed out after {timeout:.0f} s (setting deploy_timeout)")
         except EngineUnavailable as err:
             await self._discard(run)
-            attempts = int(await self.core.setting("deploy_attempts"))
+            attempts = int(await self.setting("deploy_attempts"))
             if job.attempts < attempts:
                 delay = min(60.0, 2.0**job.attempts)
                 self.log(
@@ -233,37 +280,36 @@ class Pipeline:
                 )
                 await self._update(run, state=S.queued.value)
                 self._publish(run, S.queued.value)
-                await self.core.logs.close(run.deployment_id)
-                await self.core.queue.retry_later(job, delay)
+                await self.logs.close(run.deployment_id)
+                await self.queue.retry_later(job, delay)
                 await self._restore_app_status(run)
                 return
-            await self._finish(run, S.failed, err.message)
+            await self.finish(run, S.failed, err.message)
         except MistError as err:
             await self._discard(run)
             if run.cancel.is_set():
-                await self._finish(run, S.cancelled, "cancelled by the user")
+                await self.finish(run, S.cancelled, "cancelled by the user")
             else:
-                await self._finish(run, S.failed, err.message)
+                await self.finish(run, S.failed, err.message)
         except Exception as err:  # a bug: fail the deployment, keep the daemon
             await self._discard(run)
-            await self._finish(run, S.failed, f"internal error: {type(err).__name__}: {err}")
-            self.core.log.exception("deployment %s failed unexpectedly", run.deployment_id)
+            await self.finish(run, S.failed, f"internal error: {type(err).__name__}: {err}")
+            log.exception("deployment %s failed unexpectedly", run.deployment_id)
         finally:
             heartbeat.cancel()
             self.runs.pop(run.deployment_id, None)
-            shutil.rmtree(self.core.config.work_dir / str(run.deployment_id), ignore_errors=True)
+            shutil.rmtree(self.work_dir / str(run.deployment_id), ignore_errors=True)
 
     async def _heartbeat(self, job: Job) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT)
             try:
-                await self.core.queue.heartbeat(job)
+                await self.queue.heartbeat(job)
             except Exception as err:  # noqa: BLE001 - the next beat tries again; the lease outlives one miss
-                self.core.log.warning("deployment %s: could not renew its lease: %s", job.deployment_id, err)
+                log.warning("deployment %s: could not renew its lease: %s", job.deployment_id, err)
 
     async def _execute(self, run: Run) -> None:
-        core = self.core
-        work = core.config.work_dir / str(run.deployment_id)
+        work = self.work_dir / str(run.deployment_id)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         opened = await self._open_env(run)
@@ -278,7 +324,7 @@ class Pipeline:
         port = run.spec.port or run.port
         if run.image is None:
             await self._enter(run, S.fetching)
-            credentials = await core.gitops.fetch_options(run.app_id)
+            credentials = await self.sources.fetch_options(run.app_id)
             run.secret_values += [
                 v for k, v in credentials.items() if k in ("token", "ssh_private_key") and v
             ]
@@ -286,13 +332,13 @@ class Pipeline:
                 run.spec.git_url,
                 run.ref,
                 work / "src",
-                allowed_roots=core.config.git_roots,
+                allowed_roots=self.git_roots,
                 on_line=on_line,
                 cancel=run.cancel,
                 **credentials,
             )
             if checkout.known_hosts and not credentials.get("known_hosts"):
-                await core.gitops.pin_known_hosts(run.app_id, checkout.known_hosts)
+                await self.sources.pin_known_hosts(run.app_id, checkout.known_hosts)
                 self.log(run, "pinned the git server's ssh host key:\n" + checkout.known_hosts.strip())
             await self._update(
                 run,
@@ -326,12 +372,12 @@ class Pipeline:
                 context_dir=plan.context_dir,
                 dockerfile=plan.dockerfile,
                 tag=tag,
-                labels=labels(core.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
+                labels=labels(self.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
                 build_args=build_args,
                 secrets=build_secrets,
                 on_line=on_line,
-                docker_bin=core.config.docker_bin,
-                docker_host=core.engine.base_url,  # the address the engine resolved (MIST_DOCKER_HOST, DOCKER_HOST)
+                docker_bin=self.docker_bin,
+                docker_host=self.engine.base_url,  # the address the engine resolved (MIST_DOCKER_HOST, DOCKER_HOST)
                 cancel=run.cancel,
             )
             run.image = tag
@@ -339,7 +385,7 @@ class Pipeline:
         else:
             # A rollback: the image exists already.
             self.log(run, f"rolling back to image {run.image}")
-            if not await core.engine.image_exists(run.image):
+            if not await self.engine.image_exists(run.image):
                 raise MistError(f"image {run.image} was pruned; this deployment cannot be repeated")
             await self._update(run, image=run.image)
 
@@ -348,11 +394,11 @@ class Pipeline:
         opened = await self._open_env(run)
         run.secret_values = [e["value"] for e in opened if e["secret"] and e["value"]]
         runtime_env = {e["key"]: e["value"] for e in opened if not e["build"]}
-        old = await self._live_container(run)
+        old = await self.live_container(run)
         why = run.spec.stop_then_start_reason
         if old and why:
             self.log(run, f"Zero-downtime switch is not possible because {why}: stopping {old} first.")
-            await core.engine.stop(old, grace=float(await core.setting("stop_grace_period")))
+            await self.engine.stop(old, grace=float(await self.setting("stop_grace_period")))
             run.stopped_old = old
         network = await self._project_network(run)
         volumes = await self._volumes(run)
@@ -362,12 +408,12 @@ class Pipeline:
         )
         if port and "PORT" not in runtime_env:
             runtime_env["PORT"] = str(port)
-        run.container = await core.engine.run(
+        run.container = await self.engine.run(
             ContainerSpec(
                 name=name,
                 image=run.image,
                 env=runtime_env,
-                labels=labels(core.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
+                labels=labels(self.instance_id, run.project, run.app, run.deployment_id, run.project_uid),
                 command=command,
                 publish=list(run.spec.publish),
                 memory=run.spec.memory,
@@ -383,7 +429,7 @@ class Pipeline:
 
         await self._enter(run, S.checking)
         await wait_healthy(
-            core.engine,
+            self.engine,
             run.container,
             run.spec.health,
             port,
@@ -398,21 +444,21 @@ class Pipeline:
         """The project's network, made on its first deployment, with the proxy attached: Traefik dials the app
         by name there, so it must be on it before the switch publishes the route."""
         network = project_network(run.project_uid)
-        created = await self.core.engine.ensure_network(
+        created = await self.engine.ensure_network(
             network,
             labels={LABEL_PROJECT: run.project, LABEL_PROJECT_UID: run.project_uid},
             owner={LABEL_PROJECT_UID: run.project_uid},
         )
         if created:
             self.log(run, f"created network {network} for project {run.project}")
-        if await connect_proxy(self.core.engine, [network]):
+        if await connect_proxy(self.engine, [network]):
             self.log(run, f"attached the proxy to network {network}")
         return network
 
     async def _volumes(self, run: Run) -> list[Volume]:
         """The Docker volumes to mount, made for this project (checked, or created labelled as its own), and
         remembered in the deployment's snapshot so ``mist app show`` names them."""
-        engine = self.core.engine
+        engine = self.engine
         mounts: list[Volume] = []
         docker_names: dict[str, str] = {}
         for volume in run.spec.volumes:
@@ -444,14 +490,14 @@ class Pipeline:
         """Whether to keep mounting ``bare``, the volume an app of this project made before volumes were per
         project: only while there is no per-project one yet, and only one that Mist's labels say it made for
         this project on this instance (never another project's, whatever its name)."""
-        engine = self.core.engine
+        engine = self.engine
         if await engine.volume_labels(scoped) is not None:
             return False
         found = await engine.volume_labels(bare)
         return (
             found is not None
             and found.get(LABEL_MANAGED) == "true"
-            and found.get(LABEL_INSTANCE) == self.core.instance_id
+            and found.get(LABEL_INSTANCE) == self.instance_id
             and found.get(LABEL_PROJECT) == run.project
             and LABEL_PROJECT_UID not in found
         )
@@ -462,7 +508,7 @@ class Pipeline:
         try:
             return self._env(run)
         except SecretError:
-            row = await self.core.store.one(
+            row = await self.store.one(
                 "SELECT json_extract(config, '$.env') AS env FROM deployments WHERE id = ?",
                 (run.deployment_id,),
             )
@@ -481,12 +527,12 @@ class Pipeline:
         for e in run.env:
             value = e["value"]
             if e["secret"]:
-                value = self.core.secrets.open(value, bound_to=f"env:{run.app_id}:{e['key']}")
+                value = self.secrets.open(value, bound_to=f"env:{run.app_id}:{e['key']}")
             out.append({**e, "value": value})
         return out
 
-    async def _live_container(self, run: Run) -> str | None:
-        row = await self.core.store.one(
+    async def live_container(self, run: Run) -> str | None:
+        row = await self.store.one(
             "SELECT d.container_name FROM apps a JOIN deployments d ON d.id = a.live_deployment_id WHERE a.id = ?",
             (run.app_id,),
         )
@@ -499,16 +545,16 @@ class Pipeline:
         Idempotent, so a core that died in the middle of it can run it again on restart.
         """
         drain = 0
-        if await self.core.store.scalar("SELECT COUNT(*) FROM domains WHERE app_id = ?", (run.app_id,)):
+        if await self.store.scalar("SELECT COUNT(*) FROM domains WHERE app_id = ?", (run.app_id,)):
             self.log(run, "pointing the proxy at the new container")
             run.routed = True
-            await self.core.publish_routes({run.app_id: run.deployment_id})
-            drain = int(await self.core.setting("drain_seconds"))
+            await self.publish_routes({run.app_id: run.deployment_id})
+            drain = int(await self.setting("drain_seconds"))
         new_name = run.container.name if run.container is not None else container_name_of(run)
         retiring = old if old and old != new_name else None
         stamp = now()
         run.steps[-1].finished_at = stamp
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             if retiring:
                 # Remembered before it is live: a daemon that stops from here on still retires it.
                 await w.execute(
@@ -533,8 +579,8 @@ class Pipeline:
         if retiring:
             self.log(run, f"retiring the previous container {retiring} in the background")
         self._publish(run, S.live.value)
-        self.core.events.announce("app", "status", project=run.project, app=run.app, state="live")
-        await self.core.logs.close(run.deployment_id)
+        self.events.announce("app", "status", project=run.project, app=run.app, state="live")
+        await self.logs.close(run.deployment_id)
         if retiring:
             self.retire(run.deployment_id, run.project, run.app, retiring, drain=drain)
         await self._prune_logs(run)
@@ -544,12 +590,12 @@ class Pipeline:
         """Remove the app's images beyond ``images_per_app`` (an image a container still uses is kept: the
         retired container's goes when it is gone)."""
         try:
-            keep = int(await self.core.setting("images_per_app"))
-            removed = await self.core.engine.prune_app_images(project, app, keep, {image or ""})
+            keep = int(await self.setting("images_per_app"))
+            removed = await self.engine.prune_app_images(project, app, keep, {image or ""})
             for tag in removed:
-                self.core.log.info("pruned image %s", tag)
+                log.info("pruned image %s", tag)
         except MistError as err:
-            await self._after_end(
+            await self.note_after_end(
                 deployment_id,
                 f"could not prune the app's old images (they stay until the next deployment): {err.message}",
             )
@@ -569,7 +615,7 @@ class Pipeline:
         task.add_done_callback(lambda _: self.retirements.pop(container, None))
 
     async def _retire(self, deployment_id: int, project: str, app: str, container: str, drain: int) -> None:
-        self.core.events.announce(
+        self.events.announce(
             "deployment",
             "retiring",
             project=project,
@@ -577,42 +623,42 @@ class Pipeline:
             deployment_id=deployment_id,
             state="retiring previous container",
         )
-        grace = float(await self.core.setting("stop_grace_period"))
+        grace = float(await self.setting("stop_grace_period"))
         if drain:
-            await self._after_end(
+            await self.note_after_end(
                 deployment_id,
                 f"the previous container {container} finishes the requests it has for {drain} s",
             )
             await asyncio.sleep(drain)
-        await self._after_end(
+        await self.note_after_end(
             deployment_id,
             f"stopping the previous container {container} (SIGTERM, then SIGKILL after {grace:g} s)",
         )
         try:
-            await self.core.engine.stop(container, grace=grace)
-            await self.core.engine.remove(container)
+            await self.engine.stop(container, grace=grace)
+            await self.engine.remove(container)
         except MistError as err:
-            await self._after_end(
+            await self.note_after_end(
                 deployment_id,
                 f"could not remove the previous container {container}: {err.message}; Mist tries again when "
                 "the daemon starts next, or remove it with docker rm -f",
             )
             return
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute(
                 "UPDATE deployments SET config = json_remove(config, '$.retiring') WHERE id = ?",
                 (deployment_id,),
             )
-        await self._after_end(deployment_id, f"removed the previous container {container}")
-        image = await self.core.store.scalar("SELECT image FROM deployments WHERE id = ?", (deployment_id,))
+        await self.note_after_end(deployment_id, f"removed the previous container {container}")
+        image = await self.store.scalar("SELECT image FROM deployments WHERE id = ?", (deployment_id,))
         await self._prune_images(deployment_id, project, app, image)
-        self.core.events.announce(
+        self.events.announce(
             "deployment", "retired", project=project, app=app, deployment_id=deployment_id, state="live"
         )
 
     async def resume_retirements(self) -> None:
         """Retire again the previous containers a stopped daemon was retiring (never an app's live one)."""
-        rows = await self.core.store.all(
+        rows = await self.store.all(
             "SELECT d.id, json_extract(d.config, '$.retiring') AS retiring, a.name AS app, p.name AS project, "
             "(SELECT container_name FROM deployments WHERE id = a.live_deployment_id) AS live "
             "FROM deployments d JOIN apps a ON a.id = d.app_id JOIN projects p ON p.id = a.project_id "
@@ -621,7 +667,7 @@ class Pipeline:
         for row in rows:
             if row["retiring"] == row["live"]:
                 continue
-            await self._after_end(
+            await self.note_after_end(
                 row["id"], f"the daemon stopped while retiring {row['retiring']}: retiring it again"
             )
             self.retire(row["id"], row["project"], row["app"], row["retiring"])
@@ -632,21 +678,25 @@ class Pipeline:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(BaseException):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # noqa: BLE001 - shutting down: the next start finishes the retirement
+                log.warning("retiring a previous container failed", exc_info=True)
 
-    async def _after_end(self, deployment_id: int, text: str) -> None:
+    async def note_after_end(self, deployment_id: int, text: str) -> None:
         """A line for a deployment's log after it ended, and for the daemon's log."""
-        self.core.log.info("deployment %s: %s", deployment_id, text)
+        log.info("deployment %s: %s", deployment_id, text)
         try:
-            await self.core.logs.append_after_end(deployment_id, text)
+            await self.logs.append_after_end(deployment_id, text)
         except Exception:  # noqa: BLE001 - the daemon's log has it
-            self.core.log.warning("deployment %s: could not store a log line", deployment_id, exc_info=True)
+            log.warning("deployment %s: could not store a log line", deployment_id, exc_info=True)
 
     async def _prune_logs(self, run: Run) -> None:
         """Keep the logs of the app's last ``log_retention_deployments`` deployments."""
-        keep = int(await self.core.setting("log_retention_deployments"))
-        async with self.core.store.write() as w:
+        keep = int(await self.setting("log_retention_deployments"))
+        async with self.store.write() as w:
             await w.execute(
                 "DELETE FROM deployment_logs WHERE deployment_id IN (SELECT id FROM deployments WHERE app_id = ? "
                 "ORDER BY id DESC LIMIT -1 OFFSET ?)",
@@ -660,16 +710,16 @@ class Pipeline:
         container that cannot be started again marks the app down with the reason."""
         if run.routed:  # the proxy was pointed at the new container: point it back at the live one
             try:
-                await self.core.publish_routes()
+                await self.publish_routes(None)
             except Exception as err:  # noqa: BLE001 - reported; the failure being handled goes on
                 self._trouble(run, f"could not point the proxy back at the live container: {_reason(err)}")
         try:
-            await self.core.engine.remove_deployment_leftovers(run.deployment_id)
+            await self.engine.remove_deployment_leftovers(run.deployment_id)
         except Exception as err:  # noqa: BLE001 - reported; the next daemon start sweeps what is left
             self._trouble(run, f"could not remove what this deployment made: {_reason(err)}")
         if run.stopped_old:
             try:
-                await self.core.engine.start(run.stopped_old)
+                await self.engine.start(run.stopped_old)
             except Exception as err:  # noqa: BLE001 - reported, and the app is marked down
                 run.down_reason = (
                     f"the previous container {run.stopped_old} was stopped for this deployment and could not "
@@ -680,23 +730,23 @@ class Pipeline:
                 self.log(run, f"restarted the previous container {run.stopped_old}")
 
     def _trouble(self, run: Run, text: str) -> None:
-        self.core.log.warning("deployment %s: %s", run.deployment_id, text)
+        log.warning("deployment %s: %s", run.deployment_id, text)
         self.log(run, text)
 
-    async def _finish(self, run: Run, state: DeploymentState, error: str | None) -> None:
+    async def finish(self, run: Run, state: DeploymentState, error: str | None) -> None:
         stamp = now()
         if run.steps and run.steps[-1].finished_at is None:
             run.steps[-1].finished_at = stamp
         if error:
             self.log(run, f"{'cancelled' if state == S.cancelled else 'failed'}: {error}")
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute(
                 "UPDATE deployments SET state = ?, error = ?, finished_at = ?, steps = ? WHERE id = ?",
                 (state.value, error, ts(stamp), _steps_json(run.steps), run.deployment_id),
             )
             await JobQueue.finish_in(w, run.job)
         self._publish(run, state.value)
-        await self.core.logs.close(run.deployment_id)
+        await self.logs.close(run.deployment_id)
         await self._restore_app_status(run)
 
     async def _restore_app_status(self, run: Run) -> None:
@@ -708,19 +758,19 @@ class Pipeline:
     async def mark_down(self, app_id: int, project: str, app: str, reason: str) -> None:
         """The app's live container is not running and Mist could not bring it back: the app shows as
         crashed, with ``reason`` (kept with the live deployment, so the next one that goes live clears it)."""
-        async with self.core.store.write() as w:
+        async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = 'crashed', updated_at = ? WHERE id = ?", (ts(), app_id))
             await w.execute(
                 "UPDATE deployments SET config = json_set(config, '$.down_reason', ?) "
                 "WHERE id = (SELECT live_deployment_id FROM apps WHERE id = ?)",
                 (reason, app_id),
             )
-        self.core.events.announce("app", "status", project=project, app=app, state="crashed")
+        self.events.announce("app", "status", project=project, app=app, state="crashed")
 
     async def restore_app_status(self, app_id: int, project: str, app: str, *, never_live: str) -> None:
         """After a deployment ended or left the queue: deploying while another waits, else live if a
         deployment is, else ``never_live`` (``failed`` after a failure, ``new`` after a cancelled first one)."""
-        row = await self.core.store.one(
+        row = await self.store.one(
             "SELECT live_deployment_id, (SELECT COUNT(*) FROM jobs WHERE app_id = apps.id) AS pending, "
             "(SELECT json_extract(config, '$.down_reason') FROM deployments WHERE id = live_deployment_id) AS down "
             "FROM apps WHERE id = ?",

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect as pyinspect
+import logging
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import InvalidInput, MistError
+from ..errors import HealthCheckCancelled, HealthCheckFailed, InvalidInput, MistError
 from ..models import HealthCheck
 from .docker import Engine, RunningContainer
 
@@ -35,19 +36,9 @@ FIRST_BACKOFF = 0.05
 # Printable ASCII but the space stays as it is in a request target; everything else is percent-encoded.
 _TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
+log = logging.getLogger(__name__)
+
 LineSink = Callable[[str], Awaitable[None] | None]
-
-
-class HealthCheckFailed(MistError):
-    code = "health_check_failed"
-    status = 422
-
-
-class HealthCheckCancelled(HealthCheckFailed):
-    """The wait was given up because the deployment was cancelled."""
-
-    code = "health_check_cancelled"
-    status = 409
 
 
 class _Exited(Exception):
@@ -266,8 +257,11 @@ class _Waiter:
         try:
             async for line in self.engine.logs(self.container.name, follow=False, tail=LAST_LOG_LINES):
                 lines.append(line.text)
-        except MistError:
-            pass
+        except MistError as err:
+            # The health check's own failure is what is reported; its last lines are a help, so say why they
+            # are missing.
+            log.warning("could not read the last lines of %s: %s", self.container.name, err.message)
+            lines.append(f"(its last lines could not be read: {err.message})")
         return "\n".join(lines[-LAST_LOG_LINES:])
 
     async def refresh_ip(self) -> None:

@@ -21,11 +21,11 @@ import urllib3.connection
 import urllib3.connectionpool
 
 from ..procs import host_process_env
+from .address import EngineAddress
 
 if TYPE_CHECKING:
     import docker
 
-    from .client import EngineAddress
 
 SSH_BINARY = "ssh"
 

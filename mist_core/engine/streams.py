@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import http.client
 import json
+import logging
 import re
 import struct
 import threading
@@ -32,6 +33,8 @@ _FRAME_HEADER = struct.Struct(">BxxxL")
 _STREAMS = {1: "stdout", 2: "stderr"}
 # A line longer than this is handed out in parts rather than held whole in memory.
 MAX_LINE = 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def parse_log_line(line: bytes) -> tuple[datetime | None, bytes]:
@@ -289,8 +292,10 @@ class StreamHub(Generic[T]):
             else:
                 error = None if self.closed else self._translate(failure)
         finally:
-            with contextlib.suppress(Exception):
+            try:
                 response.close()
+            except Exception:  # noqa: BLE001 - the stream is over either way
+                log.debug("closing an engine stream failed", exc_info=True)
         _on_loop(loop, lambda: self._finish(error))
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, batch: list[T]) -> bool:

@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..errors import InvalidInput, MistError
+from ..errors import InvalidInput, ProviderError
 from ..models import ProviderKind
 
 __all__ = [
@@ -45,13 +45,6 @@ _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _OWNER_NAME = re.compile(rf"^{_SEGMENT}/{_SEGMENT}$")
 _NESTED_PATH = re.compile(rf"^{_SEGMENT}(/{_SEGMENT})+$")
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-
-
-class ProviderError(MistError):
-    """A git provider refused a request, answered something unexpected, or could not be reached."""
-
-    code: ClassVar[str] = "provider_error"
-    status: ClassVar[int] = 502
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from ..errors import MistError
-from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, validate_upstream
+from .. import validate
+from ..errors import ProxyError
+from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable
 
 if TYPE_CHECKING:
     import httpx
@@ -28,13 +29,6 @@ HTTPS_SERVER = "mist_https"
 # so a SYN the app's full listen backlog dropped (Linux resends it after 1 s) would become a 502.
 UPSTREAM_TRY_DURATION = "1s"
 UPSTREAM_TRY_INTERVAL = "50ms"
-
-
-class ProxyError(MistError):
-    """The proxy refused the configuration or could not be reached."""
-
-    code = "proxy_error"
-    status = 502
 
 
 def _port_of(address: str) -> int:
@@ -119,7 +113,7 @@ def caddy_config(
     challenge_upstream: str | None = None,
 ) -> dict[str, Any]:
     """The whole Caddy config for the table. ``certificates`` maps a domain to ``(chain_pem, key_pem)``."""
-    challenge = validate_upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
+    challenge = validate.upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
     https_port = _port_of(https_address)
     port_suffix = "" if https_port == 443 else f":{https_port}"
     http_port = _port_of(http_address)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import inspect
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from .. import validate
 from ..domains import redirect_source
-from ..errors import InvalidInput
 from ..store import Store
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "SECURITY_HEADERS",
     "UpstreamResolver",
     "route_table",
-    "validate_upstream",
     "with_hooks_route",
 ]
 
@@ -40,16 +38,6 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 # Takes a container name and gives the host the proxy dials: the name itself when the proxy shares the
 # `mist` network, the container's IP address when the proxy runs on the host.
 UpstreamResolver = Callable[[str], "str | Awaitable[str]"]
-
-_UPSTREAM = re.compile(r"(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):(?P<port>[0-9]{1,5})")
-
-
-def validate_upstream(value: str, what: str = "upstream") -> str:
-    """``host:port`` that a proxy can dial, with nothing a config syntax could give meaning to."""
-    match = _UPSTREAM.fullmatch(value) if isinstance(value, str) else None
-    if match is None or not 1 <= int(match.group("port")) <= 65535:
-        raise InvalidInput(f"{what} {value!r} is not host:port (for example 127.0.0.1:8081)", field=what)
-    return value
 
 
 @dataclass(frozen=True)
@@ -190,7 +178,7 @@ async def route_table(
     ``pending`` maps an app id to a deployment id to route to instead of the live one: the switching step
     moves the route to the new container before the store marks it live.
     """
-    validate_upstream(challenge_upstream, "challenge_upstream")
+    validate.upstream(challenge_upstream, "challenge_upstream")
     pending = pending or {}
     apps = await store.all(
         "SELECT a.id, a.name, a.spec, a.live_deployment_id, p.name AS project "
@@ -235,7 +223,7 @@ async def route_table(
                 app_id=app["id"],
                 deployment_id=dep["id"],
                 container=dep["container_name"],
-                upstream=validate_upstream(f"{host}:{port or DEFAULT_PORT}"),
+                upstream=validate.upstream(f"{host}:{port or DEFAULT_PORT}"),
                 port=port or DEFAULT_PORT,
                 port_assumed=port is None,
                 domains=tuple(by_app.get(app["id"], ())),
@@ -249,7 +237,7 @@ def with_hooks_route(table: RouteTable, public_url: str, upstream: str) -> Route
     GitHub App pages) to the daemon's hooks listener at ``upstream``. First, so an app that answers the same
     host name does not shadow it; its project name cannot be a real project's (names have no ``_``)."""
     parts = urlsplit(public_url)
-    host = validate_upstream(upstream, "hooks_upstream")
+    host = validate.upstream(upstream, "hooks_upstream")
     route = Route(
         project="_mist",
         app="hooks",

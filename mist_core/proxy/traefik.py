@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable, validate_upstream
+from .. import validate
+from .routes import CHALLENGE_PATH, DomainRoute, Route, RouteTable
 
 __all__ = ["CHALLENGE_PRIORITY", "SHARED_FILE", "CertFiles", "traefik_config", "write_traefik"]
 
@@ -189,7 +190,7 @@ def traefik_config(
     challenge_upstream: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The file-provider configuration for the table, by file name."""
-    challenge = validate_upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
+    challenge = validate.upstream(challenge_upstream or table.challenge_upstream, "challenge_upstream")
     files = {SHARED_FILE: _shared_config(challenge, certificates or {})}
     for route in table.routes:
         files[f"{route.key}.yml"] = _app_config(route)

@@ -13,6 +13,7 @@ import logging
 import math
 import operator
 from collections.abc import Callable, Coroutine, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any, Optional, Protocol
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
@@ -425,8 +426,6 @@ def create_hooks_app(core: Any) -> FastAPI:
 
 def _version() -> str:
     try:
-        from importlib.metadata import version
-
         return version("mist")
-    except Exception:
+    except PackageNotFoundError:  # running from a source tree that was never installed
         return "0.0.0"

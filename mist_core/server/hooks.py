@@ -106,10 +106,8 @@ def build_hooks_router() -> APIRouter:
 
     @router.get("/github/manifest/{state}")
     async def github_manifest_page(request: Request, state: str) -> Response:
-        from ..gitops import manifest_page
-
         try:
-            text = await manifest_page(request.app.state.core, state)
+            text = await request.app.state.core.gitops.manifest_page(state)
         except MistError as err:
             return error_page(err)
         return HTMLResponse(text, headers={"content-security-policy": manifest_policy(text)})
@@ -118,8 +116,6 @@ def build_hooks_router() -> APIRouter:
     async def github_callback(
         request: Request, code: str | None = None, state: str | None = None
     ) -> Response:
-        from ..gitops import finish_manifest
-
         if not code or not state:
             return page(
                 400,
@@ -128,7 +124,7 @@ def build_hooks_router() -> APIRouter:
                 "<code>mist git provider add NAME --github-manifest</code>.",
             )
         try:
-            provider = await finish_manifest(request.app.state.core, state, code)
+            provider = await request.app.state.core.gitops.finish_manifest(state, code)
         except MistError as err:
             return error_page(err)
         return _stored_page(provider)

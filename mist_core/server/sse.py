@@ -82,8 +82,10 @@ async def frames(
                 await pending
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await aclose()
+            except Exception:  # noqa: BLE001 - the response is over either way
+                log.warning("closing the stream of %s failed", request.url.path, exc_info=True)
 
 
 def stream_response(request: Request, source: AsyncIterator[BaseModel]) -> StreamingResponse:

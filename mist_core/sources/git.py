@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from .. import validate
-from ..errors import Conflict, InvalidInput, MistError
+from ..errors import Conflict, FetchFailed, InvalidInput
 from ..printable import printable
 from ..procs import HOST_PATH, die_with_parent, host_process_env
 from .keys import public_key_of
@@ -35,14 +35,6 @@ from .keys import public_key_of
 __all__ = ["Checkout", "FetchCancelled", "FetchFailed", "fetch"]
 
 LineCallback = Callable[[str], Awaitable[None] | None]
-
-
-class FetchFailed(MistError):
-    """git could not get the requested commit: repository not found or not reachable, ref not found,
-    authentication refused, or the fetch timed out."""
-
-    code: ClassVar[str] = "fetch_failed"
-    status: ClassVar[int] = 422
 
 
 class FetchCancelled(FetchFailed):

@@ -13,7 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ..errors import MistError
+from ..errors import AcmeError
 from .challenges import ChallengeResponder
 
 if TYPE_CHECKING:
@@ -23,13 +23,6 @@ if TYPE_CHECKING:
 
 USER_AGENT = "mist"
 DEFAULT_TIMEOUT = 90.0
-
-
-class AcmeError(MistError):
-    """The ACME server refused or failed an order; the message carries its problem detail."""
-
-    code = "acme_error"
-    status = 502
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from ..models import Certificate
 from ..secrets import SecretBox
 from ..store import Row, Store, parse_ts, ts
 from .acme_client import IssuedCertificate, new_account_key
-from .renewal import renewal_due
+from .schedule import renewal_due
 
 
 def _certificate(row: Row) -> Certificate:
@@ -132,7 +132,7 @@ class CertificateStore:
 
     async def due_for_renewal(self, now: dt.datetime, window_days: int) -> builtins.list[Certificate]:
         """Issued ACME certificates whose renewal time has come: ``window_days`` before expiry, or two
-        thirds into the life of a certificate shorter than three windows (see ``renewal.renewal_window``)."""
+        thirds into the life of a certificate shorter than three windows (see ``schedule.renewal_window``)."""
         limit = ts(now + dt.timedelta(days=window_days))
         rows = await self._store.all(
             f"SELECT {_COLUMNS} FROM certificates WHERE status = 'issued' AND source = 'acme' "

@@ -205,7 +205,7 @@ async def test_a_github_app_provider_posts_commit_statuses_and_preview_comments(
         await mist.apps.set_source(ref, SourceChanges(provider="gh", repo=repos[0].full_name))
         app = await mist.apps.get(ref)
         assert app.spec.git_url == f"{forge.url}/{repos[0].full_name}.git"
-        options = await mist.core.gitops.fetch_options(app.id)
+        options = await mist.core.credentials.fetch_options(app.id)
         assert options["token_username"] == "x-access-token" and options["token"]
 
         # Deliveries to the provider's hook reach every app of that repository.

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from mist_core.tls.renewal import (
+from mist_core.tls.schedule import (
     RETRY_BACKOFF,
     next_action,
     next_retry_at,

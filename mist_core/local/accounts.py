@@ -13,12 +13,12 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from . import __version__, auth, validate
-from .api import AuthAPI, InvitesAPI, MembersAPI, SecretsAPI, SessionsAPI, TokensAPI, UsersAPI
-from .auth import lockout, permissions
-from .auth import totp as totp_codes
-from .calls import Caller, Part, audit
-from .errors import (
+from .. import auth, validate
+from ..api import AuthAPI, InvitesAPI, MembersAPI, SecretsAPI, SessionsAPI, TokensAPI, UsersAPI
+from ..auth import lockout, permissions
+from ..auth import totp as totp_codes
+from ..calls import Caller, audit
+from ..errors import (
     Conflict,
     InvalidInput,
     NotFound,
@@ -28,7 +28,7 @@ from .errors import (
     TotpRequired,
     Unauthenticated,
 )
-from .models import (
+from ..models import (
     ApiToken,
     ApiTokenCreated,
     Invite,
@@ -46,7 +46,9 @@ from .models import (
     User,
     UserChanges,
 )
-from .store import Row, Store, Writer, now, parse_ts, ts
+from ..store import Row, Store, Writer, now, parse_ts, ts
+from ..version import __version__
+from .part import Part
 
 SESSION_LIFETIME = timedelta(days=30)  # a session unused (never refreshed) this long ends
 ROLES = ("owner", "admin", "developer", "viewer")
