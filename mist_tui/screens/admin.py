@@ -56,6 +56,9 @@ class _ListScreen(Screen):
     def action_reload(self) -> None:
         self.load()
 
+    def reconnected(self) -> None:
+        self.load()
+
     def action_back(self) -> None:
         if isinstance(self.focused, Input):
             self.table.focus()

@@ -593,6 +593,7 @@ class AppScreen(Screen):
             self.sample = sample
             if self.current is not None:
                 self._show_facts()
+        self.mist.stream_ended()
 
     @api_work(exclusive=True, group="app-events")
     async def follow_events(self) -> None:
@@ -606,6 +607,16 @@ class AppScreen(Screen):
                     self._changed.add("domains")
                 else:
                     self._changed.add("app")
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        """The daemon is back: reload the app and every tab that was loaded, and re-open the streams."""
+        self._changed.update(("app", "env", "domains"))
+        self.follow_metrics()
+        self.follow_events()
+        if self._logs_started:
+            tail, since = self.query_one("#app-logs", LogPanel).tail_and_since()
+            self.stream_logs(tail, since)
 
     def _reload_if_changed(self) -> None:
         # Events are coalesced: a burst of deployment state changes costs one reload.

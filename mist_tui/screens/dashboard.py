@@ -191,6 +191,7 @@ class DashboardScreen(Screen):
         assert self.mist.api is not None
         async for sample in self.mist.api.metrics.stream():
             self.apply_sample(sample)
+        self.mist.stream_ended()
 
     @api_work(exclusive=True, group="dashboard-events")
     async def follow_events(self) -> None:
@@ -207,6 +208,14 @@ class DashboardScreen(Screen):
                 self.reload_projects()
             elif event.kind == "project":
                 self.reload_projects()
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        """The daemon is back: what it holds may have changed while it was away."""
+        self.load()
+        self.follow_metrics()
+        self.follow_events()
+        self.load_proxy()
 
     def _schedule_flush(self) -> None:
         # Events are coalesced: a burst about one app costs one apps.get, not one per event. The timer runs

@@ -122,9 +122,15 @@ class DeploymentScreen(Screen):
     async def stream_log(self) -> None:
         assert self.mist.api is not None
         view = self.query_one("#build-log", LogPanel).view
+        view.clear()  # a stream opened again after a reconnect starts from the first line
         async for line in self.mist.api.deployments.log(self.deployment_id, follow=True):
             view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))
         self.poll()
+
+    def reconnected(self) -> None:
+        self.poll()
+        if self.deployment is None or not self.deployment.state.is_final:
+            self.stream_log()
 
     def show(self) -> None:
         d = self.deployment

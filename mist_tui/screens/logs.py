@@ -102,6 +102,11 @@ class LogsScreen(Screen):
         except MistError as error:
             self.post_message(ApiFailed(error))
 
+    def reconnected(self) -> None:
+        if not self.query_one("#log-apps", SelectionList).option_count:
+            self.load_apps()
+        self._range_changed()
+
     @on(LogPanel.RangeChanged)
     def _range_changed(self) -> None:
         for worker in self.workers:

@@ -195,6 +195,10 @@ class MetricsScreen(Screen):
             if self.samples and sample.system.ts <= self.samples[-1].system.ts:
                 continue
             self.add(sample)
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        self.follow()  # samples older than the newest held are skipped, so the gap fills from history
 
     def add(self, sample: MetricsSample, *, draw: bool = True) -> None:
         previous = self.samples[-1] if self.samples else None
