@@ -59,7 +59,10 @@ class MistApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
+        # ``:`` as in k9s, and Ctrl+P as in every Textual app: naming one command_palette binding takes away
+        # Textual's own Ctrl+P, so it is given back here (with priority, so a focused input cannot eat it).
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True, id="app.palette"),
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
     ]
 
