@@ -64,6 +64,8 @@ class MistApp(App[None]):
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
         Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True, id="app.palette"),
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
+        # Esc closes the help panel first; only with no panel open does it go back (the screen's Esc).
+        Binding("escape", "hide_help", "Close help", show=False, priority=True, id="app.close_help"),
     ]
 
     def __init__(
@@ -376,6 +378,14 @@ class MistApp(App[None]):
             "providers": GitProvidersScreen,
         }
         self.push_screen(screens[name]())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_help":
+            return bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_hide_help(self) -> None:
+        self.action_hide_help_panel()
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

@@ -23,6 +23,15 @@ if TYPE_CHECKING:
     from ..app import MistApp
 
 
+class AppPicker(SelectionList[str]):
+    """The apps to follow: j and k move as in every other list, Space picks."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="multilogs.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="multilogs.up"),
+    ]
+
+
 class LogsScreen(Screen):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="multilogs.back"),
@@ -41,7 +50,7 @@ class LogsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            yield SelectionList[str](id="log-apps")
+            yield AppPicker(id="log-apps")
             yield LogPanel(
                 cap=self.mist.config.log_buffer_lines, show_source=True, range_choices=True, id="multi-logs"
             )
@@ -67,6 +76,8 @@ class LogsScreen(Screen):
             offset = page.next_offset
         picker = self.query_one("#log-apps", SelectionList)
         picker.add_options([(ref, ref, ref in self.initial) for ref in sorted(refs)])
+        if picker.highlighted is None and picker.option_count:
+            picker.highlighted = 0  # the cursor is visible from the start, so Space picks at once
         self._sync()
 
     @on(SelectionList.SelectedChanged, "#log-apps")

@@ -282,9 +282,12 @@ class LogView(ScrollView, can_focus=True):
         """Move to the next (or previous) row with a match; False when there is none."""
         if self.search is None or not self._rows:
             return False
+        # From the match last jumped to while it is on screen; once the reader has scrolled away from it,
+        # from what they are looking at.
         here = self._current_match
-        if here is None:
-            here = int(self.scroll_y) - (0 if forward else -self.size.height)
+        top, height = int(self.scroll_y), self.size.height
+        if here is None or not top <= here < top + height:
+            here = top - 1 if forward else top + height
         order = range(here + 1, len(self._rows)) if forward else range(min(here, len(self._rows)) - 1, -1, -1)
         for row in order:
             index, offset = self._rows[row]

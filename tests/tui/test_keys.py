@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Checkbox
 
 from tests.tui.realcore import make_app, seed
 from tests.tui.scenarios import screen_name, until
@@ -33,3 +34,122 @@ async def test_ctrl_p_and_colon_both_open_the_palette_and_typing_goes_into_it(tm
             assert screen_name(pilot) == "CommandPalette"
             await pilot.press("escape")
             await until(pilot, lambda: screen_name(pilot) == "DashboardScreen")
+
+
+async def test_escape_closes_the_help_panel_before_it_leaves_the_screen(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    async with make_app(seeded, tmp_path).run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        pilot.app.open_app("shop/web")  # type: ignore[attr-defined]
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        await pilot.press("question_mark")
+        await until(pilot, lambda: bool(pilot.app.screen.query("HelpPanel")))
+        await pilot.press("escape")
+        await until(pilot, lambda: not pilot.app.screen.query("HelpPanel"))
+        assert screen_name(pilot) == "AppScreen"
+        await pilot.press("escape")  # with the panel gone, Esc goes back as before
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen")
+
+
+async def test_enter_on_a_form_checkbox_submits_the_form_without_toggling_it(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        await pilot.press("4")
+        await pilot.pause(0.2)
+        await pilot.press("a")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+        await pilot.press(*"GREETING", "tab", *"hello", "tab")
+        assert isinstance(app.focused, Checkbox)
+        await pilot.press("enter")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        assert app.api is not None
+        [var] = await app.api.env.list("shop/web")
+        assert (var.key, var.secret) == ("GREETING", False)
+
+
+async def test_a_confirm_dialog_says_which_keys_answer_it(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        await pilot.press("X")
+        await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+        buttons = [str(b.label) for b in app.screen.query("Button")]
+        assert buttons == ["n  Cancel", "y  Delete shop/web"]
+        await pilot.press("n")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+
+
+async def test_the_log_app_picker_highlights_the_first_app_and_moves_with_j_and_k(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["api", "web", "worker"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_logs()
+        await until(pilot, lambda: screen_name(pilot) == "LogsScreen")
+        picker = app.screen.query_one("#log-apps")
+        await until(pilot, lambda: picker.option_count == 3)  # type: ignore[attr-defined]
+        assert picker.highlighted == 0  # type: ignore[attr-defined]
+        await pilot.press("j", "j")
+        assert picker.highlighted == 2  # type: ignore[attr-defined]
+        await pilot.press("k")
+        assert picker.highlighted == 1  # type: ignore[attr-defined]
+        await pilot.press("space")
+        await until(pilot, lambda: list(picker.selected) == ["shop/web"])  # type: ignore[attr-defined]
+
+
+async def test_number_keys_leave_the_git_tab(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        tabs = app.screen.query_one("#app-tabs")
+        await pilot.press("6")
+        await until(pilot, lambda: tabs.active == "git")  # type: ignore[attr-defined]
+        await pilot.pause(0.5)
+        await pilot.press("1")
+        await until(pilot, lambda: tabs.active == "overview")  # type: ignore[attr-defined]
+        await pilot.press("6")
+        await until(pilot, lambda: tabs.active == "git")  # type: ignore[attr-defined]
+        await pilot.pause(0.5)
+        await pilot.press("7")
+        await until(pilot, lambda: tabs.active == "settings")  # type: ignore[attr-defined]
+        focused = app.focused
+        assert focused is not None and focused.region.area > 0  # focus is on something the user can see
+
+
+async def test_n_in_the_log_search_goes_to_the_next_match_below_what_is_on_screen(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mist_tui.widgets.log_view import LogEntry
+
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        app.open_logs()
+        await until(pilot, lambda: screen_name(pilot) == "LogsScreen")
+        panel = app.screen.query_one("#multi-logs")
+        view = panel.view  # type: ignore[attr-defined]
+        now = datetime.now(UTC)
+        for i in range(400):
+            view.write(LogEntry(now, f"line {i}" + (" needle" if i % 50 == 10 else "")))
+        await until(pilot, lambda: view.row_count == 400)
+        view.focus()
+        await pilot.press("slash", *"needle", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        view.scroll_to(y=200, animate=False, immediate=True)
+        await pilot.pause(0.2)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        assert view._current_match == 210
