@@ -70,10 +70,21 @@ def role_text(role: str | None) -> Text:
     return Text(role, style=ROLE_STYLES.get(role.removeprefix("token:"), "yellow"))
 
 
+def state_words(state: str) -> str:
+    """A state as words: ``rolled_back`` reads ``rolled back``."""
+    return state.replace("_", " ")
+
+
 def status_text(status: str, *, icon: bool = True) -> Text:
     """A status word in its colour (live green, deploying yellow, failed red, stopped dim)."""
-    label = f"{STATUS_ICONS.get(status, '●')} {status}" if icon else status
+    words = state_words(status)
+    label = f"{STATUS_ICONS.get(status, '●')} {words}" if icon else words
     return Text(label, style=STATUS_STYLES.get(status, ""))
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 line``, ``2 lines``, ``10,000 apps``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def human_bytes(n: int | float | None) -> str:

@@ -25,12 +25,14 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from mist_core.errors import InvalidInput, MistError
 from mist_core.models import MASK, App, AppChanges, Deployment, EnvVar, HealthCheck, MetricsSample
 
 from ..format import (
+    counted,
     human_age,
     human_bytes,
     human_duration,
@@ -169,7 +171,7 @@ class EnvironmentPane(Vertical):
             )
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
-        table.border_title = f"Environment · {len(variables)} variables" + (
+        table.border_title = f"Environment · {counted(len(variables), 'variable')}" + (
             " · secrets shown" if self.reveal else ""
         )
 
@@ -649,6 +651,20 @@ class AppScreen(Screen):
         app = self.current
         assert app is not None
         now = self.mist.clock()
+        self._show_title()
+        self._show_facts()
+        recent = self.query_one("#recent", MistTable)
+        table = self.query_one("#deployments-table", MistTable)
+        for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
+            target.clear()
+            for d in rows:
+                target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
+        table.border_title = f"{counted(len(self.deployments), 'deployment')} · Enter opens one"
+
+    def _show_title(self) -> None:
+        app = self.current
+        assert app is not None
+        now = self.mist.clock()
         title = Text()
         title.append(f" {app.project}/", style="dim")
         title.append(app.name, style="bold")
@@ -658,14 +674,20 @@ class AppScreen(Screen):
             title.append(f"   {short_sha(app.live_commit)}", style="bold")
             title.append(f" live for {human_age(app.live_since, now)}", style="dim")
         self.query_one("#app-title", Static).update(title)
-        self._show_facts()
-        recent = self.query_one("#recent", MistTable)
-        table = self.query_one("#deployments-table", MistTable)
-        for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
-            target.clear()
-            for d in rows:
-                target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
-        table.border_title = f"{len(self.deployments)} deployments · Enter opens one"
+
+    def tick(self) -> None:
+        """A second passed: "live for" and the deployments' ages move on."""
+        if self.current is None:
+            return
+        self._show_title()
+        now = self.mist.clock()
+        for table_id in ("#recent", "#deployments-table"):
+            table = self.query_one(table_id, MistTable)
+            for d in self.deployments:
+                key = str(d.id)
+                age = human_age(d.created_at, now)
+                if key in table.rows and str(table.get_cell(key, "age")) != age:
+                    table.update_cell(key, "age", right(age))
 
     def _show_facts(self) -> None:
         app = self.current
@@ -735,7 +757,12 @@ class AppScreen(Screen):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane.id
-        if pane == "logs":
+        if pane == "overview":
+            self.query_one("#recent", MistTable).focus()
+        elif pane == "settings":
+            # The tab strip, not the first field: number keys still switch tabs, Tab walks into the form.
+            self.query_one(TabbedContent).query_one(Tabs).focus()
+        elif pane == "logs":
             self._start_logs()
             self.query_one("#app-logs", LogPanel).view.focus()
         elif pane == "environment":
@@ -758,6 +785,8 @@ class AppScreen(Screen):
     # ------------------------------------------------------------------------------------------ actions
 
     def action_tab(self, tab: str) -> None:
+        # Focus left inside the pane being hidden would make TabbedContent switch straight back to it.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
     def action_deploy(self) -> None:

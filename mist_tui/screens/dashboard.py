@@ -24,7 +24,7 @@ from mist_core.errors import MistError, NotFound
 from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
-from ..format import cpu_text, human_age, memory_text, short_sha, status_text
+from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_text
 from ..widgets.line_table import Cell, Column, LineTable
 from ..widgets.server_strip import ProxyLine, ServerStrip
 from ..workers import api_work
@@ -42,6 +42,7 @@ COLUMNS = [
     Column("cpu", "CPU", 8, "right"),
     Column("memory", "Memory", 11, "right"),
 ]
+AGE = [c.key for c in COLUMNS].index("age")
 SORTS = ["project", "app", "status", "age", "cpu", "memory"]
 STATUSES = frozenset(get_args(AppStatus))
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
@@ -267,6 +268,16 @@ class DashboardScreen(Screen):
         if app is not None and not any(a.project == app.project for a in self.apps.values()):
             self.populate()  # the project's last app went: its empty row appears
 
+    def tick(self) -> None:
+        """A second passed: redraw the rows on screen whose age now reads differently (only those)."""
+        now = self.mist.clock()
+        table = self.table
+        for key in table.visible_keys():
+            cached = self._cell_cache.get(key)
+            if cached is not None and cached[2][AGE] != human_age(cached[0].live_since, now):
+                del self._cell_cache[key]
+                table.refresh_row(key)
+
     def apply_sample(self, sample: MetricsSample) -> None:
         self.query_one(ServerStrip).show(sample.system)
         usage: dict[str, tuple[float, int, int | None]] = {}
@@ -407,12 +418,14 @@ class DashboardScreen(Screen):
     def _summarise(self) -> None:
         counts = self._take_census()[0]
         if not self.apps and not self._loading and self.projects:
-            self.table.border_subtitle = f"{len(self.projects):,} projects, no apps yet: c adds an app"
+            self.table.border_subtitle = (
+                f"{counted(len(self.projects), 'project')}, no apps yet: c adds an app"
+            )
             return
         if not self.apps and not self._loading:
             self.table.border_subtitle = "no projects yet: n creates one"
             return
-        parts = [f"{len(self.apps):,} apps"]
+        parts = [counted(len(self.apps), "app")]
         parts += [f"{counts[s]:,} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
         if self.filter_text:
             parts.insert(0, f"{self.table.row_count:,} shown")

@@ -25,12 +25,15 @@ if TYPE_CHECKING:
     from ..app import MistApp
 
 POLL_SECONDS = 1.0
+ROLLBACK_SKIPS = (DeploymentState.fetching, DeploymentState.building)
 
 
 def step_rows(deployment: Deployment, now) -> list[tuple[str, Text, Text]]:
     """``(step, state, duration)`` for each pipeline step, as the user should read it."""
     timings = {t.step: t for t in deployment.steps}
     last = deployment.steps[-1].step if deployment.steps else None
+    # A rollback runs an earlier image: it never fetches or builds, and can say so from the start.
+    never = ROLLBACK_SKIPS if deployment.source == "rollback" else ()
     rows = []
     for step in PIPELINE_STEPS:
         timing = timings.get(step)
@@ -39,10 +42,16 @@ def step_rows(deployment: Deployment, now) -> list[tuple[str, Text, Text]]:
             took = human_duration((end - timing.started_at).total_seconds())
             rows.append((step.value, Text("✕ failed", style="bold red"), right(took, "red")))
             continue
+        if timing is not None and step == last and deployment.state == DeploymentState.cancelled:
+            # The step the cancel stopped: its end is when it was stopped, not when it was done.
+            end = timing.finished_at or deployment.finished_at or now
+            took = human_duration((end - timing.started_at).total_seconds())
+            rows.append((step.value, Text("■ cancelled", style="bold"), right(took)))
+            continue
         if timing is None:
             state = (
                 Text("· pending", style="dim")
-                if not deployment.state.is_final
+                if not deployment.state.is_final and step not in never
                 else Text("· skipped", style="dim")
             )
             rows.append((step.value, state, right("", "dim")))
@@ -126,6 +135,11 @@ class DeploymentScreen(Screen):
         async for line in self.mist.api.deployments.log(self.deployment_id, follow=True):
             view.write(LogEntry(ts=line.ts, text=line.text, source=line.source, stream=line.stream))
         self.poll()
+
+    def tick(self) -> None:
+        """A second passed: the running step's time and "started … ago" move on."""
+        if self.deployment is not None:
+            self.show()
 
     def reconnected(self) -> None:
         self.poll()

@@ -285,6 +285,11 @@ class LineTable(ScrollView, can_focus=True):
             # The row below may have shown this one's group heading blank: redraw both.
             self.refresh_lines(row + 1, 2)
 
+    def visible_keys(self) -> Sequence[str]:
+        """The keys of the rows on screen now."""
+        top = self.scroll_offset.y
+        return self._keys[top : top + self._visible_rows()]
+
     def refresh_rows(self) -> None:
         """Every row's cells may have changed."""
         self._versions.clear()

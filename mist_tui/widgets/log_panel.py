@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from ..format import shown
+from ..format import counted, shown
 from .log_view import LogView
 
 TAIL_CHOICES = [
@@ -160,7 +160,7 @@ class LogPanel(Vertical):
                 status.append("  [" + ", ".join(flags) + "]", style="dim")
         if self._search_error:
             status.append(f"   {self._search_error}", style="bold red")
-        status.append(f"   {view.buffer.end - view.buffer.first:,} lines", style="dim")
+        status.append(f"   {counted(view.buffer.end - view.buffer.first, 'line')}", style="dim")
         if status == self._status_shown:
             return
         self._status_shown = status
@@ -264,4 +264,4 @@ class LogPanel(Vertical):
                 severity="error",
             )
             return
-        self.app.call_from_thread(self.app.notify, f"Saved {len(lines):,} lines to {path}")
+        self.app.call_from_thread(self.app.notify, f"Saved {counted(len(lines), 'line')} to {path}")

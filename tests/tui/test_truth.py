@@ -1,0 +1,142 @@
+"""What the screens say must be true and read as words: a cancelled step says cancelled, a rollback's skipped
+steps say skipped from the start, counts take the right number, and states are words."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mist_core.local import open_embedded
+from mist_core.models import Deployment, DeploymentState, StepTiming
+from mist_tui.format import counted, status_text
+from mist_tui.screens.deployment import step_rows
+from tests.tui.realcore import make_app, seed
+from tests.tui.scenarios import screen_name, until
+
+T0 = datetime(2026, 1, 15, 3, 12, 40, tzinfo=UTC)
+S = DeploymentState
+
+
+def deployment(state: DeploymentState, steps: list[StepTiming], **fields: object) -> Deployment:
+    return Deployment(
+        id=10,
+        app_id=1,
+        project="shop",
+        app="web",
+        state=state,
+        ref="main",
+        steps=steps,
+        created_at=T0,
+        **fields,
+    )
+
+
+def states(d: Deployment, now: datetime) -> dict[str, str]:
+    return {step: str(state) for step, state, _ in step_rows(d, now)}
+
+
+def test_the_step_a_cancel_stopped_reads_cancelled_not_done() -> None:
+    # The core closes the running step's timing when it cancels: that end is a stop, not a success.
+    d = deployment(
+        S.cancelled,
+        [
+            StepTiming(step=S.fetching, started_at=T0, finished_at=T0 + timedelta(seconds=1)),
+            StepTiming(
+                step=S.building, started_at=T0 + timedelta(seconds=1), finished_at=T0 + timedelta(seconds=9)
+            ),
+        ],
+        finished_at=T0 + timedelta(seconds=9),
+    )
+    shown = states(d, T0 + timedelta(seconds=20))
+    assert shown["fetching"] == "✓ done"
+    assert shown["building"] == "■ cancelled"
+    assert shown["starting"] == "· skipped"
+
+
+def test_a_running_rollback_shows_fetching_and_building_skipped_at_once() -> None:
+    d = deployment(S.starting, [StepTiming(step=S.starting, started_at=T0)], source="rollback", rollback_of=7)
+    shown = states(d, T0 + timedelta(seconds=2))
+    assert shown["fetching"] == "· skipped"
+    assert shown["building"] == "· skipped"
+    assert shown["starting"] == "◐ running"
+    assert shown["checking"] == "· pending"
+
+
+def test_state_names_read_as_words_and_counts_take_their_number() -> None:
+    assert status_text("rolled_back", icon=False).plain == "rolled back"
+    assert counted(1, "deployment") == "1 deployment"
+    assert counted(2, "line") == "2 lines"
+    assert counted(10_000, "app") == "10,000 apps"
+
+
+@pytest.mark.docker
+async def test_one_deployment_is_counted_in_the_singular_on_the_app_screen(tmp_path: Path) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    core = await open_embedded(seeded.data, seeded.token, run_workers=False, git_roots=[seeded.repos])
+    try:
+        queued = await core.apps.deploy("shop/web")
+        await core.deployments.cancel(queued.id)
+    finally:
+        await core.close()
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        table = app.screen.query_one("#deployments-table")
+        await until(pilot, lambda: table.row_count == 1)  # type: ignore[attr-defined]
+        assert str(table.border_title).startswith("1 deployment ·")
+
+
+class Clock:
+    """Now, moved forward by the test: what a minute of waiting looks like, in no time."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+@pytest.mark.docker
+async def test_relative_times_move_on_by_themselves_on_the_dashboard_and_the_app_screen(
+    tmp_path: Path,
+) -> None:
+    from uuid import uuid4
+
+    from tests.images import busybox_image
+    from tests.mistkit import busybox_site, remove_everything_of, wait_final
+
+    busybox_image()
+    project = "t" + uuid4().hex[:8]
+    seeded = await seed(tmp_path, {project: ["web"]}, busybox_site("hello\n"))
+    clock = Clock()
+    app = make_app(seeded, tmp_path, clock)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+            assert app.api is not None
+            queued = await app.api.apps.deploy(f"{project}/web")
+            done = await wait_final(app.api, queued.id, timeout=120)
+            assert done.state == S.live, done.error
+            table = app.screen.table  # type: ignore[attr-defined]
+            ref = f"{project}/web"
+            await until(pilot, lambda: "live" in str(table.get_row(ref)[2]), timeout=15)
+            await until(pilot, lambda: str(table.get_row(ref)[4]).endswith("s"))
+
+            # Nothing about the app changes; only time passes. The age follows within a second or so.
+            clock.offset = timedelta(minutes=7)
+            await until(pilot, lambda: str(table.get_row(ref)[4]) == "7m", timeout=3)
+
+            app.open_app(ref)
+            await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+            title = app.screen.query_one("#app-title")
+            await until(pilot, lambda: "live for 7m" in str(title.render()))
+            clock.offset = timedelta(hours=3)
+            await until(pilot, lambda: "live for 3h" in str(title.render()), timeout=3)
+            recent = app.screen.query_one("#recent")
+            assert str(recent.get_cell(str(queued.id), "age")) == "3h"  # type: ignore[attr-defined]
+    finally:
+        remove_everything_of(project)
