@@ -42,7 +42,34 @@ COLUMNS = [
     Column("cpu", "CPU", 8, "right"),
     Column("memory", "Memory", 11, "right"),
 ]
-AGE = [c.key for c in COLUMNS].index("age")
+# Narrower terminals keep status, CPU and memory and give up the commit first; wide ones get more facts.
+NARROW = [
+    Column("project", "Project", 12),
+    Column("app", "App", 18),
+    Column("status", "Status", 12),
+    Column("age", "Age", 4, "right"),
+    Column("cpu", "CPU", 7, "right"),
+    Column("memory", "Memory", 10, "right"),
+]
+WIDE = [
+    Column("project", "Project", 20),
+    Column("app", "App", 30),
+    *COLUMNS[2:],
+    Column("branch", "Branch", 20),
+    Column("container", "Container", 36),
+]
+WIDE_FROM = 200  # terminal columns
+NARROW_BELOW = 104
+
+
+def layout_for(width: int) -> list[Column]:
+    if width >= WIDE_FROM:
+        return WIDE
+    if width < NARROW_BELOW:
+        return NARROW
+    return COLUMNS
+
+
 SORTS = ["project", "app", "status", "age", "cpu", "memory"]
 STATUSES = frozenset(get_args(AppStatus))
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
@@ -272,9 +299,13 @@ class DashboardScreen(Screen):
         """A second passed: redraw the rows on screen whose age now reads differently (only those)."""
         now = self.mist.clock()
         table = self.table
+        keys = [column.key for column in table.columns]
+        if "age" not in keys:
+            return
+        age = keys.index("age")
         for key in table.visible_keys():
             cached = self._cell_cache.get(key)
-            if cached is not None and cached[2][AGE] != human_age(cached[0].live_since, now):
+            if cached is not None and cached[2][age] != human_age(cached[0].live_since, now):
                 del self._cell_cache[key]
                 table.refresh_row(key)
 
@@ -354,7 +385,8 @@ class DashboardScreen(Screen):
         app = self.apps.get(key)
         if app is None:
             name = key.split("/", 1)[0]
-            return ((name, "bold"), ("no apps yet: c adds one", "dim italic"), "", "", "", "", "")
+            empty = {"project": (name, "bold"), "app": ("no apps yet: c adds one", "dim italic")}
+            return tuple(empty.get(column.key, "") for column in self.table.columns)
         usage = self.usage.get(key)
         cached = self._cell_cache.get(key)
         if cached is None or cached[0] is not app or cached[1] != usage:
@@ -364,15 +396,24 @@ class DashboardScreen(Screen):
 
     def _build_cells(self, app: App) -> tuple[Cell, ...]:
         cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
-        return (
-            (app.project, "bold"),
-            app.name,
-            _cell(status_text(app.status)),
-            (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
-            human_age(app.live_since, self.mist.clock()),
-            _cell(cpu_text(cpu)),
-            _cell(memory_text(mem, limit)),
-        )
+        cells: dict[str, Cell] = {
+            "project": (app.project, "bold"),
+            "app": app.name,
+            "status": _cell(status_text(app.status)),
+            "commit": (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
+            "age": human_age(app.live_since, self.mist.clock()),
+            "cpu": _cell(cpu_text(cpu)),
+            "memory": _cell(memory_text(mem, limit)),
+            "branch": app.spec.branch,
+            "container": (app.container_name, "") if app.container_name else ("—", "dim"),
+        }
+        return tuple(cells[column.key] for column in self.table.columns)
+
+    def on_resize(self) -> None:
+        columns = layout_for(self.size.width)
+        if [c.key for c in columns] != [c.key for c in self.table.columns] or columns != self.table.columns:
+            self._cell_cache.clear()
+            self.table.set_columns(columns)
 
     def populate(self, *, reuse_order: bool = False) -> None:
         """Show the apps in memory, filtered and sorted, keeping the cursor on its row.
@@ -485,7 +526,7 @@ class DashboardScreen(Screen):
     @on(LineTable.HeaderSelected, "#apps")
     def _header_clicked(self, event: LineTable.HeaderSelected) -> None:
         key = event.column_key
-        if key == "commit":
+        if key not in SORTS:
             return
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse

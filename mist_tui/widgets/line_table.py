@@ -298,6 +298,18 @@ class LineTable(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------------------------------ columns
 
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Show ``columns`` instead (the owner's ``cells`` must now give one cell per each): a table fits
+        its width by dropping or narrowing columns."""
+        group = self.group_by
+        self.columns = list(columns)
+        self._row_width = sum(column.width + 2 * PADDING for column in self.columns)
+        keys = [column.key for column in self.columns]
+        self._group_by = keys.index(group) if group in keys else None
+        self.refresh_rows()
+        self._header = None
+        self._update_size()
+
     def set_sort(self, column_key: str | None, reverse: bool = False) -> None:
         """Mark the header of the column the rows are sorted by (the rows are the owner's to order)."""
         self._sort = (column_key, reverse) if column_key is not None else None

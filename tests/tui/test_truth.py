@@ -140,3 +140,21 @@ async def test_relative_times_move_on_by_themselves_on_the_dashboard_and_the_app
             assert str(recent.get_cell(str(queued.id), "age")) == "3h"  # type: ignore[attr-defined]
     finally:
         remove_everything_of(project)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("width", [80, 120, 250])
+async def test_dashboard_columns_fit_the_terminal_and_keep_status_cpu_and_memory(
+    tmp_path: Path, width: int
+) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+        table = app.screen.table  # type: ignore[attr-defined]
+        await until(pilot, lambda: table.row_count > 0)
+        keys = [column.key for column in table.columns]
+        assert {"status", "cpu", "memory"} <= set(keys)
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing off the edge
+        if width >= 200:
+            assert {"commit", "branch", "container"} <= set(keys)
