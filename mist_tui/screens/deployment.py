@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -26,6 +27,25 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 1.0
 ROLLBACK_SKIPS = (DeploymentState.fetching, DeploymentState.building)
+
+
+# A line of build output that says what went wrong (BuildKit's "ERROR: failed to solve: ...", a parse error).
+CAUSE = re.compile(r"\berror\b|failed|unknown instruction|not found|denied", re.IGNORECASE)
+# BuildKit's progress lines (layer digests, timings, transfers): never the reason, so not shown beside it.
+NOISE = re.compile(r"sha256:[0-9a-f]{12,}|^#\d+ (DONE|CACHED)\b|transferring|^#\d+ \[internal\]")
+LINES_BEFORE = 3
+
+
+def failure_excerpt(error: str) -> tuple[str, list[str], str | None]:
+    """What a failure panel shows first: the headline of ``error``, then the line that gives the cause with
+    the few lines before it (not the start of the output, which is mostly digests), and that cause line
+    (to find it in the log) when there is one."""
+    headline, *rest = error.splitlines() or [""]
+    lines = [line for line in rest if line.strip() and not NOISE.search(line)]
+    for at in range(len(lines) - 1, -1, -1):
+        if CAUSE.search(lines[at]):
+            return headline, lines[max(0, at - LINES_BEFORE) : at + 1], lines[at].strip()
+    return headline, lines[-LINES_BEFORE - 1 :], None
 
 
 def step_rows(deployment: Deployment, now) -> list[tuple[str, Text, Text]]:
@@ -80,6 +100,7 @@ class DeploymentScreen(Screen):
         super().__init__()
         self.deployment_id = deployment_id
         self.deployment: Deployment | None = None
+        self._cause_pending = True  # a failed deployment's log still has to be moved to its cause
 
     @property
     def mist(self) -> MistApp:
@@ -171,11 +192,28 @@ class DeploymentScreen(Screen):
             table.add_row(Text(step), state, took, key=step)
         error = self.query_one("#deployment-error", Static)
         if d.error:
-            error.update(printable_text(Text.assemble(("Failed\n", "bold red"), (d.error, "red"))))
+            headline, excerpt, cause = failure_excerpt(d.error)
+            panel = Text.assemble(("Failed: ", "bold red"), (headline, "red"))
+            for line in excerpt:
+                panel.append("\n")
+                panel.append(line.strip(), style="bold red" if line.strip() == cause else "dim")
+            error.update(printable_text(panel))
             error.display = True
+            if self._cause_pending and d.state.is_final:
+                self._open_log_at(cause)
         else:
             error.display = False
         self.refresh_bindings()
+
+    def _open_log_at(self, cause: str | None) -> None:
+        """The build log of a failed deployment opens at the cause, wrapped so none of it is off the edge."""
+        view = self.query_one("#build-log", LogPanel).view
+        if not view.wrap:
+            view.set_wrap(True)
+        if cause is None:
+            self._cause_pending = False
+        elif view.show_last(lambda text: cause in text):
+            self._cause_pending = False
 
     def action_cancel(self) -> None:
         d = self.deployment

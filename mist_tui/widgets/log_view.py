@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -304,6 +304,19 @@ class LogView(ScrollView, can_focus=True):
                 return True
         return False
 
+    def show_last(self, predicate: Callable[[str], bool]) -> bool:
+        """Scroll to the last line ``predicate`` accepts, with the lines before it above (the reader looks
+        at a failure and what led to it); False when no line on hand matches."""
+        for row in range(len(self._rows) - 1, -1, -1):
+            index, offset = self._rows[row]
+            if offset == 0 and predicate(self.buffer[index].text):
+                self.following = False
+                top = max(0, row - self.size.height * 2 // 3)
+                self._settle(lambda top=top: self.scroll_to(y=top, animate=False, immediate=True, force=True))
+                self.refresh()
+                return True
+        return False
+
     def visible_text(self) -> Iterator[str]:
         """What the view shows (the filter applies), as plain lines for saving to a file."""
         for _, entry in self.buffer.items():
@@ -333,7 +346,10 @@ class LogView(ScrollView, can_focus=True):
         return width
 
     def _text_width(self) -> int:
-        return max(10, self.scrollable_content_region.width - self._prefix_width)
+        # Wrapped rows leave the vertical scrollbar's column free whether or not it shows yet: a log that
+        # grows gains one, and rows cut for the wider area would lose their last character under it.
+        width = self.content_region.width - self.styles.scrollbar_size_vertical
+        return max(10, width - self._prefix_width)
 
     def _rows_for(self, index: int, entry: LogEntry) -> list[tuple[int, int]]:
         if not self.wrap or not entry.text:

@@ -158,3 +158,46 @@ async def test_dashboard_columns_fit_the_terminal_and_keep_status_cpu_and_memory
         assert table.virtual_size.width <= table.scrollable_content_region.width  # nothing off the edge
         if width >= 200:
             assert {"commit", "branch", "container"} <= set(keys)
+
+
+@pytest.mark.docker
+async def test_a_failed_build_shows_its_cause_first_at_80_by_24(tmp_path: Path) -> None:
+    from uuid import uuid4
+
+    from tests.images import busybox_image
+    from tests.mistkit import remove_everything_of, wait_final
+
+    busybox_image()
+    project = "f" + uuid4().hex[:8]
+    dockerfile = "FROM mist-test/busybox:1\nRUNN echo typo\n"
+    seeded = await seed(tmp_path, {project: ["web"]}, {"Dockerfile": dockerfile, "index.html": "hi\n"})
+    app = make_app(seeded, tmp_path)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+            assert app.api is not None
+            queued = await app.api.apps.deploy(f"{project}/web")
+            done = await wait_final(app.api, queued.id, timeout=120)
+            assert done.state == S.failed
+            app.open_deployment(queued.id)
+            await until(pilot, lambda: screen_name(pilot) == "DeploymentScreen")
+            screen = app.screen
+            panel = screen.query_one("#deployment-error")
+            view = screen.query_one("#build-log").view  # type: ignore[attr-defined]
+
+            def log_on_screen() -> str:
+                """The log's rows on screen, without their time column, joined as wrapping split them."""
+                rows = (
+                    "".join(segment.text for segment in view.render_line(y)) for y in range(view.size.height)
+                )
+                return "".join(row[view._prefix_width :] for row in rows)
+
+            await until(pilot, lambda: panel.display and "RUNN" in str(panel.render()), timeout=10)
+            # The panel names the cause, and all of it fits on the screen.
+            assert "unknown instruction" in str(panel.render()).lower()
+            assert "sha256" not in str(panel.render())
+            assert panel.region.bottom <= 24
+            # The log opens at the cause, wrapped: the whole message is in view.
+            await until(pilot, lambda: "unknown instruction: RUNN" in log_on_screen(), timeout=5)
+    finally:
+        remove_everything_of(project)
