@@ -504,10 +504,12 @@ class AppScreen(Screen):
         Binding("7", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
     ]
 
-    def __init__(self, app_ref: str, *, tab: str = "overview") -> None:
+    def __init__(self, app_ref: str, *, tab: str = "overview", rollback: bool = False) -> None:
         super().__init__()
         self.app_ref = app_ref
         self.initial_tab = tab
+        # Opened to roll back (the palette's "rollback shop/web"): once loaded, offer the previous deployment.
+        self._rollback_on_load = rollback
         self.current: App | None = None
         self.deployments: list[Deployment] = []
         self.sample: MetricsSample | None = None
@@ -573,6 +575,9 @@ class AppScreen(Screen):
         self.current = app
         self.deployments = page.items
         self._show_app()
+        if self._rollback_on_load:
+            self._rollback_on_load = False
+            self.rollback_to_previous()
         git = self.query_one(GitPane)
         if git.source is not None:
             git.show_source()  # it names the app's branch
@@ -798,6 +803,24 @@ class AppScreen(Screen):
             # Rolling back acts on the selected deployment: offered where deployments are listed.
             return self.query_one(TabbedContent).active in ("deployments", "overview")
         return True
+
+    def rollback_to_previous(self) -> None:
+        """Select the deployment that was live before the live one and ask to roll back to it."""
+        app = self.current
+        assert app is not None
+        live = app.live_deployment_id
+        earlier = [
+            d
+            for d in self.deployments
+            if live is not None and d.id < live and d.state.value in ("superseded", "rolled_back") and d.image
+        ]
+        if not earlier:
+            self.mist.notify(f"{app.ref} has no earlier deployment to roll back to.", severity="warning")
+            return
+        previous = max(earlier, key=lambda d: d.id)
+        table = self.query_one("#deployments-table", MistTable)
+        table.move_cursor(row=table.get_row_index(str(previous.id)), animate=False)
+        self.action_rollback()
 
     def action_rollback(self) -> None:
         app = self.current

@@ -153,3 +153,44 @@ async def test_n_in_the_log_search_goes_to_the_next_match_below_what_is_on_scree
         await pilot.press("n")
         await pilot.pause(0.2)
         assert view._current_match == 210
+
+
+def first_hits(pilot: Pilot) -> list[str]:
+    options = pilot.app.screen.query_one("CommandList")
+    return [str(options.get_option_at_index(i).prompt).splitlines()[0] for i in range(options.option_count)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("shop/web", "Open shop/web"),
+        ("deploy shop/web", "Deploy shop/web"),
+        ("logs ticker", "Logs of jobs/ticker"),
+        ("rollback shop/web", "Roll back shop/web to its previous deployment"),
+    ],
+)
+async def test_the_palette_acts_on_apps_by_name(tmp_path: Path, typed: str, expected: str) -> None:
+    seeded = await seed(tmp_path, {"shop": ["web", "api"], "jobs": ["ticker"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        await pilot.press("colon")
+        await until(pilot, lambda: screen_name(pilot) == "CommandPalette")
+        await pilot.press(*typed)
+        await until(pilot, lambda: expected in first_hits(pilot)[:1])
+        await pilot.press("enter")
+        if typed.startswith("deploy"):
+            await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+            assert "Deploy shop/web" in str(app.screen.query_one(".dialog-title").render())
+        elif typed.startswith("logs"):
+            await until(pilot, lambda: screen_name(pilot) == "LogsScreen")
+            picker = app.screen.query_one("#log-apps")
+            await until(pilot, lambda: list(picker.selected) == ["jobs/ticker"])  # type: ignore[attr-defined]
+        else:
+            await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+            assert app.screen.app_ref == "shop/web"  # type: ignore[attr-defined]
+            if typed.startswith("rollback"):
+                # Never deployed: nothing to go back to, and it says so.
+                await until(
+                    pilot, lambda: any("no earlier deployment" in n.message for n in app._notifications)
+                )
