@@ -1276,7 +1276,7 @@ class _Env(Part, EnvAPI):
         return await self.m.apps._get(app_ref)
 
     async def _may_reveal(self, caller: Caller, app_ref: str) -> None:
-        project, _ = validate.app_ref(app_ref)
+        project, name = validate.app_ref(app_ref)
         role = await self.m.project_role(caller, project)
         allowed = permissions.at_least(role, permissions.ENV_REVEAL_ROLE, permissions.PROJECT_RANK)
         if not allowed or caller.scope not in (None, "admin"):
@@ -1284,6 +1284,9 @@ class _Env(Part, EnvAPI):
                 f"secret values are shown only to developers and admins of project {project!r}"
                 + (" (and to admin-scoped API tokens, not read or deploy ones)" if caller.scope else "")
             )
+        # Who saw which app's secrets, and when, is part of the trail.
+        async with self.store.write() as w:
+            await audit(w, caller, "env.reveal", project=project, app=name)
 
     def _var(self, app_id: int, row: Any, reveal: bool) -> EnvVar:
         value: str | None = row["value"]
