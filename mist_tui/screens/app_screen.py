@@ -47,7 +47,7 @@ from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
 from ..workers import api_work
-from .dialogs import PRINTABLE, ConfirmDialog, FormDialog, FormField, PromptDialog
+from .dialogs import PRINTABLE, ConfirmDialog, FormDialog, FormField
 from .domains import DomainsPane
 from .git import GitPane
 
@@ -249,23 +249,33 @@ class EnvironmentPane(Vertical):
     def action_import(self) -> None:
         from pathlib import Path
 
-        async def load(path: str) -> None:
+        async def load(values: dict[str, Any]) -> list[EnvVar]:
             assert self.mist.api is not None
+            path = values["path"].strip()
             try:
                 text = Path(path).expanduser().read_text()
             except OSError as exc:
                 raise InvalidInput(
-                    f"Cannot read {path}: {exc.strerror}. Give the path of a .env file.", field="value"
+                    f"Cannot read {path}: {exc.strerror}. Give the path of a .env file.", field="path"
                 ) from exc
-            await self.mist.api.env.import_dotenv(self.app_ref, text)
+            imported = await self.mist.api.env.import_dotenv(
+                self.app_ref, text, secret=values["secret"], build=values["build"]
+            )
+            kind = "secret " if values["secret"] else ""
+            self.mist.notify(f"Imported {counted(len(imported), kind + 'variable')} into {self.app_ref}.")
+            return imported
 
         self.app.push_screen(
-            PromptDialog(
+            FormDialog(
                 f"Import a .env file into {self.app_ref}",
-                label="Path",
-                value=".env",
+                [
+                    FormField("path", "Path", ".env"),
+                    FormField("secret", "Mark the values secret (encrypted, masked in lists)", checkbox=True),
+                    FormField("build", "Available at build time", checkbox=True),
+                ],
                 submit=load,
                 submit_label="Import",
+                note="Every KEY=VALUE line is checked before anything is set.",
             ),
             self._after_change,
         )

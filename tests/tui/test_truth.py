@@ -201,3 +201,37 @@ async def test_a_failed_build_shows_its_cause_first_at_80_by_24(tmp_path: Path) 
             await until(pilot, lambda: "unknown instruction: RUNN" in log_on_screen(), timeout=5)
     finally:
         remove_everything_of(project)
+
+
+@pytest.mark.docker
+async def test_a_dotenv_import_can_mark_the_values_secret(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    dotenv = tmp_path / "prod.env"
+    dotenv.write_text("DB_PASSWORD=hunter2\nAPI_KEY=abc\n")
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        await pilot.press("4")
+        await pilot.pause(0.2)
+        await pilot.press("i")
+        await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+        field = app.screen.query_one("#field-path")
+        field.value = str(dotenv)  # type: ignore[attr-defined]
+        await pilot.press("tab")
+        assert isinstance(app.focused, Checkbox)
+        await pilot.press("space", "enter")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        assert app.api is not None
+        variables = await app.api.env.list("shop/web")
+        assert {(v.key, v.secret, v.value) for v in variables} == {
+            ("API_KEY", True, None),
+            ("DB_PASSWORD", True, None),
+        }
+        env = app.screen.query_one("#env")
+        await until(pilot, lambda: env.row_count == 2)  # type: ignore[attr-defined]
+        assert "hunter2" not in str(env.get_row("DB_PASSWORD"))  # type: ignore[attr-defined]
+        assert str(env.border_title).startswith("Environment · 2 variables")  # type: ignore[attr-defined]
