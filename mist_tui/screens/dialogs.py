@@ -106,7 +106,7 @@ class FormField:
 class FormCheckbox(Checkbox, inherit_bindings=False):
     """A form's checkbox: Space toggles it, and Enter submits the form as it does from any other field."""
 
-    BINDINGS = [Binding("space", "toggle_button", "Toggle", show=False)]
+    BINDINGS = [Binding("space", "toggle_button", "Toggle", show=False, id="dialog.toggle")]
 
 
 class FormDialog(ModalScreen[Any]):
