@@ -17,7 +17,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Header,
     Input,
     Label,
@@ -43,6 +42,7 @@ from ..format import (
     shown,
     status_text,
 )
+from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
@@ -558,7 +558,7 @@ class AppScreen(Screen):
                 yield GitPane(self.app_ref)
             with TabPane("Settings", id="settings"):
                 yield SettingsPane()
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         for table_id in ("#recent", "#deployments-table"):

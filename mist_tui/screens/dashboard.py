@@ -18,13 +18,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
 from mist_core.errors import MistError, NotFound
 from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
 from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_text
+from ..widgets.footer import MistFooter
 from ..widgets.line_table import Cell, Column, LineTable
 from ..widgets.server_strip import ProxyLine, ServerStrip
 from ..workers import api_work
@@ -133,7 +134,7 @@ class DashboardScreen(Screen):
         yield ProxyLine(" PROXY checking…", id="proxy-line")
         yield Input(placeholder="filter apps: type part of a name or a status", id="filter")
         yield LineTable(COLUMNS, self._row, id="apps")
-        yield Footer()
+        yield MistFooter()
 
     @property
     def table(self) -> LineTable:

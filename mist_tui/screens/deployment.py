@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from mist_core.errors import NotFound
 from mist_core.models import PIPELINE_STEPS, Deployment, DeploymentState
 
 from ..format import human_age, human_duration, printable_text, right, short_sha, status_text
+from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
@@ -114,7 +115,7 @@ class DeploymentScreen(Screen):
                 yield MistTable(id="steps", zebra=False)
                 yield Static(id="deployment-error")
             yield LogPanel(cap=self.mist.config.log_buffer_lines, title="Build log", id="build-log")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         steps = self.query_one("#steps", MistTable)

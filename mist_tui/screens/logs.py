@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, SelectionList
+from textual.widgets import Header, SelectionList
 
 from mist_core.errors import MistError
 
+from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..workers import ApiFailed, api_work
@@ -54,7 +55,7 @@ class LogsScreen(Screen):
             yield LogPanel(
                 cap=self.mist.config.log_buffer_lines, show_source=True, range_choices=True, id="multi-logs"
             )
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         self.query_one("#log-apps", SelectionList).border_title = "Apps"

@@ -235,3 +235,65 @@ async def test_a_dotenv_import_can_mark_the_values_secret(tmp_path: Path) -> Non
         await until(pilot, lambda: env.row_count == 2)  # type: ignore[attr-defined]
         assert "hunter2" not in str(env.get_row("DB_PASSWORD"))  # type: ignore[attr-defined]
         assert str(env.border_title).startswith("Environment · 2 variables")  # type: ignore[attr-defined]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(("width", "overflows"), [(80, True), (200, False)])
+async def test_a_footer_that_cannot_show_every_key_says_so(
+    tmp_path: Path, width: int, overflows: bool
+) -> None:
+    from textual.widgets._footer import FooterKey
+
+    from mist_tui.widgets.footer import MORE, MistFooter
+
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+        footer = app.screen.query_one(MistFooter)
+        await until(pilot, lambda: bool(footer.query(FooterKey)))
+        await pilot.pause(0.3)
+        palette = footer.query_one("FooterKey.-command-palette", FooterKey)
+        assert footer.has_class("-overflow") is overflows
+        assert (palette.description == MORE) is overflows
+
+
+@pytest.mark.docker
+async def test_metrics_graphs_have_fixed_scales_and_a_time_axis_and_enter_opens_the_app(
+    tmp_path: Path,
+) -> None:
+    from uuid import uuid4
+
+    from tests.images import busybox_image
+    from tests.mistkit import busybox_site, remove_everything_of, wait_final
+
+    busybox_image()
+    project = "m" + uuid4().hex[:8]
+    seeded = await seed(tmp_path, {project: ["web"]}, busybox_site("hello\n"))
+    app = make_app(seeded, tmp_path)
+    try:
+        async with app.run_test(size=(120, 36)) as pilot:
+            await until(pilot, lambda: screen_name(pilot) == "DashboardScreen", timeout=30)
+            assert app.api is not None
+            queued = await app.api.apps.deploy(f"{project}/web")
+            done = await wait_final(app.api, queued.id, timeout=120)
+            assert done.state == S.live, done.error
+            app.action_goto("metrics")
+            await until(pilot, lambda: screen_name(pilot) == "MetricsScreen")
+            screen = app.screen
+            table = screen.query_one("#containers")
+            name = done.container_name
+            await until(pilot, lambda: name in [str(k.value) for k in table.rows], timeout=20)  # type: ignore[attr-defined]
+            assert str(screen.query_one("#g-cpu").border_title) == "0–100%"
+            assert str(screen.query_one("#g-mem").border_title).startswith("0–")
+            assert str(screen.query_one("#g-cpu").border_subtitle).endswith("now")
+            await until(pilot, lambda: str(screen.query_one("#g-app-mem").border_title).startswith("0–"))
+            assert str(screen.query_one("#g-app-cpu").border_title).startswith("0–")
+
+            table.focus()
+            table.move_cursor(row=table.get_row_index(name))  # type: ignore[attr-defined]
+            await pilot.press("enter")
+            await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+            assert app.screen.app_ref == f"{project}/web"  # type: ignore[attr-defined]
+    finally:
+        remove_everything_of(project)
