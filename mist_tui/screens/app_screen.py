@@ -42,6 +42,7 @@ from ..format import (
     shown,
     status_text,
 )
+from ..widgets.clipboard import copy
 from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
@@ -505,6 +506,7 @@ class AppScreen(Screen):
         Binding("R", "restart", "Restart", id="app_screen.restart"),
         Binding("X", "delete", "Delete app", id="app_screen.delete"),
         Binding("b", "rollback", "Roll back", id="app.rollback"),
+        Binding("y", "copy", "Copy", show=False, id="app_screen.copy"),
         Binding("1", "tab('overview')", "Overview", show=False, id="app_screen.tab_overview"),
         Binding("2", "tab('deployments')", "Deployments", show=False, id="app_screen.tab_deployments"),
         Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
@@ -813,6 +815,24 @@ class AppScreen(Screen):
             # Rolling back acts on the selected deployment: offered where deployments are listed.
             return self.query_one(TabbedContent).active in ("deployments", "overview")
         return True
+
+    def action_copy(self) -> None:
+        """The selected deployment's commit, or the selected variable's value (once revealed)."""
+        focused = self.focused
+        if isinstance(focused, MistTable) and focused.id in ("recent", "deployments-table"):
+            key = focused.selected_key
+            d = next((d for d in self.deployments if str(d.id) == key), None)
+            if d is not None and d.commit_sha:
+                copy(self, d.commit_sha, f"the commit of #{d.id}")
+        elif isinstance(focused, MistTable) and focused.id == "env":
+            env = self.query_one(EnvironmentPane)
+            var = env.vars.get(focused.selected_key or "")
+            if var is None:
+                return
+            if var.value is None:
+                self.mist.notify(f"{var.key} is secret: r reveals it, then y copies it.", severity="warning")
+            else:
+                copy(self, var.value, var.key)
 
     def rollback_to_previous(self) -> None:
         """Select the deployment that was live before the live one and ask to roll back to it."""

@@ -25,6 +25,7 @@ from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
 from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_text
+from ..widgets.clipboard import copy
 from ..widgets.footer import MistFooter
 from ..widgets.line_table import Cell, Column, LineTable
 from ..widgets.server_strip import ProxyLine, ServerStrip
@@ -93,6 +94,7 @@ class DashboardScreen(Screen):
         Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
         Binding("comma", "app.goto('settings')", "Settings", show=False, id="dashboard.settings"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="dashboard.reload"),
+        Binding("y", "copy", "Copy name", show=False, id="dashboard.copy"),
         Binding("n", "new_project", "New project", id="dashboard.new_project"),
         Binding("c", "new_app", "New app", id="dashboard.new_app"),
         Binding("r", "rename_project", "Rename project", show=False, id="dashboard.rename_project"),
@@ -550,6 +552,11 @@ class DashboardScreen(Screen):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_copy(self) -> None:
+        ref = self.table.selected_key
+        if ref in self.apps:
+            copy(self, ref, "the app's name")
 
     def action_deploy(self) -> None:
         ref = self.table.selected_key

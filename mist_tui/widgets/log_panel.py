@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
 from ..format import counted, shown
+from .clipboard import copy
 from .log_view import LogView
 
 TAIL_CHOICES = [
@@ -44,6 +45,7 @@ class LogPanel(Vertical):
         Binding("t", "toggle_timestamps", "Times", id="logs.timestamps"),
         Binding("w", "toggle_wrap", "Wrap", id="logs.wrap"),
         Binding("ctrl+s", "save", "Save", id="logs.save"),
+        Binding("y", "copy", "Copy line", show=False, id="logs.copy"),
         Binding("j", "scroll_down", "Down", show=False, id="logs.down"),
         Binding("k", "scroll_up", "Up", show=False, id="logs.up"),
         Binding("g", "top", "Top", show=False, id="logs.top"),
@@ -239,6 +241,11 @@ class LogPanel(Vertical):
 
     def action_top(self) -> None:
         self.view.scroll_home(animate=False)
+
+    def action_copy(self) -> None:
+        line = self.view.line_to_copy()
+        if line is not None:
+            copy(self, line, "the line")
 
     def action_save(self) -> None:
         from ..screens.dialogs import PromptDialog

@@ -317,6 +317,18 @@ class LogView(ScrollView, can_focus=True):
                 return True
         return False
 
+    def line_to_copy(self) -> str | None:
+        """The line a reader means by "this line": the search match last jumped to, else the last line on
+        screen."""
+        if not self._rows:
+            return None
+        row = self._current_match
+        top, height = int(self.scroll_y), self.size.height
+        if row is None or not top <= row < top + height:
+            row = min(len(self._rows), top + height) - 1
+        index, _ = self._rows[max(0, row)]
+        return self.buffer[index].text
+
     def visible_text(self) -> Iterator[str]:
         """What the view shows (the filter applies), as plain lines for saving to a file."""
         for _, entry in self.buffer.items():

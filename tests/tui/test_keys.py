@@ -194,3 +194,45 @@ async def test_the_palette_acts_on_apps_by_name(tmp_path: Path, typed: str, expe
                 await until(
                     pilot, lambda: any("no earlier deployment" in n.message for n in app._notifications)
                 )
+
+
+async def test_y_copies_the_selected_app_variable_or_log_line(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mist_tui.widgets.log_view import LogEntry
+
+    seeded = await seed(tmp_path, {"shop": ["web"]})
+    app = make_app(seeded, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        table = app.screen.table  # type: ignore[attr-defined]
+        table.move_cursor(row=table.get_row_index("shop/web"))
+        await pilot.press("y")
+        assert app.clipboard == "shop/web"
+
+        assert app.api is not None
+        await app.api.env.set("shop/web", "GREETING", "bonjour")
+        await app.api.env.set("shop/web", "TOKEN", "s3cret", secret=True)
+        app.open_app("shop/web")
+        await until(pilot, lambda: screen_name(pilot) == "AppScreen")
+        await pilot.press("4")
+        env = app.screen.query_one("#env")
+        await until(pilot, lambda: env.row_count == 2)  # type: ignore[attr-defined]
+        env.move_cursor(row=env.get_row_index("GREETING"))  # type: ignore[attr-defined]
+        await pilot.press("y")
+        assert app.clipboard == "bonjour"
+        env.move_cursor(row=env.get_row_index("TOKEN"))  # type: ignore[attr-defined]
+        await pilot.press("y")
+        assert app.clipboard == "bonjour"  # a masked secret is not copied
+        assert any("r reveals it" in n.message for n in app._notifications)
+
+        await pilot.press("escape")
+        app.open_logs()
+        await until(pilot, lambda: screen_name(pilot) == "LogsScreen")
+        view = app.screen.query_one("#multi-logs").view  # type: ignore[attr-defined]
+        for i in range(3):
+            view.write(LogEntry(datetime.now(UTC), f"line {i}"))
+        await until(pilot, lambda: view.row_count == 3)
+        view.focus()
+        await pilot.press("y")
+        assert app.clipboard == "line 2"
