@@ -297,3 +297,12 @@ async def test_metrics_graphs_have_fixed_scales_and_a_time_axis_and_enter_opens_
             assert app.screen.app_ref == f"{project}/web"  # type: ignore[attr-defined]
     finally:
         remove_everything_of(project)
+
+
+def test_a_live_app_whose_latest_deployment_failed_or_runs_says_so_beside_its_status() -> None:
+    from mist_tui.format import status_with_latest
+
+    assert status_with_latest("live", "failed", 10).plain == "● live · ✕ #10"
+    assert status_with_latest("live", "building", 11).plain == "● live · ◐ #11"
+    assert status_with_latest("live", "live", 9).plain == "● live"
+    assert status_with_latest("restarting", None, None).plain == "↻ restarting"
