@@ -96,7 +96,7 @@ class LevelSparkline(Sparkline):
         super().__init__([])
         self.ceiling = ceiling
 
-    def render(self) -> RenderResult:
+    def render(self) -> LevelBars:
         _, base = self.background_colors
         low = base + self.get_component_styles("sparkline--min-color").color
         high = base + self.get_component_styles("sparkline--max-color").color
