@@ -678,7 +678,7 @@ class AppScreen(Screen):
                 target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
         table.border_title = f"{counted(len(self.deployments), 'deployment')} · Enter opens one"
 
-    def _show_title(self) -> None:
+    def _show_title(self, *, layout: bool = True) -> None:
         app = self.current
         assert app is not None
         now = self.mist.clock()
@@ -690,13 +690,13 @@ class AppScreen(Screen):
         if app.live_commit:
             title.append(f"   {short_sha(app.live_commit)}", style="bold")
             title.append(f" live for {human_age(app.live_since, now)}", style="dim")
-        self.query_one("#app-title", Static).update(title)
+        self.query_one("#app-title", Static).update(title, layout=layout)
 
     def tick(self) -> None:
         """A second passed: "live for" and the deployments' ages move on."""
         if self.current is None:
             return
-        self._show_title()
+        self._show_title(layout=False)  # one line, always: no need to lay the screen out again
         now = self.mist.clock()
         for table_id in ("#recent", "#deployments-table"):
             table = self.query_one(table_id, MistTable)

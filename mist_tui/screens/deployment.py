@@ -102,6 +102,7 @@ class DeploymentScreen(Screen):
         self.deployment_id = deployment_id
         self.deployment: Deployment | None = None
         self._cause_pending = True  # a failed deployment's log still has to be moved to its cause
+        self._error_shown = ""  # the failure panel's text, redrawn only when it changes
 
     @property
     def mist(self) -> MistApp:
@@ -186,7 +187,7 @@ class DeploymentScreen(Screen):
         if d.duration is not None:
             text.append(f" · took {human_duration(d.duration)}", style="dim")
         # The commit's message and author, the ref: stored text, shown with its control characters neutralised.
-        self.query_one("#deployment-summary", Static).update(printable_text(text))
+        self.query_one("#deployment-summary", Static).update(printable_text(text), layout=False)
         table = self.query_one("#steps", MistTable)
         table.clear()
         for step, state, took in step_rows(d, now):
@@ -198,7 +199,9 @@ class DeploymentScreen(Screen):
             for line in excerpt:
                 panel.append("\n")
                 panel.append(line.strip(), style="bold red" if line.strip() == cause else "dim")
-            error.update(printable_text(panel))
+            if panel.plain != self._error_shown:
+                self._error_shown = panel.plain
+                error.update(printable_text(panel))
             error.display = True
             if self._cause_pending and d.state.is_final:
                 self._open_log_at(cause)
