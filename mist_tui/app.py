@@ -12,6 +12,7 @@ from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Input, Static
@@ -247,7 +248,10 @@ class MistApp(App[None]):
             self._mark_stale(screen)
         tick = getattr(screen, "tick", None)
         if callable(tick):
-            tick()
+            try:
+                tick()
+            except NoMatches:
+                pass  # the screen is being composed or taken down: the next tick finds it whole
 
     def connection_lost(self) -> bool:
         """A call found the daemon gone: say so once, grey out what the screens show, and reconnect in the
