@@ -3,16 +3,19 @@ routes between screens, and is the one place where errors from workers are shown
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from textual import events
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.notifications import SeverityLevel
-from textual.widgets import Input
+from textual.screen import Screen
+from textual.widgets import Input, Static
 
 from mist_core.api import MistAPI
 from mist_core.errors import DaemonUnavailable, MistError, Unauthenticated
@@ -25,8 +28,22 @@ from .config import Config, Credentials, Target
 from .workers import ApiFailed, api_work
 
 DAEMON_HINT = "Is the daemon running? Start it with `mist daemon` (or `make run`), or use --embedded."
+# Waits between attempts to reach a daemon that went away: quick at first (a restart takes a second or two),
+# never longer than a few seconds, so the screen is live again soon after the daemon is.
+RECONNECT_DELAYS = (0.25, 0.5, 1.0, 2.0)
 
 Connect = Callable[[Target], Awaitable[MistAPI]]
+
+
+class StaleBanner(Static):
+    """One line under the header while the daemon cannot be reached: what the screen shows is old."""
+
+
+def reload_screen(screen: Screen) -> None:
+    """Have ``screen`` fetch again what it shows and re-open its streams, if it knows how."""
+    reload = getattr(screen, "reconnected", None)
+    if callable(reload):
+        reload()
 
 
 def utc_now() -> datetime:
@@ -43,8 +60,13 @@ class MistApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="app.quit"),
+        # ``:`` as in k9s, and Ctrl+P as in every Textual app: naming one command_palette binding takes away
+        # Textual's own Ctrl+P, so it is given back here (with priority, so a focused input cannot eat it).
         Binding("colon", "command_palette", "Commands", show=False, id="app.commands"),
+        Binding("ctrl+p", "command_palette", "Commands", show=False, priority=True, id="app.palette"),
         Binding("question_mark", "toggle_help", "Help", id="app.help"),
+        # Esc closes the help panel first; only with no panel open does it go back (the screen's Esc).
+        Binding("escape", "hide_help", "Close help", show=False, priority=True, id="app.close_help"),
     ]
 
     def __init__(
@@ -67,6 +89,8 @@ class MistApp(App[None]):
         self.api: MistAPI | None = None
         self.user: User | None = None
         self._errors_shown: set[str] = set()
+        # When the daemon stopped answering (None while connected); wall time, for the banner.
+        self.disconnected_since: datetime | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
@@ -79,6 +103,9 @@ class MistApp(App[None]):
         from .screens.connect import ConnectScreen
 
         self.push_screen(ConnectScreen(self.target, auto=self.target is not None))
+        # One tick for the whole app: the active screen redraws its relative times ("45s", "live for 3m")
+        # and the stale banner keeps up with screens opened while disconnected.
+        self.set_interval(1, self.tick)
 
     async def on_unmount(self) -> None:
         heap.release()
@@ -202,6 +229,8 @@ class MistApp(App[None]):
         if isinstance(error, Unauthenticated):
             self.notify(error.message, title="Logged out", severity="error")
             self._back_to_login(error.message)
+        elif isinstance(error, DaemonUnavailable) and self.connection_lost():
+            return  # the banner says it, and the app reconnects by itself
         elif isinstance(error, DaemonUnavailable):
             self.notify(f"{error.message}\n{DAEMON_HINT}", title="No daemon", severity="error", timeout=10)
         elif isinstance(error, MistError):
@@ -210,6 +239,89 @@ class MistApp(App[None]):
             self.notify(f"Connection failed: {error}. {DAEMON_HINT}", title="No connection", severity="error")
         else:
             self.notify(f"{type(error).__name__}: {error}", title="Unexpected error", severity="error")
+
+    # ------------------------------------------------------------------------------------------ connection
+
+    def tick(self) -> None:
+        screen = self.screen
+        if self.disconnected_since is not None:
+            self._mark_stale(screen)
+        tick = getattr(screen, "tick", None)
+        if callable(tick):
+            try:
+                tick()
+            except NoMatches:
+                pass  # the screen is being composed or taken down: the next tick finds it whole
+
+    def connection_lost(self) -> bool:
+        """A call found the daemon gone: say so once, grey out what the screens show, and reconnect in the
+        background. False when there is nothing to reconnect to (no session yet, or the in-process core)."""
+        if self.api is None or self.user is None or self.target is None or self.target.kind != "daemon":
+            return False
+        if self.disconnected_since is None:
+            self.disconnected_since = datetime.now().astimezone()
+            for screen in self.screen_stack:
+                self._mark_stale(screen)
+            self.reconnect()
+        return True
+
+    def stream_ended(self) -> None:
+        """A stream that should run as long as its screen ended: the daemon may have stopped. Check."""
+        if self.disconnected_since is None:
+            self.check_connection()
+
+    @work(exclusive=True, group="connection-check", exit_on_error=False)
+    async def check_connection(self) -> None:
+        if self.api is None:
+            return
+        try:
+            await self.api.auth.whoami()
+        except DaemonUnavailable:
+            self.connection_lost()
+        except Exception:  # noqa: BLE001 - any answer means the daemon is there; the screen reports errors
+            return
+
+    @work(exclusive=True, group="reconnect", exit_on_error=False)
+    async def reconnect(self) -> None:
+        attempt = 0
+        while self.api is not None:
+            await asyncio.sleep(RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)])
+            attempt += 1
+            try:
+                await self.api.auth.whoami()
+            except DaemonUnavailable:
+                continue
+            except MistError as error:
+                self.disconnected_since = None
+                self._clear_stale()
+                self.show_error(error)  # it answers, but no longer to this session
+                return
+            break
+        self.disconnected_since = None
+        self._clear_stale()
+        for screen in self.screen_stack:
+            reload_screen(screen)
+
+    def stale_text(self) -> str:
+        since = self.disconnected_since.strftime("%H:%M:%S") if self.disconnected_since else "now"
+        return f" disconnected since {since} — data is stale; retrying"
+
+    def _mark_stale(self, screen: Screen) -> None:
+        if not screen.is_attached or screen.is_modal or screen.id == "_default":
+            return
+        screen.add_class("-stale")
+        if not screen.query(StaleBanner):
+            banner = StaleBanner(self.stale_text(), classes="stale-banner")
+            children = list(screen.children)
+            if children:
+                screen.mount(banner, before=children[0])
+            else:
+                screen.mount(banner)
+
+    def _clear_stale(self) -> None:
+        for screen in self.screen_stack:
+            screen.remove_class("-stale")
+            screen.query(StaleBanner).remove()
 
     def _back_to_login(self, message: str) -> None:
         from .screens.connect import LoginScreen
@@ -270,6 +382,14 @@ class MistApp(App[None]):
             "providers": GitProvidersScreen,
         }
         self.push_screen(screens[name]())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_help":
+            return bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_hide_help(self) -> None:
+        self.action_hide_help_panel()
 
     def action_toggle_help(self) -> None:
         if self.screen.query("HelpPanel"):

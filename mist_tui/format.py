@@ -38,6 +38,7 @@ STATUS_STYLES = {
     "crashed": "bold red",
     "stopped": "dim",
     "new": "italic dim",
+    "restarting": "bold yellow",
     # deployment states
     "queued": "yellow",
     "fetching": "yellow",
@@ -57,6 +58,7 @@ STATUS_ICONS = {
     "crashed": "✕",
     "stopped": "○",
     "new": "·",
+    "restarting": "↻",
 }
 
 
@@ -70,10 +72,34 @@ def role_text(role: str | None) -> Text:
     return Text(role, style=ROLE_STYLES.get(role.removeprefix("token:"), "yellow"))
 
 
+def state_words(state: str) -> str:
+    """A state as words: ``rolled_back`` reads ``rolled back``."""
+    return state.replace("_", " ")
+
+
 def status_text(status: str, *, icon: bool = True) -> Text:
     """A status word in its colour (live green, deploying yellow, failed red, stopped dim)."""
-    label = f"{STATUS_ICONS.get(status, '●')} {status}" if icon else status
+    words = state_words(status)
+    label = f"{STATUS_ICONS.get(status, '●')} {words}" if icon else words
     return Text(label, style=STATUS_STYLES.get(status, ""))
+
+
+def status_with_latest(status: str, latest_state: str | None, latest_id: int | None) -> Text:
+    """An app's status, and beside it its latest deployment when that one is not what serves: ``● live ·
+    ✕ #10`` (the last deploy failed, the previous one still serves) or ``● live · ◐ #11`` (one is running)."""
+    text = status_text(status)
+    if latest_id is None or latest_state is None or status != "live":
+        return text
+    if latest_state == "failed":
+        text.append(f" · ✕ #{latest_id}", style="bold red")
+    elif latest_state in ("queued", "fetching", "building", "starting", "checking", "switching"):
+        text.append(f" · ◐ #{latest_id}", style="bold yellow")
+    return text
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 line``, ``2 lines``, ``10,000 apps``: a count with its noun in the right number."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def human_bytes(n: int | float | None) -> str:

@@ -119,7 +119,7 @@ class Apps(Part, AppsAPI):
     async def source(self, app_ref: str, *, reveal: bool = False) -> AppSource:
         caller = await self.m.allow_app("apps.source", app_ref)
         if reveal:
-            await self.m.may_reveal_secrets(caller, app_ref)
+            await self.m.may_reveal_secrets(caller, app_ref, "source.reveal")
         return await self.core.gitops.source(await self.m.app(app_ref), reveal=reveal)
 
     async def set_source(self, app_ref: str, changes: SourceChanges) -> AppSource:

@@ -15,7 +15,7 @@ from .. import auth, validate
 from ..api import MistAPI
 from ..auth import permissions
 from ..auth.access import looks_like_jwt
-from ..calls import Caller
+from ..calls import Caller, audit
 from ..config import CoreConfig
 from ..core import Core
 from ..errors import NotFound, PermissionDenied, SetupRequired, TokenExpired, Unauthenticated
@@ -305,10 +305,10 @@ class LocalMist(MistAPI):
         except NotFound:
             raise NotFound(f"there is no app {app_ref!r}", field="app") from None
 
-    async def may_reveal_secrets(self, caller: Caller, app_ref: str) -> None:
+    async def may_reveal_secrets(self, caller: Caller, app_ref: str, action: str = "env.reveal") -> None:
         """Refuse to show secret values to anyone but developers and admins of the app's project (and their
-        admin-scoped tokens)."""
-        project, _ = validate.app_ref(app_ref)
+        admin-scoped tokens); for them, leave an ``action`` audit entry: who saw which app's secrets, when."""
+        project, name = validate.app_ref(app_ref)
         role = await self.project_role(caller, project)
         allowed = permissions.at_least(role, permissions.ENV_REVEAL_ROLE, permissions.PROJECT_RANK)
         if not allowed or caller.scope not in (None, "admin"):
@@ -316,3 +316,5 @@ class LocalMist(MistAPI):
                 f"secret values are shown only to developers and admins of project {project!r}"
                 + (" (and to admin-scoped API tokens, not read or deploy ones)" if caller.scope else "")
             )
+        async with self.core.store.write() as w:
+            await audit(w, caller, action, project=project, app=name)

@@ -10,12 +10,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from mist_core.errors import InvalidInput
 from mist_core.models import RecoveryCodes, TotpSetup, User, UserChanges
 
 from ..format import human_age, role_text, shown, utc_time
+from ..widgets.footer import MistFooter
 from ..workers import api_work
 from .dialogs import FormDialog, FormField, SecretDialog
 
@@ -69,7 +70,7 @@ class AccountScreen(Screen):
         yield Header()
         yield Static("", id="account-banner")
         yield Static("loading…", id="account-facts")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         self.query_one("#account-facts", Static).border_title = "Your account"

@@ -10,10 +10,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input
+from textual.widgets import DataTable, Header, Input
 
 from mist_core.models import Setting
 
+from ..widgets.footer import MistFooter
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import PromptDialog
@@ -38,7 +39,7 @@ class _ListScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield MistTable(id="list")
-        yield Footer()
+        yield MistFooter()
 
     @property
     def table(self) -> MistTable:
@@ -54,6 +55,9 @@ class _ListScreen(Screen):
         raise NotImplementedError
 
     def action_reload(self) -> None:
+        self.load()
+
+    def reconnected(self) -> None:
         self.load()
 
     def action_back(self) -> None:

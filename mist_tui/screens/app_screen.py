@@ -17,7 +17,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     DataTable,
-    Footer,
     Header,
     Input,
     Label,
@@ -25,12 +24,14 @@ from textual.widgets import (
     Static,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from mist_core.errors import InvalidInput, MistError
 from mist_core.models import MASK, App, AppChanges, Deployment, EnvVar, HealthCheck, MetricsSample
 
 from ..format import (
+    counted,
     human_age,
     human_bytes,
     human_duration,
@@ -41,11 +42,13 @@ from ..format import (
     shown,
     status_text,
 )
+from ..widgets.clipboard import copy
+from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..widgets.table import MistTable
 from ..workers import api_work
-from .dialogs import PRINTABLE, ConfirmDialog, FormDialog, FormField, PromptDialog
+from .dialogs import PRINTABLE, ConfirmDialog, FormDialog, FormField
 from .domains import DomainsPane
 from .git import GitPane
 
@@ -169,7 +172,7 @@ class EnvironmentPane(Vertical):
             )
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
-        table.border_title = f"Environment · {len(variables)} variables" + (
+        table.border_title = f"Environment · {counted(len(variables), 'variable')}" + (
             " · secrets shown" if self.reveal else ""
         )
 
@@ -247,23 +250,33 @@ class EnvironmentPane(Vertical):
     def action_import(self) -> None:
         from pathlib import Path
 
-        async def load(path: str) -> None:
+        async def load(values: dict[str, Any]) -> list[EnvVar]:
             assert self.mist.api is not None
+            path = values["path"].strip()
             try:
                 text = Path(path).expanduser().read_text()
             except OSError as exc:
                 raise InvalidInput(
-                    f"Cannot read {path}: {exc.strerror}. Give the path of a .env file.", field="value"
+                    f"Cannot read {path}: {exc.strerror}. Give the path of a .env file.", field="path"
                 ) from exc
-            await self.mist.api.env.import_dotenv(self.app_ref, text)
+            imported = await self.mist.api.env.import_dotenv(
+                self.app_ref, text, secret=values["secret"], build=values["build"]
+            )
+            kind = "secret " if values["secret"] else ""
+            self.mist.notify(f"Imported {counted(len(imported), kind + 'variable')} into {self.app_ref}.")
+            return imported
 
         self.app.push_screen(
-            PromptDialog(
+            FormDialog(
                 f"Import a .env file into {self.app_ref}",
-                label="Path",
-                value=".env",
+                [
+                    FormField("path", "Path", ".env"),
+                    FormField("secret", "Mark the values secret (encrypted, masked in lists)", checkbox=True),
+                    FormField("build", "Available at build time", checkbox=True),
+                ],
                 submit=load,
                 submit_label="Import",
+                note="Every KEY=VALUE line is checked before anything is set.",
             ),
             self._after_change,
         )
@@ -493,6 +506,7 @@ class AppScreen(Screen):
         Binding("R", "restart", "Restart", id="app_screen.restart"),
         Binding("X", "delete", "Delete app", id="app_screen.delete"),
         Binding("b", "rollback", "Roll back", id="app.rollback"),
+        Binding("y", "copy", "Copy", show=False, id="app_screen.copy"),
         Binding("1", "tab('overview')", "Overview", show=False, id="app_screen.tab_overview"),
         Binding("2", "tab('deployments')", "Deployments", show=False, id="app_screen.tab_deployments"),
         Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
@@ -502,10 +516,12 @@ class AppScreen(Screen):
         Binding("7", "tab('settings')", "Settings", show=False, id="app_screen.tab_settings"),
     ]
 
-    def __init__(self, app_ref: str, *, tab: str = "overview") -> None:
+    def __init__(self, app_ref: str, *, tab: str = "overview", rollback: bool = False) -> None:
         super().__init__()
         self.app_ref = app_ref
         self.initial_tab = tab
+        # Opened to roll back (the palette's "rollback shop/web"): once loaded, offer the previous deployment.
+        self._rollback_on_load = rollback
         self.current: App | None = None
         self.deployments: list[Deployment] = []
         self.sample: MetricsSample | None = None
@@ -544,7 +560,7 @@ class AppScreen(Screen):
                 yield GitPane(self.app_ref)
             with TabPane("Settings", id="settings"):
                 yield SettingsPane()
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         for table_id in ("#recent", "#deployments-table"):
@@ -571,6 +587,9 @@ class AppScreen(Screen):
         self.current = app
         self.deployments = page.items
         self._show_app()
+        if self._rollback_on_load:
+            self._rollback_on_load = False
+            self.rollback_to_previous()
         git = self.query_one(GitPane)
         if git.source is not None:
             git.show_source()  # it names the app's branch
@@ -593,6 +612,7 @@ class AppScreen(Screen):
             self.sample = sample
             if self.current is not None:
                 self._show_facts()
+        self.mist.stream_ended()
 
     @api_work(exclusive=True, group="app-events")
     async def follow_events(self) -> None:
@@ -606,6 +626,16 @@ class AppScreen(Screen):
                     self._changed.add("domains")
                 else:
                     self._changed.add("app")
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        """The daemon is back: reload the app and every tab that was loaded, and re-open the streams."""
+        self._changed.update(("app", "env", "domains"))
+        self.follow_metrics()
+        self.follow_events()
+        if self._logs_started:
+            tail, since = self.query_one("#app-logs", LogPanel).tail_and_since()
+            self.stream_logs(tail, since)
 
     def _reload_if_changed(self) -> None:
         # Events are coalesced: a burst of deployment state changes costs one reload.
@@ -638,6 +668,20 @@ class AppScreen(Screen):
         app = self.current
         assert app is not None
         now = self.mist.clock()
+        self._show_title()
+        self._show_facts()
+        recent = self.query_one("#recent", MistTable)
+        table = self.query_one("#deployments-table", MistTable)
+        for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
+            target.clear()
+            for d in rows:
+                target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
+        table.border_title = f"{counted(len(self.deployments), 'deployment')} · Enter opens one"
+
+    def _show_title(self, *, layout: bool = True) -> None:
+        app = self.current
+        assert app is not None
+        now = self.mist.clock()
         title = Text()
         title.append(f" {app.project}/", style="dim")
         title.append(app.name, style="bold")
@@ -646,15 +690,21 @@ class AppScreen(Screen):
         if app.live_commit:
             title.append(f"   {short_sha(app.live_commit)}", style="bold")
             title.append(f" live for {human_age(app.live_since, now)}", style="dim")
-        self.query_one("#app-title", Static).update(title)
-        self._show_facts()
-        recent = self.query_one("#recent", MistTable)
-        table = self.query_one("#deployments-table", MistTable)
-        for target, rows in ((recent, self.deployments[:5]), (table, self.deployments)):
-            target.clear()
-            for d in rows:
-                target.add_row(*deployment_row(d, now, self.deployments), key=str(d.id))
-        table.border_title = f"{len(self.deployments)} deployments · Enter opens one"
+        self.query_one("#app-title", Static).update(title, layout=layout)
+
+    def tick(self) -> None:
+        """A second passed: "live for" and the deployments' ages move on."""
+        if self.current is None:
+            return
+        self._show_title(layout=False)  # one line, always: no need to lay the screen out again
+        now = self.mist.clock()
+        for table_id in ("#recent", "#deployments-table"):
+            table = self.query_one(table_id, MistTable)
+            for d in self.deployments:
+                key = str(d.id)
+                age = human_age(d.created_at, now)
+                if key in table.rows and str(table.get_cell(key, "age")) != age:
+                    table.update_cell(key, "age", right(age))
 
     def _show_facts(self) -> None:
         app = self.current
@@ -724,7 +774,12 @@ class AppScreen(Screen):
     @on(TabbedContent.TabActivated)
     def _tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane.id
-        if pane == "logs":
+        if pane == "overview":
+            self.query_one("#recent", MistTable).focus()
+        elif pane == "settings":
+            # The tab strip, not the first field: number keys still switch tabs, Tab walks into the form.
+            self.query_one(TabbedContent).query_one(Tabs).focus()
+        elif pane == "logs":
             self._start_logs()
             self.query_one("#app-logs", LogPanel).view.focus()
         elif pane == "environment":
@@ -747,6 +802,8 @@ class AppScreen(Screen):
     # ------------------------------------------------------------------------------------------ actions
 
     def action_tab(self, tab: str) -> None:
+        # Focus left inside the pane being hidden would make TabbedContent switch straight back to it.
+        self.set_focus(None)
         self.query_one(TabbedContent).active = tab
 
     def action_deploy(self) -> None:
@@ -758,6 +815,42 @@ class AppScreen(Screen):
             # Rolling back acts on the selected deployment: offered where deployments are listed.
             return self.query_one(TabbedContent).active in ("deployments", "overview")
         return True
+
+    def action_copy(self) -> None:
+        """The selected deployment's commit, or the selected variable's value (once revealed)."""
+        focused = self.focused
+        if isinstance(focused, MistTable) and focused.id in ("recent", "deployments-table"):
+            key = focused.selected_key
+            d = next((d for d in self.deployments if str(d.id) == key), None)
+            if d is not None and d.commit_sha:
+                copy(self, d.commit_sha, f"the commit of #{d.id}")
+        elif isinstance(focused, MistTable) and focused.id == "env":
+            env = self.query_one(EnvironmentPane)
+            var = env.vars.get(focused.selected_key or "")
+            if var is None:
+                return
+            if var.value is None:
+                self.mist.notify(f"{var.key} is secret: r reveals it, then y copies it.", severity="warning")
+            else:
+                copy(self, var.value, var.key)
+
+    def rollback_to_previous(self) -> None:
+        """Select the deployment that was live before the live one and ask to roll back to it."""
+        app = self.current
+        assert app is not None
+        live = app.live_deployment_id
+        earlier = [
+            d
+            for d in self.deployments
+            if live is not None and d.id < live and d.state.value in ("superseded", "rolled_back") and d.image
+        ]
+        if not earlier:
+            self.mist.notify(f"{app.ref} has no earlier deployment to roll back to.", severity="warning")
+            return
+        previous = max(earlier, key=lambda d: d.id)
+        table = self.query_one("#deployments-table", MistTable)
+        table.move_cursor(row=table.get_row_index(str(previous.id)), animate=False)
+        self.action_rollback()
 
     def action_rollback(self) -> None:
         app = self.current

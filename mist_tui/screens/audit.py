@@ -15,12 +15,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Label, Static
+from textual.widgets import DataTable, Header, Input, Label, Static
 
 from mist_core.errors import Conflict, InvalidInput
 from mist_core.models import AuditEntry
 
 from ..format import parse_since, printable_text, role_text, shown, utc_time
+from ..widgets.footer import MistFooter
 from ..widgets.table import MistTable
 from .admin import _ListScreen
 from .dialogs import PromptDialog
@@ -89,7 +90,7 @@ class AuditScreen(_ListScreen):
         yield Static("", id="audit-filter-error")
         yield MistTable(id="list")
         yield Static("", id="audit-detail", markup=False)
-        yield Footer()
+        yield MistFooter()
 
     def setup_columns(self, table: MistTable) -> None:
         table.add_column("Time (UTC)", key="time", width=16)

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from mist_core.errors import (
     DaemonUnavailable,
@@ -24,6 +24,7 @@ from mist_core.errors import (
 
 from ..config import Target
 from ..format import human_wait
+from ..widgets.footer import MistFooter
 from ..workers import api_work
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ class ConnectScreen(_Card):
                 with Horizontal(classes="card-buttons"):
                     yield Label("", id="card-status")
                     yield Button("Connect", id="card-submit", variant="primary")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         self.show_error(self.initial_error)
@@ -179,7 +180,7 @@ class SetupScreen(_Card):
                 with Horizontal(classes="card-buttons"):
                     yield Label(f"Mist {self.version}" if self.version else "", id="card-status")
                     yield Button("Create account", id="card-submit", variant="primary")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         self.query_one("#username", Input).focus()
@@ -240,7 +241,7 @@ class LoginScreen(_Card):
                     yield Button("Other server", id="card-switch")
                     yield Label("", id="card-status")
                     yield Button("Log in", id="card-submit", variant="primary")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         if self.message:

@@ -18,13 +18,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
 from mist_core.errors import MistError, NotFound
 from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
-from ..format import cpu_text, human_age, memory_text, short_sha, status_text
+from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_text
+from ..widgets.clipboard import copy
+from ..widgets.footer import MistFooter
 from ..widgets.line_table import Cell, Column, LineTable
 from ..widgets.server_strip import ProxyLine, ServerStrip
 from ..workers import api_work
@@ -42,6 +44,34 @@ COLUMNS = [
     Column("cpu", "CPU", 8, "right"),
     Column("memory", "Memory", 11, "right"),
 ]
+# Narrower terminals keep status, CPU and memory and give up the commit first; wide ones get more facts.
+NARROW = [
+    Column("project", "Project", 12),
+    Column("app", "App", 18),
+    Column("status", "Status", 12),
+    Column("age", "Age", 4, "right"),
+    Column("cpu", "CPU", 7, "right"),
+    Column("memory", "Memory", 10, "right"),
+]
+WIDE = [
+    Column("project", "Project", 20),
+    Column("app", "App", 30),
+    *COLUMNS[2:],
+    Column("branch", "Branch", 20),
+    Column("container", "Container", 36),
+]
+WIDE_FROM = 200  # terminal columns
+NARROW_BELOW = 104
+
+
+def layout_for(width: int) -> list[Column]:
+    if width >= WIDE_FROM:
+        return WIDE
+    if width < NARROW_BELOW:
+        return NARROW
+    return COLUMNS
+
+
 SORTS = ["project", "app", "status", "age", "cpu", "memory"]
 STATUSES = frozenset(get_args(AppStatus))
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
@@ -64,6 +94,7 @@ class DashboardScreen(Screen):
         Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
         Binding("comma", "app.goto('settings')", "Settings", show=False, id="dashboard.settings"),
         Binding("ctrl+r", "reload", "Reload", show=False, id="dashboard.reload"),
+        Binding("y", "copy", "Copy name", show=False, id="dashboard.copy"),
         Binding("n", "new_project", "New project", id="dashboard.new_project"),
         Binding("c", "new_app", "New app", id="dashboard.new_app"),
         Binding("r", "rename_project", "Rename project", show=False, id="dashboard.rename_project"),
@@ -105,7 +136,7 @@ class DashboardScreen(Screen):
         yield ProxyLine(" PROXY checking…", id="proxy-line")
         yield Input(placeholder="filter apps: type part of a name or a status", id="filter")
         yield LineTable(COLUMNS, self._row, id="apps")
-        yield Footer()
+        yield MistFooter()
 
     @property
     def table(self) -> LineTable:
@@ -191,6 +222,7 @@ class DashboardScreen(Screen):
         assert self.mist.api is not None
         async for sample in self.mist.api.metrics.stream():
             self.apply_sample(sample)
+        self.mist.stream_ended()
 
     @api_work(exclusive=True, group="dashboard-events")
     async def follow_events(self) -> None:
@@ -207,6 +239,14 @@ class DashboardScreen(Screen):
                 self.reload_projects()
             elif event.kind == "project":
                 self.reload_projects()
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        """The daemon is back: what it holds may have changed while it was away."""
+        self.load()
+        self.follow_metrics()
+        self.follow_events()
+        self.load_proxy()
 
     def _schedule_flush(self) -> None:
         # Events are coalesced: a burst about one app costs one apps.get, not one per event. The timer runs
@@ -257,6 +297,20 @@ class DashboardScreen(Screen):
             self._summarise()
         if app is not None and not any(a.project == app.project for a in self.apps.values()):
             self.populate()  # the project's last app went: its empty row appears
+
+    def tick(self) -> None:
+        """A second passed: redraw the rows on screen whose age now reads differently (only those)."""
+        now = self.mist.clock()
+        table = self.table
+        keys = [column.key for column in table.columns]
+        if "age" not in keys:
+            return
+        age = keys.index("age")
+        for key in table.visible_keys():
+            cached = self._cell_cache.get(key)
+            if cached is not None and cached[2][age] != human_age(cached[0].live_since, now):
+                del self._cell_cache[key]
+                table.refresh_row(key)
 
     def apply_sample(self, sample: MetricsSample) -> None:
         self.query_one(ServerStrip).show(sample.system)
@@ -334,7 +388,8 @@ class DashboardScreen(Screen):
         app = self.apps.get(key)
         if app is None:
             name = key.split("/", 1)[0]
-            return ((name, "bold"), ("no apps yet: c adds one", "dim italic"), "", "", "", "", "")
+            empty = {"project": (name, "bold"), "app": ("no apps yet: c adds one", "dim italic")}
+            return tuple(empty.get(column.key, "") for column in self.table.columns)
         usage = self.usage.get(key)
         cached = self._cell_cache.get(key)
         if cached is None or cached[0] is not app or cached[1] != usage:
@@ -344,15 +399,24 @@ class DashboardScreen(Screen):
 
     def _build_cells(self, app: App) -> tuple[Cell, ...]:
         cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
-        return (
-            (app.project, "bold"),
-            app.name,
-            _cell(status_text(app.status)),
-            (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
-            human_age(app.live_since, self.mist.clock()),
-            _cell(cpu_text(cpu)),
-            _cell(memory_text(mem, limit)),
-        )
+        cells: dict[str, Cell] = {
+            "project": (app.project, "bold"),
+            "app": app.name,
+            "status": _cell(status_text(app.status)),
+            "commit": (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
+            "age": human_age(app.live_since, self.mist.clock()),
+            "cpu": _cell(cpu_text(cpu)),
+            "memory": _cell(memory_text(mem, limit)),
+            "branch": app.spec.branch,
+            "container": (app.container_name, "") if app.container_name else ("—", "dim"),
+        }
+        return tuple(cells[column.key] for column in self.table.columns)
+
+    def on_resize(self) -> None:
+        columns = layout_for(self.size.width)
+        if [c.key for c in columns] != [c.key for c in self.table.columns] or columns != self.table.columns:
+            self._cell_cache.clear()
+            self.table.set_columns(columns)
 
     def populate(self, *, reuse_order: bool = False) -> None:
         """Show the apps in memory, filtered and sorted, keeping the cursor on its row.
@@ -398,12 +462,14 @@ class DashboardScreen(Screen):
     def _summarise(self) -> None:
         counts = self._take_census()[0]
         if not self.apps and not self._loading and self.projects:
-            self.table.border_subtitle = f"{len(self.projects):,} projects, no apps yet: c adds an app"
+            self.table.border_subtitle = (
+                f"{counted(len(self.projects), 'project')}, no apps yet: c adds an app"
+            )
             return
         if not self.apps and not self._loading:
             self.table.border_subtitle = "no projects yet: n creates one"
             return
-        parts = [f"{len(self.apps):,} apps"]
+        parts = [counted(len(self.apps), "app")]
         parts += [f"{counts[s]:,} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
         if self.filter_text:
             parts.insert(0, f"{self.table.row_count:,} shown")
@@ -463,7 +529,7 @@ class DashboardScreen(Screen):
     @on(LineTable.HeaderSelected, "#apps")
     def _header_clicked(self, event: LineTable.HeaderSelected) -> None:
         key = event.column_key
-        if key == "commit":
+        if key not in SORTS:
             return
         if key == self.sort_key:
             self.sort_reverse = not self.sort_reverse
@@ -486,6 +552,11 @@ class DashboardScreen(Screen):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_copy(self) -> None:
+        ref = self.table.selected_key
+        if ref in self.apps:
+            copy(self, ref, "the app's name")
 
     def action_deploy(self) -> None:
         ref = self.table.selected_key

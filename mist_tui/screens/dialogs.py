@@ -68,9 +68,12 @@ class ConfirmDialog(ModalScreen[bool]):
             yield Label(shown(self.title_text), classes="dialog-title")
             # Names in messages come from users: never read as markup.
             yield Static(shown(self.message), classes="dialog-message")
+            # The buttons name the keys that answer: y and n work from anywhere in the dialog.
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "primary")
+                yield Button("n  Cancel", id="cancel")
+                yield Button(
+                    f"y  {self.confirm_label}", id="confirm", variant="error" if self.danger else "primary"
+                )
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
@@ -100,12 +103,22 @@ class FormField:
     multiline: bool = False
 
 
+class FormCheckbox(Checkbox, inherit_bindings=False):
+    """A form's checkbox: Space toggles it, and Enter submits the form as it does from any other field."""
+
+    BINDINGS = [Binding("space", "toggle_button", "Toggle", show=False, id="dialog.toggle")]
+
+
 class FormDialog(ModalScreen[Any]):
     """A few inputs and checkboxes. With ``submit``, the values go to it in a worker; a ``MistError`` is
     shown in place (next to its field when it names one) and the dialog stays open; its result is what
     the dialog returns. Without ``submit`` the dialog returns the values dict."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        # Reached only from fields that do not take Enter themselves (a checkbox); a button presses itself.
+        Binding("enter", "submit", "Submit", show=False, id="dialog.submit"),
+    ]
 
     def __init__(
         self,
@@ -140,7 +153,7 @@ class FormDialog(ModalScreen[Any]):
                 yield Static(_as_text(self.note), classes="dialog-message")
             for field in self.fields:
                 if field.checkbox:
-                    yield Checkbox(shown(field.label), field.checked, id=f"field-{field.name}")
+                    yield FormCheckbox(shown(field.label), field.checked, id=f"field-{field.name}")
                 elif field.choices is not None:
                     yield Label(shown(field.label), classes="field-label", id=f"label-{field.name}")
                     if field.choices:
@@ -201,6 +214,9 @@ class FormDialog(ModalScreen[Any]):
         label = self.query_one(f"#error-{target}", Label)
         label.update(shown(f"✕ {error.message}"))
         label.add_class("-shown")
+
+    def action_submit(self) -> None:
+        self._submitted()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#submit")

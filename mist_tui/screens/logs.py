@@ -11,16 +11,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, SelectionList
+from textual.widgets import Header, SelectionList
 
 from mist_core.errors import MistError
 
+from ..widgets.footer import MistFooter
 from ..widgets.log_panel import LogPanel
 from ..widgets.log_view import LogEntry
 from ..workers import ApiFailed, api_work
 
 if TYPE_CHECKING:
     from ..app import MistApp
+
+
+class AppPicker(SelectionList[str]):
+    """The apps to follow: j and k move as in every other list, Space picks."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="multilogs.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="multilogs.up"),
+    ]
 
 
 class LogsScreen(Screen):
@@ -41,11 +51,11 @@ class LogsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal():
-            yield SelectionList[str](id="log-apps")
+            yield AppPicker(id="log-apps")
             yield LogPanel(
                 cap=self.mist.config.log_buffer_lines, show_source=True, range_choices=True, id="multi-logs"
             )
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         self.query_one("#log-apps", SelectionList).border_title = "Apps"
@@ -67,6 +77,8 @@ class LogsScreen(Screen):
             offset = page.next_offset
         picker = self.query_one("#log-apps", SelectionList)
         picker.add_options([(ref, ref, ref in self.initial) for ref in sorted(refs)])
+        if picker.highlighted is None and picker.option_count:
+            picker.highlighted = 0  # the cursor is visible from the start, so Space picks at once
         self._sync()
 
     @on(SelectionList.SelectedChanged, "#log-apps")
@@ -101,6 +113,11 @@ class LogsScreen(Screen):
                 view.write(LogEntry(ts=line.ts, text=line.text, source=ref, stream=line.stream))
         except MistError as error:
             self.post_message(ApiFailed(error))
+
+    def reconnected(self) -> None:
+        if not self.query_one("#log-apps", SelectionList).option_count:
+            self.load_apps()
+        self._range_changed()
 
     @on(LogPanel.RangeChanged)
     def _range_changed(self) -> None:

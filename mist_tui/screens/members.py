@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, Static
+from textual.widgets import Button, Label, Static
 
 from mist_core.errors import InvalidInput
 from mist_core.models import Member
 
 from ..format import human_age, right, role_text
+from ..widgets.footer import MistFooter
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .dialogs import ConfirmDialog, FormDialog, FormField
@@ -55,7 +56,7 @@ class MembersDialog(ModalScreen[None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Add member", id="add")
                 yield Button("Close", id="close", variant="primary")
-        yield Footer()
+        yield MistFooter()
 
     @property
     def table(self) -> MistTable:

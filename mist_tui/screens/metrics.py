@@ -17,11 +17,12 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.renderables._blend_colors import blend_colors
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Select, Sparkline
+from textual.widgets import DataTable, Header, Label, Select, Sparkline
 
-from mist_core.models import MetricsSample
+from mist_core.models import MetricsSample, SystemSample
 
-from ..format import cpu_text, human_bytes, human_rate, memory_text, right
+from ..format import cpu_text, human_bytes, human_duration, human_rate, memory_text, right
+from ..widgets.footer import MistFooter
 from ..widgets.table import MistTable
 from ..workers import api_work
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ..app import MistApp
 
 HISTORY = 120  # samples kept per graph
+# What each graph's full height stands for; network and load have no natural top and scale to their range.
+SCALES = {"g-cpu": "0–100%", "g-mem": "0–{memory}", "g-disk": "0–{disk}"}
 
 
 class LevelBars:
@@ -93,7 +96,7 @@ class LevelSparkline(Sparkline):
         super().__init__([])
         self.ceiling = ceiling
 
-    def render(self) -> RenderResult:
+    def render(self) -> LevelBars:
         _, base = self.background_colors
         low = base + self.get_component_styles("sparkline--min-color").color
         high = base + self.get_component_styles("sparkline--max-color").color
@@ -128,7 +131,9 @@ class Graph(Vertical):
         if refresh:
             self.redraw(shown)
 
-    def redraw(self, shown: str) -> None:
+    def redraw(self, shown: str, scale: str = "") -> None:
+        """Draw the values; ``scale`` says what the full height stands for (the graph's top border)."""
+        self.border_title = scale or None
         line = self.query_one(LevelSparkline)
         line.ceiling = self.ceiling
         line.data = list(self.values)
@@ -137,6 +142,10 @@ class Graph(Vertical):
 
     def reset(self) -> None:
         self.values.clear()
+
+    def show_span(self, seconds: float) -> None:
+        """The time axis, on the bottom border: how far back the leftmost bar is; the newest is on the right."""
+        self.border_subtitle = f"{human_duration(seconds)} ago ··· now" if seconds > 0 else "now"
 
 
 class MetricsScreen(Screen):
@@ -170,7 +179,7 @@ class MetricsScreen(Screen):
             yield Graph("App CPU", id="g-app-cpu")
             yield Graph("App memory", id="g-app-mem")
         yield MistTable(id="containers")
-        yield Footer()
+        yield MistFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#containers", MistTable)
@@ -195,13 +204,17 @@ class MetricsScreen(Screen):
             if self.samples and sample.system.ts <= self.samples[-1].system.ts:
                 continue
             self.add(sample)
+        self.mist.stream_ended()
+
+    def reconnected(self) -> None:
+        self.follow()  # samples older than the newest held are skipped, so the gap fills from history
 
     def add(self, sample: MetricsSample, *, draw: bool = True) -> None:
         previous = self.samples[-1] if self.samples else None
         self.samples.append(sample)
         s = sample.system
         graphs: dict[str, tuple[float, str, float | None]] = {
-            "g-cpu": (s.cpu_percent, f"{s.cpu_percent:.1f}% of {s.cpu_count} cores", None),
+            "g-cpu": (s.cpu_percent, f"{s.cpu_percent:.1f}% of {s.cpu_count} cores", 100.0),
             "g-mem": (
                 s.memory_used,
                 f"{human_bytes(s.memory_used)} / {human_bytes(s.memory_total)}",
@@ -220,8 +233,13 @@ class MetricsScreen(Screen):
             tx = max(0.0, (s.net_tx_bytes - previous.system.net_tx_bytes) / seconds)
             graphs["g-rx"] = (rx, human_rate(rx), None)
             graphs["g-tx"] = (tx, human_rate(tx), None)
+        span = (s.ts - self.samples[0].system.ts).total_seconds()
         for graph_id, (value, shown, ceiling) in graphs.items():
-            self.query_one(f"#{graph_id}", Graph).push(value, shown, refresh=draw, ceiling=ceiling)
+            graph = self.query_one(f"#{graph_id}", Graph)
+            graph.push(value, shown, refresh=False, ceiling=ceiling)
+            if draw:
+                graph.redraw(shown, SCALES.get(graph_id, "").format(**self._scale_names(s)))
+                graph.show_span(span)
         apps = sorted({f"{c.project}/{c.app}" for c in sample.containers if c.project and c.app})
         select = self.query_one("#metrics-app", Select)
         if draw and apps and set(apps) != {str(v) for _, v in getattr(select, "_options", [])[1:]}:
@@ -234,24 +252,38 @@ class MetricsScreen(Screen):
             self._draw_app()
             self._draw_containers(sample)
 
+    @staticmethod
+    def _scale_names(s: SystemSample) -> dict[str, str]:
+        return {"memory": human_bytes(s.memory_total), "disk": human_bytes(s.disk_total)}
+
     def _draw_app(self) -> None:
         cpu_graph = self.query_one("#g-app-cpu", Graph)
         mem_graph = self.query_one("#g-app-mem", Graph)
         cpu_graph.reset()
         mem_graph.reset()
-        if self.chosen_app is None:
+        if self.chosen_app is None or not self.samples:
             return
         cpu = mem = 0.0
         limit: float | None = None
+        host = self.samples[-1].system
+        # Fixed scales: all the host's cores, and the app's memory limit (else the host's memory), so the
+        # height of a bar means the same from one moment, and one app, to the next.
+        cpu_ceiling = 100.0 * max(1, host.cpu_count)
         for sample in self.samples:
             mine = [c for c in sample.containers if f"{c.project}/{c.app}" == self.chosen_app]
             cpu, mem = sum(c.cpu_percent for c in mine), float(sum(c.memory_bytes for c in mine))
             limits = [c.memory_limit for c in mine if c.memory_limit]
             limit = float(sum(limits)) if limits and len(limits) == len(mine) else None
-            cpu_graph.push(cpu, "", refresh=False)
-            mem_graph.push(mem, "", refresh=False, ceiling=limit)
-        cpu_graph.redraw(f"{cpu:.1f}%")
-        mem_graph.redraw(f"{human_bytes(mem)} of {human_bytes(limit)}" if limit else human_bytes(mem))
+            cpu_graph.push(cpu, "", refresh=False, ceiling=cpu_ceiling)
+            mem_graph.push(mem, "", refresh=False, ceiling=limit or float(host.memory_total))
+        cpu_graph.redraw(f"{cpu:.1f}%", f"0–{cpu_ceiling:.0f}% ({host.cpu_count} cores)")
+        mem_graph.redraw(
+            f"{human_bytes(mem)} of {human_bytes(limit)}" if limit else human_bytes(mem),
+            f"0–{human_bytes(limit)} limit" if limit else f"0–{human_bytes(host.memory_total)} host",
+        )
+        span = (host.ts - self.samples[0].system.ts).total_seconds()
+        cpu_graph.show_span(span)
+        mem_graph.show_span(span)
 
     def _draw_containers(self, sample: MetricsSample) -> None:
         table = self.query_one("#containers", MistTable)
@@ -281,6 +313,16 @@ class MetricsScreen(Screen):
     def _app_chosen(self, event: Select.Changed) -> None:
         self.chosen_app = None if event.value is Select.BLANK else str(event.value)
         self._draw_app()
+
+    @on(DataTable.RowSelected, "#containers")
+    def _open_app(self, event: DataTable.RowSelected) -> None:
+        """Enter on a container opens its app."""
+        sample = self.samples[-1] if self.samples else None
+        name = event.row_key.value
+        for c in sample.containers if sample else []:
+            if c.name == name and c.project and c.app:
+                self.mist.open_app(f"{c.project}/{c.app}")
+                return
 
     def action_sort(self, by: str) -> None:
         self.sort_by = by

@@ -12,12 +12,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Input, Label, Select
+from textual.widgets import DataTable, Header, Input, Label, Select
 
 from mist_core.errors import InvalidInput
 from mist_core.models import BranchInfo, GitProvider, GitProviderSpec, ManifestStart, RepoInfo
 
 from ..format import human_age, right, short_sha, shown
+from ..widgets.footer import MistFooter
 from ..widgets.table import MistTable
 from ..workers import api_work
 from .admin import _ListScreen
@@ -328,7 +329,7 @@ class RepositoriesScreen(_ListScreen):
         with Horizontal(id="repo-browser"):
             yield MistTable(id="list")
             yield MistTable(id="branches")
-        yield Footer()
+        yield MistFooter()
 
     def setup_columns(self, table: MistTable) -> None:
         table.border_title = shown(f"Repositories of {self.provider}")

@@ -285,6 +285,11 @@ class LineTable(ScrollView, can_focus=True):
             # The row below may have shown this one's group heading blank: redraw both.
             self.refresh_lines(row + 1, 2)
 
+    def visible_keys(self) -> Sequence[str]:
+        """The keys of the rows on screen now."""
+        top = self.scroll_offset.y
+        return self._keys[top : top + self._visible_rows()]
+
     def refresh_rows(self) -> None:
         """Every row's cells may have changed."""
         self._versions.clear()
@@ -292,6 +297,18 @@ class LineTable(ScrollView, can_focus=True):
         self.refresh()
 
     # ------------------------------------------------------------------------------------------ columns
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Show ``columns`` instead (the owner's ``cells`` must now give one cell per each): a table fits
+        its width by dropping or narrowing columns."""
+        group = self.group_by
+        self.columns = list(columns)
+        self._row_width = sum(column.width + 2 * PADDING for column in self.columns)
+        keys = [column.key for column in self.columns]
+        self._group_by = keys.index(group) if group in keys else None
+        self.refresh_rows()
+        self._header = None
+        self._update_size()
 
     def set_sort(self, column_key: str | None, reverse: bool = False) -> None:
         """Mark the header of the column the rows are sorted by (the rows are the owner's to order)."""

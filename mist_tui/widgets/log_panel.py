@@ -16,7 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from ..format import shown
+from ..format import counted, shown
+from .clipboard import copy
 from .log_view import LogView
 
 TAIL_CHOICES = [
@@ -44,6 +45,7 @@ class LogPanel(Vertical):
         Binding("t", "toggle_timestamps", "Times", id="logs.timestamps"),
         Binding("w", "toggle_wrap", "Wrap", id="logs.wrap"),
         Binding("ctrl+s", "save", "Save", id="logs.save"),
+        Binding("y", "copy", "Copy line", show=False, id="logs.copy"),
         Binding("j", "scroll_down", "Down", show=False, id="logs.down"),
         Binding("k", "scroll_up", "Up", show=False, id="logs.up"),
         Binding("g", "top", "Top", show=False, id="logs.top"),
@@ -160,7 +162,7 @@ class LogPanel(Vertical):
                 status.append("  [" + ", ".join(flags) + "]", style="dim")
         if self._search_error:
             status.append(f"   {self._search_error}", style="bold red")
-        status.append(f"   {view.buffer.end - view.buffer.first:,} lines", style="dim")
+        status.append(f"   {counted(view.buffer.end - view.buffer.first, 'line')}", style="dim")
         if status == self._status_shown:
             return
         self._status_shown = status
@@ -240,6 +242,11 @@ class LogPanel(Vertical):
     def action_top(self) -> None:
         self.view.scroll_home(animate=False)
 
+    def action_copy(self) -> None:
+        line = self.view.line_to_copy()
+        if line is not None:
+            copy(self, line, "the line")
+
     def action_save(self) -> None:
         from ..screens.dialogs import PromptDialog
 
@@ -264,4 +271,4 @@ class LogPanel(Vertical):
                 severity="error",
             )
             return
-        self.app.call_from_thread(self.app.notify, f"Saved {len(lines):,} lines to {path}")
+        self.app.call_from_thread(self.app.notify, f"Saved {counted(len(lines), 'line')} to {path}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import NamedTuple
 
@@ -282,9 +282,12 @@ class LogView(ScrollView, can_focus=True):
         """Move to the next (or previous) row with a match; False when there is none."""
         if self.search is None or not self._rows:
             return False
+        # From the match last jumped to while it is on screen; once the reader has scrolled away from it,
+        # from what they are looking at.
         here = self._current_match
-        if here is None:
-            here = int(self.scroll_y) - (0 if forward else -self.size.height)
+        top, height = int(self.scroll_y), self.size.height
+        if here is None or not top <= here < top + height:
+            here = top - 1 if forward else top + height
         order = range(here + 1, len(self._rows)) if forward else range(min(here, len(self._rows)) - 1, -1, -1)
         for row in order:
             index, offset = self._rows[row]
@@ -300,6 +303,31 @@ class LogView(ScrollView, can_focus=True):
                 self.refresh()
                 return True
         return False
+
+    def show_last(self, predicate: Callable[[str], bool]) -> bool:
+        """Scroll to the last line ``predicate`` accepts, with the lines before it above (the reader looks
+        at a failure and what led to it); False when no line on hand matches."""
+        for row in range(len(self._rows) - 1, -1, -1):
+            index, offset = self._rows[row]
+            if offset == 0 and predicate(self.buffer[index].text):
+                self.following = False
+                top = max(0, row - self.size.height * 2 // 3)
+                self._settle(lambda top=top: self.scroll_to(y=top, animate=False, immediate=True, force=True))
+                self.refresh()
+                return True
+        return False
+
+    def line_to_copy(self) -> str | None:
+        """The line a reader means by "this line": the search match last jumped to, else the last line on
+        screen."""
+        if not self._rows:
+            return None
+        row = self._current_match
+        top, height = int(self.scroll_y), self.size.height
+        if row is None or not top <= row < top + height:
+            row = min(len(self._rows), top + height) - 1
+        index, _ = self._rows[max(0, row)]
+        return self.buffer[index].text
 
     def visible_text(self) -> Iterator[str]:
         """What the view shows (the filter applies), as plain lines for saving to a file."""
@@ -330,7 +358,10 @@ class LogView(ScrollView, can_focus=True):
         return width
 
     def _text_width(self) -> int:
-        return max(10, self.scrollable_content_region.width - self._prefix_width)
+        # Wrapped rows leave the vertical scrollbar's column free whether or not it shows yet: a log that
+        # grows gains one, and rows cut for the wider area would lose their last character under it.
+        width = self.content_region.width - self.styles.scrollbar_size_vertical
+        return max(10, width - self._prefix_width)
 
     def _rows_for(self, index: int, entry: LogEntry) -> list[tuple[int, int]]:
         if not self.wrap or not entry.text:

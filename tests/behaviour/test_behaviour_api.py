@@ -245,6 +245,17 @@ async def test_env_secret_values_are_masked_unless_revealed(mist: MistAPI, app_r
     assert revealed == {"LOG_LEVEL": "debug", "DB_PASSWORD": "hunter2"}
 
 
+async def test_revealing_secret_values_leaves_an_audit_entry(mist: MistAPI, app_ref: str) -> None:
+    await mist.env.set(app_ref, "DB_PASSWORD", "hunter2", secret=True)
+    await mist.env.list(app_ref)
+    assert (await mist.audit.list(action="env.reveal")).items == []
+    await mist.env.list(app_ref, reveal=True)
+    await mist.env.export_dotenv(app_ref, reveal=True)
+    entries = (await mist.audit.list(action="env.reveal")).items
+    assert [(e.actor, e.project) for e in entries] == [(OWNER, "shop"), (OWNER, "shop")]
+    assert all("hunter2" not in e.model_dump_json() for e in entries)
+
+
 async def test_env_unset_removes_the_variable(mist: MistAPI, app_ref: str) -> None:
     await mist.env.set(app_ref, "A", "1")
     await mist.env.unset(app_ref, "A")
