@@ -18,7 +18,7 @@ PASSWORD = "correct horse battery staple"
 BUSYBOX_DOCKERFILE = (
     "FROM mist-test/busybox:1\n"
     "COPY index.html /www/index.html\n"
-    'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+    'CMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
 )
 
 
