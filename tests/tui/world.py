@@ -1,0 +1,778 @@
+"""The world the TUI tests and screenshots look at: a real core (``Core.open`` on a SQLite file, no deploy
+workers) seeded through the real API at fixed instants of Mist's clock, so every id and timestamp is the same
+on every run.
+
+Only what the core reads from outside is stood in for: the engine's container list and container logs, the
+metrics sampler's figures (both fixed, plus what a test pushes), and the randomness of new secrets. Deployments
+are queued through the API and then written to the state a worker would have left them in (``_finish``).
+
+The seeded data directory is made once per process and copied for every app, so a test starts from the same
+database and changes only its own copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import contextlib
+import hashlib
+import json
+import random
+import re
+import secrets as stdlib_secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from mist_core import clock
+from mist_core.auth import totp
+from mist_core.config import CoreConfig
+from mist_core.errors import TooManyAttempts, Unauthenticated
+from mist_core.local import Core, LocalMist
+from mist_core.models import (
+    AppSpec,
+    ContainerInfo,
+    ContainerStats,
+    DeploymentState,
+    DomainSettings,
+    HealthCheck,
+    LogLine,
+    MetricsSample,
+    StepTiming,
+    SystemSample,
+    UserChanges,
+)
+from mist_core.store import ts
+
+NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery staple"  # every account's password
+GIB = 1024**3
+MIB = 1024**2
+
+
+def ago(**kw: float) -> datetime:
+    return NOW - timedelta(**kw)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+# ---------------------------------------------------------------------------------------------- stand-ins
+
+
+class Follow:
+    """Items a stream yields after its fixed ones: a test pushes them, every open follower gets each."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[Any]] = []
+
+    async def follow(self) -> AsyncIterator[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.remove(queue)
+
+    def push(self, item: object) -> None:
+        for queue in list(self._queues):
+            queue.put_nowait(item)
+
+
+class ReadingsEngine:
+    """The engine as the seeded world has it: the fixed containers and their logs to read, nothing else (no
+    container to inspect, so no proxy either); whatever would change a container does nothing. It never
+    reaches the machine's Docker, so what other tests run there cannot show on a screen."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __getattr__(self, name: str) -> Any:
+        async def nothing(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return nothing
+
+    def close(self) -> None:
+        return None
+
+    async def inspect(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    async def image_exists(self, image: str) -> bool:
+        return True
+
+    async def list_containers(self, *, all: bool = False) -> list[ContainerInfo]:
+        return list(self._world.containers)
+
+    async def logs(
+        self, name: str, *, follow: bool = False, tail: int | None = None, since: datetime | None = None
+    ) -> AsyncIterator[LogLine]:
+        name = re.sub(r"-\d+$", "", name)  # mist-shop-web-12: the live container of shop/web
+        lines = self._world.container_logs.get(name, [])
+        for line in lines[-tail:] if tail else lines:
+            yield line
+        if follow:
+            async for line in self._world.logs_of(name).follow():
+                yield line
+
+
+class FixedSampler:
+    """The metrics sampler with fixed figures: a minute of samples, then whatever a test pushes."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def latest(self) -> MetricsSample | None:
+        return self._world.samples[-1]
+
+    async def sample(self) -> MetricsSample:
+        return self._world.samples[-1]
+
+    def history(self, seconds: int) -> list[MetricsSample]:
+        since = NOW - timedelta(seconds=seconds)
+        return [s for s in self._world.samples if s.system.ts >= since]
+
+    async def subscribe(self) -> AsyncIterator[MetricsSample]:
+        yield self._world.samples[-1]
+        async for sample in self._world.metrics.follow():
+            yield sample
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def fixed_randomness(seed: int = 7) -> Iterator[None]:
+    """New secrets (tokens, invitations, TOTP secrets, recovery codes, deploy keys) drawn from a seeded
+    generator, so the screens that show one once look the same on every run."""
+    rng = random.Random(seed)
+    saved = {
+        name: getattr(stdlib_secrets, name)
+        for name in ("token_bytes", "token_hex", "token_urlsafe", "choice")
+    }
+    saved_generate = ed25519.Ed25519PrivateKey.generate
+
+    def token_bytes(n: int | None = None) -> bytes:
+        return rng.randbytes(32 if n is None else n)
+
+    fixed = {
+        "token_bytes": token_bytes,
+        "token_hex": lambda n=None: token_bytes(n).hex(),
+        "token_urlsafe": lambda n=None: base64.urlsafe_b64encode(token_bytes(n)).rstrip(b"=").decode(),
+        "choice": rng.choice,
+    }
+    for name, function in fixed.items():
+        setattr(stdlib_secrets, name, function)
+    ed25519.Ed25519PrivateKey.generate = staticmethod(  # type: ignore[method-assign]
+        lambda: ed25519.Ed25519PrivateKey.from_private_bytes(token_bytes(32))
+    )
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(stdlib_secrets, name, function)
+        ed25519.Ed25519PrivateKey.generate = saved_generate  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """One copy of the seeded data directory, and the readings its core sees."""
+
+    data_dir: Path
+    tokens: dict[str, str]  # username -> an access token of that user's seeded session
+    ids: dict[str, int]  # deployments worth opening: "building" (shop/api), "metabase" (failed)
+    containers: list[ContainerInfo] = field(default_factory=list)
+    container_logs: dict[str, list[LogLine]] = field(default_factory=dict)
+    samples: list[MetricsSample] = field(default_factory=list)
+    metrics: Follow = field(default_factory=Follow)
+    _logs: dict[str, Follow] = field(default_factory=dict)
+    core: Core | None = None
+
+    def logs_of(self, container: str) -> Follow:
+        return self._logs.setdefault(container, Follow())
+
+    def push_log(self, app_ref: str, line: LogLine) -> None:
+        self.logs_of(f"mist-{app_ref.replace('/', '-')}").push(line)
+
+    async def open(self, token: str | None) -> LocalMist:
+        """A view for ``token`` of the core on this copy, opened in the running loop (the app's); closing the
+        view closes the core, as with an embedded core."""
+        await self.close()
+        clock.freeze(NOW)
+        core = await Core.open(CoreConfig(data_dir=self.data_dir, run_workers=False))
+        core.engine.close()
+        core.engine = ReadingsEngine(self)  # type: ignore[assignment]
+        core.sampler = FixedSampler(self)  # type: ignore[assignment]
+        self.core = core
+        view = core.api(token, source="unix", user_agent="mist-tui/0.1")
+        close_view = view.close
+
+        async def close() -> None:
+            await close_view()
+            if self.core is core:
+                await self.close()
+
+        view.close = close  # type: ignore[method-assign]
+        return view
+
+    async def close(self) -> None:
+        core, self.core = self.core, None
+        if core is not None:
+            await core.close()
+
+    def token(self, username: str | None) -> str | None:
+        return self.tokens.get(username) if username else None
+
+
+_BASE = Path(tempfile.mkdtemp(prefix="mist-tui-worlds-"))
+atexit.register(shutil.rmtree, _BASE, True)
+_template: tuple[Path, dict[str, str], dict[str, int]] | None = None
+_template_lock = threading.Lock()
+
+
+def new_world() -> World:
+    """A fresh copy of the seeded world (seeded on first use in this process)."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            _template = _in_thread(_seed_template)
+    source, tokens, ids = _template
+    copy = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    shutil.copytree(source, copy)
+    world = World(copy, dict(tokens), dict(ids))
+    _readings(world)
+    return world
+
+
+def empty_world() -> World:
+    """A core with no account yet (first start)."""
+    world = World(Path(tempfile.mkdtemp(dir=_BASE)) / "data", {}, {})
+    _readings(world)
+    return world
+
+
+def _in_thread(make: Any) -> Any:
+    """Run the coroutine function ``make`` to the end on a loop of its own (callers may be inside one)."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(make()))
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+
+
+def _at(moment: datetime) -> None:
+    clock.freeze(moment)
+
+
+async def _finish(
+    core: Core,
+    deployment_id: int,
+    *,
+    state: DeploymentState,
+    sha: str,
+    message: str,
+    author: str,
+    durations: list[float],
+    error: str | None = None,
+    image: str | None = None,
+    container: str | None = None,
+    logs: list[tuple[str, str]] = (),  # type: ignore[assignment]
+    source: str = "git",
+    rollback_of: int | None = None,
+) -> None:
+    """Leave a queued deployment as a worker would have: its steps, commit, image, log and final state."""
+    row = await core.store.one("SELECT created_at FROM deployments WHERE id = ?", (deployment_id,))
+    start = datetime.fromisoformat(row["created_at"])
+    steps: list[StepTiming] = []
+    t = start
+    for step, seconds in zip(
+        (
+            DeploymentState.fetching,
+            DeploymentState.building,
+            DeploymentState.starting,
+            DeploymentState.checking,
+            DeploymentState.switching,
+        ),
+        durations,
+        strict=False,
+    ):
+        finished = t + timedelta(seconds=seconds) if seconds >= 0 else None
+        steps.append(StepTiming(step=step, started_at=t, finished_at=finished))
+        if finished is None:
+            break
+        t = finished
+    final = state.is_final
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE deployments SET state = ?, commit_sha = ?, commit_message = ?, commit_author = ?, image = ?, "
+            "container_name = ?, error = ?, source = ?, rollback_of = ?, steps = ?, finished_at = ? WHERE id = ?",
+            (
+                state.value,
+                sha,
+                message,
+                author,
+                image,
+                container,
+                error,
+                source,
+                rollback_of,
+                json.dumps([s.model_dump(mode="json") for s in steps]),
+                ts(t) if final else None,
+                deployment_id,
+            ),
+        )
+        await w.execute("DELETE FROM jobs WHERE deployment_id = ?", (deployment_id,))
+        for seq, (stream, text) in enumerate(logs, start=1):
+            await w.execute(
+                "INSERT INTO deployment_logs (deployment_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?)",
+                (deployment_id, seq, ts(start + timedelta(seconds=seq)), stream, text),
+            )
+
+
+async def _set_app(core: Core, ref: str, status: str, live: int | None) -> None:
+    project, name = ref.split("/")
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE apps SET status = ?, live_deployment_id = ? "
+            "WHERE name = ? AND project_id = (SELECT id FROM projects WHERE name = ?)",
+            (status, live, name, project),
+        )
+
+
+async def _login(core: Core, username: str, source: str, agent: str, code: str | None = None) -> str:
+    view = core.api(None, source=source, user_agent=agent)
+    session = await view.auth.login(username, PASSWORD, totp=code)
+    return session.token
+
+
+APPS: list[tuple[str, str, int | None]] = [
+    ("shop", "web", 8080),
+    ("shop", "api", 8000),
+    ("shop", "worker", None),
+    ("blog", "site", 80),
+    ("internal", "grafana", 3000),
+    ("internal", "metabase", 3000),
+    ("labs", "experiment", 5000),
+    ("labs", "sandbox", None),
+]
+GIT_URLS = {
+    "shop/web": "https://git.example.com/shop/web.git",
+    "shop/api": "https://git.example.com/shop/api.git",
+    "shop/worker": "https://git.example.com/shop/api.git",
+    "blog/site": "https://git.example.com/blog/site.git",
+    "internal/grafana": "https://git.example.com/int/graf.git",
+    "internal/metabase": "https://git.example.com/int/metabase.git",
+    "labs/experiment": "https://git.example.com/labs/exp.git",
+    "labs/sandbox": "https://git.example.com/labs/sandbox.git",
+}
+
+
+async def _seed_template() -> tuple[Path, dict[str, str], dict[str, int]]:
+    data_dir = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    with fixed_randomness(11):
+        try:
+            tokens, ids = await _seed(data_dir)
+        finally:
+            clock.reset()
+    return data_dir, tokens, ids
+
+
+@contextlib.asynccontextmanager
+async def _as(core: Core, username: str, source: str = "unix", agent: str = "mist-cli/0.1 (Linux)"):
+    """A view of ``username`` for a few calls at the clock's current instant: logged in, then out again."""
+    view = core.api(None, source=source, user_agent=agent)
+    await view.auth.login(username, PASSWORD, totp=None)
+    try:
+        yield view
+    finally:
+        await view.auth.logout()
+
+
+async def _seed(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    _at(ago(days=120))
+    core = await Core.open(CoreConfig(data_dir=data_dir, run_workers=False))
+    core.engine.close()
+    core.engine = ReadingsEngine(World(data_dir, {}, {}))  # type: ignore[assignment]
+    try:
+        first = core.api(None, source="unix", user_agent="mist-cli/0.1 (Linux)")
+        await first.auth.setup("ada", PASSWORD)
+        await first.users.update("ada", UserChanges(email="ada@example.com", full_name="Ada Lovelace"))
+        await first.auth.logout()
+        for when, name, role, email in [
+            (ago(days=90), "grace", "admin", "grace@example.com"),
+            (ago(days=100), "linus", "developer", "linus@example.com"),
+            (ago(days=2), "ken", "viewer", None),
+        ]:
+            _at(when)
+            async with _as(core, "ada") as ada:
+                await ada.users.create(name, PASSWORD, role=role, email=email)  # type: ignore[arg-type]
+
+        for i, (owner, name, desc) in enumerate(
+            [
+                ("ada", "shop", "The storefront and its API"),
+                ("linus", "blog", "Company blog"),
+                ("ada", "internal", "Dashboards for the team"),
+                ("linus", "labs", "Experiments"),
+            ]
+        ):
+            _at(ago(days=99 - i))
+            async with _as(core, owner) as view:
+                await view.projects.create(name, desc)
+        for when, project, name, role in [
+            (ago(days=80), "shop", "grace", "admin"),
+            (ago(days=29), "shop", "linus", "developer"),
+            (ago(days=25), "internal", "linus", "developer"),
+            (ago(days=2), "shop", "ken", "viewer"),
+            (ago(days=1), "internal", "ken", "viewer"),
+        ]:
+            _at(when)
+            async with _as(core, "ada") as ada:
+                await ada.members.add(project, name, role)  # type: ignore[arg-type]
+
+        _at(ago(days=60))
+        async with _as(core, "ada") as ada:
+            for project, name, port in APPS:
+                ref = f"{project}/{name}"
+                spec = AppSpec(
+                    git_url=GIT_URLS[ref],
+                    port=port,
+                    publish=["127.0.0.1:18080:8080"] if name == "web" else [],
+                    memory=512 * MIB if name in ("web", "api") else None,
+                    cpus=1.0 if name == "api" else None,
+                    health=HealthCheck(type="http", path="/healthz") if name == "web" else HealthCheck(),
+                )
+                await ada.apps.create(ref, spec)
+
+        # Deployments that finished, oldest first: shop/web's six a day apart (one failed), the other apps'.
+        web_messages = [
+            "Initial import",
+            "Cache product images",
+            "Bump dependencies",
+            "Tweak footer",
+            "Add health endpoint",
+            "Fix checkout rounding",
+        ]
+        finished: list[tuple[datetime, str, str, str, str, bool]] = [
+            (
+                ago(hours=2 + 26 * (5 - k)),
+                "shop/web",
+                f"{4 + k}f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091",
+                msg,
+                "ada",
+                True,
+            )
+            for k, msg in enumerate(web_messages)
+        ]
+        finished += [
+            (
+                ago(days=40),
+                "internal/grafana",
+                "0d15ea5e00001111222233334444555566667777",
+                "Grafana 11",
+                "ada",
+                True,
+            ),
+            (
+                ago(days=9),
+                "labs/experiment",
+                "deadbeef0001aaaabbbbccccddddeeeeffff0000",
+                "New renderer",
+                "linus",
+                True,
+            ),
+            (
+                ago(days=5),
+                "shop/worker",
+                "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180",
+                "Batch orders",
+                "ada",
+                True,
+            ),
+            (
+                ago(days=1),
+                "shop/api",
+                "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180",
+                "Paginate orders",
+                "ada",
+                True,
+            ),
+            (
+                ago(minutes=3),
+                "blog/site",
+                "c0ffee1234567890abcdef1234567890abcdef12",
+                "Hello, world",
+                "linus",
+                True,
+            ),
+        ]
+        for when, ref, sha, msg, author, _ in sorted(finished):
+            _at(when - timedelta(seconds=46))
+            async with _as(core, author) as view:
+                dep = await view.apps.deploy(ref)
+            failed = msg == "Cache product images"
+            image = f"mist/{ref.replace('/', '-')}:{dep.id}"
+            await _finish(
+                core,
+                dep.id,
+                state=DeploymentState.failed if failed else DeploymentState.live,
+                sha=sha,
+                message=msg,
+                author=author,
+                durations=[1.2, 38.5, 2.1, 20.0] if failed else [1.2, 38.5, 2.1, 4.0, 0.4],
+                error="health check failed: GET /healthz answered 503" if failed else None,
+                image=image,
+                container=f"mist-{ref.replace('/', '-')}-{dep.id}",
+            )
+            if not failed:
+                await _supersede(core, ref, dep.id)
+                await _set_app(core, ref, "stopped" if ref == "labs/experiment" else "live", dep.id)
+
+        # internal/metabase: its only deployment failed its health check.
+        _at(ago(minutes=14))
+        async with _as(core, "linus", "198.51.100.4", "mist-cli/0.1 (macOS)") as linus:
+            metabase = await linus.apps.deploy("internal/metabase", ref="v0.50.2")
+        await _finish(
+            core,
+            metabase.id,
+            state=DeploymentState.failed,
+            sha="3c9d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d",
+            message="Pin metabase to v0.50.2",
+            author="linus",
+            durations=[0.9, 61.3, 1.8, 21.0],
+            error="health check failed after 10 tries: GET / on port 3000 refused the connection",
+            image=f"mist/internal-metabase:{metabase.id}",
+            logs=[
+                ("system", "fetching v0.50.2 from https://git.example.com/int/metabase.git"),
+                ("system", "checked out 3c9d2e1f (Pin metabase to v0.50.2)"),
+                ("system", f"building image mist/internal-metabase:{metabase.id}"),
+                ("stdout", "#6 DONE 61.3s"),
+                ("system", f"starting container mist-internal-metabase-{metabase.id}"),
+                ("system", "checking: GET / on port 3000 every 2s, 10 tries"),
+                ("stderr", "connection refused (try 1/10)"),
+                ("stderr", "connection refused (try 10/10)"),
+                (
+                    "system",
+                    f"health check failed; removed mist-internal-metabase-{metabase.id}, "
+                    "the previous container keeps serving",
+                ),
+            ],
+        )
+        await _set_app(core, "internal/metabase", "failed", None)
+
+        # Variables of shop/web, its domains, API tokens and an invitation.
+        for when, key, value, secret, build in [
+            (ago(days=30), "NODE_ENV", "production", False, True),
+            (ago(days=10), "LOG_LEVEL", "info", False, False),
+            (ago(days=4), "DATABASE_URL", "postgres://shop:s3cret@db:5432/shop", True, False),
+            (ago(days=1), "WORKERS", "4", False, False),
+            (ago(hours=5), "STRIPE_KEY", "sk_live_51Hc0ffee", True, False),
+        ]:
+            _at(when)
+            async with _as(core, "ada") as ada:
+                await ada.env.set("shop/web", key, value, secret=secret, build=build)
+        _at(ago(days=7))
+        async with _as(core, "ada") as ada:
+            for name in (
+                "shop.example.com",
+                "www.shop.example.com",
+                "shop.example.org",
+                "api.shop.example.com",
+            ):
+                await ada.domains.add("shop/web", name, DomainSettings())
+        for when, user, name, scope, project, days in [
+            (ago(days=115), "ada", "old-laptop", "admin", None, 5),
+            (ago(days=40), "ada", "grafana-read", "read", None, None),
+            (ago(days=10), "ada", "ci-deploy", "deploy", "shop", 90),
+            (ago(days=5), "grace", "release-bot", "deploy", "shop", 90),
+        ]:
+            _at(when)
+            async with _as(core, user) as view:
+                await view.tokens.create(name, scope=scope, project=project, expires_days=days)  # type: ignore[arg-type]
+        _at(ago(hours=6))
+        async with _as(core, "ada") as ada:
+            await ada.invites.create(
+                email="barbara@example.com", role="developer", project="shop", project_role="developer"
+            )
+
+        # Sessions that stay open: ada on a laptop, linus, grace (who turns on two-factor authentication and
+        # deploys shop/api, still building), and ada's TUI now. A failed login of linus's in between.
+        _at(ago(days=3))
+        await core.api(None, source="203.0.113.7", user_agent="mist-cli/0.1 (Linux)").auth.login(
+            "ada", PASSWORD
+        )
+        _at(ago(days=2))
+        await core.api(None, source="198.51.100.4", user_agent="mist-cli/0.1 (macOS)").auth.login(
+            "linus", PASSWORD
+        )
+        _at(ago(hours=20))
+        with contextlib.suppress(Unauthenticated, TooManyAttempts):
+            await core.api(None, source="198.51.100.4").auth.login("linus", "not the password")
+        _at(ago(hours=3))
+        grace = core.api(None, source="10.0.0.12", user_agent="mist-tui/0.1")
+        await grace.auth.login("grace", PASSWORD)
+        enrollment = await grace.auth.totp_setup()
+        await grace.auth.totp_enable(totp.totp_now(enrollment.secret))
+        _at(ago(seconds=52))
+        building = await grace.apps.deploy("shop/api")
+        await _finish(
+            core,
+            building.id,
+            state=DeploymentState.building,
+            sha="7a1e5c0d9b8f7e6d5c4b3a291807f6e5d4c3b2a1",
+            message="Add order export endpoint",
+            author="grace",
+            durations=[1.4, -1],
+            logs=[
+                ("system", "fetching main from https://git.example.com/shop/api.git"),
+                ("system", "checked out 7a1e5c0d (Add order export endpoint)"),
+                ("system", f"building image mist/shop-api:{building.id}"),
+                ("stdout", "#1 [internal] load build definition from Dockerfile"),
+                ("stdout", "#2 [internal] load .dockerignore"),
+                ("stdout", "#3 [1/5] FROM python:3.12-slim"),
+                ("stdout", "#4 [2/5] COPY requirements.txt ."),
+                ("stdout", "#5 [3/5] RUN pip install -r requirements.txt"),
+                ("stdout", "#5 2.31 Collecting fastapi==0.115.0"),
+                ("stdout", "#5 4.87 Collecting uvicorn==0.30.6"),
+                ("stdout", "#5 9.02 Installing collected packages: starlette, uvicorn, fastapi"),
+            ],
+        )
+        api_live = (await grace.apps.get("shop/api")).live_deployment_id
+        await _set_app(core, "shop/api", "deploying", api_live)
+        _at(ago(minutes=5))
+        tui = core.api(None, source="unix", user_agent="mist-tui/0.1")
+        session = await tui.auth.login("ada", PASSWORD)
+        return {"ada": session.token}, {"building": building.id, "metabase": metabase.id}
+    finally:
+        await core.close()
+        clock.reset()
+
+
+async def _supersede(core: Core, ref: str, live: int) -> None:
+    """The app's earlier live deployment is superseded by ``live``."""
+    project, name = ref.split("/")
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE deployments SET state = 'superseded' WHERE state = 'live' AND id != ? AND app_id = "
+            "(SELECT a.id FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.name = ? AND p.name = ?)",
+            (live, name, project),
+        )
+
+
+def _readings(world: World) -> None:
+    """What the engine and the sampler show: the live apps' containers, their logs, a minute of figures."""
+    running = {
+        "shop/web": ("Up 2 hours", ago(hours=2)),
+        "shop/api": ("Up 24 hours", ago(days=1)),
+        "shop/worker": ("Up 5 days", ago(days=5)),
+        "blog/site": ("Up 3 minutes", ago(minutes=3)),
+        "internal/grafana": ("Up 5 weeks", ago(days=40)),
+    }
+    for n, (ref, (status, since)) in enumerate(running.items(), start=1):
+        project, app = ref.split("/")
+        world.containers.append(
+            ContainerInfo(
+                id=hashlib.sha256(ref.encode()).hexdigest()[:12],
+                name=f"mist-{project}-{app}",
+                project=project,
+                app=app,
+                deployment_id=n,
+                image=f"mist/{project}-{app}",
+                state="running",
+                status=status,
+                ports=["127.0.0.1:18080:8080"] if ref == "shop/web" else [],
+                created_at=since,
+            )
+        )
+    web_lines = [
+        ("stdout", "Listening on http://0.0.0.0:8080"),
+        ("stdout", "GET /healthz 200 0.4ms"),
+        ("stdout", 'GET / 200 12.1ms ua="Mozilla/5.0"'),
+        ("stdout", "GET /products?page=2 200 31.0ms"),
+        ("stderr", "WARN cache miss for product 1183, fetching from database"),
+        ("stdout", "POST /checkout 201 88.2ms"),
+        ("stdout", "GET /healthz 200 0.3ms"),
+        ("stderr", "ERROR payment provider timeout after 5000ms (order 99812)"),
+        ("stdout", "POST /checkout 201 95.7ms"),
+        ("stdout", "GET /cart 200 8.8ms"),
+        ("stdout", "GET /healthz 200 0.4ms"),
+        ("stdout", "GET /static/app.css 304 0.9ms"),
+    ]
+    world.container_logs["mist-shop-web"] = [
+        LogLine(seq=i, ts=ago(seconds=60 - 4 * i), source="mist-shop-web", stream=s, text=t)  # type: ignore[arg-type]
+        for i, (s, t) in enumerate(web_lines, start=1)
+    ]
+    world.container_logs["mist-blog-site"] = [
+        LogLine(seq=i, ts=ago(seconds=58 - 5 * i), source="mist-blog-site", text=t)
+        for i, t in enumerate(
+            ["nginx: ready", "GET /posts/hello-world 200", "GET /feed.xml 200", "GET /posts/mist 200"],
+            start=1,
+        )
+    ]
+    usage = {
+        "shop/web": (23.5, 182 * MIB),
+        "shop/api": (4.1, 96 * MIB),
+        "shop/worker": (61.0, 240 * MIB),
+        "blog/site": (0.4, 12 * MIB),
+        "internal/grafana": (2.2, 130 * MIB),
+    }
+    for k in range(60):
+        wave = (k * 7) % 23
+        world.samples.append(
+            MetricsSample(
+                system=SystemSample(
+                    ts=NOW - timedelta(seconds=5 * (59 - k)),
+                    cpu_percent=18.0 + wave * 1.5,
+                    cpu_count=8,
+                    memory_used=int((5.2 + (k % 9) * 0.05) * GIB),
+                    memory_total=16 * GIB,
+                    disk_used=int(41.3 * GIB),
+                    disk_total=100 * GIB,
+                    net_rx_bytes=10_000_000 + k * 250_000 + wave * 40_000,
+                    net_tx_bytes=4_000_000 + k * 90_000 + wave * 10_000,
+                    load=(1.2 + wave / 20, 1.1, 0.9),
+                ),
+                containers=[
+                    ContainerStats(
+                        name=f"mist-{ref.replace('/', '-')}",
+                        project=ref.split("/")[0],
+                        app=ref.split("/")[1],
+                        cpu_percent=cpu * (0.8 + ((k + i) % 5) * 0.1),
+                        memory_bytes=mem,
+                        memory_limit=512 * MIB if ref in ("shop/web", "shop/api") else None,
+                        net_rx_bytes=1000 * k,
+                        net_tx_bytes=800 * k,
+                    )
+                    for i, (ref, (cpu, mem)) in enumerate(usage.items())
+                ],
+            )
+        )
