@@ -24,7 +24,7 @@ import secrets as stdlib_secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -418,149 +418,144 @@ async def _as(core: Core, username: str, source: str = "unix", agent: str = "mis
         await view.auth.logout()
 
 
+Step = tuple[datetime, str, Callable[[LocalMist], Awaitable[object]]]
+
+
 async def _seed(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Four months of a small team's Mist, replayed in time order (so the audit log reads as it happened)."""
     _at(ago(days=120))
     core = await Core.open(CoreConfig(data_dir=data_dir, run_workers=False))
     core.engine.close()
     core.engine = ReadingsEngine(World(data_dir, {}, {}))  # type: ignore[assignment]
+    ids: dict[str, int] = {}
+    tokens: dict[str, str] = {}
     try:
         first = core.api(None, source="unix", user_agent="mist-cli/0.1 (Linux)")
         await first.auth.setup("ada", PASSWORD)
         await first.users.update("ada", UserChanges(email="ada@example.com", full_name="Ada Lovelace"))
         await first.auth.logout()
-        for when, name, role, email in [
-            (ago(days=90), "grace", "admin", "grace@example.com"),
-            (ago(days=100), "linus", "developer", "linus@example.com"),
-            (ago(days=2), "ken", "viewer", None),
-        ]:
+        for when, user, step in sorted(_timeline(core, ids, tokens), key=lambda s: s[0]):
             _at(when)
-            async with _as(core, "ada") as ada:
-                await ada.users.create(name, PASSWORD, role=role, email=email)  # type: ignore[arg-type]
+            if user.startswith("open:"):  # a login that stays open (a session on the Sessions screen)
+                _, name, source, agent = user.split(":", 3)
+                view = core.api(None, source=source, user_agent=agent)
+                await view.auth.login(name, PASSWORD)
+                await step(view)
+            elif user == "-":  # the step brings its own view
+                await step(core.api(None))
+            else:
+                async with _as(core, user) as view:
+                    await step(view)
+        return tokens, ids
+    finally:
+        await core.close()
+        clock.reset()
 
-        for i, (owner, name, desc) in enumerate(
-            [
-                ("ada", "shop", "The storefront and its API"),
-                ("linus", "blog", "Company blog"),
-                ("ada", "internal", "Dashboards for the team"),
-                ("linus", "labs", "Experiments"),
-            ]
-        ):
-            _at(ago(days=99 - i))
-            async with _as(core, owner) as view:
-                await view.projects.create(name, desc)
-        for when, project, name, role in [
-            (ago(days=80), "shop", "grace", "admin"),
-            (ago(days=29), "shop", "linus", "developer"),
-            (ago(days=25), "internal", "linus", "developer"),
-            (ago(days=2), "shop", "ken", "viewer"),
-            (ago(days=1), "internal", "ken", "viewer"),
-        ]:
-            _at(when)
-            async with _as(core, "ada") as ada:
-                await ada.members.add(project, name, role)  # type: ignore[arg-type]
 
-        _at(ago(days=60))
-        async with _as(core, "ada") as ada:
-            for project, name, port in APPS:
-                ref = f"{project}/{name}"
-                spec = AppSpec(
-                    git_url=GIT_URLS[ref],
-                    port=port,
-                    publish=["127.0.0.1:18080:8080"] if name == "web" else [],
-                    memory=512 * MIB if name in ("web", "api") else None,
-                    cpus=1.0 if name == "api" else None,
-                    health=HealthCheck(type="http", path="/healthz") if name == "web" else HealthCheck(),
-                )
-                await ada.apps.create(ref, spec)
+def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[Step]:
+    steps: list[Step] = []
 
-        # Deployments that finished, oldest first: shop/web's six a day apart (one failed), the other apps'.
-        web_messages = [
-            "Initial import",
-            "Cache product images",
-            "Bump dependencies",
-            "Tweak footer",
-            "Add health endpoint",
-            "Fix checkout rounding",
+    def at(when: datetime, user: str) -> Callable[[Callable[[LocalMist], Awaitable[object]]], None]:
+        def add(step: Callable[[LocalMist], Awaitable[object]]) -> None:
+            steps.append((when, user, step))
+
+        return add
+
+    async def nothing(view: LocalMist) -> None:
+        return None
+
+    for when, name, role, email in [
+        (ago(days=100), "linus", "developer", "linus@example.com"),
+        (ago(days=90), "grace", "admin", "grace@example.com"),
+        (ago(days=2), "ken", "viewer", None),
+    ]:
+        at(when, "ada")(lambda v, n=name, r=role, e=email: v.users.create(n, PASSWORD, role=r, email=e))
+    for i, (owner, name, desc) in enumerate(
+        [
+            ("ada", "shop", "The storefront and its API"),
+            ("linus", "blog", "Company blog"),
+            ("ada", "internal", "Dashboards for the team"),
+            ("linus", "labs", "Experiments"),
         ]
-        finished: list[tuple[datetime, str, str, str, str, bool]] = [
-            (
-                ago(hours=2 + 26 * (5 - k)),
-                "shop/web",
-                f"{4 + k}f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091",
-                msg,
-                "ada",
-                True,
+    ):
+        at(ago(days=99 - i), owner)(lambda v, n=name, d=desc: v.projects.create(n, d))
+    for when, project, name, role in [
+        (ago(days=80), "shop", "grace", "admin"),
+        (ago(days=29), "shop", "linus", "developer"),
+        (ago(days=25), "internal", "linus", "developer"),
+        (ago(days=2), "shop", "ken", "viewer"),
+        (ago(days=1), "internal", "ken", "viewer"),
+    ]:
+        at(when, "ada")(lambda v, p=project, n=name, r=role: v.members.add(p, n, r))
+
+    async def create_apps(view: LocalMist) -> None:
+        for project, name, port in APPS:
+            ref = f"{project}/{name}"
+            spec = AppSpec(
+                git_url=GIT_URLS[ref],
+                port=port,
+                publish=["127.0.0.1:18080:8080"] if name == "web" else [],
+                memory=512 * MIB if name in ("web", "api") else None,
+                cpus=1.0 if name == "api" else None,
+                health=HealthCheck(type="http", path="/healthz") if name == "web" else HealthCheck(),
             )
-            for k, msg in enumerate(web_messages)
-        ]
-        finished += [
-            (
-                ago(days=40),
-                "internal/grafana",
-                "0d15ea5e00001111222233334444555566667777",
-                "Grafana 11",
-                "ada",
-                True,
-            ),
-            (
-                ago(days=9),
-                "labs/experiment",
-                "deadbeef0001aaaabbbbccccddddeeeeffff0000",
-                "New renderer",
-                "linus",
-                True,
-            ),
-            (
-                ago(days=5),
-                "shop/worker",
-                "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180",
-                "Batch orders",
-                "ada",
-                True,
-            ),
-            (
-                ago(days=1),
-                "shop/api",
-                "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180",
-                "Paginate orders",
-                "ada",
-                True,
-            ),
-            (
-                ago(minutes=3),
-                "blog/site",
-                "c0ffee1234567890abcdef1234567890abcdef12",
-                "Hello, world",
-                "linus",
-                True,
-            ),
-        ]
-        for when, ref, sha, msg, author, _ in sorted(finished):
-            _at(when - timedelta(seconds=46))
-            async with _as(core, author) as view:
-                dep = await view.apps.deploy(ref)
-            failed = msg == "Cache product images"
-            image = f"mist/{ref.replace('/', '-')}:{dep.id}"
-            await _finish(
-                core,
-                dep.id,
-                state=DeploymentState.failed if failed else DeploymentState.live,
-                sha=sha,
-                message=msg,
-                author=author,
-                durations=[1.2, 38.5, 2.1, 20.0] if failed else [1.2, 38.5, 2.1, 4.0, 0.4],
-                error="health check failed: GET /healthz answered 503" if failed else None,
-                image=image,
-                container=f"mist-{ref.replace('/', '-')}-{dep.id}",
-            )
-            if not failed:
-                await _supersede(core, ref, dep.id)
-                await _set_app(core, ref, "stopped" if ref == "labs/experiment" else "live", dep.id)
+            await view.apps.create(ref, spec)
 
-        # internal/metabase: its only deployment failed its health check.
-        _at(ago(minutes=14))
-        async with _as(core, "linus", "198.51.100.4", "mist-cli/0.1 (macOS)") as linus:
-            metabase = await linus.apps.deploy("internal/metabase", ref="v0.50.2")
+    at(ago(days=60), "ada")(create_apps)
+
+    # Deployments that finished: shop/web's six a day apart (one failed), then the other apps' last ones.
+    web = [
+        "Initial import",
+        "Cache product images",
+        "Bump dependencies",
+        "Tweak footer",
+        "Add health endpoint",
+    ]
+    finished = [
+        (
+            ago(hours=2 + 26 * (5 - k)),
+            "shop/web",
+            f"{4 + k}f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091",
+            msg,
+            "ada",
+        )
+        for k, msg in enumerate([*web, "Fix checkout rounding"])
+    ]
+    finished += [
+        (ago(days=40), "internal/grafana", "0d15ea5e00001111222233334444555566667777", "Grafana 11", "ada"),
+        (ago(days=9), "labs/experiment", "deadbeef0001aaaabbbbccccddddeeeeffff0000", "New renderer", "linus"),
+        (ago(days=5), "shop/worker", "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180", "Batch orders", "ada"),
+        (ago(days=1), "shop/api", "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180", "Paginate orders", "ada"),
+        (ago(minutes=3), "blog/site", "c0ffee1234567890abcdef1234567890abcdef12", "Hello, world", "linus"),
+    ]
+
+    async def deploy(view: LocalMist, ref: str, sha: str, message: str, author: str) -> None:
+        dep = await view.apps.deploy(ref)
+        failed = message == "Cache product images"
+        await _finish(
+            core,
+            dep.id,
+            state=DeploymentState.failed if failed else DeploymentState.live,
+            sha=sha,
+            message=message,
+            author=author,
+            durations=[1.2, 38.5, 2.1, 20.0] if failed else [1.2, 38.5, 2.1, 4.0, 0.4],
+            error="health check failed: GET /healthz answered 503" if failed else None,
+            image=f"mist/{ref.replace('/', '-')}:{dep.id}",
+            container=f"mist-{ref.replace('/', '-')}-{dep.id}",
+        )
+        if not failed:
+            await _supersede(core, ref, dep.id)
+            await _set_app(core, ref, "stopped" if ref == "labs/experiment" else "live", dep.id)
+
+    for when, ref, sha, message, author in finished:
+        at(when - timedelta(seconds=46), author)(
+            lambda v, r=ref, s=sha, m=message, a=author: deploy(v, r, s, m, a)
+        )
+
+    async def deploy_metabase(view: LocalMist) -> None:
+        metabase = await view.apps.deploy("internal/metabase", ref="v0.50.2")
+        ids["metabase"] = metabase.id
         await _finish(
             core,
             metabase.id,
@@ -589,61 +584,64 @@ async def _seed(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
         )
         await _set_app(core, "internal/metabase", "failed", None)
 
-        # Variables of shop/web, its domains, API tokens and an invitation.
-        for when, key, value, secret, build in [
-            (ago(days=30), "NODE_ENV", "production", False, True),
-            (ago(days=10), "LOG_LEVEL", "info", False, False),
-            (ago(days=4), "DATABASE_URL", "postgres://shop:s3cret@db:5432/shop", True, False),
-            (ago(days=1), "WORKERS", "4", False, False),
-            (ago(hours=5), "STRIPE_KEY", "sk_live_51Hc0ffee", True, False),
-        ]:
-            _at(when)
-            async with _as(core, "ada") as ada:
-                await ada.env.set("shop/web", key, value, secret=secret, build=build)
-        _at(ago(days=7))
-        async with _as(core, "ada") as ada:
-            for name in (
-                "shop.example.com",
-                "www.shop.example.com",
-                "shop.example.org",
-                "api.shop.example.com",
-            ):
-                await ada.domains.add("shop/web", name, DomainSettings())
-        for when, user, name, scope, project, days in [
-            (ago(days=115), "ada", "old-laptop", "admin", None, 5),
-            (ago(days=40), "ada", "grafana-read", "read", None, None),
-            (ago(days=10), "ada", "ci-deploy", "deploy", "shop", 90),
-            (ago(days=5), "grace", "release-bot", "deploy", "shop", 90),
-        ]:
-            _at(when)
-            async with _as(core, user) as view:
-                await view.tokens.create(name, scope=scope, project=project, expires_days=days)  # type: ignore[arg-type]
-        _at(ago(hours=6))
-        async with _as(core, "ada") as ada:
-            await ada.invites.create(
-                email="barbara@example.com", role="developer", project="shop", project_role="developer"
-            )
+    at(ago(minutes=14), "linus")(deploy_metabase)
 
-        # Sessions that stay open: ada on a laptop, linus, grace (who turns on two-factor authentication and
-        # deploys shop/api, still building), and ada's TUI now. A failed login of linus's in between.
-        _at(ago(days=3))
-        await core.api(None, source="203.0.113.7", user_agent="mist-cli/0.1 (Linux)").auth.login(
-            "ada", PASSWORD
+    # Variables of shop/web, its domains, API tokens and an invitation.
+    for when, key, value, secret, build in [
+        (ago(days=30), "NODE_ENV", "production", False, True),
+        (ago(days=10), "LOG_LEVEL", "info", False, False),
+        (ago(days=4), "DATABASE_URL", "postgres://shop:s3cret@db:5432/shop", True, False),
+        (ago(days=1), "WORKERS", "4", False, False),
+        (ago(hours=5), "STRIPE_KEY", "sk_live_51Hc0ffee", True, False),
+    ]:
+        at(when, "ada")(
+            lambda v, k=key, x=value, s=secret, b=build: v.env.set("shop/web", k, x, secret=s, build=b)
         )
-        _at(ago(days=2))
-        await core.api(None, source="198.51.100.4", user_agent="mist-cli/0.1 (macOS)").auth.login(
-            "linus", PASSWORD
+
+    async def add_domains(view: LocalMist) -> None:
+        for name in ("shop.example.com", "www.shop.example.com", "shop.example.org", "api.shop.example.com"):
+            await view.domains.add("shop/web", name, DomainSettings())
+
+    at(ago(days=7), "ada")(add_domains)
+    for when, user, name, scope, project, days in [
+        (ago(days=115), "ada", "old-laptop", "admin", None, 5),
+        (ago(days=40), "ada", "grafana-read", "read", None, None),
+        (ago(days=10), "ada", "ci-deploy", "deploy", "shop", 90),
+        (ago(days=5), "grace", "release-bot", "deploy", "shop", 90),
+    ]:
+        at(when, user)(
+            lambda v, n=name, s=scope, p=project, d=days: v.tokens.create(
+                n, scope=s, project=p, expires_days=d
+            )
         )
-        _at(ago(hours=20))
+    at(ago(hours=6), "ada")(
+        lambda v: v.invites.create(
+            email="barbara@example.com", role="developer", project="shop", project_role="developer"
+        )
+    )
+
+    # Sessions that stay open: ada on a laptop, linus, grace (who turns on two-factor authentication, then
+    # deploys shop/api: still building), and ada's TUI now. A failed login of linus's in between.
+    at(ago(days=3), "open:ada:203.0.113.7:mist-cli/0.1 (Linux)")(nothing)
+    at(ago(days=2), "open:linus:198.51.100.4:mist-cli/0.1 (macOS)")(nothing)
+
+    async def failed_login(view: LocalMist) -> None:
         with contextlib.suppress(Unauthenticated, TooManyAttempts):
             await core.api(None, source="198.51.100.4").auth.login("linus", "not the password")
-        _at(ago(hours=3))
-        grace = core.api(None, source="10.0.0.12", user_agent="mist-tui/0.1")
-        await grace.auth.login("grace", PASSWORD)
-        enrollment = await grace.auth.totp_setup()
-        await grace.auth.totp_enable(totp.totp_now(enrollment.secret))
-        _at(ago(seconds=52))
-        building = await grace.apps.deploy("shop/api")
+
+    at(ago(hours=20), "ada")(failed_login)
+
+    grace: list[LocalMist] = []
+
+    async def grace_2fa(view: LocalMist) -> None:
+        enrollment = await view.auth.totp_setup()
+        await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        grace.append(view)
+
+    async def grace_deploys(_: LocalMist) -> None:
+        view = grace[0]
+        building = await view.apps.deploy("shop/api")
+        ids["building"] = building.id
         await _finish(
             core,
             building.id,
@@ -666,15 +664,17 @@ async def _seed(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
                 ("stdout", "#5 9.02 Installing collected packages: starlette, uvicorn, fastapi"),
             ],
         )
-        api_live = (await grace.apps.get("shop/api")).live_deployment_id
-        await _set_app(core, "shop/api", "deploying", api_live)
-        _at(ago(minutes=5))
-        tui = core.api(None, source="unix", user_agent="mist-tui/0.1")
-        session = await tui.auth.login("ada", PASSWORD)
-        return {"ada": session.token}, {"building": building.id, "metabase": metabase.id}
-    finally:
-        await core.close()
-        clock.reset()
+        await _set_app(core, "shop/api", "deploying", (await view.apps.get("shop/api")).live_deployment_id)
+
+    at(ago(hours=3), "open:grace:10.0.0.12:mist-tui/0.1")(grace_2fa)
+    at(ago(seconds=52), "-")(grace_deploys)
+
+    async def tui_login(view: LocalMist) -> None:
+        assert view.token is not None
+        tokens["ada"] = view.token
+
+    at(ago(minutes=5), "open:ada:unix:mist-tui/0.1")(tui_login)
+    return steps
 
 
 async def _supersede(core: Core, ref: str, live: int) -> None:
