@@ -22,6 +22,8 @@ from mist_core.models import LogLine
 from mist_tui.app import MistApp
 from mist_tui.config import Config, Credentials, Target
 
+from .fake_api import FakeMist
+from .fake_api import fixed_clock as fake_clock
 from .world import NOW, PASSWORD, World, empty_world, fixed_clock, new_world
 
 SIZE = (120, 36)
@@ -61,22 +63,30 @@ def make_app(
     return app
 
 
-def make_fake_app() -> MistApp:
-    """The TUI on the in-memory fake, for the screens that talk to a git host (providers, repositories),
-    which the seeded world has none of."""
-    from .fake_api import FakeMist
-    from .fake_api import fixed_clock as fake_clock
-
-    fake = FakeMist(token="tok-ada")
+def make_fake_app(
+    fake: FakeMist | None = None,
+    *,
+    token: str | None = "tok-ada",
+    target: Target | None | bool = True,
+    config: Config | None = None,
+    fail_connect: bool = False,
+) -> MistApp:
+    """The TUI on the in-memory fake: for the screens that talk to a git host (providers, repositories), which
+    the seeded world has none of, and for the Pilot tests that assert on the calls the TUI makes."""
+    fake = fake or FakeMist(token=token)
 
     async def connect(t: Target) -> MistAPI:
+        if fail_connect:
+            raise DaemonUnavailable(f"Cannot reach the Mist daemon at {t.address}.")
         fake.token = t.token
         return fake
 
+    if target is True:
+        target = Target("daemon", SOCKET, token)
     app = MistApp(
         connect,
-        Config(theme="textual-dark"),
-        target=Target("daemon", SOCKET, "tok-ada"),
+        config or Config(theme="textual-dark"),
+        target=target or None,
         clock=fake_clock,
         credentials=Credentials(
             Path(tempfile.gettempdir()) / f"mist-tui-{uuid4().hex[:8]}" / "credentials.json"

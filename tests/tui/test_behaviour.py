@@ -12,7 +12,8 @@ from mist_tui.config import Config, Target
 from mist_tui.widgets.line_table import Cell, Column, LineTable
 from mist_tui.widgets.log_view import LogEntry, LogView
 from tests.tui.fake_api import NOW, FakeMist
-from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until
+from tests.tui.scenarios import SIZE, on_dashboard, open_app, until
+from tests.tui.scenarios import make_fake_app as make_app
 
 
 def rows(table) -> list[str]:

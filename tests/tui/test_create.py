@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.tui.scenarios import SIZE, make_app, on_dashboard, screen_name, until
+from tests.tui.scenarios import SIZE, on_dashboard, screen_name, until
+from tests.tui.scenarios import make_fake_app as make_app
 
 
 def rows(table) -> list[str]:

@@ -6,7 +6,8 @@ from mist_core.models import Event
 from mist_tui.screens.domains import parse_headers
 
 from .fake_api import NOW
-from .scenarios import make_app, on_dashboard, open_app, screen_name, until
+from .scenarios import make_fake_app as make_app
+from .scenarios import on_dashboard, open_app, screen_name, until
 
 
 def test_headers_are_read_one_per_line_and_a_line_without_colon_is_named():
