@@ -30,7 +30,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
 
 from mist_core import clock
 from mist_core.auth import totp
@@ -51,6 +54,7 @@ from mist_core.models import (
     UserChanges,
 )
 from mist_core.store import ts
+from mist_core.tls.acme_client import IssuedCertificate
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"  # every account's password
@@ -112,8 +116,21 @@ class ReadingsEngine:
     async def image_exists(self, image: str) -> bool:
         return True
 
-    async def list_containers(self, *, all: bool = False) -> list[ContainerInfo]:
-        return list(self._world.containers)
+    async def list_containers(
+        self,
+        *,
+        all: bool = False,
+        project: str | None = None,
+        app: str | None = None,
+        deployment: int | None = None,
+    ) -> list[ContainerInfo]:
+        return [
+            c
+            for c in self._world.containers
+            if (project is None or c.project == project)
+            and (app is None or c.app == app)
+            and (deployment is None or c.deployment_id == deployment)
+        ]
 
     async def logs(
         self, name: str, *, follow: bool = False, tail: int | None = None, since: datetime | None = None
@@ -307,8 +324,6 @@ async def _finish(
     image: str | None = None,
     container: str | None = None,
     logs: list[tuple[str, str]] = (),  # type: ignore[assignment]
-    source: str = "git",
-    rollback_of: int | None = None,
 ) -> None:
     """Leave a queued deployment as a worker would have: its steps, commit, image, log and final state."""
     row = await core.store.one("SELECT created_at FROM deployments WHERE id = ?", (deployment_id,))
@@ -335,7 +350,7 @@ async def _finish(
     async with core.store.write() as w:
         await w.execute(
             "UPDATE deployments SET state = ?, commit_sha = ?, commit_message = ?, commit_author = ?, image = ?, "
-            "container_name = ?, error = ?, source = ?, rollback_of = ?, steps = ?, finished_at = ? WHERE id = ?",
+            "container_name = ?, error = ?, steps = ?, finished_at = ? WHERE id = ?",
             (
                 state.value,
                 sha,
@@ -344,8 +359,6 @@ async def _finish(
                 image,
                 container,
                 error,
-                source,
-                rollback_of,
                 json.dumps([s.model_dump(mode="json") for s in steps]),
                 ts(t) if final else None,
                 deployment_id,
@@ -503,12 +516,13 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
 
     at(ago(days=60), "ada")(create_apps)
 
-    # Deployments that finished: shop/web's six a day apart (one failed), then the other apps' last ones.
+    # Deployments that finished: shop/web's six a day apart (one failed, one a rollback to "Tweak footer"),
+    # then the other apps' last ones.
     web = [
+        "Tweak footer",
         "Initial import",
         "Cache product images",
         "Bump dependencies",
-        "Tweak footer",
         "Add health endpoint",
     ]
     finished = [
@@ -530,7 +544,15 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
     ]
 
     async def deploy(view: LocalMist, ref: str, sha: str, message: str, author: str) -> None:
-        dep = await view.apps.deploy(ref)
+        if message == "Bump dependencies":  # went back to "Tweak footer" instead
+            dep = await view.apps.rollback(ref, to=ids["first"])
+            sha, message = "4f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091", "Tweak footer"
+            image = f"mist/shop-web:{ids['first']}"
+        else:
+            dep = await view.apps.deploy(ref)
+            image = f"mist/{ref.replace('/', '-')}:{dep.id}"
+        if message == "Tweak footer" and "first" not in ids:
+            ids["first"] = dep.id
         failed = message == "Cache product images"
         await _finish(
             core,
@@ -541,7 +563,7 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
             author=author,
             durations=[1.2, 38.5, 2.1, 20.0] if failed else [1.2, 38.5, 2.1, 4.0, 0.4],
             error="health check failed: GET /healthz answered 503" if failed else None,
-            image=f"mist/{ref.replace('/', '-')}:{dep.id}",
+            image=image,
             container=f"mist-{ref.replace('/', '-')}-{dep.id}",
         )
         if not failed:
@@ -599,10 +621,20 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
         )
 
     async def add_domains(view: LocalMist) -> None:
-        for name in ("shop.example.com", "www.shop.example.com", "shop.example.org", "api.shop.example.com"):
+        for name in ("shop.example.com", "checkout.example.com", "shop.example.org", "www.shop.example.com"):
             await view.domains.add("shop/web", name, DomainSettings())
+        # What the certificate scheduler (not running here) would have made of them since.
+        await core.certs.save_issued("shop.example.com", _certificate("shop.example.com"))
+        await core.certs.mark_pending("shop.example.org")
+        await core.certs.mark_failed(
+            "shop.example.org",
+            error="the ACME server could not validate the domain: shop.example.org: 203.0.113.9: "
+            "Timeout during connect (likely firewall problem)",
+            next_attempt_at=NOW + timedelta(minutes=5),
+        )
 
     at(ago(days=7), "ada")(add_domains)
+    at(ago(days=20), "linus")(lambda v: v.domains.add("blog/site", "blog.example.com", DomainSettings()))
     for when, user, name, scope, project, days in [
         (ago(days=115), "ada", "old-laptop", "admin", None, 5),
         (ago(days=40), "ada", "grafana-read", "read", None, None),
@@ -622,7 +654,11 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
 
     # Sessions that stay open: ada on a laptop, linus, grace (who turns on two-factor authentication, then
     # deploys shop/api: still building), and ada's TUI now. A failed login of linus's in between.
-    at(ago(days=3), "open:ada:203.0.113.7:mist-cli/0.1 (Linux)")(nothing)
+    async def laptop(view: LocalMist) -> None:
+        assert view.token is not None
+        tokens["ada-laptop"] = view.token  # long expired by now
+
+    at(ago(days=3), "open:ada:203.0.113.7:mist-cli/0.1 (Linux)")(laptop)
     at(ago(days=2), "open:linus:198.51.100.4:mist-cli/0.1 (macOS)")(nothing)
 
     async def failed_login(view: LocalMist) -> None:
@@ -675,6 +711,34 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
 
     at(ago(minutes=5), "open:ada:unix:mist-tui/0.1")(tui_login)
     return steps
+
+
+def _certificate(domain: str) -> IssuedCertificate:
+    """A certificate for ``domain`` from a fixed key, valid from a month ago for three months."""
+    key = ec.derive_private_key(0x5EED, ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    not_before, not_after = ago(days=30), NOW + timedelta(days=60)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x1D5EED)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return IssuedCertificate(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        chain_pem="",
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        not_before=not_before,
+        not_after=not_after,
+        serial="1d5eed",
+    )
 
 
 async def _supersede(core: Core, ref: str, live: int) -> None:
