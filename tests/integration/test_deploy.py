@@ -9,6 +9,7 @@ import docker
 import pytest
 from gitutil import commit
 from mistkit import (
+    IGNORES_SIGTERM_DOCKERFILE,
     busybox_site,
     busybox_spec,
     container_ip,
@@ -434,7 +435,7 @@ async def test_a_deployment_is_live_before_the_old_container_that_ignores_sigter
 ):
     """busybox httpd as PID 1 ignores SIGTERM, so stopping it takes the whole grace period: the new
     deployment is live (and the app serves it) while that goes on, and the old container goes afterwards."""
-    repo = git_repo(busybox_site("old"))
+    repo = git_repo(busybox_site("old", IGNORES_SIGTERM_DOCKERFILE))
     ref = f"{project_name}/web"
     await mist.projects.create(project_name)
     await mist.apps.create(ref, busybox_spec(repo))
