@@ -15,6 +15,9 @@ DATA ?= $(CURDIR)/.mist-data
 SOCKET := $(DATA)/mist.sock
 PYTEST_TIMEOUT ?= 900
 PYTEST_ARGS ?=
+# Two workers (the tests wait on Docker and git far more than on the CPU); tests that share an engine-wide
+# object are put on one worker with @pytest.mark.xdist_group.
+PYTEST_WORKERS ?= 2
 
 .PHONY: help venv docker system-packages run test lint fmt typecheck screenshots docs bench clean
 
@@ -79,7 +82,7 @@ test: system-packages venv docker
 	$(BIN)/ruff check
 	$(BIN)/ruff format --check
 	$(BIN)/mypy mist_core
-	$(BIN)/pytest -q -p no:cacheprovider --durations=20 --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider --durations=20 --timeout=$(PYTEST_TIMEOUT) -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check

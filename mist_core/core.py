@@ -58,14 +58,16 @@ class Core:
     # not import it).
     view: ClassVar[Callable[..., MistAPI] | None] = None
 
-    def __init__(self, config: CoreConfig, store: Store, secrets: SecretBox, lock_fd: int) -> None:
+    def __init__(
+        self, config: CoreConfig, store: Store, secrets: SecretBox, lock_fd: int, engine: Engine | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.secrets = secrets
         self._lock_fd = lock_fd
         self.log = log
         self.instance_id = _instance_id(config.data_dir)
-        self.engine = Engine(config.docker_host, instance=self.instance_id)
+        self.engine = engine or Engine(config.docker_host, instance=self.instance_id)
         self.events = EventBus()
         self.logs = DeploymentLogs(store)
         self.queue = JobQueue(store, owner=uuid.uuid4().hex)
@@ -124,9 +126,10 @@ class Core:
         self._tasks: list[asyncio.Task[Any]] = []
 
     @classmethod
-    async def open(cls, config: CoreConfig) -> Core:
+    async def open(cls, config: CoreConfig, *, engine: Engine | None = None) -> Core:
         """Open the core on ``config.data_dir``: made private first (or refused, saying why, when it cannot
-        be), then locked against a second core, then the store and the master key."""
+        be), then locked against a second core, then the store and the master key. ``engine`` replaces the
+        engine of ``config.docker_host`` (every part that talks to the engine gets this one)."""
         datadir.prepare(config.data_dir)
         lock_fd = os.open(config.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -146,7 +149,7 @@ class Core:
         except BaseException:
             os.close(lock_fd)
             raise
-        core = cls(config, store, secrets, lock_fd)
+        core = cls(config, store, secrets, lock_fd, engine)
         for row in await store.all("SELECT key, value FROM settings"):
             core._settings[row["key"]] = row["value"]
         return core

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import config
+from . import clock, config
 from .models import Session
 
 
@@ -221,7 +221,7 @@ class CredentialStore:
         async with self.locked_async():
             token, refresh_token = self.token(host), self.refresh_token(host)
             expiry = access_token_expiry(token) if token else None
-            if not refresh_token or expiry is None or expiry - margin > datetime.now(UTC):
+            if not refresh_token or expiry is None or expiry - margin > clock.now():
                 return token, refresh_token
             session = await refresh(refresh_token)
             self.update_tokens(host, session.token, session.refresh_token)

@@ -1,4 +1,4 @@
-"""Render every TUI screen from the fake data to ``screenshots/<name>.svg`` (``make screenshots``).
+"""Render every TUI screen from the seeded real core (tests/tui/world.py) to ``screenshots/<name>.svg`` (``make screenshots``).
 
 Usage: ``python scripts/screenshots.py [name ...]`` (no names: all of them).
 """
@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.tui.scenarios import SCENARIOS, SIZE  # noqa: E402
+from tests.tui.world import fixed_randomness  # noqa: E402
 
 
 def preserve_spaces(svg: str) -> str:
@@ -40,7 +41,8 @@ async def main(names: list[str]) -> int:
     failed = 0
     for scenario in chosen:
         try:
-            path = await render(scenario, out_dir)
+            with fixed_randomness():
+                path = await render(scenario, out_dir)
             print(f"wrote {path.relative_to(ROOT)}")
         except Exception as exc:  # noqa: BLE001 - report every screen, then fail
             failed += 1

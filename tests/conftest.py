@@ -19,7 +19,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from gitutil import Files, init_repo  # noqa: E402
 from images import all_standins, busybox_image  # noqa: E402
 
+from mist_core import clock  # noqa: E402
+
 DOCKER_SOCKET = "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(autouse=True)
+def _system_clock() -> Iterator[None]:
+    """Every test starts on the system's time, whatever an earlier test did with ``clock.advance``."""
+    clock.reset()
+    yield
+    clock.reset()
 
 
 @pytest.fixture(scope="session")

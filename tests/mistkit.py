@@ -4,6 +4,7 @@ removing what a test's core left in Docker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,15 @@ from mist_core.models import AppSpec, Deployment, HealthCheck
 PASSWORD = "correct horse battery staple"
 
 BUSYBOX_DOCKERFILE = (
+    "FROM mist-test/busybox:1\n"
+    "COPY index.html /www/index.html\n"
+    'CMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
+)
+
+
+# busybox httpd as PID 1: it ignores SIGTERM, so stopping it takes the whole grace period. Only for the tests
+# of that path; every other app exits on SIGTERM (BUSYBOX_DOCKERFILE).
+IGNORES_SIGTERM_DOCKERFILE = (
     "FROM mist-test/busybox:1\n"
     "COPY index.html /www/index.html\n"
     'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
@@ -44,7 +54,8 @@ def remove_everything_of(project: str) -> None:
     try:
         label = {"label": f"dev.mist.project={project}"}
         for c in client.containers.list(all=True, filters=label):
-            c.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):  # retired by the core meanwhile
+                c.remove(force=True)
         for image in client.images.list(filters=label):
             client.images.remove(image.id, force=True)
         for volume in client.volumes.list(filters=label):

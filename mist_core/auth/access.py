@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jwt
 
+from .. import clock
 from ..errors import TokenExpired, Unauthenticated
 
 ALGORITHM = "HS256"
@@ -56,7 +57,7 @@ class AccessTokens:
         return cls(base64.b64decode(path.read_bytes().strip()), lifetime)
 
     def issue(self, user_id: int, session_id: int) -> tuple[str, datetime]:
-        now = datetime.now(UTC)
+        now = clock.now()
         expires = now + self.lifetime
         claims = {
             "iss": ISSUER,
@@ -77,8 +78,15 @@ class AccessTokens:
                 algorithms=[ALGORITHM],
                 audience=AUDIENCE,
                 issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "sid", "iss", "aud"]},
+                # Expiry is checked against Mist's clock below, not the library's.
+                options={
+                    "require": ["exp", "iat", "sub", "sid", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
+            if int(claims["exp"]) <= clock.timestamp():
+                raise jwt.ExpiredSignatureError("Signature has expired")
         except jwt.ExpiredSignatureError:
             raise TokenExpired("your access token has expired: log in again, or refresh it") from None
         except jwt.PyJWTError:

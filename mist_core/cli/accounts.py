@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 from datetime import UTC, datetime
 
+from .. import clock
 from ..errors import InvalidInput, TotpRequired, Unauthenticated
 from ..models import ApiToken, AuditEntry, Invite, Session, SessionInfo, User
 from .context import CommandTable, Context, confirm_deletion
@@ -288,7 +289,7 @@ async def cmd_user_delete(ctx: Context) -> int:
 
 
 def invite_state(invite: Invite, now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if invite.accepted_at:
         return "accepted"
     if invite.revoked_at:
@@ -344,7 +345,7 @@ async def cmd_invite_create(ctx: Context) -> int:
 @command("invite", "list")
 async def cmd_invite_list(ctx: Context) -> int:
     invites = await ctx.api.invites.list()
-    now = datetime.now(UTC)
+    now = clock.now()
     ctx.out.table(
         invites,
         ["ID", "FOR", "ROLE", "PROJECT", "BY", "EXPIRES", "STATE"],
@@ -447,7 +448,7 @@ async def cmd_session_revoke(ctx: Context) -> int:
 
 
 def token_state(token: ApiToken, now: datetime | None = None) -> str:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     if token.revoked_at:
         return "revoked"
     if token.expires_at is not None:
@@ -458,7 +459,7 @@ def token_state(token: ApiToken, now: datetime | None = None) -> str:
 
 
 def tokens_table(tokens: list[ApiToken]) -> str:
-    now = datetime.now(UTC)
+    now = clock.now()
     rows = [
         (
             t.id,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from .. import clock
 from ..errors import InvalidInput
 
 Row = aiosqlite.Row
@@ -27,7 +28,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def ts(value: datetime | None = None) -> str:

@@ -34,7 +34,7 @@ def make_repo(root: Path, page: str) -> Path:
     repo = root / f"web-{uuid.uuid4().hex[:8]}"
     repo.mkdir(parents=True)
     (repo / "Dockerfile").write_text(
-        'FROM mist-test/busybox:1\nCOPY index.html /www/\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        'FROM mist-test/busybox:1\nCOPY index.html /www/\nCMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
     )
     (repo / "index.html").write_text(page)
     _git(repo, "init", "-q", "-b", "main")

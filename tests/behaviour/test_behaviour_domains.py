@@ -223,6 +223,7 @@ async def test_renewing_a_domain_without_a_certificate_is_not_found(mist: MistAP
 # ---------------------------------------------------------------------------------------------- proxy
 
 
+@pytest.mark.xdist_group("mist-proxy")  # expects no `mist-proxy` container
 async def test_the_proxy_status_answers_with_traefik_by_default(mist: MistAPI) -> None:
     status = await mist.proxy.status()
     assert status.backend == "traefik"
@@ -231,6 +232,7 @@ async def test_the_proxy_status_answers_with_traefik_by_default(mist: MistAPI) -
     assert status.routes >= 0 and status.domains >= 0
 
 
+@pytest.mark.xdist_group("mist-proxy")  # expects no `mist-proxy` container
 async def test_a_proxy_reload_routes_only_apps_that_have_a_live_deployment(mist: MistAPI) -> None:
     before = await mist.proxy.status()
     ref = await _app(mist)

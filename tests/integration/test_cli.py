@@ -84,7 +84,7 @@ SITE = {
     "Dockerfile": (
         "FROM mist-test/busybox:1\n"
         "COPY index.html /www/index.html\n"
-        'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+        'CMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
     ),
     "index.html": "hello from mist\n",
 }

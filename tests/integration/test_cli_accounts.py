@@ -27,6 +27,7 @@ import httpx
 import jwt
 import pytest
 
+from mist_core import clock
 from mist_core.cli import run as run_mist
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,14 +314,14 @@ def test_an_expired_access_token_is_renewed_silently_and_saved(
     assert run("setup", "-u", "admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
     key = f"embedded:{(tmp_path / 'data').resolve()}"
     before = _credentials(tmp_path, "admin")[key]
-    time.sleep(2.1)  # past the access token's one second
+    clock.advance(2)  # past the access token's one second
     result = run("whoami", "--json")
     assert result.returncode == 0, result.stderr
     after = _credentials(tmp_path, "admin")[key]
     assert after["token"] != before["token"]
     assert after["refresh_token"] != before["refresh_token"]
     assert after["username"] == "admin"
-    time.sleep(2.1)
+    clock.advance(2)
     assert run("whoami").returncode == 0  # the renewed refresh token works in its turn
 
 

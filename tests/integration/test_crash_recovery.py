@@ -149,10 +149,10 @@ async def test_a_container_being_retired_when_the_daemon_stops_is_retired_when_i
 ):
     """The old container ignores SIGTERM and has a long grace period: the core stops while Docker is still
     waiting it out. The next start finds the retirement in the deployment's snapshot and finishes it."""
-    from mistkit import log_text, wait_retired
+    from mistkit import IGNORES_SIGTERM_DOCKERFILE, log_text, wait_retired
 
     data = tmp_path / "data"
-    repo = git_repo(busybox_site("one"))
+    repo = git_repo(busybox_site("one", IGNORES_SIGTERM_DOCKERFILE))
     ref = f"{project_name}/web"
     client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
     mist = await open_embedded(data, git_roots=[tmp_path])

@@ -9,6 +9,7 @@ import docker
 import pytest
 from gitutil import commit
 from mistkit import (
+    IGNORES_SIGTERM_DOCKERFILE,
     busybox_site,
     busybox_spec,
     container_ip,
@@ -123,7 +124,7 @@ async def test_env_vars_reach_the_container_and_the_build_and_secrets_never_appe
         '&& echo "greeting is $GREETING" > /www/build.txt\n'
         "COPY index.html /www/index.html\n"
         'CMD ["sh", "-c", "echo runtime=$RUNTIME_TOKEN:$MODE > /www/env.txt; '
-        'echo token $RUNTIME_TOKEN; exec httpd -f -p 8080 -h /www"]\n'
+        "echo token $RUNTIME_TOKEN; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait\"]\n"
     )
     repo = git_repo(busybox_site("env", dockerfile))
     ref = f"{project_name}/web"
@@ -434,7 +435,7 @@ async def test_a_deployment_is_live_before_the_old_container_that_ignores_sigter
 ):
     """busybox httpd as PID 1 ignores SIGTERM, so stopping it takes the whole grace period: the new
     deployment is live (and the app serves it) while that goes on, and the old container goes afterwards."""
-    repo = git_repo(busybox_site("old"))
+    repo = git_repo(busybox_site("old", IGNORES_SIGTERM_DOCKERFILE))
     ref = f"{project_name}/web"
     await mist.projects.create(project_name)
     await mist.apps.create(ref, busybox_spec(repo))
@@ -508,7 +509,7 @@ async def test_a_master_key_rotation_while_a_deployment_builds_does_not_fail_it(
         "FROM mist-test/busybox:1\n"
         f"RUN echo {project_name} && sleep 3\n"
         "COPY index.html /www/index.html\n"
-        'CMD ["sh", "-c", "echo $API_KEY > /www/key.txt; exec httpd -f -p 8080 -h /www"]\n'
+        'CMD ["sh", "-c", "echo $API_KEY > /www/key.txt; trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
     )
     repo = git_repo(busybox_site("rotating", dockerfile))
     ref = f"{project_name}/web"

@@ -6,7 +6,8 @@ import pytest
 
 from mist_core.errors import Conflict, NotFound
 
-pytestmark = pytest.mark.docker
+# The one `mist-proxy` container of the engine is created here: one xdist worker runs all such tests.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("mist-proxy")]
 
 
 async def test_installing_traefik_without_its_image_says_how_to_get_it(mist):

@@ -430,7 +430,7 @@ def test_a_deployment_of_an_app_with_hostile_stored_fields_runs_nothing_on_the_h
                 "FROM mist-test/busybox:1\n"
                 "ARG HOSTILE\n"
                 "COPY index.html /www/index.html\n"
-                'CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n'
+                'CMD ["sh", "-c", "trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
             ),
             "index.html": "ok\n",
         },
@@ -449,7 +449,7 @@ def test_a_deployment_of_an_app_with_hostile_stored_fields_runs_nothing_on_the_h
             "port": 8080,
             "health": {"type": "tcp", "interval": 0.2, "retries": 50},
             # Run inside the container by its own shell: the canary is a path on the host, out of its reach.
-            "start_command": f"sh -c 'touch {CANARY}; httpd -f -p 8080 -h /www'",
+            "start_command": f"sh -c 'trap \"exit 0\" TERM; touch {CANARY}; httpd -f -p 8080 -h /www & wait'",
         },
     )
     d.ok("POST", path + "/env", token=owner, json={"key": "HOSTILE", "value": shell})

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.docker
 SHOW_SECRET_DOCKERFILE = (
     "FROM mist-test/busybox:1\n"
     "COPY index.html /www/index.html\n"
-    'CMD ["sh", "-c", "printf %s \\"$SECRET_TOKEN\\" > /www/secret.txt && exec httpd -f -p 8080 -h /www"]\n'
+    'CMD ["sh", "-c", "printf %s \\"$SECRET_TOKEN\\" > /www/secret.txt && trap \'exit 0\' TERM; httpd -f -p 8080 -h /www & wait"]\n'
 )
 # The shape of a sealed value (``v1:<key id>:<base64>``), wherever it is: a column of its own, or a string
 # inside a JSON document (nothing in it is escaped by JSON, so it shows as is in the document's text).

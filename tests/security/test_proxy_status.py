@@ -14,7 +14,8 @@ import pytest
 
 from .conftest import Daemon, strong_password
 
-pytestmark = pytest.mark.docker
+# The one `mist-proxy` container of the engine is created here: one xdist worker runs all such tests.
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("mist-proxy")]
 
 PROXY_CONTAINER = "mist-proxy"
 

@@ -33,6 +33,8 @@ PAYLOAD = "\x1b[2J\x1b]0;owned\x07 \x1b[31mred\x1b[0m \x9b6n \u202eevil"
 # None of these may reach a terminal from stored text (ESC, the one-byte CSI, BEL, the bidi override).
 UNSAFE = ("\x1b", "\x9b", "\x07", "\u202e")
 COLOUR = "\x1b[31mred\x1b[0m"
+# httpd in the background of a shell that exits on SIGTERM: a redeploy does not wait out the grace period.
+SERVE = "; trap 'exit 0' TERM; httpd -f -p 8080 -h /www & wait"
 
 
 def unsafe_in(text: str) -> list[str]:
@@ -122,7 +124,7 @@ def test_build_output_commit_messages_and_app_output_reach_the_terminal_as_text(
                 "FROM mist-test/busybox:1\n"
                 f"RUN {printf}\n"
                 "COPY index.html /www/index.html\n"
-                f'CMD ["sh", "-c", {json.dumps(printf + "; exec httpd -f -p 8080 -h /www")}]\n'
+                f'CMD ["sh", "-c", {json.dumps(printf + SERVE)}]\n'
             ),
             "index.html": "ok\n",
         },

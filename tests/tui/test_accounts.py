@@ -23,7 +23,8 @@ from mist_tui.screens.members import MembersDialog
 from mist_tui.screens.sessions import SessionsScreen, TokensScreen
 from mist_tui.screens.users import UsersScreen
 from tests.tui.fake_api import NOW, FakeMist
-from tests.tui.scenarios import SIZE, make_app, on_dashboard, screen_name, until
+from tests.tui.scenarios import SIZE, on_dashboard, screen_name, until
+from tests.tui.scenarios import make_fake_app as make_app
 
 
 def rows(table) -> list[str]:

@@ -1,4 +1,4 @@
-"""What the TUI does, driven with Pilot on the fake API: what the user sees and what the API was asked."""
+"""What the TUI does, driven with Pilot on the seeded real core: what the user sees and what the core then holds."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from textual.app import App, ComposeResult
 
-from mist_core.models import Event
 from mist_tui.config import Config, Target
 from mist_tui.widgets.line_table import Cell, Column, LineTable
 from mist_tui.widgets.log_view import LogEntry, LogView
-from tests.tui.fake_api import NOW, FakeMist
-from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until
+from tests.tui.fake_api import FakeMist
+from tests.tui.scenarios import SIZE, make_app, make_fake_app, on_dashboard, open_app, until
+from tests.tui.world import NOW, PASSWORD, empty_world, new_world
 
 
 def rows(table) -> list[str]:
@@ -59,15 +59,10 @@ async def test_an_event_refetches_only_that_app_and_updates_its_row_in_place():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)
-        fake: FakeMist = app.fake
-        fake.data.apps["shop/api"].status = "live"
-        fake.data.apps["shop/api"].live_commit = "abcdef123456"
-        fake.push_event(
-            Event(kind="deployment", action="state", project="shop", app="api", state="live", ts=NOW)
-        )
         table = app.screen.table
-        await until(pilot, lambda: str(table.get_cell("shop/api", "commit")) == "abcdef1")
-        assert "live" in str(table.get_cell("shop/api", "status"))
+        assert "live" in str(table.get_cell("shop/web", "status"))
+        await app.api.apps.stop("shop/web")  # the core announces the new status
+        await until(pilot, lambda: "stopped" in str(table.get_cell("shop/web", "status")))
         assert table.row_count == 8
 
 
@@ -75,8 +70,7 @@ async def test_a_deleted_app_event_removes_its_row():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)
-        del app.fake.data.apps["labs/sandbox"]
-        app.fake.push_event(Event(kind="app", action="deleted", project="labs", app="sandbox", ts=NOW))
+        await app.api.apps.delete("labs/sandbox")  # the core announces it
         await until(pilot, lambda: "labs/sandbox" not in rows(app.screen.table))
 
 
@@ -90,7 +84,7 @@ async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
         return await original(**kw)
 
     fake.apps.list = counting_list  # type: ignore[method-assign]
-    app = make_app(fake)
+    app = make_fake_app(fake)  # ten thousand apps: a stand-in's list, to count the pages asked for
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
         await until(
@@ -150,12 +144,12 @@ async def test_a_metrics_sample_redraws_the_cpu_of_the_apps_it_names():
         await on_dashboard(pilot)
         table = app.screen.table
         line = table.get_row_index("shop/web") + 1  # under the header
-        last = app.fake.data.samples[-1]
+        last = app.world.samples[-1]
         busy = [
             c.model_copy(update={"cpu_percent": 71.5}) if (c.project, c.app) == ("shop", "web") else c
             for c in last.containers
         ]
-        app.fake.push_sample(last.model_copy(update={"containers": busy}))
+        app.world.metrics.push(last.model_copy(update={"containers": busy}))
         await until(pilot, lambda: "71.5%" in table.render_line(line).text)
         assert "71.5%" in table.get_cell("shop/web", "cpu")
 
@@ -168,9 +162,10 @@ async def test_adding_an_env_var_calls_the_api_and_shows_the_new_row():
         await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
         await pilot.press(*"CACHE_TTL", "tab", *"300", "enter")
         await until(pilot, lambda: type(app.screen).__name__ == "AppScreen")
-        assert ("env.set", "shop/web", "CACHE_TTL", "300", False) in app.fake.calls
         table = app.screen.query_one("#env")
         await until(pilot, lambda: "CACHE_TTL" in rows(table))
+        stored = {v.key: v for v in await app.api.env.list("shop/web")}["CACHE_TTL"]
+        assert (stored.value, stored.secret) == ("300", False)
 
 
 async def test_a_refused_env_name_is_shown_in_the_dialog_which_stays_open():
@@ -181,7 +176,11 @@ async def test_a_refused_env_name_is_shown_in_the_dialog_which_stays_open():
         await until(pilot, lambda: type(app.screen).__name__ == "FormDialog")
         await pilot.press(*"9LIVES", "enter")
         await until(
-            pilot, lambda: "not a valid variable name" in str(app.screen.query_one("#error-key").render())
+            pilot,
+            lambda: (
+                "environment variable name '9LIVES' is not valid"
+                in str(app.screen.query_one("#error-key").render())
+            ),
         )
         assert type(app.screen).__name__ == "FormDialog"
 
@@ -196,8 +195,8 @@ async def test_deleting_an_env_var_asks_first_naming_it_then_calls_unset():
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
         assert "DATABASE_URL" in app.screen.message and "shop/web" in app.screen.message
         await pilot.press("y")
-        await until(pilot, lambda: ("env.unset", "shop/web", "DATABASE_URL") in app.fake.calls)
         await until(pilot, lambda: "DATABASE_URL" not in rows(table))
+        assert "DATABASE_URL" not in [v.key for v in await app.api.env.list("shop/web")]
 
 
 async def test_secrets_are_masked_until_revealed():
@@ -211,17 +210,26 @@ async def test_secrets_are_masked_until_revealed():
         await until(pilot, lambda: str(table.get_cell("STRIPE_KEY", "value")) == "sk_live_51Hc0ffee")
 
 
-async def test_saving_settings_sends_only_the_changed_fields():
+async def test_saving_settings_changes_only_the_changed_fields():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await open_app(pilot, tab="settings")
+        before = (await app.api.apps.get("shop/web")).spec
         screen = app.screen
         screen.query_one("#set-branch").value = "release"
         screen.query_one("#set-cpus").value = "0.5"
         screen.query_one("SettingsPane").action_save()
-        await until(pilot, lambda: any(c[0] == "apps.update" for c in app.fake.calls))
-        update = next(c for c in app.fake.calls if c[0] == "apps.update")
-        assert update[2] == {"branch": "release", "cpus": 0.5, "clear": []}
+
+        async def saved() -> bool:
+            return (await app.api.apps.get("shop/web")).spec.branch == "release"
+
+        for _ in range(100):
+            if await saved():
+                break
+            await pilot.pause(0.05)
+        after = (await app.api.apps.get("shop/web")).spec
+        assert (after.branch, after.cpus) == ("release", 0.5)
+        assert after.model_dump(exclude={"branch", "cpus"}) == before.model_dump(exclude={"branch", "cpus"})
 
 
 async def test_an_invalid_setting_is_shown_next_to_the_field_it_names():
@@ -232,7 +240,7 @@ async def test_an_invalid_setting_is_shown_next_to_the_field_it_names():
         screen.query_one("#set-branch").value = "my branch"
         screen.query_one("SettingsPane").action_save()
         error = screen.query_one("#err-branch")
-        await until(pilot, lambda: "cannot contain spaces" in str(error.render()))
+        await until(pilot, lambda: "contains a space" in str(error.render()))
         assert error.has_class("-shown")
 
 
@@ -253,41 +261,38 @@ async def test_an_api_error_appears_as_a_notification_with_its_message():
         app.open_deployment(404)
         await until(pilot, lambda: len(app._notifications))
         messages = [n.message for n in app._notifications]
-        assert messages == ["There is no deployment 404."]
+        assert messages == ["there is no deployment 404"]
 
 
 async def test_an_expired_token_leads_to_the_login_screen_saying_so():
-    app = make_app(token="tok-expired")
+    world = new_world()
+    app = make_app(world, target=Target("daemon", "unix:///run/mist/mist.sock", world.tokens["ada-laptop"]))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen")
         assert "expired" in str(app.screen.query_one("#card-error").render())
 
 
 async def test_logging_in_saves_the_token_for_the_host_and_opens_the_dashboard():
-    app = make_app(token=None)
+    app = make_app(user=None)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "LoginScreen")
-        await pilot.press(*"ada", "enter", *"correct horse", "enter")
+        await pilot.press(*"ada", "enter", *PASSWORD, "enter")
         await on_dashboard(pilot)
         saved = json.loads(app.credentials.path.read_text())
-        assert saved == {
-            "unix:///run/mist/mist.sock": {
-                "token": "tok-ada",
-                "username": "ada",
-                "refresh_token": "mist_r_ada",
-            }
-        }
+        assert list(saved) == ["unix:///run/mist/mist.sock"]
+        entry = saved["unix:///run/mist/mist.sock"]
+        assert (entry["token"], entry["username"]) == (app.api.token, "ada")
+        assert entry["refresh_token"].startswith("mist_r_")
         assert app.credentials.path.stat().st_mode & 0o777 == 0o600
 
 
 async def test_setup_creates_the_owner_when_both_passwords_match():
-    fake = FakeMist(needs_setup=True, token=None)
-    app = make_app(fake, token=None)
+    app = make_app(empty_world(), user=None)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
-        await pilot.press(*"ada", "tab", *"correct horse", "tab", *"correct horse", "enter")
-        await on_dashboard(pilot)
-        assert ("auth.setup", "ada") in fake.calls
+        await pilot.press(*"ada", "tab", *PASSWORD, "tab", *PASSWORD, "enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
+        assert [(u.username, u.role) for u in await app.api.users.list()] == [("ada", "owner")]
 
 
 async def test_connect_failure_says_how_to_start_the_daemon():
@@ -318,25 +323,37 @@ async def test_a_setting_refused_by_the_server_is_shown_in_place():
             pilot, lambda: type(app.screen).__name__ == "SettingsScreen" and app.screen.table.row_count
         )
         table = app.screen.table
-        table.move_cursor(row=table.get_row_index("proxy.kind"))
+        table.move_cursor(row=table.get_row_index("proxy_backend"))
         await pilot.press("e")
         await until(pilot, lambda: type(app.screen).__name__ == "PromptDialog")
         app.screen.query_one("#field-value").value = "nginx"
         await pilot.press("enter")
-        await until(pilot, lambda: "traefik, caddy" in str(app.screen.query_one("#error-value").render()))
+        await until(pilot, lambda: "nginx" in str(app.screen.query_one("#error-value").render()))
+        assert (await app.api.settings.get("proxy_backend")).value != "nginx"
 
 
 async def test_cancel_asks_then_cancels_a_running_deployment():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)
-        app.open_deployment(42)
+        building = app.world.ids["building"]
+        app.open_deployment(building)
         await until(pilot, lambda: type(app.screen).__name__ == "DeploymentScreen" and app.screen.deployment)
         await pilot.press("c")
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmDialog")
-        assert "#42" in app.screen.message
+        assert f"#{building}" in app.screen.message
         await pilot.press("y")
-        await until(pilot, lambda: ("deployments.cancel", 42) in app.fake.calls)
+
+        # No worker runs in this world, so the core records the request; the worker would stop the build.
+        async def asked() -> bool:
+            entries = (await app.api.audit.list(action="deployment.cancel")).items
+            return any(e.detail.get("deployment") == building for e in entries)
+
+        for _ in range(100):
+            if await asked():
+                break
+            await pilot.pause(0.05)
+        assert await asked()
 
 
 async def test_deploy_asks_for_the_ref_defaulting_to_the_branch():
@@ -348,7 +365,8 @@ async def test_deploy_asks_for_the_ref_defaulting_to_the_branch():
         assert app.screen.query_one("#field-ref").value == "main"
         await pilot.press("enter")
         await until(pilot, lambda: type(app.screen).__name__ == "DeploymentScreen")
-        assert ("apps.deploy", "shop/web", "main") in app.fake.calls
+        newest = (await app.api.deployments.list("shop/web")).items[0]
+        assert (newest.state.value, newest.ref, newest.triggered_by) == ("queued", "main", "ada")
 
 
 async def test_command_palette_offers_the_current_screens_actions():
@@ -387,12 +405,12 @@ async def test_scrolling_up_pauses_and_counts_new_lines_and_f_resumes():
         panel = app.screen.query_one("#app-logs")
         view = panel.view
         for i in range(60):
-            app.fake.push_log("shop/web", _line(i))
+            app.world.push_log("shop/web", _line(i))
         await until(pilot, lambda: view.row_count == 72)
         await pilot.press("pageup")
         await until(pilot, lambda: not view.following)
         for i in range(60, 65):
-            app.fake.push_log("shop/web", _line(i))
+            app.world.push_log("shop/web", _line(i))
         await until(pilot, lambda: view.new_lines == 5)
         assert "5 new lines" in str(panel.query_one(".log-status").render())
         await pilot.press("f")

@@ -13,7 +13,8 @@ from mist_tui.screens.git import parse_env_lines, parse_limit, ref_text
 from mist_tui.screens.providers import provider_spec
 
 from .fake_api import DEPLOY_KEY_FINGERPRINT, NEW_KEYS, NOW, WEBHOOK_SECRET
-from .scenarios import SIZE, git_tab, make_app, on_dashboard, screen_name, until
+from .scenarios import SIZE, git_tab, on_dashboard, screen_name, until
+from .scenarios import make_fake_app as make_app
 
 
 def facts(pilot) -> str:

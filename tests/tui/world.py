@@ -1,0 +1,862 @@
+"""The world the TUI tests and screenshots look at: a real core (``Core.open`` on a SQLite file, no deploy
+workers) seeded through the real API at fixed instants of Mist's clock, so every id and timestamp is the same
+on every run.
+
+Only what the core reads from outside is stood in for: the engine's container list and container logs, the
+metrics sampler's figures (both fixed, plus what a test pushes), and the randomness of new secrets. Deployments
+are queued through the API and then written to the state a worker would have left them in (``_finish``).
+
+The seeded data directory is made once per process and copied for every app, so a test starts from the same
+database and changes only its own copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import random
+import re
+import secrets as stdlib_secrets
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+from mist_core import clock
+from mist_core.auth import totp
+from mist_core.config import CoreConfig
+from mist_core.errors import TooManyAttempts, Unauthenticated
+from mist_core.local import Core, LocalMist
+from mist_core.models import (
+    AppSpec,
+    ContainerInfo,
+    ContainerStats,
+    DeploymentState,
+    DomainSettings,
+    HealthCheck,
+    LogLine,
+    MetricsSample,
+    StepTiming,
+    SystemSample,
+    UserChanges,
+)
+from mist_core.store import ts
+from mist_core.tls.acme_client import IssuedCertificate
+
+NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+PASSWORD = "correct horse battery staple"  # every account's password
+GIB = 1024**3
+MIB = 1024**2
+
+
+def ago(**kw: float) -> datetime:
+    return NOW - timedelta(**kw)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+# ---------------------------------------------------------------------------------------------- stand-ins
+
+
+class Follow:
+    """Items a stream yields after its fixed ones: a test pushes them, every open follower gets each."""
+
+    def __init__(self) -> None:
+        self._queues: list[asyncio.Queue[Any]] = []
+
+    async def follow(self) -> AsyncIterator[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queues.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._queues.remove(queue)
+
+    def push(self, item: object) -> None:
+        for queue in list(self._queues):
+            queue.put_nowait(item)
+
+
+class ReadingsEngine:
+    """The engine as the seeded world has it: the fixed containers and their logs to read, nothing else (no
+    container to inspect, so no proxy either); whatever would change a container does nothing. It never
+    reaches the machine's Docker, so what other tests run there cannot show on a screen."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def __getattr__(self, name: str) -> Any:
+        async def nothing(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        return nothing
+
+    def close(self) -> None:
+        return None
+
+    async def inspect(self, name: str) -> dict[str, Any] | None:
+        return None
+
+    async def image_exists(self, image: str) -> bool:
+        return True
+
+    async def list_containers(
+        self,
+        *,
+        all: bool = False,
+        project: str | None = None,
+        app: str | None = None,
+        deployment: int | None = None,
+    ) -> list[ContainerInfo]:
+        return [
+            c
+            for c in self._world.containers
+            if (project is None or c.project == project)
+            and (app is None or c.app == app)
+            and (deployment is None or c.deployment_id == deployment)
+        ]
+
+    async def logs(
+        self, name: str, *, follow: bool = False, tail: int | None = None, since: datetime | None = None
+    ) -> AsyncIterator[LogLine]:
+        name = re.sub(r"-\d+$", "", name)  # mist-shop-web-12: the live container of shop/web
+        lines = self._world.container_logs.get(name, [])
+        for line in lines[-tail:] if tail else lines:
+            yield line
+        if follow:
+            async for line in self._world.logs_of(name).follow():
+                yield line
+
+
+class FixedSampler:
+    """The metrics sampler with fixed figures: a minute of samples, then whatever a test pushes."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+
+    def latest(self) -> MetricsSample | None:
+        return self._world.samples[-1]
+
+    async def sample(self) -> MetricsSample:
+        return self._world.samples[-1]
+
+    def history(self, seconds: int) -> list[MetricsSample]:
+        since = NOW - timedelta(seconds=seconds)
+        return [s for s in self._world.samples if s.system.ts >= since]
+
+    async def subscribe(self) -> AsyncIterator[MetricsSample]:
+        yield self._world.samples[-1]
+        async for sample in self._world.metrics.follow():
+            yield sample
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def fixed_randomness(seed: int = 7) -> Iterator[None]:
+    """New secrets (tokens, invitations, TOTP secrets, recovery codes, deploy keys) drawn from a seeded
+    generator, so the screens that show one once look the same on every run."""
+    rng = random.Random(seed)
+    saved = {
+        name: getattr(stdlib_secrets, name)
+        for name in ("token_bytes", "token_hex", "token_urlsafe", "choice")
+    }
+    saved_generate = ed25519.Ed25519PrivateKey.generate
+
+    def token_bytes(n: int | None = None) -> bytes:
+        return rng.randbytes(32 if n is None else n)
+
+    fixed = {
+        "token_bytes": token_bytes,
+        "token_hex": lambda n=None: token_bytes(n).hex(),
+        "token_urlsafe": lambda n=None: base64.urlsafe_b64encode(token_bytes(n)).rstrip(b"=").decode(),
+        "choice": rng.choice,
+    }
+    for name, function in fixed.items():
+        setattr(stdlib_secrets, name, function)
+    ed25519.Ed25519PrivateKey.generate = staticmethod(  # type: ignore[method-assign]
+        lambda: ed25519.Ed25519PrivateKey.from_private_bytes(token_bytes(32))
+    )
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(stdlib_secrets, name, function)
+        ed25519.Ed25519PrivateKey.generate = saved_generate  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """One copy of the seeded data directory, and the readings its core sees."""
+
+    data_dir: Path
+    tokens: dict[str, str]  # username -> an access token of that user's seeded session
+    ids: dict[str, int]  # deployments worth opening: "building" (shop/api), "metabase" (failed)
+    containers: list[ContainerInfo] = field(default_factory=list)
+    container_logs: dict[str, list[LogLine]] = field(default_factory=dict)
+    samples: list[MetricsSample] = field(default_factory=list)
+    metrics: Follow = field(default_factory=Follow)
+    _logs: dict[str, Follow] = field(default_factory=dict)
+    core: Core | None = None
+
+    def logs_of(self, container: str) -> Follow:
+        return self._logs.setdefault(container, Follow())
+
+    def push_log(self, app_ref: str, line: LogLine) -> None:
+        self.logs_of(f"mist-{app_ref.replace('/', '-')}").push(line)
+
+    async def open(self, token: str | None) -> LocalMist:
+        """A view for ``token`` of the core on this copy, opened in the running loop (the app's); closing the
+        view closes the core, as with an embedded core."""
+        await self.close()
+        clock.freeze(NOW)
+        core = await Core.open(
+            CoreConfig(data_dir=self.data_dir, run_workers=False),
+            engine=ReadingsEngine(self),  # type: ignore[arg-type]
+        )
+        core.sampler = FixedSampler(self)  # type: ignore[assignment]
+        self.core = core
+        view = core.api(token, source="unix", user_agent="mist-tui/0.1")
+        close_view = view.close
+
+        async def close() -> None:
+            await close_view()
+            if self.core is core:
+                await self.close()
+
+        view.close = close  # type: ignore[method-assign]
+        return view
+
+    async def close(self) -> None:
+        core, self.core = self.core, None
+        if core is not None:
+            await core.close()
+
+    def token(self, username: str | None) -> str | None:
+        return self.tokens.get(username) if username else None
+
+
+_BASE = Path(tempfile.mkdtemp(prefix="mist-tui-worlds-"))
+atexit.register(shutil.rmtree, _BASE, True)
+# Worlds opened by a test live under a path made from the test's id, so a screen that shows the data
+# directory (the proxy status does, at 200 columns) looks the same on every run.
+_STABLE = Path(tempfile.gettempdir()) / "mist-tui-worlds"
+_opened: dict[str, int] = {}
+_template: tuple[Path, dict[str, str], dict[str, int]] | None = None
+_template_lock = threading.Lock()
+
+
+def _world_dir() -> Path:
+    """An empty directory for one world's data directory."""
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    if not test:
+        return Path(tempfile.mkdtemp(dir=_BASE))
+    _opened[test] = n = _opened.get(test, 0) + 1
+    path = _STABLE / f"{hashlib.sha256(test.encode()).hexdigest()[:12]}-{n}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+def new_world() -> World:
+    """A fresh copy of the seeded world (seeded on first use in this process)."""
+    global _template
+    with _template_lock:
+        if _template is None:
+            _template = _in_thread(_seed_template)
+    source, tokens, ids = _template
+    copy = _world_dir() / "data"
+    shutil.copytree(source, copy)
+    world = World(copy, dict(tokens), dict(ids))
+    _readings(world)
+    return world
+
+
+def empty_world() -> World:
+    """A core with no account yet (first start)."""
+    world = World(_world_dir() / "data", {}, {})
+    _readings(world)
+    return world
+
+
+def _in_thread(make: Any) -> Any:
+    """Run the coroutine function ``make`` to the end on a loop of its own (callers may be inside one)."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(make()))
+        except BaseException as exc:  # handed to the caller
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+# ---------------------------------------------------------------------------------------------- seeding
+
+
+def _at(moment: datetime) -> None:
+    clock.freeze(moment)
+
+
+async def _finish(
+    core: Core,
+    deployment_id: int,
+    *,
+    state: DeploymentState,
+    sha: str,
+    message: str,
+    author: str,
+    durations: list[float],
+    error: str | None = None,
+    image: str | None = None,
+    container: str | None = None,
+    logs: list[tuple[str, str]] = (),  # type: ignore[assignment]
+) -> None:
+    """Leave a queued deployment as a worker would have: its steps, commit, image, log and final state."""
+    row = await core.store.one("SELECT created_at FROM deployments WHERE id = ?", (deployment_id,))
+    start = datetime.fromisoformat(row["created_at"])
+    steps: list[StepTiming] = []
+    t = start
+    for step, seconds in zip(
+        (
+            DeploymentState.fetching,
+            DeploymentState.building,
+            DeploymentState.starting,
+            DeploymentState.checking,
+            DeploymentState.switching,
+        ),
+        durations,
+        strict=False,
+    ):
+        finished = t + timedelta(seconds=seconds) if seconds >= 0 else None
+        steps.append(StepTiming(step=step, started_at=t, finished_at=finished))
+        if finished is None:
+            break
+        t = finished
+    final = state.is_final
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE deployments SET state = ?, commit_sha = ?, commit_message = ?, commit_author = ?, image = ?, "
+            "container_name = ?, error = ?, steps = ?, finished_at = ? WHERE id = ?",
+            (
+                state.value,
+                sha,
+                message,
+                author,
+                image,
+                container,
+                error,
+                json.dumps([s.model_dump(mode="json") for s in steps]),
+                ts(t) if final else None,
+                deployment_id,
+            ),
+        )
+        await w.execute("DELETE FROM jobs WHERE deployment_id = ?", (deployment_id,))
+        for seq, (stream, text) in enumerate(logs, start=1):
+            await w.execute(
+                "INSERT INTO deployment_logs (deployment_id, seq, ts, stream, text) VALUES (?, ?, ?, ?, ?)",
+                (deployment_id, seq, ts(start + timedelta(seconds=seq)), stream, text),
+            )
+
+
+async def _set_app(core: Core, ref: str, status: str, live: int | None) -> None:
+    project, name = ref.split("/")
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE apps SET status = ?, live_deployment_id = ? "
+            "WHERE name = ? AND project_id = (SELECT id FROM projects WHERE name = ?)",
+            (status, live, name, project),
+        )
+
+
+async def _login(core: Core, username: str, source: str, agent: str, code: str | None = None) -> str:
+    view = core.api(None, source=source, user_agent=agent)
+    session = await view.auth.login(username, PASSWORD, totp=code)
+    return session.token
+
+
+APPS: list[tuple[str, str, int | None]] = [
+    ("shop", "web", 8080),
+    ("shop", "api", 8000),
+    ("shop", "worker", None),
+    ("blog", "site", 80),
+    ("internal", "grafana", 3000),
+    ("internal", "metabase", 3000),
+    ("labs", "experiment", 5000),
+    ("labs", "sandbox", None),
+]
+GIT_URLS = {
+    "shop/web": "https://git.example.com/shop/web.git",
+    "shop/api": "https://git.example.com/shop/api.git",
+    "shop/worker": "https://git.example.com/shop/api.git",
+    "blog/site": "https://git.example.com/blog/site.git",
+    "internal/grafana": "https://git.example.com/int/graf.git",
+    "internal/metabase": "https://git.example.com/int/metabase.git",
+    "labs/experiment": "https://git.example.com/labs/exp.git",
+    "labs/sandbox": "https://git.example.com/labs/sandbox.git",
+}
+
+
+async def _seed_template() -> tuple[Path, dict[str, str], dict[str, int]]:
+    data_dir = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    with fixed_randomness(11):
+        try:
+            tokens, ids = await _seed(data_dir)
+        finally:
+            clock.reset()
+    return data_dir, tokens, ids
+
+
+@contextlib.asynccontextmanager
+async def _as(core: Core, username: str, source: str = "unix", agent: str = "mist-cli/0.1 (Linux)"):
+    """A view of ``username`` for a few calls at the clock's current instant: logged in, then out again."""
+    view = core.api(None, source=source, user_agent=agent)
+    await view.auth.login(username, PASSWORD, totp=None)
+    try:
+        yield view
+    finally:
+        await view.auth.logout()
+
+
+Step = tuple[datetime, str, Callable[[LocalMist], Awaitable[object]]]
+
+
+async def _seed(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """Four months of a small team's Mist, replayed in time order (so the audit log reads as it happened)."""
+    _at(ago(days=120))
+    core = await Core.open(
+        CoreConfig(data_dir=data_dir, run_workers=False),
+        engine=ReadingsEngine(World(data_dir, {}, {})),  # type: ignore[arg-type]
+    )
+    ids: dict[str, int] = {}
+    tokens: dict[str, str] = {}
+    try:
+        first = core.api(None, source="unix", user_agent="mist-cli/0.1 (Linux)")
+        await first.auth.setup("ada", PASSWORD)
+        await first.users.update("ada", UserChanges(email="ada@example.com", full_name="Ada Lovelace"))
+        await first.auth.logout()
+        for when, user, step in sorted(_timeline(core, ids, tokens), key=lambda s: s[0]):
+            _at(when)
+            if user.startswith("open:"):  # a login that stays open (a session on the Sessions screen)
+                _, name, source, agent = user.split(":", 3)
+                view = core.api(None, source=source, user_agent=agent)
+                await view.auth.login(name, PASSWORD)
+                await step(view)
+            elif user == "-":  # the step brings its own view
+                await step(core.api(None))
+            else:
+                async with _as(core, user) as view:
+                    await step(view)
+        return tokens, ids
+    finally:
+        await core.close()
+        clock.reset()
+
+
+def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[Step]:
+    steps: list[Step] = []
+
+    def at(when: datetime, user: str) -> Callable[[Callable[[LocalMist], Awaitable[object]]], None]:
+        def add(step: Callable[[LocalMist], Awaitable[object]]) -> None:
+            steps.append((when, user, step))
+
+        return add
+
+    async def nothing(view: LocalMist) -> None:
+        return None
+
+    for when, name, role, email in [
+        (ago(days=100), "linus", "developer", "linus@example.com"),
+        (ago(days=90), "grace", "admin", "grace@example.com"),
+        (ago(days=2), "ken", "viewer", None),
+    ]:
+        at(when, "ada")(lambda v, n=name, r=role, e=email: v.users.create(n, PASSWORD, role=r, email=e))
+    for i, (owner, name, desc) in enumerate(
+        [
+            ("ada", "shop", "The storefront and its API"),
+            ("linus", "blog", "Company blog"),
+            ("ada", "internal", "Dashboards for the team"),
+            ("linus", "labs", "Experiments"),
+        ]
+    ):
+        at(ago(days=99 - i), owner)(lambda v, n=name, d=desc: v.projects.create(n, d))
+    for when, project, name, role in [
+        (ago(days=80), "shop", "grace", "admin"),
+        (ago(days=29), "shop", "linus", "developer"),
+        (ago(days=25), "internal", "linus", "developer"),
+        (ago(days=2), "shop", "ken", "viewer"),
+        (ago(days=1), "internal", "ken", "viewer"),
+    ]:
+        at(when, "ada")(lambda v, p=project, n=name, r=role: v.members.add(p, n, r))
+
+    async def create_apps(view: LocalMist) -> None:
+        for project, name, port in APPS:
+            ref = f"{project}/{name}"
+            spec = AppSpec(
+                git_url=GIT_URLS[ref],
+                port=port,
+                publish=["127.0.0.1:18080:8080"] if name == "web" else [],
+                memory=512 * MIB if name in ("web", "api") else None,
+                cpus=1.0 if name == "api" else None,
+                health=HealthCheck(type="http", path="/healthz") if name == "web" else HealthCheck(),
+            )
+            await view.apps.create(ref, spec)
+
+    at(ago(days=60), "ada")(create_apps)
+
+    # Deployments that finished: shop/web's six a day apart (one failed, one a rollback to "Tweak footer"),
+    # then the other apps' last ones.
+    web = [
+        "Tweak footer",
+        "Initial import",
+        "Cache product images",
+        "Bump dependencies",
+        "Add health endpoint",
+    ]
+    finished = [
+        (
+            ago(hours=2 + 26 * (5 - k)),
+            "shop/web",
+            f"{4 + k}f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091",
+            msg,
+            "ada",
+        )
+        for k, msg in enumerate([*web, "Fix checkout rounding"])
+    ]
+    finished += [
+        (ago(days=40), "internal/grafana", "0d15ea5e00001111222233334444555566667777", "Grafana 11", "ada"),
+        (ago(days=9), "labs/experiment", "deadbeef0001aaaabbbbccccddddeeeeffff0000", "New renderer", "linus"),
+        (ago(days=5), "shop/worker", "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180", "Batch orders", "ada"),
+        (ago(days=1), "shop/api", "51be07c2aa10f3e2d1c0b9a8f7e6d5c4b3a29180", "Paginate orders", "ada"),
+        (ago(minutes=3), "blog/site", "c0ffee1234567890abcdef1234567890abcdef12", "Hello, world", "linus"),
+    ]
+
+    async def deploy(view: LocalMist, ref: str, sha: str, message: str, author: str) -> None:
+        if message == "Bump dependencies":  # went back to "Tweak footer" instead
+            dep = await view.apps.rollback(ref, to=ids["first"])
+            sha, message = "4f2c1ab4e5d6a7b8c9d0e1f2a3b4c5d6e7f8091", "Tweak footer"
+            image = f"mist/shop-web:{ids['first']}"
+        else:
+            dep = await view.apps.deploy(ref)
+            image = f"mist/{ref.replace('/', '-')}:{dep.id}"
+        if message == "Tweak footer" and "first" not in ids:
+            ids["first"] = dep.id
+        failed = message == "Cache product images"
+        await _finish(
+            core,
+            dep.id,
+            state=DeploymentState.failed if failed else DeploymentState.live,
+            sha=sha,
+            message=message,
+            author=author,
+            durations=[1.2, 38.5, 2.1, 20.0] if failed else [1.2, 38.5, 2.1, 4.0, 0.4],
+            error="health check failed: GET /healthz answered 503" if failed else None,
+            image=image,
+            container=f"mist-{ref.replace('/', '-')}-{dep.id}",
+        )
+        if not failed:
+            await _supersede(core, ref, dep.id)
+            await _set_app(core, ref, "stopped" if ref == "labs/experiment" else "live", dep.id)
+
+    for when, ref, sha, message, author in finished:
+        at(when - timedelta(seconds=46), author)(
+            lambda v, r=ref, s=sha, m=message, a=author: deploy(v, r, s, m, a)
+        )
+
+    async def deploy_metabase(view: LocalMist) -> None:
+        metabase = await view.apps.deploy("internal/metabase", ref="v0.50.2")
+        ids["metabase"] = metabase.id
+        await _finish(
+            core,
+            metabase.id,
+            state=DeploymentState.failed,
+            sha="3c9d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d",
+            message="Pin metabase to v0.50.2",
+            author="linus",
+            durations=[0.9, 61.3, 1.8, 21.0],
+            error="health check failed after 10 tries: GET / on port 3000 refused the connection",
+            image=f"mist/internal-metabase:{metabase.id}",
+            logs=[
+                ("system", "fetching v0.50.2 from https://git.example.com/int/metabase.git"),
+                ("system", "checked out 3c9d2e1f (Pin metabase to v0.50.2)"),
+                ("system", f"building image mist/internal-metabase:{metabase.id}"),
+                ("stdout", "#6 DONE 61.3s"),
+                ("system", f"starting container mist-internal-metabase-{metabase.id}"),
+                ("system", "checking: GET / on port 3000 every 2s, 10 tries"),
+                ("stderr", "connection refused (try 1/10)"),
+                ("stderr", "connection refused (try 10/10)"),
+                (
+                    "system",
+                    f"health check failed; removed mist-internal-metabase-{metabase.id}, "
+                    "the previous container keeps serving",
+                ),
+            ],
+        )
+        await _set_app(core, "internal/metabase", "failed", None)
+
+    at(ago(minutes=14), "linus")(deploy_metabase)
+
+    # Variables of shop/web, its domains, API tokens and an invitation.
+    for when, key, value, secret, build in [
+        (ago(days=30), "NODE_ENV", "production", False, True),
+        (ago(days=10), "LOG_LEVEL", "info", False, False),
+        (ago(days=4), "DATABASE_URL", "postgres://shop:s3cret@db:5432/shop", True, False),
+        (ago(days=1), "WORKERS", "4", False, False),
+        (ago(hours=5), "STRIPE_KEY", "sk_live_51Hc0ffee", True, False),
+    ]:
+        at(when, "ada")(
+            lambda v, k=key, x=value, s=secret, b=build: v.env.set("shop/web", k, x, secret=s, build=b)
+        )
+
+    async def add_domains(view: LocalMist) -> None:
+        for name in ("shop.example.com", "checkout.example.com", "shop.example.org", "www.shop.example.com"):
+            await view.domains.add("shop/web", name, DomainSettings())
+        # What the certificate scheduler (not running here) would have made of them since.
+        await core.certs.save_issued("shop.example.com", _certificate("shop.example.com"))
+        await core.certs.mark_pending("shop.example.org")
+        await core.certs.mark_failed(
+            "shop.example.org",
+            error="the ACME server could not validate the domain: shop.example.org: 203.0.113.9: "
+            "Timeout during connect (likely firewall problem)",
+            next_attempt_at=NOW + timedelta(minutes=5),
+        )
+
+    at(ago(days=7), "ada")(add_domains)
+    at(ago(days=20), "linus")(lambda v: v.domains.add("blog/site", "blog.example.com", DomainSettings()))
+    for when, user, name, scope, project, days in [
+        (ago(days=115), "ada", "old-laptop", "admin", None, 5),
+        (ago(days=40), "ada", "grafana-read", "read", None, None),
+        (ago(days=10), "ada", "ci-deploy", "deploy", "shop", 90),
+        (ago(days=5), "grace", "release-bot", "deploy", "shop", 90),
+    ]:
+        at(when, user)(
+            lambda v, n=name, s=scope, p=project, d=days: v.tokens.create(
+                n, scope=s, project=p, expires_days=d
+            )
+        )
+    at(ago(hours=6), "ada")(
+        lambda v: v.invites.create(
+            email="barbara@example.com", role="developer", project="shop", project_role="developer"
+        )
+    )
+
+    # Sessions that stay open: ada on a laptop, linus, grace (who turns on two-factor authentication, then
+    # deploys shop/api: still building), and ada's TUI now. A failed login of linus's in between.
+    async def laptop(view: LocalMist) -> None:
+        assert view.token is not None
+        tokens["ada-laptop"] = view.token  # long expired by now
+
+    at(ago(days=3), "open:ada:203.0.113.7:mist-cli/0.1 (Linux)")(laptop)
+    at(ago(days=2), "open:linus:198.51.100.4:mist-cli/0.1 (macOS)")(nothing)
+
+    async def failed_login(view: LocalMist) -> None:
+        with contextlib.suppress(Unauthenticated, TooManyAttempts):
+            await core.api(None, source="198.51.100.4").auth.login("linus", "not the password")
+
+    at(ago(hours=20), "ada")(failed_login)
+
+    grace: list[LocalMist] = []
+
+    async def grace_2fa(view: LocalMist) -> None:
+        enrollment = await view.auth.totp_setup()
+        await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        grace.append(view)
+
+    async def grace_deploys(_: LocalMist) -> None:
+        view = grace[0]
+        building = await view.apps.deploy("shop/api")
+        ids["building"] = building.id
+        await _finish(
+            core,
+            building.id,
+            state=DeploymentState.building,
+            sha="7a1e5c0d9b8f7e6d5c4b3a291807f6e5d4c3b2a1",
+            message="Add order export endpoint",
+            author="grace",
+            durations=[1.4, -1],
+            logs=[
+                ("system", "fetching main from https://git.example.com/shop/api.git"),
+                ("system", "checked out 7a1e5c0d (Add order export endpoint)"),
+                ("system", f"building image mist/shop-api:{building.id}"),
+                ("stdout", "#1 [internal] load build definition from Dockerfile"),
+                ("stdout", "#2 [internal] load .dockerignore"),
+                ("stdout", "#3 [1/5] FROM python:3.12-slim"),
+                ("stdout", "#4 [2/5] COPY requirements.txt ."),
+                ("stdout", "#5 [3/5] RUN pip install -r requirements.txt"),
+                ("stdout", "#5 2.31 Collecting fastapi==0.115.0"),
+                ("stdout", "#5 4.87 Collecting uvicorn==0.30.6"),
+                ("stdout", "#5 9.02 Installing collected packages: starlette, uvicorn, fastapi"),
+            ],
+        )
+        await _set_app(core, "shop/api", "deploying", (await view.apps.get("shop/api")).live_deployment_id)
+
+    at(ago(hours=3), "open:grace:10.0.0.12:mist-tui/0.1")(grace_2fa)
+    at(ago(seconds=52), "-")(grace_deploys)
+
+    async def tui_login(view: LocalMist) -> None:
+        assert view.token is not None
+        tokens["ada"] = view.token
+
+    at(ago(minutes=5), "open:ada:unix:mist-tui/0.1")(tui_login)
+    return steps
+
+
+def _certificate(domain: str) -> IssuedCertificate:
+    """A certificate for ``domain`` from a fixed key, valid from a month ago for three months."""
+    key = ec.derive_private_key(0x5EED, ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    not_before, not_after = ago(days=30), NOW + timedelta(days=60)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x1D5EED)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(domain)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return IssuedCertificate(
+        cert_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        chain_pem="",
+        key_pem=key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        not_before=not_before,
+        not_after=not_after,
+        serial="1d5eed",
+    )
+
+
+async def _supersede(core: Core, ref: str, live: int) -> None:
+    """The app's earlier live deployment is superseded by ``live``."""
+    project, name = ref.split("/")
+    async with core.store.write() as w:
+        await w.execute(
+            "UPDATE deployments SET state = 'superseded' WHERE state = 'live' AND id != ? AND app_id = "
+            "(SELECT a.id FROM apps a JOIN projects p ON p.id = a.project_id WHERE a.name = ? AND p.name = ?)",
+            (live, name, project),
+        )
+
+
+def _readings(world: World) -> None:
+    """What the engine and the sampler show: the live apps' containers, their logs, a minute of figures."""
+    running = {
+        "shop/web": ("Up 2 hours", ago(hours=2)),
+        "shop/api": ("Up 24 hours", ago(days=1)),
+        "shop/worker": ("Up 5 days", ago(days=5)),
+        "blog/site": ("Up 3 minutes", ago(minutes=3)),
+        "internal/grafana": ("Up 5 weeks", ago(days=40)),
+    }
+    for n, (ref, (status, since)) in enumerate(running.items(), start=1):
+        project, app = ref.split("/")
+        world.containers.append(
+            ContainerInfo(
+                id=hashlib.sha256(ref.encode()).hexdigest()[:12],
+                name=f"mist-{project}-{app}",
+                project=project,
+                app=app,
+                deployment_id=n,
+                image=f"mist/{project}-{app}",
+                state="running",
+                status=status,
+                ports=["127.0.0.1:18080:8080"] if ref == "shop/web" else [],
+                created_at=since,
+            )
+        )
+    web_lines = [
+        ("stdout", "Listening on http://0.0.0.0:8080"),
+        ("stdout", "GET /healthz 200 0.4ms"),
+        ("stdout", 'GET / 200 12.1ms ua="Mozilla/5.0"'),
+        ("stdout", "GET /products?page=2 200 31.0ms"),
+        ("stderr", "WARN cache miss for product 1183, fetching from database"),
+        ("stdout", "POST /checkout 201 88.2ms"),
+        ("stdout", "GET /healthz 200 0.3ms"),
+        ("stderr", "ERROR payment provider timeout after 5000ms (order 99812)"),
+        ("stdout", "POST /checkout 201 95.7ms"),
+        ("stdout", "GET /cart 200 8.8ms"),
+        ("stdout", "GET /healthz 200 0.4ms"),
+        ("stdout", "GET /static/app.css 304 0.9ms"),
+    ]
+    world.container_logs["mist-shop-web"] = [
+        LogLine(seq=i, ts=ago(seconds=60 - 4 * i), source="mist-shop-web", stream=s, text=t)  # type: ignore[arg-type]
+        for i, (s, t) in enumerate(web_lines, start=1)
+    ]
+    world.container_logs["mist-blog-site"] = [
+        LogLine(seq=i, ts=ago(seconds=58 - 5 * i), source="mist-blog-site", text=t)
+        for i, t in enumerate(
+            ["nginx: ready", "GET /posts/hello-world 200", "GET /feed.xml 200", "GET /posts/mist 200"],
+            start=1,
+        )
+    ]
+    usage = {
+        "shop/web": (23.5, 182 * MIB),
+        "shop/api": (4.1, 96 * MIB),
+        "shop/worker": (61.0, 240 * MIB),
+        "blog/site": (0.4, 12 * MIB),
+        "internal/grafana": (2.2, 130 * MIB),
+    }
+    for k in range(60):
+        wave = (k * 7) % 23
+        world.samples.append(
+            MetricsSample(
+                system=SystemSample(
+                    ts=NOW - timedelta(seconds=5 * (59 - k)),
+                    cpu_percent=18.0 + wave * 1.5,
+                    cpu_count=8,
+                    memory_used=int((5.2 + (k % 9) * 0.05) * GIB),
+                    memory_total=16 * GIB,
+                    disk_used=int(41.3 * GIB),
+                    disk_total=100 * GIB,
+                    net_rx_bytes=10_000_000 + k * 250_000 + wave * 40_000,
+                    net_tx_bytes=4_000_000 + k * 90_000 + wave * 10_000,
+                    load=(1.2 + wave / 20, 1.1, 0.9),
+                ),
+                containers=[
+                    ContainerStats(
+                        name=f"mist-{ref.replace('/', '-')}",
+                        project=ref.split("/")[0],
+                        app=ref.split("/")[1],
+                        cpu_percent=cpu * (0.8 + ((k + i) % 5) * 0.1),
+                        memory_bytes=mem,
+                        memory_limit=512 * MIB if ref in ("shop/web", "shop/api") else None,
+                        net_rx_bytes=1000 * k,
+                        net_tx_bytes=800 * k,
+                    )
+                    for i, (ref, (cpu, mem)) in enumerate(usage.items())
+                ],
+            )
+        )
