@@ -27,6 +27,9 @@ from .queue import JobQueue
 log = logging.getLogger("mist.core")
 
 
+CANCEL_WAIT = 15.0  # seconds a cancel waits for a running deployment to stop
+
+
 class DeploymentOrders:
     def __init__(
         self,
@@ -215,7 +218,9 @@ class DeploymentOrders:
             )
             await self.pipeline.restore_app_status(dep.app_id, dep.project, dep.app, never_live="new")
         elif self.pipeline.cancel(deployment_id):
-            for _ in range(300):
+            # Wait a while for the running step to stop, well inside a client's 30 s wait for an answer; a
+            # step slower to stop than that is answered with the state it is in (it ends as cancelled).
+            for _ in range(int(CANCEL_WAIT / 0.1)):
                 dep = await self.deployment(deployment_id)
                 if dep.state.is_final:
                     break
