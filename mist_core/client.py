@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
+from . import exec_client
 from .api import MistAPI
 from .errors import DaemonUnavailable, InvalidInput, MistError, error_from_problem
 from .models import Session
@@ -184,6 +185,7 @@ class _Transport:
         self.refresh_token = refresh_token
         self.on_session = on_session
         self.certificate = certificate
+        self.verify = verify
         # One renewal at a time: two calls that both see the token expire must not both spend the refresh
         # token, since presenting a used one revokes the session.
         self._renewing = asyncio.Lock()
@@ -219,6 +221,23 @@ class _Transport:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             headers={"User-Agent": "mist-client"},
         )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of this daemon's connections, for a connection made outside httpx (exec)."""
+        if not self.host.startswith("https://"):
+            return None
+        if self.certificate is not None:
+            return pinned_context(self.certificate)
+        if isinstance(self.verify, ssl.SSLContext):
+            return self.verify
+        if isinstance(self.verify, str):
+            return ssl.create_default_context(cafile=self.verify)
+        if self.verify is False:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            return context
+        return ssl.create_default_context()
 
     def _headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
@@ -428,7 +447,7 @@ class _Call:
         self.operation = operation
         returns = operation.returns
         self.parse: Callable[[httpx.Response], Any]
-        if operation.stream or returns is None:
+        if operation.stream or operation.duplex or returns is None:
             self.parse = lambda response: None
         elif returns is str:
             self.parse = lambda response: response.text
@@ -482,7 +501,16 @@ class _RemotePart:
 def _remote_method(operation: Operation) -> Callable[..., Any]:
     call = _Call(operation)
     method: Callable[..., Any]
-    if operation.stream:
+    if operation.duplex:
+
+        async def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> Any:
+            path, _, start = call.request(args, kwargs)
+            await self._t.request("GET", "/v1/me")  # a refused or expired token fails (or renews) here
+            return await exec_client.open_exec(
+                self._t.host, path, self._t.token, start or {}, context=self._t.ssl_context()
+            )
+
+    elif operation.stream:
 
         def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             path, query, _ = call.request(args, kwargs)

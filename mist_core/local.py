@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import auth, datadir, domains, validate
+from . import containers as live_containers
 from . import settings as settings_defs
 from .accounts import (
     USER_COLUMNS,
@@ -70,6 +71,7 @@ from .errors import (
     Unauthenticated,
 )
 from .events import EventBus
+from .execs import ExecChannel
 from .gitops import Git, GitOps, Previews, Webhooks
 from .metrics import MetricsSampler
 from .models import (
@@ -79,6 +81,7 @@ from .models import (
     AppSpec,
     AuditEntry,
     Certificate,
+    ContainerDescription,
     ContainerInfo,
     Deployment,
     DeploymentState,
@@ -410,6 +413,10 @@ class Core:
         )
         if row is None:
             return
+        if action == "start":
+            await live_containers.record_restart_count(
+                self.engine, self.store, self.events, name, int(deployment_id), row["project"], row["name"]
+            )
         status = row["status"]
         if action in ("die", "oom", "kill") and status == "live":
             status = "crashed"
@@ -1247,8 +1254,11 @@ class _Apps(Part, AppsAPI):
     async def restart(self, app_ref: str) -> App:
         actor = await self._allow("apps.restart", app_ref)
         app, name = await self._live_container(app_ref)
-        await self.core.engine.restart(name, grace=float(await self.core.setting("stop_grace_period")))
-        return await self._set_status(app, "live", "app.restart", actor)
+        grace = float(await self.core.setting("stop_grace_period"))
+        status = await live_containers.restart(
+            self.core.engine, self.store, self.core.events, app, name, grace
+        )
+        return await self._set_status(app, status, "app.restart", actor)
 
     async def logs(
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
@@ -1474,6 +1484,34 @@ class _Containers(Part, ContainersAPI):
         containers = await self.core.engine.list_containers(all=all)
         names = await self.m.visible_project_names(caller)
         return containers if names is None else [c for c in containers if c.project in names]
+
+    async def describe(self, app_ref: str) -> ContainerDescription:
+        await self.m.apps._allow("containers.describe", app_ref)
+        app, name = await self.m.apps._live_container(app_ref)
+        info = await self.core.engine.inspect(name)
+        if info is None:
+            raise NotFound(f"the live container of {app_ref} ({name}) does not exist: deploy the app again")
+        assert app.live_deployment_id is not None
+        secret = await live_containers.secret_keys(self.store, app.live_deployment_id)
+        return live_containers.describe(app, info, secret)
+
+    async def exec(
+        self,
+        app_ref: str,
+        command: builtins.list[str] | None = None,
+        *,
+        tty: bool = False,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> ExecChannel:
+        actor = await self.m.apps._allow("containers.exec", app_ref)
+        argv = live_containers.exec_command(command)
+        size = live_containers.terminal_size(height, width)
+        app, name = await self.m.apps._live_container(app_ref)
+        channel = await live_containers.open_exec(self.core.engine, app, name, argv, tty=tty, size=size)
+        async with self.store.write() as w:
+            await audit(w, actor, "container.exec", project=app.project, app=app.name, command=argv, tty=tty)
+        return channel
 
 
 class _Metrics(Part, MetricsAPI):

@@ -739,11 +739,12 @@ class Engine:
         )
 
     @_refusals
-    async def exec_interactive(self, name: str, command: list[str]) -> ExecSession:
-        """Start ``command`` in a running Mist container with a TTY and standard input, for a person at a
-        terminal: the session's socket carries what they type and what the command shows."""
-        exec_id = await self._exec_create(name, command, tty=True, stdin=True)
-        hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=True, socket=True))
+    async def exec_interactive(self, name: str, command: list[str], *, tty: bool = True) -> ExecSession:
+        """Start ``command`` in a running Mist container with standard input and (by default) a TTY, for a
+        person at a terminal: the session's socket carries what they type and what the command shows. Without
+        a TTY, Docker frames the output by stream (stdout, stderr) on the socket."""
+        exec_id = await self._exec_create(name, command, tty=tty, stdin=True)
+        hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=tty, socket=True))
         sock = _socket_of(hijacked)
         sock.settimeout(None)
         return ExecSession(id=exec_id, socket=sock, _engine=self, _connection=hijacked)
