@@ -99,6 +99,8 @@ class ExecResponse(Response):
 
     def __init__(self, channel: ExecChannel, reader: FrameReader, early: list[tuple[bytes, bytes]]) -> None:
         super().__init__(status_code=200, headers={"connection": "close"}, media_type=MEDIA_TYPE)
+        # The body streams for as long as the session lasts: no length (Starlette says 0 for no content).
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self.channel = channel
         self.reader = reader
         self.early = early
