@@ -25,6 +25,7 @@ from ..credentials import CredentialStore
 from ..errors import InvalidInput, MistError, Unauthenticated
 from ..models import Session
 from . import accounts, apps, deployments, domains, env, projects, proxy, runtime, settings, sources
+from . import exec as exec_commands
 from .context import CommandKey, Context, Handler, command_key, invalid_from_validation, is_anonymous
 from .output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, Output
 from .parser import UsageError, build_parser, first_command, parse_args
@@ -33,7 +34,19 @@ from .trust import certificate_verifies, fingerprints_match
 
 def _join_tables() -> dict[CommandKey, Handler]:
     handlers: dict[CommandKey, Handler] = {}
-    for module in (projects, apps, env, deployments, runtime, domains, proxy, settings, accounts, sources):
+    for module in (
+        projects,
+        apps,
+        env,
+        deployments,
+        runtime,
+        exec_commands,
+        domains,
+        proxy,
+        settings,
+        accounts,
+        sources,
+    ):
         for key, handler in module.command.handlers.items():
             if key in handlers:
                 raise ValueError(f"mist {' '.join(w for w in key if w)} is registered twice")

@@ -46,6 +46,8 @@ COMMANDS: dict[str, list[str]] = {
     "start": [],
     "stop": [],
     "restart": [],
+    "exec": [],
+    "describe": [],
     "metrics": [],
     "git": ["provider", "repos", "branches"],
     "webhooks": [],
@@ -669,6 +671,24 @@ def build_parser() -> MistArgumentParser:
     for name, text in (("start", "start an app"), ("stop", "stop an app"), ("restart", "restart an app")):
         p = command(commands, name, text)
         p.add_argument("app", metavar="PROJECT/APP")
+    p = command(commands, "exec", "run a shell (or CMD) in an app's live container")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="what to run (default /bin/sh)")
+    tty = p.add_mutually_exclusive_group()
+    tty.add_argument(
+        "--tty",
+        "-t",
+        dest="tty",
+        action="store_const",
+        const=True,
+        default=None,
+        help="attach a terminal (default: when stdin and stdout are terminals)",
+    )
+    tty.add_argument("--no-tty", "-T", dest="tty", action="store_const", const=False, help="plain pipes")
+    p = command(
+        commands, "describe", "show an app's live container: image, command, env, mounts, ports, health"
+    )
+    p.add_argument("app", metavar="PROJECT/APP")
     p = command(commands, "metrics", "show server and container usage")
     p.add_argument("--follow", "-f", action="store_true", help="print a sample at every tick")
 

@@ -218,6 +218,17 @@ PARSES = [
     ("start shop/web", {"command": "start", "app": "shop/web"}),
     ("stop shop/web", {"command": "stop", "app": "shop/web"}),
     ("restart shop/web", {"command": "restart", "app": "shop/web"}),
+    ("exec shop/web", {"command": "exec", "app": "shop/web", "tty": None}),
+    (
+        "exec -T shop/web -- sh -c 'echo $HOME; ls -l'",
+        {
+            "command": "exec",
+            "app": "shop/web",
+            "tty": False,
+            "command": ["--", "sh", "-c", "echo $HOME; ls -l"],
+        },
+    ),
+    ("describe shop/web --json", {"command": "describe", "app": "shop/web", "json": True}),
     ("metrics -f", {"command": "metrics", "follow": True}),
     (
         "domain add shop/web shop.example.com --no-https --hsts 600 --www redirect-to-apex --path-prefix /api "
