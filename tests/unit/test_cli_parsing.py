@@ -225,7 +225,7 @@ PARSES = [
             "command": "exec",
             "app": "shop/web",
             "tty": False,
-            "command": ["--", "sh", "-c", "echo $HOME; ls -l"],
+            "argv": ["sh", "-c", "echo $HOME; ls -l"],
         },
     ),
     ("describe shop/web --json", {"command": "describe", "app": "shop/web", "json": True}),
