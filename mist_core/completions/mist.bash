@@ -109,6 +109,7 @@ _mist() {
         deployments|webhooks) opts="$opts --limit" ;;
         ps) opts="$opts --all" ;;
         logs) opts="$opts --follow --tail --since --timestamps" ;;
+        exec) opts="$opts --tty -t --no-tty -T" ;;
         metrics) opts="$opts --follow" ;;
         audit) opts="$opts --user --project --action --since --until --limit --jsonl" ;;
     esac
