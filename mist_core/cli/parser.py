@@ -543,6 +543,23 @@ def _check_app_source(p: argparse.ArgumentParser, args: argparse.Namespace) -> N
         p.error("argument --provider: --repo needs the git provider it is at: --provider P")
 
 
+_EXEC_TTY = {"--tty": True, "-t": True, "--no-tty": False, "-T": False}
+
+
+def _check_exec(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The command after PROJECT/APP is taken as it is; exec's own options may still come first there
+    (``mist exec shop/web -T -- ls``): they are exec's, up to ``--`` or the command's first word."""
+    argv = list(args.argv or [])
+    while argv and argv[0] in _EXEC_TTY:
+        tty = _EXEC_TTY[argv.pop(0)]
+        if args.tty is not None and args.tty != tty:
+            p.error("argument --tty/-t: not allowed with argument --no-tty/-T")
+        args.tty = tty
+    if argv and argv[0] == "--":
+        argv.pop(0)
+    args.argv = argv
+
+
 def _version() -> str:
     try:
         return metadata.version("mist")
@@ -685,6 +702,7 @@ def build_parser() -> MistArgumentParser:
         help="attach a terminal (default: when stdin and stdout are terminals)",
     )
     tty.add_argument("--no-tty", "-T", dest="tty", action="store_const", const=False, help="plain pipes")
+    p.set_defaults(_check=lambda args, p=p: _check_exec(p, args))
     p = command(
         commands, "describe", "show an app's live container: image, command, env, mounts, ports, health"
     )

@@ -228,6 +228,11 @@ PARSES = [
             "argv": ["sh", "-c", "echo $HOME; ls -l"],
         },
     ),
+    (
+        "exec shop/web --no-tty -- sleep 5",
+        {"command": "exec", "app": "shop/web", "tty": False, "argv": ["sleep", "5"]},
+    ),
+    ("exec shop/web -t ls -T", {"command": "exec", "app": "shop/web", "tty": True, "argv": ["ls", "-T"]}),
     ("describe shop/web --json", {"command": "describe", "app": "shop/web", "json": True}),
     ("metrics -f", {"command": "metrics", "follow": True}),
     (
