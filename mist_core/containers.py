@@ -8,12 +8,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
 import socket
 import struct
 from datetime import datetime
 from typing import Any
 
 from .engine import Engine
+from .engine.client import DockerAPIError
 from .engine.docker import ExecSession
 from .errors import InvalidInput, MistError
 from .events import EventBus
@@ -222,8 +225,12 @@ class EngineExecChannel(ExecChannel):
     """An exec session on the engine's hijacked socket. Without a TTY, Docker puts an 8-byte header before
     each piece of output (which stream, how long); with one, the output is the terminal's bytes as they are."""
 
-    def __init__(self, session: ExecSession, *, tty: bool) -> None:
+    def __init__(
+        self, session: ExecSession, *, tty: bool, engine: Engine | None = None, name: str = ""
+    ) -> None:
         self.session = session
+        self.engine = engine
+        self.name = name
         self.tty = tty
         self._sock: socket.socket = session.socket
         self._sock.setblocking(False)
@@ -264,7 +271,9 @@ class EngineExecChannel(ExecChannel):
     async def resize(self, height: int, width: int) -> None:
         size = terminal_size(height, width)
         if self.tty and size is not None:
-            with contextlib.suppress(MistError):
+            # An exec that could not start (no such program) is gone from the engine already; what went
+            # wrong comes on its output.
+            with contextlib.suppress(MistError, DockerAPIError):
                 await self.session.resize(*size)
 
     async def exit_code(self) -> int:
@@ -280,6 +289,58 @@ class EngineExecChannel(ExecChannel):
         if not self._closed:
             self._closed = True
             self.session.close()
+            # Docker leaves an exec running when its connection closes (a terminal's too): a session that
+            # ends before its command did (the person went away) takes the command with it.
+            if self.engine is not None and not self._ended:
+                try:
+                    await stop_exec(self.engine, self.name, self.session)
+                except Exception as err:  # noqa: BLE001 - the session is over whatever this says
+                    log.warning("could not stop the exec in %s: %s", self.name, err)
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (host pids), from this host's /proc."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    queue.extend(int(c) for c in f.read().split())
+    return found
+
+
+def _container_pid(host_pid: int) -> int | None:
+    """The pid ``host_pid`` has in its container's pid namespace (the last of NSpid)."""
+    try:
+        with open(f"/proc/{host_pid}/status") as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    return int(line.split()[-1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+async def stop_exec(engine: Engine, name: str, session: ExecSession) -> None:
+    """Kill a still-running exec and what it started. Docker has no call for it: the exec's process is found
+    through the engine's host pid in /proc (the engine is on this machine), then killed by ``kill`` run in
+    the container, with the container's own permissions; where the image has no ``kill``, from here."""
+    info = await session.inspect()
+    if not info.get("Running") or not info.get("Pid"):
+        return
+    host_pids = _process_tree(int(info["Pid"]))
+    inside = [p for p in map(_container_pid, host_pids) if p is not None]
+    if not inside:
+        log.warning("the exec in %s is still running and its processes are not visible here", name)
+        return
+    with contextlib.suppress(MistError, DockerAPIError):
+        if (await engine.exec(name, ["kill", "-KILL", *map(str, inside)])).exit_code == 0:
+            return
+    for pid in host_pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def open_exec(
@@ -287,7 +348,7 @@ async def open_exec(
 ) -> EngineExecChannel:
     """Start ``command`` (checked by ``exec_command``) in the app's live container ``name``."""
     session = await engine.exec_interactive(name, exec_command(command), tty=tty)
-    channel = EngineExecChannel(session, tty=tty)
+    channel = EngineExecChannel(session, tty=tty, engine=engine, name=name)
     if size is not None and tty:
         await channel.resize(*size)
     return channel

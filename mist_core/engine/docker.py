@@ -249,8 +249,13 @@ class ExecSession:
     async def resize(self, height: int, width: int) -> None:
         await self._engine._call(lambda api: api.exec_resize(self.id, height=height, width=width))
 
+    async def inspect(self) -> dict[str, Any]:
+        """Docker's view of the exec: ``Running``, ``ExitCode``, ``Pid`` (on the engine's host)."""
+        info: dict[str, Any] = await self._engine._call(lambda api: api.exec_inspect(self.id))
+        return info
+
     async def exit_code(self) -> int | None:
-        info = await self._engine._call(lambda api: api.exec_inspect(self.id))
+        info = await self.inspect()
         return None if info.get("Running") else info.get("ExitCode")
 
     def close(self) -> None:
