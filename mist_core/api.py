@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from datetime import datetime
 
+from .execs import ExecChannel
 from .models import (
     ApiToken,
     ApiTokenCreated,
@@ -24,6 +25,7 @@ from .models import (
     AuditEntry,
     BranchInfo,
     Certificate,
+    ContainerDescription,
     ContainerInfo,
     Deployment,
     Domain,
@@ -258,6 +260,25 @@ class ContainersAPI(ABC):
     @abstractmethod
     async def list(self, *, all: bool = False) -> builtins.list[ContainerInfo]:
         """Mist's containers (``mist ps``); stopped ones too with ``all``."""
+
+    @abstractmethod
+    async def describe(self, app_ref: str) -> ContainerDescription:
+        """The app's live container as Docker runs it: image, command, environment (secret values masked),
+        mounts, ports, health, restart count, when it started."""
+
+    @abstractmethod
+    async def exec(
+        self,
+        app_ref: str,
+        command: builtins.list[str] | None = None,
+        *,
+        tty: bool = False,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> ExecChannel:
+        """Run ``command`` (an argument list, default ``/bin/sh``) in the app's live container, with a TTY of
+        ``height`` x ``width`` when ``tty``. Over HTTP the request body and the response both stream (see
+        "Exec sessions" above). Each session is in the audit log with its command, never its output."""
 
 
 class MetricsAPI(ABC):

@@ -206,6 +206,7 @@ class _Transport:
         self.refresh_token = refresh_token
         self.on_session = on_session
         self.certificate = certificate
+        self.verify = verify
         # One renewal at a time: two calls that both see the token expire must not both spend the refresh
         # token, since presenting a used one revokes the session.
         self._renewing = asyncio.Lock()
@@ -260,6 +261,10 @@ class _Transport:
                 f"cannot use {host!r} as a Mist host: give unix:///path/to/mist.sock or https://host:port",
                 field="host",
             )
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of this daemon's connections, for a connection of its own (exec)."""
+        return self.client.tls
 
     def _headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}"} if token else {}
@@ -473,7 +478,7 @@ class _Call:
         self.operation = operation
         returns = operation.returns
         self.parse: Callable[[Response], Any]
-        if operation.stream or returns is None:
+        if operation.stream or operation.duplex or returns is None:
             self.parse = lambda response: None
         elif returns is str:
             self.parse = lambda response: response.text
@@ -534,7 +539,18 @@ class _RemotePart:
 def _remote_method(operation: Operation) -> Callable[..., Any]:
     call = _Call(operation)
     method: Callable[..., Any]
-    if operation.stream:
+    if operation.duplex:
+
+        async def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> Any:
+            path, _, start = call.request(args, kwargs)
+            await self._t.request("GET", "/v1/me")  # a refused or expired token fails (or renews) here
+            from . import exec_client  # only a command that runs something in a container needs it
+
+            return await exec_client.open_exec(
+                self._t.host, path, self._t.token, start or {}, context=self._t.ssl_context()
+            )
+
+    elif operation.stream:
 
         def method(self: _RemotePart, /, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
             path, query, _ = call.request(args, kwargs)

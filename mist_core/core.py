@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from . import containers as live_containers
 from . import datadir
 from . import settings as settings_defs
 from .api import MistAPI
@@ -412,6 +413,10 @@ class Core:
         )
         if row is None:
             return
+        if action == "start":
+            await live_containers.record_restart_count(
+                self.engine, self.store, self.events, name, int(deployment_id), row["project"], row["name"]
+            )
         status = row["status"]
         if action in ("die", "oom", "kill") and status == "live":
             status = "crashed"

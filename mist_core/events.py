@@ -24,6 +24,7 @@ class EventBus:
         app: str | None = None,
         deployment_id: int | None = None,
         state: str | None = None,
+        restart_count: int | None = None,
     ) -> None:
         """Publish an event that happened now."""
         self.publish(
@@ -34,6 +35,7 @@ class EventBus:
                 app=app,
                 deployment_id=deployment_id,
                 state=state,
+                restart_count=restart_count,
                 ts=datetime.now(UTC),
             )
         )

@@ -237,7 +237,9 @@ class AppChanges(Model):
     clear: list[str] = Field(default_factory=list)
 
 
-AppStatus = Literal["new", "deploying", "live", "failed", "stopped", "crashed"]
+# ``restarting``: Mist is restarting the live container (set for the length of the restart, then ``live`` or
+# ``crashed`` after what the container does).
+AppStatus = Literal["new", "deploying", "live", "failed", "stopped", "crashed", "restarting"]
 
 
 class App(Model):
@@ -256,6 +258,12 @@ class App(Model):
     docker_volumes: dict[str, str] = Field(default_factory=dict)
     # Why the app is down when Mist could not bring its live container back (``status`` is then ``crashed``).
     status_reason: str | None = None
+    # The newest deployment, live or not: a live app whose latest deployment failed or is still running
+    # shows it beside its status.
+    latest_deployment_id: int | None = None
+    latest_deployment_state: DeploymentState | None = None
+    # How many times Docker restarted the live container after it exited (its restart policy).
+    restart_count: int = 0
     created_at: datetime
     updated_at: datetime
 
@@ -405,6 +413,45 @@ class ContainerInfo(Model):
     created_at: datetime
 
 
+class ContainerEnvVar(Model):
+    key: str
+    value: str | None  # None for a secret variable: its value never leaves the core
+    secret: bool = False
+
+
+class ContainerMount(Model):
+    type: str  # Docker's: volume, bind, tmpfs
+    name: str | None = None  # a volume's name
+    source: str | None = None  # a bind mount's host path
+    destination: str
+    read_only: bool = False
+
+
+class ContainerDescription(Model):
+    """The live container of an app as Docker runs it (``mist describe``)."""
+
+    app: str  # project/app
+    deployment_id: int | None
+    id: str
+    name: str
+    image: str
+    image_id: str
+    command: list[str]  # entrypoint and command, as the container runs them
+    working_dir: str | None = None
+    user: str | None = None
+    env: list[ContainerEnvVar] = Field(default_factory=list)
+    mounts: list[ContainerMount] = Field(default_factory=list)
+    ports: list[str] = Field(default_factory=list)  # "127.0.0.1:8080->80/tcp", or "80/tcp" when not published
+    networks: list[str] = Field(default_factory=list)
+    state: str  # Docker's: created, running, restarting, exited, dead, paused
+    health: str | None = None  # starting, healthy, unhealthy; None without a health check
+    restart_policy: str | None = None
+    restart_count: int = 0
+    exit_code: int | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
 class ContainerStats(Model):
     name: str
     project: str | None = None
@@ -452,6 +499,8 @@ class Event(Model):
     app: str | None = None
     deployment_id: int | None = None
     state: str | None = None
+    # ``app`` / ``restarts``: Docker restarted the live container this many times in all.
+    restart_count: int | None = None
     ts: datetime
 
 

@@ -86,6 +86,9 @@ class Row:
     )  # argument -> description in the OpenAPI document
     codecs: Mapping[str, Codec] = field(default_factory=dict)  # argument -> how it travels
     check: str | None = None  # a stream: the operation called (same arguments) before the stream opens
+    # A two-way byte stream (an exec session): the body model is its first frame, and the route and the client
+    # are written by hand (``server/exec.py``, ``exec_client.py``) on the framing of ``mist_core.execs``.
+    duplex: bool = False
 
 
 def op(
@@ -99,8 +102,11 @@ def op(
     describe: Mapping[str, str] | None = None,
     codecs: Mapping[str, Codec] | None = None,
     check: str | None = None,
+    duplex: bool = False,
 ) -> Row:
-    return Row(name, method, path, status, wire or {}, frozenset(secret), describe or {}, codecs or {}, check)
+    return Row(
+        name, method, path, status, wire or {}, frozenset(secret), describe or {}, codecs or {}, check, duplex
+    )
 
 
 APP = "/projects/{project}/apps/{app}"
@@ -188,6 +194,8 @@ ROWS: tuple[Row, ...] = (
     op("deployments.cancel", "POST", "/deployments/{deployment_id}/cancel"),
     # runtime
     op("containers.list", "GET", "/containers"),
+    op("containers.describe", "GET", APP + "/container"),
+    op("containers.exec", "POST", APP + "/exec", duplex=True),
     op("metrics.current", "GET", "/metrics"),
     op("metrics.history", "GET", "/metrics/history"),
     op("metrics.stream", "GET", "/metrics/stream"),
@@ -307,6 +315,10 @@ class Operation:
     @property
     def check(self) -> str | None:
         return self.row.check
+
+    @property
+    def duplex(self) -> bool:
+        return self.row.duplex
 
     def placed(self, *where: Where) -> tuple[Argument, ...]:
         return tuple(a for a in self.arguments if a.where in where)

@@ -132,7 +132,10 @@ def parameters(document: dict[str, Any], operation: Operation) -> str:
     route = document["paths"]["/v1" + operation.path][operation.method.lower()]
     body = route.get("requestBody")
     if body is not None:
-        schema = schema_of(document, body["content"]["application/json"]["schema"])
+        content = body["content"]
+        schema = schema_of(
+            document, (content.get("application/json") or next(iter(content.values())))["schema"]
+        )
         whole, spread = operation.placed("model"), operation.placed("spread")
         if whole:
             model = model_type(whole[0].annotation)

@@ -116,6 +116,8 @@ PERMISSIONS: dict[str, Rule] = {
     "deployments.log": VIEW,
     "deployments.cancel": DEVELOP,
     "containers.list": LIST,
+    "containers.describe": VIEW,  # secret values masked for everyone
+    "containers.exec": DEVELOP,  # a shell in the container reads its secrets: developers and up
     "metrics.current": LIST,
     "metrics.history": LIST,
     "metrics.stream": LIST,

@@ -38,6 +38,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "env": ("env",),
     **dict.fromkeys(("deploy", "rollback", "deployments", "deployment", "cancel"), ("deployments",)),
     **dict.fromkeys(("ps", "logs", "start", "stop", "restart", "metrics"), ("runtime",)),
+    **dict.fromkeys(("exec", "describe"), ("exec",)),
     **dict.fromkeys(("domain", "cert"), ("domains",)),
     "proxy": ("proxy",),
     "settings": ("settings",),

@@ -46,6 +46,8 @@ COMMANDS: dict[str, list[str]] = {
     "start": [],
     "stop": [],
     "restart": [],
+    "exec": [],
+    "describe": [],
     "metrics": [],
     "git": ["provider", "repos", "branches"],
     "webhooks": [],
@@ -541,6 +543,23 @@ def _check_app_source(p: argparse.ArgumentParser, args: argparse.Namespace) -> N
         p.error("argument --provider: --repo needs the git provider it is at: --provider P")
 
 
+_EXEC_TTY = {"--tty": True, "-t": True, "--no-tty": False, "-T": False}
+
+
+def _check_exec(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The command after PROJECT/APP is taken as it is; exec's own options may still come first there
+    (``mist exec shop/web -T -- ls``): they are exec's, up to ``--`` or the command's first word."""
+    argv = list(args.argv or [])
+    while argv and argv[0] in _EXEC_TTY:
+        tty = _EXEC_TTY[argv.pop(0)]
+        if args.tty is not None and args.tty != tty:
+            p.error("argument --tty/-t: not allowed with argument --no-tty/-T")
+        args.tty = tty
+    if argv and argv[0] == "--":
+        argv.pop(0)
+    args.argv = argv
+
+
 def _version() -> str:
     try:
         return metadata.version("mist")
@@ -669,6 +688,25 @@ def build_parser() -> MistArgumentParser:
     for name, text in (("start", "start an app"), ("stop", "stop an app"), ("restart", "restart an app")):
         p = command(commands, name, text)
         p.add_argument("app", metavar="PROJECT/APP")
+    p = command(commands, "exec", "run a shell (or CMD) in an app's live container")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="what to run (default /bin/sh)")
+    tty = p.add_mutually_exclusive_group()
+    tty.add_argument(
+        "--tty",
+        "-t",
+        dest="tty",
+        action="store_const",
+        const=True,
+        default=None,
+        help="attach a terminal (default: when stdin and stdout are terminals)",
+    )
+    tty.add_argument("--no-tty", "-T", dest="tty", action="store_const", const=False, help="plain pipes")
+    p.set_defaults(_check=lambda args, p=p: _check_exec(p, args))
+    p = command(
+        commands, "describe", "show an app's live container: image, command, env, mounts, ports, health"
+    )
+    p.add_argument("app", metavar="PROJECT/APP")
     p = command(commands, "metrics", "show server and container usage")
     p.add_argument("--follow", "-f", action="store_true", help="print a sample at every tick")
 

@@ -14,7 +14,7 @@ _mist() {
     fi
 
     local global_opts="--host --embedded --data --json --help"
-    local commands="setup login logout whoami passwd 2fa user invite member session token project app env deploy rollback deployments deployment cancel ps logs start stop restart metrics git webhooks previews domain cert proxy settings users audit secrets completion daemon"
+    local commands="setup login logout whoami passwd 2fa user invite member session token project app env deploy rollback deployments deployment cancel ps logs start stop restart exec describe metrics git webhooks previews domain cert proxy settings users audit secrets completion daemon"
     local roles="owner admin developer viewer"
     local domain_opts="--no-https --hsts --www --path-prefix --header --no-security-headers"
     local app_opts="--git --branch --dockerfile --context --port --publish --memory --cpus --restart --volume --start-command --build-command --install-command --health-path --health-tcp --health-docker --health-interval --health-retries --health-start-period"
@@ -109,6 +109,7 @@ _mist() {
         deployments|webhooks) opts="$opts --limit" ;;
         ps) opts="$opts --all" ;;
         logs) opts="$opts --follow --tail --since --timestamps" ;;
+        exec) opts="$opts --tty -t --no-tty -T" ;;
         metrics) opts="$opts --follow" ;;
         audit) opts="$opts --user --project --action --since --until --limit --jsonl" ;;
     esac

@@ -249,8 +249,13 @@ class ExecSession:
     async def resize(self, height: int, width: int) -> None:
         await self._engine._call(lambda api: api.exec_resize(self.id, height=height, width=width))
 
+    async def inspect(self) -> dict[str, Any]:
+        """Docker's view of the exec: ``Running``, ``ExitCode``, ``Pid`` (on the engine's host)."""
+        info: dict[str, Any] = await self._engine._call(lambda api: api.exec_inspect(self.id))
+        return info
+
     async def exit_code(self) -> int | None:
-        info = await self._engine._call(lambda api: api.exec_inspect(self.id))
+        info = await self.inspect()
         return None if info.get("Running") else info.get("ExitCode")
 
     def close(self) -> None:
@@ -739,11 +744,12 @@ class Engine:
         )
 
     @_refusals
-    async def exec_interactive(self, name: str, command: list[str]) -> ExecSession:
-        """Start ``command`` in a running Mist container with a TTY and standard input, for a person at a
-        terminal: the session's socket carries what they type and what the command shows."""
-        exec_id = await self._exec_create(name, command, tty=True, stdin=True)
-        hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=True, socket=True))
+    async def exec_interactive(self, name: str, command: list[str], *, tty: bool = True) -> ExecSession:
+        """Start ``command`` in a running Mist container with standard input and (by default) a TTY, for a
+        person at a terminal: the session's socket carries what they type and what the command shows. Without
+        a TTY, Docker frames the output by stream (stdout, stderr) on the socket."""
+        exec_id = await self._exec_create(name, command, tty=tty, stdin=True)
+        hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=tty, socket=True))
         sock = _socket_of(hijacked)
         sock.settimeout(None)
         return ExecSession(id=exec_id, socket=sock, _engine=self, _connection=hijacked)

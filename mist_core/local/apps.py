@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from .. import containers as live_containers
 from .. import validate
 from ..api import AppsAPI
 from ..calls import Caller, audit, like, page, page_args
@@ -101,14 +102,6 @@ class Apps(Part, AppsAPI):
         actor = await self.m.allow_app("apps.rollback", app_ref)
         return await self.core.orders.rollback(await self.m.app(app_ref), to, actor)
 
-    async def _live_container(self, app_ref: str) -> tuple[App, str]:
-        app = await self.m.app(app_ref)
-        if not app.container_name:
-            raise Conflict(
-                f"{app_ref} has no live deployment yet: deploy it first with `mist deploy {app_ref}`"
-            )
-        return app, app.container_name
-
     async def _set_status(self, app: App, status: str, action: str, actor: Caller) -> App:
         async with self.store.write() as w:
             await w.execute("UPDATE apps SET status = ?, updated_at = ? WHERE id = ?", (status, ts(), app.id))
@@ -135,13 +128,13 @@ class Apps(Part, AppsAPI):
 
     async def start(self, app_ref: str) -> App:
         actor = await self.m.allow_app("apps.start", app_ref)
-        app, name = await self._live_container(app_ref)
+        app, name = await self.m.live_container(app_ref)
         await self.core.engine.start(name)
         return await self._set_status(app, "live", "app.start", actor)
 
     async def stop(self, app_ref: str) -> App:
         actor = await self.m.allow_app("apps.stop", app_ref)
-        app, name = await self._live_container(app_ref)
+        app, name = await self.m.live_container(app_ref)
         app = await self._set_status(
             app, "stopped", "app.stop", actor
         )  # first, so the 'die' event is expected
@@ -150,16 +143,19 @@ class Apps(Part, AppsAPI):
 
     async def restart(self, app_ref: str) -> App:
         actor = await self.m.allow_app("apps.restart", app_ref)
-        app, name = await self._live_container(app_ref)
-        await self.core.engine.restart(name, grace=float(await self.core.setting("stop_grace_period")))
-        return await self._set_status(app, "live", "app.restart", actor)
+        app, name = await self.m.live_container(app_ref)
+        grace = float(await self.core.setting("stop_grace_period"))
+        status = await live_containers.restart(
+            self.core.engine, self.store, self.core.events, app, name, grace
+        )
+        return await self._set_status(app, status, "app.restart", actor)
 
     async def logs(
         self, app_ref: str, *, follow: bool = False, tail: int | None = 200, since: datetime | None = None
     ) -> AsyncIterator[LogLine]:
         await self.m.allow_app("apps.logs", app_ref)
         tail = validate.log_tail(tail)
-        _, name = await self._live_container(app_ref)
+        _, name = await self.m.live_container(app_ref)
         async for line in self.core.engine.logs(name, follow=follow, tail=tail, since=since):
             yield line
 

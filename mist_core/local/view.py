@@ -18,7 +18,7 @@ from ..auth.access import looks_like_jwt
 from ..calls import Caller, audit
 from ..config import CoreConfig
 from ..core import Core
-from ..errors import NotFound, PermissionDenied, SetupRequired, TokenExpired, Unauthenticated
+from ..errors import Conflict, NotFound, PermissionDenied, SetupRequired, TokenExpired, Unauthenticated
 from ..models import App, Session, User
 from ..store import now, parse_ts, ts
 from ..store import records as rec
@@ -296,6 +296,15 @@ class LocalMist(MistAPI):
         if row is None:
             raise NotFound(f"there is no app {app_ref!r}", field="app")
         return rec.app(row)
+
+    async def live_container(self, app_ref: str) -> tuple[App, str]:
+        """The app and the name of its live container (no permission check), or Conflict when it has none."""
+        app = await self.app(app_ref)
+        if not app.container_name:
+            raise Conflict(
+                f"{app_ref} has no live deployment yet: deploy it first with `mist deploy {app_ref}`"
+            )
+        return app, app.container_name
 
     async def allow_app(self, operation: str, app_ref: str) -> Caller:
         """Check ``operation`` on the app's project; a project the caller cannot see hides the app too."""

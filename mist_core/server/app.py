@@ -28,6 +28,7 @@ from ..auth import permissions
 from ..errors import MistError
 from ..operations import EMPTY, OPERATIONS, Argument, Operation, model_type
 from . import sse
+from .exec import add_exec_route
 from .hooks import build_hooks_router
 from .security import (
     MAX_BODY_BYTES,
@@ -361,6 +362,9 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1", route_class=AuthenticatedRoute)
     for operation in OPERATIONS.values():
         extra: dict[str, Any] = {}
+        if operation.duplex:
+            add_exec_route(router, operation)
+            continue
         if operation.stream:
             item = operation.returns
             extra["response_class"] = Response

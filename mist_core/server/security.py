@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -51,6 +52,8 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 CSP = b"content-security-policy"
 # Routes that bound their own bodies (webhook deliveries): the middleware hands their body through unread.
 SELF_BOUNDED_PREFIX = "/hooks/"
+# Exec sessions: the body streams for as long as the session lasts, and the route bounds each of its frames.
+STREAMED_BODY = re.compile(r"/v1/projects/[^/]+/apps/[^/]+/exec")
 
 
 def source_of(scope: Scope) -> str:
@@ -190,7 +193,7 @@ class SecurityMiddleware:
                 )
                 return
 
-        if self_bounded:
+        if self_bounded or (method == "POST" and STREAMED_BODY.fullmatch(scope["path"])):
             await self.app(scope, receive, send_with_headers)
             return
 

@@ -24,9 +24,12 @@ SELECT a.id, a.name, a.spec, a.status, a.live_deployment_id, a.created_at, a.upd
        p.name AS project, d.commit_sha AS live_commit, d.finished_at AS live_since,
        d.container_name AS container_name, d.image AS image,
        json_extract(d.config, '$.docker_volumes') AS docker_volumes,
-       json_extract(d.config, '$.down_reason') AS status_reason
+       json_extract(d.config, '$.down_reason') AS status_reason,
+       COALESCE(json_extract(d.config, '$.restart_count'), 0) AS restart_count,
+       ld.id AS latest_deployment_id, ld.state AS latest_deployment_state
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
+LEFT JOIN deployments ld ON ld.id = (SELECT MAX(x.id) FROM deployments x WHERE x.app_id = a.id)
 """
 
 # The same columns as APP_SELECT, but each row is one App as a JSON object (the spec column is JSON already):
@@ -38,12 +41,16 @@ json_object(
     'live_deployment_id', a.live_deployment_id, 'live_commit', d.commit_sha, 'live_since', d.finished_at,
     'container_name', d.container_name, 'image', d.image, 'created_at', a.created_at, 'updated_at', a.updated_at,
     'docker_volumes', json(COALESCE(json_extract(d.config, '$.docker_volumes'), '{}')),
-    'status_reason', json_extract(d.config, '$.down_reason')
+    'status_reason', json_extract(d.config, '$.down_reason'),
+    'restart_count', COALESCE(json_extract(d.config, '$.restart_count'), 0),
+    'latest_deployment_id', ld.id, 'latest_deployment_state', ld.state
 ) AS app_json
 """
+# ``ld``: the app's newest deployment (the index on deployments (app_id, id) finds it).
 APP_FROM = """
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
+LEFT JOIN deployments ld ON ld.id = (SELECT MAX(x.id) FROM deployments x WHERE x.app_id = a.id)
 """
 
 DEPLOYMENT_SELECT = """
@@ -80,6 +87,9 @@ def app(row: Row) -> App:
         image=row["image"],
         docker_volumes=json.loads(row["docker_volumes"] or "{}"),
         status_reason=row["status_reason"],
+        restart_count=row["restart_count"],
+        latest_deployment_id=row["latest_deployment_id"],
+        latest_deployment_state=row["latest_deployment_state"],
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
     )

@@ -507,6 +507,8 @@ class AppScreen(Screen):
         Binding("X", "delete", "Delete app", id="app_screen.delete"),
         Binding("b", "rollback", "Roll back", id="app.rollback"),
         Binding("y", "copy", "Copy", show=False, id="app_screen.copy"),
+        Binding("s", "shell", "Shell", id="app_screen.shell"),
+        Binding("d", "describe", "Describe", id="app_screen.describe"),
         Binding("1", "tab('overview')", "Overview", show=False, id="app_screen.tab_overview"),
         Binding("2", "tab('deployments')", "Deployments", show=False, id="app_screen.tab_deployments"),
         Binding("3", "tab('logs')", "Logs", show=False, id="app_screen.tab_logs"),
@@ -893,6 +895,16 @@ class AppScreen(Screen):
             f"Rollback of {self.app_ref} to #{deployment_id} queued as deployment #{deployment.id}."
         )
         self.mist.open_deployment(deployment.id)
+
+    def action_describe(self) -> None:
+        from .describe import DescribeScreen
+
+        self.app.push_screen(DescribeScreen(self.app_ref))
+
+    def action_shell(self) -> None:
+        from ..exec import open_shell
+
+        open_shell(self, self.app_ref)
 
     def action_stop_start(self) -> None:
         app = self.current

@@ -89,6 +89,8 @@ class DashboardScreen(Screen):
         Binding("o", "reverse_sort", "Reverse", show=False, id="dashboard.reverse"),
         Binding("D", "deploy", "Deploy", id="dashboard.deploy"),
         Binding("l", "logs", "Logs", id="dashboard.logs"),
+        Binding("e", "shell", "Shell", show=False, id="dashboard.shell"),
+        Binding("d", "describe", "Describe", show=False, id="dashboard.describe"),
         Binding("m", "app.goto('metrics')", "Metrics", id="dashboard.metrics"),
         Binding("u", "app.goto('users')", "Users", show=False, id="dashboard.users"),
         Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
@@ -557,6 +559,18 @@ class DashboardScreen(Screen):
         ref = self.table.selected_key
         if ref in self.apps:
             copy(self, ref, "the app's name")
+
+    def action_describe(self) -> None:
+        if (ref := self.table.selected_key) in self.apps:
+            from .describe import DescribeScreen
+
+            self.app.push_screen(DescribeScreen(str(ref)))
+
+    def action_shell(self) -> None:
+        if (ref := self.table.selected_key) in self.apps:
+            from ..exec import open_shell
+
+            open_shell(self, str(ref))
 
     def action_deploy(self) -> None:
         ref = self.table.selected_key

@@ -8,6 +8,7 @@ Generation is derandomized, so a run is repeatable.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,9 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+
+from mist_core.execs import MEDIA_TYPE as EXEC_MEDIA_TYPE
+from mist_core.execs import START, frame
 
 from .conftest import Daemon, describe, is_problem, strong_password
 
@@ -46,6 +50,12 @@ PUBLIC = [
     ("POST", r"/v1/refresh"),
     ("POST", r"/v1/invites/accept"),
 ]
+
+
+@schemathesis.serializer(EXEC_MEDIA_TYPE)
+def _exec_frames(ctx: Any, value: Any) -> bytes:
+    """An exec session's body: what the document describes is its first (START) frame."""
+    return frame(START, json.dumps(value).encode())
 
 
 def _matches(rules: list[tuple[str, str]], method: str, path: str) -> bool:

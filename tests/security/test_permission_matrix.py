@@ -16,6 +16,7 @@ is the same afterwards. Someone who cannot see the project gets 404, never a hin
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import typing
@@ -34,6 +35,7 @@ from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
 from mist_core.auth.permissions import PERMISSIONS
+from mist_core.execs import START, frame
 from mist_core.operations import OPERATIONS
 from mist_core.server.app import build_router
 
@@ -88,6 +90,7 @@ class Call:
     path: str
     json: Any = None
     params: dict[str, Any] | None = None
+    content: bytes | None = None  # a body that is not JSON (the frames of an exec session)
     token: str | None = None  # instead of the caller's usual credential (a fresh one of the same kind)
     stream: Stream = None
     state: Callable[[], Any] | None = None  # read as the owner before and after; equal when denied
@@ -632,6 +635,21 @@ def _(w: World, who: Principal) -> Call:
     return Call("GET", "/containers")
 
 
+@row("containers.describe", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", w.app_path() + "/container")
+
+
+def _execs(w: World) -> int:
+    return int(w.owner("GET", "/audit", params={"action": "container.exec"})["total"])
+
+
+@row("containers.exec", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    start = frame(START, json.dumps({"command": ["true"]}).encode())
+    return Call("POST", w.app_path() + "/exec", content=start, state=lambda: _execs(w))
+
+
 @row("metrics.current", EVERYONE)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/metrics")
@@ -1061,6 +1079,8 @@ def send(d: Daemon, call: Call, token: str) -> Outcome:
     kwargs: dict[str, Any] = {"params": call.params, "headers": headers}
     if call.json is not None:
         kwargs["json"] = call.json
+    if call.content is not None:
+        kwargs["content"] = call.content
     if call.stream is None:
         response = d.http.request(call.method, "/v1" + call.path, **kwargs)
         return Outcome(response.status_code, is_problem(response), describe(response))

@@ -47,6 +47,7 @@ from mist_core.errors import (
     TotpRequired,
     Unauthenticated,
 )
+from mist_core.execs import ExecChannel
 from mist_core.models import (
     ApiToken,
     ApiTokenCreated,
@@ -57,7 +58,10 @@ from mist_core.models import (
     AuditEntry,
     BranchInfo,
     Certificate,
+    ContainerDescription,
+    ContainerEnvVar,
     ContainerInfo,
+    ContainerMount,
     ContainerStats,
     Deployment,
     DeploymentState,
@@ -1567,6 +1571,44 @@ class _Deployments(_Part, DeploymentsAPI):
 class _Containers(_Part, ContainersAPI):
     async def list(self, *, all: bool = False) -> list[ContainerInfo]:
         return list(self.data.containers)
+
+    async def describe(self, app_ref: str) -> ContainerDescription:
+        project, _, name = app_ref.partition("/")
+        return ContainerDescription(
+            app=app_ref,
+            deployment_id=12,
+            id="4f1c" * 16,
+            name=f"mist-{project}-{name}-12",
+            image=f"mist/{project}-{name}:12",
+            image_id="sha256:" + "9a" * 32,
+            command=["gunicorn", "app:app", "--bind", "0.0.0.0:8000"],
+            working_dir="/srv",
+            user="app",
+            env=[
+                ContainerEnvVar(key="DEBUG", value="0", secret=False),
+                ContainerEnvVar(key="DATABASE_URL", value=None, secret=True),
+                ContainerEnvVar(key="PORT", value="8000", secret=False),
+            ],
+            mounts=[ContainerMount(type="volume", name=f"{project}-uploads", destination="/srv/uploads")],
+            ports=["127.0.0.1:8080->8000/tcp"],
+            networks=[f"mist-{project}"],
+            state="running",
+            health="healthy",
+            restart_policy="unless-stopped",
+            restart_count=2,
+            started_at=datetime(2026, 5, 4, 9, 30, 0, tzinfo=UTC),
+        )
+
+    async def exec(
+        self,
+        app_ref: str,
+        command: list[str] | None = None,
+        *,
+        tty: bool = False,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> ExecChannel:
+        raise PermissionDenied(f"you may not run commands in {app_ref}")
 
 
 class _Metrics(_Part, MetricsAPI):

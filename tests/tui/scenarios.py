@@ -181,6 +181,13 @@ async def _dashboard_sorted_cpu(pilot: Pilot) -> None:
     await pilot.pause(0.1)
 
 
+async def _app_describe(pilot: Pilot) -> None:
+    await open_app(pilot)
+    await pilot.press("d")
+    await until(pilot, lambda: getattr(pilot.app.screen, "described", None) is not None)
+    await pilot.pause(0.1)
+
+
 async def _app_settings_error(pilot: Pilot) -> None:
     await open_app(pilot, tab="settings")
     screen = pilot.app.screen
@@ -501,6 +508,7 @@ SCENARIOS: list[Scenario] = [
     Scenario("dashboard_filtered", make_app, _dashboard_filtered),
     Scenario("dashboard_sorted_by_cpu", make_app, _dashboard_sorted_cpu),
     Scenario("app_overview", make_app, open_app),
+    Scenario("app_describe", make_app, _app_describe),
     Scenario("app_deployments", make_app, lambda p: open_app(p, tab="deployments")),
     Scenario("app_logs", make_app, logs_tab),
     Scenario("app_environment", make_app, lambda p: open_app(p, tab="environment")),

@@ -219,6 +219,22 @@ PARSES = [
     ("start shop/web", {"command": "start", "app": "shop/web"}),
     ("stop shop/web", {"command": "stop", "app": "shop/web"}),
     ("restart shop/web", {"command": "restart", "app": "shop/web"}),
+    ("exec shop/web", {"command": "exec", "app": "shop/web", "tty": None}),
+    (
+        "exec -T shop/web -- sh -c 'echo $HOME; ls -l'",
+        {
+            "command": "exec",
+            "app": "shop/web",
+            "tty": False,
+            "argv": ["sh", "-c", "echo $HOME; ls -l"],
+        },
+    ),
+    (
+        "exec shop/web --no-tty -- sleep 5",
+        {"command": "exec", "app": "shop/web", "tty": False, "argv": ["sleep", "5"]},
+    ),
+    ("exec shop/web -t ls -T", {"command": "exec", "app": "shop/web", "tty": True, "argv": ["ls", "-T"]}),
+    ("describe shop/web --json", {"command": "describe", "app": "shop/web", "json": True}),
     ("metrics -f", {"command": "metrics", "follow": True}),
     (
         "domain add shop/web shop.example.com --no-https --hsts 600 --www redirect-to-apex --path-prefix /api "

@@ -18,6 +18,7 @@ from mist_core.api import MistAPI
 from mist_core.auth import permissions
 from mist_core.client import RemoteMist, _Call
 from mist_core.errors import InvalidInput
+from mist_core.execs import MEDIA_TYPE
 from mist_core.models import AppSpec, DomainSettings, ProjectChanges
 from mist_core.operations import (
     EMPTY,
@@ -202,6 +203,11 @@ def test_the_openapi_document_describes_every_operation_as_the_table_says(openap
             assert where[a.wire, "query"].get("required", False) == (a.required and a.codec is None), name
         body = route.get("requestBody")
         assert (body is not None) == (operation.body_model is not None), name
+        if operation.duplex:
+            # The frames of a session: required, even when its start frame may be empty.
+            assert body["required"] and list(body["content"]) == [MEDIA_TYPE], name
+            assert list(route["responses"]["200"]["content"]) == [MEDIA_TYPE], name
+            continue
         if body is not None:
             assert bool(body.get("required")) != operation.body_optional, name
         content = route["responses"][str(operation.status)].get("content", {})
