@@ -112,7 +112,30 @@ class ReadingsEngine:
         return None
 
     async def inspect(self, name: str) -> dict[str, Any] | None:
-        return None
+        """Docker's inspect data of a live app container of the world (what `d` describes); None otherwise."""
+        base = re.sub(r"-\d+$", "", name)  # mist-shop-web-12: the live container of shop/web
+        found = next((c for c in self._world.containers if c.name == base), None)
+        if found is None:
+            return None
+        started = found.created_at.isoformat().replace("+00:00", "Z") if found.created_at else ""
+        return {
+            "Id": found.id * 5 + "abcd",
+            "Name": "/" + name,
+            "Image": "sha256:" + hashlib.sha256(found.image.encode()).hexdigest(),
+            "Path": "/bin/sh",
+            "Args": ["-c", "exec ./serve"],
+            "RestartCount": 0,
+            "Config": {
+                "Image": found.image,
+                "Env": ["PORT=8080", "LOG_LEVEL=info", "DATABASE_URL=postgres://app:pw@db/shop"],
+                "WorkingDir": "/app",
+                "User": "",
+            },
+            "State": {"Status": "running", "StartedAt": started, "FinishedAt": "0001-01-01T00:00:00Z"},
+            "HostConfig": {"RestartPolicy": {"Name": "unless-stopped", "MaximumRetryCount": 0}},
+            "NetworkSettings": {"Networks": {f"mist_{found.project}": {}}},
+            "Mounts": [],
+        }
 
     async def image_exists(self, image: str) -> bool:
         return True
