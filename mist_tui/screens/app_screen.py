@@ -41,6 +41,7 @@ from ..format import (
     short_sha,
     shown,
     status_text,
+    status_with_latest,
 )
 from ..widgets.clipboard import copy
 from ..widgets.footer import MistFooter
@@ -726,7 +727,16 @@ class AppScreen(Screen):
         if mem is not None and limit:
             mem_cell.append(f" of {human_bytes(limit)}", style="dim")
         # Strings in a Rich table are read as markup: what the app's spec holds is given as plain Text.
-        facts.add_row("status", status_text(app.status), "source", shown(spec.git_url))
+        facts.add_row(
+            "status",
+            status_with_latest(
+                app.status,
+                app.latest_deployment_state.value if app.latest_deployment_state else None,
+                app.latest_deployment_id,
+            ),
+            "source",
+            shown(spec.git_url),
+        )
         facts.add_row("container", shown(app.container_name or "—"), "branch", shown(spec.branch))
         facts.add_row("image", shown(app.image or "—"), "port", str(spec.port or "—"))
         facts.add_row("cpu", cpu_cell, "published", shown(ports))

@@ -24,7 +24,7 @@ from mist_core.errors import MistError, NotFound
 from mist_core.models import App, AppStatus, MetricsSample, Project
 
 from .. import heap
-from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_text
+from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_with_latest
 from ..widgets.clipboard import copy
 from ..widgets.footer import MistFooter
 from ..widgets.line_table import Cell, Column, LineTable
@@ -38,7 +38,7 @@ PAGE = 500
 COLUMNS = [
     Column("project", "Project", 16),
     Column("app", "App", 24),
-    Column("status", "Status", 13),
+    Column("status", "Status", 16),
     Column("commit", "Commit", 8),
     Column("age", "Age", 6, "right"),
     Column("cpu", "CPU", 8, "right"),
@@ -57,6 +57,7 @@ WIDE = [
     Column("project", "Project", 20),
     Column("app", "App", 30),
     *COLUMNS[2:],
+    Column("restarts", "Restarts", 8, "right"),
     Column("branch", "Branch", 20),
     Column("container", "Container", 36),
 ]
@@ -404,7 +405,14 @@ class DashboardScreen(Screen):
         cells: dict[str, Cell] = {
             "project": (app.project, "bold"),
             "app": app.name,
-            "status": _cell(status_text(app.status)),
+            "status": _cell(
+                status_with_latest(
+                    app.status,
+                    app.latest_deployment_state.value if app.latest_deployment_state else None,
+                    app.latest_deployment_id,
+                )
+            ),
+            "restarts": (str(app.restart_count), "" if app.restart_count else "dim"),
             "commit": (short_sha(app.live_commit), "dim") if not app.live_commit else app.live_commit[:7],
             "age": human_age(app.live_since, self.mist.clock()),
             "cpu": _cell(cpu_text(cpu)),
