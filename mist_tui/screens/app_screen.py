@@ -387,9 +387,11 @@ class SettingsPane(VerticalScroll):
             self.query_one("#set-memory", Input).value = (
                 human_bytes(spec.memory).replace(" MiB", "m").replace(" GiB", "g").replace(".0", "")
             )
-        self.query_one("#set-restart", Select).value = (
-            spec.restart if spec.restart in RESTART_CHOICES else "unless-stopped"
-        )
+        # A policy the list does not hold (on-failure:5) is offered as it is, so saving keeps it.
+        restart = self.query_one("#set-restart", Select)
+        choices = RESTART_CHOICES if spec.restart in RESTART_CHOICES else [*RESTART_CHOICES, spec.restart]
+        restart.set_options([(c, c) for c in choices])
+        restart.value = spec.restart
         self.query_one("#set-health", Select).value = spec.health.type
         self.query_one("#set-health_path", Input).value = spec.health.path
 

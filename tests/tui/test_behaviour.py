@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from textual.app import App, ComposeResult
 
+from mist_core.models import AppChanges
 from mist_tui.config import Config, Target
 from mist_tui.widgets.line_table import Cell, Column, LineTable
 from mist_tui.widgets.log_view import LogEntry, LogView
@@ -230,6 +231,24 @@ async def test_saving_settings_changes_only_the_changed_fields():
         after = (await app.api.apps.get("shop/web")).spec
         assert (after.branch, after.cpus) == ("release", 0.5)
         assert after.model_dump(exclude={"branch", "cpus"}) == before.model_dump(exclude={"branch", "cpus"})
+
+
+async def test_a_restart_policy_the_form_does_not_list_is_kept_when_another_field_is_saved():
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await on_dashboard(pilot)
+        await app.api.apps.update("shop/web", AppChanges(restart="on-failure:5"))
+        await open_app(pilot, tab="settings")
+        screen = app.screen
+        await until(pilot, lambda: screen.query_one("#set-restart").value == "on-failure:5")
+        screen.query_one("#set-branch").value = "release"
+        screen.query_one("SettingsPane").action_save()
+        for _ in range(100):
+            if (await app.api.apps.get("shop/web")).spec.branch == "release":
+                break
+            await pilot.pause(0.05)
+        after = (await app.api.apps.get("shop/web")).spec
+        assert (after.branch, after.restart) == ("release", "on-failure:5")
 
 
 async def test_an_invalid_setting_is_shown_next_to_the_field_it_names():
