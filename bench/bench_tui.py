@@ -25,7 +25,7 @@ import psutil  # noqa: E402
 
 from mist_core.models import LogLine  # noqa: E402
 from tests.tui.fake_api import NOW, FakeMist  # noqa: E402
-from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until  # noqa: E402
+from tests.tui.scenarios import SIZE, make_fake_app, on_dashboard, open_app, until  # noqa: E402
 
 PROCESS = psutil.Process()
 
@@ -89,7 +89,7 @@ async def dashboard(apps: int) -> dict[str, float]:
         return page
 
     fake.apps.list = timed_list  # type: ignore[method-assign]
-    app = make_app(fake)
+    app = make_fake_app(fake)
     live_clock(app)
     paints = watch_paints(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -124,7 +124,7 @@ async def dashboard(apps: int) -> dict[str, float]:
 
 async def log_flood(rate: int, seconds: float) -> dict[str, float]:
     fake = FakeMist()
-    app = make_app(fake)
+    app = make_fake_app(fake)
     live_clock(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_app(pilot, tab="logs")
@@ -191,7 +191,7 @@ def cpu_seconds() -> float:
 
 
 async def idle_dashboard(apps: int, seconds: float) -> float:
-    app = make_app(FakeMist(extra_apps=apps))
+    app = make_fake_app(FakeMist(extra_apps=apps))
     live_clock(app)
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)
