@@ -568,10 +568,15 @@ class AppScreen(Screen):
         yield MistFooter()
 
     def on_mount(self) -> None:
+        # The message gives up room first, so "Took" and "Age" stay on screen at 80 columns.
+        fixed = sum(width + 2 for key, _, width in DEPLOYMENT_COLUMNS if key != "message")
+        message_width = max(12, min(44, self.app.size.width - fixed - 2 - 6))
         for table_id in ("#recent", "#deployments-table"):
             table = self.query_one(table_id, MistTable)
             for key, label, width in DEPLOYMENT_COLUMNS:
                 justify: JustifyMethod = "right" if key in ("id", "duration", "age") else "left"
+                if key == "message":
+                    width = message_width
                 table.add_column(Text(label, justify=justify), key=key, width=width)
         self.load()
         self.follow_metrics()
