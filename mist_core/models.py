@@ -264,6 +264,8 @@ class App(Model):
     latest_deployment_state: DeploymentState | None = None
     # How many times Docker restarted the live container after it exited (its restart policy).
     restart_count: int = 0
+    # The app's domains, by name (what the proxy routes to it).
+    domains: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 

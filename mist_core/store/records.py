@@ -26,7 +26,8 @@ SELECT a.id, a.name, a.spec, a.status, a.live_deployment_id, a.created_at, a.upd
        json_extract(d.config, '$.docker_volumes') AS docker_volumes,
        json_extract(d.config, '$.down_reason') AS status_reason,
        COALESCE(json_extract(d.config, '$.restart_count'), 0) AS restart_count,
-       ld.id AS latest_deployment_id, ld.state AS latest_deployment_state
+       ld.id AS latest_deployment_id, ld.state AS latest_deployment_state,
+       (SELECT json_group_array(x.name) FROM (SELECT name FROM domains WHERE app_id = a.id ORDER BY name) x) AS domains
 FROM apps a JOIN projects p ON p.id = a.project_id
 LEFT JOIN deployments d ON d.id = a.live_deployment_id
 LEFT JOIN deployments ld ON ld.id = (SELECT MAX(x.id) FROM deployments x WHERE x.app_id = a.id)
@@ -43,7 +44,8 @@ json_object(
     'docker_volumes', json(COALESCE(json_extract(d.config, '$.docker_volumes'), '{}')),
     'status_reason', json_extract(d.config, '$.down_reason'),
     'restart_count', COALESCE(json_extract(d.config, '$.restart_count'), 0),
-    'latest_deployment_id', ld.id, 'latest_deployment_state', ld.state
+    'latest_deployment_id', ld.id, 'latest_deployment_state', ld.state,
+    'domains', json((SELECT json_group_array(x.name) FROM (SELECT name FROM domains WHERE app_id = a.id ORDER BY name) x))
 ) AS app_json
 """
 # ``ld``: the app's newest deployment (the index on deployments (app_id, id) finds it).
@@ -90,6 +92,7 @@ def app(row: Row) -> App:
         restart_count=row["restart_count"],
         latest_deployment_id=row["latest_deployment_id"],
         latest_deployment_state=row["latest_deployment_state"],
+        domains=json.loads(row["domains"] or "[]"),
         created_at=parse_ts(row["created_at"]),  # type: ignore[arg-type]
         updated_at=parse_ts(row["updated_at"]),  # type: ignore[arg-type]
     )

@@ -58,11 +58,19 @@ WIDE = [
     Column("app", "App", 30),
     *COLUMNS[2:],
     Column("restarts", "Restarts", 8, "right"),
-    Column("branch", "Branch", 20),
-    Column("container", "Container", 36),
+    Column("domain", "Domain", 24),
+    Column("branch", "Branch", 14),
+    Column("container", "Container", 24),
 ]
 WIDE_FROM = 200  # terminal columns
 NARROW_BELOW = 104
+
+
+def _domains(names: list[str]) -> Cell:
+    """The first domain, and how many more: ``shop.example.com +2``."""
+    if not names:
+        return ("—", "dim")
+    return names[0] + (f" +{len(names) - 1}" if len(names) > 1 else "")
 
 
 def layout_for(width: int) -> list[Column]:
@@ -417,6 +425,7 @@ class DashboardScreen(Screen):
             "age": human_age(app.live_since, self.mist.clock()),
             "cpu": _cell(cpu_text(cpu)),
             "memory": _cell(memory_text(mem, limit)),
+            "domain": _domains(app.domains),
             "branch": app.spec.branch,
             "container": (app.container_name, "") if app.container_name else ("—", "dim"),
         }

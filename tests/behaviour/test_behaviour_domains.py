@@ -64,6 +64,9 @@ async def test_a_domain_is_added_listed_updated_and_removed(mist: MistAPI) -> No
 
     listed = await mist.domains.list(ref)
     assert [d.name for d in listed] == [domain]
+    # The app carries its domains, alone and in a page of apps (the dashboard's).
+    assert (await mist.apps.get(ref)).domains == [domain]
+    assert [a.domains for a in (await mist.apps.list()).items if a.ref == ref] == [[domain]]
 
     settings = DomainSettings(
         https=True, hsts_max_age=31536000, path_prefix="/api", headers={"X-Robots-Tag": "noindex"}
@@ -76,6 +79,7 @@ async def test_a_domain_is_added_listed_updated_and_removed(mist: MistAPI) -> No
 
     await mist.domains.remove(ref, domain)
     assert await mist.domains.list(ref) == []
+    assert (await mist.apps.get(ref)).domains == []
 
 
 async def test_a_domain_is_added_with_its_settings(mist: MistAPI) -> None:
