@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import ClassVar
 
 from textual import events, work
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.css.query import NoMatches
@@ -243,7 +243,10 @@ class MistApp(App[None]):
     # ------------------------------------------------------------------------------------------ connection
 
     def tick(self) -> None:
-        screen = self.screen
+        try:
+            screen = self.screen
+        except ScreenStackError:
+            return  # starting or shutting down: no screen to update
         if self.disconnected_since is not None:
             self._mark_stale(screen)
         tick = getattr(screen, "tick", None)
