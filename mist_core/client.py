@@ -26,7 +26,7 @@ from pydantic import BaseModel, TypeAdapter
 from .api import MistAPI
 from .errors import DaemonUnavailable, InvalidInput, MistError, error_from_problem
 from .models import Session
-from .operations import OPERATIONS, Operation, parts
+from .operations import Operation, operation, parts
 from .wire import Client, ConnectFailed, ProtocolFailed, Response, TimedOut
 
 M = TypeVar("M", bound=BaseModel)
@@ -576,14 +576,35 @@ def _remote_method(operation: Operation) -> Callable[..., Any]:
     return method
 
 
+class _Lazy:
+    """An operation of a remote part, made from its row the first time it is looked up (then it replaces
+    itself on the class): a ``mist`` command resolves the one or two operations it calls, not all of them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self.attribute = attribute
+
+    def __get__(self, instance: object, owner: type) -> Any:
+        if instance is None:
+            return self  # the class itself asked (ABCMeta looking for abstract methods): nothing to make yet
+        method = _remote_method(operation(self.name))
+        method.__qualname__ = f"{owner.__name__}.{method.__name__}"
+        setattr(owner, self.attribute, method)
+        return method.__get__(instance, owner)
+
+
 def _remote_parts() -> dict[str, type[_RemotePart]]:
     """One class per part of ``MistAPI``, implementing each of its methods through the table."""
     classes = {}
     for part, interface in parts().items():
         name = f"Remote{interface.__name__}"
-        methods = {o.attribute: _remote_method(o) for o in OPERATIONS.values() if o.part == part}
-        for method in methods.values():
-            method.__qualname__ = f"{name}.{method.__name__}"
+        methods = {
+            attribute: _Lazy(f"{part}.{attribute}")
+            for attribute, value in vars(interface).items()
+            if getattr(value, "__isabstractmethod__", False)
+        }
         classes[part] = type(name, (_RemotePart, interface), {"__module__": __name__, **methods})
     return classes
 

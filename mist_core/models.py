@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False)
+    # defer_build: a model's validator is built when it is first used, not when this module is imported.
+    # A ``mist`` command uses two or three of these models; building all of them doubled its start-up.
+    model_config = ConfigDict(extra="forbid", frozen=False, defer_build=True)
 
 
 # ---------------------------------------------------------------------------------------------- accounts

@@ -30,7 +30,7 @@ import typing
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
@@ -569,4 +569,27 @@ def resolve_table(rows: Iterable[Row] = ROWS, interface: type[MistAPI] = MistAPI
     return table
 
 
-OPERATIONS: dict[str, Operation] = resolve_table()
+_ROWS = {row.name: row for row in ROWS}
+
+
+@cache
+def operation(name: str) -> Operation:
+    """One row resolved: what a client needs for the one or two calls a process makes. Only resolving the
+    whole table (``OPERATIONS``) checks the rows against each other; the server and the tests do that."""
+    row = _ROWS.get(name)
+    if row is None:
+        raise TableError(f"no row in the operation table for {name}")
+    return resolve(row)
+
+
+# The whole table, resolved and checked on first use (``from .operations import OPERATIONS`` included):
+# resolving every row reads every annotation of MistAPI, which a one-command process does not need.
+OPERATIONS: dict[str, Operation]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "OPERATIONS":
+        table = resolve_table()
+        globals()["OPERATIONS"] = table
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from importlib import metadata
 from typing import Any, NoReturn, get_args
 
 from ..models import ProjectRole, ProviderKind, Role, TokenScope
+from ..version import __version__
 
 ROLES = list(get_args(Role))
 PROJECT_ROLES = list(get_args(ProjectRole))
@@ -560,13 +560,6 @@ def _check_exec(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     args.argv = argv
 
 
-def _version() -> str:
-    try:
-        return metadata.version("mist")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
 def build_parser() -> MistArgumentParser:
     common = _global_options()
     parser = MistArgumentParser(
@@ -574,7 +567,7 @@ def build_parser() -> MistArgumentParser:
         description="Mist: git repository in, running app out. Without a command, opens the terminal UI.",
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"mist {_version()}")
+    parser.add_argument("--version", action="version", version=f"mist {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=MistArgumentParser)
 
     def command(group: argparse._SubParsersAction, name: str, help: str, **kw: Any) -> MistArgumentParser:
