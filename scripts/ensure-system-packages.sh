@@ -7,6 +7,8 @@ DEFAULT_PACKAGES=(
     docker.io git busybox-static debootstrap caddy pebble tmux ca-certificates
     # git over ssh: the client Mist runs, and the sshd the tests start on a port of their own.
     openssh-client openssh-server
+    # a security test compiles a shared object that a host process must never preload
+    gcc libc6-dev
     # `make venv` builds the virtualenv with Debian's python3.
     python3 python3-venv
 )

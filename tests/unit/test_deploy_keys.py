@@ -4,7 +4,6 @@ prints them (checked against the real ``ssh-keygen`` where it is installed)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,10 +16,6 @@ from mist_core.sources.keys import (
     generate_deploy_key,
     known_host_keys,
     public_key_of,
-)
-
-needs_ssh_keygen = pytest.mark.skipif(
-    shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed"
 )
 
 # A fixed key, with the fingerprint `ssh-keygen -l` printed for it.
@@ -57,7 +52,6 @@ def test_fingerprint_matches_what_ssh_keygen_printed_for_a_known_key():
     assert fingerprint_of(" ".join(KNOWN_PUBLIC.split()[:2])) == KNOWN_FINGERPRINT
 
 
-@needs_ssh_keygen
 def test_openssh_reads_the_private_key_and_agrees_on_public_key_and_fingerprint(tmp_path: Path):
     key = generate_deploy_key("mist:shop/web")
     private = tmp_path / "id"
@@ -75,7 +69,6 @@ def test_openssh_reads_the_private_key_and_agrees_on_public_key_and_fingerprint(
     assert listed.stdout.split()[1] == key.fingerprint
 
 
-@needs_ssh_keygen
 def test_fingerprint_of_an_rsa_key_matches_ssh_keygen(tmp_path: Path):
     path = tmp_path / "rsa"
     subprocess.run(
@@ -117,7 +110,6 @@ def test_a_private_key_that_is_not_one_is_refused_with_what_to_give():
         public_key_of("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n")
 
 
-@needs_ssh_keygen
 def test_a_passphrase_protected_key_is_refused_saying_so(tmp_path: Path):
     path = tmp_path / "locked"
     subprocess.run(
