@@ -86,7 +86,14 @@ class Store:
         # isolation_level=None: we issue BEGIN ourselves, so a write transaction is exactly one `write()` block.
         conn = await aiosqlite.connect(path, isolation_level=None)
         conn.row_factory = aiosqlite.Row
-        for pragma in ("PRAGMA busy_timeout=5000", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL"):
+        # cache_size: 1 MB of pages per connection instead of SQLite's 2 MB; the file's pages stay in the
+        # system's page cache, so a page this cache drops costs a read() from memory, not from disk.
+        for pragma in (
+            "PRAGMA busy_timeout=5000",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA cache_size=-1024",
+        ):
             await _run(conn, pragma)
         return conn
 
