@@ -14,6 +14,7 @@ import codecs
 import contextlib
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,6 +22,8 @@ from urllib.parse import quote, urlencode
 MAX_HEAD_BYTES = 64 * 1024  # status line and headers of a response
 MAX_LINE_BYTES = 8 * 1024  # one line of the head, or a chunk's size line
 READ_BYTES = 64 * 1024
+# How long a connection may wait in the pool and still be reused: under the daemon's keep-alive timeout.
+REUSE_IDLE = 3.0
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
 
@@ -94,11 +97,17 @@ class _Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = 0.0
 
     @property
     def usable(self) -> bool:
-        """Still open at both ends: a daemon closes an idle kept-alive connection after a few seconds."""
-        return not self.reader.at_eof() and not self.writer.is_closing()
+        """Still open at both ends, and idle for less than the daemon lets a kept-alive connection wait
+        (5 s): one it is about to close would take a request (a POST cannot be sent twice) into the void."""
+        return (
+            not self.reader.at_eof()
+            and not self.writer.is_closing()
+            and time.monotonic() - self.idle_since < REUSE_IDLE
+        )
 
     async def close(self) -> None:
         self.writer.close()
@@ -230,6 +239,7 @@ class Client:
         if self._closed or self._pool:
             conn.writer.close()
         else:
+            conn.idle_since = time.monotonic()
             self._pool.append(conn)
 
     def _reused(self) -> _Connection | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from mist_core import wire
 from mist_core.wire import Client, ConnectFailed, ProtocolFailed, TimedOut
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -139,6 +140,36 @@ async def test_a_kept_alive_connection_the_server_closed_is_replaced(tmp_path: P
         await asyncio.sleep(0.05)  # the close reaches the client while the connection waits in its pool
         assert (await client.send("POST", "/b", json_body={})).status_code == 200
     assert accepted == [1, 2]
+
+
+async def test_a_connection_idle_for_longer_than_the_daemon_keeps_it_is_not_reused_for_a_post(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon closes a kept-alive connection after 5 s; a POST written to it just as it closes would be
+    lost (it cannot be sent twice), so a connection that waited that long is not used again."""
+    seen: list[str] = []
+
+    async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line, _, _ = await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            seen.append(line)
+            writer.write(answer("200 OK", b"{}"))
+            await writer.drain()
+
+    clock = [1000.0]
+    monkeypatch.setattr(wire.time, "monotonic", lambda: clock[0])
+    async with serving(tmp_path, keep) as (client, accepted):
+        assert (await client.send("GET", "/a")).status_code == 200
+        clock[0] += 1
+        assert (await client.send("POST", "/b", json_body={})).status_code == 200
+        assert accepted == [1]  # a second later: the same connection
+        clock[0] += 10
+        assert (await client.send("POST", "/c", json_body={})).status_code == 200
+    assert accepted == [1, 2]
+    assert seen == ["GET /a HTTP/1.1", "POST /b HTTP/1.1", "POST /c HTTP/1.1"]
 
 
 async def test_no_server_no_answer_and_no_http_are_errors_of_their_own(tmp_path: Path) -> None:
