@@ -56,7 +56,9 @@ def fresh_daemon(tmp_path: Path, busybox: str) -> Iterator[Daemon]:
 def compile_preload_library(tmp_path: Path, marker: Path) -> bytes:
     gcc = shutil.which("gcc")
     if gcc is None:
-        pytest.fail("gcc is not installed (`make system-packages` installs it): it compiles the shared object this attack preloads")
+        pytest.fail(
+            "gcc is not installed (`make system-packages` installs it): it compiles the preloaded object"
+        )
     source = tmp_path / "preload.c"
     source.write_text(PRELOAD_SOURCE % {"marker": marker})
     library = tmp_path / "preload.so"
