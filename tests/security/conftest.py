@@ -133,6 +133,9 @@ class Daemon:
             # Generous: the tests log in hundreds of times from one address.
             "MIST_AUTH_RATE": "100000/10000",
             "MIST_METRICS_INTERVAL": "1",
+            # One daemon serves the whole session, whose tests can take longer than the default 15 minutes
+            # of an access token on a busy machine; expiry is tested with forged tokens and own daemons.
+            "MIST_ACCESS_TOKEN_SECONDS": "14400",
             # The most talkative level: a secret must stay out of the log whatever an operator turns on.
             "MIST_LOG_LEVEL": "debug",
             # Known to the test so it can forge tokens that differ from real ones in one way only.
