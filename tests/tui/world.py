@@ -327,6 +327,32 @@ def empty_world() -> World:
     return world
 
 
+def add_apps(world: World, count: int, project: str = "labs") -> None:
+    """``count`` more apps in ``project`` (``svc00000``, ``svc00001``...), each a copy of its first app's
+    spec, written straight into the world's store in one transaction: as many apps as a big instance holds,
+    without creating them one API call at a time."""
+
+    async def add() -> None:
+        core = await Core.open(
+            CoreConfig(data_dir=world.data_dir, run_workers=False),
+            engine=ReadingsEngine(world),  # type: ignore[arg-type]
+        )
+        try:
+            async with core.store.write() as w:
+                await w.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) "
+                    "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) "
+                    "SELECT a.project_id, printf('svc%05d', n.i), a.spec, 'new', a.created_at, a.updated_at "
+                    "FROM n, (SELECT a.* FROM apps a JOIN projects p ON p.id = a.project_id "
+                    "WHERE p.name = ? ORDER BY a.id LIMIT 1) a",
+                    (count, project),
+                )
+        finally:
+            await core.close()
+
+    _in_thread(add)
+
+
 def _in_thread(make: Any) -> Any:
     """Run the coroutine function ``make`` to the end on a loop of its own (callers may be inside one)."""
     result: list[Any] = []
