@@ -79,20 +79,17 @@ async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
     add_apps(world, 10_000)  # written straight into the store: the core then holds 10,008 apps
     app = make_app(world)
     calls: list[tuple[int, int]] = []
-    open_view = world.open
 
-    async def counting(token):
-        view = await open_view(token)
+    def count_pages(view) -> None:
         list_apps = view.apps.list
 
         async def counted(**kw):
             calls.append((kw.get("limit"), kw.get("offset")))
             return await list_apps(**kw)
 
-        view.apps.list = counted  # type: ignore[method-assign]
-        return view
+        view.apps.list = counted
 
-    world.open = counting  # type: ignore[method-assign]
+    world.on_open(count_pages)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
         await until(

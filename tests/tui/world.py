@@ -237,13 +237,16 @@ class World:
     """One copy of the seeded data directory, and the readings its core sees."""
 
     data_dir: Path
-    tokens: dict[str, str]  # username -> an access token of that user's seeded session
+    # username -> an access token of that user's seeded session; "totp:grace" and "recovery:grace": her
+    # two-factor secret and one of her recovery codes
+    tokens: dict[str, str]
     ids: dict[str, int]  # deployments worth opening: "building" (shop/api), "metabase" (failed)
     containers: list[ContainerInfo] = field(default_factory=list)
     container_logs: dict[str, list[LogLine]] = field(default_factory=dict)
     samples: list[MetricsSample] = field(default_factory=list)
     metrics: Follow = field(default_factory=Follow)
     _logs: dict[str, Follow] = field(default_factory=dict)
+    _hooks: list[Callable[[LocalMist], None]] = field(default_factory=list)
     core: Core | None = None
 
     def logs_of(self, container: str) -> Follow:
@@ -272,7 +275,13 @@ class World:
                 await self.close()
 
         view.close = close  # type: ignore[method-assign]
+        for hook in self._hooks:
+            hook(view)
         return view
+
+    def on_open(self, hook: Callable[[LocalMist], None]) -> None:
+        """Hand every view opened from now on to ``hook`` (which may wrap a call to count or time it)."""
+        self._hooks.append(hook)
 
     async def close(self) -> None:
         core, self.core = self.core, None
@@ -325,6 +334,27 @@ def empty_world() -> World:
     world = World(_world_dir() / "data", {}, {})
     _readings(world)
     return world
+
+
+def record_calls(world: World, *operations: str) -> list[tuple[Any, ...]]:
+    """The calls the TUI makes to ``operations`` ("auth.login", "tokens.create"...) on every view of
+    ``world`` opened from now on, each as (operation, *arguments, **keyword values in order), recorded as the
+    call reaches the core, which then answers it as ever."""
+    calls: list[tuple[Any, ...]] = []
+
+    def wrap(view: LocalMist) -> None:
+        for operation in operations:
+            part, method = operation.split(".")
+            target = getattr(getattr(view, part), method)
+
+            async def recorded(*args: Any, _op: str = operation, _call: Any = target, **kwargs: Any) -> Any:
+                calls.append((_op, *args, *kwargs.values()))
+                return await _call(*args, **kwargs)
+
+            setattr(getattr(view, part), method, recorded)
+
+    world.on_open(wrap)
+    return calls
 
 
 def add_apps(world: World, count: int, project: str = "labs") -> None:
@@ -740,7 +770,8 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
 
     async def grace_2fa(view: LocalMist) -> None:
         enrollment = await view.auth.totp_setup()
-        await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        recovery = await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        tokens["totp:grace"], tokens["recovery:grace"] = enrollment.secret, recovery.codes[0]
         grace.append(view)
 
     async def grace_deploys(_: LocalMist) -> None:
