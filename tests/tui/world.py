@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -47,15 +48,26 @@ from mist_core.models import (
     ContainerStats,
     DeploymentState,
     DomainSettings,
+    GitProviderSpec,
     HealthCheck,
     LogLine,
     MetricsSample,
+    PreviewSettings,
+    SourceChanges,
     StepTiming,
     SystemSample,
     UserChanges,
 )
 from mist_core.store import ts
 from mist_core.tls.acme_client import IssuedCertificate
+from tests.standins.forge import (
+    Forge,
+    branch_sha,
+    pull_request_payload,
+    push_payload,
+    serve_forge,
+    sign_delivery,
+)
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"  # every account's password
@@ -247,6 +259,7 @@ class World:
     metrics: Follow = field(default_factory=Follow)
     _logs: dict[str, Follow] = field(default_factory=dict)
     _hooks: list[Callable[[LocalMist], None]] = field(default_factory=list)
+    git: bool = False  # its providers' APIs are the forge stand-in's (``forge()``)
     core: Core | None = None
 
     def logs_of(self, container: str) -> Follow:
@@ -265,6 +278,8 @@ class World:
             engine=ReadingsEngine(self),  # type: ignore[arg-type]
         )
         core.sampler = FixedSampler(self)  # type: ignore[assignment]
+        if self.git:
+            core.credentials.transport = forge_transport
         self.core = core
         view = core.api(token, source="unix", user_agent="mist-tui/0.1")
         close_view = view.close
@@ -299,6 +314,7 @@ atexit.register(shutil.rmtree, _BASE, True)
 _STABLE = Path(tempfile.gettempdir()) / "mist-tui-worlds"
 _opened: dict[str, int] = {}
 _template: tuple[Path, dict[str, str], dict[str, int]] | None = None
+_git_template: tuple[Path, dict[str, str], dict[str, int]] | None = None
 _template_lock = threading.Lock()
 
 
@@ -315,16 +331,20 @@ def _world_dir() -> Path:
     return path
 
 
-def new_world() -> World:
-    """A fresh copy of the seeded world (seeded on first use in this process)."""
-    global _template
+def new_world(*, git: bool = False) -> World:
+    """A fresh copy of the seeded world (seeded on first use in this process); with ``git``, the world
+    after its team also set up git hosting (``_seed_git``): providers on the forge stand-in, shop/web's
+    deploy key, webhook deliveries and previews, shop/api linked to a provider's repository."""
+    global _template, _git_template
     with _template_lock:
         if _template is None:
             _template = _in_thread(_seed_template)
-    source, tokens, ids = _template
+        if git and _git_template is None:
+            _git_template = _in_thread(lambda: _seed_git_template(_template))
+    source, tokens, ids = _git_template if git else _template  # type: ignore[misc]
     copy = _world_dir() / "data"
     shutil.copytree(source, copy)
-    world = World(copy, dict(tokens), dict(ids))
+    world = World(copy, dict(tokens), dict(ids), git=git)
     _readings(world)
     return world
 
@@ -940,3 +960,235 @@ def _readings(world: World) -> None:
                 ],
             )
         )
+
+
+# ---------------------------------------------------------------------------------------------- git hosting
+
+# The hosts of the world's git providers, and of a Forgejo the tests add, whose APIs the forge stand-in
+# answers (``forge_transport``).
+FORGE_HOSTS = ("api.github.com", "gitea.example.com", "gitlab.example.com", "code.example.org")
+GITHUB_WEBHOOK_SECRET = "whsec-mist-acme-2025"
+_forge: Forge | None = None
+_forge_lock = threading.Lock()
+
+
+def forge() -> Forge:
+    """The stand-in of the world's git hosts (GitHub's, Gitea's and GitLab's APIs on 127.0.0.1), started
+    once per process with the team's repositories: five on Gitea, none the GitLab token can see."""
+    global _forge
+    with _forge_lock:
+        if _forge is None:
+            serving = serve_forge()
+            started = serving.__enter__()
+            atexit.register(serving.__exit__, None, None, None)
+            started.repos["gitea"] = [
+                {"full_name": "shop/web", "private": True, "default_branch": "main"},
+                {"full_name": "shop/api", "private": True, "default_branch": "main"},
+                {"full_name": "blog/site", "private": False, "default_branch": "master"},
+                {"full_name": "int/metabase", "private": True, "default_branch": "main"},
+                {"full_name": "labs/exp", "private": False, "default_branch": "trunk"},
+            ]
+            started.repos["gitlab"] = []
+            started.branch_names.update(
+                {
+                    "shop/web": ("main", "feature/gift-cards", "fix/rounding"),
+                    "blog/site": ("master", "drafts"),
+                }
+            )
+            _forge = started
+    return _forge
+
+
+def forge_transport() -> httpx.AsyncBaseTransport:
+    """A transport for one provider client of the world's core: its hosts lead to the forge stand-in."""
+    return forge().transport(*FORGE_HOSTS)
+
+
+async def _seed_git_template(
+    base: tuple[Path, dict[str, str], dict[str, int]],
+) -> tuple[Path, dict[str, str], dict[str, int]]:
+    source, tokens, ids = base
+    data_dir = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    shutil.copytree(source, data_dir)
+    ids = dict(ids)
+    with fixed_randomness(13):
+        try:
+            _at(ago(days=58))
+            core = await Core.open(
+                CoreConfig(data_dir=data_dir, run_workers=False),
+                engine=ReadingsEngine(World(data_dir, {}, {})),  # type: ignore[arg-type]
+            )
+            core.credentials.transport = forge_transport
+            try:
+                await _seed_git(core, ids)
+            finally:
+                await core.close()
+        finally:
+            clock.reset()
+    return data_dir, dict(tokens), ids
+
+
+async def _seed_git(core: Core, ids: dict[str, int]) -> None:
+    """The team's git hosting, replayed in time order: Mist's public address, three providers (a Gitea
+    and a GitLab with tokens, a GitHub App), shop/api linked to its Gitea repository, and shop/web fetching
+    with a deploy key (its host key pinned by the first fetch), taking Gitea's webhooks and making previews
+    of pull requests; then the deliveries its webhook received, each handled by the core as it arrives."""
+    hosts = forge()
+
+    async def as_ada(when: datetime, step: Callable[[LocalMist], Awaitable[object]]) -> None:
+        _at(when)
+        async with _as(core, "ada") as view:
+            await step(view)
+
+    await as_ada(ago(days=58), lambda v: v.settings.set("public_url", "https://mist.example.com"))
+    await as_ada(
+        ago(days=55),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gitea", kind="gitea", url="https://gitea.example.com", token=hosts.gitea_token
+            )
+        ),
+    )
+    await as_ada(
+        ago(days=40),
+        lambda v: v.apps.set_source("shop/api", SourceChanges(provider="gitea", repo="shop/api")),
+    )
+    await as_ada(
+        ago(days=21),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gh",
+                kind="github",
+                app_id=hosts.github_app_id,
+                private_key=hosts.github_private_key_pem,
+                webhook_secret=GITHUB_WEBHOOK_SECRET,
+            )
+        ),
+    )
+
+    secret: list[str] = []
+
+    async def shop_web(view: LocalMist) -> None:
+        await view.apps.deploy_key("shop/web")
+        await view.apps.set_source(
+            "shop/web",
+            SourceChanges(
+                webhook_kind="gitea",
+                previews=PreviewSettings(enabled=True, env={"STRIPE_KEY": "sk_test_preview"}),
+            ),
+        )
+        source = await view.apps.source("shop/web", reveal=True)
+        assert source.webhook_secret is not None
+        secret.append(source.webhook_secret)
+
+    await as_ada(ago(days=10), shop_web)
+    app = await core.store.one(
+        "SELECT a.id, s.hook_id FROM apps a JOIN projects p ON p.id = a.project_id "
+        "JOIN app_sources s ON s.app_id = a.id WHERE p.name = 'shop' AND a.name = 'web'"
+    )
+    assert app is not None
+    _at(ago(days=9, hours=23))
+    host_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+    line = host_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    await core.credentials.pin_known_hosts(int(app["id"]), f"git.example.com {line}\n")
+    await as_ada(
+        ago(days=3),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gitlab", kind="gitlab", url="https://gitlab.example.com", token=hosts.gitlab_token
+            )
+        ),
+    )
+
+    feature = branch_sha("shop/web", "feature/gift-cards")
+    rounding = branch_sha("shop/web", "fix/rounding")
+    main = branch_sha("shop/web", "main")
+    deliveries: list[tuple[datetime, str, str, dict[str, Any], str]] = [
+        (
+            ago(days=6),
+            "push",
+            "d-1001",
+            push_payload(
+                "gitea", "shop/web", ref="refs/heads/feature/gift-cards", sha=feature, message="Gift cards"
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=5),
+            "pull_request",
+            "d-1002",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="opened",
+                number=12,
+                head_sha=feature,
+                head_ref="feature/gift-cards",
+                title="Gift cards",
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=3),
+            "pull_request",
+            "d-1003",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="opened",
+                number=14,
+                head_sha=rounding,
+                head_ref="fix/rounding",
+                title="Round totals at checkout",
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=2),
+            "push",
+            "d-1004",
+            push_payload("gitea", "shop/web", ref="refs/tags/v1.2", sha=main, message="Release 1.2"),
+            secret[0],
+        ),
+        (ago(hours=26), "push", "d-1005", push_payload("gitea", "shop/web", sha=main), "not the secret"),
+        (
+            ago(hours=20),
+            "push",
+            "d-1001",
+            push_payload(
+                "gitea", "shop/web", ref="refs/heads/feature/gift-cards", sha=feature, message="Gift cards"
+            ),
+            secret[0],
+        ),
+        (
+            ago(hours=3),
+            "pull_request",
+            "d-1006",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="synchronize",
+                number=14,
+                head_sha=rounding,
+                head_ref="fix/rounding",
+                title="Round totals at checkout",
+            ),
+            secret[0],
+        ),
+        (
+            ago(minutes=30),
+            "push",
+            "d-1007",
+            push_payload("gitea", "shop/web", sha=main, message="Show gift card balances"),
+            secret[0],
+        ),
+    ]
+    for when, event, delivery, payload, key in deliveries:
+        _at(when)
+        headers, body = sign_delivery("gitea", key, event, payload, delivery_id=delivery)
+        await core.gitops.receive(app["hook_id"], {k.lower(): v for k, v in headers.items()}, body)
+    pushed = await core.store.one(
+        "SELECT deployment_id FROM webhook_deliveries WHERE delivery_id = 'd-1007' AND outcome = 'deployed'"
+    )
+    assert pushed is not None, "the push to main was not deployed"
+    ids["pushed"] = int(pushed["deployment_id"])
