@@ -145,6 +145,7 @@ async def log_flood(rate: int, seconds: float) -> dict[str, float]:
         await open_app(pilot, tab="logs")
         view = app.screen.query_one("#app-logs").view  # type: ignore[attr-defined]
         await until(pilot, lambda: view.row_count >= 12)
+        await until(pilot, lambda: world.followers("shop/web"))
         base = view.buffer.end
         rss_before = PROCESS.memory_info().rss
 

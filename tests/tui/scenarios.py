@@ -246,6 +246,7 @@ async def _logs_search(pilot: Pilot) -> None:
 async def _logs_paused(pilot: Pilot) -> None:
     await logs_tab(pilot)
     world: World = pilot.app.world  # type: ignore[attr-defined]
+    await until(pilot, lambda: world.followers("shop/web"))
     for i in range(40):
         world.push_log(
             "shop/web",

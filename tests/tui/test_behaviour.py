@@ -427,6 +427,7 @@ async def test_scrolling_up_pauses_and_counts_new_lines_and_f_resumes():
         await open_app(pilot, tab="logs")
         panel = app.screen.query_one("#app-logs")
         view = panel.view
+        await until(pilot, lambda: app.world.followers("shop/web"))
         for i in range(60):
             app.world.push_log("shop/web", _line(i))
         await until(pilot, lambda: view.row_count == 72)

@@ -266,7 +266,13 @@ class World:
         return self._logs.setdefault(container, Follow())
 
     def push_log(self, app_ref: str, line: LogLine) -> None:
+        """Hand ``line`` to every follower of the app's logs open now (a line pushed before anyone
+        follows is not kept: wait for ``followers`` first)."""
         self.logs_of(f"mist-{app_ref.replace('/', '-')}").push(line)
+
+    def followers(self, app_ref: str) -> int:
+        """How many log followers of the app's container are open."""
+        return len(self.logs_of(f"mist-{app_ref.replace('/', '-')}")._queues)
 
     async def open(self, token: str | None) -> LocalMist:
         """A view for ``token`` of the core on this copy, opened in the running loop (the app's); closing the
