@@ -66,8 +66,9 @@ def git_app() -> MistApp:
     return make_app(new_world(git=True))
 
 
-async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the app run until ``predicate`` holds (workers finished, rows drawn...)."""
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Let the app run until ``predicate`` holds (workers finished, rows drawn...). The timeout is only a
+    ceiling for a state that never comes: a loaded two-core machine can take seconds to draw a screen."""
 
     def holds() -> bool:
         try:
