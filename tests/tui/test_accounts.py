@@ -268,6 +268,7 @@ async def test_deleting_a_user_names_their_projects_and_the_account_they_pass_to
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await goto(pilot, "users", 4)
+        users = app.screen
         await pilot.press("down", "down", "down")  # linus
         dialog = await form(pilot, "X")
         note = str(dialog.query_one(".dialog-message").render())
@@ -276,7 +277,7 @@ async def test_deleting_a_user_names_their_projects_and_the_account_they_pass_to
         assert str(dialog.query_one("#submit").label) == "Delete linus"
         dialog.query_one("#field-reassign_to").value = "grace"
         await pilot.click("#submit")
-        await until(pilot, lambda: "linus" not in rows(app.screen.table))
+        await until(pilot, lambda: "linus" not in rows(users.table))
         assert any("now belong to grace" in m for m in notifications(app))
         owners = {p.name: p.owner for p in (await app.api.projects.list()).items}
         assert owners["blog"] == owners["labs"] == "grace"
@@ -356,13 +357,14 @@ async def test_ending_another_session_asks_first_then_revokes_it():
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await goto(pilot, "sessions", 2)
-        current, laptop = rows(app.screen.table)
+        sessions = app.screen
+        current, laptop = rows(sessions.table)
         await pilot.press("down")
         confirm = await form(pilot, "X", name="ConfirmDialog")
         message = str(confirm.query_one(".dialog-message").render())
         assert "from 203.0.113.7" in message and "mist-cli/0.1 (Linux)" in message
         await pilot.press("y")
-        await until(pilot, lambda: rows(app.screen.table) == [current])
+        await until(pilot, lambda: rows(sessions.table) == [current])
         assert [str(s.id) for s in await app.api.sessions.list()] == [current]
 
 

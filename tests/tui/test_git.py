@@ -458,11 +458,12 @@ async def test_removing_a_provider_names_it_and_a_provider_in_use_is_refused_wit
         assert "gitea" in str(app.screen.query_one(".dialog-title").render())
         await pilot.press("y")
         await until(pilot, lambda: any("still use provider 'gitea' (shop/api)" in m for m in messages(app)))
+        providers = app.screen
         await pilot.press("down", "X")
         await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
         assert "gitlab" in str(app.screen.query_one(".dialog-message").render())
         await pilot.press("y")
-        await until(pilot, lambda: "gitlab" not in [str(k.value) for k in app.screen.table.rows])
+        await until(pilot, lambda: "gitlab" not in [str(k.value) for k in providers.table.rows])
         assert [p.name for p in await app.api.git.providers()] == ["gh", "gitea"]
 
 
