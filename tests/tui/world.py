@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -329,12 +330,46 @@ def _world_dir() -> Path:
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     if not test:
         return Path(tempfile.mkdtemp(dir=_BASE))
+    name = hashlib.sha256(test.encode()).hexdigest()[:12]
+    _claim(test, name)
     _opened[test] = n = _opened.get(test, 0) + 1
-    path = _STABLE / f"{hashlib.sha256(test.encode()).hexdigest()[:12]}-{n}"
+    path = _STABLE / f"{name}-{n}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    atexit.register(shutil.rmtree, path, True)
+    _held[test][1].append(path)
     return path
+
+
+# test id -> (the descriptor holding its lock, its worlds' directories)
+_held: dict[str, tuple[int, list[Path]]] = {}
+
+
+def _claim(test: str, name: str) -> None:
+    """Hold the directories of ``test``'s worlds against another process running the same test: every
+    checkout's suite on this machine names them alike, and one would delete the other's data under it.
+    Waits for the other to finish that test; the directories of this process's earlier tests, which have
+    finished, are removed and let go."""
+    for other in [t for t in _held if t != test]:
+        _release(other)
+    if test in _held:
+        return
+    _STABLE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_STABLE / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held[test] = (fd, [])
+
+
+def _release(test: str) -> None:
+    fd, paths = _held.pop(test)
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    os.close(fd)  # lets go of the lock
+
+
+@atexit.register
+def _release_all() -> None:
+    for test in list(_held):
+        _release(test)
 
 
 def new_world(*, git: bool = False) -> World:
