@@ -1,6 +1,7 @@
 """How the terminal app holds up: the dashboard with 10,000 apps (first paint, a filter keystroke), the log
 view under a flood of lines, and the CPU the app uses while idle. Headless (``App.run_test``), in this
-process, on the TUI's fake API so only the TUI is measured. Time runs 60 times faster for the app than
+process, on the seeded real core of the TUI tests (``tests/tui/world.py``: a SQLite file, fixed engine readings,
+the extra apps written straight into its store), as a user of the embedded core would have it. Time runs 60 times faster for the app than
 for the wall clock, so every relative time on screen changes at each one-second tick and its redraws are
 part of what is measured. Prints figures beside a baseline from the same run; asserts nothing.
 
@@ -24,14 +25,14 @@ sys.path.insert(0, str(ROOT))
 import psutil  # noqa: E402
 
 from mist_core.models import LogLine  # noqa: E402
-from tests.tui.fake_api import NOW, FakeMist  # noqa: E402
-from tests.tui.scenarios import SIZE, make_fake_app, on_dashboard, open_app, until  # noqa: E402
+from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until  # noqa: E402
+from tests.tui.world import NOW, World, add_apps, new_world  # noqa: E402
 
 PROCESS = psutil.Process()
 
 
 def live_clock(app, speed: float = 60.0) -> None:
-    """Make time pass for ``app``, ``speed`` times faster than the wall clock (from the fake's ``NOW``), so
+    """Make time pass for ``app``, ``speed`` times faster than the wall clock (from the world's ``NOW``), so
     every relative time on screen changes at each one-second tick and the tick's redraws are measured."""
     started = time.perf_counter()
     app.clock = lambda: NOW + timedelta(seconds=(time.perf_counter() - started) * speed)
@@ -76,20 +77,33 @@ async def painted(
     raise TimeoutError(f"no paint showed {rows} rows")
 
 
+def world_with(apps: int) -> World:
+    """The seeded world plus ``apps`` more apps (``labs/svc00000``...)."""
+    world = new_world()
+    if apps:
+        add_apps(world, apps)
+    return world
+
+
 async def dashboard(apps: int) -> dict[str, float]:
-    fake = FakeMist(extra_apps=apps)
-    total = len(fake.data.apps)
+    world = world_with(apps)
     last_page: list[float] = []
-    list_apps = fake.apps.list
+    pages: list[int] = []
 
-    async def timed_list(**kwargs):
-        page = await list_apps(**kwargs)
-        if page.next_offset is None:
-            last_page.append(time.perf_counter())
-        return page
+    def time_last_page(view) -> None:
+        list_apps = view.apps.list
 
-    fake.apps.list = timed_list  # type: ignore[method-assign]
-    app = make_fake_app(fake)
+        async def timed_list(**kwargs):
+            page = await list_apps(**kwargs)
+            pages.append(page.total)
+            if page.next_offset is None:
+                last_page.append(time.perf_counter())
+            return page
+
+        view.apps.list = timed_list
+
+    world.on_open(time_last_page)
+    app = make_app(world)
     live_clock(app)
     paints = watch_paints(app)
     async with app.run_test(size=SIZE) as pilot:
@@ -97,6 +111,7 @@ async def dashboard(apps: int) -> dict[str, float]:
         screen = app.screen
         while not last_page:
             await asyncio.sleep(0.001)
+        total = pages[-1]
         paint = await painted(paints, last_page[0], total, timeout=30) - last_page[0]
 
         await pilot.press("slash")
@@ -123,13 +138,14 @@ async def dashboard(apps: int) -> dict[str, float]:
 
 
 async def log_flood(rate: int, seconds: float) -> dict[str, float]:
-    fake = FakeMist()
-    app = make_fake_app(fake)
+    world = new_world()
+    app = make_app(world)
     live_clock(app)
     async with app.run_test(size=SIZE) as pilot:
         await open_app(pilot, tab="logs")
         view = app.screen.query_one("#app-logs").view  # type: ignore[attr-defined]
         await until(pilot, lambda: view.row_count >= 12)
+        await until(pilot, lambda: world.followers("shop/web"))
         base = view.buffer.end
         rss_before = PROCESS.memory_info().rss
 
@@ -152,7 +168,7 @@ async def log_flood(rate: int, seconds: float) -> dict[str, float]:
             while (elapsed := time.perf_counter() - started) < seconds:
                 due = int(elapsed * rate)
                 for i in range(pushed, due):
-                    fake.push_log(
+                    world.push_log(
                         "shop/web",
                         LogLine(
                             ts=NOW + timedelta(microseconds=i),
@@ -191,7 +207,7 @@ def cpu_seconds() -> float:
 
 
 async def idle_dashboard(apps: int, seconds: float) -> float:
-    app = make_fake_app(FakeMist(extra_apps=apps))
+    app = make_app(world_with(apps))
     live_clock(app)
     async with app.run_test(size=SIZE) as pilot:
         await on_dashboard(pilot)

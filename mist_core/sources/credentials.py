@@ -12,6 +12,10 @@ from ..secrets import SecretBox
 from ..store import Row, Store
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
     from ..providers import ProviderClient
 
 log = logging.getLogger("mist.git")
@@ -22,6 +26,10 @@ class SourceCredentials:
         self.store = store
         self.secrets = secrets
         self._clients: dict[int, ProviderClient] = {}
+        # How provider clients reach their hosts: None is the network. Tests set a maker of transports that
+        # send a provider's address to a local stand-in of its API, as a hosts file would (one per client,
+        # since closing a client closes its transport).
+        self.transport: Callable[[], httpx.AsyncBaseTransport] | None = None
 
     def _open(self, value: str, binding: str) -> str:
         return self.secrets.open(value, bound_to=binding)
@@ -36,6 +44,9 @@ class SourceCredentials:
 
     # ------------------------------------------------------------------------------------------ providers
 
+    def _transport(self) -> httpx.AsyncBaseTransport | None:
+        return self.transport() if self.transport is not None else None
+
     def client_for(self, row: Row) -> ProviderClient:
         if (cached := self._clients.get(int(row["id"]))) is not None:
             return cached
@@ -49,15 +60,24 @@ class SourceCredentials:
                 self._open(row["key_sealed"], f"provider:{pid}:key"),
                 row["installation_id"],
                 api_url=row["api_url"],
+                transport=self._transport(),
             )
         elif row["kind"] == "gitlab":
             from ..providers.gitlab import GitLab
 
-            client = GitLab(row["api_url"], self._open(row["token_sealed"], f"provider:{pid}:token"))
+            client = GitLab(
+                row["api_url"],
+                self._open(row["token_sealed"], f"provider:{pid}:token"),
+                transport=self._transport(),
+            )
         else:
             from ..providers.gitea import Gitea
 
-            client = Gitea(row["api_url"], self._open(row["token_sealed"], f"provider:{pid}:token"))
+            client = Gitea(
+                row["api_url"],
+                self._open(row["token_sealed"], f"provider:{pid}:token"),
+                transport=self._transport(),
+            )
         self._clients[pid] = client
         return client
 

@@ -36,6 +36,7 @@ from functools import cache
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
+import httpx
 import jwt
 import uvicorn
 from cryptography.hazmat.primitives import serialization
@@ -135,6 +136,7 @@ class Forge:
     gitlab_token: str = "glpat-standin-0123456789abcdef"
     gitea_token: str = "0123456789abcdef0123456789abcdef01234567"
     repos: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    branch_names: dict[str, tuple[str, ...]] = field(default_factory=dict)  # repo -> its own branches
     statuses: list[dict[str, Any]] = field(default_factory=list)
     comments: dict[int, Comment] = field(default_factory=dict)
     installation_tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (epoch seconds)
@@ -175,7 +177,14 @@ class Forge:
 
     def branches(self, repo: str) -> list[tuple[str, str]]:
         """(name, sha) of every branch the stand-in lists for ``repo``."""
-        return [(name, branch_sha(repo, name)) for name in BRANCH_NAMES]
+        return [(name, branch_sha(repo, name)) for name in self.branch_names.get(repo, BRANCH_NAMES)]
+
+    def transport(self, *hosts: str) -> httpx.AsyncBaseTransport:
+        """An httpx transport that sends requests for ``hosts`` (``api.github.com``, ``gitea.example.com``...)
+        to this stand-in, as a hosts file pointing them at 127.0.0.1 would, and every other request out as
+        usual: a client keeps its provider's own address (and the screens that show it stay the same on every
+        run) while it talks to the stand-in."""
+        return _HostsTransport(httpx.URL(self.url), frozenset(hosts))
 
     def calls_to(
         self, method: str | None = None, path: str | None = None, provider: str | None = None
@@ -230,6 +239,21 @@ class Forge:
             )
         )
         return body
+
+
+class _HostsTransport(httpx.AsyncHTTPTransport):
+    def __init__(self, target: httpx.URL, hosts: frozenset[str]) -> None:
+        super().__init__()
+        self._target = target
+        self._hosts = hosts
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host in self._hosts:
+            # The Host header keeps the provider's name; only the connection goes to the stand-in.
+            request.url = request.url.copy_with(
+                scheme=self._target.scheme, host=self._target.host, port=self._target.port
+            )
+        return await super().handle_async_request(request)
 
 
 # --- shapes from the providers' documentation -------------------------------------------------------------

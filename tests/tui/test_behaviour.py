@@ -11,9 +11,8 @@ from mist_core.models import AppChanges
 from mist_tui.config import Config, Target
 from mist_tui.widgets.line_table import Cell, Column, LineTable
 from mist_tui.widgets.log_view import LogEntry, LogView
-from tests.tui.fake_api import FakeMist
-from tests.tui.scenarios import SIZE, make_app, make_fake_app, on_dashboard, open_app, until
-from tests.tui.world import NOW, PASSWORD, empty_world, new_world
+from tests.tui.scenarios import SIZE, make_app, on_dashboard, open_app, until
+from tests.tui.world import NOW, PASSWORD, add_apps, empty_world, new_world
 
 
 def rows(table) -> list[str]:
@@ -76,20 +75,25 @@ async def test_a_deleted_app_event_removes_its_row():
 
 
 async def test_dashboard_pages_through_ten_thousand_apps_500_at_a_time():
-    fake = FakeMist(extra_apps=10_000)
+    world = new_world()
+    add_apps(world, 10_000)  # written straight into the store: the core then holds 10,008 apps
+    app = make_app(world)
     calls: list[tuple[int, int]] = []
-    original = fake.apps.list
 
-    async def counting_list(**kw):
-        calls.append((kw.get("limit"), kw.get("offset")))
-        return await original(**kw)
+    def count_pages(view) -> None:
+        list_apps = view.apps.list
 
-    fake.apps.list = counting_list  # type: ignore[method-assign]
-    app = make_fake_app(fake)  # ten thousand apps: a stand-in's list, to count the pages asked for
+        async def counted(**kw):
+            calls.append((kw.get("limit"), kw.get("offset")))
+            return await list_apps(**kw)
+
+        view.apps.list = counted
+
+    world.on_open(count_pages)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: type(app.screen).__name__ == "DashboardScreen")
         await until(
-            pilot, lambda: app.screen.table.row_count == 10_008 and not app.screen._loading, timeout=30
+            pilot, lambda: app.screen.table.row_count == 10_008 and not app.screen._loading, timeout=60
         )
         assert {limit for limit, _ in calls} == {500}
         assert len(calls) == 21
@@ -423,6 +427,7 @@ async def test_scrolling_up_pauses_and_counts_new_lines_and_f_resumes():
         await open_app(pilot, tab="logs")
         panel = app.screen.query_one("#app-logs")
         view = panel.view
+        await until(pilot, lambda: app.world.followers("shop/web"))
         for i in range(60):
             app.world.push_log("shop/web", _line(i))
         await until(pilot, lambda: view.row_count == 72)

@@ -12,7 +12,7 @@ from mist_tui.config import Config, Credentials
 from mist_tui.format import human_age, human_bytes, human_duration, parse_size, short_sha
 from mist_tui.widgets.log_view import LogBuffer, LogEntry, clean
 from mist_tui.widgets.server_strip import proxy_text
-from tests.tui.fake_api import NOW
+from tests.tui.world import NOW
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -47,15 +49,26 @@ from mist_core.models import (
     ContainerStats,
     DeploymentState,
     DomainSettings,
+    GitProviderSpec,
     HealthCheck,
     LogLine,
     MetricsSample,
+    PreviewSettings,
+    SourceChanges,
     StepTiming,
     SystemSample,
     UserChanges,
 )
 from mist_core.store import ts
 from mist_core.tls.acme_client import IssuedCertificate
+from tests.standins.forge import (
+    Forge,
+    branch_sha,
+    pull_request_payload,
+    push_payload,
+    serve_forge,
+    sign_delivery,
+)
 
 NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery staple"  # every account's password
@@ -237,20 +250,30 @@ class World:
     """One copy of the seeded data directory, and the readings its core sees."""
 
     data_dir: Path
-    tokens: dict[str, str]  # username -> an access token of that user's seeded session
+    # username -> an access token of that user's seeded session; "totp:grace" and "recovery:grace": her
+    # two-factor secret and one of her recovery codes
+    tokens: dict[str, str]
     ids: dict[str, int]  # deployments worth opening: "building" (shop/api), "metabase" (failed)
     containers: list[ContainerInfo] = field(default_factory=list)
     container_logs: dict[str, list[LogLine]] = field(default_factory=dict)
     samples: list[MetricsSample] = field(default_factory=list)
     metrics: Follow = field(default_factory=Follow)
     _logs: dict[str, Follow] = field(default_factory=dict)
+    _hooks: list[Callable[[LocalMist], None]] = field(default_factory=list)
+    git: bool = False  # its providers' APIs are the forge stand-in's (``forge()``)
     core: Core | None = None
 
     def logs_of(self, container: str) -> Follow:
         return self._logs.setdefault(container, Follow())
 
     def push_log(self, app_ref: str, line: LogLine) -> None:
+        """Hand ``line`` to every follower of the app's logs open now (a line pushed before anyone
+        follows is not kept: wait for ``followers`` first)."""
         self.logs_of(f"mist-{app_ref.replace('/', '-')}").push(line)
+
+    def followers(self, app_ref: str) -> int:
+        """How many log followers of the app's container are open."""
+        return len(self.logs_of(f"mist-{app_ref.replace('/', '-')}")._queues)
 
     async def open(self, token: str | None) -> LocalMist:
         """A view for ``token`` of the core on this copy, opened in the running loop (the app's); closing the
@@ -262,6 +285,8 @@ class World:
             engine=ReadingsEngine(self),  # type: ignore[arg-type]
         )
         core.sampler = FixedSampler(self)  # type: ignore[assignment]
+        if self.git:
+            core.credentials.transport = forge_transport
         self.core = core
         view = core.api(token, source="unix", user_agent="mist-tui/0.1")
         close_view = view.close
@@ -272,7 +297,13 @@ class World:
                 await self.close()
 
         view.close = close  # type: ignore[method-assign]
+        for hook in self._hooks:
+            hook(view)
         return view
+
+    def on_open(self, hook: Callable[[LocalMist], None]) -> None:
+        """Hand every view opened from now on to ``hook`` (which may wrap a call to count or time it)."""
+        self._hooks.append(hook)
 
     async def close(self) -> None:
         core, self.core = self.core, None
@@ -290,6 +321,7 @@ atexit.register(shutil.rmtree, _BASE, True)
 _STABLE = Path(tempfile.gettempdir()) / "mist-tui-worlds"
 _opened: dict[str, int] = {}
 _template: tuple[Path, dict[str, str], dict[str, int]] | None = None
+_git_template: tuple[Path, dict[str, str], dict[str, int]] | None = None
 _template_lock = threading.Lock()
 
 
@@ -298,24 +330,62 @@ def _world_dir() -> Path:
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     if not test:
         return Path(tempfile.mkdtemp(dir=_BASE))
+    name = hashlib.sha256(test.encode()).hexdigest()[:12]
+    _claim(test, name)
     _opened[test] = n = _opened.get(test, 0) + 1
-    path = _STABLE / f"{hashlib.sha256(test.encode()).hexdigest()[:12]}-{n}"
+    path = _STABLE / f"{name}-{n}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
-    atexit.register(shutil.rmtree, path, True)
+    _held[test][1].append(path)
     return path
 
 
-def new_world() -> World:
-    """A fresh copy of the seeded world (seeded on first use in this process)."""
-    global _template
+# test id -> (the descriptor holding its lock, its worlds' directories)
+_held: dict[str, tuple[int, list[Path]]] = {}
+
+
+def _claim(test: str, name: str) -> None:
+    """Hold the directories of ``test``'s worlds against another process running the same test: every
+    checkout's suite on this machine names them alike, and one would delete the other's data under it.
+    Waits for the other to finish that test; the directories of this process's earlier tests, which have
+    finished, are removed and let go."""
+    for other in [t for t in _held if t != test]:
+        _release(other)
+    if test in _held:
+        return
+    _STABLE.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_STABLE / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _held[test] = (fd, [])
+
+
+def _release(test: str) -> None:
+    fd, paths = _held.pop(test)
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    os.close(fd)  # lets go of the lock
+
+
+@atexit.register
+def _release_all() -> None:
+    for test in list(_held):
+        _release(test)
+
+
+def new_world(*, git: bool = False) -> World:
+    """A fresh copy of the seeded world (seeded on first use in this process); with ``git``, the world
+    after its team also set up git hosting (``_seed_git``): providers on the forge stand-in, shop/web's
+    deploy key, webhook deliveries and previews, shop/api linked to a provider's repository."""
+    global _template, _git_template
     with _template_lock:
         if _template is None:
             _template = _in_thread(_seed_template)
-    source, tokens, ids = _template
+        if git and _git_template is None:
+            _git_template = _in_thread(lambda: _seed_git_template(_template))
+    source, tokens, ids = _git_template if git else _template  # type: ignore[misc]
     copy = _world_dir() / "data"
     shutil.copytree(source, copy)
-    world = World(copy, dict(tokens), dict(ids))
+    world = World(copy, dict(tokens), dict(ids), git=git)
     _readings(world)
     return world
 
@@ -325,6 +395,53 @@ def empty_world() -> World:
     world = World(_world_dir() / "data", {}, {})
     _readings(world)
     return world
+
+
+def record_calls(world: World, *operations: str) -> list[tuple[Any, ...]]:
+    """The calls the TUI makes to ``operations`` ("auth.login", "tokens.create"...) on every view of
+    ``world`` opened from now on, each as (operation, *arguments, **keyword values in order), recorded as the
+    call reaches the core, which then answers it as ever."""
+    calls: list[tuple[Any, ...]] = []
+
+    def wrap(view: LocalMist) -> None:
+        for operation in operations:
+            part, method = operation.split(".")
+            target = getattr(getattr(view, part), method)
+
+            async def recorded(*args: Any, _op: str = operation, _call: Any = target, **kwargs: Any) -> Any:
+                calls.append((_op, *args, *kwargs.values()))
+                return await _call(*args, **kwargs)
+
+            setattr(getattr(view, part), method, recorded)
+
+    world.on_open(wrap)
+    return calls
+
+
+def add_apps(world: World, count: int, project: str = "labs") -> None:
+    """``count`` more apps in ``project`` (``svc00000``, ``svc00001``...), each a copy of its first app's
+    spec, written straight into the world's store in one transaction: as many apps as a big instance holds,
+    without creating them one API call at a time."""
+
+    async def add() -> None:
+        core = await Core.open(
+            CoreConfig(data_dir=world.data_dir, run_workers=False),
+            engine=ReadingsEngine(world),  # type: ignore[arg-type]
+        )
+        try:
+            async with core.store.write() as w:
+                await w.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?) "
+                    "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) "
+                    "SELECT a.project_id, printf('svc%05d', n.i), a.spec, 'new', a.created_at, a.updated_at "
+                    "FROM n, (SELECT a.* FROM apps a JOIN projects p ON p.id = a.project_id "
+                    "WHERE p.name = ? ORDER BY a.id LIMIT 1) a",
+                    (count, project),
+                )
+        finally:
+            await core.close()
+
+    _in_thread(add)
 
 
 def _in_thread(make: Any) -> Any:
@@ -714,7 +831,8 @@ def _timeline(core: Core, ids: dict[str, int], tokens: dict[str, str]) -> list[S
 
     async def grace_2fa(view: LocalMist) -> None:
         enrollment = await view.auth.totp_setup()
-        await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        recovery = await view.auth.totp_enable(totp.totp_now(enrollment.secret))
+        tokens["totp:grace"], tokens["recovery:grace"] = enrollment.secret, recovery.codes[0]
         grace.append(view)
 
     async def grace_deploys(_: LocalMist) -> None:
@@ -883,3 +1001,235 @@ def _readings(world: World) -> None:
                 ],
             )
         )
+
+
+# ---------------------------------------------------------------------------------------------- git hosting
+
+# The hosts of the world's git providers, and of a Forgejo the tests add, whose APIs the forge stand-in
+# answers (``forge_transport``).
+FORGE_HOSTS = ("api.github.com", "gitea.example.com", "gitlab.example.com", "code.example.org")
+GITHUB_WEBHOOK_SECRET = "whsec-mist-acme-2025"
+_forge: Forge | None = None
+_forge_lock = threading.Lock()
+
+
+def forge() -> Forge:
+    """The stand-in of the world's git hosts (GitHub's, Gitea's and GitLab's APIs on 127.0.0.1), started
+    once per process with the team's repositories: five on Gitea, none the GitLab token can see."""
+    global _forge
+    with _forge_lock:
+        if _forge is None:
+            serving = serve_forge()
+            started = serving.__enter__()
+            atexit.register(serving.__exit__, None, None, None)
+            started.repos["gitea"] = [
+                {"full_name": "shop/web", "private": True, "default_branch": "main"},
+                {"full_name": "shop/api", "private": True, "default_branch": "main"},
+                {"full_name": "blog/site", "private": False, "default_branch": "master"},
+                {"full_name": "int/metabase", "private": True, "default_branch": "main"},
+                {"full_name": "labs/exp", "private": False, "default_branch": "trunk"},
+            ]
+            started.repos["gitlab"] = []
+            started.branch_names.update(
+                {
+                    "shop/web": ("main", "feature/gift-cards", "fix/rounding"),
+                    "blog/site": ("master", "drafts"),
+                }
+            )
+            _forge = started
+    return _forge
+
+
+def forge_transport() -> httpx.AsyncBaseTransport:
+    """A transport for one provider client of the world's core: its hosts lead to the forge stand-in."""
+    return forge().transport(*FORGE_HOSTS)
+
+
+async def _seed_git_template(
+    base: tuple[Path, dict[str, str], dict[str, int]],
+) -> tuple[Path, dict[str, str], dict[str, int]]:
+    source, tokens, ids = base
+    data_dir = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    shutil.copytree(source, data_dir)
+    ids = dict(ids)
+    with fixed_randomness(13):
+        try:
+            _at(ago(days=58))
+            core = await Core.open(
+                CoreConfig(data_dir=data_dir, run_workers=False),
+                engine=ReadingsEngine(World(data_dir, {}, {})),  # type: ignore[arg-type]
+            )
+            core.credentials.transport = forge_transport
+            try:
+                await _seed_git(core, ids)
+            finally:
+                await core.close()
+        finally:
+            clock.reset()
+    return data_dir, dict(tokens), ids
+
+
+async def _seed_git(core: Core, ids: dict[str, int]) -> None:
+    """The team's git hosting, replayed in time order: Mist's public address, three providers (a Gitea
+    and a GitLab with tokens, a GitHub App), shop/api linked to its Gitea repository, and shop/web fetching
+    with a deploy key (its host key pinned by the first fetch), taking Gitea's webhooks and making previews
+    of pull requests; then the deliveries its webhook received, each handled by the core as it arrives."""
+    hosts = forge()
+
+    async def as_ada(when: datetime, step: Callable[[LocalMist], Awaitable[object]]) -> None:
+        _at(when)
+        async with _as(core, "ada") as view:
+            await step(view)
+
+    await as_ada(ago(days=58), lambda v: v.settings.set("public_url", "https://mist.example.com"))
+    await as_ada(
+        ago(days=55),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gitea", kind="gitea", url="https://gitea.example.com", token=hosts.gitea_token
+            )
+        ),
+    )
+    await as_ada(
+        ago(days=40),
+        lambda v: v.apps.set_source("shop/api", SourceChanges(provider="gitea", repo="shop/api")),
+    )
+    await as_ada(
+        ago(days=21),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gh",
+                kind="github",
+                app_id=hosts.github_app_id,
+                private_key=hosts.github_private_key_pem,
+                webhook_secret=GITHUB_WEBHOOK_SECRET,
+            )
+        ),
+    )
+
+    secret: list[str] = []
+
+    async def shop_web(view: LocalMist) -> None:
+        await view.apps.deploy_key("shop/web")
+        await view.apps.set_source(
+            "shop/web",
+            SourceChanges(
+                webhook_kind="gitea",
+                previews=PreviewSettings(enabled=True, env={"STRIPE_KEY": "sk_test_preview"}),
+            ),
+        )
+        source = await view.apps.source("shop/web", reveal=True)
+        assert source.webhook_secret is not None
+        secret.append(source.webhook_secret)
+
+    await as_ada(ago(days=10), shop_web)
+    app = await core.store.one(
+        "SELECT a.id, s.hook_id FROM apps a JOIN projects p ON p.id = a.project_id "
+        "JOIN app_sources s ON s.app_id = a.id WHERE p.name = 'shop' AND a.name = 'web'"
+    )
+    assert app is not None
+    _at(ago(days=9, hours=23))
+    host_key = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(range(32))).public_key()
+    line = host_key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    await core.credentials.pin_known_hosts(int(app["id"]), f"git.example.com {line}\n")
+    await as_ada(
+        ago(days=3),
+        lambda v: v.git.add_provider(
+            GitProviderSpec(
+                name="gitlab", kind="gitlab", url="https://gitlab.example.com", token=hosts.gitlab_token
+            )
+        ),
+    )
+
+    feature = branch_sha("shop/web", "feature/gift-cards")
+    rounding = branch_sha("shop/web", "fix/rounding")
+    main = branch_sha("shop/web", "main")
+    deliveries: list[tuple[datetime, str, str, dict[str, Any], str]] = [
+        (
+            ago(days=6),
+            "push",
+            "d-1001",
+            push_payload(
+                "gitea", "shop/web", ref="refs/heads/feature/gift-cards", sha=feature, message="Gift cards"
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=5),
+            "pull_request",
+            "d-1002",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="opened",
+                number=12,
+                head_sha=feature,
+                head_ref="feature/gift-cards",
+                title="Gift cards",
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=3),
+            "pull_request",
+            "d-1003",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="opened",
+                number=14,
+                head_sha=rounding,
+                head_ref="fix/rounding",
+                title="Round totals at checkout",
+            ),
+            secret[0],
+        ),
+        (
+            ago(days=2),
+            "push",
+            "d-1004",
+            push_payload("gitea", "shop/web", ref="refs/tags/v1.2", sha=main, message="Release 1.2"),
+            secret[0],
+        ),
+        (ago(hours=26), "push", "d-1005", push_payload("gitea", "shop/web", sha=main), "not the secret"),
+        (
+            ago(hours=20),
+            "push",
+            "d-1001",
+            push_payload(
+                "gitea", "shop/web", ref="refs/heads/feature/gift-cards", sha=feature, message="Gift cards"
+            ),
+            secret[0],
+        ),
+        (
+            ago(hours=3),
+            "pull_request",
+            "d-1006",
+            pull_request_payload(
+                "gitea",
+                "shop/web",
+                action="synchronize",
+                number=14,
+                head_sha=rounding,
+                head_ref="fix/rounding",
+                title="Round totals at checkout",
+            ),
+            secret[0],
+        ),
+        (
+            ago(minutes=30),
+            "push",
+            "d-1007",
+            push_payload("gitea", "shop/web", sha=main, message="Show gift card balances"),
+            secret[0],
+        ),
+    ]
+    for when, event, delivery, payload, key in deliveries:
+        _at(when)
+        headers, body = sign_delivery("gitea", key, event, payload, delivery_id=delivery)
+        await core.gitops.receive(app["hook_id"], {k.lower(): v for k, v in headers.items()}, body)
+    pushed = await core.store.one(
+        "SELECT deployment_id FROM webhook_deliveries WHERE delivery_id = 'd-1007' AND outcome = 'deployed'"
+    )
+    assert pushed is not None, "the push to main was not deployed"
+    ids["pushed"] = int(pushed["deployment_id"])
