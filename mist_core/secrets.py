@@ -101,6 +101,10 @@ SEALED: tuple[SealedColumn | SealedInDocument, ...] = (
     ),
     SealedColumn("app_sources", "key_sealed", ("app_id",), "source:{app_id}:key", "key_sealed IS NOT NULL"),
     SealedColumn("app_sources", "secret_sealed", ("app_id",), "source:{app_id}:secret"),
+    # A backup destination's S3 keys.
+    SealedColumn(
+        "backup_destinations", "credentials", ("id",), "backup-destination:{id}", "credentials IS NOT NULL"
+    ),
 )
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .. import validate
 from ..errors import Conflict, EngineUnavailable, MistError, NotFound
 from ..models import ContainerInfo, ContainerStats, LogLine, Volume
+from . import oneoff
 from . import stats as stats_math
 from .client import DockerAPIError, EngineConnection, interrupt
 from .streams import JsonLinesDecoder, LogDecoder, StreamHub, parse_log_line
@@ -546,6 +547,42 @@ class Engine:
                 field="volumes",
             )
         return created
+
+    @_refusals
+    async def remove_volume(self, name: str, owner: dict[str, str]) -> None:
+        """Remove a volume Mist made for ``owner`` (labels). A missing one is not an error; one that is not
+        Mist's is refused, and so is one a container still uses (naming the containers)."""
+        found = await self._volume_labels(name)
+        if found is None:
+            return
+        if not self._owned_by(found, owner):
+            raise Conflict(
+                f"Docker volume {name} was not made by Mist for this project: Mist leaves it alone"
+            )
+        users = await self.containers_using(name)
+        if users:
+            raise Conflict(f"Docker volume {name} is used by {', '.join(users)}: remove them first")
+        try:
+            await self._call(lambda api: api.remove_volume(name))
+        except DockerAPIError as error:
+            if error.status != 404:
+                raise
+
+    @_refusals
+    async def containers_using(self, volume: str, *, running: bool = False) -> list[str]:
+        """The names of the containers (running ones only with ``running``) that mount Docker volume
+        ``volume``."""
+        rows = await self._containers(all=not running, volume=[volume])
+        return sorted((row.get("Names") or ["/" + row["Id"][:12]])[0].lstrip("/") for row in rows)
+
+    @_refusals
+    async def one_off(self, spec: oneoff.OneOffSpec) -> oneoff.OneOff:
+        """Create a short-lived container (labelled as Mist's) attached to its streams, not yet started: a
+        backup's dump or a restore runs in one."""
+        labels = {**spec.labels, LABEL_MANAGED: "true"}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
+        return await oneoff.create(self, spec, labels)
 
     # ------------------------------------------------------------------------------------------ containers
 

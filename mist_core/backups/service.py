@@ -1,0 +1,850 @@
+"""The backup service: makes, verifies, restores and deletes backups, keeps destinations and schedules, and
+runs the schedules.
+
+A backup is a dump streamed out of a short-lived container (``subjects``), packed on the way (``archive``:
+gzip, optional encryption, sha256) and written to a destination (``destinations``), one bounded chunk at a
+time in a worker thread. A restore streams the other way into a container's stdin. A backup counts as proven
+once a verification restored it into a throw-away volume and found there what the dump held.
+
+Runs, verifications and restores take as long as the data: they start here and go on in the background; the
+backup's record says how each one is going and how it ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .. import validate
+from ..engine import LABEL_INSTANCE, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROJECT_UID, LABEL_VOLUME, Engine
+from ..engine.oneoff import OneOff
+from ..errors import Conflict, InvalidInput, MistError, NotFound
+from ..models import (
+    Backup,
+    BackupDestination,
+    BackupDestinationSpec,
+    BackupRetention,
+    BackupSchedule,
+    BackupScheduleSpec,
+)
+from ..secrets import SecretBox
+from ..store import Store, now, parse_ts, ts
+from . import retention
+from .archive import CorruptBackup, Packer, TarManifest, Unpacker, compare_manifests, decode_manifest
+from .destinations import Destination, LocalDirectory, ObjectWriter, S3Bucket
+from .keys import BackupKeys
+from .subjects import LABEL_BACKUP, VolumeSubject
+
+log = logging.getLogger("mist.backups")
+T = TypeVar("T")
+
+SCHEDULE_POLL = 30.0  # how often due schedules are looked for (a new schedule wakes the loop at once)
+LEASE = timedelta(minutes=5)  # a claimed schedule's lease, renewed while its backup runs
+HEARTBEAT = 60.0
+
+BACKUP_COLUMNS = (
+    "b.id, p.name AS project, b.subject_kind, b.subject_name, d.name AS destination, b.state, b.started_at, "
+    "b.finished_at, b.size, b.raw_size, b.checksum, b.key_id, b.exit_status, b.error, b.schedule_id, "
+    "b.verified, b.verified_at, b.verify_detail, b.restore_state, b.restore_target, b.restored_at, "
+    "b.restore_detail"
+)
+BACKUP_SELECT = (
+    f"SELECT {BACKUP_COLUMNS} FROM backups b JOIN projects p ON p.id = b.project_id "
+    "LEFT JOIN backup_destinations d ON d.id = b.destination_id"
+)
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    id: int
+    name: str
+    uid: str
+    unscoped_volumes: bool = False
+
+
+def backup_from_row(row: Any) -> Backup:
+    return Backup(
+        id=row["id"],
+        project=row["project"],
+        kind=row["subject_kind"],
+        name=row["subject_name"],
+        destination=row["destination"],
+        state=row["state"],
+        started_at=_at(row["started_at"]),
+        finished_at=parse_ts(row["finished_at"]),
+        size=row["size"],
+        raw_size=row["raw_size"],
+        checksum=row["checksum"],
+        encrypted=row["key_id"] is not None,
+        exit_status=row["exit_status"],
+        error=row["error"],
+        schedule_id=row["schedule_id"],
+        verified=row["verified"],
+        verified_at=parse_ts(row["verified_at"]),
+        verify_detail=row["verify_detail"],
+        restore_state=row["restore_state"],
+        restore_target=row["restore_target"],
+        restored_at=parse_ts(row["restored_at"]),
+        restore_detail=row["restore_detail"],
+    )
+
+
+def destination_from_row(row: Any) -> BackupDestination:
+    config = json.loads(row["config"])
+    return BackupDestination(
+        name=row["name"],
+        kind=row["kind"],
+        path=config.get("path"),
+        endpoint=config.get("endpoint"),
+        bucket=config.get("bucket"),
+        region=config.get("region"),
+        prefix=config.get("prefix") or "",
+        encrypt=bool(row["encrypt"]),
+        has_credentials=row["credentials"] is not None,
+        created_at=_at(row["created_at"]),
+    )
+
+
+def _at(value: str) -> datetime:
+    moment = parse_ts(value)
+    assert moment is not None
+    return moment
+
+
+def next_run(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first time of ``cron`` (read in ``timezone``) after ``after``, in UTC."""
+    from croniter import croniter
+
+    zone = ZoneInfo(timezone)
+    nxt: datetime = croniter(cron, after.astimezone(zone)).get_next(datetime)
+    return nxt.astimezone(after.tzinfo)
+
+
+def _check_schedule(spec: BackupScheduleSpec) -> None:
+    from croniter import croniter
+
+    if not croniter.is_valid(spec.cron) or len(spec.cron.split()) != 5:
+        raise InvalidInput(
+            f"{spec.cron!r} is not a cron expression: write five fields, minute hour day month weekday "
+            "(for example '0 3 * * *' for every day at 03:00)",
+            field="cron",
+        )
+    try:
+        ZoneInfo(spec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"{spec.timezone!r} is not a timezone: use a name such as UTC or Europe/Paris", field="timezone"
+        ) from None
+    for rule, value in spec.retention.model_dump().items():
+        if value is not None and not 0 < value <= 100_000:
+            raise InvalidInput(f"retention {rule} must be a whole number from 1 to 100000", field="retention")
+
+
+class BackupService:
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        secrets: SecretBox,
+        *,
+        key_path: Path,
+        setting: Callable[[str], Awaitable[str]],
+        instance_id: str,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.secrets = secrets
+        self.key_path = key_path
+        self.setting = setting
+        self.instance_id = instance_id
+        self.owner = uuid.uuid4().hex
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake = asyncio.Event()
+        self._busy: set[int] = set()  # backups being verified or restored
+
+    # ------------------------------------------------------------------------------------------ destinations
+
+    async def add_destination(self, spec: BackupDestinationSpec) -> BackupDestination:
+        name = validate.name(spec.name, "destination name")
+        config: dict[str, Any]
+        credentials: str | None = None
+        if spec.kind == "local":
+            if not spec.path or not spec.path.startswith("/") or "\x00" in spec.path:
+                raise InvalidInput("a local destination needs path: an absolute directory path", field="path")
+            config = {"path": spec.path}
+        else:
+            if not spec.bucket or not validate_bucket(spec.bucket):
+                raise InvalidInput(
+                    "an S3 destination needs bucket: 3 to 63 lowercase letters, digits, dots and dashes",
+                    field="bucket",
+                )
+            if not spec.access_key or not spec.secret_key:
+                raise InvalidInput("an S3 destination needs access_key and secret_key", field="access_key")
+            if spec.endpoint and not spec.endpoint.startswith(("http://", "https://")):
+                raise InvalidInput(
+                    f"{spec.endpoint!r} is not an endpoint URL: write http(s)://host[:port]", field="endpoint"
+                )
+            config = {
+                "endpoint": spec.endpoint or None,
+                "bucket": spec.bucket,
+                "region": spec.region or "us-east-1",
+                "prefix": spec.prefix.strip("/"),
+            }
+        destination = self._open(spec.kind, config, spec.access_key, spec.secret_key)
+        await asyncio.to_thread(destination.check)
+        if spec.encrypt:
+            BackupKeys.load(self.key_path)  # made now, so its owner can copy it away before the first backup
+        async with self.store.write() as w:
+            if await w.one("SELECT 1 FROM backup_destinations WHERE name = ?", (name,)):
+                raise Conflict(f"a backup destination named {name!r} exists already", field="name")
+            new_id = await w.execute(
+                "INSERT INTO backup_destinations (name, kind, config, encrypt, created_at) VALUES (?, ?, ?, ?, ?)",
+                (name, spec.kind, json.dumps(config), int(spec.encrypt), ts()),
+            )
+            if spec.kind == "s3":
+                credentials = self.secrets.seal(
+                    json.dumps({"access_key": spec.access_key, "secret_key": spec.secret_key}),
+                    bound_to=f"backup-destination:{new_id}",
+                )
+                await w.execute(
+                    "UPDATE backup_destinations SET credentials = ? WHERE id = ?", (credentials, new_id)
+                )
+            row = await w.one("SELECT * FROM backup_destinations WHERE id = ?", (new_id,))
+        return destination_from_row(row)
+
+    async def destinations(self) -> list[BackupDestination]:
+        rows = await self.store.all("SELECT * FROM backup_destinations ORDER BY name")
+        return [destination_from_row(r) for r in rows]
+
+    async def remove_destination(self, name: str) -> None:
+        async with self.store.write() as w:
+            row = await w.one("SELECT id FROM backup_destinations WHERE name = ?", (name,))
+            if row is None:
+                raise NotFound(f"there is no backup destination {name!r}", field="name")
+            count = len(await w.all("SELECT id FROM backups WHERE destination_id = ?", (row["id"],)))
+            schedules = len(
+                await w.all("SELECT id FROM backup_schedules WHERE destination_id = ?", (row["id"],))
+            )
+            if count or schedules:
+                raise Conflict(
+                    f"backup destination {name!r} still holds {count} backup(s) and {schedules} schedule(s) "
+                    "use it: delete those first (mist backup delete, mist backup schedule remove)"
+                )
+            await w.execute("DELETE FROM backup_destinations WHERE id = ?", (row["id"],))
+
+    def _open(
+        self, kind: str, config: dict[str, Any], access_key: str | None, secret_key: str | None
+    ) -> Destination:
+        if kind == "local":
+            return LocalDirectory(Path(config["path"]))
+        return S3Bucket(
+            endpoint=config.get("endpoint"),
+            bucket=config["bucket"],
+            region=config.get("region") or "us-east-1",
+            prefix=config.get("prefix") or "",
+            access_key=access_key or "",
+            secret_key=secret_key or "",
+        )
+
+    async def _destination(self, destination_id: int | None) -> tuple[Any, Destination]:
+        row = await self.store.one("SELECT * FROM backup_destinations WHERE id = ?", (destination_id,))
+        if row is None:
+            raise NotFound("the backup's destination was removed: its data cannot be reached")
+        keys: dict[str, str] = {}
+        if row["credentials"]:
+            keys = json.loads(
+                self.secrets.open(row["credentials"], bound_to=f"backup-destination:{row['id']}")
+            )
+        return row, self._open(
+            row["kind"], json.loads(row["config"]), keys.get("access_key"), keys.get("secret_key")
+        )
+
+    async def destination_id(self, name: str) -> int:
+        row = await self.store.one("SELECT id FROM backup_destinations WHERE name = ?", (name,))
+        if row is None:
+            raise NotFound(
+                f"there is no backup destination {name!r}: add one with `mist backup destination add`",
+                field="destination",
+            )
+        return int(row["id"])
+
+    # ------------------------------------------------------------------------------------------ records
+
+    async def get(self, backup_id: int) -> Backup:
+        row = await self.store.one(BACKUP_SELECT + " WHERE b.id = ?", (backup_id,))
+        if row is None:
+            raise NotFound(f"there is no backup {backup_id}", field="backup")
+        return backup_from_row(row)
+
+    async def backups(
+        self, project_id: int, *, kind: str | None, name: str | None, limit: int, offset: int
+    ) -> tuple[list[Backup], int]:
+        where, params = "b.project_id = ?", [str(project_id)]
+        if kind:
+            where, params = where + " AND b.subject_kind = ?", [*params, kind]
+        if name:
+            where, params = where + " AND b.subject_name = ?", [*params, name]
+        total = await self.store.scalar(f"SELECT COUNT(*) FROM backups b WHERE {where}", params)
+        rows = await self.store.all(
+            f"{BACKUP_SELECT} WHERE {where} ORDER BY b.id DESC LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [backup_from_row(r) for r in rows], int(total or 0)
+
+    async def _set(self, backup_id: int, **columns: Any) -> None:
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        async with self.store.write() as w:
+            await w.execute(f"UPDATE backups SET {assignments} WHERE id = ?", (*columns.values(), backup_id))
+
+    # ------------------------------------------------------------------------------------------ backing up
+
+    async def start(
+        self, project: ProjectRef, kind: str, name: str, destination: str, *, schedule_id: int | None = None
+    ) -> int:
+        """Check what can be checked at once (the volume, the destination), record the backup as running and
+        start it; returns its id."""
+        subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
+        await subject.docker_volume(project, name)
+        destination_id = await self.destination_id(destination)
+        encrypt = bool(
+            await self.store.scalar("SELECT encrypt FROM backup_destinations WHERE id = ?", (destination_id,))
+        )
+        started = now()
+        async with self.store.write() as w:
+            backup_id = await w.execute(
+                "INSERT INTO backups (project_id, subject_kind, subject_name, destination_id, schedule_id, "
+                "object_key, state, started_at) VALUES (?, ?, ?, ?, ?, '', 'running', ?)",
+                (project.id, kind, name, destination_id, schedule_id, ts(started)),
+            )
+            stamp = started.strftime("%Y%m%dT%H%M%SZ")
+            key = f"mist-{self.instance_id[:8]}/{project.name}/{kind}-{name}/{stamp}-{backup_id}.tar.gz"
+            await w.execute(
+                "UPDATE backups SET object_key = ? WHERE id = ?",
+                (key + (".enc" if encrypt else ""), backup_id),
+            )
+        self._spawn(self._backup(backup_id, project, subject, name), f"mist-backup-{backup_id}")
+        return backup_id
+
+    def _spawn(self, work: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def wait(self, backup_id: int) -> None:
+        """Wait until nothing runs on the backup (its run, verification or restore)."""
+        wanted = {f"mist-backup-{backup_id}", f"mist-verify-{backup_id}", f"mist-restore-{backup_id}"}
+        for task in [t for t in self._tasks if t.get_name() in wanted]:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    async def _backup(self, backup_id: int, project: ProjectRef, subject: VolumeSubject, name: str) -> None:
+        try:
+            await self._make(backup_id, project, subject, name)
+        except asyncio.CancelledError:
+            await asyncio.shield(
+                self._set(backup_id, state="failed", finished_at=ts(), error="Mist stopped during the backup")
+            )
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is the backup's outcome, recorded
+            message = error.message if isinstance(error, MistError) else f"{type(error).__name__}: {error}"
+            if not isinstance(error, MistError):
+                log.exception("backup %s failed", backup_id)
+            await self._set(backup_id, state="failed", finished_at=ts(), error=message)
+
+    async def _make(self, backup_id: int, project: ProjectRef, subject: VolumeSubject, name: str) -> None:
+        row = await self.store.one(
+            "SELECT destination_id, object_key FROM backups WHERE id = ?", (backup_id,)
+        )
+        assert row is not None
+        dest_row, destination = await self._destination(row["destination_id"])
+        keys = BackupKeys.load(self.key_path) if dest_row["encrypt"] else None
+        volume = await subject.docker_volume(project, name)
+        one = await subject.dump(volume, backup_id)
+        writer: ObjectWriter | None = None
+        try:
+            sink: ObjectWriter = await asyncio.to_thread(destination.writer, row["object_key"])
+            writer = sink
+            packer = Packer(sink.write, keys)
+            manifest = TarManifest()
+            await one.start()
+
+            def pump() -> None:
+                while chunk := one.read():
+                    manifest.feed(chunk)
+                    packer.feed(chunk)
+
+            await _blocking(pump, one.close)
+            code = await one.wait()
+            if code != 0:
+                raise MistError(f"the dump exited with status {code}: {one.stderr or 'it said nothing'}")
+            if packer.raw_size == 0:
+                raise MistError("the dump was empty: nothing was backed up")
+            if not manifest.ended:
+                raise MistError("the dump is not a whole tar archive (it ends early)")
+            size, checksum = await _blocking(packer.finish, lambda: None)
+            await _blocking(sink.commit, lambda: None)
+        except BaseException:
+            if writer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(asyncio.to_thread(writer.abort))
+            raise
+        finally:
+            await one.remove()
+        await self._set(
+            backup_id,
+            state="success",
+            finished_at=ts(),
+            size=size,
+            raw_size=packer.raw_size,
+            checksum=checksum,
+            key_id=packer.key_id,
+            exit_status=code,
+            manifest=manifest.encode(),
+        )
+
+    # ------------------------------------------------------------------------------------------ restoring
+
+    async def _claim(self, backup_id: int, what: str) -> Any:
+        row = await self.store.one(
+            "SELECT b.*, p.name AS project, p.uid, p.unscoped_volumes FROM backups b "
+            "JOIN projects p ON p.id = b.project_id WHERE b.id = ?",
+            (backup_id,),
+        )
+        if row is None:
+            raise NotFound(f"there is no backup {backup_id}", field="backup")
+        if row["state"] != "success":
+            raise Conflict(f"backup {backup_id} is {row['state']}: only a successful backup can be {what}")
+        if backup_id in self._busy:
+            raise Conflict(f"backup {backup_id} is being verified or restored: wait until that ends")
+        self._busy.add(backup_id)
+        return row
+
+    def _project(self, row: Any) -> ProjectRef:
+        return ProjectRef(row["project_id"], row["project"], row["uid"], bool(row["unscoped_volumes"]))
+
+    def _stored(self, row: Any, destination: Destination) -> Iterator[bytes]:
+        return destination.reader(row["object_key"])
+
+    async def _stream_in(self, row: Any, destination: Destination, one: OneOff | None) -> None:
+        """Read the stored backup, check it as it goes (tags, gzip, then the checksum) and feed it to ``one``
+        (or only check it, without one). Raises ``CorruptBackup`` when the bytes are not the backup's."""
+        keys = BackupKeys.load(self.key_path) if row["key_id"] else None
+        unpacker = Unpacker(keys, encrypted=row["key_id"] is not None)
+
+        def pump() -> str:
+            for chunk in self._stored(row, destination):
+                data = unpacker.feed(chunk)
+                if data and one is not None:
+                    one.write(data)
+            return unpacker.finish()
+
+        drain: asyncio.Future[None] | None = None
+        if one is not None:
+            await one.start()
+            drain = asyncio.ensure_future(_blocking(one.drain, one.close))
+        try:
+            try:
+                checksum = await _blocking(pump, one.close if one is not None else lambda: None)
+            finally:
+                if one is not None:
+                    one.close_stdin()
+            if checksum != row["checksum"]:
+                raise CorruptBackup(
+                    f"the backup is corrupted: its sha256 is {checksum[:16]}…, it was {row['checksum'][:16]}… "
+                    "when written"
+                )
+        finally:
+            if drain is not None:
+                await drain
+
+    async def start_verify(self, backup_id: int) -> None:
+        row = await self._claim(backup_id, "verified")
+        await self._set(backup_id, verified="running")
+        self._spawn(self._verify(row), f"mist-verify-{backup_id}")
+
+    async def _verify(self, row: Any) -> None:
+        backup_id = int(row["id"])
+        detail, passed = "", False
+        try:
+            detail = await self._check(row)
+            passed = not detail
+            if passed:
+                entries = len(decode_manifest(row["manifest"])) if row["manifest"] else 0
+                detail = f"restored into a throw-away volume: {entries} entries match the backup's manifest"
+        except asyncio.CancelledError:
+            detail = "Mist stopped during the verification"
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is the verification's outcome
+            detail = error.message if isinstance(error, MistError) else f"{type(error).__name__}: {error}"
+            if not isinstance(error, MistError):
+                log.exception("verifying backup %s failed", backup_id)
+        finally:
+            self._busy.discard(backup_id)
+            await asyncio.shield(
+                self._set(
+                    backup_id,
+                    verified="passed" if passed else "failed",
+                    verified_at=ts(),
+                    verify_detail=detail,
+                )
+            )
+
+    async def _check(self, row: Any) -> str:
+        """Restore the backup into a throw-away volume and compare what it holds with the manifest; '' when
+        they match, else what is wrong."""
+        _, destination = await self._destination(row["destination_id"])
+        subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
+        scratch = await subject.scratch_volume(int(row["id"]))
+        try:
+            one = await subject.restore(scratch, int(row["id"]), wipe=False)
+            try:
+                await self._stream_in(row, destination, one)
+                code = await one.wait()
+                if code != 0:
+                    return f"the restore exited with status {code}: {one.stderr or 'it said nothing'}"
+            finally:
+                await one.remove()
+            found = await subject.manifest(scratch, int(row["id"]))
+            recorded = decode_manifest(row["manifest"]) if row["manifest"] else {}
+            difference = compare_manifests(recorded, found)
+            return f"the restored files differ from the backup: {difference}" if difference else ""
+        finally:
+            await subject.remove_scratch(scratch, int(row["id"]))
+
+    async def start_restore(self, backup_id: int, target: str | None, confirm: str | None) -> None:
+        row = await self._claim(backup_id, "restored")
+        try:
+            project = self._project(row)
+            subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
+            if target is None or target == row["subject_name"]:
+                if confirm != row["subject_name"]:
+                    raise InvalidInput(
+                        f"restoring backup {backup_id} replaces everything in volume {row['subject_name']!r}: "
+                        f"confirm with its name (--confirm {row['subject_name']})",
+                        field="confirm",
+                    )
+                volume = await subject.docker_volume(project, row["subject_name"])
+                label = row["subject_name"]
+                await subject.refuse_foreign_users(volume)
+                new = False
+            else:
+                validate.volume(target, "/data")
+                volume = await subject.new_volume(project, target)
+                label, new = target, True
+        except BaseException:
+            self._busy.discard(backup_id)
+            raise
+        await self._set(backup_id, restore_state="running", restore_target=label, restore_detail=None)
+        self._spawn(self._restore(row, subject, volume, label, new=new), f"mist-restore-{backup_id}")
+
+    async def _restore(self, row: Any, subject: VolumeSubject, volume: str, label: str, *, new: bool) -> None:
+        backup_id = int(row["id"])
+        state, detail = "failed", ""
+        stopped: list[str] = []
+        try:
+            _, destination = await self._destination(row["destination_id"])
+            if not new:
+                # Nothing is touched before the stored bytes are known to be the backup's.
+                await self._stream_in(row, destination, None)
+                stopped = await subject.stop_users(volume)
+            one = await subject.restore(volume, backup_id, wipe=not new)
+            try:
+                await self._stream_in(row, destination, one)
+                code = await one.wait()
+                if code != 0:
+                    raise MistError(
+                        f"the restore exited with status {code}: {one.stderr or 'it said nothing'}"
+                    )
+            finally:
+                await one.remove()
+            state = "success"
+            detail = f"restored into volume {label}" + (
+                f"; started again: {', '.join(stopped)}" if stopped else ""
+            )
+        except asyncio.CancelledError:
+            detail = "Mist stopped during the restore"
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is the restore's outcome
+            detail = error.message if isinstance(error, MistError) else f"{type(error).__name__}: {error}"
+            if not isinstance(error, MistError):
+                log.exception("restoring backup %s failed", backup_id)
+            if new:
+                with contextlib.suppress(Exception):
+                    await self.engine.remove_volume(volume, owner={LABEL_PROJECT_UID: row["uid"]})
+        finally:
+            restarted = await asyncio.shield(subject.start_again(stopped))
+            if restarted:
+                detail += f" (could not start again: {restarted})"
+            self._busy.discard(backup_id)
+            await asyncio.shield(
+                self._set(backup_id, restore_state=state, restored_at=ts(), restore_detail=detail)
+            )
+
+    # ------------------------------------------------------------------------------------------ deleting
+
+    async def delete(self, backup_id: int) -> None:
+        row = await self.store.one("SELECT * FROM backups WHERE id = ?", (backup_id,))
+        if row is None:
+            raise NotFound(f"there is no backup {backup_id}", field="backup")
+        if row["state"] == "running" or backup_id in self._busy:
+            raise Conflict(f"backup {backup_id} is in use (running, being verified or restored): wait for it")
+        if row["object_key"] and row["destination_id"] is not None:
+            with contextlib.suppress(NotFound):
+                _, destination = await self._destination(row["destination_id"])
+                await asyncio.to_thread(destination.delete, row["object_key"])
+        async with self.store.write() as w:
+            await w.execute(
+                "UPDATE backup_schedules SET last_backup_id = NULL WHERE last_backup_id = ?", (backup_id,)
+            )
+            await w.execute("DELETE FROM backups WHERE id = ?", (backup_id,))
+
+    # ------------------------------------------------------------------------------------------ schedules
+
+    async def add_schedule(self, project: ProjectRef, spec: BackupScheduleSpec) -> BackupSchedule:
+        validate.volume(spec.name, "/data")
+        _check_schedule(spec)
+        destination_id = await self.destination_id(spec.destination)
+        first = next_run(spec.cron, spec.timezone, now())
+        async with self.store.write() as w:
+            found = await w.one(
+                "SELECT id FROM backup_schedules WHERE project_id = ? AND subject_kind = ? AND subject_name = ? "
+                "AND destination_id = ?",
+                (project.id, spec.kind, spec.name, destination_id),
+            )
+            values = (spec.cron, spec.timezone, int(spec.verify), spec.retention.model_dump_json(), ts(first))
+            if found:
+                schedule_id = int(found["id"])
+                await w.execute(
+                    "UPDATE backup_schedules SET cron = ?, timezone = ?, verify = ?, retention = ?, "
+                    "next_run_at = ? WHERE id = ?",
+                    (*values, schedule_id),
+                )
+            else:
+                schedule_id = await w.execute(
+                    "INSERT INTO backup_schedules (project_id, subject_kind, subject_name, destination_id, cron, "
+                    "timezone, verify, retention, next_run_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (project.id, spec.kind, spec.name, destination_id, *values, ts()),
+                )
+        self._wake.set()
+        return (await self.schedules(project.id, schedule_id))[0]
+
+    async def schedules(self, project_id: int, schedule_id: int | None = None) -> list[BackupSchedule]:
+        rows = await self.store.all(
+            "SELECT s.*, p.name AS project, d.name AS destination FROM backup_schedules s "
+            "JOIN projects p ON p.id = s.project_id JOIN backup_destinations d ON d.id = s.destination_id "
+            "WHERE s.project_id = ? AND (? IS NULL OR s.id = ?) ORDER BY s.id",
+            (project_id, schedule_id, schedule_id),
+        )
+        return [
+            BackupSchedule(
+                id=r["id"],
+                project=r["project"],
+                kind=r["subject_kind"],
+                name=r["subject_name"],
+                destination=r["destination"],
+                cron=r["cron"],
+                timezone=r["timezone"],
+                verify=bool(r["verify"]),
+                retention=BackupRetention.model_validate_json(r["retention"]),
+                next_run_at=_at(r["next_run_at"]),
+                last_run_at=parse_ts(r["last_run_at"]),
+                last_backup_id=r["last_backup_id"],
+                created_at=_at(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    async def remove_schedule(self, project_id: int, schedule_id: int) -> None:
+        async with self.store.write() as w:
+            changed = await w.execute(
+                "DELETE FROM backup_schedules WHERE id = ? AND project_id = ?", (schedule_id, project_id)
+            )
+        if not changed:
+            raise NotFound(f"there is no backup schedule {schedule_id} in this project", field="schedule")
+
+    async def tick(self) -> list[int]:
+        """Run every schedule that is due, once: each is claimed with a lease and moved to its next time in
+        one transaction, so a restart (or a second look) never runs the same tick again. Returns the ids of
+        the backups made."""
+        moment = now()
+        async with self.store.write() as w:
+            rows = await w.all(
+                "SELECT s.*, p.name AS project, p.uid, p.unscoped_volumes, d.name AS destination "
+                "FROM backup_schedules s JOIN projects p ON p.id = s.project_id "
+                "JOIN backup_destinations d ON d.id = s.destination_id "
+                "WHERE s.next_run_at <= ? AND (s.lease_owner IS NULL OR s.lease_expires_at <= ?) "
+                "ORDER BY s.next_run_at LIMIT 20",
+                (ts(moment), ts(moment)),
+            )
+            for r in rows:
+                await w.execute(
+                    "UPDATE backup_schedules SET next_run_at = ?, lease_owner = ?, lease_expires_at = ?, "
+                    "last_run_at = ? WHERE id = ?",
+                    (
+                        ts(next_run(r["cron"], r["timezone"], moment)),
+                        self.owner,
+                        ts(moment + LEASE),
+                        ts(moment),
+                        r["id"],
+                    ),
+                )
+        made = []
+        for r in rows:
+            heartbeat = asyncio.ensure_future(self._keep_lease(int(r["id"])))
+            try:
+                made.append(await self._scheduled(r))
+            except Exception as error:  # noqa: BLE001 - one schedule's failure does not stop the others
+                log.warning(
+                    "scheduled backup of %s/%s failed to start: %s", r["project"], r["subject_name"], error
+                )
+            finally:
+                heartbeat.cancel()
+                async with self.store.write() as w:
+                    await w.execute(
+                        "UPDATE backup_schedules SET lease_owner = NULL, lease_expires_at = NULL "
+                        "WHERE id = ? AND lease_owner = ?",
+                        (r["id"], self.owner),
+                    )
+        return made
+
+    async def _keep_lease(self, schedule_id: int) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            async with self.store.write() as w:
+                await w.execute(
+                    "UPDATE backup_schedules SET lease_expires_at = ? WHERE id = ? AND lease_owner = ?",
+                    (ts(now() + LEASE), schedule_id, self.owner),
+                )
+
+    async def _scheduled(self, r: Any) -> int:
+        project = ProjectRef(r["project_id"], r["project"], r["uid"], bool(r["unscoped_volumes"]))
+        backup_id = await self.start(
+            project, r["subject_kind"], r["subject_name"], r["destination"], schedule_id=r["id"]
+        )
+        async with self.store.write() as w:
+            await w.execute(
+                "UPDATE backup_schedules SET last_backup_id = ? WHERE id = ?", (backup_id, r["id"])
+            )
+        await self.wait(backup_id)
+        state = await self.store.scalar("SELECT state FROM backups WHERE id = ?", (backup_id,))
+        if state != "success":
+            return backup_id
+        if r["verify"]:
+            with contextlib.suppress(MistError):
+                await self.start_verify(backup_id)
+                await self.wait(backup_id)
+        await self.prune(r, keep=backup_id)
+        return backup_id
+
+    async def prune(self, schedule: Any, *, keep: int) -> list[int]:
+        """Delete the schedule's successful backups that its retention rules no longer keep (never ``keep``,
+        the one just made)."""
+        rules = BackupRetention.model_validate_json(schedule["retention"])
+        rows = await self.store.all(
+            "SELECT id, started_at FROM backups WHERE project_id = ? AND subject_kind = ? AND subject_name = ? "
+            "AND destination_id = ? AND state = 'success'",
+            (
+                schedule["project_id"],
+                schedule["subject_kind"],
+                schedule["subject_name"],
+                schedule["destination_id"],
+            ),
+        )
+        doomed = retention.to_prune(
+            [(int(x["id"]), parse_ts(x["started_at"]) or now()) for x in rows],
+            rules,
+            now(),
+            schedule["timezone"],
+        )
+        deleted = []
+        for backup_id in doomed:
+            if backup_id == keep:
+                continue
+            try:
+                await self.delete(backup_id)
+                deleted.append(backup_id)
+            except MistError as error:
+                log.warning("retention kept backup %s: %s", backup_id, error.message)
+        return deleted
+
+    async def run_schedules(self, poll: float = SCHEDULE_POLL) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("running the backup schedules failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll)
+
+    # ------------------------------------------------------------------------------------------ life cycle
+
+    async def recover(self) -> None:
+        """What a stopped daemon left running is failed (its containers and scratch volumes removed)."""
+        async with self.store.write() as w:
+            await w.execute(
+                "UPDATE backups SET state = 'failed', finished_at = ?, error = 'Mist stopped during the backup' "
+                "WHERE state = 'running'",
+                (ts(),),
+            )
+            await w.execute(
+                "UPDATE backups SET verified = 'failed', verified_at = ?, "
+                "verify_detail = 'Mist stopped during the verification' WHERE verified = 'running'",
+                (ts(),),
+            )
+            await w.execute(
+                "UPDATE backups SET restore_state = 'failed', restored_at = ?, "
+                "restore_detail = 'Mist stopped during the restore' WHERE restore_state = 'running'",
+                (ts(),),
+            )
+        subject = VolumeSubject(self.engine, "", self.instance_id)
+        with contextlib.suppress(MistError):
+            await subject.remove_leftovers()
+
+    async def close(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+
+
+def validate_bucket(bucket: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket))
+
+
+async def _blocking(work: Callable[[], T], stop: Callable[[], None]) -> T:
+    """Run blocking ``work`` in a thread; if the caller is cancelled, ``stop`` ends it, and it is waited for
+    (so nothing it touches is used by two threads at once)."""
+    future = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop()
+        with contextlib.suppress(BaseException):
+            await future
+        raise
+
+
+__all__ = [
+    "LABEL_BACKUP",
+    "LABEL_INSTANCE",
+    "LABEL_MANAGED",
+    "LABEL_PROJECT",
+    "LABEL_VOLUME",
+    "BackupService",
+    "ProjectRef",
+]
