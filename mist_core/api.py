@@ -23,6 +23,11 @@ from .models import (
     AppSource,
     AppSpec,
     AuditEntry,
+    Backup,
+    BackupDestination,
+    BackupDestinationSpec,
+    BackupSchedule,
+    BackupScheduleSpec,
     BranchInfo,
     Certificate,
     ContainerDescription,
@@ -541,6 +546,72 @@ class ProxyAPI(ABC):
         (Conflict) with the Caddy backend; ``NotFound`` when the Traefik image is not on the server."""
 
 
+class BackupsAPI(ABC):
+    """Backups of a project's volumes: made, verified and restored in the background (the backup's record
+    says how each one goes); destinations (an instance's) and schedules (a project's)."""
+
+    @abstractmethod
+    async def list(
+        self,
+        project: str,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Backup]:
+        """The project's backups, newest first; ``name`` (and ``kind``) keep one subject's."""
+
+    @abstractmethod
+    async def get(self, backup_id: int) -> Backup:
+        """One backup, with how its run, its last verification and its last restore went."""
+
+    @abstractmethod
+    async def run(self, project: str, name: str, destination: str, kind: str = "volume") -> Backup:
+        """Start backing up volume ``name`` of the project to ``destination``; the backup is ``running``
+        until it is ``success`` or ``failed`` (a dump that fails or is empty is ``failed``)."""
+
+    @abstractmethod
+    async def verify(self, backup_id: int) -> Backup:
+        """Start restoring the backup into a throw-away volume and checking that it holds what the backup
+        recorded (file list and checksums); ``verified`` is ``running``, then ``passed`` or ``failed``."""
+
+    @abstractmethod
+    async def restore(self, backup_id: int, target: str | None = None, confirm: str | None = None) -> Backup:
+        """Start restoring the backup: into a new volume ``target`` of the project, or over the volume it was
+        taken of (``confirm`` must name that volume; the containers using it are stopped, then started again).
+        The backup's ``restore_state`` says how it ends."""
+
+    @abstractmethod
+    async def delete(self, backup_id: int) -> None:
+        """Delete the backup's data at its destination and its record."""
+
+    @abstractmethod
+    async def schedules(self, project: str) -> builtins.list[BackupSchedule]:
+        """The project's backup schedules."""
+
+    @abstractmethod
+    async def schedule(self, project: str, spec: BackupScheduleSpec) -> BackupSchedule:
+        """Back up a volume on a cron schedule (one schedule per volume and destination: the same pair again
+        replaces it)."""
+
+    @abstractmethod
+    async def unschedule(self, project: str, schedule_id: int) -> None:
+        """Remove a schedule (the backups it made stay)."""
+
+    @abstractmethod
+    async def destinations(self) -> builtins.list[BackupDestination]:
+        """Where backups can go (credentials never shown)."""
+
+    @abstractmethod
+    async def add_destination(self, spec: BackupDestinationSpec) -> BackupDestination:
+        """A new destination, checked first (the directory is writable, the bucket answers)."""
+
+    @abstractmethod
+    async def remove_destination(self, name: str) -> None:
+        """Forget a destination; refused while backups or schedules use it."""
+
+
 class MistAPI(ABC):
     """The whole interface. ``async with`` closes it."""
 
@@ -566,6 +637,7 @@ class MistAPI(ABC):
     domains: DomainsAPI
     certificates: CertificatesAPI
     proxy: ProxyAPI
+    backups: BackupsAPI
 
     @abstractmethod
     async def close(self) -> None: ...

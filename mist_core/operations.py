@@ -222,6 +222,19 @@ ROWS: tuple[Row, ...] = (
     op("settings.list", "GET", "/settings"),
     op("settings.get", "GET", "/settings/{key}"),
     op("settings.set", "PUT", "/settings/{key}"),
+    # backups
+    op("backups.list", "GET", "/projects/{project}/backups"),
+    op("backups.get", "GET", "/backups/{backup_id}"),
+    op("backups.run", "POST", "/projects/{project}/backups", 202),
+    op("backups.verify", "POST", "/backups/{backup_id}/verify", 202),
+    op("backups.restore", "POST", "/backups/{backup_id}/restore", 202),
+    op("backups.delete", "DELETE", "/backups/{backup_id}"),
+    op("backups.schedules", "GET", "/projects/{project}/backup-schedules"),
+    op("backups.schedule", "POST", "/projects/{project}/backup-schedules", 201),
+    op("backups.unschedule", "DELETE", "/projects/{project}/backup-schedules/{schedule_id}"),
+    op("backups.destinations", "GET", "/backup-destinations"),
+    op("backups.add_destination", "POST", "/backup-destinations", 201),
+    op("backups.remove_destination", "DELETE", "/backup-destinations/{name}"),
 )
 
 # The OpenAPI tag of a part, where it is not the part's own name.

@@ -163,6 +163,19 @@ PERMISSIONS: dict[str, Rule] = {
     "proxy.status": SIGNED_IN,
     "proxy.reload": _r("instance", "admin"),
     "proxy.install": _r("instance", "admin"),
+    # backups: a project's volumes are its members'; destinations hold credentials, so the instance admins'
+    "backups.list": VIEW,
+    "backups.get": VIEW,
+    "backups.run": DEVELOP,
+    "backups.verify": DEVELOP,
+    "backups.restore": ADMINISTER,  # overwrites a volume's data
+    "backups.delete": ADMINISTER,
+    "backups.schedules": VIEW,
+    "backups.schedule": ADMINISTER,
+    "backups.unschedule": ADMINISTER,
+    "backups.destinations": SIGNED_IN,
+    "backups.add_destination": _r("instance", "admin"),
+    "backups.remove_destination": _r("instance", "admin"),
 }
 
 # Reading secret values needs more than viewing the app.

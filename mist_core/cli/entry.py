@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("exec", "describe"), ("exec",)),
     **dict.fromkeys(("domain", "cert"), ("domains",)),
     "proxy": ("proxy",),
+    "backup": ("backups",),
     "settings": ("settings",),
     **dict.fromkeys(
         (

@@ -55,6 +55,7 @@ COMMANDS: dict[str, list[str]] = {
     "domain": ["add", "set", "remove", "list"],
     "cert": ["status", "renew", "upload"],
     "proxy": ["status", "install", "reload"],
+    "backup": ["list", "show", "run", "verify", "restore", "delete", "schedule", "destination"],
     "settings": ["list", "get", "set"],
     "users": [],
     "audit": [],
@@ -64,7 +65,11 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 # Commands one level further down: ``mist git provider add``.
-ACTIONS: dict[tuple[str, str], list[str]] = {("git", "provider"): ["add", "list", "remove"]}
+ACTIONS: dict[tuple[str, str], list[str]] = {
+    ("git", "provider"): ["add", "list", "remove"],
+    ("backup", "schedule"): ["list", "add", "remove"],
+    ("backup", "destination"): ["list", "add", "remove"],
+}
 
 CLEARABLE_FIELDS = (
     "dockerfile",
@@ -741,6 +746,9 @@ def build_parser() -> MistArgumentParser:
     command(proxy, "install", "start (or replace) the Traefik container Mist supervises")
     command(proxy, "reload", "compute the routes again and hand them to the proxy")
 
+    # ------------------------------------------------------------------ backups
+    _backup_commands(commands, command, subcommands)
+
     # ------------------------------------------------------------------ admin
     settings = subcommands(command(commands, "settings", "show or change instance settings"), "subcommand")
     command(settings, "list", "list settings")
@@ -773,6 +781,75 @@ def build_parser() -> MistArgumentParser:
     # Only for help: ``mist daemon ...`` is handed to the daemon before this parser runs.
     command(commands, "daemon", "run the Mist daemon (mistd); see mist daemon --help")
     return parser
+
+
+def _backup_commands(commands: Any, command: Any, subcommands: Any) -> None:
+    backup = subcommands(command(commands, "backup", "back up, verify and restore volumes"), "subcommand")
+    wait = {"action": "store_false", "dest": "wait", "help": "return at once instead of waiting for the end"}
+    p = command(backup, "list", "list a project's backups, newest first")
+    p.add_argument("subject", metavar="PROJECT[/VOLUME]", help="a project, or one of its volumes")
+    p.add_argument("--limit", "-n", type=int, default=50, metavar="N", help="at most N backups (default 50)")
+    p = command(backup, "show", "show one backup: its run, verification and last restore")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p = command(backup, "run", "back up a project's volume now")
+    p.add_argument("subject", metavar="PROJECT/VOLUME")
+    p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
+    p.add_argument("--no-wait", **wait)
+    p = command(backup, "verify", "restore a backup into a throw-away volume and check its files")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument("--no-wait", **wait)
+    p = command(backup, "restore", "restore a backup into a new volume, or over the volume it was taken of")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument(
+        "--into", dest="target", metavar="VOLUME", help="a new volume of the project to restore into"
+    )
+    p.add_argument(
+        "--confirm",
+        metavar="VOLUME",
+        help="restore over the volume itself: its name, to confirm (data is replaced)",
+    )
+    p.add_argument("--no-wait", **wait)
+    p = command(backup, "delete", "delete a backup (its data at the destination too)")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    schedule = subcommands(command(backup, "schedule", "back up a volume on a cron schedule"), "subaction")
+    p = command(schedule, "list", "list a project's backup schedules")
+    p.add_argument("project", metavar="PROJECT")
+    p = command(schedule, "add", "schedule backups of a volume (the same volume and destination: replaced)")
+    p.add_argument("subject", metavar="PROJECT/VOLUME")
+    p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
+    p.add_argument("--cron", required=True, metavar="EXPR", help="five cron fields, e.g. '0 3 * * *'")
+    p.add_argument("--timezone", default="UTC", metavar="TZ", help="the cron's timezone (default UTC)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="do not verify each new backup")
+    for rule, what in (
+        ("last", "the last N backups"),
+        ("days", "the backups of the last N days"),
+        ("daily", "the newest backup of each of the last N days"),
+        ("weekly", "the newest backup of each of the last N weeks"),
+        ("monthly", "the newest backup of each of the last N months"),
+    ):
+        p.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"keep {what}")
+    p = command(schedule, "remove", "remove a backup schedule (its backups stay)")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("schedule_id", type=int, metavar="ID")
+    dest = subcommands(command(backup, "destination", "manage where backups go"), "subaction")
+    command(dest, "list", "list backup destinations")
+    p = command(
+        dest,
+        "add",
+        "add a local directory (--path) or an S3 bucket (--bucket; keys from MIST_S3_ACCESS_KEY and "
+        "MIST_S3_SECRET_KEY, or asked for)",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--path", metavar="DIR", help="a directory on the server")
+    p.add_argument("--bucket", metavar="BUCKET", help="an S3 bucket")
+    p.add_argument("--endpoint", metavar="URL", help="the S3 service's URL (all but AWS itself)")
+    p.add_argument("--region", metavar="REGION", help="the bucket's region (default us-east-1)")
+    p.add_argument("--prefix", default="", metavar="PREFIX", help="where in the bucket (default: its top)")
+    p.add_argument("--encrypt", action="store_true", help="encrypt backups with the instance's backup key")
+    p = command(dest, "remove", "forget a backup destination (refused while backups use it)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -14,7 +14,7 @@ _mist() {
     fi
 
     local global_opts="--host --embedded --data --json --help"
-    local commands="setup login logout whoami passwd 2fa user invite member session token project app env deploy rollback deployments deployment cancel ps logs start stop restart exec describe metrics git webhooks previews domain cert proxy settings users audit secrets completion daemon"
+    local commands="setup login logout whoami passwd 2fa user invite member session token project app env deploy rollback deployments deployment cancel ps logs start stop restart exec describe metrics git webhooks previews domain cert proxy backup settings users audit secrets completion daemon"
     local roles="owner admin developer viewer"
     local domain_opts="--no-https --hsts --www --path-prefix --header --no-security-headers"
     local app_opts="--git --branch --dockerfile --context --port --publish --memory --cpus --restart --volume --start-command --build-command --install-command --health-path --health-tcp --health-docker --health-interval --health-retries --health-start-period"
@@ -56,7 +56,7 @@ _mist() {
             COMPREPLY=($(compgen -W "github gitlab gitea" -- "$cur"))
             return
             ;;
-        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--to|--limit|--tail|--since|--until|--username|--user|--email|--totp|--fingerprint|--reassign-to|--expires-hours|--expires-days|--hsts|--path-prefix|--header|--remove-header|--project|--action|--filter|--provider|--repo|--url|--api-url|--app-id|--installation-id|--organization|--preview-limit|--preview-domain|--preview-env|--preview-env-unset|-u|-d|-t|-n|-p)
+        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--to|--limit|--tail|--since|--until|--username|--user|--email|--totp|--fingerprint|--reassign-to|--expires-hours|--expires-days|--hsts|--path-prefix|--header|--remove-header|--project|--action|--filter|--provider|--repo|--url|--api-url|--app-id|--installation-id|--organization|--preview-limit|--preview-domain|--preview-env|--preview-env-unset|--into|--confirm|--cron|--timezone|--keep-last|--keep-days|--keep-daily|--keep-weekly|--keep-monthly|--bucket|--endpoint|--region|--prefix|--path|-u|-d|-t|-n|-p)
             return
             ;;
     esac
@@ -98,6 +98,7 @@ _mist() {
         domain) subs="add set remove list" ;;
         cert) subs="status renew upload" ;;
         proxy) subs="status install reload" ;;
+        backup) subs="list show run verify restore delete schedule destination" ;;
         settings) subs="list get set" ;;
         secrets) subs="rotate-key" ;;
         completion) subs="bash zsh" ;;
@@ -125,9 +126,22 @@ _mist() {
     if [[ "$cmd $sub" == "git provider" ]]; then
         sub="provider $action"
     fi
+    if [[ "$cmd" == "backup" && ( "$sub" == "schedule" || "$sub" == "destination" ) ]]; then
+        if [[ -z "$action" ]]; then
+            COMPREPLY=($(compgen -W "list add remove" -- "$cur"))
+            return
+        fi
+        sub="$sub $action"
+    fi
 
     case "$cmd $sub" in
         "2fa disable") opts="$opts --password-stdin" ;;
+        "backup list") opts="$opts --limit" ;;
+        "backup run"|"backup verify") opts="$opts --to --no-wait" ;;
+        "backup restore") opts="$opts --into --confirm --no-wait" ;;
+        "backup delete"|"backup destination remove") opts="$opts --yes" ;;
+        "backup schedule add") opts="$opts --to --cron --timezone --no-verify --keep-last --keep-days --keep-daily --keep-weekly --keep-monthly" ;;
+        "backup destination add") opts="$opts --path --bucket --endpoint --region --prefix --encrypt" ;;
         "user create") opts="$opts --role --email --password-stdin" ;;
         "user delete") opts="$opts --reassign-to --yes" ;;
         "invite create") opts="$opts --username --email --role --project --project-role --expires-hours" ;;

@@ -36,6 +36,7 @@ from .accounts import (
 )
 from .apps import Apps
 from .audit import Audit
+from .backups import Backups
 from .certificates import Certificates
 from .containers import Containers
 from .deployments import Deployments
@@ -111,6 +112,7 @@ class LocalMist(MistAPI):
         self.domains = Domains(self)
         self.certificates = Certificates(self)
         self.proxy = Proxy(self)
+        self.backups = Backups(self)
 
     async def close(self) -> None:
         if self._owns_core:
