@@ -128,8 +128,13 @@ class S3Bucket:
 
     def client(self) -> Any:
         if self._client is None:
-            import boto3  # only S3 destinations pay for it
-            from botocore.config import Config
+            try:
+                import boto3  # only S3 destinations pay for it
+                from botocore.config import Config
+            except ImportError:
+                raise MistError(
+                    "S3 backup destinations need boto3, which is not installed: pip install 'mist[s3]'"
+                ) from None
 
             self._client = boto3.client(
                 "s3",

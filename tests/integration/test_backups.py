@@ -118,3 +118,137 @@ async def test_a_volume_backup_restores_into_a_new_volume_with_the_same_files_an
     assert backup.restore_state == "success", backup.restore_detail
     restored = await asyncio.to_thread(read_all, client, busybox, project_volume(project.uid, "copy"))
     assert restored == FILES
+
+
+async def _backed_up(
+    mist: LocalMist,
+    project_name: str,
+    tmp_path: Path,
+    busybox: str,
+    client: docker.DockerClient,
+    **dest: object,
+) -> tuple[ProjectRef, str, int]:
+    await mist.projects.create(project_name)
+    project = await project_ref(mist, project_name)
+    volume = await make_volume(mist, project, "data")
+    await asyncio.to_thread(fill, client, busybox, volume, FILES)
+    await mist.backups.add_destination(
+        BackupDestinationSpec(name="here", kind="local", path=str(tmp_path / "b"), **dest)  # type: ignore[arg-type]
+    )
+    backup = await mist.backups.run(project_name, "data", "here")
+    await wait_done(mist, backup.id)
+    assert (await mist.backups.get(backup.id)).state == "success"
+    return project, volume, backup.id
+
+
+async def test_a_corrupted_backup_fails_verification_and_says_why(
+    mist: LocalMist, project_name: str, tmp_path: Path, busybox: str, client: docker.DockerClient
+) -> None:
+    _, _, backup_id = await _backed_up(mist, project_name, tmp_path, busybox, client)
+    (stored,) = (tmp_path / "b").rglob("*.tar.gz")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+    await mist.backups.verify(backup_id)
+    await wait_done(mist, backup_id)
+    backup = await mist.backups.get(backup_id)
+    assert backup.verified == "failed"
+    assert "corrupted" in (backup.verify_detail or "")
+    assert not client.volumes.list(filters={"label": f"dev.mist.backup={backup_id}"})  # scratch volume gone
+
+
+async def test_an_encrypted_backup_is_unreadable_without_the_key_and_verifies_with_it(
+    mist: LocalMist, project_name: str, tmp_path: Path, busybox: str, client: docker.DockerClient
+) -> None:
+    _, _, backup_id = await _backed_up(mist, project_name, tmp_path, busybox, client, encrypt=True)
+    (stored,) = (tmp_path / "b").rglob("*.enc")
+    assert b"hello" not in stored.read_bytes() and stored.read_bytes().startswith(b"MISTBK1\n")
+    assert (await mist.backups.get(backup_id)).encrypted
+    await mist.backups.verify(backup_id)
+    await wait_done(mist, backup_id)
+    backup = await mist.backups.get(backup_id)
+    assert backup.verified == "passed", backup.verify_detail
+
+
+async def test_a_dump_that_fails_is_a_failed_backup_with_the_reason(
+    mist: LocalMist, project_name: str, tmp_path: Path, busybox: str, client: docker.DockerClient
+) -> None:
+    await mist.projects.create(project_name)
+    project = await project_ref(mist, project_name)
+    await make_volume(mist, project, "data")
+    await mist.backups.add_destination(
+        BackupDestinationSpec(name="here", kind="local", path=str(tmp_path / "b"))
+    )
+    # An image whose tar cannot read the volume: the stand-in busybox, told to dump a path that is not there.
+    await mist.settings.set("backup_volume_image", busybox)
+    from mist_core.backups import subjects
+
+    original = subjects.DUMP
+    subjects.DUMP = ["tar", "-c", "-f", "-", "-C", "/data", "no-such-file"]
+    try:
+        backup = await mist.backups.run(project_name, "data", "here")
+        await wait_done(mist, backup.id)
+    finally:
+        subjects.DUMP = original
+    backup = await mist.backups.get(backup.id)
+    assert backup.state == "failed"
+    assert "no-such-file" in (backup.error or "")
+    assert not list((tmp_path / "b").rglob("*.tar.gz*"))  # nothing half-written is left
+
+
+async def test_restoring_over_the_volume_stops_its_container_replaces_the_data_and_starts_it_again(
+    mist: LocalMist, project_name: str, tmp_path: Path, busybox: str, client: docker.DockerClient
+) -> None:
+    _, volume, backup_id = await _backed_up(mist, project_name, tmp_path, busybox, client)
+    await asyncio.to_thread(fill, client, busybox, volume, {"hello.txt": b"changed\n", "later.txt": b"new\n"})
+    user = client.containers.run(
+        busybox,
+        ["sleep", "3600"],
+        detach=True,
+        volumes={volume: {"bind": "/data", "mode": "rw"}},
+        labels={"dev.mist.managed": "true", "dev.mist.project": project_name},
+    )
+    try:
+        from mist_core.errors import InvalidInput
+
+        with pytest.raises(InvalidInput, match="confirm"):
+            await mist.backups.restore(backup_id, confirm="wrong")
+        await mist.backups.restore(backup_id, confirm="data")
+        await wait_done(mist, backup_id)
+        backup = await mist.backups.get(backup_id)
+        assert backup.restore_state == "success", backup.restore_detail
+        assert user.name in (backup.restore_detail or "")
+        user.reload()
+        assert user.status == "running"
+        assert await asyncio.to_thread(read_all, client, busybox, volume) == FILES  # later.txt is gone
+    finally:
+        user.remove(force=True)
+
+
+async def test_a_schedule_tick_runs_once_verifies_and_keeps_what_retention_says(
+    mist: LocalMist, project_name: str, tmp_path: Path, busybox: str, client: docker.DockerClient
+) -> None:
+    from mist_core import clock
+    from mist_core.models import BackupRetention, BackupScheduleSpec
+
+    _, _, first = await _backed_up(mist, project_name, tmp_path, busybox, client)
+    schedule = await mist.backups.schedule(
+        project_name,
+        BackupScheduleSpec(
+            name="data", destination="here", cron="0 3 * * *", retention=BackupRetention(last=1)
+        ),
+    )
+    service = mist.core.backups
+    assert await service.tick() == []  # not due yet
+    clock.advance(schedule.next_run_at - clock.now())
+    made = await service.tick()
+    assert len(made) == 1
+    assert await service.tick() == []  # the same tick never runs twice
+    backup = await mist.backups.get(made[0])
+    assert backup.state == "success" and backup.verified == "passed" and backup.schedule_id == schedule.id
+    ids = [b.id for b in (await mist.backups.list(project_name)).items]
+    assert ids == [made[0]]  # keep last 1: the manual one before it was deleted
+    assert first not in ids
+    (after,) = await mist.backups.schedules(project_name)
+    assert after.next_run_at > schedule.next_run_at and after.last_backup_id == made[0]
