@@ -20,7 +20,7 @@ import json
 import os
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import MistError
@@ -32,6 +32,7 @@ PREFIX_SIZE = 8
 HEADER_SIZE = len(MAGIC) + KEY_ID_SIZE + PREFIX_SIZE
 RECORD = 1 << 20  # plaintext bytes of one encrypted record
 TAG_SIZE = 16
+OUT_CHUNK = 1 << 20  # dump bytes handed on at once when unpacking
 _LENGTH = struct.Struct(">L")
 COMPRESS_LEVEL = 6  # gzip's own default: the same work as `gzip` on the command line
 
@@ -111,15 +112,17 @@ class Unpacker:
         self._counter = 0
         self._final_seen = False
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The dump bytes in ``data``, in pieces of at most ``OUT_CHUNK`` (a highly compressible dump inflates
+        a thousandfold: it is never inflated whole)."""
         self._sha.update(data)
         if not self._encrypted:
-            return self._inflate(data)
+            yield from self._inflate(data)
+            return
         self._buf += data
-        out = bytearray()
         if self._header is None:
             if len(self._buf) < HEADER_SIZE:
-                return b""
+                return
             self._open_header(bytes(self._buf[:HEADER_SIZE]))
             del self._buf[:HEADER_SIZE]
         while len(self._buf) >= _LENGTH.size:
@@ -130,8 +133,7 @@ class Unpacker:
                 break
             sealed = bytes(self._buf[_LENGTH.size : _LENGTH.size + length])
             del self._buf[: _LENGTH.size + length]
-            out += self._inflate(self._open_record(sealed))
-        return bytes(out)
+            yield from self._inflate(self._open_record(sealed))
 
     def _open_header(self, header: bytes) -> None:
         if not header.startswith(MAGIC):
@@ -163,13 +165,23 @@ class Unpacker:
             f"the backup is corrupted: encrypted record {self._counter} does not authenticate"
         )
 
-    def _inflate(self, data: bytes) -> bytes:
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
         if not data:
-            return b""
+            return
         if self._unzip.eof:
             raise CorruptBackup("the backup is corrupted: there is data after the end of its gzip stream")
         try:
-            return self._unzip.decompress(data)
+            while data:
+                out = self._unzip.decompress(data, OUT_CHUNK)
+                data = self._unzip.unconsumed_tail
+                if out:
+                    yield out
+                if self._unzip.eof:
+                    if data or self._unzip.unused_data:
+                        raise CorruptBackup(
+                            "the backup is corrupted: there is data after the end of its gzip stream"
+                        )
+                    return
         except zlib.error as error:
             raise CorruptBackup(f"the backup is corrupted: its gzip stream is broken ({error})") from None
 

@@ -443,9 +443,9 @@ class BackupService:
 
         def pump() -> str:
             for chunk in self._stored(row, destination):
-                data = unpacker.feed(chunk)
-                if data and one is not None:
-                    one.write(data)
+                for data in unpacker.feed(chunk):
+                    if one is not None:
+                        one.write(data)
             return unpacker.finish()
 
         drain: asyncio.Future[None] | None = None

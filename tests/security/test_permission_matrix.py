@@ -868,6 +868,168 @@ def _(w: World, who: Principal) -> Call:
     return Call("DELETE", f"/tokens/{created['info']['id']}", state=lambda: w.works(created["token"]))
 
 
+# ---------------------------------------------------------------------------------------------- rows: backups
+
+
+def _backup_world(w: World) -> dict[str, str]:
+    """A backup destination and a volume of project P holding a file (made once per world)."""
+    found = getattr(w, "backup_world", None)
+    if found is not None:
+        return found
+    import sqlite3
+
+    import docker
+
+    with sqlite3.connect(w.d.data / "mist.db") as db:
+        (uid,) = db.execute("SELECT uid FROM projects WHERE name = ?", (w.p,)).fetchone()
+    volume = f"mist_{uid}_vol"
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        labels = {
+            "dev.mist.managed": "true",
+            "dev.mist.project": w.p,
+            "dev.mist.project-uid": uid,
+            "dev.mist.volume": "vol",
+            "dev.mist.instance": w.d.instance_id,  # removed with the daemon's other leftovers
+        }
+        client.volumes.create(volume, labels=labels)
+        client.containers.run(
+            "busybox:1.36",
+            ["sh", "-c", "echo matrix > /data/file"],
+            volumes={volume: {"bind": "/data", "mode": "rw"}},
+            remove=True,
+        )
+    finally:
+        client.close()
+    destination = f"mx-dest-{w.s}"
+    w.owner(
+        "POST",
+        "/backup-destinations",
+        json={"name": destination, "kind": "local", "path": str(w.d.root / "backups")},
+    )
+    w.backup_world = {"destination": destination, "volume": "vol"}  # type: ignore[attr-defined]
+    return w.backup_world  # type: ignore[attr-defined,no-any-return]
+
+
+def _new_backup(w: World) -> int:
+    """A finished, successful backup of P's volume, made by the owner."""
+    setup = _backup_world(w)
+    made = w.owner(
+        "POST",
+        f"/projects/{w.p}/backups",
+        json={"name": setup["volume"], "destination": setup["destination"]},
+    )
+    for _ in range(600):
+        backup = w.owner("GET", f"/backups/{made['id']}")
+        if backup["state"] != "running":
+            assert backup["state"] == "success", backup
+            return int(made["id"])
+        time.sleep(0.05)
+    raise AssertionError("the backup did not finish")
+
+
+def _backups_of(w: World) -> list[int]:
+    return sorted(b["id"] for b in w.owner("GET", f"/projects/{w.p}/backups", params={"limit": 500})["items"])
+
+
+def _schedules_of(w: World) -> list[Any]:
+    return sorted((s["id"], s["name"]) for s in w.owner("GET", f"/projects/{w.p}/backup-schedules"))
+
+
+def _destinations(w: World) -> list[str]:
+    return sorted(d["name"] for d in w.owner("GET", "/backup-destinations"))
+
+
+def _new_schedule(w: World) -> int:
+    setup = _backup_world(w)
+    body = {"name": f"v{_hex()}", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return int(w.owner("POST", f"/projects/{w.p}/backup-schedules", json=body)["id"])
+
+
+@row("backups.list", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    _backup_world(w)
+    return Call("GET", f"/projects/{w.p}/backups")
+
+
+@row("backups.get", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/backups/{_new_backup(w)}")
+
+
+@row("backups.run", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": setup["volume"], "destination": setup["destination"]}
+    return Call("POST", f"/projects/{w.p}/backups", json=body, state=lambda: _backups_of(w))
+
+
+@row("backups.verify", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _new_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/verify",
+        state=lambda: w.owner("GET", f"/backups/{backup_id}")["verified"],
+    )
+
+
+@row("backups.restore", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _new_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/restore",
+        json={"target": f"r{_hex()}"},
+        state=lambda: w.owner("GET", f"/backups/{backup_id}")["restore_state"],
+    )
+
+
+@row("backups.delete", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("DELETE", f"/backups/{_new_backup(w)}", state=lambda: _backups_of(w))
+
+
+@row("backups.schedules", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/projects/{w.p}/backup-schedules")
+
+
+@row("backups.schedule", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": f"v{_hex()}", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return Call("POST", f"/projects/{w.p}/backup-schedules", json=body, state=lambda: _schedules_of(w))
+
+
+@row("backups.unschedule", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    schedule_id = _new_schedule(w)
+    return Call("DELETE", f"/projects/{w.p}/backup-schedules/{schedule_id}", state=lambda: _schedules_of(w))
+
+
+@row("backups.destinations", SIGNED_IN)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", "/backup-destinations")
+
+
+@row("backups.add_destination", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    body = {"name": f"mx-d-{_hex()}", "kind": "local", "path": str(w.d.root / "backups")}
+    return Call("POST", "/backup-destinations", json=body, state=lambda: _destinations(w))
+
+
+@row("backups.remove_destination", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    name = f"mx-d-{_hex()}"
+    w.owner(
+        "POST",
+        "/backup-destinations",
+        json={"name": name, "kind": "local", "path": str(w.d.root / "backups")},
+    )
+    return Call("DELETE", f"/backup-destinations/{name}", state=lambda: _destinations(w))
+
+
 # ---------------------------------------------------------------------------------------------- rows: admin
 
 
