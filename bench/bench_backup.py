@@ -140,7 +140,7 @@ async def main() -> None:
         hand_volume = unique("bench-restore-")
         try:
             api = RemoteMist(daemon.host)
-            await api.auth.setup("admin", PASSWORD)
+            session = await api.auth.setup("admin", PASSWORD)
             await api.projects.create(project)
             with sqlite3.connect(daemon.data / "mist.db") as db:
                 (uid,) = db.execute("SELECT uid FROM projects WHERE name = ?", (project,)).fetchone()
@@ -164,10 +164,13 @@ async def main() -> None:
 
             hand_archive = tmp / "by-hand.tar.gz"
             hand_backup = by_hand_backup(volume, hand_archive)
+            # A fresh connection after each long step by hand (an idle one may have been closed meanwhile).
+            api = RemoteMist(daemon.host, session.token)
             with PeakRSS(daemon.pid) as backup_rss:
                 mist_backup = await mist_run(api, api.backups.run(project, "data", "here"), "state")
             listed = (await api.backups.list(project)).items[0]
             hand_restore = by_hand_restore(hand_archive, hand_volume)
+            api = RemoteMist(daemon.host, session.token)
             with PeakRSS(daemon.pid) as restore_rss:
                 mist_restore = await mist_run(
                     api, api.backups.restore(listed.id, target="copy"), "restore_state"
