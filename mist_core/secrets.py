@@ -101,6 +101,14 @@ SEALED: tuple[SealedColumn | SealedInDocument, ...] = (
     ),
     SealedColumn("app_sources", "key_sealed", ("app_id",), "source:{app_id}:key", "key_sealed IS NOT NULL"),
     SealedColumn("app_sources", "secret_sealed", ("app_id",), "source:{app_id}:secret"),
+    SealedColumn("databases", "password_sealed", ("id",), "database:{id}:password", "password_sealed != ''"),
+    SealedColumn(
+        "databases",
+        "admin_password_sealed",
+        ("id",),
+        "database:{id}:admin-password",
+        "admin_password_sealed IS NOT NULL",
+    ),
 )
 
 

@@ -38,6 +38,7 @@ from .apps import Apps
 from .audit import Audit
 from .certificates import Certificates
 from .containers import Containers
+from .databases import Databases
 from .deployments import Deployments
 from .domains import Domains
 from .env import Env
@@ -93,6 +94,7 @@ class LocalMist(MistAPI):
         self.projects = Projects(self)
         self.apps = Apps(self)
         self.env = Env(self)
+        self.databases = Databases(self)
         self.deployments = Deployments(self)
         self.containers = Containers(self)
         self.metrics = Metrics(self)
