@@ -340,10 +340,11 @@ class Databases(Part, DatabasesAPI):
 
     async def link(self, db_ref: str, app: str, *, prefix: str | None = None) -> DatabaseLink:
         actor = await self._allow("databases.link", db_ref)
-        row = await self._row(db_ref)
-        app_ref = f"{row['project']}/{validate.name(app, 'app')}"
-        target = await self.m.app(app_ref)
         prefix = validate.link_prefix(prefix)
+        app_name = validate.name(app, "app")
+        row = await self._row(db_ref)
+        app_ref = f"{row['project']}/{app_name}"
+        target = await self.m.app(app_ref)
         engine = engine_spec(row["engine"])
         variables = engine.link_variables(self._credentials(row), row["container_name"], prefix)
         chosen = prefix or engine.variable
