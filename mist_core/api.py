@@ -32,6 +32,9 @@ from .models import (
     Certificate,
     ContainerDescription,
     ContainerInfo,
+    Database,
+    DatabaseLink,
+    DatabaseSpec,
     Deployment,
     Domain,
     DomainSettings,
@@ -213,6 +216,71 @@ class AppsAPI(ABC):
     ) -> AsyncIterator[LogLine]:
         """The live container's output: the last ``tail`` lines (``None``: all of them) since ``since``, then
         with ``follow`` the new lines as they come."""
+
+
+class DatabasesAPI(ABC):
+    """Managed databases, named ``"project/name"`` (``db_ref``): PostgreSQL, MySQL, MariaDB, Redis, MongoDB."""
+
+    @abstractmethod
+    async def create(self, db_ref: str, spec: DatabaseSpec) -> Database:
+        """A new database in an existing project: its image (pulled when missing), a container on the project's
+        network, a volume of its own and generated credentials (kept sealed). Answers once its health check
+        passes (or after the ``database_health_wait`` setting, still ``starting``). ``public_port`` publishes
+        it on every interface of the server: off by default, and only ever with a password. Refused
+        (Conflict) when the project has a database or an app of that name."""
+
+    @abstractmethod
+    async def list(self, *, project: str | None = None, limit: int = 100, offset: int = 0) -> Page[Database]:
+        """The databases the caller sees, by project and name, with their state."""
+
+    @abstractmethod
+    async def get(self, db_ref: str) -> Database:
+        """One database: engine, version, state, where apps reach it (never its password)."""
+
+    @abstractmethod
+    async def delete(self, db_ref: str, *, keep_volume: bool = False) -> None:
+        """Remove the database's container and, unless ``keep_volume``, its volume with the data. Refused
+        (Conflict) while an app is linked to it, naming the app."""
+
+    @abstractmethod
+    async def start(self, db_ref: str) -> Database:
+        """Start the database (its container is made again from its volume when it is gone) and wait for its
+        health check."""
+
+    @abstractmethod
+    async def stop(self, db_ref: str) -> Database:
+        """Stop the database (SIGTERM, then at least 30 seconds to write its data out); the data stays."""
+
+    @abstractmethod
+    async def restart(self, db_ref: str) -> Database:
+        """Restart the database and wait for its health check."""
+
+    @abstractmethod
+    def logs(
+        self,
+        db_ref: str,
+        *,
+        follow: bool = False,
+        tail: int | None = 200,
+        since: datetime | None = None,
+    ) -> AsyncIterator[LogLine]:
+        """The database server's output, as ``apps.logs`` gives an app's."""
+
+    @abstractmethod
+    async def url(self, db_ref: str) -> str:
+        """The connection URL apps on the project's network use, password included: shown only to developers
+        and admins of the project (and admin-scoped tokens), and recorded in the audit log."""
+
+    @abstractmethod
+    async def link(self, db_ref: str, app: str, *, prefix: str | None = None) -> DatabaseLink:
+        """Give the project's app ``app`` the database's connection as secret variables: ``<PREFIX>_URL``,
+        ``_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD`` and ``_NAME`` (prefix ``DATABASE`` for SQL engines,
+        ``REDIS``, ``MONGO``), then deploy the app again (an app never deployed gets them at its first
+        deployment). Refused (Conflict) when the app has one of those variables already."""
+
+    @abstractmethod
+    async def unlink(self, db_ref: str, app: str) -> None:
+        """Remove the variables ``link`` set from the app, and deploy it again."""
 
 
 class EnvAPI(ABC):
@@ -619,6 +687,7 @@ class MistAPI(ABC):
     projects: ProjectsAPI
     apps: AppsAPI
     env: EnvAPI
+    databases: DatabasesAPI
     deployments: DeploymentsAPI
     containers: ContainersAPI
     metrics: MetricsAPI

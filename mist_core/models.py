@@ -285,6 +285,69 @@ class Page(Model, Generic[T]):
     next_offset: int | None = None
 
 
+# ---------------------------------------------------------------------------------------------- databases
+
+DatabaseEngineName = Literal["postgres", "mysql", "mariadb", "redis", "mongo"]
+RedisPersistence = Literal["rdb", "aof", "none"]
+# ``running``: up and its health check passes; ``starting``: up, not yet healthy; ``unhealthy``: up, failing
+# its health check; ``stopped``: stopped (by the user, or it exited); ``missing``: its container is gone.
+DatabaseStatus = Literal["running", "starting", "unhealthy", "stopped", "missing"]
+
+
+class DatabaseSpec(Model):
+    """How a new database runs. Validated by ``mist_core.validate``."""
+
+    engine: DatabaseEngineName
+    version: str | None = None  # None: the engine's default
+    persistence: RedisPersistence | None = None  # Redis only (default rdb)
+    memory: int | str | None = None  # bytes, or "512m"
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    # A host port the database is published on, on every interface (off by default).
+    public_port: int | None = None
+
+
+class Database(Model):
+    """A managed database. Its password is never here: ``databases.url`` reveals the connection URL."""
+
+    id: int
+    project: str
+    name: str
+    engine: DatabaseEngineName
+    version: str
+    image: str
+    status: DatabaseStatus
+    host: str  # its name on the project's network
+    port: int
+    public_port: int | None = None
+    user: str
+    database: str
+    persistence: RedisPersistence | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    container_name: str
+    volume: str  # the Docker volume of its data
+    linked_apps: list[str] = Field(default_factory=list)  # "project/app"
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+class DatabaseLink(Model):
+    """An app linked to a database: the variables set on it (stored as secrets), and the deployment queued
+    to apply them (None when the app was never deployed)."""
+
+    database: str  # "project/name"
+    app: str  # "project/app"
+    prefix: str
+    variables: list[str]
+    deployment_id: int | None = None
+
+
 # ---------------------------------------------------------------------------------------------- env
 
 

@@ -105,6 +105,14 @@ SEALED: tuple[SealedColumn | SealedInDocument, ...] = (
     SealedColumn(
         "backup_destinations", "credentials", ("id",), "backup-destination:{id}", "credentials IS NOT NULL"
     ),
+    SealedColumn("databases", "password_sealed", ("id",), "database:{id}:password", "password_sealed != ''"),
+    SealedColumn(
+        "databases",
+        "admin_password_sealed",
+        ("id",),
+        "database:{id}:admin-password",
+        "admin_password_sealed IS NOT NULL",
+    ),
 )
 
 

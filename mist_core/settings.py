@@ -119,6 +119,12 @@ DEFINITIONS: dict[str, SettingDef] = {
             _int_between(0, 3600),
         ),
         SettingDef(
+            "database_health_wait",
+            "120",
+            "Seconds Mist waits for a database it starts to pass its health check before it answers.",
+            _int_between(1, 3600),
+        ),
+        SettingDef(
             "log_retention_deployments",
             "50",
             "Deployments per app whose logs are kept.",

@@ -106,6 +106,17 @@ PERMISSIONS: dict[str, Rule] = {
     "apps.source": VIEW,  # the webhook secret only for developers (``reveal``)
     "apps.set_source": DEVELOP,
     "apps.deploy_key": DEVELOP,
+    "databases.create": DEVELOP,
+    "databases.list": LIST,
+    "databases.get": VIEW,  # never a password
+    "databases.delete": ADMINISTER,  # removes the data with it
+    "databases.start": DEVELOP,
+    "databases.stop": DEVELOP,
+    "databases.restart": DEVELOP,
+    "databases.logs": VIEW,
+    "databases.url": DEVELOP,  # the password: developers and admin-scoped tokens, audited
+    "databases.link": DEVELOP,
+    "databases.unlink": DEVELOP,
     "env.list": VIEW,  # secret values only for developers (``env.reveal``)
     "env.set": DEVELOP,
     "env.unset": DEVELOP,
@@ -189,6 +200,9 @@ DEPLOY_OPERATIONS = frozenset(
         "apps.start",
         "apps.stop",
         "apps.restart",
+        "databases.start",
+        "databases.stop",
+        "databases.restart",
         "deployments.cancel",
     }
 )

@@ -11,12 +11,14 @@ import re
 from importlib import metadata
 from typing import Any, NoReturn, get_args
 
-from ..models import ProjectRole, ProviderKind, Role, TokenScope
+from ..models import DatabaseEngineName, ProjectRole, ProviderKind, RedisPersistence, Role, TokenScope
 
 ROLES = list(get_args(Role))
 PROJECT_ROLES = list(get_args(ProjectRole))
 TOKEN_SCOPES = list(get_args(TokenScope))
 PROVIDER_KINDS = list(get_args(ProviderKind))
+DATABASE_ENGINES = list(get_args(DatabaseEngineName))
+REDIS_PERSISTENCE = list(get_args(RedisPersistence))
 
 GLOBAL_DEFAULTS: dict[str, object] = {"host": None, "embedded": False, "data": None, "json": False}
 
@@ -36,6 +38,7 @@ COMMANDS: dict[str, list[str]] = {
     "project": ["create", "list", "show", "rename", "tag", "delete"],
     "app": ["create", "list", "show", "set", "delete", "deploy-key", "source"],
     "env": ["set", "list", "unset", "import", "export"],
+    "db": ["create", "list", "show", "delete", "start", "stop", "restart", "logs", "url", "link", "unlink"],
     "deploy": [],
     "rollback": [],
     "deployments": [],
@@ -654,6 +657,9 @@ def build_parser() -> MistArgumentParser:
     p.add_argument("app", metavar="PROJECT/APP")
     p.add_argument("--reveal", action="store_true", help="show secret values")
 
+    # ------------------------------------------------------------------ databases
+    _database_commands(commands, command, subcommands)
+
     # ------------------------------------------------------------------ deployments
     p = command(commands, "deploy", "deploy an app")
     p.add_argument("app", metavar="PROJECT/APP")
@@ -883,3 +889,76 @@ def first_command(argv: list[str]) -> int | None:
         else:
             return i
     return None
+
+
+def _database_commands(commands: Any, command: Any, subcommands: Any) -> None:
+    db = subcommands(
+        command(commands, "db", "manage databases (PostgreSQL, MySQL, MariaDB, Redis, MongoDB)"), "subcommand"
+    )
+    p = command(db, "create", "create a database in a project, with generated credentials")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument(
+        "--engine",
+        "-e",
+        required=True,
+        choices=DATABASE_ENGINES,
+        metavar="ENGINE",
+        help=f"one of {', '.join(DATABASE_ENGINES)}",
+    )
+    p.add_argument(
+        "--version", dest="db_version", metavar="V", help="the engine's version (default: its default)"
+    )
+    p.add_argument(
+        "--persistence",
+        choices=REDIS_PERSISTENCE,
+        metavar="MODE",
+        help="Redis only: rdb (snapshots, the default), aof (append-only file) or none",
+    )
+    p.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 512m")
+    p.add_argument("--cpus", type=float, metavar="N")
+    p.add_argument("--restart", metavar="POLICY", help="restart policy (default unless-stopped)")
+    p.add_argument(
+        "--public-port",
+        type=int,
+        metavar="PORT",
+        help="publish on this host port on every interface (off by default)",
+    )
+    p = command(db, "list", "list databases")
+    p.add_argument("--project", metavar="PROJECT")
+    p = command(db, "show", "show a database: engine, version, state, host, linked apps")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(db, "delete", "delete a database and its data")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--keep-volume", action="store_true", help="keep the Docker volume with the data")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    for name, text in (
+        ("start", "start a database"),
+        ("stop", "stop a database"),
+        ("restart", "restart a database"),
+    ):
+        p = command(db, name, text)
+        p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(db, "logs", "print a database server's output")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--tail", type=int, default=200, metavar="N", help="last N lines (default 200)")
+    p.add_argument("--since", metavar="T", help="10m, 2h, 1d or an ISO 8601 time")
+    p.add_argument("--timestamps", "-t", action="store_true", help="prefix each line with its time")
+    p = command(db, "url", "print the connection URL, password included (recorded in the audit log)")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(
+        db,
+        "link",
+        "give an app of the project the database's connection as secret variables, and redeploy it",
+    )
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument(
+        "--as",
+        dest="prefix",
+        metavar="PREFIX",
+        help="variable prefix: PREFIX_URL, PREFIX_HOST... (default DATABASE, REDIS or MONGO)",
+    )
+    p = command(db, "unlink", "remove the variables of a link from the app, and redeploy it")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("app", metavar="PROJECT/APP")

@@ -48,6 +48,7 @@ LABEL_INSTANCE = "dev.mist.instance"
 # The project's stable random id: names outlive a project (a new project may take a deleted one's name), so
 # its network and volumes are told apart by this instead.
 LABEL_PROJECT_UID = "dev.mist.project-uid"
+LABEL_DATABASE = "dev.mist.database"  # a managed database's container and volume: the database's name
 LABEL_VOLUME = "dev.mist.volume"  # a volume's name in the app's spec (its Docker name carries the uid too)
 # The network of containers deployed before each project had its own; the proxy stays on it so they keep
 # being routed until their next deployment.
@@ -104,6 +105,9 @@ class ContainerSpec:
     # Host directories (Mist's own, e.g. the proxy's configuration; never a user-given path): host -> (path, ro).
     host_dirs: dict[str, tuple[str, bool]] = field(default_factory=dict)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> IP, or "host-gateway"
+    # Docker's HEALTHCHECK: the test (["CMD", ...]) and its interval, timeout, retries and start period.
+    healthcheck: list[str] | None = None
+    health_timing: tuple[float, float, int, float] = (3.0, 5.0, 3, 120.0)
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,15 @@ def create_body(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
     }
     if spec.command:
         body["Cmd"] = list(spec.command)
+    if spec.healthcheck:
+        interval, timeout, retries, start_period = spec.health_timing
+        body["Healthcheck"] = {
+            "Test": list(spec.healthcheck),
+            "Interval": round(interval * 1e9),
+            "Timeout": round(timeout * 1e9),
+            "Retries": retries,
+            "StartPeriod": round(start_period * 1e9),
+        }
     if port_bindings:
         body["ExposedPorts"] = {key: {} for key in port_bindings}
     return body
@@ -742,7 +755,9 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ exec
 
-    async def _exec_create(self, name: str, command: list[str], *, tty: bool, stdin: bool) -> str:
+    async def _exec_create(
+        self, name: str, command: list[str], *, tty: bool, stdin: bool, env: dict[str, str] | None = None
+    ) -> str:
         if not command:
             raise MistError("there is no command to run: give the command and its arguments")
         if await self._managed(name) is None:
@@ -750,7 +765,7 @@ class Engine:
         try:
             created = await self._call(
                 lambda api: api.exec_create(
-                    name, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True
+                    name, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True, environment=env
                 )
             )
         except DockerAPIError as error:
@@ -760,11 +775,12 @@ class Engine:
         return str(created["Id"])
 
     @_refusals
-    async def exec(self, name: str, command: list[str]) -> ExecResult:
+    async def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None) -> ExecResult:
         """Run ``command`` (an argument list, no shell) in a running Mist container and wait for it: its exit
         code and its output, stdout and stderr together as they arrive (at most ``EXEC_OUTPUT_MAX``
-        bytes are kept)."""
-        exec_id = await self._exec_create(name, command, tty=False, stdin=False)
+        bytes are kept). ``env`` is added to the command's environment (the engine's API carries it as data:
+        the way to hand a command a password)."""
+        exec_id = await self._exec_create(name, command, tty=False, stdin=False, env=env)
 
         def run(api: docker.APIClient) -> bytes:
             kept = bytearray()

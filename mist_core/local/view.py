@@ -39,6 +39,7 @@ from .audit import Audit
 from .backups import Backups
 from .certificates import Certificates
 from .containers import Containers
+from .databases import Databases
 from .deployments import Deployments
 from .domains import Domains
 from .env import Env
@@ -94,6 +95,7 @@ class LocalMist(MistAPI):
         self.projects = Projects(self)
         self.apps = Apps(self)
         self.env = Env(self)
+        self.databases = Databases(self)
         self.deployments = Deployments(self)
         self.containers = Containers(self)
         self.metrics = Metrics(self)

@@ -31,6 +31,7 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 from gitutil import init_repo
+from images import redis_image
 from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
@@ -145,6 +146,7 @@ class World:
     forge: Forge
     provider: str
     provider_repo: str
+    db: str
 
     def __init__(self, d: Daemon, repos: Path) -> None:
         self.d = d
@@ -598,6 +600,87 @@ def _(w: World, who: Principal) -> Call:
 @row("env.export_dotenv+reveal", DEVELOP, project=True)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", w.app_path() + "/env/export", params={"reveal": "true"})
+
+
+# ---------------------------------------------------------------------------------------------- rows: databases
+
+
+def _db_path(w: World, name: str | None = None) -> str:
+    return f"/projects/{w.p}/databases/{name or w.db}"
+
+
+def _db_status(w: World) -> Any:
+    return w.owner("GET", _db_path(w))["status"]
+
+
+def _db_links(w: World) -> Any:
+    return w.owner("GET", _db_path(w))["linked_apps"]
+
+
+@row("databases.create", DEVELOP, project=True)  # the name is the app's: allowed callers get 409
+def _(w: World, who: Principal) -> Call:
+    return Call(
+        "POST",
+        f"/projects/{w.p}/databases",
+        json={"name": w.app, "engine": "redis"},
+        state=lambda: w.owner("GET", "/databases", params={"project": w.p})["total"],
+    )
+
+
+@row("databases.list", EVERYONE)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", "/databases")
+
+
+@row("databases.get", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w))
+
+
+@row("databases.delete", ADMINISTER, project=True)  # linked to the idle app: allowed callers get 409
+def _(w: World, who: Principal) -> Call:
+    return Call("DELETE", _db_path(w), state=lambda: w.status_as_owner(_db_path(w)))
+
+
+@row("databases.stop", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    w.owner("POST", _db_path(w) + "/start")
+    return Call("POST", _db_path(w) + "/stop", state=lambda: _db_status(w))
+
+
+@row("databases.start", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    w.owner("POST", _db_path(w) + "/stop")
+    return Call("POST", _db_path(w) + "/start", state=lambda: _db_status(w))
+
+
+@row("databases.restart", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    restarts = lambda: len(w.owner("GET", "/audit", params={"action": "database.restart"})["items"])  # noqa: E731
+    return Call("POST", _db_path(w) + "/restart", state=restarts)
+
+
+@row("databases.logs", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w) + "/logs", params={"follow": "false"}, stream="finite")
+
+
+@row("databases.url", DEVELOP, project=True)  # the password: like secret env values
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w) + "/url")
+
+
+@row("databases.link", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    app = w.new_app("link")  # never deployed: linking queues no deployment
+    return Call("POST", _db_path(w) + "/links", json={"app": app, "prefix": "MX"}, state=lambda: _db_links(w))
+
+
+@row("databases.unlink", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    app = w.new_app("unlink")
+    w.owner("POST", _db_path(w) + "/links", json={"app": app})
+    return Call("DELETE", _db_path(w) + f"/links/{app}", state=lambda: _db_links(w))
 
 
 # ---------------------------------------------------------------------------------------------- rows: deployments
@@ -1362,6 +1445,11 @@ def world(daemon: Daemon) -> Iterator[World]:
         w.provider = f"mx-gitea-{w.s}"
         w.owner("POST", "/git/providers", json=_gitea_spec(w, w.provider))
         w.provider_repo = w.owner("GET", f"/git/providers/{w.provider}/repos")[0]["full_name"]
+        # A database of the project, linked to the idle app (so deleting it is refused).
+        redis_image()
+        w.db = "cache"
+        w.owner("POST", f"/projects/{w.p}/databases", json={"name": w.db, "engine": "redis"})
+        w.owner("POST", _db_path(w) + "/links", json={"app": w.idle})
         yield w
 
 
