@@ -18,10 +18,9 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .. import validate
@@ -42,10 +41,9 @@ from . import retention
 from .archive import CorruptBackup, Packer, TarManifest, Unpacker, compare_manifests, decode_manifest
 from .destinations import Destination, LocalDirectory, ObjectWriter, S3Bucket
 from .keys import BackupKeys
-from .subjects import LABEL_BACKUP, VolumeSubject
+from .subjects import LABEL_BACKUP, ProjectRef, VolumeSubject, blocking
 
 log = logging.getLogger("mist.backups")
-T = TypeVar("T")
 
 SCHEDULE_POLL = 30.0  # how often due schedules are looked for (a new schedule wakes the loop at once)
 LEASE = timedelta(minutes=5)  # a claimed schedule's lease, renewed while its backup runs
@@ -61,14 +59,6 @@ BACKUP_SELECT = (
     f"SELECT {BACKUP_COLUMNS} FROM backups b JOIN projects p ON p.id = b.project_id "
     "LEFT JOIN backup_destinations d ON d.id = b.destination_id"
 )
-
-
-@dataclass(frozen=True)
-class ProjectRef:
-    id: int
-    name: str
-    uid: str
-    unscoped_volumes: bool = False
 
 
 def backup_from_row(row: Any) -> Backup:
@@ -383,7 +373,7 @@ class BackupService:
                     manifest.feed(chunk)
                     packer.feed(chunk)
 
-            await _blocking(pump, one.close)
+            await blocking(pump, one.close)
             code = await one.wait()
             if code != 0:
                 raise MistError(f"the dump exited with status {code}: {one.stderr or 'it said nothing'}")
@@ -391,8 +381,8 @@ class BackupService:
                 raise MistError("the dump was empty: nothing was backed up")
             if not manifest.ended:
                 raise MistError("the dump is not a whole tar archive (it ends early)")
-            size, checksum = await _blocking(packer.finish, lambda: None)
-            await _blocking(sink.commit, lambda: None)
+            size, checksum = await blocking(packer.finish, lambda: None)
+            await blocking(sink.commit, lambda: None)
         except BaseException:
             if writer is not None:
                 with contextlib.suppress(Exception):
@@ -451,10 +441,10 @@ class BackupService:
         drain: asyncio.Future[None] | None = None
         if one is not None:
             await one.start()
-            drain = asyncio.ensure_future(_blocking(one.drain, one.close))
+            drain = asyncio.ensure_future(blocking(one.drain, one.close))
         try:
             try:
-                checksum = await _blocking(pump, one.close if one is not None else lambda: None)
+                checksum = await blocking(pump, one.close if one is not None else lambda: None)
             finally:
                 if one is not None:
                     one.close_stdin()
@@ -824,19 +814,6 @@ def validate_bucket(bucket: str) -> bool:
     import re
 
     return bool(re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket))
-
-
-async def _blocking(work: Callable[[], T], stop: Callable[[], None]) -> T:
-    """Run blocking ``work`` in a thread; if the caller is cancelled, ``stop`` ends it, and it is waited for
-    (so nothing it touches is used by two threads at once)."""
-    future = asyncio.get_running_loop().run_in_executor(None, work)
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        stop()
-        with contextlib.suppress(BaseException):
-            await future
-        raise
 
 
 __all__ = [

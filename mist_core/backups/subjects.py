@@ -9,9 +9,12 @@ its network) plugs into the same service by giving the same three containers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from ..engine import (
     LABEL_INSTANCE,
@@ -26,9 +29,6 @@ from ..engine.oneoff import OneOff, OneOffSpec
 from ..errors import Conflict, MistError, NotFound
 from .archive import TarManifest
 
-if TYPE_CHECKING:
-    from .service import ProjectRef
-
 LABEL_BACKUP = "dev.mist.backup"  # the backup a one-off container or a scratch volume works on
 MOUNT = "/data"
 DUMP = ["tar", "-c", "-f", "-", "-C", MOUNT, "."]
@@ -40,6 +40,29 @@ WIPE_AND_EXTRACT = [
     "-c",
     f"find {MOUNT} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + && exec tar -x -f - -C {MOUNT}",
 ]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ProjectRef:
+    id: int
+    name: str
+    uid: str
+    unscoped_volumes: bool = False
+
+
+async def blocking(work: Callable[[], T], stop: Callable[[], None]) -> T:
+    """Run blocking ``work`` in a thread; if the caller is cancelled, ``stop`` ends it, and it is waited for
+    (so nothing it touches is used by two threads at once)."""
+    future = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        stop()
+        with contextlib.suppress(BaseException):
+            await future
+        raise
 
 
 class VolumeSubject:
@@ -88,8 +111,6 @@ class VolumeSubject:
 
     async def manifest(self, volume: str, backup_id: int) -> dict[str, list[Any]]:
         """What ``volume`` holds, read the way a backup reads it."""
-        from .service import _blocking
-
         one = await self.dump(volume, backup_id)
         try:
             manifest = TarManifest()
@@ -99,7 +120,7 @@ class VolumeSubject:
                 while chunk := one.read():
                     manifest.feed(chunk)
 
-            await _blocking(pump, one.close)
+            await blocking(pump, one.close)
             code = await one.wait()
             if code != 0:
                 raise MistError(f"reading the restored volume failed (status {code}): {one.stderr}")

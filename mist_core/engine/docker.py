@@ -30,7 +30,7 @@ from ..errors import Conflict, EngineUnavailable, MistError, NotFound
 from ..models import ContainerInfo, ContainerStats, LogLine, Volume
 from . import oneoff
 from . import stats as stats_math
-from .client import DockerAPIError, EngineConnection, interrupt
+from .client import DockerAPIError, EngineConnection, interrupt, socket_of
 from .streams import JsonLinesDecoder, LogDecoder, StreamHub, parse_log_line
 
 if TYPE_CHECKING:
@@ -289,14 +289,6 @@ class SwarmInfo:
     nodes: int | None
     managers: int | None
     error: str | None
-
-
-def _socket_of(hijacked: Any) -> socket.socket:
-    """The plain socket behind what docker-py hands back for a hijacked connection."""
-    sock = getattr(hijacked, "_sock", hijacked)
-    if not isinstance(sock, socket.socket):
-        raise MistError("the Docker Engine connection cannot carry an interactive session")
-    return sock
 
 
 class Engine:
@@ -595,7 +587,7 @@ class Engine:
         labels = {**spec.labels, LABEL_MANAGED: "true"}
         if self.instance:
             labels[LABEL_INSTANCE] = self.instance
-        return await oneoff.create(self, spec, labels)
+        return await oneoff.create(self._call, spec, labels)
 
     # ------------------------------------------------------------------------------------------ containers
 
@@ -803,7 +795,7 @@ class Engine:
         a TTY, Docker frames the output by stream (stdout, stderr) on the socket."""
         exec_id = await self._exec_create(name, command, tty=tty, stdin=True)
         hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=tty, socket=True))
-        sock = _socket_of(hijacked)
+        sock = socket_of(hijacked)
         sock.settimeout(None)
         return ExecSession(id=exec_id, socket=sock, _engine=self, _connection=hijacked)
 

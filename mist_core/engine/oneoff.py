@@ -12,14 +12,15 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import MistError, NotFound
-from .client import DockerAPIError
+from .client import DockerAPIError, socket_of
 
-if TYPE_CHECKING:
-    from .docker import Engine
+# How the engine runs one docker-py call off the event loop (``Engine._call``).
+Call = Callable[[Callable[[Any], Any]], Awaitable[Any]]
 
 # What Docker reads from the socket at once; bigger reads mean fewer trips through Python.
 RECV_SIZE = 1 << 20
@@ -75,8 +76,8 @@ class OneOff:
     ``read`` or feed stdin with ``write`` / ``close_stdin`` (in a thread), ``await wait()`` for its exit code,
     ``await remove()`` in any case."""
 
-    def __init__(self, engine: Engine, container_id: str, sock: socket.socket, hijacked: Any) -> None:
-        self._engine = engine
+    def __init__(self, call: Call, container_id: str, sock: socket.socket, hijacked: Any) -> None:
+        self._call = call
         self.id = container_id
         self._sock = sock
         self._hijacked = hijacked  # docker-py's side of the socket: kept, or collecting it closes the socket
@@ -94,7 +95,7 @@ class OneOff:
 
     async def start(self) -> None:
         try:
-            await self._engine._call(lambda api: api.start(self.id))
+            await self._call(lambda api: api.start(self.id))
         except DockerAPIError as error:
             raise MistError(f"the container {self.id[:12]} did not start: {error.explanation}") from error
 
@@ -156,7 +157,7 @@ class OneOff:
             pass
 
     async def wait(self) -> int:
-        answer = await self._engine._call(lambda api: api.wait(self.id))
+        answer = await self._call(lambda api: api.wait(self.id))
         return int((answer or {}).get("StatusCode", -1))
 
     def close(self) -> None:
@@ -171,19 +172,17 @@ class OneOff:
     async def remove(self) -> None:
         self.close()
         try:
-            await self._engine._call(lambda api: api.remove_container(self.id, force=True, v=False))
+            await self._call(lambda api: api.remove_container(self.id, force=True, v=False))
         except DockerAPIError as error:
             if error.status != 404:
                 raise
 
 
-async def create(engine: Engine, spec: OneOffSpec, labels: dict[str, str]) -> OneOff:
+async def create(call: Call, spec: OneOffSpec, labels: dict[str, str]) -> OneOff:
     """Create the container and attach to its streams; nothing runs yet. On failure nothing is left."""
-    from .docker import _socket_of
-
     body = create_body(spec, labels)
     try:
-        created = await engine._call(lambda api: api.create_container_from_config(body, name=spec.name))
+        created = await call(lambda api: api.create_container_from_config(body, name=spec.name))
     except DockerAPIError as error:
         if error.image_missing:
             raise NotFound(
@@ -194,10 +193,10 @@ async def create(engine: Engine, spec: OneOffSpec, labels: dict[str, str]) -> On
     container_id = str(created["Id"])
     params = {"stdout": 1, "stderr": 1, "stream": 1, "stdin": 1 if spec.stdin else 0}
     try:
-        hijacked = await engine._call(lambda api: api.attach_socket(container_id, params=params))
-        sock = _socket_of(hijacked)
+        hijacked = await call(lambda api: api.attach_socket(container_id, params=params))
+        sock = socket_of(hijacked)
         sock.settimeout(None)
     except BaseException:
-        await engine._call(lambda api: api.remove_container(container_id, force=True))
+        await call(lambda api: api.remove_container(container_id, force=True))
         raise
-    return OneOff(engine, container_id, sock, hijacked)
+    return OneOff(call, container_id, sock, hijacked)
