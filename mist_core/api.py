@@ -615,8 +615,8 @@ class ProxyAPI(ABC):
 
 
 class BackupsAPI(ABC):
-    """Backups of a project's volumes: made, verified and restored in the background (the backup's record
-    says how each one goes); destinations (an instance's) and schedules (a project's)."""
+    """Backups of a project's volumes and managed databases: made, verified and restored in the background
+    (the backup's record says how each one goes); destinations (an instance's) and schedules (a project's)."""
 
     @abstractmethod
     async def list(
@@ -636,19 +636,25 @@ class BackupsAPI(ABC):
 
     @abstractmethod
     async def run(self, project: str, name: str, destination: str, kind: str = "volume") -> Backup:
-        """Start backing up volume ``name`` of the project to ``destination``; the backup is ``running``
-        until it is ``success`` or ``failed`` (a dump that fails or is empty is ``failed``)."""
+        """Start backing up volume ``name`` of the project (``kind="database"``: its database ``name``, dumped
+        by the engine's own tool) to ``destination``; the backup is ``running`` until it is ``success`` or
+        ``failed`` (a dump that fails, is empty or is not a whole dump is ``failed``)."""
 
     @abstractmethod
     async def verify(self, backup_id: int) -> Backup:
         """Start restoring the backup into a throw-away volume and checking that it holds what the backup
-        recorded (file list and checksums); ``verified`` is ``running``, then ``passed`` or ``failed``."""
+        recorded (file list and checksums), or, for a database, into a throw-away database of the same engine
+        and version, checking the row count of every table (Redis: its keys) against the counts taken at
+        backup time; ``verified`` is ``running``, then ``passed`` or ``failed``."""
 
     @abstractmethod
     async def restore(self, backup_id: int, target: str | None = None, confirm: str | None = None) -> Backup:
         """Start restoring the backup: into a new volume ``target`` of the project, or over the volume it was
         taken of (``confirm`` must name that volume; the containers using it are stopped, then started again).
-        The backup's ``restore_state`` says how it ends."""
+        A database's backup goes into a new database ``target`` (made with the same engine and version, and
+        removed again if the restore fails), or over the database itself (``confirm`` names it; its linked
+        apps are stopped meanwhile, started again and told in their deployment's log). The backup's
+        ``restore_state`` says how it ends."""
 
     @abstractmethod
     async def delete(self, backup_id: int) -> None:
@@ -660,8 +666,8 @@ class BackupsAPI(ABC):
 
     @abstractmethod
     async def schedule(self, project: str, spec: BackupScheduleSpec) -> BackupSchedule:
-        """Back up a volume on a cron schedule (one schedule per volume and destination: the same pair again
-        replaces it)."""
+        """Back up a volume or a database on a cron schedule (one schedule per subject and destination: the
+        same pair again replaces it)."""
 
     @abstractmethod
     async def unschedule(self, project: str, schedule_id: int) -> None:

@@ -131,6 +131,7 @@ class Core:
             key_path=config.data_dir / BACKUP_KEY_FILE,
             setting=self.setting,
             instance_id=self.instance_id,
+            tell=self.pipeline.note_after_end,
         )
         self._settings: dict[str, str] = {}
         self._wakeup = asyncio.Event()

@@ -810,19 +810,19 @@ BackupState = Literal["running", "success", "failed"]
 # ``running``: a verification is under way (the last result is replaced when it ends).
 VerifyState = Literal["never", "running", "passed", "failed"]
 RestoreState = Literal["running", "success", "failed"]
-BackupSubjectKind = Literal["volume"]
+BackupSubjectKind = Literal["volume", "database"]
 DestinationKind = Literal["local", "s3"]
 
 
 class Backup(Model):
-    """One backup of a subject (a project's volume) to a destination. ``size`` is what is stored
+    """One backup of a subject (a project's volume or managed database) to a destination. ``size`` is what is stored
     (compressed, encrypted), ``raw_size`` the dump's own size; ``checksum`` the sha256 of the stored bytes.
     ``verified`` says whether a restore of it has been checked; the last restore's outcome is beside it."""
 
     id: int
     project: str
     kind: BackupSubjectKind
-    name: str  # the volume's name in the project
+    name: str  # the volume's or the database's name in the project
     destination: str | None  # None once the destination was removed
     state: BackupState
     started_at: datetime
@@ -889,7 +889,7 @@ class BackupRetention(Model):
 
 
 class BackupScheduleSpec(Model):
-    """A schedule: back up volume ``name`` to ``destination`` at each time of the cron expression ``cron``
+    """A schedule: back up volume (or, with ``kind="database"``, database) ``name`` to ``destination`` at each time of the cron expression ``cron``
     (in ``timezone``), verify each new backup when ``verify``, then apply ``retention``."""
 
     name: str

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import uuid
@@ -41,7 +42,17 @@ from . import retention
 from .archive import CorruptBackup, Packer, TarManifest, Unpacker, compare_manifests, decode_manifest
 from .destinations import Destination, LocalDirectory, ObjectWriter, S3Bucket
 from .keys import BackupKeys
-from .subjects import LABEL_BACKUP, ProjectRef, VolumeSubject, blocking
+from .subjects import (
+    DUMP_MAGIC,
+    DUMP_SUFFIX,
+    LABEL_BACKUP,
+    DatabaseSubject,
+    DatabaseTarget,
+    ProjectRef,
+    VolumeSubject,
+    blocking,
+    compare_counts,
+)
 
 log = logging.getLogger("mist.backups")
 
@@ -149,6 +160,7 @@ class BackupService:
         key_path: Path,
         setting: Callable[[str], Awaitable[str]],
         instance_id: str,
+        tell: Callable[[int, str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -156,6 +168,9 @@ class BackupService:
         self.key_path = key_path
         self.setting = setting
         self.instance_id = instance_id
+        # A line for a deployment's log: how an app linked to a restored database hears of it.
+        self.tell = tell
+        self.databases = DatabaseSubject(store, engine, secrets, instance_id)
         self.owner = uuid.uuid4().hex
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake = asyncio.Event()
@@ -299,10 +314,15 @@ class BackupService:
     async def start(
         self, project: ProjectRef, kind: str, name: str, destination: str, *, schedule_id: int | None = None
     ) -> int:
-        """Check what can be checked at once (the volume, the destination), record the backup as running and
+        """Check what can be checked at once (the subject, the destination), record the backup as running and
         start it; returns its id."""
-        subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
-        await subject.docker_volume(project, name)
+        subject_id: int | None = None
+        if kind == "database":
+            db = await self.databases.find(project, name)
+            subject_id, suffix = db.id, DUMP_SUFFIX[db.engine.name]
+        else:
+            await self._volume_subject(project, name)
+            suffix = ".tar.gz"
         destination_id = await self.destination_id(destination)
         encrypt = bool(
             await self.store.scalar("SELECT encrypt FROM backup_destinations WHERE id = ?", (destination_id,))
@@ -310,18 +330,35 @@ class BackupService:
         started = now()
         async with self.store.write() as w:
             backup_id = await w.execute(
-                "INSERT INTO backups (project_id, subject_kind, subject_name, destination_id, schedule_id, "
-                "object_key, state, started_at) VALUES (?, ?, ?, ?, ?, '', 'running', ?)",
-                (project.id, kind, name, destination_id, schedule_id, ts(started)),
+                "INSERT INTO backups (project_id, subject_kind, subject_id, subject_name, destination_id, "
+                "schedule_id, object_key, state, started_at) VALUES (?, ?, ?, ?, ?, ?, '', 'running', ?)",
+                (project.id, kind, subject_id, name, destination_id, schedule_id, ts(started)),
             )
             stamp = started.strftime("%Y%m%dT%H%M%SZ")
-            key = f"mist-{self.instance_id[:8]}/{project.name}/{kind}-{name}/{stamp}-{backup_id}.tar.gz"
+            key = f"mist-{self.instance_id[:8]}/{project.name}/{kind}-{name}/{stamp}-{backup_id}{suffix}"
             await w.execute(
                 "UPDATE backups SET object_key = ? WHERE id = ?",
                 (key + (".enc" if encrypt else ""), backup_id),
             )
-        self._spawn(self._backup(backup_id, project, subject, name), f"mist-backup-{backup_id}")
+        self._spawn(self._backup(backup_id, project, kind, name), f"mist-backup-{backup_id}")
         return backup_id
+
+    async def _volume_subject(self, project: ProjectRef, name: str) -> VolumeSubject:
+        """The volume subject, once the volume is known to exist (a database of that name is pointed at)."""
+        subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
+        try:
+            await subject.docker_volume(project, name)
+        except NotFound as error:
+            if await self.store.one(
+                "SELECT 1 FROM databases WHERE project_id = ? AND name = ?", (project.id, name)
+            ):
+                raise NotFound(
+                    f"project {project.name!r} has no volume {name!r}, but a database: back it up as one "
+                    f"(mist backup run {project.name}/{name} --database)",
+                    field="name",
+                ) from error
+            raise
+        return subject
 
     def _spawn(self, work: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(work)
@@ -337,9 +374,12 @@ class BackupService:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.shield(task)
 
-    async def _backup(self, backup_id: int, project: ProjectRef, subject: VolumeSubject, name: str) -> None:
+    async def _backup(self, backup_id: int, project: ProjectRef, kind: str, name: str) -> None:
         try:
-            await self._make(backup_id, project, subject, name)
+            if kind == "database":
+                await self._make_database(backup_id, project, name)
+            else:
+                await self._make_volume(backup_id, project, name)
         except asyncio.CancelledError:
             await asyncio.shield(
                 self._set(backup_id, state="failed", finished_at=ts(), error="Mist stopped during the backup")
@@ -351,26 +391,78 @@ class BackupService:
                 log.exception("backup %s failed", backup_id)
             await self._set(backup_id, state="failed", finished_at=ts(), error=message)
 
-    async def _make(self, backup_id: int, project: ProjectRef, subject: VolumeSubject, name: str) -> None:
+    async def _make_volume(self, backup_id: int, project: ProjectRef, name: str) -> None:
+        subject = await self._volume_subject(project, name)
+        volume = await subject.docker_volume(project, name)
+        manifest = TarManifest()
+
+        async def whole() -> None:
+            if not manifest.ended:
+                raise MistError("the dump is not a whole tar archive (it ends early)")
+
+        one = await subject.dump(volume, backup_id)
+        stored = await self._store(backup_id, one, manifest.feed, whole)
+        await self._set(backup_id, **stored, manifest=manifest.encode())
+
+    async def _make_database(self, backup_id: int, project: ProjectRef, name: str) -> None:
+        db = await self.databases.find(project, name)
+        # Counted before and after the dump: a database written to meanwhile holds, restored, a count between
+        # the two for each table.
+        before = await self.databases.counts(db, backup_id)
+        head = bytearray()
+        magic = DUMP_MAGIC.get(db.engine.name, b"")
+
+        def look(chunk: bytes) -> None:
+            if len(head) < len(magic):
+                head.extend(chunk[: len(magic) - len(head)])
+
+        after: dict[str, int] = {}
+
+        async def whole() -> None:
+            if bytes(head) != magic:
+                raise MistError(
+                    f"the dump is not a {db.engine.title} dump (it starts with {bytes(head)!r}, not {magic!r})"
+                )
+            after.update(await self.databases.counts(db, backup_id))
+
+        one = await self.databases.dump(db, backup_id)
+        stored = await self._store(backup_id, one, look, whole)
+        counts = {t: sorted((before[t], after[t])) for t in before.keys() & after.keys()}
+        recorded = {
+            "database": db.describe(),
+            "counts": counts,
+            "optional": sorted(before.keys() ^ after.keys()),
+        }
+        await self._set(
+            backup_id, **stored, manifest=gzip.compress(json.dumps(recorded, sort_keys=True).encode(), 6)
+        )
+
+    async def _store(
+        self,
+        backup_id: int,
+        one: OneOff,
+        observe: Callable[[bytes], None],
+        whole: Callable[[], Awaitable[None]],
+    ) -> dict[str, Any]:
+        """Stream the dump of ``one`` to the backup's destination (``observe`` sees each chunk as it passes;
+        ``whole`` raises when the dump, ended, is not a whole one); the columns of the successful backup.
+        Nothing is left at the destination of a dump that failed."""
         row = await self.store.one(
             "SELECT destination_id, object_key FROM backups WHERE id = ?", (backup_id,)
         )
         assert row is not None
-        dest_row, destination = await self._destination(row["destination_id"])
-        keys = BackupKeys.load(self.key_path) if dest_row["encrypt"] else None
-        volume = await subject.docker_volume(project, name)
-        one = await subject.dump(volume, backup_id)
         writer: ObjectWriter | None = None
         try:
+            dest_row, destination = await self._destination(row["destination_id"])
+            keys = BackupKeys.load(self.key_path) if dest_row["encrypt"] else None
             sink: ObjectWriter = await asyncio.to_thread(destination.writer, row["object_key"])
             writer = sink
             packer = Packer(sink.write, keys)
-            manifest = TarManifest()
             await one.start()
 
             def pump() -> None:
                 while chunk := one.read():
-                    manifest.feed(chunk)
+                    observe(chunk)
                     packer.feed(chunk)
 
             await blocking(pump, one.close)
@@ -379,8 +471,7 @@ class BackupService:
                 raise MistError(f"the dump exited with status {code}: {one.stderr or 'it said nothing'}")
             if packer.raw_size == 0:
                 raise MistError("the dump was empty: nothing was backed up")
-            if not manifest.ended:
-                raise MistError("the dump is not a whole tar archive (it ends early)")
+            await whole()
             size, checksum = await blocking(packer.finish, lambda: None)
             await blocking(sink.commit, lambda: None)
         except BaseException:
@@ -390,17 +481,15 @@ class BackupService:
             raise
         finally:
             await one.remove()
-        await self._set(
-            backup_id,
-            state="success",
-            finished_at=ts(),
-            size=size,
-            raw_size=packer.raw_size,
-            checksum=checksum,
-            key_id=packer.key_id,
-            exit_status=code,
-            manifest=manifest.encode(),
-        )
+        return {
+            "state": "success",
+            "finished_at": ts(),
+            "size": size,
+            "raw_size": packer.raw_size,
+            "checksum": checksum,
+            "key_id": packer.key_id,
+            "exit_status": code,
+        }
 
     # ------------------------------------------------------------------------------------------ restoring
 
@@ -466,11 +555,18 @@ class BackupService:
         backup_id = int(row["id"])
         detail, passed = "", False
         try:
-            detail = await self._check(row)
-            passed = not detail
-            if passed:
-                entries = len(decode_manifest(row["manifest"])) if row["manifest"] else 0
-                detail = f"restored into a throw-away volume: {entries} entries match the backup's manifest"
+            if row["subject_kind"] == "database":
+                detail = await self._check_database(row)
+                passed = not detail.startswith("!")
+                detail = detail.lstrip("!")
+            else:
+                detail = await self._check(row)
+                passed = not detail
+                if passed:
+                    entries = len(decode_manifest(row["manifest"])) if row["manifest"] else 0
+                    detail = (
+                        f"restored into a throw-away volume: {entries} entries match the backup's manifest"
+                    )
         except asyncio.CancelledError:
             detail = "Mist stopped during the verification"
             raise
@@ -511,31 +607,213 @@ class BackupService:
         finally:
             await subject.remove_scratch(scratch, int(row["id"]))
 
-    async def start_restore(self, backup_id: int, target: str | None, confirm: str | None) -> None:
+    async def _check_database(self, row: Any) -> str:
+        """Restore the backup into a throw-away database of the same engine and version and count its rows
+        against the counts taken at backup time. What was found; a failure starts with '!'."""
+        backup_id = int(row["id"])
+        recorded = database_record(row)
+        _, destination = await self._destination(row["destination_id"])
+        wait = await self._health_wait()
+        dbs = self.databases
+        scratch = await dbs.scratch(backup_id, self._project(row), recorded["database"])
+        try:
+            source = str(recorded["database"]["database"])
+            if scratch.engine.restore_needs_stop:
+                # Its files are written before it first starts, and loaded then.
+                one = await dbs.restore(scratch, backup_id, source)
+                await self._restore_stream(row, destination, one)
+                await dbs.start_scratch(scratch, backup_id, wait)
+            else:
+                await dbs.start_scratch(scratch, backup_id, wait)
+                one = await dbs.restore(scratch, backup_id, source)
+                await self._restore_stream(row, destination, one)
+            found = await dbs.counts(scratch, backup_id)
+            difference = compare_counts(recorded["counts"], found, recorded.get("optional", ()))
+            if difference:
+                return f"!the restored database differs from the backup: {difference}"
+            what = scratch.engine.title + " " + scratch.version
+            if scratch.engine.name == "redis":
+                return f"restored into a throw-away {what} database: {found.get('(keys)', 0)} keys, as at backup time"
+            rows = sum(found.values())
+            return (
+                f"restored into a throw-away {what} database: {len(found)} tables, {rows} rows, "
+                "as counted at backup time"
+            )
+        finally:
+            await dbs.remove_scratch(scratch, backup_id)
+
+    async def _restore_stream(self, row: Any, destination: Destination, one: OneOff) -> None:
+        """Feed the stored backup to the restoring container ``one``; an error when it does not take it."""
+        try:
+            await self._stream_in(row, destination, one)
+            code = await one.wait()
+            if code != 0:
+                raise MistError(f"the restore exited with status {code}: {one.stderr or 'it said nothing'}")
+        finally:
+            await one.remove()
+
+    async def _health_wait(self) -> float:
+        return float(await self.setting("database_health_wait"))
+
+    async def recorded_database(self, backup_id: int) -> dict[str, Any] | None:
+        """What a database backup recorded of its database (engine, version, how it ran); None for a
+        volume's backup. Only a successful backup can be restored."""
+        row = await self.store.one("SELECT * FROM backups WHERE id = ?", (backup_id,))
+        if row is None:
+            raise NotFound(f"there is no backup {backup_id}", field="backup")
+        if row["state"] != "success":
+            raise Conflict(f"backup {backup_id} is {row['state']}: only a successful backup can be restored")
+        if row["subject_kind"] != "database":
+            return None
+        return dict(database_record(row)["database"])
+
+    async def start_restore(
+        self, backup_id: int, target: str | None, confirm: str | None, *, made: bool = False
+    ) -> None:
+        """Start restoring: over the subject itself (``confirm`` names it) or into ``target``, a new volume,
+        or a database made for it by the caller just before (``made``: removed again if the restore fails)."""
         row = await self._claim(backup_id, "restored")
         try:
-            project = self._project(row)
-            subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
-            if target is None or target == row["subject_name"]:
-                if confirm != row["subject_name"]:
-                    raise InvalidInput(
-                        f"restoring backup {backup_id} replaces everything in volume {row['subject_name']!r}: "
-                        f"confirm with its name (--confirm {row['subject_name']})",
-                        field="confirm",
-                    )
-                volume = await subject.docker_volume(project, row["subject_name"])
-                label = row["subject_name"]
-                await subject.refuse_foreign_users(volume)
-                new = False
+            if row["subject_kind"] == "database":
+                work = await self._plan_database_restore(row, target, confirm, made=made)
             else:
-                validate.volume(target, "/data")
-                volume = await subject.new_volume(project, target)
-                label, new = target, True
+                work = await self._plan_volume_restore(row, target, confirm)
         except BaseException:
             self._busy.discard(backup_id)
             raise
-        await self._set(backup_id, restore_state="running", restore_target=label, restore_detail=None)
-        self._spawn(self._restore(row, subject, volume, label, new=new), f"mist-restore-{backup_id}")
+        await self._set(backup_id, restore_state="running", restore_target=target or row["subject_name"],
+                        restore_detail=None)  # fmt: skip
+        self._spawn(work, f"mist-restore-{backup_id}")
+
+    def _confirmed(self, row: Any, confirm: str | None, what: str) -> None:
+        if confirm != row["subject_name"]:
+            raise InvalidInput(
+                f"restoring backup {row['id']} replaces everything in {what} {row['subject_name']!r}: "
+                f"confirm with its name (--confirm {row['subject_name']})",
+                field="confirm",
+            )
+
+    async def _plan_volume_restore(
+        self, row: Any, target: str | None, confirm: str | None
+    ) -> Awaitable[None]:
+        project = self._project(row)
+        subject = VolumeSubject(self.engine, await self.setting("backup_volume_image"), self.instance_id)
+        if target is None or target == row["subject_name"]:
+            self._confirmed(row, confirm, "volume")
+            volume = await subject.docker_volume(project, row["subject_name"])
+            await subject.refuse_foreign_users(volume)
+            return self._restore(row, subject, volume, row["subject_name"], new=False)
+        validate.volume(target, "/data")
+        volume = await subject.new_volume(project, target)
+        return self._restore(row, subject, volume, target, new=True)
+
+    async def _plan_database_restore(
+        self, row: Any, target: str | None, confirm: str | None, *, made: bool
+    ) -> Awaitable[None]:
+        project = self._project(row)
+        recorded = database_record(row)["database"]
+        over = target is None or target == row["subject_name"]
+        if over:
+            self._confirmed(row, confirm, "database")
+        db = await self.databases.find(project, row["subject_name"] if over else str(target))
+        if db.engine.name != recorded["engine"]:
+            raise Conflict(
+                f"backup {row['id']} is of a {recorded['engine']} database; {db.name} is {db.engine.name}: "
+                "restore into a new database (--into NAME)",
+                field="target",
+            )
+        if db.engine.restore_needs_stop and db.spec.persistence == "aof":
+            raise Conflict(
+                f"database {db.name} keeps its data in an append-only file, which a restore of a snapshot "
+                "does not replace: restore into a new database (--into NAME)",
+                field="target",
+            )
+        return self._restore_database(row, db, new=not over and made)
+
+    async def _restore_database(self, row: Any, db: DatabaseTarget, *, new: bool) -> None:
+        backup_id = int(row["id"])
+        state, detail = "failed", ""
+        dbs = self.databases
+        stopped_apps: list[tuple[str, int, str]] = []
+        stopped_db = False
+        try:
+            _, destination = await self._destination(row["destination_id"])
+            wait = await self._health_wait()
+            # Nothing is touched before the stored bytes are known to be the backup's.
+            await self._stream_in(row, destination, None)
+            # The apps that use the database are stopped meanwhile: they would read or write half a restore.
+            for app in await dbs.linked_apps(db):
+                await self.engine.stop(app[2], grace=float(await self.setting("stop_grace_period")))
+                stopped_apps.append(app)
+            source = str(database_record(row)["database"]["database"])
+            if db.engine.restore_needs_stop:
+                if await dbs.is_running(db):
+                    await dbs.stop(db)
+                stopped_db = True
+                await self._restore_stream(row, destination, await dbs.restore(db, backup_id, source))
+                stopped_db = False
+                await dbs.start(db, wait)
+            else:
+                if not await dbs.is_running(db):
+                    await dbs.start(db, wait)
+                else:
+                    await dbs.healthy(db, wait)
+                await self._restore_stream(row, destination, await dbs.restore(db, backup_id, source))
+            state = "success"
+            detail = f"restored into database {db.name}"
+            if stopped_apps:
+                detail += f"; stopped and started again: {', '.join(a[0] for a in stopped_apps)}"
+        except asyncio.CancelledError:
+            detail = "Mist stopped during the restore"
+            raise
+        except Exception as error:  # noqa: BLE001 - every failure is the restore's outcome
+            detail = error.message if isinstance(error, MistError) else f"{type(error).__name__}: {error}"
+            if not isinstance(error, MistError):
+                log.exception("restoring backup %s failed", backup_id)
+        finally:
+            await asyncio.shield(self._after_database_restore(row, db, state, detail, stopped_apps,
+                                                              stopped_db=stopped_db, new=new))  # fmt: skip
+
+    async def _after_database_restore(
+        self,
+        row: Any,
+        db: DatabaseTarget,
+        state: str,
+        detail: str,
+        apps: list[tuple[str, int, str]],
+        *,
+        stopped_db: bool,
+        new: bool,
+    ) -> None:
+        backup_id = int(row["id"])
+        problems = []
+        if stopped_db:
+            try:
+                await self.databases.start(db, await self._health_wait())
+            except MistError as error:
+                problems.append(f"database {db.name}: {error.message}")
+        if new and state != "success":
+            try:
+                await self.databases.remove(db)
+                detail += f"; the new database {db.name} was removed"
+            except Exception as error:  # noqa: BLE001 - said in the restore's outcome
+                problems.append(f"removing the new database {db.name}: {error}")
+        for name, deployment_id, container in apps:
+            try:
+                await self.engine.start(container)
+            except MistError as error:
+                problems.append(f"{name}: {error.message}")
+            if self.tell is not None:
+                outcome = "restored" if state == "success" else "not restored (the restore failed)"
+                await self.tell(
+                    deployment_id,
+                    f"database {db.name} {outcome} from backup {backup_id}: the app was stopped meanwhile "
+                    "and started again",
+                )
+        if problems:
+            detail += f" (could not start again: {'; '.join(problems)})"
+        self._busy.discard(backup_id)
+        await self._set(backup_id, restore_state=state, restored_at=ts(), restore_detail=detail)
 
     async def _restore(self, row: Any, subject: VolumeSubject, volume: str, label: str, *, new: bool) -> None:
         backup_id = int(row["id"])
@@ -601,7 +879,10 @@ class BackupService:
     # ------------------------------------------------------------------------------------------ schedules
 
     async def add_schedule(self, project: ProjectRef, spec: BackupScheduleSpec) -> BackupSchedule:
-        validate.volume(spec.name, "/data")
+        if spec.kind == "database":
+            await self.databases.find(project, spec.name)
+        else:
+            validate.volume(spec.name, "/data")
         _check_schedule(spec)
         destination_id = await self.destination_id(spec.destination)
         first = next_run(spec.cron, spec.timezone, now())
@@ -808,6 +1089,14 @@ class BackupService:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def database_record(row: Any) -> dict[str, Any]:
+    """What a database backup recorded when it was made: the database (``DatabaseTarget.describe``) and the
+    row counts of its tables."""
+    if not row["manifest"]:
+        raise MistError(f"backup {row['id']} has no record of its database: make a new backup")
+    return dict(json.loads(gzip.decompress(row["manifest"])))
 
 
 def validate_bucket(bucket: str) -> bool:

@@ -1,4 +1,4 @@
-"""Backups of a project's volumes, their schedules, and the instance's backup destinations."""
+"""Backups of a project's volumes and databases, their schedules, and the instance's backup destinations."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from ..models import (
     BackupDestinationSpec,
     BackupSchedule,
     BackupScheduleSpec,
+    DatabaseSpec,
     Page,
 )
 from .part import Part
 
-KINDS = ("volume",)
+KINDS = ("volume", "database")
 
 
 class Backups(Part, BackupsAPI):
@@ -80,15 +81,19 @@ class Backups(Part, BackupsAPI):
 
     async def run(self, project: str, name: str, destination: str, kind: str = "volume") -> Backup:
         caller, ref = await self._project("backups.run", project)
-        validate.volume(name, "/data")
-        backup_id = await self.service.start(ref, self._kind(kind), name, destination)
+        kind = self._kind(kind)
+        if kind == "database":
+            validate.name(name, "database name")
+        else:
+            validate.volume(name, "/data")
+        backup_id = await self.service.start(ref, kind, name, destination)
         async with self.store.write() as w:
             await audit(
                 w,
                 caller,
                 "backup.run",
                 project=project,
-                volume=name,
+                **{kind: name},
                 destination=destination,
                 backup=backup_id,
             )
@@ -103,7 +108,25 @@ class Backups(Part, BackupsAPI):
 
     async def restore(self, backup_id: int, target: str | None = None, confirm: str | None = None) -> Backup:
         caller, project = await self._allow("backups.restore", backup_id)
-        await self.service.start_restore(backup_id, target, confirm)
+        recorded = await self.service.recorded_database(backup_id)
+        backup = await self.service.get(backup_id)
+        made = False
+        if recorded is not None and target is not None and target != backup.name:
+            # A new database of the same engine and version, made (and allowed) as `mist db create` makes one;
+            # removed again when the restore fails.
+            spec = DatabaseSpec.model_validate(
+                {**recorded.get("spec", {}), "engine": recorded["engine"], "version": recorded["version"]}
+            )
+            if spec.persistence == "aof":
+                spec = spec.model_copy(update={"persistence": "rdb"})
+            await self.m.databases.create(f"{project}/{target}", spec)
+            made = True
+        try:
+            await self.service.start_restore(backup_id, target, confirm, made=made)
+        except BaseException:
+            if made:
+                await self.m.databases.delete(f"{project}/{target}")
+            raise
         async with self.store.write() as w:
             await audit(w, caller, "backup.restore", project=project, backup=backup_id, target=target)
         return await self.service.get(backup_id)
@@ -127,7 +150,7 @@ class Backups(Part, BackupsAPI):
                 caller,
                 "backup.schedule",
                 project=project,
-                volume=spec.name,
+                **{spec.kind: spec.name},
                 cron=spec.cron,
                 schedule=scheduled.id,
             )

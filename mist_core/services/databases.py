@@ -244,14 +244,16 @@ class MySQL(DatabaseEngine):
             "--routines",
             "--events",
             "--triggers",
-            "--databases",
+            # The database as an argument, not --databases: the dump then names no database (no CREATE
+            # DATABASE, no USE), so it restores into whichever database the restore names.
             creds.database,
         ]
         return Command(argv, {"MYSQL_PWD": creds.admin_password or ""})
 
     def restore_command(self, creds: Credentials, host: str = "127.0.0.1") -> Command:
-        # The dump names its database (--databases): it drops and makes its tables there.
-        return Command(self._root(self.client, creds, host), {"MYSQL_PWD": creds.admin_password or ""})
+        # The dump drops and makes its tables in the database named here.
+        argv = [*self._root(self.client, creds, host), "-D", creds.database]
+        return Command(argv, {"MYSQL_PWD": creds.admin_password or ""})
 
     def check_command(self, creds: Credentials, host: str = "127.0.0.1") -> Command:
         # Exact row counts (information_schema's are estimates for InnoDB), one "table<TAB>count" a line.
