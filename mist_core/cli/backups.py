@@ -1,4 +1,4 @@
-"""The backup commands: back up a project's volume now or on a schedule, list, verify, restore and delete
+"""The backup commands: back up a project's volume or database now or on a schedule, list, verify, restore and delete
 backups, and manage the destinations they go to. Runs, verifications and restores go on in the background;
 the commands wait for their end unless told not to, and say how it went."""
 
@@ -22,7 +22,8 @@ def _subject(text: str, *, volume: bool = True) -> tuple[str, str | None]:
     project, sep, name = text.partition("/")
     if not project or (volume and not name) or "/" in name:
         raise InvalidInput(
-            f"{text!r} is not PROJECT/VOLUME: name the project and one of its volumes, e.g. shop/data",
+            f"{text!r} is not PROJECT/NAME: name the project and one of its volumes (e.g. shop/data) or, with "
+            "--database, one of its databases (e.g. shop/main)",
             field="subject",
         )
     return project, name or None
@@ -78,7 +79,7 @@ async def _wait(ctx: Context, backup_id: int, busy: str) -> Backup:
 @command("backup", "list")
 async def cmd_backup_list(ctx: Context) -> int:
     project, name = _subject(ctx.args.subject, volume=False)
-    page = await ctx.api.backups.list(project, name=name, limit=ctx.args.limit)
+    page = await ctx.api.backups.list(project, kind=ctx.args.kind, name=name, limit=ctx.args.limit)
     ctx.out.result(page.items, lambda: _table(page.items))
     return EXIT_OK
 
@@ -94,7 +95,7 @@ async def cmd_backup_show(ctx: Context) -> int:
 async def cmd_backup_run(ctx: Context) -> int:
     project, name = _subject(ctx.args.subject)
     assert name is not None
-    backup = await ctx.api.backups.run(project, name, ctx.args.destination)
+    backup = await ctx.api.backups.run(project, name, ctx.args.destination, kind=ctx.args.kind)
     if not ctx.args.wait:
         ctx.out.result(
             backup, Text(f"Backup {backup.id} started").note(f"Follow it with: mist backup show {backup.id}")
@@ -121,7 +122,8 @@ async def cmd_backup_restore(ctx: Context) -> int:
     a = ctx.args
     if a.target is None and a.confirm is None:
         raise InvalidInput(
-            "say where to restore: --into NEW_VOLUME, or --confirm VOLUME to replace the volume's data",
+            "say where to restore: --into NEW_NAME (a new volume, or a new database for a database's backup), "
+            "or --confirm NAME to replace the data of the volume or database the backup was taken of",
             field="target",
         )
     backup = await ctx.api.backups.restore(a.backup_id, a.target, a.confirm)
@@ -172,6 +174,7 @@ async def cmd_backup_schedule_add(ctx: Context) -> int:
     assert name is not None
     spec = BackupScheduleSpec(
         name=name,
+        kind=a.kind,
         destination=a.destination,
         cron=a.cron,
         timezone=a.timezone,
@@ -187,7 +190,7 @@ async def cmd_backup_schedule_add(ctx: Context) -> int:
     schedule = await ctx.api.backups.schedule(project, spec)
     ctx.out.result(
         schedule,
-        f"Scheduled backups of {project}/{name} to {schedule.destination} ({schedule.cron}, "
+        f"Scheduled backups of {a.kind} {project}/{name} to {schedule.destination} ({schedule.cron}, "
         f"{schedule.timezone}); next {human_time(schedule.next_run_at)}",
     )
     return EXIT_OK

@@ -790,39 +790,68 @@ def build_parser() -> MistArgumentParser:
 
 
 def _backup_commands(commands: Any, command: Any, subcommands: Any) -> None:
-    backup = subcommands(command(commands, "backup", "back up, verify and restore volumes"), "subcommand")
+    backup = subcommands(
+        command(commands, "backup", "back up, verify and restore volumes and databases"), "subcommand"
+    )
     wait = {"action": "store_false", "dest": "wait", "help": "return at once instead of waiting for the end"}
+    database = {
+        "action": "store_const",
+        "const": "database",
+        "default": "volume",
+        "dest": "kind",
+        "help": "NAME is one of the project's databases (mist db), not a volume",
+    }
     p = command(backup, "list", "list a project's backups, newest first")
-    p.add_argument("subject", metavar="PROJECT[/VOLUME]", help="a project, or one of its volumes")
+    p.add_argument("subject", metavar="PROJECT[/NAME]", help="a project, or one of its volumes or databases")
+    p.add_argument("--database", **{**database, "default": None})
     p.add_argument("--limit", "-n", type=int, default=50, metavar="N", help="at most N backups (default 50)")
     p = command(backup, "show", "show one backup: its run, verification and last restore")
     p.add_argument("backup_id", type=int, metavar="ID")
-    p = command(backup, "run", "back up a project's volume now")
-    p.add_argument("subject", metavar="PROJECT/VOLUME")
+    p = command(backup, "run", "back up a project's volume, or with --database one of its databases, now")
+    p.add_argument("subject", metavar="PROJECT/NAME")
+    p.add_argument("--database", **database)
     p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
     p.add_argument("--no-wait", **wait)
-    p = command(backup, "verify", "restore a backup into a throw-away volume and check its files")
+    p = command(
+        backup,
+        "verify",
+        "restore a backup into a throw-away volume or database and check it holds what the backup did",
+    )
     p.add_argument("backup_id", type=int, metavar="ID")
     p.add_argument("--no-wait", **wait)
-    p = command(backup, "restore", "restore a backup into a new volume, or over the volume it was taken of")
+    p = command(
+        backup,
+        "restore",
+        "restore a backup into a new volume or database, or over the one it was taken of",
+    )
     p.add_argument("backup_id", type=int, metavar="ID")
     p.add_argument(
-        "--into", dest="target", metavar="VOLUME", help="a new volume of the project to restore into"
+        "--into",
+        dest="target",
+        metavar="NAME",
+        help="a new volume of the project, or for a database's backup a new database, to restore into",
     )
     p.add_argument(
         "--confirm",
-        metavar="VOLUME",
-        help="restore over the volume itself: its name, to confirm (data is replaced)",
+        metavar="NAME",
+        help="restore over the volume or database itself: its name, to confirm (data is replaced)",
     )
     p.add_argument("--no-wait", **wait)
     p = command(backup, "delete", "delete a backup (its data at the destination too)")
     p.add_argument("backup_id", type=int, metavar="ID")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    schedule = subcommands(command(backup, "schedule", "back up a volume on a cron schedule"), "subaction")
+    schedule = subcommands(
+        command(backup, "schedule", "back up a volume or a database on a cron schedule"), "subaction"
+    )
     p = command(schedule, "list", "list a project's backup schedules")
     p.add_argument("project", metavar="PROJECT")
-    p = command(schedule, "add", "schedule backups of a volume (the same volume and destination: replaced)")
-    p.add_argument("subject", metavar="PROJECT/VOLUME")
+    p = command(
+        schedule,
+        "add",
+        "schedule backups of a volume or (--database) a database (the same one and destination: replaced)",
+    )
+    p.add_argument("subject", metavar="PROJECT/NAME")
+    p.add_argument("--database", **database)
     p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
     p.add_argument("--cron", required=True, metavar="EXPR", help="five cron fields, e.g. '0 3 * * *'")
     p.add_argument("--timezone", default="UTC", metavar="TZ", help="the cron's timezone (default UTC)")

@@ -145,11 +145,12 @@ _mist() {
 
     case "$cmd $sub" in
         "2fa disable") opts="$opts --password-stdin" ;;
-        "backup list") opts="$opts --limit" ;;
-        "backup run"|"backup verify") opts="$opts --to --no-wait" ;;
+        "backup list") opts="$opts --database --limit" ;;
+        "backup run") opts="$opts --database --to --no-wait" ;;
+        "backup verify") opts="$opts --no-wait" ;;
         "backup restore") opts="$opts --into --confirm --no-wait" ;;
         "backup delete"|"backup destination remove") opts="$opts --yes" ;;
-        "backup schedule add") opts="$opts --to --cron --timezone --no-verify --keep-last --keep-days --keep-daily --keep-weekly --keep-monthly" ;;
+        "backup schedule add") opts="$opts --database --to --cron --timezone --no-verify --keep-last --keep-days --keep-daily --keep-weekly --keep-monthly" ;;
         "backup destination add") opts="$opts --path --bucket --endpoint --region --prefix --encrypt" ;;
         "user create") opts="$opts --role --email --password-stdin" ;;
         "user delete") opts="$opts --reassign-to --yes" ;;
