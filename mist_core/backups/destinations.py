@@ -9,6 +9,7 @@ is a multipart upload completed at the end, or aborted.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -136,6 +137,11 @@ class S3Bucket:
                     "S3 backup destinations need boto3, which is not installed: pip install 'mist[s3]'"
                 ) from None
 
+            # botocore's debug log prints each request's headers, the access key among them (Authorization):
+            # nothing below INFO from it, whatever level the daemon logs at.
+            for name in ("botocore", "boto3", "s3transfer"):
+                quiet = logging.getLogger(name)
+                quiet.setLevel(max(logging.INFO, quiet.getEffectiveLevel()))
             self._client = boto3.client(
                 "s3",
                 endpoint_url=self.endpoint or None,
