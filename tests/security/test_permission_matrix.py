@@ -1091,6 +1091,64 @@ def _(w: World, who: Principal) -> Call:
     return Call("DELETE", f"/projects/{w.p}/backup-schedules/{schedule_id}", state=lambda: _schedules_of(w))
 
 
+def _db_backup(w: World) -> int:
+    """A successful backup of the project's database, made once by the owner."""
+    found = getattr(w, "db_backup", None)
+    if found is not None:
+        return int(found)
+    setup = _backup_world(w)
+    w.owner("POST", _db_path(w) + "/start")  # the database rows above leave it stopped or running
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"]}
+    made = w.owner("POST", f"/projects/{w.p}/backups", json=body)
+    for _ in range(1200):
+        backup = w.owner("GET", f"/backups/{made['id']}")
+        if backup["state"] != "running":
+            assert backup["state"] == "success", backup
+            w.db_backup = int(made["id"])  # type: ignore[attr-defined]
+            return int(made["id"])
+        time.sleep(0.05)
+    raise AssertionError("the database's backup did not finish")
+
+
+def _audited(w: World, action: str) -> int:
+    return len(w.owner("GET", "/audit", params={"action": action, "limit": 500})["items"])
+
+
+@row("backups.run+database", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"]}
+    return Call("POST", f"/projects/{w.p}/backups", json=body, state=lambda: _backups_of(w))
+
+
+@row("backups.verify+database", DEVELOP, project=True)  # one backup: allowed callers may get 409 (busy)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _db_backup(w)
+    return Call("POST", f"/backups/{backup_id}/verify", state=lambda: _audited(w, "backup.verify"))
+
+
+# Into a new database named like the project's app: allowed callers get 409 before anything is made.
+@row("backups.restore+database", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _db_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/restore",
+        json={"target": w.app},
+        state=lambda: (
+            w.owner("GET", f"/backups/{backup_id}")["restore_state"],
+            w.owner("GET", "/databases", params={"project": w.p})["total"],
+        ),
+    )
+
+
+@row("backups.schedule+database", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return Call("POST", f"/projects/{w.p}/backup-schedules", json=body, state=lambda: _schedules_of(w))
+
+
 @row("backups.destinations", SIGNED_IN)
 def _(w: World, who: Principal) -> Call:
     return Call("GET", "/backup-destinations")
