@@ -715,7 +715,16 @@ class BackupService:
         over = target is None or target == row["subject_name"]
         if over:
             self._confirmed(row, confirm, "database")
-        db = await self.databases.find(project, row["subject_name"] if over else str(target))
+        try:
+            db = await self.databases.find(project, row["subject_name"] if over else str(target))
+        except NotFound:
+            if not over:
+                raise
+            raise NotFound(
+                f"project {project.name!r} has no database {row['subject_name']!r} any more: restore into a new "
+                "database (--into NAME)",
+                field="confirm",
+            ) from None
         if db.engine.name != recorded["engine"]:
             raise Conflict(
                 f"backup {row['id']} is of a {recorded['engine']} database; {db.name} is {db.engine.name}: "

@@ -152,6 +152,8 @@ async def test_a_database_backup_restores_into_a_new_database_that_the_relinked_
 
     with pytest.raises(InvalidInput, match="--confirm main"):
         await mist.backups.restore(backup.id)
+    with pytest.raises(NotFound, match="no database 'main' any more: restore into a new database"):
+        await mist.backups.restore(backup.id, confirm="main")
     await mist.backups.restore(backup.id, "copy")
     await wait_done(mist, backup.id)
     backup = await mist.backups.get(backup.id)
