@@ -633,12 +633,10 @@ class BackupService:
                 return f"!the restored database differs from the backup: {difference}"
             what = scratch.engine.title + " " + scratch.version
             if scratch.engine.name == "redis":
-                return f"restored into a throw-away {what} database: {found.get('(keys)', 0)} keys, as at backup time"
-            rows = sum(found.values())
-            return (
-                f"restored into a throw-away {what} database: {len(found)} tables, {rows} rows, "
-                "as counted at backup time"
-            )
+                keys = _count(found.get("(keys)", 0), "key")
+                return f"restored into a throw-away {what} database: {keys}, as at backup time"
+            tables, rows = _count(len(found), "table"), _count(sum(found.values()), "row")
+            return f"restored into a throw-away {what} database: {tables}, {rows}, as counted at backup time"
         finally:
             await dbs.remove_scratch(scratch, backup_id)
 
@@ -748,8 +746,10 @@ class BackupService:
         try:
             _, destination = await self._destination(row["destination_id"])
             wait = await self._health_wait()
-            # Nothing is touched before the stored bytes are known to be the backup's.
-            await self._stream_in(row, destination, None)
+            if not new:
+                # Nothing is touched before the stored bytes are known to be the backup's (a new database
+                # that a damaged backup half filled is removed instead).
+                await self._stream_in(row, destination, None)
             # The apps that use the database are stopped meanwhile: they would read or write half a restore.
             for app in await dbs.linked_apps(db):
                 await self.engine.stop(app[2], grace=float(await self.setting("stop_grace_period")))
@@ -1098,6 +1098,10 @@ class BackupService:
         for task in tasks:
             with contextlib.suppress(BaseException):
                 await task
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
 
 
 def database_record(row: Any) -> dict[str, Any]:

@@ -335,3 +335,63 @@ async def test_wrong_database_backup_input_is_refused_with_what_to_do(
     assert (await mist.backups.get(backup.id)).restore_state == "success"
     assert (await mist.databases.get(f"{p}/copy")).persistence == "rdb"
     assert [d.name for d in (await mist.databases.list(project=p)).items] == ["copy", "main", "other"]
+
+
+async def test_a_database_schedule_tick_backs_it_up_verifies_it_and_keeps_what_retention_says(
+    mist: LocalMist, project_name: str, tmp_path: Path, db_images: dict[str, str]
+) -> None:
+    from mist_core import clock
+    from mist_core.models import BackupRetention, BackupScheduleSpec
+
+    p = project_name
+    await mist.projects.create(p)
+    await mist.backups.add_destination(
+        BackupDestinationSpec(name="here", kind="local", path=str(tmp_path / "b"))
+    )
+    db = await mist.databases.create(f"{p}/cache", DatabaseSpec(engine="redis"))
+    wrote = await mist.core.engine.exec(db.container_name, ["redis-cli", "set", "k", "v"])
+    assert wrote.exit_code == 0, wrote.output
+    first = await mist.backups.run(p, "cache", "here", kind="database")
+    await wait_done(mist, first.id)
+    spec = BackupScheduleSpec(
+        name="cache", kind="database", destination="here", cron="0 3 * * *", retention=BackupRetention(last=1)
+    )
+    schedule = await mist.backups.schedule(p, spec)
+    assert (schedule.kind, schedule.name) == ("database", "cache")
+    service = mist.core.backups
+    clock.advance(schedule.next_run_at - clock.now())
+    (made,) = await service.tick()
+    backup = await mist.backups.get(made)
+    assert (backup.kind, backup.state, backup.verified) == ("database", "success", "passed"), backup
+    assert "1 key," in (backup.verify_detail or "")
+    assert [b.id for b in (await mist.backups.list(p)).items] == [made]  # keep last 1
+
+
+async def test_a_corrupted_backup_restored_into_a_new_database_fails_and_removes_it(
+    mist: LocalMist, project_name: str, tmp_path: Path, db_images: dict[str, str]
+) -> None:
+    p = project_name
+    await mist.projects.create(p)
+    await mist.backups.add_destination(
+        BackupDestinationSpec(name="here", kind="local", path=str(tmp_path / "b"))
+    )
+    db = await mist.databases.create(f"{p}/main", DatabaseSpec(engine="postgres"))
+    url = await mist.databases.url(f"{p}/main")
+    made = await mist.core.engine.exec(
+        db.container_name, ["psql", url, "-c", "CREATE TABLE t AS SELECT g FROM generate_series(1, 50000) g"]
+    )
+    assert made.exit_code == 0, made.output
+    backup = await mist.backups.run(p, "main", "here", kind="database")
+    await wait_done(mist, backup.id)
+    (stored,) = (tmp_path / "b").rglob("*.pgdump.gz")
+    data = bytearray(stored.read_bytes())
+    data[len(data) * 3 // 4] ^= 0xFF
+    stored.write_bytes(bytes(data))
+
+    await mist.backups.restore(backup.id, "copy")
+    await wait_done(mist, backup.id)
+    done = await mist.backups.get(backup.id)
+    assert done.restore_state == "failed", done
+    assert "the new database copy was removed" in (done.restore_detail or "")
+    assert [d.name for d in (await mist.databases.list(project=p)).items] == ["main"]
+    assert await mist.core.engine.inspect(f"mist-db-{db.container_name.split('-')[2]}-copy") is None

@@ -95,7 +95,7 @@ def test_mist_backup_backs_up_verifies_and_restores_a_database(
     assert json.loads(ok(owner("backup", "list", p, "--json")).stdout) == listed  # volumes and databases
 
     verified = ok(owner("backup", "verify", backup_id))
-    assert "verified: passed" in said(verified) and "1 tables, 42 rows" in said(verified)
+    assert "verified: passed" in said(verified) and "1 table, 42 rows" in said(verified)
 
     nowhere = owner("backup", "restore", backup_id)
     assert nowhere.returncode != 0 and "say where to restore: --into NEW_NAME" in nowhere.stderr
