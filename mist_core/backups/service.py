@@ -4,7 +4,9 @@ runs the schedules.
 A backup is a dump streamed out of a short-lived container (``subjects``), packed on the way (``archive``:
 gzip, optional encryption, sha256) and written to a destination (``destinations``), one bounded chunk at a
 time in a worker thread. A restore streams the other way into a container's stdin. A backup counts as proven
-once a verification restored it into a throw-away volume and found there what the dump held.
+once a verification restored it into a throw-away volume and found there what the dump held (a database's:
+into a throw-away database of the same engine and version, with the row counts of the database it was taken
+of).
 
 Runs, verifications and restores take as long as the data: they start here and go on in the background; the
 backup's record says how each one is going and how it ended.
