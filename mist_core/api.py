@@ -23,10 +23,18 @@ from .models import (
     AppSource,
     AppSpec,
     AuditEntry,
+    Backup,
+    BackupDestination,
+    BackupDestinationSpec,
+    BackupSchedule,
+    BackupScheduleSpec,
     BranchInfo,
     Certificate,
     ContainerDescription,
     ContainerInfo,
+    Database,
+    DatabaseLink,
+    DatabaseSpec,
     Deployment,
     Domain,
     DomainSettings,
@@ -208,6 +216,71 @@ class AppsAPI(ABC):
     ) -> AsyncIterator[LogLine]:
         """The live container's output: the last ``tail`` lines (``None``: all of them) since ``since``, then
         with ``follow`` the new lines as they come."""
+
+
+class DatabasesAPI(ABC):
+    """Managed databases, named ``"project/name"`` (``db_ref``): PostgreSQL, MySQL, MariaDB, Redis, MongoDB."""
+
+    @abstractmethod
+    async def create(self, db_ref: str, spec: DatabaseSpec) -> Database:
+        """A new database in an existing project: its image (pulled when missing), a container on the project's
+        network, a volume of its own and generated credentials (kept sealed). Answers once its health check
+        passes (or after the ``database_health_wait`` setting, still ``starting``). ``public_port`` publishes
+        it on every interface of the server: off by default, and only ever with a password. Refused
+        (Conflict) when the project has a database or an app of that name."""
+
+    @abstractmethod
+    async def list(self, *, project: str | None = None, limit: int = 100, offset: int = 0) -> Page[Database]:
+        """The databases the caller sees, by project and name, with their state."""
+
+    @abstractmethod
+    async def get(self, db_ref: str) -> Database:
+        """One database: engine, version, state, where apps reach it (never its password)."""
+
+    @abstractmethod
+    async def delete(self, db_ref: str, *, keep_volume: bool = False) -> None:
+        """Remove the database's container and, unless ``keep_volume``, its volume with the data. Refused
+        (Conflict) while an app is linked to it, naming the app."""
+
+    @abstractmethod
+    async def start(self, db_ref: str) -> Database:
+        """Start the database (its container is made again from its volume when it is gone) and wait for its
+        health check."""
+
+    @abstractmethod
+    async def stop(self, db_ref: str) -> Database:
+        """Stop the database (SIGTERM, then at least 30 seconds to write its data out); the data stays."""
+
+    @abstractmethod
+    async def restart(self, db_ref: str) -> Database:
+        """Restart the database and wait for its health check."""
+
+    @abstractmethod
+    def logs(
+        self,
+        db_ref: str,
+        *,
+        follow: bool = False,
+        tail: int | None = 200,
+        since: datetime | None = None,
+    ) -> AsyncIterator[LogLine]:
+        """The database server's output, as ``apps.logs`` gives an app's."""
+
+    @abstractmethod
+    async def url(self, db_ref: str) -> str:
+        """The connection URL apps on the project's network use, password included: shown only to developers
+        and admins of the project (and admin-scoped tokens), and recorded in the audit log."""
+
+    @abstractmethod
+    async def link(self, db_ref: str, app: str, *, prefix: str | None = None) -> DatabaseLink:
+        """Give the project's app ``app`` the database's connection as secret variables: ``<PREFIX>_URL``,
+        ``_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD`` and ``_NAME`` (prefix ``DATABASE`` for SQL engines,
+        ``REDIS``, ``MONGO``), then deploy the app again (an app never deployed gets them at its first
+        deployment). Refused (Conflict) when the app has one of those variables already."""
+
+    @abstractmethod
+    async def unlink(self, db_ref: str, app: str) -> None:
+        """Remove the variables ``link`` set from the app, and deploy it again."""
 
 
 class EnvAPI(ABC):
@@ -541,6 +614,78 @@ class ProxyAPI(ABC):
         (Conflict) with the Caddy backend; ``NotFound`` when the Traefik image is not on the server."""
 
 
+class BackupsAPI(ABC):
+    """Backups of a project's volumes and managed databases: made, verified and restored in the background
+    (the backup's record says how each one goes); destinations (an instance's) and schedules (a project's)."""
+
+    @abstractmethod
+    async def list(
+        self,
+        project: str,
+        *,
+        kind: str | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page[Backup]:
+        """The project's backups, newest first; ``name`` (and ``kind``) keep one subject's."""
+
+    @abstractmethod
+    async def get(self, backup_id: int) -> Backup:
+        """One backup, with how its run, its last verification and its last restore went."""
+
+    @abstractmethod
+    async def run(self, project: str, name: str, destination: str, kind: str = "volume") -> Backup:
+        """Start backing up volume ``name`` of the project (``kind="database"``: its database ``name``, dumped
+        by the engine's own tool) to ``destination``; the backup is ``running`` until it is ``success`` or
+        ``failed`` (a dump that fails, is empty or is not a whole dump is ``failed``)."""
+
+    @abstractmethod
+    async def verify(self, backup_id: int) -> Backup:
+        """Start restoring the backup into a throw-away volume and checking that it holds what the backup
+        recorded (file list and checksums), or, for a database, into a throw-away database of the same engine
+        and version, checking the row count of every table (Redis: its keys) against the counts taken at
+        backup time; ``verified`` is ``running``, then ``passed`` or ``failed``."""
+
+    @abstractmethod
+    async def restore(self, backup_id: int, target: str | None = None, confirm: str | None = None) -> Backup:
+        """Start restoring the backup: into a new volume ``target`` of the project, or over the volume it was
+        taken of (``confirm`` must name that volume; the containers using it are stopped, then started again).
+        A database's backup goes into a new database ``target`` (made with the same engine and version, and
+        removed again if the restore fails), or over the database itself (``confirm`` names it; its linked
+        apps are stopped meanwhile, started again and told in their deployment's log). The backup's
+        ``restore_state`` says how it ends."""
+
+    @abstractmethod
+    async def delete(self, backup_id: int) -> None:
+        """Delete the backup's data at its destination and its record."""
+
+    @abstractmethod
+    async def schedules(self, project: str) -> builtins.list[BackupSchedule]:
+        """The project's backup schedules."""
+
+    @abstractmethod
+    async def schedule(self, project: str, spec: BackupScheduleSpec) -> BackupSchedule:
+        """Back up a volume or a database on a cron schedule (one schedule per subject and destination: the
+        same pair again replaces it)."""
+
+    @abstractmethod
+    async def unschedule(self, project: str, schedule_id: int) -> None:
+        """Remove a schedule (the backups it made stay)."""
+
+    @abstractmethod
+    async def destinations(self) -> builtins.list[BackupDestination]:
+        """Where backups can go (credentials never shown)."""
+
+    @abstractmethod
+    async def add_destination(self, spec: BackupDestinationSpec) -> BackupDestination:
+        """A new destination, checked first (the directory is writable, the bucket answers)."""
+
+    @abstractmethod
+    async def remove_destination(self, name: str) -> None:
+        """Forget a destination; refused while backups or schedules use it."""
+
+
 class MistAPI(ABC):
     """The whole interface. ``async with`` closes it."""
 
@@ -548,6 +693,7 @@ class MistAPI(ABC):
     projects: ProjectsAPI
     apps: AppsAPI
     env: EnvAPI
+    databases: DatabasesAPI
     deployments: DeploymentsAPI
     containers: ContainersAPI
     metrics: MetricsAPI
@@ -566,6 +712,7 @@ class MistAPI(ABC):
     domains: DomainsAPI
     certificates: CertificatesAPI
     proxy: ProxyAPI
+    backups: BackupsAPI
 
     @abstractmethod
     async def close(self) -> None: ...

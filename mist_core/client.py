@@ -162,12 +162,14 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _app_parts(app_ref: str) -> tuple[str, str]:
+def _app_parts(app_ref: str, what: str = "app") -> tuple[str, str]:
     project, sep, app = app_ref.partition("/")
     if not sep or not project or not app or "/" in app:
+        example = "shop/web" if what == "app" else "shop/db"
         raise InvalidInput(
-            f"an app is named 'project/app', not {app_ref!r}: give the project and the app, e.g. 'shop/web'",
-            field="app",
+            f"{'an' if what == 'app' else 'a'} {what} is named 'project/{what}', not {app_ref!r}: give the "
+            f"project and the {what}, e.g. '{example}'",
+            field=what,
         )
     return project, app
 
@@ -507,10 +509,11 @@ class _Call:
             value = bound.arguments[argument.name]
             where = argument.where
             if where in ("app", "project+name"):
-                project, app = _app_parts(value)
+                second = argument.wire.split("/")[1]
+                project, app = _app_parts(value, second)
                 segments["project"] = _seg(project)
                 if where == "app":
-                    segments["app"] = _seg(app)
+                    segments[second] = _seg(app)
                 else:
                     body = {**(body or {}), "name": app}
             elif where == "path":

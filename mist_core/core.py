@@ -25,6 +25,8 @@ from . import datadir
 from . import settings as settings_defs
 from .api import MistAPI
 from .auth.access import AccessTokens
+from .backups.keys import KEY_FILE as BACKUP_KEY_FILE
+from .backups.service import BackupService
 from .calls import Caller, audit
 from .config import CoreConfig
 from .deploys.logs import DeploymentLogs
@@ -121,6 +123,15 @@ class Core:
             certificates=self._certificate_pems,
             container_address=self._container_address,
             traefik_dir=config.data_dir / "proxy" / "traefik",
+        )
+        self.backups = BackupService(
+            store,
+            self.engine,
+            secrets,
+            key_path=config.data_dir / BACKUP_KEY_FILE,
+            setting=self.setting,
+            instance_id=self.instance_id,
+            tell=self.pipeline.note_after_end,
         )
         self._settings: dict[str, str] = {}
         self._wakeup = asyncio.Event()
@@ -228,6 +239,8 @@ class Core:
         self._tasks.append(asyncio.create_task(self._watch_docker(), name="mist-docker-events"))
         self._tasks.append(asyncio.create_task(self.gitops.follow_deployments(), name="mist-git-statuses"))
         await self.sampler.start()
+        await self.backups.recover()
+        self._tasks.append(asyncio.create_task(self.backups.run_schedules(), name="mist-backups"))
         await self._start_certificates()
         hooks_routed = await self.setting("public_url") and await self.setting("hooks_upstream")
         if hooks_routed or await self.store.scalar("SELECT COUNT(*) FROM domains"):
@@ -535,6 +548,7 @@ class Core:
             except Exception:  # noqa: BLE001 - shutting down: the rest must still close
                 log.warning("the background task %s failed", task.get_name(), exc_info=True)
         self._tasks.clear()
+        await self.backups.close()
         await self.pipeline.close()
         await self.gitops.close()
         await self.credentials.close()

@@ -287,6 +287,69 @@ class Page(Model, Generic[T]):
     next_offset: int | None = None
 
 
+# ---------------------------------------------------------------------------------------------- databases
+
+DatabaseEngineName = Literal["postgres", "mysql", "mariadb", "redis", "mongo"]
+RedisPersistence = Literal["rdb", "aof", "none"]
+# ``running``: up and its health check passes; ``starting``: up, not yet healthy; ``unhealthy``: up, failing
+# its health check; ``stopped``: stopped (by the user, or it exited); ``missing``: its container is gone.
+DatabaseStatus = Literal["running", "starting", "unhealthy", "stopped", "missing"]
+
+
+class DatabaseSpec(Model):
+    """How a new database runs. Validated by ``mist_core.validate``."""
+
+    engine: DatabaseEngineName
+    version: str | None = None  # None: the engine's default
+    persistence: RedisPersistence | None = None  # Redis only (default rdb)
+    memory: int | str | None = None  # bytes, or "512m"
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    # A host port the database is published on, on every interface (off by default).
+    public_port: int | None = None
+
+
+class Database(Model):
+    """A managed database. Its password is never here: ``databases.url`` reveals the connection URL."""
+
+    id: int
+    project: str
+    name: str
+    engine: DatabaseEngineName
+    version: str
+    image: str
+    status: DatabaseStatus
+    host: str  # its name on the project's network
+    port: int
+    public_port: int | None = None
+    user: str
+    database: str
+    persistence: RedisPersistence | None = None
+    memory: int | None = None
+    cpus: float | None = None
+    restart: str = "unless-stopped"
+    container_name: str
+    volume: str  # the Docker volume of its data
+    linked_apps: list[str] = Field(default_factory=list)  # "project/app"
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.project}/{self.name}"
+
+
+class DatabaseLink(Model):
+    """An app linked to a database: the variables set on it (stored as secrets), and the deployment queued
+    to apply them (None when the app was never deployed)."""
+
+    database: str  # "project/name"
+    app: str  # "project/app"
+    prefix: str
+    variables: list[str]
+    deployment_id: int | None = None
+
+
 # ---------------------------------------------------------------------------------------------- env
 
 
@@ -741,3 +804,116 @@ class Preview(Model):
     url: str | None = None
     created_at: datetime
     updated_at: datetime
+
+
+# ---------------------------------------------------------------------------------------------- backups
+
+BackupState = Literal["running", "success", "failed"]
+# ``running``: a verification is under way (the last result is replaced when it ends).
+VerifyState = Literal["never", "running", "passed", "failed"]
+RestoreState = Literal["running", "success", "failed"]
+BackupSubjectKind = Literal["volume", "database"]
+DestinationKind = Literal["local", "s3"]
+
+
+class Backup(Model):
+    """One backup of a subject (a project's volume or managed database) to a destination. ``size`` is what is stored
+    (compressed, encrypted), ``raw_size`` the dump's own size; ``checksum`` the sha256 of the stored bytes.
+    ``verified`` says whether a restore of it has been checked; the last restore's outcome is beside it."""
+
+    id: int
+    project: str
+    kind: BackupSubjectKind
+    name: str  # the volume's or the database's name in the project
+    destination: str | None  # None once the destination was removed
+    state: BackupState
+    started_at: datetime
+    finished_at: datetime | None = None
+    size: int | None = None
+    raw_size: int | None = None
+    checksum: str | None = None
+    encrypted: bool = False
+    exit_status: int | None = None
+    error: str | None = None
+    schedule_id: int | None = None
+    verified: VerifyState = "never"
+    verified_at: datetime | None = None
+    verify_detail: str | None = None
+    restore_state: RestoreState | None = None
+    restore_target: str | None = None
+    restored_at: datetime | None = None
+    restore_detail: str | None = None
+
+
+class BackupDestination(Model):
+    """Where backups go. S3 credentials are kept sealed and never shown: ``has_credentials`` says they are
+    set."""
+
+    name: str
+    kind: DestinationKind
+    path: str | None = None  # local
+    endpoint: str | None = None  # s3: None for AWS itself
+    bucket: str | None = None
+    region: str | None = None
+    prefix: str = ""
+    encrypt: bool = False
+    has_credentials: bool = False
+    created_at: datetime
+
+
+class BackupDestinationSpec(Model):
+    """What ``backups.add_destination`` needs: ``path`` (absolute) for a local directory; ``bucket``,
+    ``access_key`` and ``secret_key`` (and ``endpoint`` for anything but AWS, ``region``, ``prefix``) for S3.
+    With ``encrypt``, backups are encrypted with the instance's backup key."""
+
+    name: str
+    kind: DestinationKind
+    path: str | None = None
+    endpoint: str | None = None
+    bucket: str | None = None
+    region: str | None = None
+    prefix: str = ""
+    access_key: str | None = Field(default=None, repr=False)
+    secret_key: str | None = Field(default=None, repr=False)
+    encrypt: bool = False
+
+
+class BackupRetention(Model):
+    """Which backups a schedule keeps (the union of every rule given; none given: all of them): the
+    ``last`` N, those of the last ``days`` days, and the newest of each of the last ``daily`` days,
+    ``weekly`` weeks and ``monthly`` months (in the schedule's timezone)."""
+
+    last: int | None = None
+    days: int | None = None
+    daily: int | None = None
+    weekly: int | None = None
+    monthly: int | None = None
+
+
+class BackupScheduleSpec(Model):
+    """A schedule: back up volume (or, with ``kind="database"``, database) ``name`` to ``destination`` at each time of the cron expression ``cron``
+    (in ``timezone``), verify each new backup when ``verify``, then apply ``retention``."""
+
+    name: str
+    kind: BackupSubjectKind = "volume"
+    destination: str
+    cron: str
+    timezone: str = "UTC"
+    verify: bool = True
+    retention: BackupRetention = Field(default_factory=BackupRetention)
+
+
+class BackupSchedule(Model):
+    id: int
+    project: str
+    kind: BackupSubjectKind
+    name: str
+    destination: str
+    cron: str
+    timezone: str
+    verify: bool
+    retention: BackupRetention
+    next_run_at: datetime
+    last_run_at: datetime | None = None
+    last_backup_id: int | None = None
+    created_at: datetime

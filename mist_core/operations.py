@@ -7,7 +7,7 @@ the few special cases. Everything else is read from the method's signature and a
 
 - ``app_ref`` (``"project/app"``) fills ``{project}`` and ``{app}`` of the path; when the path names only
   ``{project}`` (creating an app), the app's name is the body field ``name``; when the path names neither,
-  it is a query parameter.
+  it is a query parameter. ``db_ref`` (``"project/database"``) does the same with ``{database}``.
 - An argument whose name (or ``wire`` name) is a ``{placeholder}`` of the path is a path parameter.
 - Every other argument of a GET or DELETE is a query parameter; of a POST, PUT or PATCH, part of the JSON
   body. A pydantic model alone in the body is the body; beside other arguments, its fields sit beside
@@ -110,6 +110,7 @@ def op(
 
 
 APP = "/projects/{project}/apps/{app}"
+DB = "/projects/{project}/databases/{database}"
 
 ROWS: tuple[Row, ...] = (
     # setup, login and one's own account
@@ -181,6 +182,18 @@ ROWS: tuple[Row, ...] = (
     op("apps.deploy_key", "POST", APP + "/source/deploy-key"),
     op("webhooks.list", "GET", APP + "/webhooks"),
     op("previews.list", "GET", APP + "/previews"),
+    # databases
+    op("databases.create", "POST", "/projects/{project}/databases", 201),
+    op("databases.list", "GET", "/databases"),
+    op("databases.get", "GET", DB),
+    op("databases.delete", "DELETE", DB),
+    op("databases.start", "POST", DB + "/start"),
+    op("databases.stop", "POST", DB + "/stop"),
+    op("databases.restart", "POST", DB + "/restart"),
+    op("databases.logs", "GET", DB + "/logs", codecs={"tail": TAIL}, check="databases.get"),
+    op("databases.url", "GET", DB + "/url"),
+    op("databases.link", "POST", DB + "/links", 201),
+    op("databases.unlink", "DELETE", DB + "/links/{app}"),
     # environment
     op("env.list", "GET", APP + "/env"),
     op("env.set", "POST", APP + "/env"),
@@ -222,6 +235,19 @@ ROWS: tuple[Row, ...] = (
     op("settings.list", "GET", "/settings"),
     op("settings.get", "GET", "/settings/{key}"),
     op("settings.set", "PUT", "/settings/{key}"),
+    # backups
+    op("backups.list", "GET", "/projects/{project}/backups"),
+    op("backups.get", "GET", "/backups/{backup_id}"),
+    op("backups.run", "POST", "/projects/{project}/backups", 202),
+    op("backups.verify", "POST", "/backups/{backup_id}/verify", 202),
+    op("backups.restore", "POST", "/backups/{backup_id}/restore", 202),
+    op("backups.delete", "DELETE", "/backups/{backup_id}"),
+    op("backups.schedules", "GET", "/projects/{project}/backup-schedules"),
+    op("backups.schedule", "POST", "/projects/{project}/backup-schedules", 201),
+    op("backups.unschedule", "DELETE", "/projects/{project}/backup-schedules/{schedule_id}"),
+    op("backups.destinations", "GET", "/backup-destinations"),
+    op("backups.add_destination", "POST", "/backup-destinations", 201),
+    op("backups.remove_destination", "DELETE", "/backup-destinations/{name}"),
 )
 
 # The OpenAPI tag of a part, where it is not the part's own name.
@@ -239,10 +265,15 @@ TAGS = {
 
 # ---------------------------------------------------------------------------------------------- resolved
 
+# The arguments that name a thing of a project as "project/name", and the path placeholder of the name: both
+# parts travel in the path (``where="app"``, ``wire="project/<placeholder>"``), or, when creating the thing,
+# the project in the path and the name as the body field "name".
+REFERENCES = {"app_ref": "app", "db_ref": "database"}
+
 Where = Literal[
     "path",  # one path segment, {wire}
-    "app",  # app_ref: {project} and {app}
-    "project+name",  # app_ref: {project}, and the app's name as the body field "name"
+    "app",  # app_ref or db_ref: {project} and {app} (or {database}), as named by ``wire``
+    "project+name",  # app_ref or db_ref: {project}, and the name as the body field "name"
     "query",
     "body",  # one field of the body
     "model",  # a pydantic model that is the whole body
@@ -445,14 +476,15 @@ def resolve(row: Row, interface: type[MistAPI] = MistAPI) -> Operation:
         annotation = hints.get(name, Any)
         wire = row.wire.get(name, name)
         where: Where
-        if name == "app_ref" and "project" in placeholders:
-            if "app" in placeholders:
+        if name in REFERENCES and "project" in placeholders:
+            second = REFERENCES[name]
+            if second in placeholders:
                 where = "app"
             elif reads_body:
                 where = "project+name"
             else:
-                raise TableError(f"{row.name}: app_ref needs {{app}} in the path beside {{project}}")
-            wire = "project/app"
+                raise TableError(f"{row.name}: {name} needs {{{second}}} in the path beside {{project}}")
+            wire = f"project/{second}"
         elif wire in placeholders:
             where = "path"
         elif not reads_body:
@@ -491,7 +523,7 @@ def resolve(row: Row, interface: type[MistAPI] = MistAPI) -> Operation:
     wires: dict[str, list[str]] = {"path": [], "query": [], "body": []}
     for a in arguments:
         if a.where == "app":
-            wires["path"] += ["project", "app"]
+            wires["path"] += a.wire.split("/")
         elif a.where == "project+name":
             wires["path"].append("project")
             wires["body"].append("name")

@@ -101,6 +101,18 @@ SEALED: tuple[SealedColumn | SealedInDocument, ...] = (
     ),
     SealedColumn("app_sources", "key_sealed", ("app_id",), "source:{app_id}:key", "key_sealed IS NOT NULL"),
     SealedColumn("app_sources", "secret_sealed", ("app_id",), "source:{app_id}:secret"),
+    # A backup destination's S3 keys.
+    SealedColumn(
+        "backup_destinations", "credentials", ("id",), "backup-destination:{id}", "credentials IS NOT NULL"
+    ),
+    SealedColumn("databases", "password_sealed", ("id",), "database:{id}:password", "password_sealed != ''"),
+    SealedColumn(
+        "databases",
+        "admin_password_sealed",
+        ("id",),
+        "database:{id}:admin-password",
+        "admin_password_sealed IS NOT NULL",
+    ),
 )
 
 

@@ -54,6 +54,12 @@ def _listen_address(value: str) -> str:
     return value
 
 
+def _image_reference(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-zA-Z0-9._/:@-]{0,254}", value):
+        raise InvalidInput(f"{value!r} is not an image reference: write name[:tag] or name@sha256:digest")
+    return value
+
+
 def _optional_path(value: str) -> str:
     if value and (not value.startswith("/") or "\x00" in value):
         raise InvalidInput(f"{value!r} is not an absolute path")
@@ -111,6 +117,12 @@ DEFINITIONS: dict[str, SettingDef] = {
             "10",
             "Seconds an old container gets after SIGTERM before SIGKILL.",
             _int_between(0, 3600),
+        ),
+        SettingDef(
+            "database_health_wait",
+            "120",
+            "Seconds Mist waits for a database it starts to pass its health check before it answers.",
+            _int_between(1, 3600),
         ),
         SettingDef(
             "log_retention_deployments",
@@ -185,6 +197,14 @@ DEFINITIONS: dict[str, SettingDef] = {
             "Whether every account must use two-factor authentication; until they enable it, accounts "
             "without it may only set it up.",
             _one_of("true", "false"),
+        ),
+        # Backups.
+        SettingDef(
+            "backup_volume_image",
+            "busybox:1.36",
+            "The image whose tar dumps and restores volumes (it needs tar and sh); it must be on the Docker "
+            "server.",
+            _image_reference,
         ),
     )
 }

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidInput
-from .models import AppChanges, AppSpec, HealthCheck, Volume
+from .models import AppChanges, AppSpec, DatabaseSpec, HealthCheck, Volume
 
 __all__ = [
     "app_ref",
@@ -1052,3 +1052,73 @@ def format_dotenv(items: Iterable[tuple[str, str]]) -> str:
         )
         out.append(f'{key}="{escaped}"')
     return "\n".join(out) + ("\n" if out else "")
+
+
+# ------------------------------------------------------------------------------------------------ databases
+
+
+def db_ref(value: str) -> tuple[str, str]:
+    """``"project/database"`` split into its two validated names."""
+    value = _require_str(value, "database")
+    parts = value.split("/")
+    if len(parts) != 2:
+        raise _fail(
+            "database",
+            f"database {_show(value)} is not 'project/name': name the project, then the database (e.g. shop/db)",
+        )
+    return name(parts[0], "project"), name(parts[1], "database")
+
+
+def database_spec(spec: DatabaseSpec, database: str) -> DatabaseSpec:
+    """``spec`` checked for a database named ``database``: a known engine and one of its versions, options
+    that fit the engine, limits and a public port in range."""
+    from .services import engine_spec  # the engine specs import this module's errors only
+
+    engine = engine_spec(spec.engine)
+    if database.replace("-", "_") in engine.reserved or database in engine.reserved:
+        raise _fail(
+            "name",
+            f"{engine.title} keeps the name {database!r} for itself: choose another name for the database",
+        )
+    version = engine.check_version(spec.version.strip() if isinstance(spec.version, str) else spec.version)
+    if spec.persistence is not None and engine.name != "redis":
+        raise _fail(
+            "persistence",
+            f"persistence (rdb, aof, none) is a Redis setting; {engine.title} always keeps its data on its volume",
+        )
+    public_port = port(spec.public_port, "public_port") if spec.public_port is not None else None
+    if public_port is not None and public_port < 1024:
+        raise _fail("public_port", f"public port {public_port} is a privileged port: use 1024-65535")
+    return spec.model_copy(
+        update={
+            "version": version,
+            "persistence": (spec.persistence or "rdb") if engine.name == "redis" else None,
+            "memory": memory(spec.memory) if spec.memory is not None else None,
+            "cpus": cpus(spec.cpus) if spec.cpus is not None else None,
+            "restart": restart_policy(spec.restart),
+            "public_port": public_port,
+        }
+    )
+
+
+_PREFIX_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+
+
+def link_prefix(value: str | None) -> str | None:
+    """The prefix of a link's variables (``CACHE`` gives ``CACHE_URL``, ``CACHE_HOST``...); None: the engine's."""
+    if value is None or value == "":
+        return None
+    prefix = _require_str(value, "prefix")
+    if prefix.upper().endswith("_URL") or prefix.endswith("_"):
+        raise _fail(
+            "prefix", f"prefix {_show(prefix)}: give the part before _URL, e.g. 'CACHE' for CACHE_URL"
+        )
+    if _PREFIX_RE.fullmatch(prefix):
+        return prefix
+    if _PREFIX_RE.fullmatch(prefix.upper()):
+        raise _fail("prefix", f"prefix {_show(prefix)} has lowercase letters: use {prefix.upper()!r}")
+    raise _fail(
+        "prefix",
+        f"prefix {_show(prefix)} is not valid: use uppercase letters, digits and '_', starting with a letter, "
+        "at most 64 characters",
+    )

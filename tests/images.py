@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,11 @@ DEBIAN = "debian:bookworm-slim"
 PYTHON = "python:3.12-slim"
 NODE = "node:22-slim"
 GOLANG = "golang:1.22-bookworm"
+POSTGRES = "postgres:15"
+MARIADB = "mariadb:10.11"
+REDIS = "redis:7"
+# The entrypoints of the database stand-ins (copied into their images).
+STANDIN_FILES = Path(__file__).parent / "standins" / "images"
 
 TEST_LABEL = "dev.mist.test"
 # Images are rebuilt when their recipe changes, not only when the tag is missing.
@@ -390,10 +396,17 @@ def _golang_dockerfile() -> str:
     )
 
 
-def _build_on_debian(tag: str, dockerfile: str) -> str:
+def _build_on_debian(tag: str, dockerfile: str, files: dict[str, bytes] | None = None) -> str:
+    """Build ``tag`` from ``dockerfile`` on the Debian base; ``files`` (name -> content) join the context."""
     base = debian_image()
     ca = HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
-    recipe = _recipe_id(dockerfile, _image_recipe(base) or "", hashlib.sha256(ca).hexdigest())
+    extra = files or {}
+    recipe = _recipe_id(
+        dockerfile,
+        _image_recipe(base) or "",
+        hashlib.sha256(ca).hexdigest(),
+        *(f"{name}:{hashlib.sha256(content).hexdigest()}" for name, content in sorted(extra.items())),
+    )
     if _image_recipe(tag) == recipe:
         return tag
     with _build_lock(tag):
@@ -403,6 +416,9 @@ def _build_on_debian(tag: str, dockerfile: str) -> str:
             ctx = Path(tmp)
             (ctx / "Dockerfile").write_text(dockerfile)
             (ctx / "ca-certificates.crt").write_bytes(ca)
+            for name, content in extra.items():
+                (ctx / name).write_bytes(content)
+                (ctx / name).chmod(0o755)
             _run(
                 [DOCKER, "build", "--progress=plain", "--label", f"{TEST_LABEL}=1",
                  "--label", f"{RECIPE_LABEL}={recipe}", "-t", tag, str(ctx)],
@@ -426,6 +442,100 @@ def golang_image() -> str:
     return _build_on_debian(GOLANG, _golang_dockerfile())
 
 
+# --- Database stand-ins: Debian's servers behind the official images' contracts --------------------------------
+
+
+def _postgres_dockerfile() -> str:
+    return (
+        f"FROM {DEBIAN}\n"
+        # No cluster from the package: the entrypoint makes one in PGDATA on the first start.
+        + "RUN mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' "
+        "> /etc/postgresql-common/createcluster.conf\n"
+        + _APT_INSTALL.format(
+            packages="postgresql-15 postgresql-client-15",
+            extra=(
+                "; mkdir -p /var/run/postgresql /var/lib/postgresql/data"
+                "; chown -R postgres:postgres /var/run/postgresql /var/lib/postgresql"
+                "; chmod 3777 /var/run/postgresql"
+            ),
+        )
+        + f"ENV LANG=C.UTF-8 PGDATA=/var/lib/postgresql/data PATH=/usr/lib/postgresql/15/bin:{PATH_ENV}\n"
+        + "COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh\n"
+        + 'ENTRYPOINT ["docker-entrypoint.sh"]\n'
+        + "STOPSIGNAL SIGINT\n"
+        + "EXPOSE 5432\n"
+        + 'CMD ["postgres"]\n'
+    )
+
+
+def _mariadb_dockerfile() -> str:
+    return (
+        f"FROM {DEBIAN}\n"
+        + _APT_INSTALL.format(
+            packages="mariadb-server mariadb-client",
+            extra=(
+                # The package's own data directory and settings (bind to 127.0.0.1) are not the image's.
+                "; rm -rf /var/lib/mysql; mkdir -p /var/lib/mysql /run/mysqld"
+                "; chown -R mysql:mysql /var/lib/mysql /run/mysqld"
+                "; printf '[mariadbd]\\nbind-address = 0.0.0.0\\nskip-name-resolve\\n' "
+                "> /etc/mysql/mariadb.conf.d/99-standin.cnf"
+            ),
+        )
+        + "COPY docker-entrypoint.sh healthcheck.sh /usr/local/bin/\n"
+        + 'ENTRYPOINT ["docker-entrypoint.sh"]\n'
+        + "EXPOSE 3306\n"
+        + 'CMD ["mariadbd"]\n'
+    )
+
+
+def _redis_dockerfile() -> str:
+    return (
+        f"FROM {DEBIAN}\n"
+        + _APT_INSTALL.format(
+            packages="redis-server redis-tools",
+            extra="; mkdir -p /data; chown redis:redis /data",
+        )
+        + "WORKDIR /data\n"
+        + "COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh\n"
+        + 'ENTRYPOINT ["docker-entrypoint.sh"]\n'
+        + "EXPOSE 6379\n"
+        + 'CMD ["redis-server"]\n'
+    )
+
+
+def _standin_files(name: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((STANDIN_FILES / name).iterdir()) if p.is_file()}
+
+
+def postgres_image() -> str:
+    """Build (once) and return ``postgres:15``: Debian's PostgreSQL 15 behind the official entrypoint's contract."""
+    return _build_on_debian(POSTGRES, _postgres_dockerfile(), _standin_files("postgres"))
+
+
+def mariadb_image() -> str:
+    """Build (once) and return ``mariadb:10.11``: Debian's MariaDB 10.11 behind the official entrypoint's
+    contract, with ``healthcheck.sh``."""
+    return _build_on_debian(MARIADB, _mariadb_dockerfile(), _standin_files("mariadb"))
+
+
+def redis_image() -> str:
+    """Build (once) and return ``redis:7``: Debian's Redis 7 run as the official image runs it."""
+    return _build_on_debian(REDIS, _redis_dockerfile(), _standin_files("redis"))
+
+
+def database_standins() -> dict[str, str]:
+    """Build every missing database stand-in (in parallel) and return their tags by engine."""
+    builders: dict[str, Callable[[], str]] = {
+        "postgres": postgres_image,
+        "mariadb": mariadb_image,
+        "redis": redis_image,
+    }
+    debian_image()
+    with ThreadPoolExecutor(max_workers=len(builders)) as pool:
+        futures = {name: pool.submit(build) for name, build in builders.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def all_standins() -> dict[str, str]:
     """Build every missing stand-in (the language images in parallel) and return their tags by short name."""
     builders: dict[str, Callable[[], str]] = {
@@ -447,6 +557,10 @@ if __name__ == "__main__":
     import time
 
     start = time.monotonic()
-    for name, tag in all_standins().items():
+    # `python tests/images.py databases` builds the database stand-ins too.
+    tags = all_standins()
+    if "databases" in sys.argv[1:]:
+        tags.update(database_standins())
+    for name, tag in tags.items():
         print(f"{name:8} {tag}")
     print(f"ready in {time.monotonic() - start:.0f} s")

@@ -106,6 +106,17 @@ PERMISSIONS: dict[str, Rule] = {
     "apps.source": VIEW,  # the webhook secret only for developers (``reveal``)
     "apps.set_source": DEVELOP,
     "apps.deploy_key": DEVELOP,
+    "databases.create": DEVELOP,
+    "databases.list": LIST,
+    "databases.get": VIEW,  # never a password
+    "databases.delete": ADMINISTER,  # removes the data with it
+    "databases.start": DEVELOP,
+    "databases.stop": DEVELOP,
+    "databases.restart": DEVELOP,
+    "databases.logs": VIEW,
+    "databases.url": DEVELOP,  # the password: developers and admin-scoped tokens, audited
+    "databases.link": DEVELOP,
+    "databases.unlink": DEVELOP,
     "env.list": VIEW,  # secret values only for developers (``env.reveal``)
     "env.set": DEVELOP,
     "env.unset": DEVELOP,
@@ -163,6 +174,19 @@ PERMISSIONS: dict[str, Rule] = {
     "proxy.status": SIGNED_IN,
     "proxy.reload": _r("instance", "admin"),
     "proxy.install": _r("instance", "admin"),
+    # backups: a project's volumes are its members'; destinations hold credentials, so the instance admins'
+    "backups.list": VIEW,
+    "backups.get": VIEW,
+    "backups.run": DEVELOP,
+    "backups.verify": DEVELOP,
+    "backups.restore": ADMINISTER,  # overwrites a volume's data
+    "backups.delete": ADMINISTER,
+    "backups.schedules": VIEW,
+    "backups.schedule": ADMINISTER,
+    "backups.unschedule": ADMINISTER,
+    "backups.destinations": SIGNED_IN,
+    "backups.add_destination": _r("instance", "admin"),
+    "backups.remove_destination": _r("instance", "admin"),
 }
 
 # Reading secret values needs more than viewing the app.
@@ -176,6 +200,9 @@ DEPLOY_OPERATIONS = frozenset(
         "apps.start",
         "apps.stop",
         "apps.restart",
+        "databases.start",
+        "databases.stop",
+        "databases.restart",
         "deployments.cancel",
     }
 )

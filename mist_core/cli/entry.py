@@ -36,11 +36,13 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "project": ("projects",),
     "app": ("apps", "sources"),
     "env": ("env",),
+    "db": ("databases",),
     **dict.fromkeys(("deploy", "rollback", "deployments", "deployment", "cancel"), ("deployments",)),
     **dict.fromkeys(("ps", "logs", "start", "stop", "restart", "metrics"), ("runtime",)),
     **dict.fromkeys(("exec", "describe"), ("exec",)),
     **dict.fromkeys(("domain", "cert"), ("domains",)),
     "proxy": ("proxy",),
+    "backup": ("backups",),
     "settings": ("settings",),
     **dict.fromkeys(
         (

@@ -10,13 +10,15 @@ import argparse
 import re
 from typing import Any, NoReturn, get_args
 
-from ..models import ProjectRole, ProviderKind, Role, TokenScope
+from ..models import DatabaseEngineName, ProjectRole, ProviderKind, RedisPersistence, Role, TokenScope
 from ..version import __version__
 
 ROLES = list(get_args(Role))
 PROJECT_ROLES = list(get_args(ProjectRole))
 TOKEN_SCOPES = list(get_args(TokenScope))
 PROVIDER_KINDS = list(get_args(ProviderKind))
+DATABASE_ENGINES = list(get_args(DatabaseEngineName))
+REDIS_PERSISTENCE = list(get_args(RedisPersistence))
 
 GLOBAL_DEFAULTS: dict[str, object] = {"host": None, "embedded": False, "data": None, "json": False}
 
@@ -36,6 +38,7 @@ COMMANDS: dict[str, list[str]] = {
     "project": ["create", "list", "show", "rename", "tag", "delete"],
     "app": ["create", "list", "show", "set", "delete", "deploy-key", "source"],
     "env": ["set", "list", "unset", "import", "export"],
+    "db": ["create", "list", "show", "delete", "start", "stop", "restart", "logs", "url", "link", "unlink"],
     "deploy": [],
     "rollback": [],
     "deployments": [],
@@ -55,6 +58,7 @@ COMMANDS: dict[str, list[str]] = {
     "domain": ["add", "set", "remove", "list"],
     "cert": ["status", "renew", "upload"],
     "proxy": ["status", "install", "reload"],
+    "backup": ["list", "show", "run", "verify", "restore", "delete", "schedule", "destination"],
     "settings": ["list", "get", "set"],
     "users": [],
     "audit": [],
@@ -64,7 +68,11 @@ COMMANDS: dict[str, list[str]] = {
 }
 
 # Commands one level further down: ``mist git provider add``.
-ACTIONS: dict[tuple[str, str], list[str]] = {("git", "provider"): ["add", "list", "remove"]}
+ACTIONS: dict[tuple[str, str], list[str]] = {
+    ("git", "provider"): ["add", "list", "remove"],
+    ("backup", "schedule"): ["list", "add", "remove"],
+    ("backup", "destination"): ["list", "add", "remove"],
+}
 
 CLEARABLE_FIELDS = (
     "dockerfile",
@@ -642,6 +650,9 @@ def build_parser() -> MistArgumentParser:
     p.add_argument("app", metavar="PROJECT/APP")
     p.add_argument("--reveal", action="store_true", help="show secret values")
 
+    # ------------------------------------------------------------------ databases
+    _database_commands(commands, command, subcommands)
+
     # ------------------------------------------------------------------ deployments
     p = command(commands, "deploy", "deploy an app")
     p.add_argument("app", metavar="PROJECT/APP")
@@ -734,6 +745,9 @@ def build_parser() -> MistArgumentParser:
     command(proxy, "install", "start (or replace) the Traefik container Mist supervises")
     command(proxy, "reload", "compute the routes again and hand them to the proxy")
 
+    # ------------------------------------------------------------------ backups
+    _backup_commands(commands, command, subcommands)
+
     # ------------------------------------------------------------------ admin
     settings = subcommands(command(commands, "settings", "show or change instance settings"), "subcommand")
     command(settings, "list", "list settings")
@@ -768,6 +782,104 @@ def build_parser() -> MistArgumentParser:
     return parser
 
 
+def _backup_commands(commands: Any, command: Any, subcommands: Any) -> None:
+    backup = subcommands(
+        command(commands, "backup", "back up, verify and restore volumes and databases"), "subcommand"
+    )
+    wait = {"action": "store_false", "dest": "wait", "help": "return at once instead of waiting for the end"}
+    database = {
+        "action": "store_const",
+        "const": "database",
+        "default": "volume",
+        "dest": "kind",
+        "help": "NAME is one of the project's databases (mist db), not a volume",
+    }
+    p = command(backup, "list", "list a project's backups, newest first")
+    p.add_argument("subject", metavar="PROJECT[/NAME]", help="a project, or one of its volumes or databases")
+    p.add_argument("--database", **{**database, "default": None})
+    p.add_argument("--limit", "-n", type=int, default=50, metavar="N", help="at most N backups (default 50)")
+    p = command(backup, "show", "show one backup: its run, verification and last restore")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p = command(backup, "run", "back up a project's volume, or with --database one of its databases, now")
+    p.add_argument("subject", metavar="PROJECT/NAME")
+    p.add_argument("--database", **database)
+    p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
+    p.add_argument("--no-wait", **wait)
+    p = command(
+        backup,
+        "verify",
+        "restore a backup into a throw-away volume or database and check it holds what the backup did",
+    )
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument("--no-wait", **wait)
+    p = command(
+        backup,
+        "restore",
+        "restore a backup into a new volume or database, or over the one it was taken of",
+    )
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument(
+        "--into",
+        dest="target",
+        metavar="NAME",
+        help="a new volume of the project, or for a database's backup a new database, to restore into",
+    )
+    p.add_argument(
+        "--confirm",
+        metavar="NAME",
+        help="restore over the volume or database itself: its name, to confirm (data is replaced)",
+    )
+    p.add_argument("--no-wait", **wait)
+    p = command(backup, "delete", "delete a backup (its data at the destination too)")
+    p.add_argument("backup_id", type=int, metavar="ID")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    schedule = subcommands(
+        command(backup, "schedule", "back up a volume or a database on a cron schedule"), "subaction"
+    )
+    p = command(schedule, "list", "list a project's backup schedules")
+    p.add_argument("project", metavar="PROJECT")
+    p = command(
+        schedule,
+        "add",
+        "schedule backups of a volume or (--database) a database (the same one and destination: replaced)",
+    )
+    p.add_argument("subject", metavar="PROJECT/NAME")
+    p.add_argument("--database", **database)
+    p.add_argument("--to", dest="destination", required=True, metavar="DEST", help="the destination's name")
+    p.add_argument("--cron", required=True, metavar="EXPR", help="five cron fields, e.g. '0 3 * * *'")
+    p.add_argument("--timezone", default="UTC", metavar="TZ", help="the cron's timezone (default UTC)")
+    p.add_argument("--no-verify", dest="verify", action="store_false", help="do not verify each new backup")
+    for rule, what in (
+        ("last", "the last N backups"),
+        ("days", "the backups of the last N days"),
+        ("daily", "the newest backup of each of the last N days"),
+        ("weekly", "the newest backup of each of the last N weeks"),
+        ("monthly", "the newest backup of each of the last N months"),
+    ):
+        p.add_argument(f"--keep-{rule}", type=int, metavar="N", help=f"keep {what}")
+    p = command(schedule, "remove", "remove a backup schedule (its backups stay)")
+    p.add_argument("project", metavar="PROJECT")
+    p.add_argument("schedule_id", type=int, metavar="ID")
+    dest = subcommands(command(backup, "destination", "manage where backups go"), "subaction")
+    command(dest, "list", "list backup destinations")
+    p = command(
+        dest,
+        "add",
+        "add a local directory (--path) or an S3 bucket (--bucket; keys from MIST_S3_ACCESS_KEY and "
+        "MIST_S3_SECRET_KEY, or asked for)",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--path", metavar="DIR", help="a directory on the server")
+    p.add_argument("--bucket", metavar="BUCKET", help="an S3 bucket")
+    p.add_argument("--endpoint", metavar="URL", help="the S3 service's URL (all but AWS itself)")
+    p.add_argument("--region", metavar="REGION", help="the bucket's region (default us-east-1)")
+    p.add_argument("--prefix", default="", metavar="PREFIX", help="where in the bucket (default: its top)")
+    p.add_argument("--encrypt", action="store_true", help="encrypt backups with the instance's backup key")
+    p = command(dest, "remove", "forget a backup destination (refused while backups use it)")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Parse a command line, with the connection options filled in wherever they were given."""
     args = build_parser().parse_args(argv)
@@ -799,3 +911,76 @@ def first_command(argv: list[str]) -> int | None:
         else:
             return i
     return None
+
+
+def _database_commands(commands: Any, command: Any, subcommands: Any) -> None:
+    db = subcommands(
+        command(commands, "db", "manage databases (PostgreSQL, MySQL, MariaDB, Redis, MongoDB)"), "subcommand"
+    )
+    p = command(db, "create", "create a database in a project, with generated credentials")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument(
+        "--engine",
+        "-e",
+        required=True,
+        choices=DATABASE_ENGINES,
+        metavar="ENGINE",
+        help=f"one of {', '.join(DATABASE_ENGINES)}",
+    )
+    p.add_argument(
+        "--version", dest="db_version", metavar="V", help="the engine's version (default: its default)"
+    )
+    p.add_argument(
+        "--persistence",
+        choices=REDIS_PERSISTENCE,
+        metavar="MODE",
+        help="Redis only: rdb (snapshots, the default), aof (append-only file) or none",
+    )
+    p.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 512m")
+    p.add_argument("--cpus", type=float, metavar="N")
+    p.add_argument("--restart", metavar="POLICY", help="restart policy (default unless-stopped)")
+    p.add_argument(
+        "--public-port",
+        type=int,
+        metavar="PORT",
+        help="publish on this host port on every interface (off by default)",
+    )
+    p = command(db, "list", "list databases")
+    p.add_argument("--project", metavar="PROJECT")
+    p = command(db, "show", "show a database: engine, version, state, host, linked apps")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(db, "delete", "delete a database and its data")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--keep-volume", action="store_true", help="keep the Docker volume with the data")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    for name, text in (
+        ("start", "start a database"),
+        ("stop", "stop a database"),
+        ("restart", "restart a database"),
+    ):
+        p = command(db, name, text)
+        p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(db, "logs", "print a database server's output")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--follow", "-f", action="store_true")
+    p.add_argument("--tail", type=int, default=200, metavar="N", help="last N lines (default 200)")
+    p.add_argument("--since", metavar="T", help="10m, 2h, 1d or an ISO 8601 time")
+    p.add_argument("--timestamps", "-t", action="store_true", help="prefix each line with its time")
+    p = command(db, "url", "print the connection URL, password included (recorded in the audit log)")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(
+        db,
+        "link",
+        "give an app of the project the database's connection as secret variables, and redeploy it",
+    )
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("app", metavar="PROJECT/APP")
+    p.add_argument(
+        "--as",
+        dest="prefix",
+        metavar="PREFIX",
+        help="variable prefix: PREFIX_URL, PREFIX_HOST... (default DATABASE, REDIS or MONGO)",
+    )
+    p = command(db, "unlink", "remove the variables of a link from the app, and redeploy it")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("app", metavar="PROJECT/APP")

@@ -14,7 +14,7 @@ _mist() {
     fi
 
     local global_opts="--host --embedded --data --json --help"
-    local commands="setup login logout whoami passwd 2fa user invite member session token project app env deploy rollback deployments deployment cancel ps logs start stop restart exec describe metrics git webhooks previews domain cert proxy settings users audit secrets completion daemon"
+    local commands="setup login logout whoami passwd 2fa user invite member session token project app env db deploy rollback deployments deployment cancel ps logs start stop restart exec describe metrics git webhooks previews domain cert proxy backup settings users audit secrets completion daemon"
     local roles="owner admin developer viewer"
     local domain_opts="--no-https --hsts --www --path-prefix --header --no-security-headers"
     local app_opts="--git --branch --dockerfile --context --port --publish --memory --cpus --restart --volume --start-command --build-command --install-command --health-path --health-tcp --health-docker --health-interval --health-retries --health-start-period"
@@ -52,11 +52,19 @@ _mist() {
             COMPREPLY=($(compgen -W "read deploy admin" -- "$cur"))
             return
             ;;
+        --engine|-e)
+            COMPREPLY=($(compgen -W "postgres mysql mariadb redis mongo" -- "$cur"))
+            return
+            ;;
+        --persistence)
+            COMPREPLY=($(compgen -W "rdb aof none" -- "$cur"))
+            return
+            ;;
         --kind|--webhook-kind)
             COMPREPLY=($(compgen -W "github gitlab gitea" -- "$cur"))
             return
             ;;
-        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--to|--limit|--tail|--since|--until|--username|--user|--email|--totp|--fingerprint|--reassign-to|--expires-hours|--expires-days|--hsts|--path-prefix|--header|--remove-header|--project|--action|--filter|--provider|--repo|--url|--api-url|--app-id|--installation-id|--organization|--preview-limit|--preview-domain|--preview-env|--preview-env-unset|-u|-d|-t|-n|-p)
+        --host|--git|--branch|--port|--publish|--memory|--cpus|--volume|--start-command|--build-command|--install-command|--health-path|--health-interval|--health-retries|--health-start-period|--description|--tag|--add|--remove|--ref|--to|--limit|--tail|--since|--until|--username|--user|--email|--totp|--fingerprint|--reassign-to|--expires-hours|--expires-days|--hsts|--path-prefix|--header|--remove-header|--project|--action|--filter|--provider|--repo|--url|--api-url|--app-id|--installation-id|--organization|--preview-limit|--preview-domain|--preview-env|--preview-env-unset|--into|--confirm|--cron|--timezone|--keep-last|--keep-days|--keep-daily|--keep-weekly|--keep-monthly|--bucket|--endpoint|--region|--prefix|--path|--version|--public-port|--as|-u|-d|-t|-n|-p)
             return
             ;;
     esac
@@ -93,11 +101,13 @@ _mist() {
         project) subs="create list show rename tag delete" ;;
         app) subs="create list show set delete deploy-key source" ;;
         env) subs="set list unset import export" ;;
+        db) subs="create list show delete start stop restart logs url link unlink" ;;
         deployment) subs="show log" ;;
         git) subs="provider repos branches" ;;
         domain) subs="add set remove list" ;;
         cert) subs="status renew upload" ;;
         proxy) subs="status install reload" ;;
+        backup) subs="list show run verify restore delete schedule destination" ;;
         settings) subs="list get set" ;;
         secrets) subs="rotate-key" ;;
         completion) subs="bash zsh" ;;
@@ -125,9 +135,23 @@ _mist() {
     if [[ "$cmd $sub" == "git provider" ]]; then
         sub="provider $action"
     fi
+    if [[ "$cmd" == "backup" && ( "$sub" == "schedule" || "$sub" == "destination" ) ]]; then
+        if [[ -z "$action" ]]; then
+            COMPREPLY=($(compgen -W "list add remove" -- "$cur"))
+            return
+        fi
+        sub="$sub $action"
+    fi
 
     case "$cmd $sub" in
         "2fa disable") opts="$opts --password-stdin" ;;
+        "backup list") opts="$opts --database --limit" ;;
+        "backup run") opts="$opts --database --to --no-wait" ;;
+        "backup verify") opts="$opts --no-wait" ;;
+        "backup restore") opts="$opts --into --confirm --no-wait" ;;
+        "backup delete"|"backup destination remove") opts="$opts --yes" ;;
+        "backup schedule add") opts="$opts --database --to --cron --timezone --no-verify --keep-last --keep-days --keep-daily --keep-weekly --keep-monthly" ;;
+        "backup destination add") opts="$opts --path --bucket --endpoint --region --prefix --encrypt" ;;
         "user create") opts="$opts --role --email --password-stdin" ;;
         "user delete") opts="$opts --reassign-to --yes" ;;
         "invite create") opts="$opts --username --email --role --project --project-role --expires-hours" ;;
@@ -151,6 +175,11 @@ _mist() {
         "env set"|"env import") opts="$opts --secret --build" ;;
         "env list"|"env export") opts="$opts --reveal" ;;
         "deployment log") opts="$opts --follow" ;;
+        "db create") opts="$opts --engine --version --persistence --memory --cpus --restart --public-port" ;;
+        "db list") opts="$opts --project" ;;
+        "db delete") opts="$opts --keep-volume --yes" ;;
+        "db logs") opts="$opts --follow --tail --since --timestamps" ;;
+        "db link") opts="$opts --as" ;;
     esac
 
     if [[ "$cur" == -* ]]; then

@@ -2,6 +2,7 @@
 
 from .docker import (
     LABEL_APP,
+    LABEL_DATABASE,
     LABEL_DEPLOYMENT,
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -18,6 +19,7 @@ from .docker import (
 
 __all__ = [
     "LABEL_APP",
+    "LABEL_DATABASE",
     "LABEL_DEPLOYMENT",
     "LABEL_INSTANCE",
     "LABEL_MANAGED",

@@ -373,3 +373,11 @@ def interrupt(response: requests.Response | None) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+def socket_of(hijacked: Any) -> socket.socket:
+    """The plain socket behind what docker-py hands back for a hijacked connection."""
+    sock = getattr(hijacked, "_sock", hijacked)
+    if not isinstance(sock, socket.socket):
+        raise MistError("the Docker Engine connection cannot carry an interactive session")
+    return sock

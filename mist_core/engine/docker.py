@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .. import validate
 from ..errors import Conflict, EngineUnavailable, MistError, NotFound
 from ..models import ContainerInfo, ContainerStats, LogLine, Volume
+from . import oneoff
 from . import stats as stats_math
-from .client import DockerAPIError, EngineConnection, interrupt
+from .client import DockerAPIError, EngineConnection, interrupt, socket_of
 from .streams import JsonLinesDecoder, LogDecoder, StreamHub, parse_log_line
 
 if TYPE_CHECKING:
@@ -47,6 +48,7 @@ LABEL_INSTANCE = "dev.mist.instance"
 # The project's stable random id: names outlive a project (a new project may take a deleted one's name), so
 # its network and volumes are told apart by this instead.
 LABEL_PROJECT_UID = "dev.mist.project-uid"
+LABEL_DATABASE = "dev.mist.database"  # a managed database's container and volume: the database's name
 LABEL_VOLUME = "dev.mist.volume"  # a volume's name in the app's spec (its Docker name carries the uid too)
 # The network of containers deployed before each project had its own; the proxy stays on it so they keep
 # being routed until their next deployment.
@@ -103,6 +105,9 @@ class ContainerSpec:
     # Host directories (Mist's own, e.g. the proxy's configuration; never a user-given path): host -> (path, ro).
     host_dirs: dict[str, tuple[str, bool]] = field(default_factory=dict)
     extra_hosts: dict[str, str] = field(default_factory=dict)  # name -> IP, or "host-gateway"
+    # Docker's HEALTHCHECK: the test (["CMD", ...]) and its interval, timeout, retries and start period.
+    healthcheck: list[str] | None = None
+    health_timing: tuple[float, float, int, float] = (3.0, 5.0, 3, 120.0)
 
 
 @dataclass(frozen=True)
@@ -208,6 +213,15 @@ def create_body(spec: ContainerSpec, labels: dict[str, str]) -> dict[str, Any]:
     }
     if spec.command:
         body["Cmd"] = list(spec.command)
+    if spec.healthcheck:
+        interval, timeout, retries, start_period = spec.health_timing
+        body["Healthcheck"] = {
+            "Test": list(spec.healthcheck),
+            "Interval": round(interval * 1e9),
+            "Timeout": round(timeout * 1e9),
+            "Retries": retries,
+            "StartPeriod": round(start_period * 1e9),
+        }
     if port_bindings:
         body["ExposedPorts"] = {key: {} for key in port_bindings}
     return body
@@ -275,14 +289,6 @@ class SwarmInfo:
     nodes: int | None
     managers: int | None
     error: str | None
-
-
-def _socket_of(hijacked: Any) -> socket.socket:
-    """The plain socket behind what docker-py hands back for a hijacked connection."""
-    sock = getattr(hijacked, "_sock", hijacked)
-    if not isinstance(sock, socket.socket):
-        raise MistError("the Docker Engine connection cannot carry an interactive session")
-    return sock
 
 
 class Engine:
@@ -547,6 +553,42 @@ class Engine:
             )
         return created
 
+    @_refusals
+    async def remove_volume(self, name: str, owner: dict[str, str]) -> None:
+        """Remove a volume Mist made for ``owner`` (labels). A missing one is not an error; one that is not
+        Mist's is refused, and so is one a container still uses (naming the containers)."""
+        found = await self._volume_labels(name)
+        if found is None:
+            return
+        if not self._owned_by(found, owner):
+            raise Conflict(
+                f"Docker volume {name} was not made by Mist for this project: Mist leaves it alone"
+            )
+        users = await self.containers_using(name)
+        if users:
+            raise Conflict(f"Docker volume {name} is used by {', '.join(users)}: remove them first")
+        try:
+            await self._call(lambda api: api.remove_volume(name))
+        except DockerAPIError as error:
+            if error.status != 404:
+                raise
+
+    @_refusals
+    async def containers_using(self, volume: str, *, running: bool = False) -> list[str]:
+        """The names of the containers (running ones only with ``running``) that mount Docker volume
+        ``volume``."""
+        rows = await self._containers(all=not running, volume=[volume])
+        return sorted((row.get("Names") or ["/" + row["Id"][:12]])[0].lstrip("/") for row in rows)
+
+    @_refusals
+    async def one_off(self, spec: oneoff.OneOffSpec) -> oneoff.OneOff:
+        """Create a short-lived container (labelled as Mist's) attached to its streams, not yet started: a
+        backup's dump or a restore runs in one."""
+        labels = {**spec.labels, LABEL_MANAGED: "true"}
+        if self.instance:
+            labels[LABEL_INSTANCE] = self.instance
+        return await oneoff.create(self._call, spec, labels)
+
     # ------------------------------------------------------------------------------------------ containers
 
     @_refusals
@@ -705,7 +747,9 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ exec
 
-    async def _exec_create(self, name: str, command: list[str], *, tty: bool, stdin: bool) -> str:
+    async def _exec_create(
+        self, name: str, command: list[str], *, tty: bool, stdin: bool, env: dict[str, str] | None = None
+    ) -> str:
         if not command:
             raise MistError("there is no command to run: give the command and its arguments")
         if await self._managed(name) is None:
@@ -713,7 +757,7 @@ class Engine:
         try:
             created = await self._call(
                 lambda api: api.exec_create(
-                    name, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True
+                    name, list(command), stdin=stdin, tty=tty, stdout=True, stderr=True, environment=env
                 )
             )
         except DockerAPIError as error:
@@ -723,11 +767,12 @@ class Engine:
         return str(created["Id"])
 
     @_refusals
-    async def exec(self, name: str, command: list[str]) -> ExecResult:
+    async def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None) -> ExecResult:
         """Run ``command`` (an argument list, no shell) in a running Mist container and wait for it: its exit
         code and its output, stdout and stderr together as they arrive (at most ``EXEC_OUTPUT_MAX``
-        bytes are kept)."""
-        exec_id = await self._exec_create(name, command, tty=False, stdin=False)
+        bytes are kept). ``env`` is added to the command's environment (the engine's API carries it as data:
+        the way to hand a command a password)."""
+        exec_id = await self._exec_create(name, command, tty=False, stdin=False, env=env)
 
         def run(api: docker.APIClient) -> bytes:
             kept = bytearray()
@@ -750,7 +795,7 @@ class Engine:
         a TTY, Docker frames the output by stream (stdout, stderr) on the socket."""
         exec_id = await self._exec_create(name, command, tty=tty, stdin=True)
         hijacked = await self._call(lambda api: api.exec_start(exec_id, tty=tty, socket=True))
-        sock = _socket_of(hijacked)
+        sock = socket_of(hijacked)
         sock.settimeout(None)
         return ExecSession(id=exec_id, socket=sock, _engine=self, _connection=hijacked)
 

@@ -32,6 +32,11 @@ class Apps(Part, AppsAPI):
                 )
             if await w.one("SELECT 1 FROM apps WHERE project_id = ? AND name = ?", (prow["id"], name)):
                 raise Conflict(f"project {project!r} already has an app named {name!r}", field="name")
+            if await w.one("SELECT 1 FROM databases WHERE project_id = ? AND name = ?", (prow["id"], name)):
+                raise Conflict(
+                    f"project {project!r} has a database named {name!r}: give the app another name",
+                    field="name",
+                )
             await w.execute(
                 "INSERT INTO apps (project_id, name, spec, status, created_at, updated_at) VALUES (?, ?, ?, 'new', ?, ?)",
                 (prow["id"], name, spec.model_dump_json(), ts(), ts()),

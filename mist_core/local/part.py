@@ -10,6 +10,7 @@ import builtins
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from ..api import DatabasesAPI
     from ..calls import Caller
     from ..core import Core
     from ..models import App, Session
@@ -21,6 +22,7 @@ class View(Protocol):
     core: Core
     source: str
     user_agent: str | None
+    databases: DatabasesAPI  # a backup restored into a new database makes it as `mist db create` does
 
     async def caller(self) -> Caller: ...
 

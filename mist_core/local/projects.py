@@ -19,6 +19,7 @@ from ..store import ts
 from .part import Part, visible_clause
 
 _APPS_OF_PROJECT = "SELECT name FROM apps WHERE project_id = ? ORDER BY name LIMIT 6"
+_DATABASES_OF_PROJECT = "SELECT name FROM databases WHERE project_id = ? ORDER BY name LIMIT 6"
 
 
 class Projects(Part, ProjectsAPI):
@@ -113,6 +114,7 @@ class Projects(Part, ProjectsAPI):
         actor = await self.m.allow("projects.delete", project=name)
         project = rec.project(await self._row(name))
         self._refuse_apps(name, project, await self.store.all(_APPS_OF_PROJECT, (project.id,)))
+        self._refuse_databases(name, await self.store.all(_DATABASES_OF_PROJECT, (project.id,)))
         uid = str(await self.store.scalar("SELECT uid FROM projects WHERE id = ?", (project.id,)))
         engine = self.core.engine
         network = project_network(uid)
@@ -128,9 +130,18 @@ class Projects(Part, ProjectsAPI):
         async with self.store.write() as w:
             # An app created meanwhile keeps the project.
             self._refuse_apps(name, project, await w.all(_APPS_OF_PROJECT, (project.id,)))
+            self._refuse_databases(name, await w.all(_DATABASES_OF_PROJECT, (project.id,)))
             await w.execute("DELETE FROM projects WHERE id = ?", (project.id,))
             await audit(w, actor, "project.delete", project=name, uid=uid, kept_volumes=kept)
         self.core.events.announce("project", "delete", project=name)
+
+    @staticmethod
+    def _refuse_databases(name: str, databases: builtins.list[Any]) -> None:
+        if databases:
+            names = ", ".join(r["name"] for r in databases[:5]) + (", ..." if len(databases) > 5 else "")
+            raise Conflict(
+                f"project {name!r} still has databases ({names}): delete them first (mist db delete)"
+            )
 
     @staticmethod
     def _refuse_apps(name: str, project: Project, apps: builtins.list[Any]) -> None:

@@ -36,8 +36,10 @@ from .accounts import (
 )
 from .apps import Apps
 from .audit import Audit
+from .backups import Backups
 from .certificates import Certificates
 from .containers import Containers
+from .databases import Databases
 from .deployments import Deployments
 from .domains import Domains
 from .env import Env
@@ -93,6 +95,7 @@ class LocalMist(MistAPI):
         self.projects = Projects(self)
         self.apps = Apps(self)
         self.env = Env(self)
+        self.databases = Databases(self)
         self.deployments = Deployments(self)
         self.containers = Containers(self)
         self.metrics = Metrics(self)
@@ -111,6 +114,7 @@ class LocalMist(MistAPI):
         self.domains = Domains(self)
         self.certificates = Certificates(self)
         self.proxy = Proxy(self)
+        self.backups = Backups(self)
 
     async def close(self) -> None:
         if self._owns_core:

@@ -299,7 +299,7 @@ def _parameters_of(operation: Operation, argument: Argument, have: set[str]) -> 
     """The endpoint parameters that carry ``argument`` (none when one already there carries it: the body)."""
     out: list[inspect.Parameter] = []
     if argument.where in ("app", "project+name"):
-        for name in ("project", "app") if argument.where == "app" else ("project",):
+        for name in argument.wire.split("/") if argument.where == "app" else ("project",):
             out.append(_parameter(name, _annotated(str, Path())))
     elif argument.where == "path":
         out.append(
@@ -333,7 +333,8 @@ def _getter(operation: Operation, argument: Argument) -> Getter:
     """How the argument is read back from the values FastAPI parsed."""
     where, wire, default = argument.where, argument.wire, argument.default
     if where == "app":
-        return lambda v: f"{v['project']}/{v['app']}"
+        second = wire.split("/")[1]
+        return lambda v: f"{v['project']}/{v[second]}"
     if where == "project+name":
         return lambda v: f"{v['project']}/{v['body'].name}"
     if where == "path":

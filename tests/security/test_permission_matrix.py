@@ -31,6 +31,7 @@ import jwt
 import pytest
 from fastapi.routing import APIRoute
 from gitutil import init_repo
+from images import redis_image
 from standins.forge import Forge, serve_forge
 
 from mist_core.api import MistAPI
@@ -145,6 +146,7 @@ class World:
     forge: Forge
     provider: str
     provider_repo: str
+    db: str
 
     def __init__(self, d: Daemon, repos: Path) -> None:
         self.d = d
@@ -600,6 +602,87 @@ def _(w: World, who: Principal) -> Call:
     return Call("GET", w.app_path() + "/env/export", params={"reveal": "true"})
 
 
+# ---------------------------------------------------------------------------------------------- rows: databases
+
+
+def _db_path(w: World, name: str | None = None) -> str:
+    return f"/projects/{w.p}/databases/{name or w.db}"
+
+
+def _db_status(w: World) -> Any:
+    return w.owner("GET", _db_path(w))["status"]
+
+
+def _db_links(w: World) -> Any:
+    return w.owner("GET", _db_path(w))["linked_apps"]
+
+
+@row("databases.create", DEVELOP, project=True)  # the name is the app's: allowed callers get 409
+def _(w: World, who: Principal) -> Call:
+    return Call(
+        "POST",
+        f"/projects/{w.p}/databases",
+        json={"name": w.app, "engine": "redis"},
+        state=lambda: w.owner("GET", "/databases", params={"project": w.p})["total"],
+    )
+
+
+@row("databases.list", EVERYONE)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", "/databases")
+
+
+@row("databases.get", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w))
+
+
+@row("databases.delete", ADMINISTER, project=True)  # linked to the idle app: allowed callers get 409
+def _(w: World, who: Principal) -> Call:
+    return Call("DELETE", _db_path(w), state=lambda: w.status_as_owner(_db_path(w)))
+
+
+@row("databases.stop", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    w.owner("POST", _db_path(w) + "/start")
+    return Call("POST", _db_path(w) + "/stop", state=lambda: _db_status(w))
+
+
+@row("databases.start", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    w.owner("POST", _db_path(w) + "/stop")
+    return Call("POST", _db_path(w) + "/start", state=lambda: _db_status(w))
+
+
+@row("databases.restart", DEPLOY, project=True)
+def _(w: World, who: Principal) -> Call:
+    restarts = lambda: len(w.owner("GET", "/audit", params={"action": "database.restart"})["items"])  # noqa: E731
+    return Call("POST", _db_path(w) + "/restart", state=restarts)
+
+
+@row("databases.logs", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w) + "/logs", params={"follow": "false"}, stream="finite")
+
+
+@row("databases.url", DEVELOP, project=True)  # the password: like secret env values
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w) + "/url")
+
+
+@row("databases.link", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    app = w.new_app("link")  # never deployed: linking queues no deployment
+    return Call("POST", _db_path(w) + "/links", json={"app": app, "prefix": "MX"}, state=lambda: _db_links(w))
+
+
+@row("databases.unlink", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    app = w.new_app("unlink")
+    w.owner("POST", _db_path(w) + "/links", json={"app": app})
+    return Call("DELETE", _db_path(w) + f"/links/{app}", state=lambda: _db_links(w))
+
+
 # ---------------------------------------------------------------------------------------------- rows: deployments
 
 
@@ -866,6 +949,226 @@ def _(w: World, who: Principal) -> Call:
 def _(w: World, who: Principal) -> Call:
     created = w.d.create_token(w.session_of(w.user["bystander"]), "read")
     return Call("DELETE", f"/tokens/{created['info']['id']}", state=lambda: w.works(created["token"]))
+
+
+# ---------------------------------------------------------------------------------------------- rows: backups
+
+
+def _backup_world(w: World) -> dict[str, str]:
+    """A backup destination and a volume of project P holding a file (made once per world)."""
+    found = getattr(w, "backup_world", None)
+    if found is not None:
+        return found
+    import sqlite3
+
+    import docker
+
+    with sqlite3.connect(w.d.data / "mist.db") as db:
+        (uid,) = db.execute("SELECT uid FROM projects WHERE name = ?", (w.p,)).fetchone()
+    volume = f"mist_{uid}_vol"
+    client = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+    try:
+        labels = {
+            "dev.mist.managed": "true",
+            "dev.mist.project": w.p,
+            "dev.mist.project-uid": uid,
+            "dev.mist.volume": "vol",
+            "dev.mist.instance": w.d.instance_id,  # removed with the daemon's other leftovers
+        }
+        client.volumes.create(volume, labels=labels)
+        client.containers.run(
+            "busybox:1.36",
+            ["sh", "-c", "echo matrix > /data/file"],
+            volumes={volume: {"bind": "/data", "mode": "rw"}},
+            remove=True,
+        )
+    finally:
+        client.close()
+    destination = f"mx-dest-{w.s}"
+    w.owner(
+        "POST",
+        "/backup-destinations",
+        json={"name": destination, "kind": "local", "path": str(w.d.root / "backups")},
+    )
+    w.backup_world = {"destination": destination, "volume": "vol"}  # type: ignore[attr-defined]
+    return w.backup_world  # type: ignore[attr-defined,no-any-return]
+
+
+def _new_backup(w: World) -> int:
+    """A finished, successful backup of P's volume, made by the owner."""
+    setup = _backup_world(w)
+    made = w.owner(
+        "POST",
+        f"/projects/{w.p}/backups",
+        json={"name": setup["volume"], "destination": setup["destination"]},
+    )
+    for _ in range(600):
+        backup = w.owner("GET", f"/backups/{made['id']}")
+        if backup["state"] != "running":
+            assert backup["state"] == "success", backup
+            return int(made["id"])
+        time.sleep(0.05)
+    raise AssertionError("the backup did not finish")
+
+
+def _backups_of(w: World) -> list[int]:
+    return sorted(b["id"] for b in w.owner("GET", f"/projects/{w.p}/backups", params={"limit": 500})["items"])
+
+
+def _schedules_of(w: World) -> list[Any]:
+    return sorted((s["id"], s["name"]) for s in w.owner("GET", f"/projects/{w.p}/backup-schedules"))
+
+
+def _destinations(w: World) -> list[str]:
+    return sorted(d["name"] for d in w.owner("GET", "/backup-destinations"))
+
+
+def _new_schedule(w: World) -> int:
+    setup = _backup_world(w)
+    body = {"name": f"v{_hex()}", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return int(w.owner("POST", f"/projects/{w.p}/backup-schedules", json=body)["id"])
+
+
+@row("backups.list", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    _backup_world(w)
+    return Call("GET", f"/projects/{w.p}/backups")
+
+
+@row("backups.get", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/backups/{_new_backup(w)}")
+
+
+@row("backups.run", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": setup["volume"], "destination": setup["destination"]}
+    return Call("POST", f"/projects/{w.p}/backups", json=body, state=lambda: _backups_of(w))
+
+
+@row("backups.verify", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _new_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/verify",
+        state=lambda: w.owner("GET", f"/backups/{backup_id}")["verified"],
+    )
+
+
+@row("backups.restore", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _new_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/restore",
+        json={"target": f"r{_hex()}"},
+        state=lambda: w.owner("GET", f"/backups/{backup_id}")["restore_state"],
+    )
+
+
+@row("backups.delete", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("DELETE", f"/backups/{_new_backup(w)}", state=lambda: _backups_of(w))
+
+
+@row("backups.schedules", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", f"/projects/{w.p}/backup-schedules")
+
+
+@row("backups.schedule", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": f"v{_hex()}", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return Call("POST", f"/projects/{w.p}/backup-schedules", json=body, state=lambda: _schedules_of(w))
+
+
+@row("backups.unschedule", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    schedule_id = _new_schedule(w)
+    return Call("DELETE", f"/projects/{w.p}/backup-schedules/{schedule_id}", state=lambda: _schedules_of(w))
+
+
+def _db_backup(w: World) -> int:
+    """A successful backup of the project's database, made once by the owner."""
+    found = getattr(w, "db_backup", None)
+    if found is not None:
+        return int(found)
+    setup = _backup_world(w)
+    w.owner("POST", _db_path(w) + "/start")  # the database rows above leave it stopped or running
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"]}
+    made = w.owner("POST", f"/projects/{w.p}/backups", json=body)
+    for _ in range(1200):
+        backup = w.owner("GET", f"/backups/{made['id']}")
+        if backup["state"] != "running":
+            assert backup["state"] == "success", backup
+            w.db_backup = int(made["id"])  # type: ignore[attr-defined]
+            return int(made["id"])
+        time.sleep(0.05)
+    raise AssertionError("the database's backup did not finish")
+
+
+def _audited(w: World, action: str) -> int:
+    return len(w.owner("GET", "/audit", params={"action": action, "limit": 500})["items"])
+
+
+@row("backups.run+database", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"]}
+    return Call("POST", f"/projects/{w.p}/backups", json=body, state=lambda: _backups_of(w))
+
+
+@row("backups.verify+database", DEVELOP, project=True)  # one backup: allowed callers may get 409 (busy)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _db_backup(w)
+    return Call("POST", f"/backups/{backup_id}/verify", state=lambda: _audited(w, "backup.verify"))
+
+
+# Into a new database named like the project's app: allowed callers get 409 before anything is made.
+@row("backups.restore+database", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    backup_id = _db_backup(w)
+    return Call(
+        "POST",
+        f"/backups/{backup_id}/restore",
+        json={"target": w.app},
+        state=lambda: (
+            w.owner("GET", f"/backups/{backup_id}")["restore_state"],
+            w.owner("GET", "/databases", params={"project": w.p})["total"],
+        ),
+    )
+
+
+@row("backups.schedule+database", ADMINISTER, project=True)
+def _(w: World, who: Principal) -> Call:
+    setup = _backup_world(w)
+    body = {"name": w.db, "kind": "database", "destination": setup["destination"], "cron": "0 3 * * *"}
+    return Call("POST", f"/projects/{w.p}/backup-schedules", json=body, state=lambda: _schedules_of(w))
+
+
+@row("backups.destinations", SIGNED_IN)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", "/backup-destinations")
+
+
+@row("backups.add_destination", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    body = {"name": f"mx-d-{_hex()}", "kind": "local", "path": str(w.d.root / "backups")}
+    return Call("POST", "/backup-destinations", json=body, state=lambda: _destinations(w))
+
+
+@row("backups.remove_destination", INSTANCE_ADMIN)
+def _(w: World, who: Principal) -> Call:
+    name = f"mx-d-{_hex()}"
+    w.owner(
+        "POST",
+        "/backup-destinations",
+        json={"name": name, "kind": "local", "path": str(w.d.root / "backups")},
+    )
+    return Call("DELETE", f"/backup-destinations/{name}", state=lambda: _destinations(w))
 
 
 # ---------------------------------------------------------------------------------------------- rows: admin
@@ -1200,6 +1503,11 @@ def world(daemon: Daemon) -> Iterator[World]:
         w.provider = f"mx-gitea-{w.s}"
         w.owner("POST", "/git/providers", json=_gitea_spec(w, w.provider))
         w.provider_repo = w.owner("GET", f"/git/providers/{w.provider}/repos")[0]["full_name"]
+        # A database of the project, linked to the idle app (so deleting it is refused).
+        redis_image()
+        w.db = "cache"
+        w.owner("POST", f"/projects/{w.p}/databases", json={"name": w.db, "engine": "redis"})
+        w.owner("POST", _db_path(w) + "/links", json={"app": w.idle})
         yield w
 
 

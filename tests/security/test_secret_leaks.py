@@ -1,20 +1,26 @@
 """Plant secret values the way users do (secret env vars, a password, a TOTP seed and recovery codes, a
-certificate key, API, refresh and invitation tokens, a git token in a URL), then look for them where they must
-never be: the raw bytes of the SQLite database and its WAL, the daemon's log, and every API response a viewer
-can get."""
+certificate key, API, refresh and invitation tokens, a git token in a URL, an S3 destination's keys, the backup
+key, a database's password used by backups that dump, check and restore it), then look for them where they
+must never be: the raw bytes of the SQLite database and its WAL, the daemon's log, every API response a viewer
+can get, what the owner reads of backups and the audit log, and the stored backups."""
 
 from __future__ import annotations
 
 import base64
 import re
+import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from gitutil import init_repo
+from images import postgres_image
+from moto.server import ThreadedMotoServer
 
 from .conftest import Daemon, describe, self_signed, strong_password, totp_code
 
@@ -44,6 +50,8 @@ class Scene:
     planted: Planted
     owner_can_see: str  # a secret env value the owner reads back with reveal, proving the plant worked
     user: str  # the account whose password, TOTP seed and tokens are planted
+    backups: list[int]  # a database's backups: one made, verified and restored, one that failed
+    backup_dir: Path  # where the local destination keeps them
 
 
 def _pem_body(pem: str) -> list[str]:
@@ -140,6 +148,8 @@ def scene(daemon: Daemon) -> Scene:
     except ValueError:
         pass
 
+    backups = _plant_backups(d, project, planted)
+
     # Viewers: an instance viewer and a project viewer, both members of the project.
     viewers = {}
     for column, role in (("instance viewer", "viewer"), ("project viewer", "developer")):
@@ -148,7 +158,82 @@ def scene(daemon: Daemon) -> Scene:
         d.ok("PUT", f"/projects/{project}/members/{name}", token=owner, json={"role": "viewer"})
         viewers[column] = d.login(name, pw)["token"]
     viewers["read token"] = d.create_token(viewers["project viewer"], "read")["token"]
-    return Scene(d, project, app, viewers, planted, env_secret, user)
+    return Scene(d, project, app, viewers, planted, env_secret, user, backups, d.root / "backups")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _until(d: Daemon, path: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        found: dict[str, Any] = d.ok("GET", path, token=d.owner_token)
+        if done(found):
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{path} did not finish: {found}")
+
+
+def _plant_backups(d: Daemon, project: str, planted: Planted) -> list[int]:
+    """An S3 destination (its keys), an encrypting local one (the backup key), and a PostgreSQL database
+    (its password) backed up, verified and restored into a new database, then backed up while it is stopped
+    (a failed backup, whose error is shown)."""
+    owner = d.owner_token
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        keys = {
+            "access_key": f"AKIA{uuid.uuid4().hex[:16].upper()}",
+            "secret_key": f"s3secret-{uuid.uuid4().hex}",
+        }
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=keys["access_key"],
+            aws_secret_access_key=keys["secret_key"],
+        ).create_bucket(Bucket="leaks")
+        body = {"name": f"s3-{project}", "kind": "s3", "endpoint": endpoint, "bucket": "leaks", **keys}
+        d.ok("POST", "/backup-destinations", token=owner, json=body)
+        planted.add("S3 access key", keys["access_key"])
+        planted.add("S3 secret key", keys["secret_key"])
+    finally:
+        server.stop()
+    destination = f"enc-{project}"
+    body = {"name": destination, "kind": "local", "path": str(d.root / "backups"), "encrypt": True}
+    d.ok("POST", "/backup-destinations", token=owner, json=body)
+    for line in (d.data / "backup.key").read_text().split():
+        planted.add("backup key", line, base64.b64decode(line))
+
+    postgres_image()
+    db = f"/projects/{project}/databases/pg"
+    d.ok("POST", f"/projects/{project}/databases", token=owner, json={"name": "pg", "engine": "postgres"})
+    url = d.ok("GET", db + "/url", token=owner)
+    url = url if isinstance(url, str) else url["url"]
+    password = url.split(":")[2].split("@")[0]
+    planted.add("database password", password)
+
+    run = {"name": "pg", "kind": "database", "destination": destination}
+    made = d.ok("POST", f"/projects/{project}/backups", token=owner, json=run)["id"]
+    backup = _until(d, f"/backups/{made}", lambda b: b["state"] != "running")
+    assert backup["state"] == "success", backup
+    d.ok("POST", f"/backups/{made}/verify", token=owner, json={})
+    backup = _until(d, f"/backups/{made}", lambda b: b["verified"] != "running")
+    assert backup["verified"] == "passed", backup
+    d.ok("POST", f"/backups/{made}/restore", token=owner, json={"target": "pgcopy"})
+    backup = _until(d, f"/backups/{made}", lambda b: b["restore_state"] != "running")
+    assert backup["restore_state"] == "success", backup
+
+    d.ok("POST", db + "/stop", token=owner, json={})
+    failed = d.ok("POST", f"/projects/{project}/backups", token=owner, json=run)["id"]
+    backup = _until(d, f"/backups/{failed}", lambda b: b["state"] != "running")
+    assert backup["state"] == "failed" and backup["error"], backup
+    return [made, failed]
 
 
 def test_the_planted_secret_is_readable_by_the_owner(scene: Scene) -> None:
@@ -180,6 +265,37 @@ def test_no_planted_secret_is_in_the_daemons_log(scene: Scene) -> None:
     assert not found, f"secrets in the daemon's log: {found}"
 
 
+def test_no_planted_secret_is_in_what_the_owner_reads_of_backups_or_the_audit_log(scene: Scene) -> None:
+    d = scene.d
+    paths = [
+        f"/projects/{scene.project}/backups",
+        f"/projects/{scene.project}/backup-schedules",
+        "/backup-destinations",
+        f"/projects/{scene.project}/databases/pg",
+        f"/projects/{scene.project}/databases/pgcopy",
+        "/databases",
+        "/audit",
+        *(f"/backups/{backup_id}" for backup_id in scene.backups),
+    ]
+    problems = []
+    for path in paths:
+        response = d.call(
+            "GET", path, token=d.owner_token, params={"limit": 500} if "audit" in path else None
+        )
+        assert response.status_code == 200, describe(response)
+        found = scene.planted.found_in(response.content)
+        if found:
+            problems.append(f"GET {path} shows {found}")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_planted_secret_is_in_a_stored_backup(scene: Scene) -> None:
+    stored = [p for p in scene.backup_dir.rglob("*") if p.is_file()]
+    assert stored, "no backup was stored: the plant did not work"
+    found = {p.name: scene.planted.found_in(p.read_bytes()) for p in stored}
+    assert not any(found.values()), f"secrets in stored backups: {found}"
+
+
 def _fill(path: str, scene: Scene, values: dict[str, str]) -> str:
     return re.sub(r"\{([^}]+)\}", lambda m: values.get(m.group(1), "x"), path)
 
@@ -199,6 +315,8 @@ def test_no_planted_secret_is_in_any_response_a_viewer_can_get(scene: Scene) -> 
         "key": "DB_PASSWORD",
         "domain": domain,
         "username": scene.user,
+        "backup_id": str(scene.backups[0]),
+        "database": "pg",
     }
     endless = {"/v1/events", "/v1/metrics/stream"}
     problems = []
