@@ -370,7 +370,7 @@ class DatabaseUserCreated(Model):
 
 
 class DatabaseChanges(Model):
-    """What ``databases.update`` changes; a field left out stays as it is, ``public_port`` given as None
+    """What ``databases.update`` changes; a field left out stays as it is, ``public_port`` given as null (None)
     unpublishes the database."""
 
     memory: int | str | None = None  # bytes, or "512m"
