@@ -150,3 +150,14 @@ def test_a_user_name_outside_the_strict_pattern_is_refused(user: str) -> None:
 
     with pytest.raises(InvalidInput, match="is not allowed"):
         check_user_name(ENGINES["postgres"], CREDS, user)
+
+
+@pytest.mark.parametrize("name", ["postgres", "mysql", "mariadb"])
+def test_the_user_commands_carry_the_new_password_in_no_argument(name: str) -> None:
+    engine = ENGINES[name]
+    new = "n3w-pass-word 'quoted'"
+    command = engine.create_user_command(CREDS, "reporter", new)
+    assert not any(new in arg or "SCRAM" in arg or "FROM_BASE64" in arg for arg in command.argv), command.argv
+    assert new not in command.env["MIST_SQL"]  # a hash (PostgreSQL) or base64 the server decodes (MySQL)
+    for made in (command, engine.drop_user_command(CREDS, "reporter"), engine.users_command(CREDS)):
+        assert not any(CREDS.password in arg or "r00t-secret" in arg for arg in made.argv), made.argv
