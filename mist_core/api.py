@@ -33,8 +33,11 @@ from .models import (
     ContainerDescription,
     ContainerInfo,
     Database,
+    DatabaseChanges,
     DatabaseLink,
     DatabaseSpec,
+    DatabaseUser,
+    DatabaseUserCreated,
     Deployment,
     Domain,
     DomainSettings,
@@ -281,6 +284,50 @@ class DatabasesAPI(ABC):
     @abstractmethod
     async def unlink(self, db_ref: str, app: str) -> None:
         """Remove the variables ``link`` set from the app, and deploy it again."""
+
+    # Managing a database after it exists: a client session in it, its users, its settings and its version.
+
+    @abstractmethod
+    async def shell(
+        self,
+        db_ref: str,
+        args: builtins.list[str] | None = None,
+        *,
+        tty: bool = False,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> ExecChannel:
+        """The engine's own client (psql, mariadb, mysql, redis-cli, mongosh) in the database's container,
+        logged in as the database's user with the password from the container's environment; ``args`` go to
+        the client after its own. A session like ``containers.exec``'s, in the audit log with its arguments."""
+
+    @abstractmethod
+    async def users(self, db_ref: str) -> builtins.list[DatabaseUser]:
+        """The users of the database's server (PostgreSQL, MySQL, MariaDB); refused for Redis and MongoDB."""
+
+    @abstractmethod
+    async def create_user(
+        self, db_ref: str, user: str, *, password: str | None = None
+    ) -> DatabaseUserCreated:
+        """A new user with the rights on the database's rows its apps' user has; its password is ``password``
+        (12 to 128 printable ASCII characters) or generated, and given back this once."""
+
+    @abstractmethod
+    async def drop_user(self, db_ref: str, user: str) -> None:
+        """Remove a user made by ``create_user`` (or by hand); what it owns goes to the database's user. The
+        database's own user and the engine's are refused."""
+
+    @abstractmethod
+    async def update(self, db_ref: str, changes: DatabaseChanges) -> Database:
+        """Change the memory and CPU limits, restart policy or public port: the container is made again with
+        its volume (the data kept) and must pass its health check, else the previous one comes back and the
+        error says why."""
+
+    @abstractmethod
+    async def upgrade(self, db_ref: str, version: str) -> Database:
+        """Run a minor release of the same major version (``15`` to ``15.6``): the image is pulled unless the
+        engine has it, the container made again with the data and health-gated; a new version that never gets
+        healthy is rolled back to the previous image. A major upgrade is refused with the steps to take."""
 
 
 class EnvAPI(ABC):

@@ -165,11 +165,15 @@ def _seg(value: str) -> str:
 def _app_parts(app_ref: str, what: str = "app") -> tuple[str, str]:
     project, sep, app = app_ref.partition("/")
     if not sep or not project or not app or "/" in app:
-        example = "shop/web" if what == "app" else "shop/db"
+        if what != "app":
+            # The words of the core's own refusal (``validate.db_ref``).
+            raise InvalidInput(
+                f"{what} {app_ref!r} is not 'project/name': name the project, then the {what} (e.g. shop/db)",
+                field=what,
+            )
         raise InvalidInput(
-            f"{'an' if what == 'app' else 'a'} {what} is named 'project/{what}', not {app_ref!r}: give the "
-            f"project and the {what}, e.g. '{example}'",
-            field=what,
+            f"an app is named 'project/app', not {app_ref!r}: give the project and the app, e.g. 'shop/web'",
+            field="app",
         )
     return project, app
 

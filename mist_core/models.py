@@ -350,6 +350,37 @@ class DatabaseLink(Model):
     deployment_id: int | None = None
 
 
+# Managing a database after it exists: its users, its container's settings.
+
+DatabaseUserKind = Literal["app", "superuser", "user"]
+
+
+class DatabaseUser(Model):
+    """A user of a database's server: ``app`` is the database's own (its linked apps log in with it)."""
+
+    name: str
+    kind: DatabaseUserKind
+
+
+class DatabaseUserCreated(Model):
+    """A user just made: its password, shown this once (Mist keeps no copy)."""
+
+    database: str  # "project/name"
+    user: str
+    password: str = Field(repr=False)
+    generated: bool  # made by Mist rather than given
+
+
+class DatabaseChanges(Model):
+    """What ``databases.update`` changes; a field left out stays as it is, ``public_port`` given as null (None)
+    unpublishes the database."""
+
+    memory: int | str | None = None  # bytes, or "512m"
+    cpus: float | None = None
+    restart: str | None = None
+    public_port: int | None = None
+
+
 # ---------------------------------------------------------------------------------------------- env
 
 
@@ -478,6 +509,7 @@ class ContainerInfo(Model):
     status: str  # Docker's human text: "Up 3 minutes"
     ports: list[str] = Field(default_factory=list)
     created_at: datetime
+    database: str | None = None  # a managed database's container: the database's name in its project
 
 
 class ContainerEnvVar(Model):

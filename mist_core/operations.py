@@ -194,6 +194,13 @@ ROWS: tuple[Row, ...] = (
     op("databases.url", "GET", DB + "/url"),
     op("databases.link", "POST", DB + "/links", 201),
     op("databases.unlink", "DELETE", DB + "/links/{app}"),
+    # databases after they exist: a client session, users, settings and version
+    op("databases.shell", "POST", DB + "/shell", duplex=True),
+    op("databases.users", "GET", DB + "/users"),
+    op("databases.create_user", "POST", DB + "/users", 201, secret={"password"}),
+    op("databases.drop_user", "DELETE", DB + "/users/{user}"),
+    op("databases.update", "PATCH", DB),
+    op("databases.upgrade", "POST", DB + "/upgrade"),
     # environment
     op("env.list", "GET", APP + "/env"),
     op("env.set", "POST", APP + "/env"),

@@ -523,6 +523,43 @@ def redis_image() -> str:
     return _build_on_debian(REDIS, _redis_dockerfile(), _standin_files("redis"))
 
 
+# Two more tags of the PostgreSQL 15 line, for upgrades: a minor release (the same server, an image of its own)
+# and a release whose server never starts (a broken image: the upgrade must roll back).
+POSTGRES_MINOR = "postgres:15.99"
+POSTGRES_BROKEN = "postgres:15.98"
+
+
+def _tag_on(base: str, tag: str, lines: str) -> str:
+    """Build ``tag`` as ``FROM base`` plus ``lines`` (cached by recipe, like every stand-in)."""
+    dockerfile = f"FROM {base}\n{lines}"
+    recipe = _recipe_id(dockerfile, _image_recipe(base) or "")
+    if _image_recipe(tag) == recipe:
+        return tag
+    with _build_lock(tag), tempfile.TemporaryDirectory() as tmp:
+        if _image_recipe(tag) != recipe:
+            (Path(tmp) / "Dockerfile").write_text(dockerfile)
+            _run(
+                [DOCKER, "build", "--progress=plain", "--label", f"{TEST_LABEL}=1",
+                 "--label", f"{RECIPE_LABEL}={recipe}", "-t", tag, tmp],
+                what=f"building {tag}",
+            )  # fmt: skip
+    return tag
+
+
+def postgres_minor_image() -> str:
+    """``postgres:15.99``: the ``postgres:15`` stand-in as another image (a minor release of the same line)."""
+    return _tag_on(postgres_image(), POSTGRES_MINOR, 'LABEL dev.mist.test.release="15.99"\n')
+
+
+def postgres_broken_image() -> str:
+    """``postgres:15.98``: a release of the 15 line whose server exits at once, never healthy."""
+    return _tag_on(
+        postgres_image(),
+        POSTGRES_BROKEN,
+        'ENTRYPOINT ["sh", "-c", "echo this release is broken >&2; exit 3"]\n',
+    )
+
+
 def database_standins() -> dict[str, str]:
     """Build every missing database stand-in (in parallel) and return their tags by engine."""
     builders: dict[str, Callable[[], str]] = {

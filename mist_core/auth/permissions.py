@@ -117,6 +117,13 @@ PERMISSIONS: dict[str, Rule] = {
     "databases.url": DEVELOP,  # the password: developers and admin-scoped tokens, audited
     "databases.link": DEVELOP,
     "databases.unlink": DEVELOP,
+    # databases after they exist
+    "databases.shell": DEVELOP,  # a client logged in with the database's password: like exec
+    "databases.users": VIEW,  # names only
+    "databases.create_user": DEVELOP,  # a new login: like revealing the URL
+    "databases.drop_user": DEVELOP,
+    "databases.update": DEVELOP,
+    "databases.upgrade": DEVELOP,
     "env.list": VIEW,  # secret values only for developers (``env.reveal``)
     "env.set": DEVELOP,
     "env.unset": DEVELOP,

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from .. import validate
 from ..errors import InvalidInput
-from ..models import Database, DatabaseSpec
+from ..models import Database, DatabaseChanges, DatabaseSpec
 from .context import CommandTable, Context, all_pages, confirm_deletion, invalid_from_validation
 from .format import human_size, human_time, parse_since, split_app_ref
 from .output import EXIT_FAILURE, EXIT_OK, Text
@@ -207,4 +207,97 @@ async def cmd_db_unlink(ctx: Context) -> int:
     ref = db_ref(a.database)
     await ctx.api.databases.unlink(ref, _same_project(ref, a.app))
     ctx.out.result({"unlinked": ref, "app": a.app}, f"Unlinked {ref} from {a.app}; its variables are removed")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- after creation
+
+
+@command("db", "shell")
+async def cmd_db_shell(ctx: Context) -> int:
+    import sys
+
+    from .terminal import attach, terminal_size
+
+    a = ctx.args
+    ref = db_ref(a.database)
+    tty = a.tty if a.tty is not None else (sys.stdin.isatty() and sys.stdout.isatty())
+    height, width = terminal_size() if tty else (None, None)
+    channel = await ctx.api.databases.shell(
+        ref, list(a.argv or []) or None, tty=tty, height=height, width=width
+    )
+    return await attach(channel, stdin_fd=sys.stdin.fileno(), stdout_fd=sys.stdout.fileno())
+
+
+@command("db", "users")
+async def cmd_db_users(ctx: Context) -> int:
+    users = await ctx.api.databases.users(db_ref(ctx.args.database))
+    kinds = {"app": "the database's own (its apps use it)", "superuser": "superuser", "user": "user"}
+    ctx.out.table(users, ["USER", "KIND"], lambda u: (u.name, kinds.get(u.kind, u.kind)))
+    return EXIT_OK
+
+
+@command("db", "create-user")
+async def cmd_db_create_user(ctx: Context) -> int:
+    a = ctx.args
+    ref = db_ref(a.database)
+    password = None
+    if a.password_stdin:
+        password = ctx.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise InvalidInput("--password-stdin read an empty line: pipe the password in", field="password")
+    created = await ctx.api.databases.create_user(ref, a.user, password=password)
+    text = Text(f"Created user {created.user} on {created.database}")
+    if created.generated:
+        text = Text(
+            f"Created user {created.user} on {created.database} with the password:\n{created.password}"
+        )
+        text.note("Copy it now: Mist keeps no copy and cannot show it again.")
+    ctx.out.result(created, text)
+    return EXIT_OK
+
+
+@command("db", "drop-user")
+async def cmd_db_drop_user(ctx: Context) -> int:
+    a = ctx.args
+    ref = db_ref(a.database)
+    if not confirm_deletion(ctx, f"the user of {ref}", a.user):
+        return EXIT_FAILURE
+    await ctx.api.databases.drop_user(ref, a.user)
+    ctx.out.result({"dropped": a.user, "database": ref}, f"Removed user {a.user} from {ref}")
+    return EXIT_OK
+
+
+@command("db", "update")
+async def cmd_db_update(ctx: Context) -> int:
+    a = ctx.args
+    ref = db_ref(a.database)
+    given: dict[str, object] = {}
+    if a.memory is not None:
+        given["memory"] = validate.memory(a.memory)
+    if a.cpus is not None:
+        given["cpus"] = a.cpus
+    if a.restart is not None:
+        given["restart"] = a.restart
+    if a.public_port is not None:
+        given["public_port"] = a.public_port
+    if a.no_public_port:
+        given["public_port"] = None
+    try:
+        changes = DatabaseChanges(**given)  # type: ignore[arg-type]
+    except ValidationError as err:
+        raise invalid_from_validation(err) from None
+    db = await ctx.api.databases.update(ref, changes)
+    text = Text(f"Updated {db.ref}: {db.status}")
+    if (warning := public_warning(db)) is not None:
+        text.note(warning)
+    ctx.out.result(db, text)
+    return EXIT_OK
+
+
+@command("db", "upgrade")
+async def cmd_db_upgrade(ctx: Context) -> int:
+    a = ctx.args
+    db = await ctx.api.databases.upgrade(db_ref(a.database), a.db_version)
+    ctx.out.result(db, f"{db.ref} runs {db.engine} {db.version} ({db.image}): {db.status}")
     return EXIT_OK

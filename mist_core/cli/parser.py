@@ -66,6 +66,8 @@ COMMANDS: dict[str, list[str]] = {
     "completion": ["bash", "zsh"],
     "daemon": [],
 }
+# The db commands about a database after it exists.
+COMMANDS["db"] += ["shell", "users", "create-user", "drop-user", "update", "upgrade"]
 
 # Commands one level further down: ``mist git provider add``.
 ACTIONS: dict[tuple[str, str], list[str]] = {
@@ -984,3 +986,50 @@ def _database_commands(commands: Any, command: Any, subcommands: Any) -> None:
     p = command(db, "unlink", "remove the variables of a link from the app, and redeploy it")
     p.add_argument("database", metavar="PROJECT/NAME")
     p.add_argument("app", metavar="PROJECT/APP")
+    _database_after_creation(db, command)
+
+
+def _check_db_shell(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """As for exec: the client's arguments come after ``--``; -t/-T before them are the shell's own."""
+    _check_exec(p, args)
+
+
+def _database_after_creation(db: Any, command: Any) -> None:
+    p = command(db, "shell", "open the engine's client (psql, mariadb, redis-cli...) in the database")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS", help="arguments for the client")
+    tty = p.add_mutually_exclusive_group()
+    tty.add_argument(
+        "--tty",
+        "-t",
+        dest="tty",
+        action="store_const",
+        const=True,
+        default=None,
+        help="attach a terminal (default: when stdin and stdout are terminals)",
+    )
+    tty.add_argument("--no-tty", "-T", dest="tty", action="store_const", const=False, help="plain pipes")
+    p.set_defaults(_check=lambda args, p=p: _check_db_shell(p, args))
+    p = command(db, "users", "list the users of a database's server")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p = command(db, "create-user", "make a user with the rights of the database's own on its data")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("user", metavar="USER")
+    _password_stdin(p, "read the new user's password from stdin (first line; default: one is generated)")
+    p = command(db, "drop-user", "remove a user (what it owns goes to the database's own user)")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("user", metavar="USER")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p = command(db, "update", "change a database's limits, restart policy or public port (data kept)")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--memory", metavar="SIZE", help="memory limit, e.g. 512m")
+    p.add_argument("--cpus", type=float, metavar="N")
+    p.add_argument("--restart", metavar="POLICY", help="restart policy")
+    public = p.add_mutually_exclusive_group()
+    public.add_argument(
+        "--public-port", type=int, metavar="PORT", help="publish on this host port on every interface"
+    )
+    public.add_argument("--no-public-port", action="store_true", help="stop publishing it on a host port")
+    p = command(db, "upgrade", "move a database to a minor release of its version (data kept)")
+    p.add_argument("database", metavar="PROJECT/NAME")
+    p.add_argument("--version", dest="db_version", required=True, metavar="V", help="e.g. 15.6 for 15")

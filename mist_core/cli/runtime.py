@@ -4,12 +4,21 @@ app, and the usage of the server and its containers."""
 from __future__ import annotations
 
 from ..errors import InvalidInput
-from ..models import ContainerStats, MetricsSample
+from ..models import ContainerInfo, ContainerStats, MetricsSample
 from .context import CommandTable, Context, app_ref
 from .format import format_pairs, format_table, human_size, human_time, parse_since
 from .output import EXIT_OK
 
 command = CommandTable()
+
+
+def _owner(c: ContainerInfo) -> str | None:
+    """What a container runs: its app, or the managed database it is (``db project/name``)."""
+    if c.project and c.app:
+        return f"{c.project}/{c.app}"
+    if c.project and c.database:
+        return f"db {c.project}/{c.database}"
+    return None
 
 
 @command("ps")
@@ -20,7 +29,7 @@ async def cmd_ps(ctx: Context) -> int:
         ["NAME", "APP", "DEPLOYMENT", "STATE", "STATUS", "PORTS", "IMAGE"],
         lambda c: (
             c.name,
-            f"{c.project}/{c.app}" if c.project and c.app else None,
+            _owner(c),
             c.deployment_id,
             c.state,
             c.status,

@@ -101,7 +101,7 @@ _mist() {
         project) subs="create list show rename tag delete" ;;
         app) subs="create list show set delete deploy-key source" ;;
         env) subs="set list unset import export" ;;
-        db) subs="create list show delete start stop restart logs url link unlink" ;;
+        db) subs="create list show delete start stop restart logs url link unlink shell users create-user drop-user update upgrade" ;;
         deployment) subs="show log" ;;
         git) subs="provider repos branches" ;;
         domain) subs="add set remove list" ;;
@@ -180,6 +180,11 @@ _mist() {
         "db delete") opts="$opts --keep-volume --yes" ;;
         "db logs") opts="$opts --follow --tail --since --timestamps" ;;
         "db link") opts="$opts --as" ;;
+        "db shell") opts="$opts --tty --no-tty" ;;
+        "db create-user") opts="$opts --password-stdin" ;;
+        "db drop-user") opts="$opts --yes" ;;
+        "db update") opts="$opts --memory --cpus --restart --public-port --no-public-port" ;;
+        "db upgrade") opts="$opts --version" ;;
     esac
 
     if [[ "$cur" == -* ]]; then

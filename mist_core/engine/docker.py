@@ -743,6 +743,7 @@ class Engine:
             status=row.get("Status", ""),
             ports=_format_ports(row.get("Ports") or []),
             created_at=_created_at(row.get("Created", 0)),
+            database=labels.get(LABEL_DATABASE),
         )
 
     # ------------------------------------------------------------------------------------------ exec

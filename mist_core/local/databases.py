@@ -3,23 +3,42 @@ linked to apps through secret variables, and their connection URL revealed on re
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import dataclasses
 import json
 import secrets as random
+import weakref
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
+from .. import containers as live_containers
 from .. import validate
 from ..api import DatabasesAPI
 from ..calls import audit, page, page_args
-from ..errors import Conflict, InvalidInput, NotFound
-from ..models import Database, DatabaseLink, DatabaseSpec, LogLine, Page
-from ..services import Credentials, engine_spec
+from ..core import Core
+from ..errors import Conflict, InvalidInput, MistError, NotFound
+from ..execs import ExecChannel
+from ..models import (
+    Database,
+    DatabaseChanges,
+    DatabaseLink,
+    DatabaseSpec,
+    DatabaseUser,
+    DatabaseUserCreated,
+    LogLine,
+    Page,
+)
+from ..services import Command, Credentials, DatabaseEngine, engine_spec
+from ..services import databases as db_specs
 from ..services import runtime as db_runtime
 from ..services.runtime import DatabaseRun
 from ..store import Writer, ts
 from .part import Part, visible_clause
+
+# One change of a database's container at a time (update, upgrade), per core.
+_CHANGING: weakref.WeakKeyDictionary[Core, dict[int, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 _COLUMNS = (
     "d.id, d.name, d.engine, d.version, d.spec, d.username, d.database_name, d.password_sealed, "
@@ -441,3 +460,245 @@ class Databases(Part, DatabasesAPI):
             )
         self.core.events.announce("env", "unset", project=target.project, app=target.name)
         await self._redeploy(app_ref, actor)
+
+    # ------------------------------------------------------------------------------------------ after creation
+
+    async def _running_row(self, db_ref: str) -> Any:
+        """The database's row, when its server runs (a session or a user needs it up)."""
+        row = await self._row(db_ref)
+        status = db_runtime.status_of(await self.core.engine.inspect(row["container_name"]))
+        if status in ("stopped", "missing"):
+            raise Conflict(f"database {db_ref} is {status}: start it first (mist db start {db_ref})")
+        return row
+
+    async def shell(
+        self,
+        db_ref: str,
+        args: builtins.list[str] | None = None,
+        *,
+        tty: bool = False,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> ExecChannel:
+        actor = await self._allow("databases.shell", db_ref)
+        extra = live_containers.exec_command(["client", *(args or [])])[1:]
+        size = live_containers.terminal_size(height, width)
+        row = await self._running_row(db_ref)
+        argv = engine_spec(row["engine"]).shell_command(extra)
+        name = row["container_name"]
+        session = await self.core.engine.exec_interactive(name, argv, tty=tty)
+        channel = live_containers.EngineExecChannel(session, tty=tty, engine=self.core.engine, name=name)
+        if size is not None and tty:
+            await channel.resize(*size)
+        async with self.store.write() as w:
+            await audit(
+                w, actor, "database.shell", project=row["project"], database=row["name"], args=extra, tty=tty
+            )
+        return channel
+
+    def _user_engine(self, row: Any) -> DatabaseEngine:
+        engine = engine_spec(row["engine"])
+        if engine.users_refusal is not None:
+            raise InvalidInput(engine.users_refusal, field="database")
+        return engine
+
+    async def _run_sql(self, row: Any, command: Command, what: str, secret: str | None = None) -> str:
+        """Run one of the engine's user commands in the database's container; its output, or an error with
+        the server's first complaint (never the password)."""
+        result = await self.core.engine.exec(row["container_name"], command.argv, env=command.env)
+        if result.exit_code == 0:
+            return result.output
+        lines = [x.strip() for x in result.output.splitlines() if x.strip() and not x.startswith("---")]
+        said = next((x for x in lines if "ERROR" in x.upper()), lines[-1] if lines else "no output")
+        if secret:
+            said = said.replace(secret, "******")
+        raise MistError(f"{what} on {row['project']}/{row['name']} failed: {said}")
+
+    async def _user_names(self, row: Any, engine: DatabaseEngine, creds: Credentials) -> dict[str, str]:
+        output = await self._run_sql(row, engine.users_command(creds), "listing the users")
+        users = {}
+        for line in output.splitlines():
+            name, sep, kind = line.strip().partition("|")
+            if sep:
+                users[name] = kind
+        return users
+
+    async def users(self, db_ref: str) -> builtins.list[DatabaseUser]:
+        await self._allow("databases.users", db_ref)
+        row = await self._running_row(db_ref)
+        engine = self._user_engine(row)
+        creds = self._credentials(row)
+        found = await self._user_names(row, engine, creds)
+        return [
+            DatabaseUser(
+                name=name,
+                kind="app" if name == creds.user else ("superuser" if kind == "superuser" else "user"),
+            )
+            for name, kind in sorted(found.items())
+        ]
+
+    async def create_user(
+        self, db_ref: str, user: str, *, password: str | None = None
+    ) -> DatabaseUserCreated:
+        actor = await self._allow("databases.create_user", db_ref)
+        row = await self._row(db_ref)
+        engine = self._user_engine(row)
+        creds = self._credentials(row)
+        user = db_specs.check_user_name(engine, creds, user)
+        generated = password is None or password == ""
+        password = _password() if generated else db_specs.check_password(password or "")
+        row = await self._running_row(db_ref)
+        if user in await self._user_names(row, engine, creds):
+            raise Conflict(f"{db_ref} has a user named {user!r} already", field="user")
+        await self._run_sql(
+            row, engine.create_user_command(creds, user, password), f"creating user {user}", password
+        )
+        async with self.store.write() as w:
+            await audit(
+                w, actor, "database.user.create", project=row["project"], database=row["name"], user=user
+            )
+        return DatabaseUserCreated(database=db_ref, user=user, password=password, generated=generated)
+
+    async def drop_user(self, db_ref: str, user: str) -> None:
+        actor = await self._allow("databases.drop_user", db_ref)
+        row = await self._row(db_ref)
+        engine = self._user_engine(row)
+        creds = self._credentials(row)
+        user = db_specs.check_user_name(engine, creds, user)
+        row = await self._running_row(db_ref)
+        if user not in await self._user_names(row, engine, creds):
+            raise NotFound(f"{db_ref} has no user named {user!r}", field="user")
+        await self._run_sql(row, engine.drop_user_command(creds, user), f"removing user {user}")
+        async with self.store.write() as w:
+            await audit(
+                w, actor, "database.user.drop", project=row["project"], database=row["name"], user=user
+            )
+
+    # ------------------------------------------------------------------------------------------ the container again
+
+    def _lock(self, database_id: int) -> asyncio.Lock:
+        return _CHANGING.setdefault(self.core, {}).setdefault(database_id, asyncio.Lock())
+
+    async def _replace(self, row: Any, old: DatabaseRun, new: DatabaseRun) -> None:
+        """Make the database's container again as ``new`` says, with its volume, and wait for its health
+        check; a container that does not get healthy is replaced by ``old`` again and the error says why. A
+        database that was stopped is stopped again once the new container has passed its check."""
+        engine = self.core.engine
+        name = row["container_name"]
+        was_stopped = db_runtime.status_of(await engine.inspect(name)) == "stopped"
+        grace = max(30.0, float(await self.core.setting("stop_grace_period")))
+        wait = await self._health_wait()
+        await engine.stop(name, grace=grace)
+        await engine.remove(name)
+        status: str = "missing"
+        failure = ""
+        try:
+            await db_runtime.run_container(engine, new)
+            status = await db_runtime.wait_healthy(engine, name, wait)
+        except MistError as err:
+            failure = str(err)
+        if status != "running":
+            if not failure:
+                failure = await self._why_unhealthy(name, status, wait, new)
+            await engine.stop(name, grace=grace)
+            await engine.remove(name)
+            await db_runtime.run_container(engine, old)
+            back = await db_runtime.wait_healthy(engine, name, wait)
+            if was_stopped:
+                await engine.stop(name, grace=grace)
+            raise Conflict(
+                f"database {row['project']}/{row['name']} did not get healthy with {new.image} ({failure}); "
+                f"it runs {old.image} again as before ({'stopped' if was_stopped else back})"
+            )
+        if was_stopped:
+            await engine.stop(name, grace=grace)
+
+    async def _why_unhealthy(self, name: str, status: str, wait: float, run: DatabaseRun) -> str:
+        info = await self.core.engine.inspect(name)
+        said = db_runtime.health_output(info)
+        if status == "starting":
+            reason = f"its health check had not passed after {wait:g} s"
+        elif status == "stopped":
+            code = ((info or {}).get("State") or {}).get("ExitCode")
+            reason = f"its server exited (code {code})"
+        else:
+            reason = "its health check failed"
+        if not said:
+            lines = [line.text async for line in self.core.engine.logs(name, tail=3)]
+            said = " / ".join(x.strip() for x in lines if x.strip())
+        for secret in (run.creds.password, run.creds.admin_password):
+            if secret:
+                said = said.replace(secret, "******")
+        return f"{reason}: {said[-300:]}" if said else reason
+
+    async def update(self, db_ref: str, changes: DatabaseChanges) -> Database:
+        actor = await self._allow("databases.update", db_ref)
+        row = await self._row(db_ref)
+        spec = DatabaseSpec.model_validate_json(row["spec"])
+        given = changes.model_fields_set
+        update: dict[str, Any] = {}
+        if "memory" in given and changes.memory is not None:
+            update["memory"] = validate.memory(changes.memory)
+        if "cpus" in given and changes.cpus is not None:
+            update["cpus"] = validate.cpus(changes.cpus)
+        if "restart" in given and changes.restart is not None:
+            update["restart"] = validate.restart_policy(changes.restart)
+        if "public_port" in given:
+            port = changes.public_port
+            if port is not None:
+                port = validate.port(port, "public_port")
+                if port < 1024:
+                    raise InvalidInput(
+                        f"public port {port} is a privileged port: use 1024-65535", field="public_port"
+                    )
+            update["public_port"] = port
+        if not update:
+            raise InvalidInput(
+                "nothing to change: give --memory, --cpus, --restart, --public-port or --no-public-port",
+                field="changes",
+            )
+        new_spec = spec.model_copy(update=update)
+        if new_spec == spec:
+            return await self._database(db_ref)
+        async with self._lock(row["id"]):
+            row = await self._row(db_ref)
+            old = self._run(row)
+            await self._replace(row, old, dataclasses.replace(old, spec=new_spec))
+            async with self.store.write() as w:
+                await w.execute(
+                    "UPDATE databases SET spec = ?, updated_at = ? WHERE id = ?",
+                    (new_spec.model_dump_json(), ts(), row["id"]),
+                )
+                await audit(
+                    w, actor, "database.update", project=row["project"], database=row["name"], **update
+                )
+        return await self._database(db_ref)
+
+    async def upgrade(self, db_ref: str, version: str) -> Database:
+        actor = await self._allow("databases.upgrade", db_ref)
+        row = await self._row(db_ref)
+        engine = engine_spec(row["engine"])
+        version = engine.check_upgrade(row["version"], version)
+        # The image first: a pull that fails changes nothing.
+        await db_runtime.ensure_image(self.core.engine, engine.image(version))
+        async with self._lock(row["id"]):
+            row = await self._row(db_ref)
+            old = self._run(row)
+            version = engine.check_upgrade(old.version, version)
+            new_spec = old.spec.model_copy(update={"version": version})
+            await self._replace(row, old, dataclasses.replace(old, version=version, spec=new_spec))
+            async with self.store.write() as w:
+                await w.execute(
+                    "UPDATE databases SET version = ?, spec = ?, updated_at = ? WHERE id = ?",
+                    (version, new_spec.model_dump_json(), ts(), row["id"]),
+                )
+                await audit(
+                    w,
+                    actor,
+                    "database.upgrade",
+                    project=row["project"],
+                    database=row["name"],
+                    version=version,
+                    previous=old.version,
+                )
+        return await self._database(db_ref)

@@ -1,6 +1,6 @@
-"""The exec route (``POST /v1/projects/{project}/apps/{app}/exec``): one HTTP request whose body and response
-both stream, in the frames of ``mist_core.execs``. The caller is authenticated before anything is read (as on
-every route); the first frame says what to run; the core checks the permission, starts the command and
+"""The exec routes (``POST /v1/projects/{project}/apps/{app}/exec``, ``.../databases/{database}/shell``): one
+HTTP request whose body and response both stream, in the frames of ``mist_core.execs``. The caller is
+authenticated before anything is read (as on every route); the first frame says what to run; the core checks the permission, starts the command and
 writes the audit entry; then the route relays frames both ways until the command ends, and its last frame
 carries the exit status. The body is read here, frame by frame with a bound on each, not by the security
 middleware (a session has no total size)."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from typing import Any
 
@@ -62,11 +63,17 @@ async def _first_frame(
 
 
 def exec_endpoint(operation: Operation) -> Any:
+    """The route of a duplex operation: ``containers.exec`` (an app's container) or ``databases.shell`` (a
+    database's client); the thing it runs in is named by the path, the start frame holds the other
+    arguments."""
     body_model = operation.body_model
     assert body_model is not None
+    (reference,) = operation.placed("app")
+    second = reference.wire.split("/")[1]
 
-    async def containers_exec(request: Request, project: str, app: str) -> Response:
+    async def exec_session(request: Request, project: str, **names: str) -> Response:
         mist = request.state.mist  # the caller, authenticated before the request was read
+        ref = f"{project}/{request.path_params[second]}"
         reader = FrameReader(CLIENT_KINDS)
         try:
             _, payload, early = await _first_frame(request.receive, reader)
@@ -78,18 +85,23 @@ def exec_endpoint(operation: Operation) -> Any:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "the start frame"
             raise InvalidInput(f"{where}: {first.get('msg')}", field=where) from None
-        values = start.model_dump()
-        channel = await mist.containers.exec(
-            f"{project}/{app}",
-            values.get("command"),
-            tty=values.get("tty", False),
-            height=values.get("height"),
-            width=values.get("width"),
-        )
+        method = getattr(getattr(mist, operation.part), operation.attribute)
+        channel = await method(ref, **start.model_dump())
         return ExecResponse(channel, reader, early)
 
-    containers_exec.__doc__ = operation.doc
-    return containers_exec
+    exec_session.__name__ = operation.name.replace(".", "_")
+    # FastAPI reads the path parameters from the signature: {project} and {app} or {database}.
+    plain = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    exec_session.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("request", plain, annotation=Request),
+            inspect.Parameter("project", plain, annotation=str),
+            inspect.Parameter(second, plain, annotation=str),
+        ],
+        return_annotation=Response,
+    )
+    exec_session.__doc__ = operation.doc
+    return exec_session
 
 
 class ExecResponse(Response):

@@ -52,8 +52,9 @@ HSTS = (b"strict-transport-security", b"max-age=31536000")
 CSP = b"content-security-policy"
 # Routes that bound their own bodies (webhook deliveries): the middleware hands their body through unread.
 SELF_BOUNDED_PREFIX = "/hooks/"
-# Exec sessions: the body streams for as long as the session lasts, and the route bounds each of its frames.
-STREAMED_BODY = re.compile(r"/v1/projects/[^/]+/apps/[^/]+/exec")
+# Exec sessions (the duplex operations: an app's exec, a database's shell): the body streams for as long as the
+# session lasts, and the route bounds each of its frames.
+STREAMED_BODY = re.compile(r"/v1/projects/[^/]+/(apps/[^/]+/exec|databases/[^/]+/shell)")
 
 
 def source_of(scope: Scope) -> str:

@@ -10,6 +10,12 @@ as data. User-chosen names (database, user) are separate arguments, never part o
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 from urllib.parse import quote
@@ -125,10 +131,145 @@ class DatabaseEngine:
         restore."""
         raise NotImplementedError
 
-    def shell_command(self) -> list[str]:
+    def shell_command(self, args: Sequence[str] = ()) -> list[str]:
         """An interactive client inside the database's own container, logged in as the app's user (it reads
-        the credentials from the container's environment, so none is in the command)."""
+        the credentials from the container's environment, so none is in the command); ``args`` go to the
+        client after its own, as separate arguments."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ users (see "Users" below)
+
+    # Whether Mist manages this engine's users (``mist db users``); the reason when it does not.
+    users_refusal: ClassVar[str | None] = None
+
+    def users_command(self, creds: Credentials) -> Command:
+        """Prints the users of the server, one ``name|kind`` a line (kind: ``superuser`` or ``user``)."""
+        raise NotImplementedError
+
+    def create_user_command(self, creds: Credentials, user: str, password: str) -> Command:
+        """Makes ``user`` (checked by ``check_user_name``) with ``password`` (checked by ``check_password``),
+        with the rights on the database that its apps' user has on its rows."""
+        raise NotImplementedError
+
+    def drop_user_command(self, creds: Credentials, user: str) -> Command:
+        """Removes ``user``; what it owns goes to the database's own user."""
+        raise NotImplementedError
+
+    def reserved_users(self, creds: Credentials) -> frozenset[str]:
+        """Users Mist never makes or removes: the engine's own, and the database's (its linked apps use it)."""
+        return self.reserved | {creds.user}
+
+    # ------------------------------------------------------------------ versions
+
+    def major_line(self, version: str) -> str | None:
+        """The major line (one of ``versions``) ``version`` belongs to: ``15.6`` is PostgreSQL's 15, ``10.11.9``
+        MariaDB's 10.11; None for a version of no line Mist offers."""
+        for line in sorted(self.versions, key=len, reverse=True):
+            if version == line or version.startswith(line + "."):
+                return line
+        return None
+
+    def check_upgrade(self, current: str, version: str) -> str:
+        """``version`` checked as a minor upgrade of a database running ``current``: a release of the same
+        major line; a change of line is refused with the steps to take instead."""
+        version = version.strip() if isinstance(version, str) else version
+        if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+            raise InvalidInput(
+                f"{version!r} is not a {self.title} version: give its number, such as {self.default_version}"
+                f" or a minor release of it ({self.default_version}.1)",
+                field="version",
+            )
+        line, new_line = self.major_line(current), self.major_line(version)
+        if new_line is None:
+            raise InvalidInput(
+                f"{self.title} {version} is of no version line Mist offers: use one of {', '.join(self.versions)}"
+                " or a minor release of one",
+                field="version",
+            )
+        if new_line != line:
+            raise InvalidInput(
+                f"{self.title} {current} to {version} is a major upgrade, which needs the data dumped and "
+                f"restored: create a new database with --version {new_line}, copy the data into it with the "
+                f"engine's own tools (a dump of this one, restored there), link the apps to it, then delete "
+                "this one",
+                field="version",
+            )
+        if version == current:
+            raise InvalidInput(f"the database runs {self.title} {current} already", field="version")
+        return version
+
+
+_VERSION_RE = re.compile(r"[0-9]{1,4}(\.[0-9]{1,4}){0,2}")
+
+# ---------------------------------------------------------------------------------------------- users
+
+# A user name Mist makes or removes: the same strict pattern on every engine (and quoted as an identifier as
+# well, whatever the pattern already rules out).
+USER_RE = re.compile(r"[a-z_][a-z0-9_]{0,31}")
+PASSWORD_MIN = 12
+PASSWORD_MAX = 128
+
+
+def check_user_name(engine: DatabaseEngine, creds: Credentials, user: str) -> str:
+    """``user`` when it is a name Mist may make or remove on this database, else a clear refusal."""
+    if not isinstance(user, str) or not USER_RE.fullmatch(user):
+        raise InvalidInput(
+            f"user name {user!r} is not allowed: use lowercase letters, digits and '_', starting with a "
+            "letter or '_', at most 32 characters",
+            field="user",
+        )
+    if user == creds.user:
+        raise InvalidInput(
+            f"{user!r} is the database's own user (its linked apps log in with it): Mist neither makes it "
+            "again nor removes it",
+            field="user",
+        )
+    if user in engine.reserved_users(creds) or user.startswith("pg_"):
+        raise InvalidInput(f"{engine.title} keeps the user name {user!r} for itself", field="user")
+    return user
+
+
+def check_password(password: str) -> str:
+    """A password given for a new user: printable ASCII (the same bytes on every client and every engine's
+    hashing), long enough to resist guessing."""
+    if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
+        raise InvalidInput(
+            f"the password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long", field="password"
+        )
+    if not all(" " <= ch <= "~" for ch in password):
+        raise InvalidInput(
+            "the password may hold printable ASCII characters only (letters, digits, punctuation, spaces)",
+            field="password",
+        )
+    return password
+
+
+def _quote_identifier(name: str, quote_char: str) -> str:
+    return quote_char + name.replace(quote_char, quote_char * 2) + quote_char
+
+
+def scram_sha256(password: str, *, salt: bytes | None = None, iterations: int = 4096) -> str:
+    """PostgreSQL's SCRAM-SHA-256 verifier of ``password`` (RFC 5802/7677, as ``CREATE ROLE ... PASSWORD``
+    takes it ready made): the server stores it as it is, and the password itself never reaches it."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+_SCRAM_RE = re.compile(r"SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+")
+
+
+def _sql_on_stdin(client: list[str]) -> list[str]:
+    """The client run with the SQL of ``MIST_SQL`` (its environment) on its standard input: the SQL, which
+    may carry a password's hash, is in no argument list; the client's own arguments follow as data."""
+    return ["sh", "-c", 'printf "%s\\n" "$MIST_SQL" | "$@"', "sh", *client]
 
 
 class Postgres(DatabaseEngine):
@@ -195,9 +336,52 @@ class Postgres(DatabaseEngine):
         argv = [*self._client("psql", creds, host), "-At", "-v", "ON_ERROR_STOP=1", "-c", sql]
         return Command(argv, {"PGPASSWORD": creds.password})
 
-    def shell_command(self) -> list[str]:
+    def shell_command(self, args: Sequence[str] = ()) -> list[str]:
         # The socket inside the container trusts local users (the official image's pg_hba.conf).
-        return ["sh", "-c", 'exec psql -U "$POSTGRES_USER" -d "$POSTGRES_DB"']
+        return ["sh", "-c", 'exec psql -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$@"', "psql", *args]
+
+    def _sql(self, creds: Credentials, sql: str, *, tuples: bool = False) -> Command:
+        client = [*self._client("psql", creds, "127.0.0.1"), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        if tuples:
+            client += ["-At", "-F", "|"]
+        return Command(_sql_on_stdin(client), {"PGPASSWORD": creds.password, "MIST_SQL": sql})
+
+    def users_command(self, creds: Credentials) -> Command:
+        sql = (
+            "SELECT rolname, CASE WHEN rolsuper THEN 'superuser' ELSE 'user' END FROM pg_roles "
+            "WHERE rolcanlogin AND rolname !~ '^pg_' ORDER BY 1;"
+        )
+        return self._sql(creds, sql, tuples=True)
+
+    def reserved_users(self, creds: Credentials) -> frozenset[str]:
+        return super().reserved_users(creds) | {"postgres", "public"}
+
+    def create_user_command(self, creds: Credentials, user: str, password: str) -> Command:
+        verifier = scram_sha256(check_password(password))
+        assert _SCRAM_RE.fullmatch(verifier) and USER_RE.fullmatch(user)
+        u, owner, db = (_quote_identifier(n, '"') for n in (user, creds.user, creds.database))
+        rows = "SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER"
+        sql = "\n".join(
+            [
+                "BEGIN;",
+                f"CREATE ROLE {u} LOGIN PASSWORD '{verifier}';",
+                f"GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {u};",
+                f"GRANT USAGE, CREATE ON SCHEMA public TO {u};",
+                f"GRANT {rows} ON ALL TABLES IN SCHEMA public TO {u};",
+                f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {u};",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT {rows} ON TABLES TO {u};",
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+                f"GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {u};",
+                "COMMIT;",
+            ]
+        )
+        return self._sql(creds, sql)
+
+    def drop_user_command(self, creds: Credentials, user: str) -> Command:
+        assert USER_RE.fullmatch(user)
+        u, owner = _quote_identifier(user, '"'), _quote_identifier(creds.user, '"')
+        sql = f"BEGIN;\nREASSIGN OWNED BY {u} TO {owner};\nDROP OWNED BY {u};\nDROP ROLE {u};\nCOMMIT;"
+        return self._sql(creds, sql)
 
 
 class MySQL(DatabaseEngine):
@@ -267,9 +451,56 @@ class MySQL(DatabaseEngine):
         argv = [*self._root(self.client, creds, host), "-N", "-B", "-D", creds.database, "-e", sql]
         return Command(argv, {"MYSQL_PWD": creds.admin_password or ""})
 
-    def shell_command(self) -> list[str]:
+    def shell_command(self, args: Sequence[str] = ()) -> list[str]:
         p = self.env_prefix
-        return ["sh", "-c", f'MYSQL_PWD="${p}_PASSWORD" exec {self.client} -u"${p}_USER" "${p}_DATABASE"']
+        script = f'MYSQL_PWD="${p}_PASSWORD" exec {self.client} -u"${p}_USER" "${p}_DATABASE" "$@"'
+        return ["sh", "-c", script, self.client, *args]
+
+    def _sql(self, creds: Credentials, sql: str) -> Command:
+        client = [*self._root(self.client, creds, "127.0.0.1"), "-N", "-B"]
+        return Command(_sql_on_stdin(client), {"MYSQL_PWD": creds.admin_password or "", "MIST_SQL": sql})
+
+    def reserved_users(self, creds: Credentials) -> frozenset[str]:
+        return super().reserved_users(creds) | {"healthcheck", "public", "mariadb_sys"}
+
+    def users_command(self, creds: Credentials) -> Command:
+        sql = (
+            "SELECT DISTINCT CONCAT(User, '|', IF(User = 'root', 'superuser', 'user')) FROM mysql.user "
+            "WHERE User NOT IN ('', 'mariadb.sys', 'mysql', 'healthcheck', 'PUBLIC', 'mysql.sys', "
+            "'mysql.session', 'mysql.infoschema') ORDER BY 1;"
+        )
+        return self._sql(creds, sql)
+
+    def create_user_command(self, creds: Credentials, user: str, password: str) -> Command:
+        assert USER_RE.fullmatch(user)
+        # The password travels base64-encoded (a safe alphabet) and the server quotes it as a literal itself.
+        encoded = base64.b64encode(check_password(password).encode()).decode()
+        u, db = _quote_identifier(user, "`"), _quote_identifier(creds.database, "`")
+        sql = "\n".join(
+            [
+                f"SET @mist_password = CONVERT(FROM_BASE64('{encoded}') USING utf8mb4);",
+                f"SET @mist_sql = CONCAT('CREATE USER {u}@`%` IDENTIFIED BY ', QUOTE(@mist_password));",
+                "PREPARE mist_user FROM @mist_sql;",
+                "EXECUTE mist_user;",
+                "DEALLOCATE PREPARE mist_user;",
+                "SET @mist_password = NULL, @mist_sql = NULL;",
+                f"GRANT ALL PRIVILEGES ON {db}.* TO {u}@`%`;",
+            ]
+        )
+        return self._sql(creds, sql)
+
+    def drop_user_command(self, creds: Credentials, user: str) -> Command:
+        assert USER_RE.fullmatch(user)
+        sql = "\n".join(
+            [
+                "SET @mist_sql = (SELECT CONCAT('DROP USER ', GROUP_CONCAT(CONCAT(QUOTE(User), '@', QUOTE(Host)))) "
+                f"FROM mysql.user WHERE User = '{user}');",
+                "PREPARE mist_user FROM @mist_sql;",
+                "EXECUTE mist_user;",
+                "DEALLOCATE PREPARE mist_user;",
+            ]
+        )
+        return self._sql(creds, sql)
 
 
 class MariaDB(MySQL):
@@ -343,8 +574,14 @@ class Redis(DatabaseEngine):
             ["redis-cli", "-h", host, "-p", str(self.port), "dbsize"], {"REDISCLI_AUTH": creds.password}
         )
 
-    def shell_command(self) -> list[str]:
-        return ["redis-cli"]
+    users_refusal = (
+        "a Redis database has one user, default, whose password its linked apps get: Mist does not manage "
+        "Redis ACL users"
+    )
+
+    def shell_command(self, args: Sequence[str] = ()) -> list[str]:
+        # REDISCLI_AUTH is in the container's environment: redis-cli logs in with it.
+        return ["redis-cli", *args]
 
 
 class Mongo(DatabaseEngine):
@@ -392,13 +629,19 @@ class Mongo(DatabaseEngine):
         argv = ["sh", "-c", 'exec mongosh "$MIST_MONGO_URI" --quiet --eval "$1"', "mongosh", script]
         return Command(argv, {"MIST_MONGO_URI": self.url(creds, host)})
 
-    def shell_command(self) -> list[str]:
-        return [
-            "sh",
-            "-c",
-            'exec mongosh -u "$MONGO_INITDB_ROOT_USERNAME" -p "$MONGO_INITDB_ROOT_PASSWORD" '
-            '--authenticationDatabase admin "$MONGO_INITDB_DATABASE"',
-        ]
+    users_refusal = (
+        "Mist does not manage MongoDB users: open mist db shell and use db.createUser() and db.dropUser()"
+    )
+
+    def shell_command(self, args: Sequence[str] = ()) -> list[str]:
+        # mongosh takes a password only in its arguments: the shell connects from a script that reads it from
+        # the container's environment instead.
+        connect = (
+            "db = connect('mongodb://' + encodeURIComponent(process.env.MONGO_INITDB_ROOT_USERNAME) + ':' + "
+            "encodeURIComponent(process.env.MONGO_INITDB_ROOT_PASSWORD) + '@127.0.0.1:27017/' + "
+            "(process.env.MONGO_INITDB_DATABASE || 'test') + '?authSource=admin')"
+        )
+        return ["mongosh", "--nodb", "--quiet", "--shell", "--eval", connect, *args]
 
 
 ENGINES: dict[str, DatabaseEngine] = {e.name: e for e in (Postgres(), MySQL(), MariaDB(), Redis(), Mongo())}

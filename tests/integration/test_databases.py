@@ -205,3 +205,15 @@ async def test_wrong_database_input_is_refused_before_anything_runs(
     assert (await mist.databases.link(f"{project_name}/queue", "web", prefix="JOBS")).prefix == "JOBS"
     with pytest.raises(Conflict, match="project"):
         await mist.projects.delete(project_name)
+
+
+async def test_a_database_whose_image_cannot_be_pulled_is_refused_and_leaves_nothing(
+    mist: LocalMist, project_name: str, docker_client: docker.DockerClient
+) -> None:
+    # No registry is reachable here, and no stand-in is tagged postgres:16.
+    assert not docker_client.images.list(name="postgres:16")
+    await mist.projects.create(project_name)
+    with pytest.raises(NotFound, match="cannot pull image postgres:16"):
+        await mist.databases.create(f"{project_name}/pg", DatabaseSpec(engine="postgres", version="16"))
+    assert (await mist.databases.list()).total == 0
+    assert not docker_client.volumes.list(filters={"label": f"dev.mist.project={project_name}"})

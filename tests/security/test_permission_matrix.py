@@ -683,6 +683,51 @@ def _(w: World, who: Principal) -> Call:
     return Call("DELETE", _db_path(w) + f"/links/{app}", state=lambda: _db_links(w))
 
 
+# ---------------------------------------------------------------------------------------------- rows: databases after creation
+# On the Redis database: a real client session; the user operations are refused by the engine for allowed
+# callers (422: Redis has no users Mist manages), an update with nothing to change and an upgrade to another
+# major line are refused as input, so nothing moves whoever calls.
+
+
+def _db_audit(w: World, action: str) -> int:
+    return int(w.owner("GET", "/audit", params={"action": action})["total"])
+
+
+@row("databases.shell", DEVELOP, project=True)  # a client logged in with the password: like exec
+def _(w: World, who: Principal) -> Call:
+    start = frame(START, json.dumps({"args": ["--version"]}).encode())
+    return Call("POST", _db_path(w) + "/shell", content=start, state=lambda: _db_audit(w, "database.shell"))
+
+
+@row("databases.users", VIEW, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("GET", _db_path(w) + "/users")
+
+
+@row("databases.create_user", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    body = {"user": "reporter", "password": f"matrix-{w.s}-password"}
+    return Call("POST", _db_path(w) + "/users", json=body, state=lambda: _db_audit(w, "database.user."))
+
+
+@row("databases.drop_user", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("DELETE", _db_path(w) + "/users/reporter", state=lambda: _db_audit(w, "database.user."))
+
+
+@row("databases.update", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    return Call("PATCH", _db_path(w), json={}, state=lambda: w.owner("GET", _db_path(w))["updated_at"])
+
+
+@row("databases.upgrade", DEVELOP, project=True)
+def _(w: World, who: Principal) -> Call:
+    body = {"version": "8.0"}
+    return Call(
+        "POST", _db_path(w) + "/upgrade", json=body, state=lambda: w.owner("GET", _db_path(w))["version"]
+    )
+
+
 # ---------------------------------------------------------------------------------------------- rows: deployments
 
 

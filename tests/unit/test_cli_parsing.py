@@ -226,6 +226,27 @@ PARSES = [
     ("db url shop/db", {"subcommand": "url", "database": "shop/db"}),
     ("db link shop/db shop/web --as ORDERS", {"subcommand": "link", "app": "shop/web", "prefix": "ORDERS"}),
     ("db unlink shop/db shop/web", {"subcommand": "unlink", "app": "shop/web"}),
+    # a database after it exists
+    ("db shell shop/db", {"subcommand": "shell", "database": "shop/db", "argv": [], "tty": None}),
+    (
+        "db shell shop/db -T -- -c 'select 1'",
+        {"subcommand": "shell", "argv": ["-c", "select 1"], "tty": False},
+    ),
+    ("db users shop/db", {"subcommand": "users", "database": "shop/db"}),
+    (
+        "db create-user shop/db reporter --password-stdin",
+        {"subcommand": "create-user", "user": "reporter", "password_stdin": True},
+    ),
+    ("db drop-user shop/db reporter -y", {"subcommand": "drop-user", "user": "reporter", "yes": True}),
+    (
+        "db update shop/db --memory 1g --cpus 2 --restart always --public-port 15432",
+        {"subcommand": "update", "memory": "1g", "cpus": 2.0, "restart": "always", "public_port": 15432},
+    ),
+    (
+        "db update shop/db --no-public-port",
+        {"subcommand": "update", "no_public_port": True, "public_port": None},
+    ),
+    ("db upgrade shop/db --version 15.6", {"subcommand": "upgrade", "db_version": "15.6"}),
     ("deploy shop/web --ref v1.2 --wait", {"command": "deploy", "ref": "v1.2", "wait": True}),
     ("rollback shop/web --to 7 --wait", {"command": "rollback", "to": 7, "wait": True}),
     ("rollback shop/web", {"command": "rollback", "to": None, "wait": False}),
