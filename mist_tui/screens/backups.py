@@ -93,8 +93,10 @@ class BackupsPane(Vertical):
         table.add_column("State", key="state", width=8)
         table.add_column(Text("Size", justify="right"), key="size", width=10)
         table.add_column("Verified", key="verified", width=11)
-        table.add_column("Last restore", key="restore", width=18)
-        table.add_column("To", key="destination", width=12)
+        # At 80 columns the last restore and the destination give way (the line below names the restore).
+        if self.app.size.width >= 104:
+            table.add_column("Last restore", key="restore", width=18)
+            table.add_column("To", key="destination", width=12)
         table.border_title = self._title()
         self.load()
 
@@ -143,19 +145,19 @@ class BackupsPane(Vertical):
         selected = table.selected_key
         self.backups = {str(b.id): b for b in backups}
         table.clear()
+        columns = [str(c.key.value) for c in table.columns.values()]
         for b in backups:
-            cells: list[object] = [right(f"#{b.id}")]
-            if self.subject is None:
-                cells.append(shown(subject_label(b.kind, b.name)))
-            cells += [
-                right(human_age(b.started_at, now)),
-                Text(b.state, style=STATE_STYLES.get(b.state, "")),
-                right(human_bytes(b.size) if b.size is not None else "—", "" if b.size else "dim"),
-                verified_text(b, now),
-                restore_text(b, now),
-                shown(b.destination or "removed", "" if b.destination else "dim"),
-            ]
-            table.add_row(*cells, key=str(b.id))
+            cells: dict[str, object] = {
+                "id": right(f"#{b.id}"),
+                "subject": shown(subject_label(b.kind, b.name)),
+                "age": right(human_age(b.started_at, now)),
+                "state": Text(b.state, style=STATE_STYLES.get(b.state, "")),
+                "size": right(human_bytes(b.size) if b.size is not None else "—", "" if b.size else "dim"),
+                "verified": verified_text(b, now),
+                "restore": restore_text(b, now),
+                "destination": shown(b.destination or "removed", "" if b.destination else "dim"),
+            }
+            table.add_row(*(cells[key] for key in columns), key=str(b.id))
         if selected is not None and selected in table.rows:
             table.move_cursor(row=table.get_row_index(selected), animate=False)
         never = sum(1 for b in backups if b.state == "success" and b.verified == "never")
@@ -201,9 +203,12 @@ class BackupsPane(Vertical):
             text.append_text(shown(b.verify_detail))
         elif b.verified == "never" and b.state == "success":
             text.append("\nnever verified: v restores it into a throw-away copy and checks it", style="dim")
-        if b.restore_detail:
+        if b.restore_state is not None:
             text.append("\nlast restore: ", style="dim")
-            text.append_text(shown(b.restore_detail))
+            text.append_text(restore_text(b, self.mist.clock()))
+            if b.restore_detail:
+                text.append(" · ", style="dim")
+                text.append_text(shown(b.restore_detail))
         detail.update(text)
 
     def tick(self) -> None:

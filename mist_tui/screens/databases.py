@@ -155,7 +155,7 @@ def new_database(mist: MistApp, project: str | None, done: Any = None) -> None:
     first = next(iter(ENGINES.values()))
     mist.push_screen(
         DatabaseForm(
-            "New database" + (f" in {project}" if project else ""),
+            "New database",
             [
                 FormField("project", "Project", project or "", placeholder="an existing project"),
                 FormField("name", "Name", placeholder="lowercase letters, digits and '-', e.g. main"),
@@ -694,12 +694,12 @@ class DatabaseScreen(Screen):
                 f"Delete {db.ref}",
                 [
                     FormField("name", f"Type {db.ref} to confirm", placeholder=db.ref),
-                    FormField("keep", f"Keep the volume {db.volume} (with the data)", checkbox=True),
+                    FormField("keep", "Keep its volume, with the data", checkbox=True),
                 ],
                 submit=delete,
                 submit_label=f"Delete {db.ref}",
-                note=f"Delete the database {db.ref}? Its container is removed and, unless kept, its volume with "
-                "all its data. This cannot be undone.",
+                note=f"Delete the database {db.ref}? Its container is removed and, unless kept, its volume "
+                f"{db.volume} with all its data. This cannot be undone.",
                 danger=True,
                 aliases={"database": "name"},
             ),
