@@ -427,9 +427,9 @@ class DashboardScreen(Screen):
         return order
 
     def _shown_databases(self) -> list[tuple[str, str]]:
-        """The databases' rows (key, filter text: the name and the engine), by project and name."""
+        """The databases' rows (key, filter text: the name, the engine and the state), by project and name."""
         return [
-            (key, f"{db.project}/{db.name} {db.engine}".lower())
+            (key, f"{db.project}/{db.name} {db.engine} {db.status}".lower())
             for key, db in sorted(self.databases.items(), key=lambda item: (item[1].project, item[1].name))
         ]
 

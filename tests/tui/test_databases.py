@@ -56,6 +56,20 @@ async def test_the_dashboard_lists_databases_under_their_project_and_opens_one()
         assert app.screen.query_one("TabbedContent").active == "logs"
 
 
+async def test_the_dashboard_filter_finds_databases_by_name_engine_and_state():
+    app = make_db_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await on_dashboard(pilot)
+        screen = app.screen
+        await until(pilot, lambda: screen.table.has_row("shop/db:main"))
+        await pilot.press("slash", *"redis")
+        await until(pilot, lambda: list(screen.table.keys) == ["shop/db:cache"])
+        await pilot.press("escape")
+        await pilot.press("slash", *"stopped")
+        await until(pilot, lambda: "blog/db:db" in screen.table.keys)
+        assert "labs/experiment" in screen.table.keys and "shop/db:main" not in screen.table.keys
+
+
 async def test_the_list_shows_engine_state_links_and_that_database_backups_are_not_offered():
     app = make_db_app()
     async with app.run_test(size=(120, 36)) as pilot:
