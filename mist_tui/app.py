@@ -357,11 +357,22 @@ class MistApp(App[None]):
 
         self.push_screen(MembersDialog(project))
 
+    def open_database(self, db_ref: str, *, tab: str = "overview") -> None:
+        from .screens.databases import DatabaseScreen
+
+        self.push_screen(DatabaseScreen(db_ref, tab=tab))
+
+    def open_backups(self, project: str) -> None:
+        from .screens.backups import BackupsScreen
+
+        self.push_screen(BackupsScreen(project))
+
     def action_goto(self, name: str) -> None:
         from .screens.account import AccountScreen
         from .screens.admin import SettingsScreen
         from .screens.audit import AuditScreen
         from .screens.dashboard import DashboardScreen
+        from .screens.databases import DatabasesScreen
         from .screens.metrics import MetricsScreen
         from .screens.providers import GitProvidersScreen
         from .screens.sessions import SessionsScreen, TokensScreen
@@ -383,6 +394,7 @@ class MistApp(App[None]):
             "account": AccountScreen,
             "settings": SettingsScreen,
             "providers": GitProvidersScreen,
+            "databases": DatabasesScreen,
         }
         self.push_screen(screens[name]())
 

@@ -45,6 +45,7 @@ class ScreenCommands(Provider):
         if app.api is not None and app.user is not None:
             for name, help_text in (
                 ("dashboard", "Projects and apps"),
+                ("databases", "Managed databases: create, connect, link to apps, back up"),
                 ("metrics", "Server and app graphs"),
                 ("logs", "Logs of several apps at once"),
                 ("users", "Accounts and roles; create, invite, change a role, delete"),
@@ -65,6 +66,13 @@ class ScreenCommands(Provider):
                         f"Members of {project}",
                         "Who may see and change this project; add, change a role, remove",
                         partial(app.open_members, project),
+                    )
+                )
+                commands.append(
+                    (
+                        f"Backups of {project}",
+                        "Its volumes' and databases' backups; back up now, verify, restore",
+                        partial(app.open_backups, project),
                     )
                 )
             commands.append(("Log out", "Forget this host's token and log in again", app.action_logout))

@@ -21,7 +21,7 @@ from textual.timer import Timer
 from textual.widgets import Header, Input
 
 from mist_core.errors import MistError, NotFound
-from mist_core.models import App, AppStatus, MetricsSample, Project
+from mist_core.models import App, AppStatus, Database, MetricsSample, Project
 
 from .. import heap
 from ..format import counted, cpu_text, human_age, memory_text, short_sha, status_with_latest
@@ -86,6 +86,12 @@ STATUSES = frozenset(get_args(AppStatus))
 STATUS_ORDER = {"failed": 0, "crashed": 1, "deploying": 2, "live": 3, "stopped": 4, "new": 5}
 
 FLUSH_DELAY = 0.3  # seconds events about apps are gathered before their rows are fetched again
+DATABASES_POLL = 10.0  # seconds between reloads of the databases (they announce no events)
+DB_MARK = "/db:"  # a database's row key is ``project/db:name``: no app name holds a colon
+
+
+def database_key(db: Database) -> str:
+    return f"{db.project}{DB_MARK}{db.name}"
 
 
 class DashboardScreen(Screen):
@@ -101,6 +107,7 @@ class DashboardScreen(Screen):
         Binding("e", "shell", "Shell", show=False, id="dashboard.shell"),
         Binding("d", "describe", "Describe", show=False, id="dashboard.describe"),
         Binding("m", "app.goto('metrics')", "Metrics", id="dashboard.metrics"),
+        Binding("b", "app.goto('databases')", "Databases", show=False, id="dashboard.databases"),
         Binding("u", "app.goto('users')", "Users", show=False, id="dashboard.users"),
         Binding("a", "app.goto('audit')", "Audit", show=False, id="dashboard.audit"),
         Binding("comma", "app.goto('settings')", "Settings", show=False, id="dashboard.settings"),
@@ -118,6 +125,9 @@ class DashboardScreen(Screen):
         # Projects are listed too, so one without apps still has a row (to add an app to, or delete).
         self.projects: dict[str, Project] = {}
         self.usage: dict[str, tuple[float, int, int | None]] = {}
+        # Databases have rows of their own, under their project's apps, keyed ``project/db:name``.
+        self.databases: dict[str, Database] = {}
+        self._last_sample: MetricsSample | None = None
         self.filter_text = ""
         self.sort_key = "project"
         self.sort_reverse = False
@@ -162,6 +172,7 @@ class DashboardScreen(Screen):
         self.follow_metrics()
         self.follow_events()
         self.load_proxy()
+        self.set_interval(DATABASES_POLL, self.reload_databases)
         # The proxy changes rarely and an event announces domain changes: a slow poll catches the rest.
         self.set_interval(30, self.load_proxy)
 
@@ -197,6 +208,7 @@ class DashboardScreen(Screen):
             self._loading = False
             self.table.loading = False
             self._summarise()
+        self.reload_databases()
         # Every app is now held for as long as the screen lives: once they are drawn, keep them out of the
         # full collections a filter keystroke's redraw may set off.
         self.call_after_refresh(heap.settle)
@@ -210,6 +222,36 @@ class DashboardScreen(Screen):
             projects.update((p.name, p) for p in page.items)
             offset = page.next_offset
         return projects
+
+    async def _list_databases(self) -> dict[str, Database]:
+        assert self.mist.api is not None
+        databases: dict[str, Database] = {}
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.mist.api.databases.list(limit=100, offset=offset)
+            databases.update((database_key(d), d) for d in page.items)
+            offset = page.next_offset
+        return databases
+
+    @work(exclusive=True, group="dashboard-databases", exit_on_error=False)
+    async def reload_databases(self) -> None:
+        if self._loading:
+            return
+        try:
+            databases = await self._list_databases()
+        except Exception:  # noqa: BLE001 - the apps are what the dashboard is for
+            # A daemon from before databases, or one failing to list them: the rows stay as they are, and the
+            # Databases screen says what is wrong.
+            return
+        if databases.keys() != self.databases.keys():
+            self.databases = databases
+            self._databases_usage()
+            self.populate()
+            return
+        changed = [key for key, db in databases.items() if db != self.databases.get(key)]
+        self.databases = databases
+        for key in changed:
+            self.table.refresh_row(key)
 
     @api_work(exclusive=True, group="dashboard-projects")
     async def reload_projects(self) -> None:
@@ -323,11 +365,20 @@ class DashboardScreen(Screen):
                 del self._cell_cache[key]
                 table.refresh_row(key)
 
+    def _databases_usage(self) -> None:
+        """The databases just loaded: their figures from the latest sample (the next one may be seconds away)."""
+        if self._last_sample is not None:
+            self.apply_sample(self._last_sample)
+
     def apply_sample(self, sample: MetricsSample) -> None:
+        self._last_sample = sample
         self.query_one(ServerStrip).show(sample.system)
         usage: dict[str, tuple[float, int, int | None]] = {}
+        by_container = {db.container_name: key for key, db in self.databases.items()}
         for stats in sample.containers:
-            if stats.project and stats.app:
+            if stats.name in by_container:
+                usage[by_container[stats.name]] = (stats.cpu_percent, stats.memory_bytes, stats.memory_limit)
+            elif stats.project and stats.app:
                 ref = f"{stats.project}/{stats.app}"
                 cpu, mem, limit = usage.get(ref, (0.0, 0, None))
                 usage[ref] = (cpu + stats.cpu_percent, mem + stats.memory_bytes, stats.memory_limit or limit)
@@ -363,8 +414,9 @@ class DashboardScreen(Screen):
         keys = [app.ref for app in self._sorted(list(self.apps.values()))]
         order = [(key, key.lower()) for key in keys]
         empty = self._empty_projects()
-        if empty:
-            extra = [(f"{name}/", name.lower()) for name in empty]
+        databases = self._shown_databases()
+        if empty or databases:
+            extra = [(f"{name}/", name.lower()) for name in empty] + databases
             if self.sort_key == "project":
                 # Stable: each app keeps its place within its project, an empty project lands in its own.
                 order = sorted(
@@ -373,6 +425,13 @@ class DashboardScreen(Screen):
             else:
                 order += extra
         return order
+
+    def _shown_databases(self) -> list[tuple[str, str]]:
+        """The databases' rows (key, filter text: the name, the engine and the state), by project and name."""
+        return [
+            (key, f"{db.project}/{db.name} {db.engine} {db.status}".lower())
+            for key, db in sorted(self.databases.items(), key=lambda item: (item[1].project, item[1].name))
+        ]
 
     def _sorted(self, apps: list[App]) -> list[App]:
         key = self.sort_key
@@ -397,6 +456,8 @@ class DashboardScreen(Screen):
     def _row(self, key: str) -> tuple[Cell, ...]:
         """The cells of the row ``key``: an app's (``project/app``) or an empty project's (``project/``)."""
         app = self.apps.get(key)
+        if app is None and key in self.databases:
+            return self._database_cells(self.databases[key])
         if app is None:
             name = key.split("/", 1)[0]
             empty = {"project": (name, "bold"), "app": ("no apps yet: c adds one", "dim italic")}
@@ -407,6 +468,21 @@ class DashboardScreen(Screen):
             cached = (app, usage, self._build_cells(app))
             self._cell_cache[key] = cached
         return cached[2]
+
+    def _database_cells(self, db: Database) -> tuple[Cell, ...]:
+        """A database's row: its name and engine where an app's name is, its state, its CPU and memory."""
+        from .databases import db_status_text
+
+        cpu, mem, limit = self.usage.get(database_key(db), (None, None, None))
+        cells: dict[str, Cell] = {
+            "project": (db.project, "bold"),
+            "app": (f"{db.name} · {db.engine} {db.version}", "cyan"),
+            "status": _cell(db_status_text(db.status)),
+            "cpu": _cell(cpu_text(cpu)),
+            "memory": _cell(memory_text(mem, limit)),
+            "container": db.container_name,
+        }
+        return tuple(cells.get(column.key, ("", "")) for column in self.table.columns)
 
     def _build_cells(self, app: App) -> tuple[Cell, ...]:
         cpu, mem, limit = self.usage.get(app.ref, (None, None, None))
@@ -490,6 +566,8 @@ class DashboardScreen(Screen):
             return
         parts = [counted(len(self.apps), "app")]
         parts += [f"{counts[s]:,} {s}" for s in ("live", "deploying", "failed", "stopped") if counts.get(s)]
+        if self.databases:
+            parts.append(counted(len(self.databases), "database"))
         if self.filter_text:
             parts.insert(0, f"{self.table.row_count:,} shown")
         self.table.border_subtitle = " · ".join(parts)
@@ -562,11 +640,16 @@ class DashboardScreen(Screen):
         key = event.row_key
         if key in self.apps:
             self.mist.open_app(key)
+        elif key in self.databases:
+            self.mist.open_database(self.databases[key].ref)
         elif key.endswith("/"):
             self.action_new_app()
 
     def action_logs(self) -> None:
         ref = self.table.selected_key
+        if ref in self.databases:
+            self.mist.open_database(self.databases[ref].ref, tab="logs")
+            return
         self.mist.open_logs([ref] if ref in self.apps else [])
 
     def action_reload(self) -> None:
@@ -576,6 +659,8 @@ class DashboardScreen(Screen):
         ref = self.table.selected_key
         if ref in self.apps:
             copy(self, ref, "the app's name")
+        elif ref in self.databases:
+            copy(self, self.databases[ref].ref, "the database's name")
 
     def action_describe(self) -> None:
         if (ref := self.table.selected_key) in self.apps:

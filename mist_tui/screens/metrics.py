@@ -297,7 +297,8 @@ class MetricsScreen(Screen):
             for c in stats:
                 table.add_row(
                     c.name,
-                    f"{c.project}/{c.app}" if c.project else Text("—", style="dim"),
+                    # A project's container that is no app's (a database) is named by its project alone.
+                    (f"{c.project}/{c.app}" if c.app else c.project) if c.project else Text("—", style="dim"),
                     cpu_text(c.cpu_percent),
                     memory_text(c.memory_bytes, c.memory_limit),
                     right(human_bytes(c.memory_limit) if c.memory_limit else "—", "dim"),

@@ -22,7 +22,7 @@ from mist_core.models import LogLine
 from mist_tui.app import MistApp
 from mist_tui.config import Config, Credentials, Target
 
-from .world import NOW, PASSWORD, World, empty_world, fixed_clock, new_world
+from .world import NOW, PASSWORD, World, database_world, empty_world, fixed_clock, new_world
 
 SIZE = (120, 36)
 SOCKET = "unix:///run/mist/mist.sock"
@@ -527,3 +527,116 @@ SCENARIOS: list[Scenario] = [
     Scenario("command_palette", make_app, _palette),
     Scenario("error_notification", make_app, _error_notification),
 ]
+
+
+# ---------------------------------------------------------------------------------------------- databases
+# On ``database_world``: the seeded world with databases, a backup destination and backups of a volume.
+
+
+def make_db_app() -> MistApp:
+    return make_app(database_world())
+
+
+async def databases_list(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    await pilot.press("b")
+    await until(pilot, lambda: screen_name(pilot) == "DatabasesScreen" and pilot.app.screen.loaded)  # type: ignore[attr-defined]
+    await until(pilot, lambda: pilot.app.screen.sample is not None)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def open_database(pilot: Pilot, ref: str = "shop/main", tab: str | None = None) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_database(ref)  # type: ignore[attr-defined]
+    await until(
+        pilot, lambda: screen_name(pilot) == "DatabaseScreen" and pilot.app.screen.current is not None
+    )  # type: ignore[attr-defined]
+    await until(pilot, lambda: pilot.app.screen.samples)  # type: ignore[attr-defined]
+    if tab:
+        pilot.app.screen.action_tab(tab)  # type: ignore[attr-defined]
+        if tab == "backups":
+            pane = pilot.app.screen.query_one("BackupsPane")
+            await until(pilot, lambda: pane.loaded)  # type: ignore[attr-defined]
+        if tab == "logs":
+            view = pilot.app.screen.query_one("#db-logs").view  # type: ignore[attr-defined]
+            await until(pilot, lambda: view.row_count >= 4)
+    await pilot.pause(0.2)
+
+
+async def _dashboard_databases(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    screen = pilot.app.screen
+    await until(pilot, lambda: screen.databases and screen.table.has_row("shop/db:main"))  # type: ignore[attr-defined]
+    await until(pilot, lambda: "shop/db:main" in screen.usage)  # type: ignore[attr-defined]
+    screen.table.select("shop/db:main")  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _database_url_revealed(pilot: Pilot) -> None:
+    await open_database(pilot)
+    await pilot.press("r")
+    await until(pilot, lambda: pilot.app.screen.url is not None)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _database_create_refused(pilot: Pilot) -> None:
+    await databases_list(pilot)
+    await pilot.press("n")
+    await until(pilot, lambda: screen_name(pilot) == "DatabaseForm")
+    dialog = pilot.app.screen
+    dialog.query_one("#field-project").value = "shop"  # type: ignore[attr-defined]
+    dialog.query_one("#field-name").value = "template1"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: str(dialog.query_one("#error-name").render()).strip())
+    await pilot.pause(0.1)
+
+
+async def _database_delete_refused(pilot: Pilot) -> None:
+    await open_database(pilot, "labs/scratch")
+    await pilot.press("X")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+    dialog = pilot.app.screen
+    dialog.query_one("#field-name").value = "labs/scratch"  # type: ignore[attr-defined]
+    dialog._submitted()  # type: ignore[attr-defined]
+    await until(pilot, lambda: str(dialog.query_one("#error-form").render()).strip())
+    await pilot.pause(0.1)
+
+
+async def project_backups(pilot: Pilot) -> None:
+    await on_dashboard(pilot)
+    pilot.app.open_backups("shop")  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen_name(pilot) == "BackupsScreen")
+    pane = pilot.app.screen.query_one("BackupsPane")
+    await until(pilot, lambda: pane.loaded and pane.backups)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+
+
+async def _project_backups_verify_failed(pilot: Pilot) -> None:
+    await project_backups(pilot)
+    await pilot.press("down", "down")
+    await pilot.pause(0.1)
+
+
+async def _backup_restore_confirm(pilot: Pilot) -> None:
+    await project_backups(pilot)
+    await pilot.press("t")
+    await until(pilot, lambda: screen_name(pilot) == "FormDialog")
+    await pilot.press("enter")
+    await until(pilot, lambda: screen_name(pilot) == "ConfirmDialog")
+    await pilot.pause(0.1)
+
+
+DATABASE_SCENARIOS: list[Scenario] = [
+    Scenario("dashboard_databases", make_db_app, _dashboard_databases),
+    Scenario("databases", make_db_app, databases_list),
+    Scenario("database_create_refused", make_db_app, _database_create_refused),
+    Scenario("database_overview", make_db_app, open_database),
+    Scenario("database_url_revealed", make_db_app, _database_url_revealed),
+    Scenario("database_delete_refused", make_db_app, _database_delete_refused),
+    Scenario("database_logs", make_db_app, lambda p: open_database(p, tab="logs")),
+    Scenario("database_metrics", make_db_app, lambda p: open_database(p, tab="metrics")),
+    Scenario("database_backups", make_db_app, lambda p: open_database(p, tab="backups")),
+    Scenario("project_backups", make_db_app, _project_backups_verify_failed),
+    Scenario("backup_restore_confirm", make_db_app, _backup_restore_confirm),
+]
+SCENARIOS += DATABASE_SCENARIOS

@@ -262,6 +262,7 @@ class World:
     _hooks: list[Callable[[LocalMist], None]] = field(default_factory=list)
     git: bool = False  # its providers' APIs are the forge stand-in's (``forge()``)
     core: Core | None = None
+    engine_type: type[ReadingsEngine] = ReadingsEngine
 
     def logs_of(self, container: str) -> Follow:
         return self._logs.setdefault(container, Follow())
@@ -282,7 +283,7 @@ class World:
         clock.freeze(NOW)
         core = await Core.open(
             CoreConfig(data_dir=self.data_dir, run_workers=False),
-            engine=ReadingsEngine(self),  # type: ignore[arg-type]
+            engine=self.engine_type(self),  # type: ignore[arg-type]
         )
         core.sampler = FixedSampler(self)  # type: ignore[assignment]
         if self.git:
@@ -1233,3 +1234,221 @@ async def _seed_git(core: Core, ids: dict[str, int]) -> None:
     )
     assert pushed is not None, "the push to main was not deployed"
     ids["pushed"] = int(pushed["deployment_id"])
+++ tests/tui/world.py
+
+
+# ---------------------------------------------------------------------------------------------- databases
+# The seeded world with managed databases and backups, for the Databases screens: its own template (the seeded
+# one, then databases made through the real API), so the other screens' world stays as it is.
+
+
+class DatabaseReadingsEngine(ReadingsEngine):
+    """``ReadingsEngine`` that also keeps the databases' containers: ``run`` makes one (running and healthy),
+    ``stop``, ``start``, ``restart`` and ``remove`` change it, ``inspect`` gives its state and health."""
+
+    async def run(self, spec: Any) -> None:
+        self._world.containers = [c for c in self._world.containers if c.name != spec.name]
+        self._world.containers.append(
+            _database_container(spec.name, spec.labels.get("dev.mist.project"), True)
+        )
+
+    def _database(self, name: str) -> ContainerInfo | None:
+        return next((c for c in self._world.containers if c.name == name and c.app is None), None)
+
+    async def inspect(self, name: str) -> dict[str, Any] | None:
+        found = self._database(name)
+        if found is None:
+            return await super().inspect(name)
+        running = found.state == "running"
+        return {"State": {"Running": running, **({"Health": {"Status": "healthy"}} if running else {})}}
+
+    def _set(self, name: str, running: bool) -> None:
+        found = self._database(name)
+        if found is not None:
+            self._world.containers.remove(found)
+            self._world.containers.append(_database_container(name, found.project, running))
+
+    async def start(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._set(name, True)
+
+    async def restart(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._set(name, True)
+
+    async def stop(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._set(name, False)
+
+    async def remove(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._world.containers = [c for c in self._world.containers if c.name != name]
+
+
+def _database_container(name: str, project: str | None, running: bool) -> ContainerInfo:
+    return ContainerInfo(
+        id=hashlib.sha256(name.encode()).hexdigest()[:12],
+        name=name,
+        project=project,
+        app=None,
+        deployment_id=None,
+        image="postgres:15",
+        state="running" if running else "exited",
+        status="Up 3 days (healthy)" if running else "Exited (0) 2 days ago",
+        created_at=ago(days=3),
+    )
+
+
+# ref, engine, version, memory, persistence, running, when
+DATABASES: list[tuple[str, str, str | None, int | None, str | None, bool, datetime]] = [
+    ("shop/main", "postgres", None, GIB, None, True, ago(days=30)),
+    ("shop/cache", "redis", "7", 256 * MIB, "aof", True, ago(days=29)),
+    ("blog/db", "postgres", "16", None, None, False, ago(days=20)),
+    ("labs/scratch", "mariadb", None, None, None, True, ago(days=12)),
+]
+DATABASE_USAGE = {"shop/main": (3.2, 210 * MIB, GIB), "shop/cache": (0.6, 24 * MIB, 256 * MIB)}
+_db_template: tuple[Path, dict[str, str], dict[str, int], dict[str, str]] | None = None
+
+
+def database_world() -> World:
+    """A fresh copy of the seeded world with databases (``DATABASES``; labs/scratch linked to labs/sandbox,
+    blog/db stopped), a local backup destination and backups of shop's volume ``uploads``."""
+    global _template, _db_template
+    with _template_lock:
+        if _template is None:
+            _template = _in_thread(_seed_template)
+        if _db_template is None:
+            _db_template = _in_thread(_seed_database_template)
+    source, tokens, ids, containers = _db_template
+    copy = _world_dir() / "data"
+    shutil.copytree(source, copy)
+    world = World(copy, dict(tokens), dict(ids), engine_type=DatabaseReadingsEngine)
+    _readings(world)
+    _database_readings(world, containers)
+    return world
+
+
+async def _seed_database_template() -> tuple[Path, dict[str, str], dict[str, int], dict[str, str]]:
+    assert _template is not None
+    source, tokens, ids = _template
+    data_dir = Path(tempfile.mkdtemp(dir=_BASE)) / "data"
+    shutil.copytree(source, data_dir)
+    seeding = World(data_dir, {}, {})
+    with fixed_randomness(13):
+        try:
+            _at(ago(days=31))
+            core = await Core.open(
+                CoreConfig(data_dir=data_dir, run_workers=False), engine=DatabaseReadingsEngine(seeding)
+            )  # type: ignore[arg-type]
+            try:
+                containers = await _seed_databases(core, data_dir)
+            finally:
+                await core.close()
+        finally:
+            clock.reset()
+    return data_dir, tokens, ids, containers
+
+
+async def _seed_databases(core: Core, data_dir: Path) -> dict[str, str]:
+    from mist_core.models import BackupDestinationSpec, DatabaseSpec
+
+    # The projects' uids name the databases' containers and volumes, which the screens show: fixed ones (the
+    # seeded projects drew theirs at random). A trigger keeps uids from changing: it steps aside meanwhile.
+    async with core.store.write() as w:
+        triggers = await w.all(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'projects'"
+        )
+        keeper = [t for t in triggers if "uid never changes" in t["sql"]]
+        for trigger in keeper:
+            await w.execute(f'DROP TRIGGER "{trigger["name"]}"')
+        for row in await w.all("SELECT id, name FROM projects"):
+            uid = hashlib.sha256(row["name"].encode()).hexdigest()[:16]
+            await w.execute("UPDATE projects SET uid = ? WHERE id = ?", (uid, row["id"]))
+        for trigger in keeper:
+            await w.execute(trigger["sql"])
+    containers: dict[str, str] = {}
+    for ref, engine, version, memory, persistence, running, when in DATABASES:
+        _at(when)
+        async with _as(core, "ada") as view:
+            db = await view.databases.create(
+                ref,
+                DatabaseSpec(engine=engine, version=version, memory=memory, persistence=persistence),  # type: ignore[arg-type]
+            )
+            containers[ref] = db.container_name
+            if not running:
+                _at(ago(days=2))
+                await view.databases.stop(ref)
+    _at(ago(days=11))
+    async with _as(core, "ada") as view:
+        await view.databases.link("labs/scratch", "sandbox")
+    _at(ago(days=10))
+    (data_dir.parent / "backups").mkdir()
+    async with _as(core, "ada") as view:
+        await view.backups.add_destination(
+            BackupDestinationSpec(name="nightly", kind="local", path=str(data_dir.parent / "backups"))
+        )
+    # What backups of shop's volume "uploads" left (the engine here runs no dump): one verified, one never
+    # verified, one failed, one whose verification failed.
+    async with core.store.write() as w:
+        project_id = (await w.one("SELECT id FROM projects WHERE name = 'shop'"))["id"]  # type: ignore[index]
+        destination_id = (await w.one("SELECT id FROM backup_destinations WHERE name = 'nightly'"))["id"]  # type: ignore[index]
+        for started, state, size, verified, verify_detail, error in [
+            (
+                ago(days=3),
+                "success",
+                48 * MIB,
+                "passed",
+                "restored and compared: 1,204 files, all the same",
+                None,
+            ),
+            (ago(days=2), "success", 49 * MIB, "failed", "uploads/2026/01/cover.jpg: content differs", None),
+            (ago(days=1), "failed", None, "never", None, "tar exited with status 2: cannot read uploads/tmp"),
+            (ago(hours=3), "success", 51 * MIB, "never", None, None),
+        ]:
+            await w.execute(
+                "INSERT INTO backups (project_id, subject_kind, subject_name, destination_id, object_key, state, "
+                "started_at, finished_at, size, raw_size, checksum, exit_status, error, verified, verified_at, "
+                "verify_detail) VALUES (?, 'volume', 'uploads', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    project_id,
+                    destination_id,
+                    f"mist/shop/volume-uploads/{started:%Y%m%dT%H%M%SZ}.tar.gz",
+                    state,
+                    ts(started),
+                    ts(started + timedelta(seconds=40)),
+                    size,
+                    size * 3 if size else None,
+                    "ab" * 32 if size else None,
+                    0 if state == "success" else 2,
+                    error,
+                    verified,
+                    ts(started + timedelta(minutes=5)) if verified != "never" else None,
+                    verify_detail,
+                ),
+            )
+    return containers
+
+
+def _database_readings(world: World, containers: dict[str, str]) -> None:
+    """The databases' containers (blog/db stopped), their logs, and the CPU and memory of the running ones."""
+    for ref, *_, running, _when in DATABASES:
+        world.containers.append(_database_container(containers[ref], ref.split("/")[0], running))
+    world.container_logs[containers["shop/main"]] = [
+        LogLine(seq=i, ts=ago(seconds=50 - 5 * i), source=containers["shop/main"], stream="stderr", text=t)
+        for i, t in enumerate(
+            [
+                "LOG:  database system was shut down at 2026-01-12 08:00:01 UTC",
+                "LOG:  database system is ready to accept connections",
+                "LOG:  checkpoint starting: time",
+                "LOG:  checkpoint complete: wrote 42 buffers (0.3%)",
+            ],
+            start=1,
+        )
+    ]
+    for k, sample in enumerate(world.samples):
+        for ref, (cpu, mem, limit) in DATABASE_USAGE.items():
+            sample.containers.append(
+                ContainerStats(
+                    name=containers[ref],
+                    project=ref.split("/")[0],
+                    cpu_percent=cpu * (0.7 + (k % 4) * 0.2),
+                    memory_bytes=mem + (k % 3) * MIB,
+                    memory_limit=limit,
+                )
+            )
