@@ -1234,7 +1234,6 @@ async def _seed_git(core: Core, ids: dict[str, int]) -> None:
     )
     assert pushed is not None, "the push to main was not deployed"
     ids["pushed"] = int(pushed["deployment_id"])
-++ tests/tui/world.py
 
 
 # ---------------------------------------------------------------------------------------------- databases
