@@ -70,7 +70,7 @@ async def test_the_dashboard_filter_finds_databases_by_name_engine_and_state():
         assert "labs/experiment" in screen.table.keys and "shop/db:main" not in screen.table.keys
 
 
-async def test_the_list_shows_engine_state_links_and_that_database_backups_are_not_offered():
+async def test_the_list_shows_engine_state_links_and_that_no_database_was_backed_up_yet():
     app = make_db_app()
     async with app.run_test(size=(120, 36)) as pilot:
         await databases_list(pilot)
@@ -80,7 +80,8 @@ async def test_the_list_shows_engine_state_links_and_that_database_backups_are_n
         row = " ".join(str(c) for c in screen.table.get_row("blog/db"))
         assert "postgres 16" in row and "stopped" in row
         assert "sandbox" in " ".join(str(c) for c in screen.table.get_row("labs/scratch"))
-        assert "backs up volumes only" in screen.table.border_subtitle
+        assert "volumes only" not in screen.table.border_subtitle
+        assert "none yet" in " ".join(str(c) for c in screen.table.get_row("shop/main"))
 
 
 async def test_creating_a_database_shows_the_cores_objection_then_adds_it():
@@ -246,10 +247,11 @@ async def test_backing_up_now_shows_the_cores_refusal_in_the_form():
         await until(pilot, lambda: "has no volume 'uploads'" in str(dialog.query_one("#error-name").render()))
 
 
-async def test_a_databases_backups_tab_says_the_server_does_not_back_up_databases():
+async def test_a_databases_backups_tab_lists_its_backups_without_a_refusal():
     app = make_db_app()
     async with app.run_test(size=(120, 36)) as pilot:
         await open_database(pilot, tab="backups")
         pane = app.screen.query_one("BackupsPane")
-        assert pane.refusal is not None
-        assert "does not back up databases" in str(app.screen.query_one("#backup-detail").render())
+        await pilot.pause(0.2)
+        assert pane.refusal is None
+        assert "does not back up databases" not in str(app.screen.query_one("#backup-detail").render())
