@@ -155,7 +155,9 @@ async def test_a_corrupted_backup_fails_verification_and_says_why(
     backup = await mist.backups.get(backup_id)
     assert backup.verified == "failed"
     assert "corrupted" in (backup.verify_detail or "")
-    assert not client.volumes.list(filters={"label": f"dev.mist.backup={backup_id}"})  # scratch volume gone
+    assert not client.volumes.list(
+        filters={"label": [f"dev.mist.backup={backup_id}", f"dev.mist.instance={mist.core.instance_id}"]}
+    )  # scratch volume gone
 
 
 async def test_an_encrypted_backup_is_unreadable_without_the_key_and_verifies_with_it(

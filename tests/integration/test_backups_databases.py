@@ -142,8 +142,13 @@ async def test_a_database_backup_restores_into_a_new_database_that_the_relinked_
     assert backup.verified == "passed", backup.verify_detail
     assert ("250 keys" if engine_name == "redis" else "2 tables, 252 rows") in (backup.verify_detail or "")
     # The throw-away database is gone, with its volume.
-    assert not docker_client.containers.list(all=True, filters={"label": f"dev.mist.backup={backup.id}"})
-    assert not docker_client.volumes.list(filters={"label": f"dev.mist.backup={backup.id}"})
+    assert not docker_client.containers.list(
+        all=True,
+        filters={"label": [f"dev.mist.backup={backup.id}", f"dev.mist.instance={mist.core.instance_id}"]},
+    )
+    assert not docker_client.volumes.list(
+        filters={"label": [f"dev.mist.backup={backup.id}", f"dev.mist.instance={mist.core.instance_id}"]}
+    )
 
     # The database and its data are lost.
     await mist.databases.unlink(f"{p}/main", "web")
@@ -291,8 +296,13 @@ async def test_a_corrupted_database_backup_fails_verification_and_leaves_nothing
     checked = await mist.backups.get(backup.id)
     assert checked.verified == "failed"
     assert "corrupted" in (checked.verify_detail or "") or "gzip" in (checked.verify_detail or ""), checked
-    assert not docker_client.containers.list(all=True, filters={"label": f"dev.mist.backup={backup.id}"})
-    assert not docker_client.volumes.list(filters={"label": f"dev.mist.backup={backup.id}"})
+    assert not docker_client.containers.list(
+        all=True,
+        filters={"label": [f"dev.mist.backup={backup.id}", f"dev.mist.instance={mist.core.instance_id}"]},
+    )
+    assert not docker_client.volumes.list(
+        filters={"label": [f"dev.mist.backup={backup.id}", f"dev.mist.instance={mist.core.instance_id}"]}
+    )
     # Restoring it over the database is refused before anything is touched: the data stays.
     await mist.backups.restore(backup.id, confirm="main")
     await wait_done(mist, backup.id)
