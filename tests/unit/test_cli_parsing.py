@@ -10,7 +10,6 @@ import io
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -2113,7 +2112,6 @@ def test_completion_scripts_know_every_option() -> None:
                     assert pattern.search(text), f"{shell}: mist {' '.join(path)} {option}"
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 @pytest.mark.parametrize(
     ("words", "offered"),
     [
